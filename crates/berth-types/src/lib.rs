@@ -1,0 +1,12 @@
+//! Identifiers and wire types shared by every Berth crate.
+//!
+//! This crate knows serde and nothing else of the world: no I/O, no HTTP, no files. Types that
+//! carry an invariant (a [`Username`] is always valid) enforce it when they are built or
+//! deserialized, so the rest of Berth never re-checks them.
+#![forbid(unsafe_code)]
+
+mod ids;
+mod user;
+
+pub use ids::{ClientId, UserId, WorkspaceId};
+pub use user::{Role, Username, UsernameError};
