@@ -1,0 +1,26 @@
+//! Berth's services, tying configuration, store and runtime together behind traits.
+//!
+//! The [`Workspaces`] manager owns a workspace's life: it checks what a user may start (through a
+//! [`Policy`], which the server implements over the YAML configuration), claims a pre-started
+//! container from a pool or creates one, records every state change in the [`Store`], stops idle
+//! workspaces and removes expired ones, and at start-up reconciles the database with what the
+//! engine actually runs. It knows traits, not axum.
+//!
+//! [`Store`]: berth_store::Store
+#![forbid(unsafe_code)]
+
+mod error;
+mod events;
+mod plan;
+mod pool;
+mod reconcile;
+mod sweep;
+mod terminal;
+mod workspaces;
+
+pub use error::WorkspaceError;
+pub use events::WorkspaceEvent;
+pub use plan::{Persistence, Plan, Policy, StartOptions};
+pub use reconcile::ReconcileReport;
+pub use terminal::{Activity, Terminal};
+pub use workspaces::{Liveness, Workspaces, WorkspacesSettings};

@@ -1,0 +1,198 @@
+//! Terminals into running workspaces, counted as attached while they live.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use berth_runtime::{
+    ContainerId, DEFAULT_SHELL, Env, ExecSession, ExecSpec, FALLBACK_SHELL, TtySize,
+};
+use berth_store::WorkspaceState;
+use berth_types::WorkspaceId;
+use time::OffsetDateTime;
+
+use crate::plan::Persistence;
+use crate::workspaces::{LiveInfo, Workspaces, lock};
+use tokio::io::AsyncWriteExt;
+
+/// The size of a terminal before its client says otherwise.
+pub(crate) const INITIAL_SIZE: TtySize = TtySize { cols: 80, rows: 24 };
+use crate::{WorkspaceError, WorkspaceEvent};
+
+/// Records terminal activity for a workspace; cheap to clone and to call on every chunk.
+#[derive(Debug, Clone)]
+pub struct Activity {
+    info: Arc<LiveInfo>,
+}
+
+impl Activity {
+    /// Something was typed or printed now.
+    pub fn touch(&self) {
+        self.info.last_activity.fetch_max(
+            OffsetDateTime::now_utc().unix_timestamp(),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// A terminal in a workspace: the exec session and its activity handle. The workspace counts it
+/// as attached until it is dropped.
+#[derive(Debug)]
+pub struct Terminal {
+    /// The process on a PTY.
+    pub session: ExecSession,
+    /// Call on input and output so the workspace is not culled as idle.
+    pub activity: Activity,
+    /// Decrements the attached count on drop.
+    pub attachment: Attachment,
+}
+
+/// Keeps a workspace counted as attached.
+#[derive(Debug)]
+pub struct Attachment {
+    manager: Workspaces,
+    id: WorkspaceId,
+    info: Arc<LiveInfo>,
+}
+
+impl Attachment {
+    fn new(manager: &Workspaces, id: WorkspaceId) -> Self {
+        let info = manager.live_info(id);
+        let attached = info.attached.fetch_add(1, Ordering::Relaxed) + 1;
+        let _ = manager.inner.events.send(WorkspaceEvent::Attachments {
+            id,
+            attached: u32::try_from(attached).unwrap_or(0),
+        });
+        Self {
+            manager: manager.clone(),
+            id,
+            info,
+        }
+    }
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        let attached = self.info.attached.fetch_sub(1, Ordering::Relaxed) - 1;
+        // The idle clock starts when the last terminal leaves.
+        self.info.last_activity.fetch_max(
+            OffsetDateTime::now_utc().unix_timestamp(),
+            Ordering::Relaxed,
+        );
+        let _ = self.manager.inner.events.send(WorkspaceEvent::Attachments {
+            id: self.id,
+            attached: u32::try_from(attached).unwrap_or(0),
+        });
+    }
+}
+
+impl Workspaces {
+    /// Opens a terminal of `size` in a running workspace: the template's shell, or the shared
+    /// tmux session for shared templates. The process gets `BERTH_USER` (the owner) and
+    /// `BERTH_WORKSPACE`.
+    pub async fn open_terminal(
+        &self,
+        id: WorkspaceId,
+        size: TtySize,
+    ) -> Result<Terminal, WorkspaceError> {
+        let workspace = self.get(id).await?;
+        if workspace.state != WorkspaceState::Running {
+            return Err(WorkspaceError::Conflict(format!(
+                "the workspace is {}, not running; start it first",
+                workspace.state
+            )));
+        }
+        let container = workspace
+            .container_id
+            .clone()
+            .map(ContainerId::new)
+            .ok_or_else(|| WorkspaceError::Conflict("the workspace has no container".into()))?;
+        let env_line = format!(
+            "BERTH_USER={} BERTH_WORKSPACE={}\n",
+            workspace.owner, workspace.id
+        );
+        let waiting = lock(&self.inner.waiting).remove(&id);
+        if let Some(mut session) = waiting {
+            // Usernames and ids contain no blanks, quotes or globs: the line splits as meant.
+            debug_assert!(env_line.trim_end().split(' ').all(|w| {
+                w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "=_.-".contains(c))
+            }));
+            if session.write_all(env_line.as_bytes()).await.is_ok() {
+                if size != INITIAL_SIZE {
+                    session.resize(size).await?;
+                }
+                return Ok(self.attach(id, session));
+            }
+        }
+        let persistence = if workspace.persistent {
+            Persistence::Persistent
+        } else {
+            Persistence::Ephemeral
+        };
+        let plan = self.inner.policy.plan_existing(
+            &workspace.owner,
+            &workspace.template,
+            persistence,
+            &workspace.network,
+        );
+        let shared = plan.as_ref().is_some_and(|p| p.shared);
+        let mut spec = if shared {
+            ExecSpec::shared_session(size)
+        } else {
+            let shell = plan.as_ref().and_then(|p| p.shell.clone());
+            ExecSpec::terminal(
+                shell_command(shell.as_deref().unwrap_or(DEFAULT_SHELL)),
+                size,
+            )
+        };
+        let env: Env = [
+            ("BERTH_USER", workspace.owner.to_string()),
+            ("BERTH_WORKSPACE", workspace.id.to_string()),
+        ]
+        .into_iter()
+        .collect();
+        for (key, value) in env.iter() {
+            spec.env.insert(key, value);
+        }
+        let session = self.inner.runtime.exec(&container, spec).await?;
+        Ok(self.attach(id, session))
+    }
+
+    fn attach(&self, id: WorkspaceId, session: ExecSession) -> Terminal {
+        let attachment = Attachment::new(self, id);
+        let activity = Activity {
+            info: Arc::clone(&attachment.info),
+        };
+        activity.touch();
+        Terminal {
+            session,
+            activity,
+            attachment,
+        }
+    }
+}
+
+/// A login shell: `shell` when the image has it, else `/bin/sh`. Decided inside the container
+/// by `/bin/sh` in the same exec, so opening a terminal costs one round trip to the engine, not
+/// two (a separate `test -x` probe would double a pool claim's latency).
+pub(crate) fn shell_command(shell: &str) -> Vec<String> {
+    vec![
+        FALLBACK_SHELL.to_owned(),
+        "-c".to_owned(),
+        format!(r#"if [ -x "$0" ]; then exec "$0" -l; else exec {FALLBACK_SHELL} -l; fi"#),
+        shell.to_owned(),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shell_is_passed_as_an_argument_never_spliced_into_the_script() {
+        let cmd = shell_command("/bin/zsh; rm -rf /");
+        assert_eq!(cmd[0], "/bin/sh");
+        assert!(!cmd[2].contains("zsh"));
+        assert_eq!(cmd[3], "/bin/zsh; rm -rf /");
+    }
+}

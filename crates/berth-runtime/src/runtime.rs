@@ -1,0 +1,40 @@
+//! The [`ContainerRuntime`] trait: everything the core may ask of a container engine.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::exec::{ExecSession, ExecSpec};
+use crate::spec::ContainerSpec;
+use crate::state::{ContainerId, ContainerInfo, ContainerState};
+
+/// A container engine. Object-safe: the core holds an `Arc<dyn ContainerRuntime>` and its unit
+/// tests use a fake.
+#[async_trait]
+pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
+    /// Creates (does not start) a container from `spec`, creating its named volumes first.
+    /// Adds `berth.managed=true` and the hardening defaults.
+    async fn create(&self, spec: &ContainerSpec) -> Result<ContainerId>;
+
+    /// Starts a created or stopped container; starting a running one does nothing.
+    async fn start(&self, id: &ContainerId) -> Result<()>;
+
+    /// Asks the main process to stop (SIGTERM), and kills it after `timeout`. Stopping a
+    /// stopped container does nothing.
+    async fn stop(&self, id: &ContainerId, timeout: Duration) -> Result<()>;
+
+    /// Removes the container (killing it if it still runs) and its named volumes that are not
+    /// persistent. Removing a missing container does nothing.
+    async fn remove(&self, id: &ContainerId) -> Result<()>;
+
+    /// The container's state; [`ContainerState::Missing`] when the engine does not know it.
+    async fn inspect(&self, id: &ContainerId) -> Result<ContainerState>;
+
+    /// Managed containers (running or not) carrying every label of `labels` with that value.
+    async fn list(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ContainerInfo>>;
+
+    /// Starts a process in a running container.
+    async fn exec(&self, id: &ContainerId, spec: ExecSpec) -> Result<ExecSession>;
+}

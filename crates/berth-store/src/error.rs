@@ -1,0 +1,94 @@
+//! The one error type of the store, mapped from sqlx at the boundary so callers never match
+//! database error strings.
+
+/// What went wrong in a store call. The HTTP layer maps `NotFound` to 404, `Conflict` to 409,
+/// `InvalidQuery`/`InvalidInput` to 400 and everything else to 500.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A unique key is taken, or the row changed underneath a compare-and-set.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A table query names an unknown table or column, or gives a value of the wrong type.
+    #[error("invalid table query: {0}")]
+    InvalidQuery(String),
+    /// A value the store cannot keep (out-of-range timestamp, oversized field).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// `open` could not make sense of the database location.
+    #[error("invalid database location {location}: {reason}")]
+    InvalidLocation {
+        /// The location, with any password replaced by `***`.
+        location: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A stored value does not decode (for example an unknown workspace state): the database
+    /// was changed by something other than Berth.
+    #[error("unreadable stored data: {0}")]
+    Corrupt(String),
+    /// Applying the schema migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// Any other database failure (connection lost, disk full, ...).
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.message().to_owned())
+            }
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(error)
+    }
+}
+
+/// `location` with the password of a `scheme://user:password@host` URL hidden, so errors and
+/// logs can show where the database is without leaking the secret.
+pub(crate) fn redact_location(location: &str) -> String {
+    let Some((scheme, rest)) = location.split_once("://") else {
+        return location.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => location.to_owned(),
+        },
+        None => location.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_location("postgres://berth:s3cret@db:5432/berth?sslmode=disable"),
+            "postgres://berth:***@db:5432/berth?sslmode=disable"
+        );
+        assert_eq!(
+            redact_location("postgres://berth@db/berth"),
+            "postgres://berth@db/berth"
+        );
+        assert_eq!(
+            redact_location("/var/lib/berth/berth.db"),
+            "/var/lib/berth/berth.db"
+        );
+    }
+}

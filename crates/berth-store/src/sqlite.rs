@@ -1,0 +1,450 @@
+//! The SQLite backend: one file next to the config, the default for a single server.
+//!
+//! Connections use WAL (readers never block the writer), a 5 s busy timeout (writers queue
+//! instead of failing), foreign keys on, and `synchronous=FULL` for every connection: each
+//! commit is fsynced, so an audit entry or a login failure that was acknowledged survives a
+//! power cut. Berth writes a few transactions per second at most (pings and activity are
+//! batched), so the cost is small; `docs/store.md` has the measurement.
+//!
+//! UUIDs are stored as lowercase hyphenated text and timestamps as fixed-width UTC text (see
+//! [`crate::timestamp`]), so text order matches the order PostgreSQL gives the native types.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use berth_types::{Username, WorkspaceId};
+use serde_json::Value;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row, Sqlite};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::redact_location;
+use crate::store::check_login_username;
+use crate::tables::plan::{self, Bind};
+use crate::tables::schema::{Column, Kind};
+use crate::{
+    Client, ClientPing, NewAuditEntry, StateUpdate, Store, StoreError, TableQuery, TableResult,
+    Workspace, WorkspaceFilter, WorkspaceState, sql, timestamp,
+};
+
+type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
+
+/// Runtime state in an SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the database at `location`: a path, or an `sqlite:` URL
+    /// (`sqlite:///var/lib/berth/berth.db`, `sqlite::memory:`). Applies pending migrations.
+    pub async fn open(location: &str) -> Result<Self, StoreError> {
+        if !location.starts_with("sqlite:") {
+            if location.trim().is_empty() {
+                return Err(refuse(location, "empty location"));
+            }
+            return Self::open_path(Path::new(location)).await;
+        }
+        let options = SqliteConnectOptions::from_str(location)
+            .map_err(|e| refuse(location, &e.to_string()))?;
+        let in_memory = location.contains(":memory:") || location.contains("mode=memory");
+        if !in_memory {
+            check_file(options.get_filename(), location)?;
+        }
+        Self::connect(options, in_memory).await
+    }
+
+    /// Opens (creating it if missing) the database file at `path`; its directory must exist.
+    pub async fn open_path(path: &Path) -> Result<Self, StoreError> {
+        check_file(path, &path.to_string_lossy())?;
+        Self::connect(SqliteConnectOptions::new().filename(path), false).await
+    }
+
+    async fn connect(options: SqliteConnectOptions, in_memory: bool) -> Result<Self, StoreError> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        // An in-memory database lives as long as one of its connections: keep exactly one.
+        let pool = if in_memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(4)
+        }
+        .connect_with(options)
+        .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+fn refuse(location: &str, reason: &str) -> StoreError {
+    StoreError::InvalidLocation {
+        location: redact_location(location),
+        reason: reason.to_owned(),
+    }
+}
+
+/// SQLite creates the file but not its directory; say so rather than "unable to open".
+fn check_file(path: &Path, location: &str) -> Result<(), StoreError> {
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        return Err(refuse(
+            location,
+            &format!("directory {} does not exist", dir.display()),
+        ));
+    }
+    if path.is_dir() {
+        return Err(refuse(location, "is a directory"));
+    }
+    Ok(())
+}
+
+fn id(uuid: Uuid) -> String {
+    uuid.hyphenated().to_string()
+}
+
+fn ts(at: OffsetDateTime) -> Result<String, StoreError> {
+    timestamp::to_text(at)
+}
+
+fn opt_ts(at: Option<OffsetDateTime>) -> Result<Option<String>, StoreError> {
+    at.map(ts).transpose()
+}
+
+fn get_uuid(row: &SqliteRow, column: &str) -> Result<Uuid, StoreError> {
+    let text: String = row.try_get(column)?;
+    Uuid::parse_str(&text).map_err(|_| StoreError::Corrupt(format!("stored UUID {text:?}")))
+}
+
+fn get_time(row: &SqliteRow, column: &str) -> Result<OffsetDateTime, StoreError> {
+    timestamp::from_text(&row.try_get::<String, _>(column)?)
+}
+
+fn get_opt_time(row: &SqliteRow, column: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+    row.try_get::<Option<String>, _>(column)?
+        .map(|t| timestamp::from_text(&t))
+        .transpose()
+}
+
+fn workspace_row(row: &SqliteRow) -> Result<Workspace, StoreError> {
+    Ok(Workspace {
+        id: WorkspaceId::from(get_uuid(row, "id")?),
+        owner: sql::username(row.try_get("owner")?)?,
+        template: row.try_get("template")?,
+        state: sql::state(row.try_get("state")?)?,
+        container_id: row.try_get("container_id")?,
+        persistent: row.try_get("persistent")?,
+        network: row.try_get("network")?,
+        created_at: get_time(row, "created_at")?,
+        started_at: get_opt_time(row, "started_at")?,
+        last_activity: get_time(row, "last_activity")?,
+        expires_at: get_opt_time(row, "expires_at")?,
+        state_reason: row.try_get("state_reason")?,
+    })
+}
+
+fn client_row(row: &SqliteRow) -> Result<Client, StoreError> {
+    Ok(Client {
+        client_id: get_uuid(row, "client_id")?.into(),
+        username: sql::username(row.try_get("username")?)?,
+        hostname: row.try_get("hostname")?,
+        version: row.try_get("version")?,
+        first_seen: get_time(row, "first_seen")?,
+        last_seen: get_time(row, "last_seen")?,
+        last_ip: sql::ip(row.try_get("last_ip")?)?,
+        local_workspaces: sql::json(row.try_get("local_workspaces")?)?,
+    })
+}
+
+fn bind_all<'q>(mut query: Query<'q>, binds: &[Bind]) -> Result<Query<'q>, StoreError> {
+    for value in binds {
+        query = match value {
+            Bind::Text(text) => query.bind(text.clone()),
+            Bind::Int(n) => query.bind(*n),
+            Bind::Bool(b) => query.bind(*b),
+            Bind::Uuid(u) => query.bind(id(*u)),
+            Bind::Time(at) => query.bind(ts(*at)?),
+        };
+    }
+    Ok(query)
+}
+
+/// One fetched value as table-query JSON.
+fn cell(row: &SqliteRow, index: usize, column: &Column) -> Result<Value, StoreError> {
+    let text = |row: &SqliteRow| row.try_get::<Option<String>, _>(index);
+    Ok(match column.kind {
+        Kind::Uuid | Kind::Text | Kind::Enum(_) => text(row)?.map_or(Value::Null, Value::String),
+        Kind::Time => match text(row)? {
+            Some(t) => sql::time_json(timestamp::from_text(&t)?)?,
+            None => Value::Null,
+        },
+        Kind::Bool => row
+            .try_get::<Option<bool>, _>(index)?
+            .map_or(Value::Null, Value::Bool),
+        Kind::Int => row
+            .try_get::<Option<i64>, _>(index)?
+            .map_or(Value::Null, Value::from),
+        Kind::Json => match text(row)? {
+            Some(t) => sql::json(&t)?,
+            None => Value::Null,
+        },
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn insert_workspace(&self, w: &Workspace) -> Result<(), StoreError> {
+        sqlx::query(sql::INSERT_WORKSPACE)
+            .bind(id(w.id.as_uuid()))
+            .bind(w.owner.as_str())
+            .bind(&w.template)
+            .bind(w.state.as_str())
+            .bind(&w.container_id)
+            .bind(w.persistent)
+            .bind(&w.network)
+            .bind(ts(w.created_at)?)
+            .bind(opt_ts(w.started_at)?)
+            .bind(ts(w.last_activity)?)
+            .bind(opt_ts(w.expires_at)?)
+            .bind(&w.state_reason)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn get_workspace(&self, workspace: WorkspaceId) -> Result<Workspace, StoreError> {
+        let row = sqlx::query(sql::GET_WORKSPACE)
+            .bind(id(workspace.as_uuid()))
+            .fetch_one(&self.pool)
+            .await?;
+        workspace_row(&row)
+    }
+
+    async fn list_workspaces(
+        &self,
+        filter: &WorkspaceFilter,
+    ) -> Result<Vec<Workspace>, StoreError> {
+        let (text, binds) = sql::list_workspaces(filter);
+        let mut query = sqlx::query(AssertSqlSafe(text));
+        for value in binds {
+            query = query.bind(value);
+        }
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(workspace_row)
+            .collect()
+    }
+
+    async fn update_workspace_state(
+        &self,
+        workspace: WorkspaceId,
+        update: &StateUpdate,
+    ) -> Result<Workspace, StoreError> {
+        let row = sqlx::query(sql::UPDATE_WORKSPACE_STATE)
+            .bind(id(workspace.as_uuid()))
+            .bind(update.state.as_str())
+            .bind(&update.reason)
+            .bind(&update.container_id)
+            .bind(opt_ts(update.started_at)?)
+            .bind(opt_ts(update.expires_at)?)
+            .bind(update.expect.map(WorkspaceState::as_str))
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(row) = row {
+            return workspace_row(&row);
+        }
+        let now: String = sqlx::query_scalar(sql::WORKSPACE_STATE)
+            .bind(id(workspace.as_uuid()))
+            .fetch_one(&self.pool)
+            .await?;
+        Err(sql::cas_conflict(workspace, &now, update))
+    }
+
+    async fn touch_workspaces(
+        &self,
+        touches: &[(WorkspaceId, OffsetDateTime)],
+    ) -> Result<u64, StoreError> {
+        if touches.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut changed = 0;
+        for (workspace, at) in touches {
+            changed += sqlx::query(sql::TOUCH_WORKSPACE)
+                .bind(id(workspace.as_uuid()))
+                .bind(ts(*at)?)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    async fn delete_workspace(&self, workspace: WorkspaceId) -> Result<(), StoreError> {
+        let done = sqlx::query(sql::DELETE_WORKSPACE)
+            .bind(id(workspace.as_uuid()))
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn count_workspaces(
+        &self,
+        owner: &Username,
+        states: &[WorkspaceState],
+    ) -> Result<u32, StoreError> {
+        if states.is_empty() {
+            return Ok(0);
+        }
+        let (text, binds) = sql::count_workspaces(owner, states);
+        let mut query = sqlx::query_scalar(AssertSqlSafe(text));
+        for value in binds {
+            query = query.bind(value);
+        }
+        Ok(sql::count(query.fetch_one(&self.pool).await?))
+    }
+
+    async fn record_pings(&self, pings: &[ClientPing]) -> Result<(), StoreError> {
+        if pings.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for ping in pings {
+            sqlx::query(sql::UPSERT_PING)
+                .bind(id(ping.client_id.as_uuid()))
+                .bind(ping.username.as_str())
+                .bind(&ping.hostname)
+                .bind(&ping.version)
+                .bind(ts(ping.at)?)
+                .bind(ping.ip.to_string())
+                .bind(ping.local_workspaces.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_clients(&self, username: Option<&Username>) -> Result<Vec<Client>, StoreError> {
+        sqlx::query(sql::LIST_CLIENTS)
+            .bind(username.map(Username::as_str))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(client_row)
+            .collect()
+    }
+
+    async fn record_login_attempt(
+        &self,
+        username: &str,
+        ip: IpAddr,
+        success: bool,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        check_login_username(username)?;
+        sqlx::query(sql::INSERT_LOGIN_ATTEMPT)
+            .bind(username)
+            .bind(ip.to_string())
+            .bind(success)
+            .bind(ts(at)?)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn recent_failures(
+        &self,
+        username: &str,
+        since: OffsetDateTime,
+    ) -> Result<u32, StoreError> {
+        let n: i64 = sqlx::query_scalar(sql::RECENT_FAILURES)
+            .bind(username)
+            .bind(ts(since)?)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(sql::count(n))
+    }
+
+    async fn prune_login_attempts(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        Ok(sqlx::query(sql::PRUNE_LOGIN_ATTEMPTS)
+            .bind(ts(before)?)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    async fn append_audit(&self, entry: &NewAuditEntry) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(sql::APPEND_AUDIT)
+            .bind(ts(entry.at)?)
+            .bind(&entry.actor)
+            .bind(&entry.action)
+            .bind(&entry.target)
+            .bind(entry.ip.map(|ip| ip.to_string()))
+            .bind(entry.details.to_string())
+            .bind(entry.outcome.as_str())
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn query_table(
+        &self,
+        query: &TableQuery,
+        scope: Option<&Username>,
+    ) -> Result<TableResult, StoreError> {
+        let plan = plan::plan(query, scope)?;
+        let total: i64 = bind_all(
+            sqlx::query(AssertSqlSafe(plan.count.text.clone())),
+            &plan.count.binds,
+        )?
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?;
+        let rows = bind_all(
+            sqlx::query(AssertSqlSafe(plan.select.text.clone())),
+            &plan.select.binds,
+        )?
+        .fetch_all(&self.pool)
+        .await?;
+        let rows = rows
+            .iter()
+            .map(|row| {
+                plan.fetched
+                    .iter()
+                    .enumerate()
+                    .map(|(i, column)| cell(row, i, column))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(plan.finish(rows, total))
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

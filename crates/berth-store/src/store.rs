@@ -1,0 +1,118 @@
+//! The [`Store`] trait: everything Berth keeps at run time, behind one object-safe interface
+//! so services hold an `Arc<dyn Store>` and never know which database is underneath.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use berth_types::{Username, WorkspaceId};
+use time::OffsetDateTime;
+
+use crate::{
+    Client, ClientPing, NewAuditEntry, StateUpdate, StoreError, TableQuery, TableResult, Workspace,
+    WorkspaceFilter, WorkspaceState,
+};
+
+/// Berth's runtime state. Implemented by [`crate::SqliteStore`] and [`crate::PostgresStore`];
+/// both pass the same conformance suite (`tests/conformance.rs`).
+///
+/// Timestamps are kept in UTC with microsecond precision; values come back normalized (see
+/// [`crate::normalize_time`]). Years outside 1 to 9999 are refused with
+/// [`StoreError::InvalidInput`].
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// `"sqlite"` or `"postgres"`, for logs and metrics.
+    fn backend(&self) -> &'static str;
+
+    /// Records a new workspace. [`StoreError::Conflict`] if the id is taken.
+    async fn insert_workspace(&self, workspace: &Workspace) -> Result<(), StoreError>;
+
+    /// One workspace. [`StoreError::NotFound`] if there is none with this id.
+    async fn get_workspace(&self, id: WorkspaceId) -> Result<Workspace, StoreError>;
+
+    /// The workspaces `filter` selects, oldest first.
+    async fn list_workspaces(&self, filter: &WorkspaceFilter)
+    -> Result<Vec<Workspace>, StoreError>;
+
+    /// Moves a workspace to a new state and returns it as stored afterwards.
+    /// [`StoreError::NotFound`] if it does not exist; [`StoreError::Conflict`] if
+    /// `update.expect` is set and the workspace is in another state (someone else moved it).
+    async fn update_workspace_state(
+        &self,
+        id: WorkspaceId,
+        update: &StateUpdate,
+    ) -> Result<Workspace, StoreError>;
+
+    /// Records activity for many workspaces in one transaction. `last_activity` only moves
+    /// forward; ids that no longer exist are skipped. Returns how many rows changed.
+    async fn touch_workspaces(
+        &self,
+        touches: &[(WorkspaceId, OffsetDateTime)],
+    ) -> Result<u64, StoreError>;
+
+    /// Forgets a workspace. [`StoreError::NotFound`] if it does not exist.
+    async fn delete_workspace(&self, id: WorkspaceId) -> Result<(), StoreError>;
+
+    /// How many of `owner`'s workspaces are in one of `states` (quotas count
+    /// [`WorkspaceState::LIVE`]).
+    async fn count_workspaces(
+        &self,
+        owner: &Username,
+        states: &[WorkspaceState],
+    ) -> Result<u32, StoreError>;
+
+    /// Upserts a batch of pings in one transaction. For a client pinging more than once in the
+    /// batch (or arriving out of order across batches), the latest ping wins.
+    async fn record_pings(&self, pings: &[ClientPing]) -> Result<(), StoreError>;
+
+    /// Known clients, most recently seen first; only `username`'s when given.
+    async fn list_clients(&self, username: Option<&Username>) -> Result<Vec<Client>, StoreError>;
+
+    /// Records a login attempt. `username` is what was typed (it may name no user); at most
+    /// 256 bytes.
+    async fn record_login_attempt(
+        &self,
+        username: &str,
+        ip: IpAddr,
+        success: bool,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Failed attempts for `username` at or after `since` that no later successful login
+    /// cleared. The server locks the account when this reaches its limit (5 in 5 minutes).
+    async fn recent_failures(
+        &self,
+        username: &str,
+        since: OffsetDateTime,
+    ) -> Result<u32, StoreError>;
+
+    /// Deletes login attempts older than `before`; returns how many.
+    async fn prune_login_attempts(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Appends an audit entry and returns its id.
+    async fn append_audit(&self, entry: &NewAuditEntry) -> Result<i64, StoreError>;
+
+    /// Runs a table query (see [`crate::tables`]). `scope` restricts the rows to those owned
+    /// by that user (`owner` of workspaces, `username` of clients, `actor` of audit entries).
+    async fn query_table(
+        &self,
+        query: &TableQuery,
+        scope: Option<&Username>,
+    ) -> Result<TableResult, StoreError>;
+
+    /// Closes the connections; later calls fail.
+    async fn close(&self);
+}
+
+/// The longest login username kept; longer attempts are refused before they reach the table.
+pub(crate) const MAX_LOGIN_USERNAME: usize = 256;
+
+pub(crate) fn check_login_username(username: &str) -> Result<(), StoreError> {
+    if username.len() > MAX_LOGIN_USERNAME {
+        return Err(StoreError::InvalidInput(format!(
+            "login username of {} bytes, at most {MAX_LOGIN_USERNAME} are kept",
+            username.len()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,412 @@
+//! Turns a [`TableQuery`] into SQL text with `$n` placeholders plus typed values to bind.
+//!
+//! Everything spliced into the SQL text comes from the static whitelist in [`super::schema`];
+//! everything the caller supplied travels as a bound parameter. Both backends accept the same
+//! text (SQLite understands `$n` placeholders), so one plan serves both.
+
+use std::fmt::Write as _;
+
+use berth_types::Username;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::cursor::{self, render_keyset};
+use super::filters::{Condition, condition, render_condition, short};
+use super::schema::{self, Column, Kind, Table};
+use super::{DEFAULT_LIMIT, MAX_LIMIT, TableQuery, TableResult, invalid};
+use crate::StoreError;
+
+const MAX_FILTERS: usize = 32;
+const MAX_SORT_KEYS: usize = 4;
+
+/// A value to bind, typed so each backend encodes it the way its column stores it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Bind {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+    Uuid(Uuid),
+    Time(OffsetDateTime),
+}
+
+/// SQL text and the values for its `$1`, `$2`, ... in order.
+#[derive(Debug, Default)]
+pub(crate) struct Sql {
+    pub text: String,
+    pub binds: Vec<Bind>,
+}
+
+impl Sql {
+    pub(crate) fn push(&mut self, text: &str) {
+        self.text.push_str(text);
+    }
+
+    pub(crate) fn bind(&mut self, value: Bind) {
+        self.binds.push(value);
+        let _ = write!(self.text, "${}", self.binds.len());
+    }
+}
+
+/// A checked query, ready to run.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// Fetches one row more than the limit, to know whether there is a next page.
+    pub select: Sql,
+    /// Counts every row matching the filters and scope.
+    pub count: Sql,
+    /// The columns of `select`, in order: decode each row's values by their kind.
+    pub fetched: Vec<&'static Column>,
+    table: &'static Table,
+    output: Vec<&'static Column>,
+    order: Vec<(&'static Column, bool)>,
+    limit: usize,
+}
+
+fn render_where(sql: &mut Sql, table: &Table, scope: Option<&Username>, conditions: &[Condition]) {
+    sql.push(" WHERE 1 = 1");
+    if let Some(owner) = scope {
+        sql.push(" AND ");
+        sql.push(table.scope);
+        sql.push(" = ");
+        sql.bind(Bind::Text(owner.as_str().to_owned()));
+    }
+    for condition in conditions {
+        sql.push(" AND ");
+        render_condition(sql, condition);
+    }
+}
+
+fn resolve_columns(
+    table: &'static Table,
+    names: &[String],
+) -> Result<Vec<&'static Column>, StoreError> {
+    if names.is_empty() {
+        return Ok(table.columns.iter().collect());
+    }
+    let mut columns: Vec<&'static Column> = Vec::with_capacity(names.len());
+    for name in names {
+        let column = table.lookup(name)?;
+        if columns.iter().any(|c| c.name == column.name) {
+            return Err(invalid(format!("column {name:?} is listed twice")));
+        }
+        columns.push(column);
+    }
+    Ok(columns)
+}
+
+fn resolve_order(
+    table: &'static Table,
+    query: &TableQuery,
+) -> Result<Vec<(&'static Column, bool)>, StoreError> {
+    if query.sort.len() > MAX_SORT_KEYS {
+        return Err(invalid(format!(
+            "at most {MAX_SORT_KEYS} sort keys are allowed, not {}",
+            query.sort.len()
+        )));
+    }
+    let requested: Vec<(&str, bool)> = if query.sort.is_empty() {
+        table.default_sort.to_vec()
+    } else {
+        query
+            .sort
+            .iter()
+            .map(|k| (k.column.as_str(), k.desc))
+            .collect()
+    };
+    let mut order: Vec<(&'static Column, bool)> = Vec::with_capacity(requested.len() + 1);
+    for (name, desc) in requested {
+        let column = table.lookup(name)?;
+        if column.kind == Kind::Json {
+            return Err(invalid(format!(
+                "column {name:?} holds JSON documents and cannot be sorted on"
+            )));
+        }
+        if order.iter().any(|(c, _)| c.name == column.name) {
+            return Err(invalid(format!("column {name:?} is sorted on twice")));
+        }
+        order.push((column, desc));
+    }
+    // The unique key makes the order total, which keyset pagination needs.
+    if !order.iter().any(|(c, _)| c.name == table.key) {
+        order.push((table.lookup(table.key)?, false));
+    }
+    Ok(order)
+}
+
+/// Checks `query` against the whitelist and builds its SQL. `scope` restricts the rows to one
+/// owner (the API passes the caller's username unless they are an admin).
+pub(crate) fn plan(query: &TableQuery, scope: Option<&Username>) -> Result<Plan, StoreError> {
+    let table = schema::table(&query.table).ok_or_else(|| {
+        invalid(format!(
+            "unknown table {:?}; tables: {}",
+            short(&Value::String(query.table.clone())),
+            schema::table_names()
+        ))
+    })?;
+    let limit = match query.limit {
+        None => DEFAULT_LIMIT,
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
+        Some(n) => {
+            return Err(invalid(format!(
+                "limit must be between 1 and {MAX_LIMIT}, not {n}"
+            )));
+        }
+    };
+    let output = resolve_columns(table, &query.columns)?;
+    let order = resolve_order(table, query)?;
+    if query.filters.len() > MAX_FILTERS {
+        return Err(invalid(format!(
+            "at most {MAX_FILTERS} filters are allowed, not {}",
+            query.filters.len()
+        )));
+    }
+    let conditions = query
+        .filters
+        .iter()
+        .map(|f| condition(table, f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let after = query
+        .cursor
+        .as_deref()
+        .map(|c| cursor::decode(c, table, &order))
+        .transpose()?;
+
+    let mut fetched = output.clone();
+    for (column, _) in &order {
+        if !fetched.iter().any(|c| c.name == column.name) {
+            fetched.push(column);
+        }
+    }
+
+    let mut count = Sql::default();
+    count.push("SELECT COUNT(*) FROM ");
+    count.push(table.sql_name);
+    render_where(&mut count, table, scope, &conditions);
+
+    let mut select = Sql::default();
+    select.push("SELECT ");
+    select.push(
+        &fetched
+            .iter()
+            .map(|c| c.name)
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    select.push(" FROM ");
+    select.push(table.sql_name);
+    render_where(&mut select, table, scope, &conditions);
+    if let Some(after) = &after {
+        select.push(" AND ");
+        render_keyset(&mut select, &order, after);
+    }
+    select.push(" ORDER BY ");
+    for (i, (column, desc)) in order.iter().enumerate() {
+        if i > 0 {
+            select.push(", ");
+        }
+        select.push(column.name);
+        select.push(if *desc {
+            " DESC NULLS LAST"
+        } else {
+            " ASC NULLS FIRST"
+        });
+    }
+    let _ = write!(select.text, " LIMIT {}", u64::from(limit) + 1);
+
+    Ok(Plan {
+        select,
+        count,
+        fetched,
+        table,
+        output,
+        order,
+        limit: limit as usize,
+    })
+}
+
+impl Plan {
+    /// Builds the page from the fetched rows (values in `fetched` order) and the total.
+    pub(crate) fn finish(&self, mut rows: Vec<Vec<Value>>, total: i64) -> TableResult {
+        let next_cursor = if rows.len() > self.limit {
+            rows.truncate(self.limit);
+            rows.last().map(|last| {
+                let keys = self
+                    .order
+                    .iter()
+                    .map(|(column, _)| self.value_of(last, column))
+                    .collect();
+                cursor::encode(self.table, &self.order, keys)
+            })
+        } else {
+            None
+        };
+        let rows = rows
+            .iter()
+            .map(|row| {
+                self.output
+                    .iter()
+                    .map(|column| (column.name.to_owned(), self.value_of(row, column)))
+                    .collect::<Map<String, Value>>()
+            })
+            .collect();
+        TableResult {
+            rows,
+            total: u64::try_from(total).unwrap_or(0),
+            next_cursor,
+        }
+    }
+
+    fn value_of(&self, row: &[Value], column: &Column) -> Value {
+        self.fetched
+            .iter()
+            .position(|c| c.name == column.name)
+            .and_then(|i| row.get(i))
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::{Filter, FilterOp};
+    use serde_json::json;
+
+    fn query(value: Value) -> TableQuery {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn refused(value: Value) -> String {
+        match plan(&query(value), None) {
+            Err(StoreError::InvalidQuery(message)) => message,
+            other => panic!("expected InvalidQuery, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn values_are_bound_never_spliced() {
+        let hostile = "x' OR '1'='1";
+        let plan = plan(
+            &TableQuery {
+                table: "workspaces".into(),
+                filters: vec![Filter {
+                    column: "template".into(),
+                    op: FilterOp::Eq,
+                    value: json!(hostile),
+                }],
+                ..TableQuery::default()
+            },
+            Some(&Username::new("alice").unwrap()),
+        )
+        .unwrap();
+        assert!(!plan.select.text.contains(hostile), "{}", plan.select.text);
+        assert_eq!(
+            plan.count.text,
+            "SELECT COUNT(*) FROM workspaces WHERE 1 = 1 AND owner = $1 AND template = $2"
+        );
+        assert_eq!(
+            plan.count.binds,
+            vec![Bind::Text("alice".into()), Bind::Text(hostile.into())]
+        );
+        assert!(
+            plan.select
+                .text
+                .ends_with("ORDER BY created_at DESC NULLS LAST, id ASC NULLS FIRST LIMIT 51"),
+            "{}",
+            plan.select.text
+        );
+    }
+
+    #[test]
+    fn unknown_names_and_wrong_types_are_refused() {
+        assert!(refused(json!({"table": "users"})).contains("unknown table"));
+        assert!(refused(json!({"table": "login_attempts"})).contains("unknown table"));
+        assert!(
+            refused(json!({"table": "workspaces", "columns": ["id", "password"]}))
+                .contains("unknown column \"password\"")
+        );
+        assert!(
+            refused(json!({"table": "workspaces", "columns": ["id; DROP TABLE workspaces"]}))
+                .contains("unknown column")
+        );
+        let cases = [
+            json!({"column": "persistent", "op": "eq", "value": "yes"}),
+            json!({"column": "id", "op": "eq", "value": "not-a-uuid"}),
+            json!({"column": "created_at", "op": "gt", "value": "yesterday"}),
+            json!({"column": "created_at", "op": "gt", "value": 1714560000}),
+            json!({"column": "state", "op": "eq", "value": "exploded"}),
+            json!({"column": "state", "op": "gt", "value": "running"}),
+            json!({"column": "owner", "op": "eq", "value": null}),
+            json!({"column": "expires_at", "op": "lt", "value": null}),
+            json!({"column": "owner", "op": "in", "value": "alice"}),
+            json!({"column": "owner", "op": "eq", "value": ["alice"]}),
+            json!({"column": "owner", "op": "eq", "value": "x".repeat(2000)}),
+        ];
+        for filter in cases {
+            refused(json!({"table": "workspaces", "filters": [filter]}));
+        }
+        refused(json!({"table": "audit", "filters": [{"column": "id", "op": "gt", "value": 1.5}]}));
+        refused(json!({"table": "audit", "sort": [{"column": "details"}]}));
+        refused(
+            json!({"table": "audit", "filters": [{"column": "details", "op": "eq", "value": "{}"}]}),
+        );
+        refused(json!({"table": "workspaces", "limit": 0}));
+        refused(json!({"table": "workspaces", "limit": 501}));
+        refused(json!({"table": "workspaces", "sort": [{"column": "owner"}, {"column": "owner"}]}));
+        refused(json!({"table": "workspaces", "columns": ["id", "id"]}));
+        let many: Vec<_> = (0..101).map(|i| json!(format!("u{i}"))).collect();
+        assert!(
+            refused(json!({"table": "workspaces", "filters": [{"column": "owner", "op": "in", "value": many}]}))
+                .contains("at most 100")
+        );
+        // Unknown fields and operators never reach the planner: the JSON does not parse.
+        assert!(serde_json::from_value::<TableQuery>(json!({"table": "x", "offset": 5})).is_err());
+        assert!(
+            serde_json::from_value::<TableQuery>(json!({"table": "workspaces",
+                "filters": [{"column": "owner", "op": "like", "value": "%"}]}))
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn hostile_cursors_are_refused() {
+        let base = json!({"table": "workspaces", "sort": [{"column": "owner"}]});
+        let with = |cursor: &str| {
+            let mut q = base.clone();
+            q["cursor"] = json!(cursor);
+            refused(q)
+        };
+        assert_eq!(with("!!!"), "malformed cursor");
+        assert_eq!(with(&"A".repeat(20_000)), "malformed cursor");
+        let forge = |doc: Value| URL_SAFE_NO_PAD.encode(doc.to_string());
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        assert!(
+            with(&forge(
+                json!({"t": "workspaces", "s": [["created_at", true], ["id", false]], "k": []})
+            ))
+            .contains("another table or sort")
+        );
+        let uuid = Uuid::nil().to_string();
+        assert!(
+            with(&forge(
+                json!({"t": "workspaces", "s": [["owner", false], ["id", false]], "k": [5, uuid]})
+            ))
+            .contains("must be a string")
+        );
+        assert_eq!(
+            with(&forge(
+                json!({"t": "workspaces", "s": [["owner", false], ["id", false]], "k": ["a"]})
+            )),
+            "malformed cursor"
+        );
+        // A well-formed cursor for this sort is accepted.
+        let good = forge(
+            json!({"t": "workspaces", "s": [["owner", false], ["id", false]], "k": ["a", uuid]}),
+        );
+        let mut q = query(base);
+        q.cursor = Some(good);
+        assert!(plan(&q, None).is_ok());
+    }
+}
