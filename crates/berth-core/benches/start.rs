@@ -41,6 +41,7 @@ fn plan(template: &str) -> Plan {
         idle_timeout: Duration::from_secs(900),
         ttl: None,
         record: false,
+        max_per_user: None,
     }
 }
 

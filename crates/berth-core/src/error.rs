@@ -18,6 +18,16 @@ pub enum WorkspaceError {
         /// The per-user limit.
         limit: u32,
     },
+    /// The user already runs as many workspaces of this template as it allows.
+    #[error(
+        "you already have {limit} live workspaces of template {template:?}, the most it allows"
+    )]
+    TemplateQuotaExceeded {
+        /// The template.
+        template: String,
+        /// Its per-user limit.
+        limit: u32,
+    },
     /// A request option the template does not allow (persist, network).
     #[error("{0}")]
     InvalidOption(String),

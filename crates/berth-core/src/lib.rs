@@ -11,7 +11,9 @@
 
 mod error;
 mod events;
+mod live_config;
 mod plan;
+mod policy;
 mod pool;
 mod reconcile;
 mod sweep;
@@ -20,7 +22,9 @@ mod workspaces;
 
 pub use error::WorkspaceError;
 pub use events::WorkspaceEvent;
+pub use live_config::LiveConfig;
 pub use plan::{Persistence, Plan, Policy, StartOptions};
+pub use policy::{ConfigPolicy, allowed_templates, role_of};
 pub use reconcile::ReconcileReport;
 pub use terminal::{Activity, Terminal};
 pub use workspaces::{Liveness, Workspaces, WorkspacesSettings};

@@ -53,6 +53,9 @@ pub struct Plan {
     pub ttl: Option<Duration>,
     /// Record terminal sessions.
     pub record: bool,
+    /// How many live workspaces of this template one user may have (`None`: no limit beyond
+    /// the user's overall one).
+    pub max_per_user: Option<u32>,
 }
 
 impl Plan {

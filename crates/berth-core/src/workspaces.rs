@@ -190,6 +190,24 @@ impl Workspaces {
             if live >= limit {
                 return Err(WorkspaceError::QuotaExceeded { limit });
             }
+            if let Some(per_template) = plan.max_per_user {
+                let filter = WorkspaceFilter {
+                    owner: Some(user.clone()),
+                    states: WorkspaceState::LIVE.to_vec(),
+                };
+                let of_template = self
+                    .list(&filter)
+                    .await?
+                    .iter()
+                    .filter(|w| w.template == plan.template)
+                    .count();
+                if of_template >= per_template as usize {
+                    return Err(WorkspaceError::TemplateQuotaExceeded {
+                        template: plan.template.clone(),
+                        limit: per_template,
+                    });
+                }
+            }
             self.inner.store.insert_workspace(&workspace).await?;
         }
         let op_lock = self.op_lock(workspace.id);

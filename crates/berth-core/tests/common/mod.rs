@@ -50,6 +50,7 @@ pub fn plan(template: &str) -> Plan {
         idle_timeout: Duration::from_secs(900),
         ttl: None,
         record: false,
+        max_per_user: None,
     }
 }
 

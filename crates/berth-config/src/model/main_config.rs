@@ -1,0 +1,226 @@
+//! `main.yaml`: how Berth listens, who the admin is, how it logs, what workspaces get by
+//! default and how logins are protected. Every section and field is optional.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use berth_types::Username;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::passwords::PasswordHash;
+use crate::units::{HumanDuration, Memory, within};
+
+/// `main.yaml`: server-wide settings. Every section is optional and takes the defaults shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct MainConfig {
+    /// Address and port the web UI and API listen on. `berth serve --listen` overrides it.
+    #[schemars(with = "String", example = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The address users reach Berth at, when it differs from `listen` (behind a reverse
+    /// proxy, for example): an `http://` or `https://` URL. Used in links and printed
+    /// commands. Default: `http://` followed by the listen address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(example = "https://berth.example.com")]
+    pub public_url: Option<String>,
+    /// Serve HTTPS with this certificate and key. Default: plain HTTP (put Berth behind a
+    /// TLS-terminating proxy, or listen on loopback only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+    /// The built-in administrator account.
+    pub admin: Admin,
+    /// Where runtime state (workspaces, sessions, audit log) is kept: a `sqlite://` or
+    /// `postgres://` URL. Default: the SQLite file `berth.db` in Berth's home directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(example = "postgres://berth@localhost/berth")]
+    pub database: Option<String>,
+    /// Berth's own log file (`logs/berth.log` in Berth's home directory).
+    pub logging: Logging,
+    /// The container runtime and the defaults every workspace gets.
+    pub runtime: Runtime,
+    /// Sessions, login lockout and rate limits.
+    pub security: Security,
+}
+
+impl Default for MainConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            public_url: None,
+            tls: None,
+            admin: Admin::default(),
+            database: None,
+            logging: Logging::default(),
+            runtime: Runtime::default(),
+            security: Security::default(),
+        }
+    }
+}
+
+/// A certificate and its private key, both PEM files given by absolute path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// The certificate chain (PEM), absolute path.
+    #[schemars(example = "/etc/berth/tls/cert.pem")]
+    pub cert: PathBuf,
+    /// The private key (PEM), absolute path. Keep it readable by Berth's user only.
+    #[schemars(example = "/etc/berth/tls/key.pem")]
+    pub key: PathBuf,
+}
+
+/// The administrator account of `main.yaml`. Users with `role: admin` in `users.yaml` are
+/// administrators too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Admin {
+    /// The admin's login name; no user in `users.yaml` may have it.
+    pub username: Username,
+    /// argon2id hash of the admin's password (written by Berth: on first start it creates a
+    /// random password and prints it once). Without it the admin cannot log in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<PasswordHash>,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Self {
+            username: default_admin_username(),
+            password_hash: None,
+        }
+    }
+}
+
+/// "admin".
+#[allow(clippy::expect_used)] // a literal that passes the username rule
+pub(crate) fn default_admin_username() -> Username {
+    Username::new("admin").expect("\"admin\" is a valid username")
+}
+
+/// Size-based rotation of `logs/berth.log`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Logging {
+    /// Rotate the log file when it reaches this many megabytes (1 to 1024).
+    #[serde(deserialize_with = "within::<_, _, 1, 1024>")]
+    #[schemars(range(min = 1, max = 1024))]
+    pub max_size_mb: u64,
+    /// How many rotated files to keep (1 to 100).
+    #[serde(deserialize_with = "within::<_, _, 1, 100>")]
+    #[schemars(range(min = 1, max = 100))]
+    pub files_kept: u32,
+    /// The least severe level logged: `error`, `warn`, `info`, `debug` or `trace`, optionally
+    /// per module (`info,berth_server=debug`). The `BERTH_LOG` environment variable overrides
+    /// it.
+    pub level: String,
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Self {
+            max_size_mb: 10,
+            files_kept: 5,
+            level: "info".into(),
+        }
+    }
+}
+
+/// The container runtime (Docker Engine) and the defaults every workspace gets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Runtime {
+    /// The Docker Engine to use: a Unix socket path (`/var/run/docker.sock`), or a
+    /// `unix://` address (TCP is not supported). Default: `DOCKER_HOST` (a `unix://` one), else `/var/run/docker.sock`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(example = "/var/run/docker.sock")]
+    pub docker_socket: Option<String>,
+    /// This installation's name on the Docker Engine, put on every container as the label
+    /// `berth.instance`. At start-up Berth removes containers with its label that its database
+    /// does not know, and never touches others: give two installations sharing one engine
+    /// different names. 1 to 63 characters: a-z, 0-9, `_`, `.`, `-`. Default: `berth`.
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_.-]{0,62}$"))]
+    pub instance: String,
+    /// Live workspaces (starting, running or stopping) a user may have at once, 1 to 100. A
+    /// user's `users.d/<username>.yaml` may raise or lower it.
+    #[serde(deserialize_with = "within::<_, _, 1, 100>")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_workspaces_per_user: u32,
+    /// Host directories templates may bind-mount, as absolute paths; a template's
+    /// `bind_mounts` source must be one of them or below one. Default: none, so templates
+    /// cannot reach the host's files.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schemars(example = example_bind_mounts())]
+    pub allowed_bind_mounts: Vec<PathBuf>,
+    /// Memory limit of a workspace whose template sets none.
+    pub default_memory: Memory,
+    /// Process limit of a workspace whose template sets none (16 to 65536): stops fork bombs.
+    #[serde(deserialize_with = "within::<_, _, 16, 65536>")]
+    #[schemars(range(min = 16, max = 65536))]
+    pub default_pids_limit: u32,
+    /// A workspace nobody has typed into for this long is stopped, unless its template sets
+    /// its own `idle_timeout`.
+    pub default_idle_timeout: HumanDuration,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self {
+            docker_socket: None,
+            instance: "berth".into(),
+            max_workspaces_per_user: 3,
+            allowed_bind_mounts: Vec::new(),
+            default_memory: Memory::from_bytes_unchecked(1 << 30),
+            default_pids_limit: 512,
+            default_idle_timeout: HumanDuration::from_secs_unchecked(15 * 60),
+        }
+    }
+}
+
+/// Sessions, login lockout and rate limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Security {
+    /// A web session ends this long after login, active or not.
+    pub session_ttl: HumanDuration,
+    /// A web session ends after this long without a request; at most `session_ttl`.
+    pub session_idle: HumanDuration,
+    /// Failed logins in a row that lock an account (1 to 100).
+    #[serde(deserialize_with = "within::<_, _, 1, 100>")]
+    #[schemars(range(min = 1, max = 100))]
+    pub lockout_attempts: u32,
+    /// How long a locked account stays locked, in minutes (1 to 1440).
+    #[serde(deserialize_with = "within::<_, _, 1, 1440>")]
+    #[schemars(range(min = 1, max = 1440))]
+    pub lockout_minutes: u32,
+    /// Login attempts allowed per minute from one address (1 to 10000).
+    #[serde(deserialize_with = "within::<_, _, 1, 10000>")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub login_rate_per_minute: u32,
+    /// Liveness pings allowed per minute from one client (1 to 10000).
+    #[serde(deserialize_with = "within::<_, _, 1, 10000>")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub ping_rate_per_minute: u32,
+    /// Other API requests allowed per minute for one user or client (1 to 100000).
+    #[serde(deserialize_with = "within::<_, _, 1, 100000>")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub api_rate_per_minute: u32,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Self {
+            session_ttl: HumanDuration::from_secs_unchecked(12 * 3600),
+            session_idle: HumanDuration::from_secs_unchecked(3600),
+            lockout_attempts: 5,
+            lockout_minutes: 5,
+            login_rate_per_minute: 10,
+            ping_rate_per_minute: 60,
+            api_rate_per_minute: 600,
+        }
+    }
+}
+
+fn example_bind_mounts() -> Vec<&'static str> {
+    vec!["/srv/datasets"]
+}

@@ -1,0 +1,213 @@
+//! Adding, changing and removing users, their overrides and their client tokens.
+
+use std::collections::BTreeMap;
+
+use berth_types::{ClientId, Role, UserId, Username};
+
+use super::{ConfigStore, Scope, StoreError};
+use crate::model::{Config, User, UserOverrides};
+use crate::passwords::PasswordHash;
+use crate::tokens::{IssuedToken, new_token};
+
+/// What a new user is made of; the id is generated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    /// The login name.
+    pub username: Username,
+    /// `user` or `admin`.
+    pub role: Role,
+    /// The password hash ([`crate::hash_password`]), or none for token-only users.
+    pub password_hash: Option<PasswordHash>,
+    /// Templates the user may start.
+    pub templates: Vec<String>,
+    /// Lock the user's access against changes through Berth.
+    pub access_locked: bool,
+    /// Free-form labels.
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl NewUser {
+    /// A user with no password, no templates and the `user` role.
+    #[must_use]
+    pub fn new(username: Username) -> Self {
+        Self {
+            username,
+            role: Role::User,
+            password_hash: None,
+            templates: Vec::new(),
+            access_locked: false,
+            metadata: BTreeMap::new(),
+        }
+    }
+}
+
+fn find<'a>(config: &'a mut Config, username: &str) -> Result<&'a mut User, StoreError> {
+    config
+        .users
+        .iter_mut()
+        .find(|u| u.username.as_str() == username)
+        .ok_or_else(|| StoreError::NoSuchUser(username.to_owned()))
+}
+
+impl ConfigStore {
+    /// Adds a user with a fresh id and returns it as saved.
+    pub fn add_user(&self, new: NewUser) -> Result<User, StoreError> {
+        self.transaction(Scope::Users, |config| {
+            if config.user(new.username.as_str()).is_some() {
+                return Err(StoreError::UserExists(new.username.to_string()));
+            }
+            let user = User {
+                username: new.username,
+                id: UserId::random(),
+                role: new.role,
+                password_hash: new.password_hash,
+                templates: new.templates,
+                access_locked: new.access_locked,
+                disabled: false,
+                client_tokens: Vec::new(),
+                metadata: new.metadata,
+            };
+            config.users.push(user.clone());
+            Ok(user)
+        })
+    }
+
+    /// Changes a user with `edit`, run on the user as currently saved (so concurrent changes
+    /// are never lost), and returns the user as saved.
+    ///
+    /// Refused: changing the id or the client tokens (see [`ConfigStore::issue_client_token`]),
+    /// and, for a user with `access_locked`, changing `templates` or `role` or clearing the
+    /// lock. Renaming to a free name moves `users.d/<old>.yaml` along.
+    pub fn update_user(
+        &self,
+        username: &str,
+        edit: impl FnOnce(&mut User),
+    ) -> Result<User, StoreError> {
+        self.transaction(Scope::Users, |config| {
+            let user = find(config, username)?;
+            let before = user.clone();
+            edit(user);
+            let after = user.clone();
+            if after.id != before.id {
+                return Err(StoreError::Unchangeable("a user's id never changes"));
+            }
+            if after.client_tokens != before.client_tokens {
+                return Err(StoreError::Unchangeable(
+                    "client tokens are changed with issue_client_token, reset_client_tokens and revoke_client_token",
+                ));
+            }
+            if before.access_locked {
+                let locked = |what| StoreError::AccessLocked { username: username.to_owned(), what };
+                if after.templates != before.templates {
+                    return Err(locked("templates"));
+                }
+                if after.role != before.role {
+                    return Err(locked("role"));
+                }
+                if !after.access_locked {
+                    return Err(locked("access_locked flag"));
+                }
+            }
+            if after.username != before.username {
+                let taken = config.users.iter().filter(|u| u.username == after.username).count() > 1;
+                if taken {
+                    return Err(StoreError::UserExists(after.username.to_string()));
+                }
+                if let Some(overrides) = config.overrides.remove(&before.username) {
+                    config.overrides.insert(after.username.clone(), overrides);
+                }
+            }
+            Ok(after)
+        })
+    }
+
+    /// Removes a user and their `users.d/<username>.yaml`; returns the user as it was.
+    pub fn remove_user(&self, username: &str) -> Result<User, StoreError> {
+        self.transaction(Scope::Users, |config| {
+            let index = config
+                .users
+                .iter()
+                .position(|u| u.username.as_str() == username)
+                .ok_or_else(|| StoreError::NoSuchUser(username.to_owned()))?;
+            let user = config.users.remove(index);
+            config.overrides.remove(&user.username);
+            Ok(user)
+        })
+    }
+
+    /// Writes `users.d/<username>.yaml`, or removes it with `None`. For a user with
+    /// `access_locked`, the override's `templates` cannot change.
+    pub fn set_user_overrides(
+        &self,
+        username: &str,
+        overrides: Option<UserOverrides>,
+    ) -> Result<(), StoreError> {
+        self.transaction(Scope::Users, |config| {
+            let user = find(config, username)?;
+            let (name, locked) = (user.username.clone(), user.access_locked);
+            let old_templates = config
+                .overrides
+                .get(&name)
+                .map(|o| o.templates.clone())
+                .unwrap_or_default();
+            let new_templates = overrides
+                .as_ref()
+                .map(|o| o.templates.clone())
+                .unwrap_or_default();
+            if locked && old_templates != new_templates {
+                return Err(StoreError::AccessLocked {
+                    username: username.to_owned(),
+                    what: "extra templates (users.d)",
+                });
+            }
+            match overrides {
+                Some(overrides) => config.overrides.insert(name, overrides),
+                None => config.overrides.remove(&name),
+            };
+            Ok(())
+        })
+    }
+
+    /// Issues a new client token for `username`, keeping the others. The token is returned
+    /// once; only its SHA-256 is saved.
+    pub fn issue_client_token(
+        &self,
+        username: &str,
+        label: Option<String>,
+    ) -> Result<IssuedToken, StoreError> {
+        self.transaction(Scope::Users, |config| {
+            let (issued, stored) = new_token(label);
+            find(config, username)?.client_tokens.push(stored);
+            Ok(issued)
+        })
+    }
+
+    /// Revokes every client token of `username` and issues a new one, returned once.
+    pub fn reset_client_tokens(
+        &self,
+        username: &str,
+        label: Option<String>,
+    ) -> Result<IssuedToken, StoreError> {
+        self.transaction(Scope::Users, |config| {
+            let (issued, stored) = new_token(label);
+            find(config, username)?.client_tokens = vec![stored];
+            Ok(issued)
+        })
+    }
+
+    /// Revokes one client token.
+    pub fn revoke_client_token(&self, username: &str, client: ClientId) -> Result<(), StoreError> {
+        self.transaction(Scope::Users, |config| {
+            let user = find(config, username)?;
+            let before = user.client_tokens.len();
+            user.client_tokens.retain(|t| t.id != client);
+            if user.client_tokens.len() == before {
+                return Err(StoreError::NoSuchClient {
+                    username: username.to_owned(),
+                    client,
+                });
+            }
+            Ok(())
+        })
+    }
+}

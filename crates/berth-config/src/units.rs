@@ -1,0 +1,337 @@
+//! Sizes and durations written as short strings (`512m`, `15m`), and range checks for numbers.
+//!
+//! Both parsers are a dozen lines; a crate for each would cost more than it saves.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+const KIB: u64 = 1024;
+const UNITS: [(char, u64); 4] = [
+    ('t', KIB.pow(4)),
+    ('g', KIB.pow(3)),
+    ('m', KIB.pow(2)),
+    ('k', KIB),
+];
+
+/// A container memory limit such as `512m` or `1g`: a whole number with an optional unit `k`,
+/// `m`, `g` or `t` (powers of 1024, as Docker reads them; `mb`, `MiB` and friends are accepted
+/// too), or a number of bytes. From 16m to 256g.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Memory(u64);
+
+impl Memory {
+    /// The smallest limit accepted: below this a shell does not start reliably.
+    pub const MIN: u64 = 16 * KIB * KIB;
+    /// The largest limit accepted.
+    pub const MAX: u64 = 256 * KIB * KIB * KIB;
+
+    /// The limit in bytes.
+    #[must_use]
+    pub fn bytes(self) -> u64 {
+        self.0
+    }
+
+    /// For defaults written in code, which are in range.
+    pub(crate) const fn from_bytes_unchecked(bytes: u64) -> Self {
+        Self(bytes)
+    }
+}
+
+impl FromStr for Memory {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || {
+            format!("expected a size such as \"512m\" or \"1g\" (from 16m to 256g), found {text:?}")
+        };
+        let lower = text.trim().to_ascii_lowercase();
+        let digits_end = lower
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(lower.len());
+        let (digits, unit) = lower.split_at(digits_end);
+        let unit = unit
+            .strip_suffix("ib")
+            .or_else(|| unit.strip_suffix('b'))
+            .unwrap_or(unit);
+        let factor = match unit {
+            "" => 1,
+            _ => {
+                UNITS
+                    .iter()
+                    .find(|(u, _)| unit.len() == 1 && unit.starts_with(*u))
+                    .ok_or_else(bad)?
+                    .1
+            }
+        };
+        let number: u64 = digits.parse().map_err(|_| bad())?;
+        let bytes = number.checked_mul(factor).ok_or_else(bad)?;
+        if !(Self::MIN..=Self::MAX).contains(&bytes) {
+            return Err(format!(
+                "a memory limit is from 16m to 256g, found {text:?}"
+            ));
+        }
+        Ok(Self(bytes))
+    }
+}
+
+impl fmt::Display for Memory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match UNITS.iter().find(|(_, size)| self.0.is_multiple_of(*size)) {
+            Some((unit, size)) => write!(f, "{}{unit}", self.0 / size),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+/// A duration such as `30s`, `15m`, `2h`, `7d` or `1h30m` (units `s`, `m`, `h`, `d`), from one
+/// second to 365 days.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HumanDuration(u64);
+
+const DURATION_UNITS: [(char, u64); 4] = [('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)];
+
+impl HumanDuration {
+    /// The longest duration accepted: 365 days.
+    pub const MAX_SECS: u64 = 365 * 86_400;
+
+    /// The duration.
+    #[must_use]
+    pub fn get(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.0)
+    }
+
+    /// The duration in whole seconds.
+    #[must_use]
+    pub fn as_secs(self) -> u64 {
+        self.0
+    }
+
+    /// For defaults written in code, which are in range.
+    pub(crate) const fn from_secs_unchecked(secs: u64) -> Self {
+        Self(secs)
+    }
+
+    /// `secs` seconds; `None` outside one second to 365 days.
+    #[must_use]
+    pub fn from_secs(secs: u64) -> Option<Self> {
+        (1..=Self::MAX_SECS).contains(&secs).then_some(Self(secs))
+    }
+}
+
+impl FromStr for HumanDuration {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "expected a duration such as \"30s\", \"15m\", \"2h\" or \"1h30m\", found {text:?}"
+            )
+        };
+        let mut total: u64 = 0;
+        let mut rest = text.trim();
+        if rest.is_empty() {
+            return Err(bad());
+        }
+        while !rest.is_empty() {
+            let end = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+            let (digits, tail) = rest.split_at(end);
+            let mut tail = tail.chars();
+            let unit = tail.next().ok_or_else(bad)?;
+            let factor = DURATION_UNITS
+                .iter()
+                .find(|(u, _)| *u == unit)
+                .ok_or_else(bad)?
+                .1;
+            let number: u64 = digits.parse().map_err(|_| bad())?;
+            total = number
+                .checked_mul(factor)
+                .and_then(|s| total.checked_add(s))
+                .ok_or_else(bad)?;
+            rest = tail.as_str();
+        }
+        Self::from_secs(total)
+            .ok_or_else(|| format!("a duration is from 1s to 365d, found {text:?}"))
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut left = self.0;
+        for (unit, size) in DURATION_UNITS {
+            if left >= size {
+                write!(f, "{}{unit}", left / size)?;
+                left %= size;
+            }
+        }
+        Ok(())
+    }
+}
+
+macro_rules! string_type {
+    ($ty:ident, $pattern:literal, $description:literal) => {
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({self})", stringify!($ty))
+            }
+        }
+
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(D::Error::custom)
+            }
+        }
+
+        impl schemars::JsonSchema for $ty {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($ty).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({
+                    "type": "string",
+                    "pattern": $pattern,
+                    "description": $description,
+                })
+            }
+        }
+    };
+}
+
+string_type!(
+    Memory,
+    "^[0-9]+([kKmMgGtT]([iI]?[bB])?|[bB])?$",
+    "A size such as \"512m\" or \"1g\" (units k, m, g, t are powers of 1024), from 16m to 256g."
+);
+string_type!(
+    HumanDuration,
+    "^([0-9]+[smhd])+$",
+    "A duration such as \"30s\", \"15m\", \"2h\", \"7d\" or \"1h30m\", from 1s to 365d."
+);
+
+/// For `deserialize_with`: a whole number from `MIN` to `MAX`.
+pub(crate) fn within<'de, D, T, const MIN: i64, const MAX: i64>(
+    deserializer: D,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Copy + Into<i128> + fmt::Display,
+{
+    let value = T::deserialize(deserializer)?;
+    check_range::<T, MIN, MAX>(value).map_err(D::Error::custom)
+}
+
+/// For `deserialize_with` on an optional number.
+pub(crate) fn within_opt<'de, D, T, const MIN: i64, const MAX: i64>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Copy + Into<i128> + fmt::Display,
+{
+    Option::<T>::deserialize(deserializer)?
+        .map(check_range::<T, MIN, MAX>)
+        .transpose()
+        .map_err(D::Error::custom)
+}
+
+fn check_range<T: Copy + Into<i128> + fmt::Display, const MIN: i64, const MAX: i64>(
+    value: T,
+) -> Result<T, String> {
+    if (i128::from(MIN)..=i128::from(MAX)).contains(&value.into()) {
+        Ok(value)
+    } else {
+        Err(format!("must be from {MIN} to {MAX}, found {value}"))
+    }
+}
+
+/// For `deserialize_with`: a number of CPUs from 0.01 to 64.
+pub(crate) fn cpus<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+    match Option::<f64>::deserialize(deserializer)? {
+        Some(cpus) if !(0.01..=64.0).contains(&cpus) => Err(D::Error::custom(format!(
+            "a number of CPUs is from 0.01 to 64, found {cpus}"
+        ))),
+        cpus => Ok(cpus),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_reads_docker_units() {
+        for (text, bytes) in [
+            ("512m", 512 << 20),
+            ("1g", 1 << 30),
+            ("1G", 1 << 30),
+            ("2GiB", 2 << 30),
+            ("16mb", 16 << 20),
+            ("16777216", 16 << 20),
+        ] {
+            assert_eq!(text.parse::<Memory>().unwrap().bytes(), bytes, "{text}");
+        }
+        assert_eq!("1024m".parse::<Memory>().unwrap().to_string(), "1g");
+        assert_eq!("1536m".parse::<Memory>().unwrap().to_string(), "1536m");
+    }
+
+    #[test]
+    fn memory_refuses_junk_and_out_of_range() {
+        for text in ["", "m", "1.5g", "-1g", "1x", "1gg", "99999999999999999999g"] {
+            assert!(text.parse::<Memory>().is_err(), "{text}");
+        }
+        assert_eq!(
+            "8m".parse::<Memory>().unwrap_err(),
+            "a memory limit is from 16m to 256g, found \"8m\""
+        );
+        assert!("257g".parse::<Memory>().is_err());
+        assert!("256g".parse::<Memory>().is_ok());
+    }
+
+    #[test]
+    fn durations_read_and_print() {
+        for (text, secs) in [
+            ("30s", 30),
+            ("15m", 900),
+            ("2h", 7200),
+            ("1d", 86_400),
+            ("1h30m", 5400),
+        ] {
+            let d: HumanDuration = text.parse().unwrap();
+            assert_eq!(d.as_secs(), secs, "{text}");
+            assert_eq!(d.to_string(), text);
+        }
+        assert_eq!("90m".parse::<HumanDuration>().unwrap().to_string(), "1h30m");
+        for text in [
+            "",
+            "15",
+            "m",
+            "0s",
+            "15x",
+            "1.5h",
+            "366d",
+            " 1 h",
+            "99999999999999999999s",
+        ] {
+            assert!(text.parse::<HumanDuration>().is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn ranges_name_their_bounds() {
+        assert_eq!(check_range::<u32, 1, 100>(100), Ok(100));
+        assert_eq!(
+            check_range::<u32, 1, 100>(0),
+            Err("must be from 1 to 100, found 0".into())
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! main.yaml: URLs, paths, log levels, the admin's hash, session lengths.
+
+use super::{At, host_path_problem};
+use crate::error::ConfigError;
+use crate::model::MainConfig;
+
+pub(crate) fn check_main(main: &MainConfig, at: &At<'_>, errors: &mut Vec<ConfigError>) {
+    if let Some(url) = &main.public_url
+        && let Some(problem) = url_problem(url)
+    {
+        errors.push(at.key("public_url").error(problem));
+    }
+    if let Some(tls) = &main.tls {
+        for (key, path) in [("cert", &tls.cert), ("key", &tls.key)] {
+            if let Some(problem) = host_path_problem(path) {
+                errors.push(at.key("tls").key(key).error(problem));
+            }
+        }
+    }
+    if let Some(hash) = &main.admin.password_hash
+        && let Some(problem) = hash.problem()
+    {
+        errors.push(at.key("admin").key("password_hash").error(problem));
+    }
+    if let Some(database) = &main.database {
+        let known = ["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|p| database.starts_with(p));
+        if !known || database.contains(char::is_whitespace) {
+            errors.push(at.key("database").error(format!(
+                "expected a sqlite: or postgres:// URL, found {:?}",
+                crate::yaml::truncate(database)
+            )));
+        }
+    }
+    if let Some(problem) = level_problem(&main.logging.level) {
+        errors.push(at.key("logging").key("level").error(problem));
+    }
+    let runtime = at.key("runtime");
+    if let Some(socket) = &main.runtime.docker_socket {
+        // Unix sockets only: a TCP engine socket is root on the host without TLS client
+        // certificates, which Berth does not speak.
+        let ok = (socket.starts_with('/') || socket.starts_with("unix:///"))
+            && !socket.contains(char::is_whitespace);
+        if !ok {
+            errors.push(runtime.key("docker_socket").error(format!(
+                "expected a socket path (/var/run/docker.sock) or a unix:// address, found {socket:?}"
+            )));
+        }
+    }
+    let instance = &main.runtime.instance;
+    let instance_ok = (1..=63).contains(&instance.len())
+        && instance.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && instance
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
+    if !instance_ok {
+        errors.push(runtime.key("instance").error(format!(
+            "expected 1 to 63 characters a-z, 0-9, '_', '.', '-' starting with a letter or digit, found {:?}",
+            crate::yaml::truncate(instance)
+        )));
+    }
+    for (i, prefix) in main.runtime.allowed_bind_mounts.iter().enumerate() {
+        let at = runtime.key("allowed_bind_mounts").index(i);
+        if let Some(problem) = host_path_problem(prefix) {
+            errors.push(at.error(problem));
+        } else if prefix.parent().is_none() {
+            errors.push(at.error("allowing \"/\" would let templates mount every file of the host; name narrower directories"));
+        }
+    }
+    let security = &main.security;
+    if security.session_idle > security.session_ttl {
+        errors.push(at.key("security").key("session_idle").error(format!(
+            "session_idle ({}) is longer than session_ttl ({})",
+            security.session_idle, security.session_ttl
+        )));
+    }
+}
+
+fn url_problem(url: &str) -> Option<String> {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return Some(format!(
+            "expected an http:// or https:// URL, found {url:?}"
+        ));
+    };
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some(format!("a URL cannot contain spaces, found {url:?}"));
+    }
+    if rest.split('/').next().is_none_or(str::is_empty) {
+        return Some(format!("the URL {url:?} has no host"));
+    }
+    if rest.contains(['?', '#']) {
+        return Some(format!(
+            "the URL {url:?} has a query or fragment; give the base address only"
+        ));
+    }
+    None
+}
+
+fn level_problem(level: &str) -> Option<String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let bad = || {
+        Some(format!(
+            "expected a level (error, warn, info, debug, trace) or directives like \"info,berth_server=debug\", found {level:?}"
+        ))
+    };
+    for directive in level.split(',') {
+        let (target, lvl) = directive
+            .trim()
+            .rsplit_once('=')
+            .unwrap_or(("", directive.trim()));
+        if !LEVELS.contains(&lvl.to_ascii_lowercase().as_str())
+            || !target
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        {
+            return bad();
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(url_problem("https://berth.example.com/base"), None);
+        assert_eq!(url_problem("http://10.0.0.1:8080"), None);
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https:///x",
+            "https://a b",
+            "https://x/?q=1",
+            "berth.example.com",
+        ] {
+            assert!(url_problem(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn levels() {
+        for ok in [
+            "info",
+            "DEBUG",
+            "info,berth_server=debug",
+            "warn,tower_http::trace=off",
+        ] {
+            assert_eq!(level_problem(ok), None, "{ok}");
+        }
+        for bad in ["", "loud", "info,", "a-b=info", "info=debug=x"] {
+            assert!(level_problem(bad).is_some(), "{bad}");
+        }
+    }
+}

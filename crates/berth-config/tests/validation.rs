@@ -1,0 +1,488 @@
+//! Validation of configuration directories: what is refused, and how the errors read.
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{ALICE_ID, BOB_ID, Dir, assert_error, users_yaml};
+
+#[test]
+fn a_valid_directory_loads() {
+    let dir = Dir::valid();
+    dir.write(
+        "users.d/alice.yaml",
+        "max_workspaces: 7\ncontainers: [python]\nmemory: 4g\ncpus: 2\n",
+    );
+    let config = berth_config::check(dir.path()).unwrap();
+    assert_eq!(config.users.len(), 2);
+    assert_eq!(config.templates[1].name, "python");
+    let alice = config.user("alice").unwrap();
+    assert_eq!(alice.id.to_string(), ALICE_ID);
+    let allowed: Vec<_> = config
+        .allowed_templates(&alice.username)
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(
+        allowed,
+        ["base", "python"],
+        "own templates plus the override's extras"
+    );
+    let bob = config.user("bob").unwrap();
+    assert_eq!(
+        config.allowed_templates(&bob.username).len(),
+        2,
+        "admins may use every template"
+    );
+    assert_eq!(config.max_workspaces("alice"), 7);
+    assert_eq!(config.max_workspaces("bob"), 3);
+    assert_eq!(
+        config.overrides("alice").unwrap().memory.unwrap().bytes(),
+        4 << 30
+    );
+    assert_eq!(config.main.runtime.default_memory.to_string(), "1g");
+    assert_eq!(config.main.security.session_ttl.as_secs(), 12 * 3600);
+}
+
+#[test]
+fn the_example_of_the_issue_reads_exactly() {
+    let dir = Dir::valid();
+    let users = format!(
+        "# users\nusers:\n  - username: alice\n    id: {ALICE_ID}\n    templates: [base]\n  - username: bob\n    id: {BOB_ID}\n  - username: carol\n    id: 7d3f9a2b-1c4e-4f5a-8b6c-9d0e1f2a3b4c\n    password_hash: \"{}\"\n    templates:\n      - pyhton\n",
+        common::HASH
+    );
+    dir.write("users.yaml", &users);
+    assert_eq!(
+        dir.errors(),
+        [
+            "users.yaml:12: users[2].templates[0]: unknown template \"pyhton\" (did you mean \"python\"?)"
+        ]
+    );
+}
+
+#[test]
+fn every_error_of_every_file_is_reported_in_file_order() {
+    let dir = Dir::valid();
+    dir.write(
+        "main.yaml",
+        "listen: nowhere\nlogging:\n  files_kept: 0\n  colour: red\n",
+    );
+    dir.write(
+        "containers.yaml",
+        "templates:\n  - name: a\n    image: x\n    memory: 1\n  - name: broken\n    imagee: x\n  - name: c\n    image: y\n    pool: 51\n    cpus: 100\n",
+    );
+    dir.write(
+        "users.yaml",
+        "users:\n  - username: alice\n    password_hash: x\n    templates: [pyhton]\n",
+    );
+    assert_eq!(
+        dir.errors(),
+        [
+            "main.yaml:1: listen: invalid socket address syntax",
+            "main.yaml:3: logging.files_kept: must be from 1 to 100, found 0",
+            "main.yaml:4: logging.colour: unknown field \"colour\", expected \"max_size_mb\", \"files_kept\" or \"level\"",
+            "containers.yaml:4: templates[0].memory: a memory limit is from 16m to 256g, found \"1\"",
+            "containers.yaml:5: templates[1]: missing field \"image\"",
+            "containers.yaml:6: templates[1].imagee: unknown field \"imagee\" (did you mean \"image\"?)",
+            "containers.yaml:9: templates[2].pool: must be from 0 to 50, found 51",
+            "containers.yaml:10: templates[2].cpus: a number of CPUs is from 0.01 to 64, found 100",
+            "users.yaml:2: users[0]: missing field \"id\": every user needs a stable id, a UUID (generate one with `uuidgen`; users added through Berth get one automatically)",
+            "users.yaml:3: users[0].password_hash: not a password hash in PHC format ($argon2id$… or $pbkdf2-sha256$…): password hash string missing field",
+            "users.yaml:4: users[0].templates[0]: unknown template \"pyhton\"",
+        ]
+    );
+}
+
+#[test]
+fn unknown_fields_are_refused_in_every_file() {
+    let dir = Dir::bare();
+    dir.write(
+        "main.yaml",
+        "admin:\n  username: admin\n  pasword_hash: x\nlistn: 1\n",
+    );
+    dir.write("containers.yaml", "templates:\n  - name: a\n    image: x\n    volumes:\n      - name: v\n        target: /v\n        mode: rw\n");
+    dir.write(
+        "users.yaml",
+        &(users_yaml().replace("    templates: [base]\n", "") + "    favourite: tea\n"),
+    );
+    dir.write("users.d/alice.yaml", "max_workspace: 2\n");
+    let errors = dir.errors();
+    assert_error(
+        &errors,
+        &[
+            "main.yaml:3: admin.pasword_hash: unknown field \"pasword_hash\" (did you mean \"password_hash\"?)",
+        ],
+    );
+    assert_error(
+        &errors,
+        &["main.yaml:4: listn: unknown field \"listn\" (did you mean \"listen\"?)"],
+    );
+    assert_error(
+        &errors,
+        &["containers.yaml:7: templates[0].volumes[0].mode: unknown field \"mode\""],
+    );
+    assert_error(
+        &errors,
+        &["users.yaml:7: users[1].favourite: unknown field \"favourite\""],
+    );
+    assert_error(
+        &errors,
+        &[
+            "users.d/alice.yaml:1: max_workspace: unknown field \"max_workspace\" (did you mean \"max_workspaces\"?)",
+        ],
+    );
+    assert_eq!(errors.len(), 5, "{errors:#?}");
+}
+
+#[test]
+fn wrong_types_are_refused() {
+    let dir = Dir::valid();
+    dir.write(
+        "main.yaml",
+        "runtime: 3\nsecurity:\n  lockout_attempts: five\n  session_ttl: [1h]\n",
+    );
+    dir.write("containers.yaml", "templates:\n  - name: a\n    image: [x]\n    shared: yes\n    env: [A=1]\n    pids_limit: \"100\"\n");
+    dir.write(
+        "users.yaml",
+        &format!("users: {{username: alice, id: {ALICE_ID}}}\n"),
+    );
+    let errors = dir.errors();
+    assert_eq!(
+        errors,
+        [
+            "main.yaml:1: runtime: expected a mapping (`key: value` lines), found \"3\"",
+            "main.yaml:3: security.lockout_attempts: expected a whole number, found \"five\"",
+            "main.yaml:4: security.session_ttl: expected a string, found a list",
+            "containers.yaml:3: templates[0].image: expected a string, found a list",
+            "containers.yaml:4: templates[0].shared: expected true or false, found \"yes\"",
+            "containers.yaml:5: templates[0].env: expected a mapping (`key: value` lines), found a list",
+            "containers.yaml:6: templates[0].pids_limit: expected a whole number, found \"100\"",
+            "users.yaml:1: users: expected a list, found a mapping",
+        ]
+    );
+}
+
+#[test]
+fn missing_required_fields_are_refused() {
+    let dir = Dir::valid();
+    dir.write("main.yaml", "tls:\n  cert: /etc/c.pem\n");
+    dir.write("containers.yaml", "templates:\n  - image: x\n  - name: b\n    image: y\n    bind_mounts:\n      - target: /data\n");
+    dir.write("users.yaml", &format!("users:\n  - id: {ALICE_ID}\n"));
+    assert_eq!(
+        dir.errors(),
+        [
+            "main.yaml:2: tls: missing field \"key\"",
+            "containers.yaml:2: templates[0]: missing field \"name\"",
+            "containers.yaml:6: templates[1].bind_mounts[0]: missing field \"source\"",
+            "users.yaml:2: users[0]: missing field \"username\"",
+        ]
+    );
+}
+
+#[test]
+fn duplicate_usernames_templates_and_keys_are_refused() {
+    let dir = Dir::valid();
+    dir.write(
+        "containers.yaml",
+        "templates:\n  - name: base\n    image: x\n  - name: base\n    image: y\n    image: z\n",
+    );
+    dir.write(
+        "users.yaml",
+        &format!(
+            "users:\n  - username: alice\n    id: {ALICE_ID}\n  - username: alice\n    id: {BOB_ID}\n  - username: admin\n    id: 7d3f9a2b-1c4e-4f5a-8b6c-9d0e1f2a3b4c\n  - username: dan\n    id: {BOB_ID}\n"
+        ),
+    );
+    assert_eq!(
+        dir.errors(),
+        [
+            "containers.yaml:4: templates[1].name: duplicate template name \"base\" (first defined at line 2)",
+            "containers.yaml:6: templates[1].image: duplicate key \"image\"",
+            "users.yaml:4: users[1].username: duplicate username \"alice\" (first defined at line 2)",
+            "users.yaml:6: users[2].username: \"admin\" is the admin of main.yaml; choose another username",
+            "users.yaml:9: users[3].id: duplicate user id 0b6f3c1e-2f7a-4d8e-9c1b-5a4d3e2f1a0b (first defined at line 5)",
+        ]
+    );
+}
+
+#[test]
+fn invalid_usernames_and_names_are_refused() {
+    let dir = Dir::valid();
+    dir.write(
+        "users.yaml",
+        &format!("users:\n  - username: Alice\n    id: {ALICE_ID}\n  - username: \"a b\"\n    id: {BOB_ID}\n"),
+    );
+    dir.write("containers.yaml", "templates:\n  - name: Py\n    image: x\n    volumes:\n      - name: -v\n        target: data\n");
+    assert_eq!(
+        dir.errors(),
+        [
+            "containers.yaml:2: templates[0].name: a template name starts with a lowercase letter or '_', not 'P'",
+            "containers.yaml:5: templates[0].volumes[0].name: \"-v\" is not a volume name (letters, digits, '_', '.', '-', starting with a letter or digit)",
+            "containers.yaml:6: templates[0].volumes[0].target: expected an absolute path, found \"data\"",
+            "users.yaml:2: users[0].username: a username starts with a lowercase letter or '_'",
+            "users.yaml:4: users[1].username: a username may contain only a-z, 0-9, '_', '-' and '.', not ' '",
+        ]
+    );
+}
+
+#[test]
+fn out_of_range_limits_are_refused() {
+    let dir = Dir::bare();
+    dir.write(
+        "main.yaml",
+        "logging:\n  max_size_mb: 2000\nruntime:\n  max_workspaces_per_user: 0\n  default_pids_limit: 8\n  default_memory: 8m\n  default_idle_timeout: 0s\nsecurity:\n  lockout_minutes: 100000\n  session_idle: 13h\n",
+    );
+    dir.write("containers.yaml", "templates:\n  - name: a\n    image: x\n    memory: 300g\n    cpus: 0\n    pids_limit: 70000\n    max_per_user: 0\n    ttl: 400d\n");
+    dir.write("users.d/alice.yaml", "max_workspaces: 101\n");
+    assert_eq!(
+        dir.errors(),
+        [
+            "main.yaml:2: logging.max_size_mb: must be from 1 to 1024, found 2000",
+            "main.yaml:4: runtime.max_workspaces_per_user: must be from 1 to 100, found 0",
+            "main.yaml:5: runtime.default_pids_limit: must be from 16 to 65536, found 8",
+            "main.yaml:6: runtime.default_memory: a memory limit is from 16m to 256g, found \"8m\"",
+            "main.yaml:7: runtime.default_idle_timeout: a duration is from 1s to 365d, found \"0s\"",
+            "main.yaml:9: security.lockout_minutes: must be from 1 to 1440, found 100000",
+            "main.yaml:10: security.session_idle: session_idle (13h) is longer than session_ttl (12h)",
+            "containers.yaml:4: templates[0].memory: a memory limit is from 16m to 256g, found \"300g\"",
+            "containers.yaml:5: templates[0].cpus: a number of CPUs is from 0.01 to 64, found 0",
+            "containers.yaml:6: templates[0].pids_limit: must be from 16 to 65536, found 70000",
+            "containers.yaml:7: templates[0].max_per_user: must be from 1 to 100, found 0",
+            "containers.yaml:8: templates[0].ttl: a duration is from 1s to 365d, found \"400d\"",
+            "users.d/alice.yaml:1: max_workspaces: must be from 1 to 100, found 101",
+        ]
+    );
+}
+
+#[test]
+fn references_to_undefined_templates_and_users_are_refused() {
+    let dir = Dir::valid();
+    dir.write(
+        "users.yaml",
+        &format!(
+            "users:\n  - username: alice\n    id: {ALICE_ID}\n    containers: [base, gpu, base]\n"
+        ),
+    );
+    dir.write("users.d/alice.yaml", "templates: [pythn]\n");
+    dir.write("users.d/zoe.yaml", "max_workspaces: 2\n");
+    dir.write("users.d/Bad Name.yaml", "{}\n");
+    dir.write("users.d/notes.txt", "hello\n");
+    dir.write("users.d/.alice.yaml.swp", "ignored");
+    dir.write("users.d/alice.yaml~", "ignored");
+    let errors = dir.errors();
+    assert_eq!(
+        errors,
+        [
+            "users.yaml:4: users[0].containers[1]: unknown template \"gpu\"",
+            "users.yaml:4: users[0].containers[2]: template \"base\" is listed twice",
+            "users.d/Bad Name.yaml: the file name must be <username>.yaml: a username starts with a lowercase letter or '_'",
+            "users.d/alice.yaml:1: templates[0]: unknown template \"pythn\" (did you mean \"python\"?)",
+            "users.d/notes.txt: not a per-user file: users.d holds only <username>.yaml files",
+            "users.d/zoe.yaml: there is no user \"zoe\" in users.yaml; rename or remove this file",
+        ]
+    );
+}
+
+#[test]
+fn a_broken_template_is_reported_once_not_by_every_user() {
+    let dir = Dir::valid();
+    dir.write(
+        "containers.yaml",
+        "templates:\n  - name: base\n    image: x\n    memroy: 1g\n  - name: python\n",
+    );
+    let errors = dir.errors();
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert_error(&errors, &["containers.yaml:4:", "memroy"]);
+    assert_error(&errors, &["containers.yaml:5:", "missing field \"image\""]);
+}
+
+#[test]
+fn templates_are_checked_for_safety() {
+    let dir = Dir::bare();
+    dir.write(
+        "containers.yaml",
+        "templates:\n  - name: a\n    image: x\n    cap_add: [NET_RAW, SYS_ADMIN, ALL, CAP_NET_BIND_SERVICE, NET_RAWW]\n    bind_mounts:\n      - {source: /srv/data/sets, target: /data}\n      - {source: /srv/database, target: /db}\n      - {source: /srv/data/../../etc, target: /etc2}\n    volumes:\n      - {name: home, target: /data}\n    network: \"container:abc\"\n    shared: true\n    pool: 2\n  - name: b\n    image: x\n    cap_add: [SYS_ADMIN]\n    allow_dangerous_caps: true\n    network: host\n    networks: [none, berth-lab]\n",
+    );
+    assert_eq!(
+        dir.errors(),
+        [
+            "containers.yaml:4: templates[0].cap_add[1]: SYS_ADMIN lets a workspace escape its container; set allow_dangerous_caps: true to grant it anyway",
+            "containers.yaml:4: templates[0].cap_add[2]: ALL lets a workspace escape its container; set allow_dangerous_caps: true to grant it anyway",
+            "containers.yaml:4: templates[0].cap_add[4]: \"NET_RAWW\" is not a Linux capability (did you mean \"NET_RAW\"?)",
+            "containers.yaml:6: templates[0].bind_mounts[0].target: /data is already a mount target of this template",
+            "containers.yaml:7: templates[0].bind_mounts[1].source: /srv/database is not inside an allowed directory; allowed: /srv/data (runtime.allowed_bind_mounts of main.yaml)",
+            "containers.yaml:8: templates[0].bind_mounts[2].source: a path may not contain \".\" or \"..\", found \"/srv/data/../../etc\"",
+            "containers.yaml:11: templates[0].network: expected \"none\", \"host\" or the name of a Docker network, found \"container:abc\"",
+            "containers.yaml:13: templates[0].pool: a shared template runs one container for everyone; it has no pool",
+        ]
+    );
+}
+
+#[test]
+fn main_yaml_values_are_checked() {
+    let dir = Dir::valid();
+    dir.write(
+        "main.yaml",
+        "public_url: berth.example.com\ntls: {cert: cert.pem, key: /k.pem}\nadmin: {username: Admin, password_hash: \"$md5$x\"}\ndatabase: mysql://x\nlogging: {level: loud}\nruntime:\n  docker_socket: docker.sock\n  allowed_bind_mounts: [/, srv]\n  instance: Prod/1\n",
+    );
+    assert_eq!(
+        dir.errors(),
+        [
+            "main.yaml:1: public_url: expected an http:// or https:// URL, found \"berth.example.com\"",
+            "main.yaml:2: tls.cert: expected an absolute path, found \"cert.pem\"",
+            "main.yaml:3: admin.password_hash: not a password hash in PHC format ($argon2id$… or $pbkdf2-sha256$…): salt too short (minimum 8 bytes)",
+            "main.yaml:3: admin.username: a username starts with a lowercase letter or '_'",
+            "main.yaml:4: database: expected a sqlite: or postgres:// URL, found \"mysql://x\"",
+            "main.yaml:5: logging.level: expected a level (error, warn, info, debug, trace) or directives like \"info,berth_server=debug\", found \"loud\"",
+            "main.yaml:7: runtime.docker_socket: expected a socket path (/var/run/docker.sock) or a unix:// address, found \"docker.sock\"",
+            "main.yaml:8: runtime.allowed_bind_mounts[0]: allowing \"/\" would let templates mount every file of the host; name narrower directories",
+            "main.yaml:8: runtime.allowed_bind_mounts[1]: expected an absolute path, found \"srv\"",
+            "main.yaml:9: runtime.instance: expected 1 to 63 characters a-z, 0-9, '_', '.', '-' starting with a letter or digit, found \"Prod/1\"",
+        ]
+    );
+}
+
+#[test]
+fn empty_files_take_the_defaults_and_missing_files_are_named() {
+    let dir = Dir::valid();
+    dir.write("main.yaml", "");
+    dir.write("containers.yaml", "# nothing yet\n");
+    dir.write("users.yaml", "users:\n");
+    let config = berth_config::check(dir.path()).unwrap();
+    assert_eq!(config.main, berth_config::MainConfig::default());
+    assert!(config.templates.is_empty() && config.users.is_empty());
+
+    std::fs::remove_file(dir.file("users.yaml")).unwrap();
+    let errors = dir.errors();
+    assert_eq!(errors.len(), 1);
+    assert_error(&errors, &["users.yaml: missing from", "berth serve"]);
+}
+
+#[test]
+fn syntax_errors_and_binary_files_name_their_line() {
+    let dir = Dir::valid();
+    dir.write(
+        "containers.yaml",
+        "templates:\n  - name: a\n    image: [x\n",
+    );
+    std::fs::write(dir.file("users.yaml"), b"users:\n  - username: \xff\n").unwrap();
+    let errors = dir.error_list();
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert_eq!(errors[0].file, "containers.yaml");
+    assert!(
+        errors[0].line.is_some() && errors[0].message.starts_with("invalid YAML"),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(errors[1].to_string(), "users.yaml:2: not valid UTF-8 text");
+}
+
+#[test]
+fn user_token_and_metadata_fields_are_checked() {
+    let dir = Dir::valid();
+    dir.write(
+        "users.yaml",
+        &format!(
+            "users:\n  - username: alice\n    id: {ALICE_ID}\n    role: root\n    client_tokens:\n      - id: {BOB_ID}\n        hash: abc\n        created: yesterday\n      - id: {BOB_ID}\n        hash: {h}\n        created: 2025-01-31T12:00:00Z\n      - id: {BOB_ID}\n        hash: {h}\n        created: 2025-01-31T12:00:00Z\n    metadata:\n      \"\": x\n",
+            h = "a".repeat(64)
+        ),
+    );
+    assert_eq!(
+        dir.errors(),
+        [
+            "users.yaml:4: users[0].role: expected one of \"admin\" or \"user\", found \"root\"",
+            "users.yaml:8: users[0].client_tokens[0].created: expected a date and time such as 2025-01-31T12:00:00Z (RFC 3339), found \"yesterday\"",
+            "users.yaml:12: users[0].client_tokens[2].id: duplicate client id 0b6f3c1e-2f7a-4d8e-9c1b-5a4d3e2f1a0b",
+            "users.yaml:16: users[0].metadata[\"\"]: a metadata key has 1 to 64 characters",
+        ]
+    );
+}
+
+/// "Billion laughs": nine levels of aliases, each ten times the one before.
+#[test]
+fn alias_bombs_are_refused_without_expanding_them() {
+    let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+        text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+    }
+    let dir = Dir::valid();
+    dir.write("main.yaml", &text);
+    let errors = dir.errors();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_error(
+        &errors,
+        &[
+            "main.yaml:",
+            "more than 200000 values once its aliases are expanded",
+        ],
+    );
+}
+
+#[test]
+fn a_few_aliases_are_fine() {
+    let dir = Dir::bare();
+    dir.write(
+        "containers.yaml",
+        "templates:\n  - name: a\n    image: x\n    env: &env {LANG: C.UTF-8}\n  - name: b\n    image: y\n    env: *env\n",
+    );
+    let config = berth_config::check(dir.path()).unwrap();
+    assert_eq!(config.templates[1].env["LANG"], "C.UTF-8");
+}
+
+#[test]
+fn deep_nesting_is_refused() {
+    let dir = Dir::valid();
+    let flow = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    dir.write("main.yaml", &format!("listen: {flow}\n"));
+    let mut block = String::new();
+    for depth in 0..200 {
+        block.push_str(&format!("{}k:\n", "  ".repeat(depth)));
+    }
+    dir.write("containers.yaml", &block);
+    let errors = dir.errors();
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    // The parser's own recursion limit may answer first; either way the file is refused.
+    assert!(
+        errors[0].starts_with("main.yaml:1: ")
+            && (errors[0].contains("nested more than 32") || errors[0].contains("recursion limit")),
+        "{errors:#?}"
+    );
+    assert_error(
+        &errors,
+        &["containers.yaml:33: values are nested more than 32 levels deep; refusing the document"],
+    );
+}
+
+#[test]
+fn files_over_one_mebibyte_are_refused_unread() {
+    let dir = Dir::valid();
+    let big = format!("# {}\n", "x".repeat(1024 * 1024));
+    dir.write("containers.yaml", &big);
+    assert_eq!(
+        dir.errors(),
+        ["containers.yaml: the file has 1048579 bytes, more than the 1 MiB allowed; refusing it"]
+    );
+    // A file just under the limit is read.
+    dir.write(
+        "containers.yaml",
+        &format!("# {}\ntemplates: []\n", "x".repeat(1024 * 1024 - 40)),
+    );
+    assert!(
+        dir.errors().iter().all(|e| !e.contains("1 MiB")),
+        "{:?}",
+        dir.errors()
+    );
+}
+
+#[test]
+fn many_errors_stop_at_a_hundred() {
+    let mut text = String::from("templates:\n");
+    for i in 0..500 {
+        text.push_str(&format!("  - name: t{i}\n    image: x\n    pool: 99\n"));
+    }
+    let dir = Dir::bare();
+    dir.write("containers.yaml", &text);
+    let errors = dir.errors();
+    assert_eq!(errors.len(), 101, "100 errors and a note");
+    assert_error(&errors, &["containers.yaml: stopped after 100 errors"]);
+}

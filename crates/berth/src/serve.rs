@@ -1,0 +1,265 @@
+//! `berth serve`: first-start set-up, logging, signals and the HTTP server.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use std::sync::Arc;
+
+use berth_config::ConfigStore;
+use berth_core::{ConfigPolicy, LiveConfig, Workspaces, WorkspacesSettings};
+use berth_runtime::{DockerOptions, DockerRuntime, parse_endpoint};
+use berth_server::AppState;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::HomeArg;
+use crate::home::Home;
+use crate::logging::{self, LogSettings};
+
+/// How long open connections may take to finish after SIGTERM or SIGINT.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    home: HomeArg,
+    /// Address to listen on; overrides `listen` in main.yaml (default 127.0.0.1:8080).
+    #[arg(long, env = "BERTH_LISTEN", value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Runtime-state database: `postgres://USER@HOST/DB` or a SQLite file path; overrides
+    /// `database` in main.yaml (default HOME/berth.db).
+    #[arg(long, env = "BERTH_DATABASE", value_name = "URL")]
+    database: Option<String>,
+    /// This installation's name on the Docker Engine (label `berth.instance`); overrides
+    /// `runtime.instance` in main.yaml (default `berth`).
+    #[arg(long, env = "BERTH_INSTANCE", value_name = "NAME")]
+    instance: Option<String>,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let home = Home::resolve(args.home.home)?;
+    home.create()?;
+    let config_dir = home.config();
+    let initial_admin = berth_config::init(&config_dir).with_context(|| {
+        format!(
+            "cannot write the default configuration in {}",
+            config_dir.display()
+        )
+    })?;
+    let config = match LiveConfig::load(&config_dir) {
+        Ok(config) => config,
+        Err(errors) => {
+            for error in errors.iter() {
+                eprintln!("{error}");
+            }
+            anyhow::bail!(
+                "the configuration in {} is invalid ({} error(s)); fix it and start again \
+                 (`berth config check` lists the errors)",
+                config_dir.display(),
+                errors.len()
+            );
+        }
+    };
+    let main = config.current().main.clone();
+    logging::init(&LogSettings {
+        file: home.logs().join("berth.log"),
+        max_bytes: main.logging.max_size_mb.saturating_mul(1024 * 1024),
+        files_kept: main.logging.files_kept,
+        level: main.logging.level.clone(),
+    });
+    if let Some(admin) = initial_admin {
+        eprintln!(
+            "\n  Berth created the admin account.\n    username: {}\n    password: {}\n  \
+             This password is shown once; only its hash is stored. Change it after logging in.\n",
+            admin.username,
+            admin.password.expose()
+        );
+        tracing::info!(username = %admin.username, "created the admin account");
+    }
+    let listen = args.listen.unwrap_or(main.listen);
+    let database = args
+        .database
+        .or_else(|| main.database.clone())
+        .unwrap_or_else(|| home.root().join("berth.db").display().to_string());
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(home, config, listen, database, args.instance))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the database, connects to the Docker Engine and reconciles the two.
+async fn services(
+    config: &LiveConfig,
+    database: &str,
+    instance: Option<String>,
+) -> anyhow::Result<AppState> {
+    let store = berth_store::open(database)
+        .await
+        .with_context(|| format!("cannot open the database {}", redact_url(database)))?;
+    let main = config.current().main.clone();
+    let options = DockerOptions::default();
+    let runtime = match &main.runtime.docker_socket {
+        Some(socket) => DockerRuntime::connect(parse_endpoint(socket)?, options).await,
+        None => DockerRuntime::connect_env(options).await,
+    }
+    .context(
+        "cannot reach the Docker Engine (set runtime.docker_socket in main.yaml or DOCKER_HOST)",
+    )?;
+    tracing::info!(
+        engine = runtime.engine_version(),
+        api = %runtime.api_version(),
+        socket = %runtime.socket().display(),
+        database = store.backend(),
+        "connected"
+    );
+    let workspaces = Workspaces::new(
+        Arc::new(runtime),
+        Arc::clone(&store),
+        Arc::new(ConfigPolicy::new(config.clone())),
+        WorkspacesSettings {
+            instance: instance.unwrap_or(main.runtime.instance),
+            ..WorkspacesSettings::default()
+        },
+    );
+    workspaces
+        .reconcile()
+        .await
+        .context("cannot reconcile workspaces with the Docker Engine")?;
+    let config_store = ConfigStore::open(config.dir()).with_context(|| {
+        format!(
+            "cannot open the configuration in {}",
+            config.dir().display()
+        )
+    })?;
+    Ok(AppState {
+        config: config.clone(),
+        config_store: Arc::new(config_store),
+        store,
+        workspaces,
+    })
+}
+
+/// A database URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
+}
+
+async fn serve(
+    home: Home,
+    config: LiveConfig,
+    listen: SocketAddr,
+    database: String,
+    instance: Option<String>,
+) -> anyhow::Result<()> {
+    let state = services(&config, &database, instance).await?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let local = listener.local_addr()?;
+    let public_url = config
+        .current()
+        .main
+        .public_url
+        .clone()
+        .map_or_else(|| format!("http://{local}"), |url| url.to_string());
+    eprintln!(
+        "Berth is listening on http://{local} (public URL {public_url}), home {}",
+        home.root().display()
+    );
+    tracing::info!(%local, %public_url, home = %home.root().display(), "listening");
+
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let background = {
+        let workspaces = state.workspaces.clone();
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            workspaces
+                .run_background(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
+                .await;
+        })
+    };
+    let mut server = tokio::spawn(berth_server::serve(listener, state, async move {
+        let mut stopped = stopped;
+        let _ = stopped.wait_for(|stop| *stop).await;
+    }));
+
+    loop {
+        tokio::select! {
+            result = &mut server => {
+                // The server ended without being asked to: that is an error worth reporting.
+                result.context("the HTTP server task failed")?.context("the HTTP server failed")?;
+                anyhow::bail!("the HTTP server stopped unexpectedly");
+            }
+            _ = terminate.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+            _ = interrupt.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+            _ = hangup.recv() => reload(&config),
+        }
+    }
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, background).await;
+    match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+        Ok(result) => {
+            result.context("the HTTP server task failed")??;
+            tracing::info!("shut down");
+        }
+        Err(_) => {
+            server.abort();
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period were closed");
+        }
+    }
+    Ok(())
+}
+
+/// SIGHUP: swap in the new configuration, or keep the old one and say why.
+fn reload(config: &LiveConfig) {
+    match config.reload() {
+        Ok(new) => tracing::info!(
+            users = new.users.len(),
+            templates = new.templates.len(),
+            "configuration reloaded"
+        ),
+        Err(errors) => {
+            let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            tracing::error!(
+                dir = %config.dir().display(),
+                errors = %errors.join("; "),
+                "configuration reload failed; keeping the configuration in force"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn database_passwords_never_reach_messages() {
+        assert_eq!(
+            redact_url("postgres://berth:s3cret@db/berth"),
+            "postgres://berth:***@db/berth"
+        );
+        assert_eq!(
+            redact_url("postgres://berth@db/berth"),
+            "postgres://berth@db/berth"
+        );
+        assert_eq!(
+            redact_url("/var/lib/berth/berth.db"),
+            "/var/lib/berth/berth.db"
+        );
+    }
+}

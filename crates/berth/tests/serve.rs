@@ -1,0 +1,224 @@
+//! `berth serve` as a process: first start, health, signals and reload.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{Server, eventually, log_lines};
+
+#[test]
+fn first_start_creates_the_config_and_prints_the_admin_password_once() {
+    let home = tempfile::tempdir().unwrap();
+    let mut server = Server::start(home.path());
+    let password = server
+        .printed_password()
+        .expect("the first start prints the admin password");
+    assert!(password.len() >= 20, "a strong password: {password}");
+    for file in ["main.yaml", "users.yaml", "containers.yaml"] {
+        let text = fs::read_to_string(home.path().join("config").join(file)).unwrap();
+        assert!(text.starts_with('#'), "{file} is commented:\n{text}");
+    }
+    let main = fs::read_to_string(home.path().join("config/main.yaml")).unwrap();
+    assert!(
+        main.contains("$argon2id$"),
+        "only an argon2id hash is stored"
+    );
+    assert!(
+        !main.contains(&password),
+        "the password itself is never stored"
+    );
+    assert!(
+        !log_lines(home.path())
+            .iter()
+            .any(|l| l.to_string().contains(&password)),
+        "the password is never logged"
+    );
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).success());
+
+    let mut again = Server::start(home.path());
+    assert_eq!(again.printed_password(), None, "{:?}", again.banner);
+    assert_eq!(
+        fs::read_to_string(home.path().join("config/main.yaml")).unwrap(),
+        main,
+        "a second start changes nothing"
+    );
+    again.signal("INT");
+    assert!(again.wait_exit(Duration::from_secs(10)).success());
+}
+
+#[test]
+fn healthz_answers_and_unknown_paths_are_404() {
+    let home = tempfile::tempdir().unwrap();
+    let server = Server::start(home.path());
+    assert_eq!(server.get("/healthz"), (200, "ok".to_owned()));
+    assert_eq!(server.get("/no-such-page").0, 404);
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully_with_a_connection_open() {
+    let home = tempfile::tempdir().unwrap();
+    let mut server = Server::start(home.path());
+    // An idle keep-alive connection and a half-sent request must not keep the server alive.
+    let mut idle = TcpStream::connect(server.addr).unwrap();
+    write!(idle, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut half = TcpStream::connect(server.addr).unwrap();
+    write!(half, "GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "{status:?}");
+    let messages: Vec<String> = log_lines(home.path())
+        .iter()
+        .map(|l| l["message"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains("SIGTERM")),
+        "{messages:?}"
+    );
+}
+
+#[test]
+fn sighup_reloads_and_a_bad_file_keeps_the_old_config() {
+    let home = tempfile::tempdir().unwrap();
+    let server = Server::start(home.path());
+    let containers = home.path().join("config/containers.yaml");
+    let good = fs::read_to_string(&containers).unwrap();
+
+    server.signal("HUP");
+    eventually(
+        Duration::from_secs(10),
+        "a successful reload is logged",
+        || {
+            log_lines(home.path())
+                .iter()
+                .any(|l| l["message"] == "configuration reloaded")
+        },
+    );
+
+    fs::write(&containers, "templates:\n  - name: broken\n    imagee: x\n").unwrap();
+    server.signal("HUP");
+    eventually(
+        Duration::from_secs(10),
+        "the failed reload is logged",
+        || {
+            log_lines(home.path()).iter().any(|l| {
+                l["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("reload failed")
+            })
+        },
+    );
+    let failure = log_lines(home.path())
+        .into_iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("reload failed")
+        })
+        .unwrap();
+    let errors = failure["fields"]["errors"].as_str().unwrap();
+    assert!(
+        errors.contains("containers.yaml:3"),
+        "file and line: {errors}"
+    );
+    assert_eq!(failure["level"], "ERROR");
+    assert_eq!(
+        server.get("/healthz").0,
+        200,
+        "still serving on the old config"
+    );
+
+    fs::write(&containers, good).unwrap();
+    server.signal("HUP");
+    eventually(Duration::from_secs(10), "the second good reload", || {
+        log_lines(home.path())
+            .iter()
+            .filter(|l| l["message"] == "configuration reloaded")
+            .count()
+            == 2
+    });
+}
+
+#[test]
+fn an_invalid_config_stops_start_up_with_every_error() {
+    let home = tempfile::tempdir().unwrap();
+    let status = common::berth()
+        .args(["config", "check", "--home"])
+        .arg(home.path())
+        .output()
+        .unwrap();
+    assert!(!status.status.success(), "nothing to check yet");
+
+    // First start writes the defaults; then break two files.
+    let mut server = Server::start(home.path());
+    server.signal("TERM");
+    server.wait_exit(Duration::from_secs(10));
+    let config = home.path().join("config");
+    fs::write(
+        config.join("containers.yaml"),
+        "templates:\n  - name: a\n    image: x\n    memory: 1\n",
+    )
+    .unwrap();
+    fs::write(
+        config.join("users.yaml"),
+        "users:\n  - username: alice\n    password_hash: x\n    templates: [pyhton]\n",
+    )
+    .unwrap();
+    let output = common::berth()
+        .args(["config", "check", "--home"])
+        .arg(home.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("containers.yaml:4:"), "{stderr}");
+    assert!(
+        stderr.contains("users.yaml:4: users[0].templates[0]"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("pyhton"), "{stderr}");
+
+    let output = common::berth()
+        .args(["serve", "--listen", "127.0.0.1:0", "--home"])
+        .arg(home.path())
+        .env("BERTH_INSTANCE", common::instance_for(home.path()))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("users.yaml:4:") && stderr.contains("containers.yaml:4:"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn config_schema_prints_a_json_schema() {
+    let output = common::berth().args(["config", "schema"]).output().unwrap();
+    assert!(output.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        schema.get("$schema").is_some() || schema.get("$defs").is_some(),
+        "{schema}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_with_status_2() {
+    for args in [
+        &["frobnicate"][..],
+        &["serve", "--listen", "not-an-address"],
+        &["config"],
+    ] {
+        let output = common::berth().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+    }
+    let help = common::berth().args(["serve", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Examples:"));
+}

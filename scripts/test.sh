@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# `make test`: formatting, lints and every test, on a fresh Debian 12 machine as on a used one.
+# Installs what the tests need (Docker Engine, debootstrap, PostgreSQL) through the scripts it
+# calls, starts private test services, and stops them at the end.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo is not installed: install the Rust toolchain (rustup) first" >&2
+  exit 1
+fi
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "build the tests"
+cargo test --workspace --locked --no-run
+step "tests (with a private Docker Engine and PostgreSQL)"
+scripts/with-test-env.sh cargo test --workspace --locked --no-fail-fast

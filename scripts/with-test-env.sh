@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs a command with Berth's test services up, then stops the ones this run started:
+#   - a private Docker Engine (scripts/docker-engine.sh) with the test image berth-test/base,
+#   - a throwaway PostgreSQL on a loopback port (scripts/postgres.sh).
+# Services that were already running are reused and left running.
+# Usage: scripts/with-test-env.sh COMMAND [ARGS...]
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+started=()
+cleanup() {
+  local status=$?
+  for service in "${started[@]}"; do
+    "$here/$service" stop || echo "warning: could not stop $service" >&2
+  done
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+for service in docker-engine.sh postgres.sh; do
+  if ! "$here/$service" status >/dev/null 2>&1; then
+    started+=("$service")
+    "$here/$service" start
+  fi
+  eval "$("$here/$service" env)"
+done
+"$here/test-image.sh"
+
+"$@"
