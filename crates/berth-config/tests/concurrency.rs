@@ -11,9 +11,9 @@ use std::collections::hash_map::RandomState;
 use std::env;
 use std::fs;
 use std::hash::BuildHasher;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -111,7 +111,7 @@ fn counter(dir: &Path) -> u64 {
         .unwrap()
 }
 
-fn acks(stdout: ChildStdout) -> Vec<u64> {
+fn acks(stdout: impl Read) -> Vec<u64> {
     BufReader::new(stdout)
         .lines()
         .map(|l| l.unwrap().parse().unwrap())
@@ -206,7 +206,8 @@ fn killed_writers_leave_the_old_or_the_new_file() {
         }
         worker.kill().unwrap();
         worker.wait().unwrap();
-        let rest = acks(stdout.into_inner());
+        // Read on from the BufReader itself: its buffer may already hold acknowledgements.
+        let rest = acks(stdout);
         if let Some(last) = first.trim().parse().ok().into_iter().chain(rest).last() {
             committed = last;
         }

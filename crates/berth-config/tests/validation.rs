@@ -300,7 +300,7 @@ fn templates_are_checked_for_safety() {
     let dir = Dir::bare();
     dir.write(
         "containers.yaml",
-        "templates:\n  - name: a\n    image: x\n    cap_add: [NET_RAW, SYS_ADMIN, ALL, CAP_NET_BIND_SERVICE, NET_RAWW]\n    bind_mounts:\n      - {source: /srv/data/sets, target: /data}\n      - {source: /srv/database, target: /db}\n      - {source: /srv/data/../../etc, target: /etc2}\n    volumes:\n      - {name: home, target: /data}\n    network: \"container:abc\"\n    shared: true\n    pool: 2\n  - name: b\n    image: x\n    cap_add: [SYS_ADMIN]\n    allow_dangerous_caps: true\n    network: host\n    networks: [none, berth-lab]\n",
+        "templates:\n  - name: a\n    image: x\n    cap_add: [NET_RAW, SYS_ADMIN, ALL, CAP_NET_BIND_SERVICE, NET_RAWW]\n    bind_mounts:\n      - {source: /srv/data/sets, target: /data}\n      - {source: /srv/database, target: /db}\n      - {source: /srv/data/../../etc, target: /etc2}\n    volumes:\n      - {name: home, target: /data}\n    network: \"container:abc\"\n    shared: true\n    persist: always\n    pool: 2\n  - name: b\n    image: x\n    cap_add: [SYS_ADMIN]\n    allow_dangerous_caps: true\n    network: host\n    networks: [none, berth-lab]\n",
     );
     assert_eq!(
         dir.errors(),
@@ -312,7 +312,7 @@ fn templates_are_checked_for_safety() {
             "containers.yaml:7: templates[0].bind_mounts[1].source: /srv/database is not inside an allowed directory; allowed: /srv/data (runtime.allowed_bind_mounts of main.yaml)",
             "containers.yaml:8: templates[0].bind_mounts[2].source: a path may not contain \".\" or \"..\", found \"/srv/data/../../etc\"",
             "containers.yaml:11: templates[0].network: expected \"none\", \"host\" or the name of a Docker network, found \"container:abc\"",
-            "containers.yaml:13: templates[0].pool: a shared template runs one container for everyone; it has no pool",
+            "containers.yaml:14: templates[0].pool: pool containers are ephemeral and a persist: always template never starts one; set pool: 0",
         ]
     );
 }

@@ -160,6 +160,10 @@ async fn serve(
     database: String,
     instance: Option<String>,
 ) -> anyhow::Result<()> {
+    // Handlers first: a signal during start-up is handled once serving, never fatal.
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut hangup = signal(SignalKind::hangup())?;
     let state = services(&config, &database, instance).await?;
     let listener = TcpListener::bind(listen)
         .await
@@ -177,9 +181,6 @@ async fn serve(
     );
     tracing::info!(%local, %public_url, home = %home.root().display(), "listening");
 
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut hangup = signal(SignalKind::hangup())?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let background = {
         let workspaces = state.workspaces.clone();

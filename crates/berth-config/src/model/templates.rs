@@ -101,12 +101,13 @@ pub struct Template {
     /// unless marked `read_only`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub read_only_root: bool,
-    /// One container and one tmux session for everyone allowed to use the template: users
-    /// who start it join the same terminal.
+    /// Every terminal of a workspace of this template joins one tmux session, so everyone
+    /// attached sees one screen. The owner invites others as peers (may type) or viewers.
     #[serde(default, skip_serializing_if = "is_false")]
     pub shared: bool,
-    /// What happens to the workspace's volumes when it is removed: `never` kept, kept when the
-    /// user asks (`optional`, the default, `berth persist`), or `always` kept.
+    /// Whether a workspace keeps its container and files when stopped: `never`, when the user
+    /// asks (`optional`, the default: `berth start --persist`), or `always`. A persistent
+    /// workspace's named volumes also outlive its deletion, for the owner's next one.
     #[serde(default, skip_serializing_if = "is_optional")]
     pub persist: Persist,
     /// Stop a workspace nobody has typed into for this long. Default:
@@ -116,8 +117,9 @@ pub struct Template {
     /// Remove a workspace this long after it started, idle or not. Default: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<HumanDuration>,
-    /// Containers kept started in advance so that a start is instant (0 to 50; not for
-    /// `shared` templates).
+    /// Containers kept started in advance so that a start is instant (0 to 50). Only
+    /// ephemeral starts on the default network claim one; `persist: always` templates have no
+    /// pool.
     #[serde(
         default,
         deserialize_with = "within::<_, _, 0, 50>",

@@ -144,11 +144,10 @@ fn check_template(
             errors.push(at.key("cap_add").index(i).error(problem));
         }
     }
-    if t.shared && t.pool > 0 {
-        errors.push(
-            at.key("pool")
-                .error("a shared template runs one container for everyone; it has no pool"),
-        );
+    if t.persist == crate::Persist::Always && t.pool > 0 {
+        errors.push(at.key("pool").error(
+            "pool containers are ephemeral and a persist: always template never starts one; set pool: 0",
+        ));
     }
 }
 
