@@ -26,6 +26,7 @@
 //! - never privileged;
 //! - a memory limit (1 GiB) with swap equal to it, a pids limit (512), an optional CPU limit;
 //! - a tmpfs at `/tmp` (`rw,nosuid,nodev`, 256 MiB);
+//! - the container log (the main process's output) capped at two files of 10 MiB (`json-file`);
 //! - an init process as PID 1 (`init: true`: Docker's `docker-init`, i.e. tini) reaping zombies;
 //! - optionally a read-only root file system;
 //! - network `none` unless the spec says `host` or names an existing network (never created);

@@ -52,6 +52,16 @@ async fn created_container_carries_the_hardening_defaults() {
     assert_eq!(host.pids_limit, Some(512));
     assert_eq!(host.init, Some(true));
     assert_eq!(host.readonly_rootfs, Some(false));
+    let log = host.log_config.clone().expect("a log configuration");
+    assert_eq!(log.typ.as_deref(), Some("json-file"));
+    let log_options = log.config.expect("log options");
+    assert_eq!(
+        (
+            log_options["max-size"].as_str(),
+            log_options["max-file"].as_str()
+        ),
+        ("10m", "2")
+    );
     assert_eq!(host.network_mode.as_deref(), Some("none"));
     let tmp = &host.tmpfs.unwrap()["/tmp"];
     assert!(

@@ -3,13 +3,19 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType, VolumeCreateRequest,
+};
 
 use crate::spec::{ContainerSpec, VolumeMount};
 use crate::state::MANAGED_LABEL;
 
 /// Volume label: `true` when the volume outlives its container.
 pub(crate) const PERSISTENT_LABEL: &str = "berth.persistent";
+
+/// The container log (the main process's output) is capped at this many files of this size.
+pub(crate) const LOG_MAX_SIZE: &str = "10m";
+pub(crate) const LOG_MAX_FILES: &str = "2";
 /// The only security option Berth sets: the process and its children can never gain privileges
 /// (setuid binaries, file capabilities). Seccomp keeps the engine's default profile because
 /// nothing here overrides it.
@@ -66,6 +72,14 @@ pub(crate) fn container_body(spec: &ContainerSpec) -> ContainerCreateBody {
         readonly_rootfs: Some(spec.hardening.read_only_root),
         init: Some(spec.hardening.init),
         privileged: Some(false),
+        // A main process that prints without end must not fill the host's disk.
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("json-file".into()),
+            config: Some(HashMap::from([
+                ("max-size".to_owned(), LOG_MAX_SIZE.to_owned()),
+                ("max-file".to_owned(), LOG_MAX_FILES.to_owned()),
+            ])),
+        }),
         ..Default::default()
     };
     ContainerCreateBody {
@@ -93,6 +107,9 @@ mod tests {
         spec.labels.insert("berth.owner".into(), "ann".into());
         let body = container_body(&spec);
         let host = body.host_config.unwrap();
+        let log = host.log_config.clone().unwrap();
+        assert_eq!(log.typ.as_deref(), Some("json-file"));
+        assert_eq!(log.config.unwrap()["max-size"], "10m");
         assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
         assert_eq!(host.cap_add, Some(vec![]));
         assert_eq!(
