@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: formatting, lints and every test, on a fresh Debian 12 machine as on a used one.
-# Installs what the tests need (Docker Engine, debootstrap, PostgreSQL) through the scripts it
-# calls, starts private test services, and stops them at the end.
+# Installs what the tests need (Docker Engine, debootstrap, PostgreSQL, Node packages) through
+# the scripts it calls, starts private test services, and stops them at the end.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -12,6 +12,8 @@ fi
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "web: type check, unit tests, and web/dist up to date"
+scripts/web-build.sh --check
 step "cargo fmt --check"
 cargo fmt --all --check
 step "cargo clippy"
