@@ -385,6 +385,29 @@ mod tests {
     }
 
     #[test]
+    fn panics_are_logged_with_their_message_and_location() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.log");
+        let file = SharedFile(Arc::new(Mutex::new(RotatingFile::open(&path, 1 << 20, 1).unwrap())));
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .event_format(JsonLines)
+                .with_writer(file),
+        );
+        install_panic_hook();
+        tracing::subscriber::with_default(subscriber, || {
+            let result = std::panic::catch_unwind(|| panic!("the disk is made of {}", "cheese"));
+            assert!(result.is_err());
+        });
+        let got = lines(&path);
+        let value: Value = serde_json::from_str(&got[0]).unwrap();
+        assert_eq!(value["level"], "ERROR");
+        assert_eq!(value["target"], "berth::panic");
+        assert_eq!(value["message"], "panic: the disk is made of cheese");
+        assert!(value["fields"]["location"].as_str().unwrap().contains("logging.rs"));
+    }
+
+    #[test]
     fn events_are_json_lines_with_the_documented_keys() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("berth.log");
