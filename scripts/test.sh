@@ -20,5 +20,5 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "build the tests"
 cargo test --workspace --locked --no-run
-step "tests (with a private Docker Engine and PostgreSQL)"
-scripts/with-test-env.sh cargo test --workspace --locked --no-fail-fast
+step "tests (with a private Docker Engine and PostgreSQL), then the browser tests"
+scripts/with-test-env.sh scripts/test-suites.sh

@@ -1,0 +1,103 @@
+// Starts the real `berth serve` in a temporary home on a loopback port, and Debian's chromium
+// through playwright-core. Every server gets its own `berth.instance` label, so its containers
+// never meet another test's, and stopping it removes them.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const repo = resolve(here, '../../..');
+export const screenshots = join(repo, 'tests/e2e/screenshots');
+
+const HOW_TO = 'run the browser tests through `make test` (or scripts/e2e.sh), which builds berth and starts the test Docker Engine';
+
+export function berthBinary() {
+  const target = process.env.CARGO_TARGET_DIR ?? join(repo, 'target');
+  return process.env.BERTH_BIN ?? join(target, 'debug/berth');
+}
+
+/** Starts `berth serve`; resolves once it listens, with its URL and first-start admin password. */
+export async function startBerth() {
+  if (!process.env.DOCKER_HOST) throw new Error(`DOCKER_HOST is not set: ${HOW_TO}`);
+  const home = mkdtempSync(join(tmpdir(), 'berth-e2e-'));
+  const instance = `e2e-${randomBytes(4).toString('hex')}`;
+  const child = spawn(berthBinary(), ['serve', '--listen', '127.0.0.1:0', '--home', home], {
+    env: { ...process.env, BERTH_INSTANCE: instance, BERTH_HOME: '', BERTH_LISTEN: '' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const lines = [];
+  const started = new Promise((resolveStart, reject) => {
+    const timer = setTimeout(() => reject(new Error(`berth serve did not start:\n${lines.join('\n')}`)), 60_000);
+    child.on('error', (err) => reject(new Error(`cannot run ${berthBinary()} (${err.message}): ${HOW_TO}`)));
+    child.on('exit', (code) => reject(new Error(`berth serve exited with ${code}:\n${lines.join('\n')}`)));
+    let password = null;
+    createInterface({ input: child.stderr }).on('line', (line) => {
+      lines.push(line);
+      const pw = line.trim().match(/^password: (\S+)$/);
+      if (pw) password = pw[1];
+      const listening = line.match(/^Berth is listening on (http:\/\/\S+)/);
+      if (listening) {
+        clearTimeout(timer);
+        resolveStart({ url: listening[1], password });
+      }
+    });
+  });
+  const { url, password } = await started;
+  child.removeAllListeners('exit');
+  return {
+    url,
+    home,
+    instance,
+    adminPassword: password,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      removeContainers(instance);
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+function removeContainers(instance) {
+  const filter = `label=berth.instance=${instance}`;
+  try {
+    const ids = execFileSync('docker', ['ps', '-aq', '--filter', filter]).toString().split(/\s+/).filter(Boolean);
+    if (ids.length) execFileSync('docker', ['rm', '-f', '-v', ...ids]);
+    execFileSync('docker', ['volume', 'prune', '-f', '--filter', filter]);
+  } catch (err) {
+    console.error(`could not remove the containers of ${instance}: ${err.message}`);
+  }
+}
+
+/** Debian's chromium, headless, with nothing reaching outside the machine. */
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/** Saves a screenshot of `page` as screenshots/NAME.png and returns the path. */
+export async function screenshot(page, name) {
+  mkdirSync(screenshots, { recursive: true });
+  const path = join(screenshots, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  return path;
+}
