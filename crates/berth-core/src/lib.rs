@@ -6,25 +6,39 @@
 //! workspaces and removes expired ones, and at start-up reconciles the database with what the
 //! engine actually runs. It knows traits, not axum.
 //!
+//! [`Terminals`] runs terminal sessions below the HTTP layer ([`bridge`]): who may attach to a
+//! workspace and as what (owner, members as peers or viewers, admins; see [`SessionRole`]),
+//! the protocol loop over any `Sink`/`Stream` with bounded buffers, presence, grids, the audit
+//! of attaches and detaches, and [`Recordings`] of sessions as asciicast v2 files.
+//!
 //! [`Store`]: berth_store::Store
 #![forbid(unsafe_code)]
 
+pub mod bridge;
 mod error;
 mod events;
 mod live_config;
+mod members;
 mod plan;
 mod policy;
 mod pool;
 mod reconcile;
+mod recordings;
 mod sweep;
 mod terminal;
 mod workspaces;
 
+pub use bridge::{AttachRequest, TerminalSession, Terminals};
 pub use error::WorkspaceError;
 pub use events::WorkspaceEvent;
 pub use live_config::LiveConfig;
+pub use members::SessionRole;
 pub use plan::{Persistence, Plan, Policy, StartOptions};
 pub use policy::{ConfigPolicy, allowed_templates, role_of};
 pub use reconcile::ReconcileReport;
+pub use recordings::{
+    MAX_RECORDING_BYTES, RECORDER_QUEUE, Recorder, RecordingError, RecordingFile, RecordingStart,
+    Recordings, Utf8Stream,
+};
 pub use terminal::{Activity, Terminal};
 pub use workspaces::{Liveness, Workspaces, WorkspacesSettings};

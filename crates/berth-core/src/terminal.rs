@@ -32,6 +32,21 @@ impl Activity {
             Ordering::Relaxed,
         );
     }
+
+    /// A clock of its own, counted for no workspace: for bridges over sessions that are not a
+    /// workspace's (tests, tools).
+    #[must_use]
+    pub fn detached() -> Self {
+        Self {
+            info: Arc::default(),
+        }
+    }
+
+    /// Unix time (seconds) of the last activity; 0 if none.
+    #[must_use]
+    pub fn last(&self) -> i64 {
+        self.info.last_activity.load(Ordering::Relaxed)
+    }
 }
 
 /// A terminal in a workspace: the exec session and its activity handle. The workspace counts it

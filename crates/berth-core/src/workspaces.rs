@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use berth_runtime::{ContainerId, ContainerRuntime, ContainerState, NetworkMode};
+use berth_runtime::{ContainerId, ContainerRuntime, ContainerState, NetworkMode, RuntimeError};
 use berth_store::{StateUpdate, Store, StoreError, Workspace, WorkspaceFilter, WorkspaceState};
 use berth_types::{Username, WorkspaceId};
 use time::OffsetDateTime;
@@ -333,10 +333,16 @@ impl Workspaces {
         };
         if let Some(container) = stopping.container_id.clone().map(ContainerId::new) {
             let result = async {
-                self.inner
+                // A container already gone (an ephemeral workspace stopped earlier) is stopped.
+                match self
+                    .inner
                     .runtime
                     .stop(&container, self.inner.settings.stop_timeout)
-                    .await?;
+                    .await
+                {
+                    Ok(()) | Err(RuntimeError::ContainerMissing { .. }) => {}
+                    Err(err) => return Err(err.into()),
+                }
                 if remove || !stopping.persistent {
                     self.inner.runtime.remove(&container).await?;
                 }

@@ -1,4 +1,5 @@
-//! Berth's runtime state in SQL: workspaces, client pings, login attempts and the audit log.
+//! Berth's runtime state in SQL: workspaces and their members, client pings, login attempts,
+//! the audit log and the index of terminal recordings.
 //! (The configuration, users and templates, lives in YAML files and is not here.)
 //!
 //! Everything goes through the object-safe [`Store`] trait, so services hold an
@@ -17,7 +18,9 @@
 mod audit;
 mod clients;
 mod error;
+mod members;
 mod postgres;
+mod recordings;
 mod sql;
 mod sqlite;
 mod store;
@@ -30,7 +33,9 @@ use std::sync::Arc;
 pub use audit::{AuditOutcome, NewAuditEntry};
 pub use clients::{Client, ClientPing};
 pub use error::StoreError;
+pub use members::{Member, MemberRole};
 pub use postgres::PostgresStore;
+pub use recordings::{Recording, RecordingId};
 pub use sqlite::SqliteStore;
 pub use store::Store;
 pub use tables::{Filter, FilterOp, SortKey, TableQuery, TableResult};

@@ -30,8 +30,9 @@ use crate::store::check_login_username;
 use crate::tables::plan::{self, Bind};
 use crate::tables::schema::{Column, Kind};
 use crate::{
-    Client, ClientPing, NewAuditEntry, StateUpdate, Store, StoreError, TableQuery, TableResult,
-    Workspace, WorkspaceFilter, WorkspaceState, sql, timestamp,
+    Client, ClientPing, Member, MemberRole, NewAuditEntry, Recording, RecordingId, StateUpdate,
+    Store, StoreError, TableQuery, TableResult, Workspace, WorkspaceFilter, WorkspaceState,
+    members, recordings, sql, timestamp,
 };
 
 type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
@@ -168,6 +169,31 @@ fn client_row(row: &SqliteRow) -> Result<Client, StoreError> {
         last_seen: get_time(row, "last_seen")?,
         last_ip: sql::ip(row.try_get("last_ip")?)?,
         local_workspaces: sql::json(row.try_get("local_workspaces")?)?,
+    })
+}
+
+fn member_row(row: &SqliteRow) -> Result<Member, StoreError> {
+    Ok(Member {
+        workspace: WorkspaceId::from(get_uuid(row, "workspace_id")?),
+        username: sql::username(row.try_get("username")?)?,
+        role: members::role(row.try_get("role")?)?,
+        added_by: sql::username(row.try_get("added_by")?)?,
+        added_at: get_time(row, "added_at")?,
+    })
+}
+
+fn recording_row(row: &SqliteRow) -> Result<Recording, StoreError> {
+    Ok(Recording {
+        id: RecordingId::from(get_uuid(row, "id")?),
+        workspace: WorkspaceId::from(get_uuid(row, "workspace_id")?),
+        owner: sql::username(row.try_get("owner")?)?,
+        username: sql::username(row.try_get("username")?)?,
+        started_at: get_time(row, "started_at")?,
+        ended_at: get_opt_time(row, "ended_at")?,
+        path: row.try_get("path")?,
+        bytes: recordings::bytes_from_db(row.try_get("bytes")?)?,
+        width: recordings::dimension(row.try_get("width")?)?,
+        height: recordings::dimension(row.try_get("height")?)?,
     })
 }
 
@@ -442,6 +468,112 @@ impl Store for SqliteStore {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(plan.finish(rows, total))
+    }
+
+    async fn put_member(&self, member: &Member) -> Result<(), StoreError> {
+        sqlx::query(members::PUT_MEMBER)
+            .bind(id(member.workspace.as_uuid()))
+            .bind(member.username.as_str())
+            .bind(member.role.as_str())
+            .bind(member.added_by.as_str())
+            .bind(ts(member.added_at)?)
+            .execute(&self.pool)
+            .await
+            .map_err(members::put_error)?;
+        Ok(())
+    }
+
+    async fn remove_member(
+        &self,
+        workspace: WorkspaceId,
+        username: &Username,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(members::REMOVE_MEMBER)
+            .bind(id(workspace.as_uuid()))
+            .bind(username.as_str())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn list_members(&self, workspace: WorkspaceId) -> Result<Vec<Member>, StoreError> {
+        sqlx::query(members::LIST_MEMBERS)
+            .bind(id(workspace.as_uuid()))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(member_row)
+            .collect()
+    }
+
+    async fn member_role(
+        &self,
+        workspace: WorkspaceId,
+        username: &Username,
+    ) -> Result<Option<MemberRole>, StoreError> {
+        let role: Option<String> = sqlx::query_scalar(members::MEMBER_ROLE)
+            .bind(id(workspace.as_uuid()))
+            .bind(username.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        role.as_deref().map(members::role).transpose()
+    }
+
+    async fn insert_recording(&self, r: &Recording) -> Result<(), StoreError> {
+        recordings::check_path(&r.path)?;
+        sqlx::query(recordings::INSERT_RECORDING)
+            .bind(id(r.id.as_uuid()))
+            .bind(id(r.workspace.as_uuid()))
+            .bind(r.owner.as_str())
+            .bind(r.username.as_str())
+            .bind(ts(r.started_at)?)
+            .bind(opt_ts(r.ended_at)?)
+            .bind(&r.path)
+            .bind(recordings::bytes_to_db(r.bytes)?)
+            .bind(i32::from(r.width))
+            .bind(i32::from(r.height))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn finish_recording(
+        &self,
+        recording: RecordingId,
+        ended_at: OffsetDateTime,
+        bytes: u64,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(recordings::FINISH_RECORDING)
+            .bind(id(recording.as_uuid()))
+            .bind(ts(ended_at)?)
+            .bind(recordings::bytes_to_db(bytes)?)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn get_recording(&self, recording: RecordingId) -> Result<Recording, StoreError> {
+        let row = sqlx::query(recordings::GET_RECORDING)
+            .bind(id(recording.as_uuid()))
+            .fetch_one(&self.pool)
+            .await?;
+        recording_row(&row)
+    }
+
+    async fn list_recordings(&self, workspace: WorkspaceId) -> Result<Vec<Recording>, StoreError> {
+        sqlx::query(recordings::LIST_RECORDINGS)
+            .bind(id(workspace.as_uuid()))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(recording_row)
+            .collect()
     }
 
     async fn close(&self) {

@@ -9,8 +9,8 @@ use berth_types::{Username, WorkspaceId};
 use time::OffsetDateTime;
 
 use crate::{
-    Client, ClientPing, NewAuditEntry, StateUpdate, StoreError, TableQuery, TableResult, Workspace,
-    WorkspaceFilter, WorkspaceState,
+    Client, ClientPing, Member, MemberRole, NewAuditEntry, Recording, RecordingId, StateUpdate,
+    StoreError, TableQuery, TableResult, Workspace, WorkspaceFilter, WorkspaceState,
 };
 
 /// Berth's runtime state. Implemented by [`crate::SqliteStore`] and [`crate::PostgresStore`];
@@ -99,6 +99,47 @@ pub trait Store: Send + Sync + fmt::Debug {
         query: &TableQuery,
         scope: Option<&Username>,
     ) -> Result<TableResult, StoreError>;
+
+    /// Adds a member to a workspace, or changes the role (and `added_by`, `added_at`) of one
+    /// already there. [`StoreError::NotFound`] if the workspace does not exist. Members go
+    /// with their workspace when it is deleted.
+    async fn put_member(&self, member: &Member) -> Result<(), StoreError>;
+
+    /// Removes a member. [`StoreError::NotFound`] if they were not one.
+    async fn remove_member(
+        &self,
+        workspace: WorkspaceId,
+        username: &Username,
+    ) -> Result<(), StoreError>;
+
+    /// A workspace's members by username (empty for an unknown workspace).
+    async fn list_members(&self, workspace: WorkspaceId) -> Result<Vec<Member>, StoreError>;
+
+    /// `username`'s role in a workspace, `None` if they are not a member.
+    async fn member_role(
+        &self,
+        workspace: WorkspaceId,
+        username: &Username,
+    ) -> Result<Option<MemberRole>, StoreError>;
+
+    /// Records a recording that starts now. [`StoreError::Conflict`] if the id or the path is
+    /// taken; [`StoreError::InvalidInput`] if the path is not a plain relative path.
+    async fn insert_recording(&self, recording: &Recording) -> Result<(), StoreError>;
+
+    /// Records the end of a recording and its final size. [`StoreError::NotFound`] if there is
+    /// no such recording.
+    async fn finish_recording(
+        &self,
+        id: RecordingId,
+        ended_at: OffsetDateTime,
+        bytes: u64,
+    ) -> Result<(), StoreError>;
+
+    /// One recording. [`StoreError::NotFound`] if there is none with this id.
+    async fn get_recording(&self, id: RecordingId) -> Result<Recording, StoreError>;
+
+    /// A workspace's recordings, newest first (also after the workspace was deleted).
+    async fn list_recordings(&self, workspace: WorkspaceId) -> Result<Vec<Recording>, StoreError>;
 
     /// Closes the connections; later calls fail.
     async fn close(&self);

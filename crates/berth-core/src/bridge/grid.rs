@@ -1,0 +1,243 @@
+//! Grids: a layout and up to four panes, each showing a workspace (machines later). Kept in
+//! memory: a grid is a view, cheap to make again, and is gone after a restart.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use berth_types::{Username, WorkspaceId};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::workspaces::lock;
+
+/// How many grids one user may have at once (they live in memory).
+pub const MAX_GRIDS_PER_USER: usize = 32;
+
+/// A grid's id.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct GridId(Uuid);
+
+impl GridId {
+    /// A new random id.
+    #[must_use]
+    pub fn random() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+
+impl FromStr for GridId {
+    type Err = uuid::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Self)
+    }
+}
+
+impl fmt::Display for GridId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl fmt::Debug for GridId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GridId({})", self.0.hyphenated())
+    }
+}
+
+/// How panes are arranged: `ROWSxCOLUMNS`, panes numbered row by row from the top left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// One pane.
+    Single,
+    /// Two rows of two.
+    Grid2x2,
+    /// One row of three.
+    Grid1x3,
+    /// Two panes stacked.
+    Grid2x1,
+}
+
+impl Layout {
+    /// How many panes the layout has.
+    #[must_use]
+    pub fn panes(self) -> usize {
+        match self {
+            Self::Single => 1,
+            Self::Grid2x2 => 4,
+            Self::Grid1x3 => 3,
+            Self::Grid2x1 => 2,
+        }
+    }
+}
+
+/// One grid.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grid {
+    /// Its id.
+    pub id: GridId,
+    /// Who made it; only they (and admins) open it.
+    pub owner: Username,
+    /// The arrangement.
+    pub layout: Layout,
+    /// Pane `n` shows `panes[n]`; at most as many as the layout has.
+    pub panes: Vec<WorkspaceId>,
+    /// When it was made.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// Why a grid operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GridError {
+    /// No such grid, or one the caller may not open.
+    #[error("no such grid")]
+    NotFound,
+    /// More panes than the layout has.
+    #[error("layout {layout:?} has {max} panes, {given} given")]
+    TooManyPanes {
+        /// The layout.
+        layout: Layout,
+        /// Its panes.
+        max: usize,
+        /// How many were given.
+        given: usize,
+    },
+    /// The user has as many grids as allowed.
+    #[error("you already have {MAX_GRIDS_PER_USER} grids, the most allowed; delete one first")]
+    TooManyGrids,
+}
+
+/// The grids of every user, in memory. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Grids {
+    grids: Arc<Mutex<HashMap<GridId, Grid>>>,
+}
+
+fn check(layout: Layout, panes: &[WorkspaceId]) -> Result<(), GridError> {
+    if panes.len() > layout.panes() {
+        return Err(GridError::TooManyPanes {
+            layout,
+            max: layout.panes(),
+            given: panes.len(),
+        });
+    }
+    Ok(())
+}
+
+impl Grids {
+    /// Makes a grid for `owner`. Whether `owner` may see each pane's workspace is checked when
+    /// the grid opens, pane by pane.
+    pub fn create_grid(
+        &self,
+        owner: &Username,
+        layout: Layout,
+        panes: Vec<WorkspaceId>,
+    ) -> Result<Grid, GridError> {
+        check(layout, &panes)?;
+        let mut grids = lock(&self.grids);
+        if grids.values().filter(|g| g.owner == *owner).count() >= MAX_GRIDS_PER_USER {
+            return Err(GridError::TooManyGrids);
+        }
+        let grid = Grid {
+            id: GridId::random(),
+            owner: owner.clone(),
+            layout,
+            panes,
+            created_at: OffsetDateTime::now_utc(),
+        };
+        grids.insert(grid.id, grid.clone());
+        Ok(grid)
+    }
+
+    /// Changes a grid's layout and panes; sockets open on it keep their panes until reopened.
+    pub fn set_panes(
+        &self,
+        id: GridId,
+        layout: Layout,
+        panes: Vec<WorkspaceId>,
+    ) -> Result<Grid, GridError> {
+        check(layout, &panes)?;
+        let mut grids = lock(&self.grids);
+        let grid = grids.get_mut(&id).ok_or(GridError::NotFound)?;
+        grid.layout = layout;
+        grid.panes = panes;
+        Ok(grid.clone())
+    }
+
+    /// One grid.
+    pub fn grid(&self, id: GridId) -> Result<Grid, GridError> {
+        lock(&self.grids)
+            .get(&id)
+            .cloned()
+            .ok_or(GridError::NotFound)
+    }
+
+    /// `owner`'s grids, oldest first.
+    #[must_use]
+    pub fn grids_of(&self, owner: &Username) -> Vec<Grid> {
+        let mut list: Vec<Grid> = lock(&self.grids)
+            .values()
+            .filter(|g| g.owner == *owner)
+            .cloned()
+            .collect();
+        list.sort_by_key(|g| (g.created_at, g.id));
+        list
+    }
+
+    /// Forgets a grid; `false` if there was none.
+    pub fn delete_grid(&self, id: GridId) -> bool {
+        lock(&self.grids).remove(&id).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grids_are_made_changed_and_bounded() {
+        let grids = Grids::default();
+        let alice = Username::new("alice").unwrap();
+        let panes: Vec<WorkspaceId> = (0..4).map(|_| WorkspaceId::random()).collect();
+        let grid = grids
+            .create_grid(&alice, Layout::Grid2x2, panes.clone())
+            .unwrap();
+        assert_eq!(grids.grid(grid.id).unwrap(), grid);
+        assert_eq!(
+            grids.set_panes(grid.id, Layout::Grid1x3, panes.clone()),
+            Err(GridError::TooManyPanes {
+                layout: Layout::Grid1x3,
+                max: 3,
+                given: 4
+            })
+        );
+        let changed = grids
+            .set_panes(grid.id, Layout::Grid2x1, panes[..2].to_vec())
+            .unwrap();
+        assert_eq!(changed.panes, panes[..2]);
+        assert_eq!(
+            grids.set_panes(GridId::random(), Layout::Single, vec![]),
+            Err(GridError::NotFound)
+        );
+        for _ in 1..MAX_GRIDS_PER_USER {
+            grids.create_grid(&alice, Layout::Single, vec![]).unwrap();
+        }
+        assert_eq!(
+            grids.create_grid(&alice, Layout::Single, vec![]),
+            Err(GridError::TooManyGrids)
+        );
+        assert_eq!(grids.grids_of(&alice).len(), MAX_GRIDS_PER_USER);
+        assert!(grids.delete_grid(grid.id));
+        assert!(!grids.delete_grid(grid.id));
+        assert_eq!(
+            serde_json::to_string(&Layout::Grid2x2).unwrap(),
+            "\"grid2x2\""
+        );
+    }
+}

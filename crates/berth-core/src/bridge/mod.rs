@@ -1,0 +1,103 @@
+//! Terminal sessions below the HTTP layer: the protocol loops of the terminal socket and of the
+//! grid socket, written over a generic `Sink<Message>` and `Stream<Item = Result<Message, E>>`
+//! so they run without a network in tests and the server adapts its WebSocket to them.
+//!
+//! - [`Terminals`] is the service: [`Terminals::attach`] checks who may use a workspace's
+//!   terminal and as what ([`SessionRole`](crate::SessionRole)), opens the terminal, starts its recording, puts the
+//!   user in the workspace's presence list and audits the attach; [`TerminalSession::run`] then
+//!   pumps the session ([`Bridge`]) and audits the detach.
+//! - [`Bridge`] is one session's loop, usable over any [`berth_runtime::ExecSession`].
+//! - Grids ([`Grids`], [`GridSession`]) put up to four panes over one socket, each pane one
+//!   [`Bridge`].
+//!
+//! The wire protocol is in `docs/terminal-protocol.md`; the back-pressure rules are in the
+//! docs of [`Bridge::run`] and [`GridSession`].
+
+mod grid;
+mod mux;
+mod presence;
+mod protocol;
+mod session;
+mod stats;
+mod terminals;
+
+use std::fmt::Display;
+
+use bytes::Bytes;
+use futures_util::{Sink, SinkExt};
+
+pub use grid::{Grid, GridError, GridId, Grids, Layout, MAX_GRIDS_PER_USER};
+pub use mux::{GridEnd, GridPane, GridSession, MAX_GRID_FRAME};
+pub use protocol::{Connected, MAX_CONTROL_BYTES, MAX_DIMENSION};
+pub use session::{
+    Bridge, BridgeEnd, Ended, MAX_IN_FLIGHT, MAX_INPUT_FRAME, MAX_OUTPUT_FRAME, OUTPUT_QUEUE_FRAMES,
+};
+pub use stats::BridgeStats;
+pub use terminals::{AttachRequest, GridRequest, TerminalSession, TerminalSettings, Terminals};
+
+use crate::WorkspaceError;
+
+/// A WebSocket message as the bridge sees it; the server maps its WebSocket's messages to and
+/// from these (and answers WebSocket pings itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Terminal bytes.
+    Binary(Bytes),
+    /// A JSON control message.
+    Text(String),
+    /// A close frame: code and reason.
+    Close(u16, String),
+}
+
+/// Close codes the bridge and the server use.
+pub mod close {
+    /// The session ended normally (the shell exited, the grid was idle).
+    pub const NORMAL: u16 = 1000;
+    /// A frame was larger than allowed.
+    pub const TOO_BIG: u16 = 1009;
+    /// The terminal failed on the server's side; the client may reconnect.
+    pub const INTERNAL: u16 = 1011;
+    /// The request was malformed (a terminal size out of range).
+    pub const BAD_REQUEST: u16 = 4400;
+    /// Not logged in.
+    pub const UNAUTHENTICATED: u16 = 4401;
+    /// Logged in but not allowed.
+    pub const FORBIDDEN: u16 = 4403;
+    /// No such workspace (or grid), or one the user may not see.
+    pub const NOT_FOUND: u16 = 4404;
+    /// The workspace is not in a state that has a terminal (stopped, starting).
+    pub const CONFLICT: u16 = 4409;
+}
+
+/// The close code for a failed attach.
+#[must_use]
+pub fn close_code(err: &WorkspaceError) -> u16 {
+    match err {
+        WorkspaceError::NotFound => close::NOT_FOUND,
+        WorkspaceError::Forbidden(_) => close::FORBIDDEN,
+        WorkspaceError::Conflict(_) => close::CONFLICT,
+        WorkspaceError::InvalidOption(_) => close::BAD_REQUEST,
+        _ => close::INTERNAL,
+    }
+}
+
+/// Tells a client why its terminal cannot open: an error message, then a close with `code`.
+/// For use after the WebSocket upgrade, when an HTTP status can no longer be sent.
+pub async fn refuse<S>(sink: &mut S, code: u16, message: &str) -> Result<(), S::Error>
+where
+    S: Sink<Message> + Unpin,
+    S::Error: Display,
+{
+    let text = protocol::ServerControl::Error { message }.to_json();
+    sink.send(Message::Text(text)).await?;
+    let reason = match code {
+        close::NOT_FOUND => "not found",
+        close::FORBIDDEN => "forbidden",
+        close::UNAUTHENTICATED => "unauthenticated",
+        close::CONFLICT => "not available",
+        close::BAD_REQUEST => "bad request",
+        close::TOO_BIG => "too large",
+        _ => "error",
+    };
+    sink.send(Message::Close(code, reason.into())).await
+}

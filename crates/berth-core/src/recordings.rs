@@ -1,0 +1,212 @@
+//! Recordings of terminal sessions as asciicast v2 files (`docs/recordings.md`).
+//!
+//! Each session of a template with `record: true` (the default) is written to
+//! `<recordings dir>/<workspace id>/<recording id>.cast`: a JSON header line, then one line per
+//! event: `[seconds, "o", text]` for output, `[seconds, "r", "COLSxROWS"]` for a resize and
+//! `[seconds, "m", note]` for Berth's own markers. Input is never recorded: it holds passwords.
+//! The store indexes the files ([`berth_store::Recording`]) so they are listed per workspace and
+//! found by id; only the workspace's owner and admins may see them (the server enforces it).
+
+mod utf8;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use berth_runtime::{DEFAULT_TERM, TtySize};
+use berth_store::{Recording, RecordingId, Store, StoreError};
+use berth_types::{Username, WorkspaceId};
+use time::OffsetDateTime;
+use tokio::io::{AsyncWriteExt, BufWriter};
+
+pub use utf8::Utf8Stream;
+pub use writer::Recorder;
+
+/// The largest recording file; at the cap recording stops with a final marker event.
+pub const MAX_RECORDING_BYTES: u64 = 256 * 1024 * 1024;
+/// Bytes gathered before a write to the file: large writes keep a fast terminal's recording
+/// up with it.
+const WRITE_BUFFER: usize = 256 * 1024;
+/// Events waiting for the disk per session; when they are this many, output is dropped (and
+/// counted in a marker) rather than holding up the terminal.
+pub const RECORDER_QUEUE: usize = 64;
+
+/// Why a recording could not be started, written or found.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    /// No recording with this id.
+    #[error("no such recording")]
+    NotFound,
+    /// The file could not be created.
+    #[error("cannot create recording {path}: {source}")]
+    Create {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Writing failed midway; what was written before stays.
+    #[error("cannot write the recording: {0}")]
+    Write(std::io::Error),
+    /// The writer task failed.
+    #[error("the recording task failed: {0}")]
+    Task(String),
+    /// The index in the database failed.
+    #[error("the recordings index failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// A recording's metadata and where its file is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingFile {
+    /// What the store knows about it.
+    pub recording: Recording,
+    /// The asciicast file (it may be gone if someone removed it by hand).
+    pub path: PathBuf,
+}
+
+/// What a new recording is about.
+#[derive(Debug, Clone)]
+pub struct RecordingStart {
+    /// The workspace.
+    pub workspace: WorkspaceId,
+    /// Its owner, who may watch the recording.
+    pub owner: Username,
+    /// Who attached.
+    pub username: Username,
+    /// The terminal size at the start.
+    pub size: TtySize,
+    /// The header's title.
+    pub title: String,
+}
+
+/// The recordings directory and its index in the store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Recordings {
+    dir: PathBuf,
+    store: Arc<dyn Store>,
+    max_bytes: u64,
+    queue: usize,
+}
+
+impl Recordings {
+    /// Recordings under `dir` (`$BERTH_HOME/recordings`; created on first use, mode 0700),
+    /// indexed in `store`.
+    #[must_use]
+    pub fn new(dir: impl Into<PathBuf>, store: Arc<dyn Store>) -> Self {
+        Self {
+            dir: dir.into(),
+            store,
+            max_bytes: MAX_RECORDING_BYTES,
+            queue: RECORDER_QUEUE,
+        }
+    }
+
+    /// The same with another size cap per file (tests).
+    #[must_use]
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// The same with another queue length (tests of a slow disk).
+    #[must_use]
+    pub fn with_queue(mut self, events: usize) -> Self {
+        self.queue = events.max(1);
+        self
+    }
+
+    /// The recordings directory.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A workspace's recordings, newest first (also after the workspace was deleted).
+    pub async fn recordings_for(
+        &self,
+        workspace: WorkspaceId,
+    ) -> Result<Vec<Recording>, RecordingError> {
+        Ok(self.store.list_recordings(workspace).await?)
+    }
+
+    /// One recording and its file.
+    pub async fn recording(&self, id: RecordingId) -> Result<RecordingFile, RecordingError> {
+        let recording = match self.store.get_recording(id).await {
+            Ok(recording) => recording,
+            Err(StoreError::NotFound) => return Err(RecordingError::NotFound),
+            Err(err) => return Err(err.into()),
+        };
+        // The store only keeps plain relative paths, so this stays inside the directory.
+        let path = self.dir.join(&recording.path);
+        Ok(RecordingFile { recording, path })
+    }
+
+    /// Starts recording: creates the file (mode 0600) with its header and indexes it.
+    pub async fn start(&self, start: RecordingStart) -> Result<Recorder, RecordingError> {
+        let id = RecordingId::random();
+        let relative = format!("{}/{id}.cast", start.workspace);
+        let path = self.dir.join(&relative);
+        let created = |source| RecordingError::Create {
+            path: path.clone(),
+            source,
+        };
+        if let Some(parent) = path.parent() {
+            tokio::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .await
+                .map_err(created)?;
+        }
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .await
+            .map_err(created)?;
+        let started_at = berth_store::normalize_time(OffsetDateTime::now_utc());
+        let header = header(&start, started_at);
+        let mut file = BufWriter::with_capacity(WRITE_BUFFER, file);
+        file.write_all(header.as_bytes()).await.map_err(created)?;
+        file.flush().await.map_err(created)?;
+        let recording = Recording {
+            id,
+            workspace: start.workspace,
+            owner: start.owner,
+            username: start.username,
+            started_at,
+            ended_at: None,
+            path: relative,
+            bytes: header.len() as u64,
+            width: start.size.cols,
+            height: start.size.rows,
+        };
+        if let Err(err) = self.store.insert_recording(&recording).await {
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(err.into());
+        }
+        Ok(Recorder::spawn(
+            recording,
+            file,
+            header.len() as u64,
+            Arc::clone(&self.store),
+            self.max_bytes,
+            self.queue,
+        ))
+    }
+}
+
+/// The asciicast v2 header line.
+fn header(start: &RecordingStart, at: OffsetDateTime) -> String {
+    let header = serde_json::json!({
+        "version": 2,
+        "width": start.size.cols,
+        "height": start.size.rows,
+        "timestamp": at.unix_timestamp(),
+        "env": {"TERM": DEFAULT_TERM},
+        "title": start.title,
+    });
+    format!("{header}\n")
+}

@@ -1,0 +1,118 @@
+//! Members of a workspace: users other than its owner who may join its terminal (shared
+//! templates), each as a `peer` (types) or a `viewer` (watches). The owner is never a member:
+//! ownership lives on the workspace row.
+
+use std::fmt;
+use std::str::FromStr;
+
+use berth_types::{Username, WorkspaceId};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// What a member may do in a workspace's terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberRole {
+    /// Sees the terminal and types into it.
+    Peer,
+    /// Sees the terminal; the server drops whatever it sends.
+    Viewer,
+}
+
+impl MemberRole {
+    /// The name stored in the database and used on the wire.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Peer => "peer",
+            Self::Viewer => "viewer",
+        }
+    }
+}
+
+impl fmt::Display for MemberRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for MemberRole {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Peer, Self::Viewer]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown member role {s:?}: expected peer or viewer"))
+    }
+}
+
+/// One member of one workspace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The workspace.
+    pub workspace: WorkspaceId,
+    /// The member.
+    pub username: Username,
+    /// What they may do.
+    pub role: MemberRole,
+    /// Who added them (or last changed their role).
+    pub added_by: Username,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub added_at: OffsetDateTime,
+}
+
+macro_rules! member_columns {
+    () => {
+        "workspace_id, username, role, added_by, added_at"
+    };
+}
+
+/// Adding a member twice changes their role (and who added them, and when).
+pub(crate) const PUT_MEMBER: &str = concat!(
+    "INSERT INTO workspace_members (",
+    member_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (workspace_id, username) DO UPDATE SET role = excluded.role, \
+     added_by = excluded.added_by, added_at = excluded.added_at"
+);
+
+pub(crate) const REMOVE_MEMBER: &str =
+    "DELETE FROM workspace_members WHERE workspace_id = $1 AND username = $2";
+
+pub(crate) const LIST_MEMBERS: &str = concat!(
+    "SELECT ",
+    member_columns!(),
+    " FROM workspace_members WHERE workspace_id = $1 ORDER BY username"
+);
+
+pub(crate) const MEMBER_ROLE: &str =
+    "SELECT role FROM workspace_members WHERE workspace_id = $1 AND username = $2";
+
+/// A member of a workspace that does not exist is a missing workspace, not a database failure.
+pub(crate) fn put_error(error: sqlx::Error) -> crate::StoreError {
+    match error {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => crate::StoreError::NotFound,
+        other => other.into(),
+    }
+}
+
+pub(crate) fn role(text: &str) -> Result<MemberRole, crate::StoreError> {
+    text.parse().map_err(crate::StoreError::Corrupt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_round_trip_through_names() {
+        for role in [MemberRole::Peer, MemberRole::Viewer] {
+            assert_eq!(role.as_str().parse::<MemberRole>().unwrap(), role);
+            assert_eq!(serde_json::to_string(&role).unwrap(), format!("\"{role}\""));
+        }
+        assert!("owner".parse::<MemberRole>().is_err());
+        assert!(serde_json::from_str::<MemberRole>("\"Peer\"").is_err());
+    }
+}

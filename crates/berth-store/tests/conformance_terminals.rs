@@ -1,0 +1,289 @@
+//! The conformance suite, continued (`conformance.rs` has the first part): workspace members
+//! and recordings, each story once on a fresh SQLite file and once on a fresh PostgreSQL
+//! database. The PostgreSQL half needs `BERTH_TEST_POSTGRES_URL` (see `scripts/postgres.sh`)
+//! and fails without it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+mod support;
+
+use berth_store::{
+    Member, MemberRole, Recording, RecordingId, StoreError, Workspace, WorkspaceState,
+    normalize_time,
+};
+use berth_types::{Username, WorkspaceId};
+use support::TestDb;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+macro_rules! stories {
+    ($($story:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $story() {
+                    let db = super::support::TestDb::sqlite().await;
+                    super::$story(&db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $story() {
+                    let db = super::support::TestDb::postgres().await;
+                    super::$story(&db).await;
+                }
+            )*
+        }
+    };
+}
+
+stories!(
+    members_are_added_changed_listed_and_removed,
+    members_go_with_their_workspace,
+    recordings_are_indexed_per_workspace_and_outlive_it,
+    hostile_recording_paths_are_refused,
+);
+
+const T0: OffsetDateTime = datetime!(2024-05-01 12:00 UTC);
+
+fn at(seconds: i64) -> OffsetDateTime {
+    T0 + Duration::seconds(seconds)
+}
+
+fn user(name: &str) -> Username {
+    Username::new(name).unwrap()
+}
+
+async fn workspace(db: &TestDb, owner: &str) -> WorkspaceId {
+    let w = Workspace {
+        id: WorkspaceId::random(),
+        owner: user(owner),
+        template: "shared".into(),
+        state: WorkspaceState::Running,
+        container_id: None,
+        persistent: false,
+        network: "none".into(),
+        created_at: T0,
+        started_at: Some(T0),
+        last_activity: T0,
+        expires_at: None,
+        state_reason: "running".into(),
+    };
+    db.store.insert_workspace(&w).await.unwrap();
+    w.id
+}
+
+fn member(workspace: WorkspaceId, name: &str, role: MemberRole, seconds: i64) -> Member {
+    Member {
+        workspace,
+        username: user(name),
+        role,
+        added_by: user("alice"),
+        added_at: at(seconds),
+    }
+}
+
+async fn members_are_added_changed_listed_and_removed(db: &TestDb) {
+    let store = &db.store;
+    let ws = workspace(db, "alice").await;
+    let other = workspace(db, "alice").await;
+    store
+        .put_member(&member(ws, "carol", MemberRole::Viewer, 1))
+        .await
+        .unwrap();
+    store
+        .put_member(&member(ws, "bob", MemberRole::Peer, 2))
+        .await
+        .unwrap();
+    store
+        .put_member(&member(other, "bob", MemberRole::Viewer, 3))
+        .await
+        .unwrap();
+
+    let listed = store.list_members(ws).await.unwrap();
+    assert_eq!(
+        listed,
+        vec![
+            member(ws, "bob", MemberRole::Peer, 2),
+            member(ws, "carol", MemberRole::Viewer, 1),
+        ],
+        "by username, each workspace its own"
+    );
+    assert_eq!(
+        store.member_role(ws, &user("bob")).await.unwrap(),
+        Some(MemberRole::Peer)
+    );
+    assert_eq!(
+        store.member_role(other, &user("bob")).await.unwrap(),
+        Some(MemberRole::Viewer)
+    );
+    assert_eq!(store.member_role(ws, &user("dave")).await.unwrap(), None);
+
+    // Adding again changes the role, who added them and when; it never duplicates.
+    let mut changed = member(ws, "carol", MemberRole::Peer, 10);
+    changed.added_by = user("admin");
+    changed.added_at = datetime!(2024-05-01 14:00:10.123456789 +02:00);
+    store.put_member(&changed).await.unwrap();
+    let listed = store.list_members(ws).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(
+        listed[1],
+        Member {
+            added_at: normalize_time(changed.added_at),
+            ..changed
+        }
+    );
+
+    store.remove_member(ws, &user("bob")).await.unwrap();
+    assert_eq!(store.member_role(ws, &user("bob")).await.unwrap(), None);
+    assert!(matches!(
+        store.remove_member(ws, &user("bob")).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store.member_role(other, &user("bob")).await.unwrap(),
+        Some(MemberRole::Viewer),
+        "removal is per workspace"
+    );
+    assert!(
+        store
+            .list_members(WorkspaceId::random())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn members_go_with_their_workspace(db: &TestDb) {
+    let store = &db.store;
+    assert!(
+        matches!(
+            store
+                .put_member(&member(WorkspaceId::random(), "bob", MemberRole::Peer, 0))
+                .await,
+            Err(StoreError::NotFound)
+        ),
+        "no members of a workspace that does not exist"
+    );
+    let ws = workspace(db, "alice").await;
+    store
+        .put_member(&member(ws, "bob", MemberRole::Peer, 0))
+        .await
+        .unwrap();
+    store.delete_workspace(ws).await.unwrap();
+    assert!(store.list_members(ws).await.unwrap().is_empty());
+    assert_eq!(store.member_role(ws, &user("bob")).await.unwrap(), None);
+    // The database itself refuses roles other than peer and viewer (the owner is no member).
+    let ws = workspace(db, "alice").await;
+    let raw = db
+        .execute_raw(&format!(
+            "INSERT INTO workspace_members (workspace_id, username, role, added_by, added_at) \
+             VALUES ('{ws}', 'eve', 'owner', 'eve', '2024-05-01T12:00:00.000000Z')"
+        ))
+        .await;
+    assert!(raw.is_err(), "role 'owner' must be refused: {raw:?}");
+}
+
+fn recording(workspace: WorkspaceId, username: &str, seconds: i64) -> Recording {
+    let id = RecordingId::random();
+    Recording {
+        id,
+        workspace,
+        owner: user("alice"),
+        username: user(username),
+        started_at: at(seconds),
+        ended_at: None,
+        path: format!("{workspace}/{id}.cast"),
+        bytes: 0,
+        width: 80,
+        height: 24,
+    }
+}
+
+async fn recordings_are_indexed_per_workspace_and_outlive_it(db: &TestDb) {
+    let store = &db.store;
+    let ws = workspace(db, "alice").await;
+    let first = recording(ws, "alice", 0);
+    let mut second = recording(ws, "bob", 60);
+    second.started_at = datetime!(2024-05-01 14:01:00.5555555 +02:00);
+    second.width = 1000;
+    second.height = 1000;
+    let elsewhere = recording(WorkspaceId::random(), "alice", 30);
+    for r in [&first, &second, &elsewhere] {
+        store.insert_recording(r).await.unwrap();
+    }
+    assert!(matches!(
+        store.insert_recording(&first).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut same_path = recording(ws, "bob", 5);
+    same_path.path.clone_from(&first.path);
+    assert!(matches!(
+        store.insert_recording(&same_path).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let listed = store.list_recordings(ws).await.unwrap();
+    let expected_second = Recording {
+        started_at: normalize_time(second.started_at),
+        ..second.clone()
+    };
+    assert_eq!(
+        listed,
+        vec![expected_second.clone(), first.clone()],
+        "newest first"
+    );
+
+    let ended = datetime!(2024-05-01 12:05:00.123456789 UTC);
+    let big = u64::try_from(i64::MAX).unwrap();
+    store.finish_recording(first.id, ended, big).await.unwrap();
+    let got = store.get_recording(first.id).await.unwrap();
+    assert_eq!(got.ended_at, Some(normalize_time(ended)));
+    assert_eq!(got.bytes, big);
+    assert!(matches!(
+        store.finish_recording(first.id, ended, u64::MAX).await,
+        Err(StoreError::InvalidInput(_))
+    ));
+    assert!(matches!(
+        store
+            .finish_recording(RecordingId::random(), ended, 1)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.get_recording(RecordingId::random()).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // Evidence stays when the workspace goes.
+    store.delete_workspace(ws).await.unwrap();
+    assert_eq!(store.list_recordings(ws).await.unwrap().len(), 2);
+    assert_eq!(
+        store.get_recording(second.id).await.unwrap(),
+        expected_second
+    );
+}
+
+async fn hostile_recording_paths_are_refused(db: &TestDb) {
+    let store = &db.store;
+    let ws = WorkspaceId::random();
+    for bad in ["/etc/shadow", "../../etc/shadow", "a/../../b", "", "a\0b"] {
+        let mut r = recording(ws, "alice", 0);
+        r.path = bad.to_owned();
+        assert!(
+            matches!(
+                store.insert_recording(&r).await,
+                Err(StoreError::InvalidInput(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    let mut huge = recording(ws, "alice", 0);
+    huge.bytes = u64::MAX;
+    assert!(matches!(
+        store.insert_recording(&huge).await,
+        Err(StoreError::InvalidInput(_))
+    ));
+    assert!(store.list_recordings(ws).await.unwrap().is_empty());
+}
