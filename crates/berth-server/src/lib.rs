@@ -2,38 +2,76 @@
 //!
 //! [`serve`] takes a bound listener, the shared [`AppState`] and a shutdown future, so the binary
 //! stays thin and tests bind port 0. This is the only crate that knows axum.
+//!
+//! # Shape
+//!
+//! Every endpoint is one row of the route table (`routes.rs`): method, path, who may call it,
+//! which rate limit applies, and the request and response types. The table builds both the axum
+//! router and the OpenAPI 3.1 document served at `/api/v1/openapi.json`, so neither can list an
+//! endpoint the other lacks ([`endpoints`] lists them). Each route runs behind one small
+//! middleware (`guard.rs`) that resolves the caller's credentials, applies the rate limit,
+//! enforces the route's access rule, turns a panic into a 500 and records metrics. Handlers
+//! take the caller through the [`AuthUser`] and [`AdminUser`] extractors and bodies through
+//! extractors of their own, so that every rejection, axum's included, answers with Berth's
+//! error shape `{"error": {"code", "message", "details"}}` (see `docs/api.md`).
 #![forbid(unsafe_code)]
 
+mod audit;
+mod auth;
+mod client_config;
+mod error;
+mod extract;
+mod guard;
+mod host;
+mod limits;
+mod metrics;
+mod monitor;
+mod openapi;
+mod pings;
+mod routes;
 mod state;
+mod tables;
+mod templates;
+mod users;
+mod workspaces;
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
 use tokio::net::TcpListener;
 
+pub use auth::{AdminUser, AuthUser, Caller, Claims, JwtError, JwtKey, KeyError, Via};
+pub use error::ApiError;
+pub use routes::{Endpoint, endpoints};
 pub use state::AppState;
 
-/// Builds the router over `state`.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .with_state(state)
-}
+/// How often buffered pings are written to the database.
+pub const PING_FLUSH_INTERVAL: Duration = Duration::from_secs(3);
 
-/// Liveness: answers 200 as long as the process serves requests.
-async fn healthz() -> &'static str {
-    "ok"
+/// Builds the router over `state`: the API, `/metrics` and `/healthz`.
+pub fn router(state: AppState) -> Router {
+    routes::router(state)
 }
 
 /// Serves Berth on `listener` until `shutdown` completes, then stops accepting and drains open
-/// connections. The caller bounds how long the drain may take.
+/// connections. The caller bounds how long the drain may take. Buffered client pings are
+/// written to the database every [`PING_FLUSH_INTERVAL`] meanwhile, and once more when the
+/// server has drained; a caller that gives up on the drain calls [`AppState::flush`] itself.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let housekeeping = tokio::spawn(state.clone().housekeeping(stopped));
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    let _ = stop.send(true);
+    let _ = housekeeping.await;
+    state.flush().await;
+    served
 }

@@ -1,10 +1,24 @@
 //! The state every handler shares.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use berth_config::ConfigStore;
 use berth_core::{LiveConfig, Workspaces};
 use berth_store::Store;
+use bytes::Bytes;
+use time::OffsetDateTime;
+use tokio::sync::{Semaphore, watch};
+
+use crate::auth::{ClientTokens, JwtKey};
+use crate::host::CpuSample;
+use crate::limits::RateLimits;
+use crate::metrics::Metrics;
+use crate::pings::Pings;
+
+/// How many password hashes may be computed at once: each takes 19 MiB and tens of
+/// milliseconds, so a flood of logins must queue rather than exhaust memory.
+const PASSWORD_SLOTS: usize = 2;
 
 /// Services shared by all handlers; cheap to clone.
 #[derive(Debug, Clone)]
@@ -17,4 +31,117 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// The workspace manager.
     pub workspaces: Workspaces,
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// What the server itself keeps in memory.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) jwt: JwtKey,
+    pub(crate) client_tokens: ClientTokens,
+    /// Berth's home, whose file system the monitor reports.
+    pub(crate) home: PathBuf,
+    pub(crate) limits: RateLimits,
+    pub(crate) pings: Pings,
+    pub(crate) metrics: Metrics,
+    pub(crate) cpu: Mutex<Option<CpuSample>>,
+    pub(crate) password_slots: Semaphore,
+    /// Serializes configuration writes with the reload that follows each, so a slow reload
+    /// never swaps in a configuration older than one already in force.
+    pub(crate) config_writes: Mutex<()>,
+    pub(crate) openapi: OnceLock<Bytes>,
+}
+
+impl AppState {
+    /// The state over Berth's services. `jwt` signs login tokens (see [`JwtKey`]); `home` is
+    /// Berth's home directory.
+    #[must_use]
+    pub fn new(
+        config: LiveConfig,
+        config_store: Arc<ConfigStore>,
+        store: Arc<dyn Store>,
+        workspaces: Workspaces,
+        jwt: JwtKey,
+        home: PathBuf,
+    ) -> Self {
+        Self {
+            config,
+            config_store,
+            store,
+            workspaces,
+            shared: Arc::new(Shared {
+                jwt,
+                client_tokens: ClientTokens::default(),
+                home,
+                limits: RateLimits::default(),
+                pings: Pings::default(),
+                metrics: Metrics::default(),
+                cpu: Mutex::new(None),
+                password_slots: Semaphore::new(PASSWORD_SLOTS),
+                config_writes: Mutex::new(()),
+                openapi: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// Writes buffered client pings to the database. [`crate::serve`] calls it periodically
+    /// and at shutdown.
+    pub async fn flush(&self) {
+        self.shared.pings.flush(self.store.as_ref()).await;
+    }
+
+    /// Periodic chores until `stop` turns true: flush pings, forget idle rate-limit buckets,
+    /// prune old login attempts.
+    pub(crate) async fn housekeeping(self, mut stop: watch::Receiver<bool>) {
+        let stopping = async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
+        tokio::pin!(stopping);
+        let mut flush = tokio::time::interval(crate::PING_FLUSH_INTERVAL);
+        let mut prune = tokio::time::interval(std::time::Duration::from_secs(60));
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = &mut stopping => break,
+                _ = flush.tick() => self.flush().await,
+                _ = prune.tick() => {
+                    self.shared.limits.prune();
+                    // Attempts older than a day count toward no lockout.
+                    let before = OffsetDateTime::now_utc() - time::Duration::days(1);
+                    if let Err(err) = self.store.prune_login_attempts(before).await {
+                        tracing::warn!(error = %err, "could not prune old login attempts");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs a configuration change in a blocking task, then reloads the configuration in
+    /// force, so the change applies to the very next request.
+    pub(crate) async fn change_config<T: Send + 'static>(
+        &self,
+        change: impl FnOnce(&ConfigStore) -> Result<T, berth_config::StoreError> + Send + 'static,
+    ) -> Result<T, crate::error::ApiError> {
+        let state = self.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let _serial = state
+                .shared
+                .config_writes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let result = change(&state.config_store);
+            if result.is_ok()
+                && let Err(errors) = state.config.reload()
+            {
+                tracing::error!(errors = %errors, "the configuration changed through the API does not load");
+            }
+            result
+        })
+        .await;
+        match joined {
+            Ok(result) => result.map_err(crate::error::ApiError::from),
+            Err(err) => Err(crate::error::ApiError::internal(err)),
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! deserialized, so the rest of Berth never re-checks them.
 #![forbid(unsafe_code)]
 
+pub mod api;
 mod ids;
 mod user;
 

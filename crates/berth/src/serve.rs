@@ -10,7 +10,7 @@ use std::sync::Arc;
 use berth_config::ConfigStore;
 use berth_core::{ConfigPolicy, LiveConfig, Workspaces, WorkspacesSettings};
 use berth_runtime::{DockerOptions, DockerRuntime, parse_endpoint};
-use berth_server::AppState;
+use berth_server::{AppState, JwtKey};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -90,12 +90,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens the database, connects to the Docker Engine and reconciles the two.
+/// Opens the database, connects to the Docker Engine and reconciles the two; loads (or makes)
+/// the key that signs login tokens.
 async fn services(
+    home: &Home,
     config: &LiveConfig,
     database: &str,
     instance: Option<String>,
 ) -> anyhow::Result<AppState> {
+    let jwt_path = home.root().join("jwt.key");
+    let jwt = JwtKey::load_or_create(&jwt_path)
+        .with_context(|| format!("cannot load the login token key {}", jwt_path.display()))?;
     let store = berth_store::open(database)
         .await
         .with_context(|| format!("cannot open the database {}", redact_url(database)))?;
@@ -134,12 +139,14 @@ async fn services(
             config.dir().display()
         )
     })?;
-    Ok(AppState {
-        config: config.clone(),
-        config_store: Arc::new(config_store),
+    Ok(AppState::new(
+        config.clone(),
+        Arc::new(config_store),
         store,
         workspaces,
-    })
+        jwt,
+        home.root().to_owned(),
+    ))
 }
 
 /// A database URL without its password, for messages.
@@ -164,7 +171,8 @@ async fn serve(
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut hangup = signal(SignalKind::hangup())?;
-    let state = services(&config, &database, instance).await?;
+    let state = services(&home, &config, &database, instance).await?;
+    let flusher = state.clone();
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -220,6 +228,8 @@ async fn serve(
         Err(_) => {
             server.abort();
             tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period were closed");
+            // The server writes its buffered pings when it drains; it was cut short.
+            flusher.flush().await;
         }
     }
     Ok(())

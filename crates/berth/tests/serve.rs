@@ -222,3 +222,75 @@ fn usage_errors_exit_with_status_2() {
     let help = common::berth().args(["serve", "--help"]).output().unwrap();
     assert!(String::from_utf8_lossy(&help.stdout).contains("Examples:"));
 }
+
+/// A minimal HTTP/1.1 request: status code and body.
+#[allow(clippy::unwrap_used)] // a test helper: a panic is the failure report
+fn http_request(
+    addr: std::net::SocketAddr,
+    request: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String) {
+    use std::io::Read;
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "{request} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn the_printed_password_logs_in_and_login_tokens_outlive_a_restart() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = tempfile::tempdir().unwrap();
+    let mut server = Server::start(home.path());
+    let password = server.printed_password().unwrap();
+    let key = home.path().join("jwt.key");
+    let mode = fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the login token key is private");
+
+    let login = serde_json::json!({ "username": "admin", "password": password }).to_string();
+    let (status, body) = http_request(
+        server.addr,
+        "POST /api/v1/auth/login",
+        "Content-Type: application/json\r\n",
+        &login,
+    );
+    assert_eq!(status, 200, "{body}");
+    let token = serde_json::from_str::<serde_json::Value>(&body).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    let (status, body) = http_request(server.addr, "GET /api/v1/config", &auth, "");
+    assert_eq!(status, 200, "{body}");
+
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).success());
+    let again = Server::start(home.path());
+    let (status, body) = http_request(again.addr, "GET /api/v1/config", &auth, "");
+    assert_eq!(
+        status, 200,
+        "the key is kept, so tokens survive a restart: {body}"
+    );
+    let (status, body) = http_request(again.addr, "GET /api/v1/nothing", "", "");
+    assert_eq!(status, 404);
+    assert!(body.contains("\"not_found\""), "{body}");
+}

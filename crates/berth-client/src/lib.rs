@@ -1,0 +1,317 @@
+//! A typed async client of Berth's REST API (`/api/v1`), used by the `berth` CLI and by the
+//! server's tests. One method per endpoint; bodies are the types of `berth_types::api` (and
+//! `berth_config::Template` for templates).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), berth_client::ClientError> {
+//! let client = berth_client::Client::new("http://127.0.0.1:8080")?;
+//! let login = client.login("alice", "correct horse").await?;
+//! let client = client.with_token(login.token.expose());
+//! for workspace in client.list_workspaces(&Default::default()).await? {
+//!     println!("{} {} {}", workspace.id, workspace.template, workspace.state);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Plain `http://` only for now: the client carries no TLS stack, so an `https://` URL is
+//! refused (put the CLI and the server on one host or a trusted network, or wait for TLS
+//! support). Every failure is a [`ClientError`]; an error answer of the server keeps its
+//! status, code, message and details ([`ApiFailure`]).
+#![forbid(unsafe_code)]
+
+mod error;
+mod transport;
+
+use berth_types::api::{
+    ClientConfig, LoginRequest, LoginResponse, Monitor, NewTokenRequest, PingRequest, PingResponse,
+    Secret, StartWorkspace, TableQuery, TableResult, TemplateList, TokenResponse, UserBody,
+    UserList, UserView, WorkspaceList, WorkspaceQuery, WorkspaceView,
+};
+use berth_types::{ClientId, WorkspaceId};
+use http::Method;
+
+pub use berth_config::Template;
+pub use berth_types::api;
+pub use error::{ApiFailure, ClientError};
+pub use transport::{Client, RawResponse};
+
+/// `s` with everything but unreserved characters percent-encoded, for a path segment or a
+/// query value.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for byte in s.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+impl Client {
+    /// `GET /healthz`.
+    pub async fn healthz(&self) -> Result<String, ClientError> {
+        self.text(Method::GET, "/healthz").await
+    }
+
+    /// `GET /metrics`: Prometheus text.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        self.text(Method::GET, "/metrics").await
+    }
+
+    /// `GET /api/v1/openapi.json`.
+    pub async fn openapi(&self) -> Result<serde_json::Value, ClientError> {
+        self.json(Method::GET, "/api/v1/openapi.json", None::<&()>)
+            .await
+    }
+
+    /// `POST /api/v1/auth/login`: a JWT for `username`, valid 24 hours. Use it with
+    /// [`Client::with_token`].
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<LoginResponse, ClientError> {
+        let body = LoginRequest {
+            username: username.to_owned(),
+            password: Secret::new(password),
+        };
+        self.json(Method::POST, "/api/v1/auth/login", Some(&body))
+            .await
+    }
+
+    /// `POST /api/v1/auth/tokens`: a new client token for the caller, shown once.
+    pub async fn create_token(&self, label: Option<&str>) -> Result<TokenResponse, ClientError> {
+        let body = NewTokenRequest {
+            label: label.map(str::to_owned),
+        };
+        self.json(Method::POST, "/api/v1/auth/tokens", Some(&body))
+            .await
+    }
+
+    /// `DELETE /api/v1/auth/tokens/{client_id}`: revokes one of the caller's tokens.
+    pub async fn revoke_token(&self, client_id: ClientId) -> Result<(), ClientError> {
+        self.empty(Method::DELETE, &format!("/api/v1/auth/tokens/{client_id}"))
+            .await
+    }
+
+    /// `GET /api/v1/config`: the caller's merged configuration and templates.
+    pub async fn config(&self) -> Result<ClientConfig<Template>, ClientError> {
+        self.json(Method::GET, "/api/v1/config", None::<&()>).await
+    }
+
+    /// `POST /api/v1/ping`.
+    pub async fn ping(&self, ping: &PingRequest) -> Result<PingResponse, ClientError> {
+        self.json(Method::POST, "/api/v1/ping", Some(ping)).await
+    }
+
+    /// `GET /api/v1/monitor` (admins).
+    pub async fn monitor(&self) -> Result<Monitor, ClientError> {
+        self.json(Method::GET, "/api/v1/monitor", None::<&()>).await
+    }
+
+    /// `POST /api/v1/workspaces`.
+    pub async fn start_workspace(
+        &self,
+        start: &StartWorkspace,
+    ) -> Result<WorkspaceView, ClientError> {
+        self.json(Method::POST, "/api/v1/workspaces", Some(start))
+            .await
+    }
+
+    /// `GET /api/v1/workspaces`, with the filters of `query` (`owner` for admins).
+    pub async fn list_workspaces(
+        &self,
+        query: &WorkspaceQuery,
+    ) -> Result<Vec<WorkspaceView>, ClientError> {
+        let mut params = Vec::new();
+        if let Some(owner) = &query.owner {
+            params.push(format!("owner={}", encode(owner.as_str())));
+        }
+        if let Some(state) = query.state {
+            params.push(format!("state={state}"));
+        }
+        if let Some(template) = &query.template {
+            params.push(format!("template={}", encode(template)));
+        }
+        let path = if params.is_empty() {
+            "/api/v1/workspaces".to_owned()
+        } else {
+            format!("/api/v1/workspaces?{}", params.join("&"))
+        };
+        let list: WorkspaceList = self.json(Method::GET, &path, None::<&()>).await?;
+        Ok(list.workspaces)
+    }
+
+    /// `GET /api/v1/workspaces/{id}`.
+    pub async fn workspace(&self, id: WorkspaceId) -> Result<WorkspaceView, ClientError> {
+        self.json(
+            Method::GET,
+            &format!("/api/v1/workspaces/{id}"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `POST /api/v1/workspaces/{id}/stop`.
+    pub async fn stop_workspace(&self, id: WorkspaceId) -> Result<WorkspaceView, ClientError> {
+        self.json(
+            Method::POST,
+            &format!("/api/v1/workspaces/{id}/stop"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `POST /api/v1/workspaces/{id}/start`: starts a stopped workspace again.
+    pub async fn restart_workspace(&self, id: WorkspaceId) -> Result<WorkspaceView, ClientError> {
+        self.json(
+            Method::POST,
+            &format!("/api/v1/workspaces/{id}/start"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `DELETE /api/v1/workspaces/{id}`.
+    pub async fn delete_workspace(&self, id: WorkspaceId) -> Result<(), ClientError> {
+        self.empty(Method::DELETE, &format!("/api/v1/workspaces/{id}"))
+            .await
+    }
+
+    /// `GET /api/v1/users` (admins).
+    pub async fn users(&self) -> Result<Vec<UserView>, ClientError> {
+        let list: UserList = self.json(Method::GET, "/api/v1/users", None::<&()>).await?;
+        Ok(list.users)
+    }
+
+    /// `GET /api/v1/users/{name}` (admins).
+    pub async fn user(&self, name: &str) -> Result<UserView, ClientError> {
+        self.json(
+            Method::GET,
+            &format!("/api/v1/users/{}", encode(name)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `POST /api/v1/users` (admins).
+    pub async fn create_user(&self, user: &UserBody) -> Result<UserView, ClientError> {
+        self.json(Method::POST, "/api/v1/users", Some(user)).await
+    }
+
+    /// `PUT /api/v1/users/{name}` (admins): replaces the user; a new `username` renames it.
+    pub async fn update_user(&self, name: &str, user: &UserBody) -> Result<UserView, ClientError> {
+        self.json(
+            Method::PUT,
+            &format!("/api/v1/users/{}", encode(name)),
+            Some(user),
+        )
+        .await
+    }
+
+    /// `DELETE /api/v1/users/{name}` (admins).
+    pub async fn delete_user(&self, name: &str) -> Result<(), ClientError> {
+        self.empty(Method::DELETE, &format!("/api/v1/users/{}", encode(name)))
+            .await
+    }
+
+    /// `POST /api/v1/users/{name}/token` (admins): revokes the user's tokens, returns a new
+    /// one, once.
+    pub async fn reset_user_token(
+        &self,
+        name: &str,
+        label: Option<&str>,
+    ) -> Result<TokenResponse, ClientError> {
+        let body = NewTokenRequest {
+            label: label.map(str::to_owned),
+        };
+        self.json(
+            Method::POST,
+            &format!("/api/v1/users/{}/token", encode(name)),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// `DELETE /api/v1/users/{name}/tokens/{client_id}` (admins).
+    pub async fn revoke_user_token(
+        &self,
+        name: &str,
+        client_id: ClientId,
+    ) -> Result<(), ClientError> {
+        self.empty(
+            Method::DELETE,
+            &format!("/api/v1/users/{}/tokens/{client_id}", encode(name)),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/templates` (admins).
+    pub async fn templates(&self) -> Result<Vec<Template>, ClientError> {
+        let list: TemplateList<Template> = self
+            .json(Method::GET, "/api/v1/templates", None::<&()>)
+            .await?;
+        Ok(list.templates)
+    }
+
+    /// `GET /api/v1/templates/{name}` (admins).
+    pub async fn template(&self, name: &str) -> Result<Template, ClientError> {
+        self.json(
+            Method::GET,
+            &format!("/api/v1/templates/{}", encode(name)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `POST /api/v1/templates` (admins).
+    pub async fn create_template(&self, template: &Template) -> Result<Template, ClientError> {
+        self.json(Method::POST, "/api/v1/templates", Some(template))
+            .await
+    }
+
+    /// `PUT /api/v1/templates/{name}` (admins): replaces the template; a new `name` renames it.
+    pub async fn update_template(
+        &self,
+        name: &str,
+        template: &Template,
+    ) -> Result<Template, ClientError> {
+        self.json(
+            Method::PUT,
+            &format!("/api/v1/templates/{}", encode(name)),
+            Some(template),
+        )
+        .await
+    }
+
+    /// `DELETE /api/v1/templates/{name}` (admins).
+    pub async fn delete_template(&self, name: &str) -> Result<(), ClientError> {
+        self.empty(
+            Method::DELETE,
+            &format!("/api/v1/templates/{}", encode(name)),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/tables/query`.
+    pub async fn query_table(&self, query: &TableQuery) -> Result<TableResult, ClientError> {
+        self.json(Method::POST, "/api/v1/tables/query", Some(query))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode;
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(encode("alice"), "alice");
+        assert_eq!(encode("../etc/passwd"), "..%2Fetc%2Fpasswd");
+        assert_eq!(encode("a b?c#d"), "a%20b%3Fc%23d");
+        assert_eq!(encode("é"), "%C3%A9");
+    }
+}

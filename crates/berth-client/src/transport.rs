@@ -1,0 +1,287 @@
+//! The HTTP side: one pooled hyper client, JSON in and out, error answers decoded.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, RETRY_AFTER};
+use http::{HeaderMap, HeaderValue, Method, Request, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client as Hyper;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiFailure, ClientError};
+
+/// Answers larger than this are refused.
+const MAX_ANSWER: usize = 16 * 1024 * 1024;
+/// How long a call may take by default (a workspace start creates a container).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A client of one Berth server. Cheap to clone; clones share the connection pool.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    http: Hyper<HttpConnector, Full<Bytes>>,
+    token: Option<HeaderValue>,
+    timeout: Duration,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "<secret>"))
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An answer as it came: for tests and tools that look at what the typed methods hide.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    /// The HTTP status.
+    pub status: u16,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl RawResponse {
+    /// The body as JSON.
+    pub fn json(&self) -> Result<serde_json::Value, ClientError> {
+        serde_json::from_slice(&self.body).map_err(|e| ClientError::Decode {
+            status: self.status,
+            reason: e.to_string(),
+        })
+    }
+}
+
+impl Client {
+    /// A client of the server at `base_url` (`http://host:port`, optionally with a path
+    /// prefix when Berth is behind a proxy).
+    pub fn new(base_url: &str) -> Result<Self, ClientError> {
+        let bad = |reason: &str| ClientError::Url {
+            url: base_url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let uri: Uri = base_url.parse().map_err(|_| bad("not a URL"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(bad(
+                    "https is not supported by this client yet; use http:// on a trusted network",
+                ));
+            }
+            _ => return Err(bad("use an http:// URL")),
+        }
+        if uri.authority().is_none() {
+            return Err(bad("the URL has no host"));
+        }
+        if uri.query().is_some() {
+            return Err(bad("the URL may not have a query"));
+        }
+        let http = Hyper::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build_http();
+        Ok(Self {
+            base: base_url.trim_end_matches('/').to_owned(),
+            http,
+            token: None,
+            timeout: DEFAULT_TIMEOUT,
+        })
+    }
+
+    /// The same client, authenticating with `token` (a client token or a login JWT).
+    #[must_use]
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.token = HeaderValue::from_str(&format!("Bearer {token}"))
+            .ok()
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            });
+        self
+    }
+
+    /// The same client, without credentials.
+    #[must_use]
+    pub fn anonymous(mut self) -> Self {
+        self.token = None;
+        self
+    }
+
+    /// The same client with another limit on how long a call may take.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The server's URL.
+    #[must_use]
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends a request as given (plus the client's token, unless `headers` has an
+    /// `Authorization` of its own) and returns the answer whatever its status.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<RawResponse, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let transport = |reason: String| ClientError::Transport {
+            url: url.clone(),
+            reason,
+        };
+        let mut request = Request::builder().method(method).uri(&url);
+        let mut has_authorization = false;
+        for (name, value) in headers {
+            has_authorization |= name.eq_ignore_ascii_case("authorization");
+            request = request.header(*name, *value);
+        }
+        if let Some(token) = self.token.as_ref().filter(|_| !has_authorization) {
+            request = request.header(AUTHORIZATION, token.clone());
+        }
+        let request = request
+            .body(Full::new(body.into()))
+            .map_err(|e| transport(format!("cannot build the request: {e}")))?;
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| transport(error_chain(&e)))?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = Limited::new(response.into_body(), MAX_ANSWER)
+                .collect()
+                .await
+                .map_err(|e| transport(format!("reading the answer: {e}")))?
+                .to_bytes();
+            Ok(RawResponse {
+                status,
+                headers,
+                body,
+            })
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(ClientError::Timeout {
+                url,
+                seconds: self.timeout.as_secs(),
+            }),
+        }
+    }
+
+    /// Sends `body` as JSON (or nothing) and returns the answer if it is a success.
+    async fn call<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<RawResponse, ClientError> {
+        let (headers, bytes): (&[(&str, &str)], Bytes) = match body {
+            Some(body) => (
+                &[
+                    ("content-type", "application/json"),
+                    ("accept", "application/json"),
+                ],
+                serde_json::to_vec(body)
+                    .map_err(|e| ClientError::Decode {
+                        status: 0,
+                        reason: format!("cannot encode the request: {e}"),
+                    })?
+                    .into(),
+            ),
+            None => (&[("accept", "application/json")], Bytes::new()),
+        };
+        let response = self.send(method, path, headers, bytes).await?;
+        if (200..300).contains(&response.status) {
+            return Ok(response);
+        }
+        let retry_after = response
+            .headers
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        Err(ClientError::Api(Box::new(ApiFailure::from_body(
+            response.status,
+            &response.body,
+            retry_after,
+        ))))
+    }
+
+    /// A call whose answer is JSON of type `T`.
+    pub(crate) async fn json<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let response = self.call(method, path, body).await?;
+        serde_json::from_slice(&response.body).map_err(|e| ClientError::Decode {
+            status: response.status,
+            reason: e.to_string(),
+        })
+    }
+
+    /// A call whose answer has no body.
+    pub(crate) async fn empty(&self, method: Method, path: &str) -> Result<(), ClientError> {
+        self.call(method, path, None::<&()>).await.map(|_| ())
+    }
+
+    /// A call whose answer is text.
+    pub(crate) async fn text(&self, method: Method, path: &str) -> Result<String, ClientError> {
+        let response = self.call(method, path, None::<&()>).await?;
+        String::from_utf8(response.body.to_vec()).map_err(|e| ClientError::Decode {
+            status: response.status,
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// An error and its causes, on one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_http_urls_are_accepted() {
+        assert!(Client::new("http://127.0.0.1:8080").is_ok());
+        assert_eq!(Client::new("http://h:1/").unwrap().base_url(), "http://h:1");
+        for bad in [
+            "https://h",
+            "ftp://h",
+            "h:80",
+            "",
+            "http://h/?q=1",
+            "not a url",
+        ] {
+            assert!(
+                matches!(Client::new(bad), Err(ClientError::Url { .. })),
+                "{bad}"
+            );
+        }
+        let client = Client::new("http://h").unwrap().with_token("s3cret");
+        assert!(!format!("{client:?}").contains("s3cret"));
+    }
+}

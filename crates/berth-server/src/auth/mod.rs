@@ -1,0 +1,273 @@
+//! Who is calling: credentials, the [`AuthUser`] and [`AdminUser`] extractors, logins and
+//! client tokens.
+//!
+//! A request's credentials are resolved once, by the route guard, into an
+//! [`Authentication`] kept in the request's extensions (the guard needs the caller to pick the
+//! rate-limit bucket); the extractors only read it. Credentials are looked for in one place
+//! today, `Authorization: Bearer <token>`, where the token is a client token (a UUID, from
+//! users.yaml) or a login JWT. The browser's session cookie will be a second source in
+//! [`credential`]: everything after it (the account checks, the extractors) stays as it is.
+//!
+//! Every request checks the account against the configuration in force: a disabled or deleted
+//! user, a revoked client token or a changed password stops working on the next request.
+
+mod clients;
+mod jwt;
+pub(crate) mod login;
+pub(crate) mod tokens;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use berth_config::Config;
+use berth_types::{ClientId, Role, Username};
+use time::OffsetDateTime;
+
+pub(crate) use clients::ClientTokens;
+pub(crate) use jwt::password_fingerprint;
+pub use jwt::{Claims, JwtError, JwtKey, KeyError};
+
+use crate::error::ApiError;
+use crate::limits::Key;
+use crate::state::AppState;
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Their username.
+    pub username: Username,
+    /// Their role, as the configuration in force says.
+    pub role: Role,
+    /// How they authenticated.
+    pub via: Via,
+}
+
+impl Caller {
+    /// Whether the caller is an admin.
+    #[must_use]
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// The rate-limit bucket of the caller: one per client token, one per user for logins.
+    pub(crate) fn limit_key(&self) -> Key {
+        match self.via {
+            Via::ClientToken(id) => Key::Client(id),
+            Via::Login => Key::User(self.username.clone()),
+        }
+    }
+}
+
+/// How a caller authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// A JWT from `POST /api/v1/auth/login`.
+    Login,
+    /// A client token of users.yaml.
+    ClientToken(ClientId),
+}
+
+/// The outcome of looking at a request's credentials.
+#[derive(Debug, Clone)]
+pub(crate) enum Authentication {
+    /// No credentials.
+    Anonymous,
+    /// Credentials that cannot be read (a 400).
+    Malformed(&'static str),
+    /// Credentials that do not authenticate anyone now (a 401).
+    Rejected,
+    /// A caller.
+    Caller(Caller),
+}
+
+/// The address a request came from (the TCP peer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<ClientIp>()
+            .copied()
+            .unwrap_or(ClientIp(IpAddr::V4(Ipv4Addr::UNSPECIFIED))))
+    }
+}
+
+/// One credential found in a request.
+enum Credential<'a> {
+    Bearer(&'a str),
+}
+
+/// The request's credential, if any: `Authorization: Bearer <token>`.
+fn credential(headers: &HeaderMap) -> Result<Option<Credential<'_>>, &'static str> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err("give one Authorization header, not several");
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| "the Authorization header must be printable ASCII")?;
+    let Some((scheme, token)) = value.trim().split_once(' ') else {
+        return Err("use `Authorization: Bearer <token>`");
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err("use `Authorization: Bearer <token>`; no other scheme is accepted");
+    }
+    let token = token.trim();
+    if token.is_empty() || token.len() > jwt::MAX_TOKEN_LEN || token.contains(' ') {
+        return Err("the bearer token is empty, too long or contains spaces");
+    }
+    Ok(Some(Credential::Bearer(token)))
+}
+
+/// Resolves the request's credentials against `config`, the configuration in force.
+pub(crate) fn authenticate(
+    state: &AppState,
+    config: &Arc<Config>,
+    headers: &HeaderMap,
+) -> Authentication {
+    let token = match credential(headers) {
+        Ok(None) => return Authentication::Anonymous,
+        Ok(Some(Credential::Bearer(token))) => token,
+        Err(why) => return Authentication::Malformed(why),
+    };
+    let caller = if token.contains('.') {
+        state
+            .shared
+            .jwt
+            .verify(token, OffsetDateTime::now_utc())
+            .ok()
+            .and_then(|claims| login_account(config, &claims))
+    } else {
+        state.shared.client_tokens.lookup(config, token)
+    };
+    caller.map_or(Authentication::Rejected, Authentication::Caller)
+}
+
+/// The account a valid JWT names, if it still exists, is enabled, is the same account (same
+/// id) and has the same password as at login.
+fn login_account(config: &Config, claims: &Claims) -> Option<Caller> {
+    let username = Username::new(claims.sub.as_str()).ok()?;
+    let (role, hash) = if username == config.main.admin.username {
+        if claims.uid.is_some() {
+            return None;
+        }
+        (Role::Admin, config.main.admin.password_hash.as_ref()?)
+    } else {
+        let user = config.user(username.as_str()).filter(|u| !u.disabled)?;
+        if claims.uid != Some(user.id) {
+            return None;
+        }
+        (user.role, user.password_hash.as_ref()?)
+    };
+    (password_fingerprint(hash.as_str()) == claims.pwd).then_some(Caller {
+        username,
+        role,
+        via: Via::Login,
+    })
+}
+
+/// Any authenticated caller. Rejects with 401 (no or invalid credentials) or 400 (unreadable
+/// credentials).
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub Caller);
+
+/// An authenticated admin: the main.yaml admin or a users.yaml user with `role: admin`.
+/// Rejects other callers with 403.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub Caller);
+
+/// The caller `authentication` names, if it names one allowed here: 401 for no or invalid
+/// credentials, 400 for unreadable ones, 403 for a non-admin where `admin` is needed.
+pub(crate) fn require(authentication: &Authentication, admin: bool) -> Result<Caller, ApiError> {
+    match authentication {
+        Authentication::Caller(caller) if admin && !caller.is_admin() => {
+            Err(ApiError::forbidden("this endpoint is for admins"))
+        }
+        Authentication::Caller(caller) => Ok(caller.clone()),
+        Authentication::Anonymous => Err(ApiError::unauthenticated(
+            "this endpoint needs `Authorization: Bearer <token>`: a client token, or a token \
+             from POST /api/v1/auth/login",
+        )),
+        Authentication::Rejected => Err(ApiError::unauthenticated(
+            "the token is invalid, expired or revoked, or its account is disabled",
+        )),
+        Authentication::Malformed(why) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_authorization",
+            *why,
+        )),
+    }
+}
+
+fn resolved(parts: &Parts, state: &AppState) -> Authentication {
+    match parts.extensions.get::<Authentication>() {
+        Some(resolved) => resolved.clone(),
+        None => authenticate(state, &state.config.current(), &parts.headers),
+    }
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        require(&resolved(parts, state), false).map(Self)
+    }
+}
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        require(&resolved(parts, state), true).map(Self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn with(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn bearer_credentials_are_read_strictly() {
+        assert!(matches!(credential(&with(&[])), Ok(None)));
+        assert!(matches!(
+            credential(&with(&["Bearer abc"])),
+            Ok(Some(Credential::Bearer("abc")))
+        ));
+        assert!(matches!(
+            credential(&with(&["bearer  abc "])),
+            Ok(Some(Credential::Bearer("abc")))
+        ));
+        for bad in [
+            "Basic YWxhZGRpbjpvcGVu",
+            "Bearer",
+            "Bearer ",
+            "abc",
+            "Bearer a b",
+        ] {
+            assert!(credential(&with(&[bad])).is_err(), "{bad}");
+        }
+        assert!(credential(&with(&["Bearer a", "Bearer b"])).is_err());
+        let long = format!("Bearer {}", "a".repeat(5000));
+        assert!(credential(&with(&[&long])).is_err());
+    }
+}

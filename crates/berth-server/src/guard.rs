@@ -1,0 +1,213 @@
+//! The middleware in front of every route: resolve the caller, spend their rate-limit budget,
+//! run the handler with panics turned into 500s, and record the request in the metrics.
+
+use std::any::Any;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
+
+use crate::auth::{Authentication, ClientIp, authenticate, require};
+use crate::error::ApiError;
+use crate::limits::{Class, Key};
+use crate::state::AppState;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Anyone; credentials are not even looked at.
+    Public,
+    /// Any authenticated caller.
+    User,
+    /// Admins.
+    Admin,
+}
+
+/// Which budget a route spends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Limit {
+    /// `api_rate_per_minute`.
+    Api,
+    /// `ping_rate_per_minute`.
+    Ping,
+    /// `login_rate_per_minute`, per address.
+    Login,
+}
+
+/// What the guard knows of its route.
+#[derive(Debug)]
+pub(crate) struct RouteInfo {
+    pub(crate) method: &'static str,
+    pub(crate) path: &'static str,
+    pub(crate) access: Access,
+    pub(crate) limit: Limit,
+}
+
+pub(crate) async fn guard(
+    State((state, route)): State<(AppState, Arc<RouteInfo>)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let config = state.config.current();
+    let authentication = match route.access {
+        Access::Public => Authentication::Anonymous,
+        Access::User | Access::Admin => authenticate(&state, &config, req.headers()),
+    };
+    let (class, key, per_minute) = {
+        let security = &config.main.security;
+        match (route.limit, &authentication) {
+            (Limit::Login, _) => (Class::Login, Key::Ip(ip), security.login_rate_per_minute),
+            (Limit::Ping, Authentication::Caller(c)) => {
+                (Class::Ping, c.limit_key(), security.ping_rate_per_minute)
+            }
+            (_, Authentication::Caller(c)) => {
+                (Class::Api, c.limit_key(), security.api_rate_per_minute)
+            }
+            _ => (Class::Api, Key::Ip(ip), security.api_rate_per_minute),
+        }
+    };
+    drop(config);
+    let response = match state.shared.limits.take(class, key, per_minute) {
+        Err(wait) => ApiError::too_many(
+            "rate_limited",
+            format!("too many requests: at most {per_minute} a minute; retry later"),
+            wait,
+        )
+        .into_response(),
+        Ok(()) => {
+            // The table's access rule holds even for a handler that forgot its extractor.
+            let allowed = match route.access {
+                Access::Public => Ok(()),
+                Access::User => require(&authentication, false).map(drop),
+                Access::Admin => require(&authentication, true).map(drop),
+            };
+            match allowed {
+                Err(error) => error.into_response(),
+                Ok(()) => {
+                    req.extensions_mut().insert(authentication);
+                    req.extensions_mut().insert(ClientIp(ip));
+                    run_catching(route.method, route.path, req, next).await
+                }
+            }
+        }
+    };
+    state.shared.metrics.observe(
+        route.path,
+        route.method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// Runs the rest of the stack; a panic becomes a logged 500 that reveals nothing.
+async fn run_catching(method: &str, path: &str, req: Request, next: Next) -> Response {
+    match AssertUnwindSafe(next.run(req)).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => panicked(method, path, panic.as_ref()),
+    }
+}
+
+/// A handler panicked: log what it said, answer a plain 500.
+fn panicked(method: &str, path: &str, panic: &(dyn Any + Send)) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned());
+    tracing::error!(%method, %path, panic = %message, "a request handler panicked");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "the server failed to handle the request; the cause is in its log",
+    )
+    .into_response()
+}
+
+/// The name of a method for metric labels, from a fixed set.
+pub(crate) fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// Unknown paths.
+pub(crate) async fn not_found(State(state): State<AppState>, method: Method) -> Response {
+    state.shared.metrics.observe(
+        "(unmatched)",
+        method_label(&method),
+        404,
+        std::time::Duration::ZERO,
+    );
+    ApiError::not_found("no such endpoint; the API is described at /api/v1/openapi.json")
+        .into_response()
+}
+
+/// Known paths asked with a method they do not take.
+pub(crate) async fn method_not_allowed(State(state): State<AppState>, method: Method) -> Response {
+    state.shared.metrics.observe(
+        "(method not allowed)",
+        method_label(&method),
+        405,
+        std::time::Duration::ZERO,
+    );
+    ApiError::from_status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("this endpoint does not take {method}; see /api/v1/openapi.json"),
+    )
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn catch(req: Request, next: Next) -> Response {
+        run_catching("GET", "/boom", req, next).await
+    }
+
+    async fn boom() -> &'static str {
+        panic!("secret internals")
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_a_500_without_its_message() {
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .layer(axum::middleware::from_fn(catch));
+        let response = app
+            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 500);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("\"code\":\"internal\""), "{text}");
+        assert!(!text.contains("secret"), "{text}");
+    }
+}

@@ -1,0 +1,359 @@
+//! The route table: every endpoint once, with what the router and the OpenAPI document need.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::handler::Handler;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{self, MethodRouter};
+use berth_config::Template;
+use berth_types::api::{
+    ClientConfig, ErrorBody, LoginRequest, LoginResponse, Monitor, NewTokenRequest, PingRequest,
+    PingResponse, StartWorkspace, TableQuery, TableResult, TemplateList, TokenResponse, UserBody,
+    UserList, UserView, WorkspaceList, WorkspaceQuery, WorkspaceView,
+};
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+
+use crate::extract::MAX_JSON_BODY;
+use crate::guard::{Access, Limit, RouteInfo, guard, method_not_allowed, not_found};
+use crate::state::AppState;
+use crate::{auth, client_config, metrics, monitor, pings, tables, templates, users, workspaces};
+
+pub(crate) type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<T>()
+}
+
+/// What a route answers on success.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Success {
+    /// JSON of a type.
+    Json(u16, SchemaFn),
+    /// No body.
+    Empty(u16),
+    /// A text document of a content type.
+    Text(&'static str),
+}
+
+/// One endpoint.
+#[derive(Debug)]
+pub(crate) struct Route {
+    pub(crate) method: &'static str,
+    pub(crate) path: &'static str,
+    pub(crate) summary: &'static str,
+    pub(crate) tag: &'static str,
+    pub(crate) access: Access,
+    pub(crate) limit: Limit,
+    pub(crate) body: Option<SchemaFn>,
+    /// A type whose fields are the query parameters.
+    pub(crate) query: Option<SchemaFn>,
+    pub(crate) success: Success,
+    handler: MethodRouter<AppState>,
+}
+
+macro_rules! verb {
+    ($name:ident, $method:literal) => {
+        fn $name<H, T>(path: &'static str, summary: &'static str, handler: H) -> Route
+        where
+            H: Handler<T, AppState>,
+            T: 'static,
+        {
+            Route::new($method, path, summary, routing::$name(handler))
+        }
+    };
+}
+
+verb!(get, "GET");
+verb!(post, "POST");
+verb!(put, "PUT");
+verb!(delete, "DELETE");
+
+impl Route {
+    fn new(
+        method: &'static str,
+        path: &'static str,
+        summary: &'static str,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
+        let tag = path
+            .trim_start_matches("/api/v1/")
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        Self {
+            method,
+            path,
+            summary,
+            tag,
+            access: Access::User,
+            limit: Limit::Api,
+            body: None,
+            query: None,
+            success: Success::Empty(204),
+            handler,
+        }
+    }
+
+    fn public(mut self) -> Self {
+        self.access = Access::Public;
+        self
+    }
+
+    fn admin(mut self) -> Self {
+        self.access = Access::Admin;
+        self
+    }
+
+    fn limit(mut self, limit: Limit) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    fn body<T: JsonSchema>(mut self) -> Self {
+        self.body = Some(schema::<T>);
+        self
+    }
+
+    fn query<T: JsonSchema>(mut self) -> Self {
+        self.query = Some(schema::<T>);
+        self
+    }
+
+    fn returns<T: JsonSchema>(mut self, status: u16) -> Self {
+        self.success = Success::Json(status, schema::<T>);
+        self
+    }
+
+    fn text(mut self, content_type: &'static str) -> Self {
+        self.success = Success::Text(content_type);
+        self
+    }
+}
+
+/// Every endpoint of the server.
+pub(crate) fn table() -> Vec<Route> {
+    vec![
+        get(
+            "/healthz",
+            "Liveness: 200 while the process serves requests",
+            healthz,
+        )
+        .public()
+        .text("text/plain"),
+        get("/metrics", "Prometheus metrics", metrics::metrics)
+            .public()
+            .text("text/plain; version=0.0.4"),
+        get("/api/v1/openapi.json", "This document", openapi)
+            .public()
+            .text("application/json"),
+        post(
+            "/api/v1/auth/login",
+            "Log in with a password for a 24 h token",
+            auth::login::login,
+        )
+        .public()
+        .limit(Limit::Login)
+        .body::<LoginRequest>()
+        .returns::<LoginResponse>(200),
+        post(
+            "/api/v1/auth/tokens",
+            "Mint a client token for yourself (shown once)",
+            auth::tokens::create,
+        )
+        .body::<NewTokenRequest>()
+        .returns::<TokenResponse>(201),
+        delete(
+            "/api/v1/auth/tokens/{client_id}",
+            "Revoke one of your client tokens",
+            auth::tokens::revoke,
+        ),
+        get(
+            "/api/v1/config",
+            "Your merged configuration and allowed templates",
+            client_config::config,
+        )
+        .returns::<ClientConfig<Template>>(200),
+        post("/api/v1/ping", "Say that a client is alive", pings::ping)
+            .limit(Limit::Ping)
+            .body::<PingRequest>()
+            .returns::<PingResponse>(200),
+        get(
+            "/api/v1/monitor",
+            "Host, live workspaces and clients",
+            monitor::monitor,
+        )
+        .admin()
+        .returns::<Monitor>(200),
+        post(
+            "/api/v1/workspaces",
+            "Start a workspace",
+            workspaces::create,
+        )
+        .body::<StartWorkspace>()
+        .returns::<WorkspaceView>(201),
+        get(
+            "/api/v1/workspaces",
+            "Your workspaces (admins: everyone's, filtered)",
+            workspaces::list,
+        )
+        .query::<WorkspaceQuery>()
+        .returns::<WorkspaceList>(200),
+        get("/api/v1/workspaces/{id}", "One workspace", workspaces::get)
+            .returns::<WorkspaceView>(200),
+        delete(
+            "/api/v1/workspaces/{id}",
+            "Stop and delete a workspace",
+            workspaces::delete,
+        ),
+        post(
+            "/api/v1/workspaces/{id}/stop",
+            "Stop a workspace",
+            workspaces::stop,
+        )
+        .returns::<WorkspaceView>(200),
+        post(
+            "/api/v1/workspaces/{id}/start",
+            "Start a stopped workspace again",
+            workspaces::start,
+        )
+        .returns::<WorkspaceView>(200),
+        get("/api/v1/users", "Users of users.yaml", users::list)
+            .admin()
+            .returns::<UserList>(200),
+        post("/api/v1/users", "Add a user", users::create)
+            .admin()
+            .body::<UserBody>()
+            .returns::<UserView>(201),
+        get("/api/v1/users/{name}", "One user", users::get)
+            .admin()
+            .returns::<UserView>(200),
+        put(
+            "/api/v1/users/{name}",
+            "Replace (or rename) a user",
+            users::update,
+        )
+        .admin()
+        .body::<UserBody>()
+        .returns::<UserView>(200),
+        delete("/api/v1/users/{name}", "Remove a user", users::delete).admin(),
+        post(
+            "/api/v1/users/{name}/token",
+            "Reset a user's client tokens to one new token",
+            auth::tokens::reset,
+        )
+        .admin()
+        .body::<NewTokenRequest>()
+        .returns::<TokenResponse>(201),
+        delete(
+            "/api/v1/users/{name}/tokens/{client_id}",
+            "Revoke one client token of a user",
+            auth::tokens::revoke_for_user,
+        )
+        .admin(),
+        get(
+            "/api/v1/templates",
+            "Templates of containers.yaml",
+            templates::list,
+        )
+        .admin()
+        .returns::<TemplateList<Template>>(200),
+        post("/api/v1/templates", "Add a template", templates::create)
+            .admin()
+            .body::<Template>()
+            .returns::<Template>(201),
+        get("/api/v1/templates/{name}", "One template", templates::get)
+            .admin()
+            .returns::<Template>(200),
+        put(
+            "/api/v1/templates/{name}",
+            "Replace (or rename) a template",
+            templates::update,
+        )
+        .admin()
+        .body::<Template>()
+        .returns::<Template>(200),
+        delete(
+            "/api/v1/templates/{name}",
+            "Remove a template no workspace or user needs",
+            templates::delete,
+        )
+        .admin(),
+        post(
+            "/api/v1/tables/query",
+            "One page of a table of runtime state",
+            tables::query,
+        )
+        .body::<TableQuery>()
+        .returns::<TableResult>(200),
+    ]
+}
+
+/// The error body, for the document's shared error response.
+pub(crate) fn error_schema(generator: &mut SchemaGenerator) -> Schema {
+    schema::<ErrorBody>(generator)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.shared.openapi.get().cloned().unwrap_or_default(),
+    )
+}
+
+/// The router over the table, with JSON 404 and 405 answers and the body size limit.
+pub(crate) fn router(state: AppState) -> Router {
+    let table = table();
+    let _ = state
+        .shared
+        .openapi
+        .set(bytes::Bytes::from(crate::openapi::document(&table)));
+    let mut router = Router::new();
+    for route in table {
+        let info = Arc::new(RouteInfo {
+            method: route.method,
+            path: route.path,
+            access: route.access,
+            limit: route.limit,
+        });
+        let layer = axum::middleware::from_fn_with_state((state.clone(), info), guard);
+        router = router.route(route.path, route.handler.route_layer(layer));
+    }
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .with_state(state)
+}
+
+/// One endpoint, as listed by [`endpoints`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `GET`, `POST`, `PUT` or `DELETE`.
+    pub method: &'static str,
+    /// The path pattern, `{name}` for parameters.
+    pub path: &'static str,
+    /// What it does.
+    pub summary: &'static str,
+}
+
+/// Every endpoint the server routes, from the same table that builds the router and the
+/// OpenAPI document.
+#[must_use]
+pub fn endpoints() -> Vec<Endpoint> {
+    table()
+        .into_iter()
+        .map(|r| Endpoint {
+            method: r.method,
+            path: r.path,
+            summary: r.summary,
+        })
+        .collect()
+}

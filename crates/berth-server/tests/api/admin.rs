@@ -1,0 +1,230 @@
+//! The admin API for users and templates: CRUD through the configuration store, validation
+//! errors with field paths, secrets never returned, every change audited.
+
+use berth_config::Template;
+use berth_types::api::{FilterOp, Secret, TableFilter, TableQuery, UserBody};
+use berth_types::{Role, Username};
+use http::Method;
+use serde_json::json;
+
+use crate::common::{TestServer, assert_api_error, assert_error, send_json};
+
+fn user(name: &str) -> UserBody {
+    UserBody {
+        username: Username::new(name).unwrap(),
+        role: Role::User,
+        password: None,
+        templates: Vec::new(),
+        access_locked: false,
+        disabled: false,
+        metadata: Default::default(),
+    }
+}
+
+async fn audit_of(admin: &berth_client::Client, action: &str) -> Vec<serde_json::Value> {
+    admin
+        .query_table(&TableQuery {
+            table: "audit".into(),
+            filters: vec![TableFilter {
+                column: "action".into(),
+                op: FilterOp::Eq,
+                value: json!(action),
+            }],
+            ..TableQuery::default()
+        })
+        .await
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(serde_json::Value::Object)
+        .collect()
+}
+
+#[tokio::test]
+async fn users_are_added_changed_renamed_and_removed() {
+    let server = TestServer::builder()
+        .template("base", "")
+        .template("python", "")
+        .admin_user("carol", "carol-password")
+        .start()
+        .await;
+    // A users.yaml admin can use the admin API like the main.yaml admin.
+    let admin = server.login("carol", "carol-password").await;
+
+    let mut dave = user("dave");
+    dave.password = Some(Secret::new("dave-password"));
+    dave.templates = vec!["base".into()];
+    dave.metadata.insert("team".into(), "infra".into());
+    let created = admin.create_user(&dave).await.unwrap();
+    assert_eq!(created.username.as_str(), "dave");
+    assert!(created.has_password);
+    assert_eq!(created.templates, ["base"]);
+    let dave_client = server.login("dave", "dave-password").await;
+    assert_eq!(dave_client.config().await.unwrap().templates.len(), 1);
+    assert_api_error(admin.create_user(&dave).await, 409, "already_exists");
+
+    // The answer never holds hashes, in the list or one by one.
+    for path in ["/api/v1/users", "/api/v1/users/dave"] {
+        let raw = admin.send(Method::GET, path, &[], "").await.unwrap();
+        let text = String::from_utf8_lossy(&raw.body);
+        assert!(!text.contains("hash") && !text.contains("argon2"), "{text}");
+    }
+
+    // PUT replaces: templates changed, password kept, a new name renames.
+    dave.password = None;
+    dave.templates = vec!["base".into(), "python".into()];
+    let updated = admin.update_user("dave", &dave).await.unwrap();
+    assert_eq!(updated.templates, ["base", "python"]);
+    assert!(updated.has_password);
+    assert_eq!(
+        dave_client.config().await.unwrap().templates.len(),
+        2,
+        "in force at once"
+    );
+    dave.username = Username::new("david").unwrap();
+    admin.update_user("dave", &dave).await.unwrap();
+    assert_api_error(admin.user("dave").await, 404, "not_found");
+    assert_eq!(admin.user("david").await.unwrap().id, created.id);
+    server.login("david", "dave-password").await;
+
+    // Validation errors name the field.
+    let mut bad = user("erin");
+    bad.templates = vec!["pyhton".into()];
+    let failure = assert_api_error(admin.create_user(&bad).await, 422, "invalid");
+    let errors = &failure.details.unwrap()["errors"];
+    assert_eq!(errors[0]["field"], "templates[0]", "{errors}");
+    assert!(
+        errors[0]["message"].as_str().unwrap().contains("pyhton"),
+        "{errors}"
+    );
+    let mut bad = user("erin");
+    bad.password = Some(Secret::new(""));
+    let failure = assert_api_error(admin.create_user(&bad).await, 422, "invalid");
+    assert_eq!(failure.details.unwrap()["errors"][0]["field"], "password");
+    let answer = send_json(&admin, "POST", "/api/v1/users", r#"{"username": "Erin"}"#).await;
+    let body = assert_error(&answer, 422, "invalid_body");
+    assert_eq!(
+        body["error"]["details"]["errors"][0]["field"], "username",
+        "{body}"
+    );
+    let answer = send_json(
+        &admin,
+        "POST",
+        "/api/v1/users",
+        r#"{"username": "erin", "password_hash": "x"}"#,
+    )
+    .await;
+    assert_error(&answer, 422, "invalid_body");
+
+    // An access-locked user's templates cannot change through the API.
+    let mut frank = user("frank");
+    frank.access_locked = true;
+    admin.create_user(&frank).await.unwrap();
+    frank.templates = vec!["base".into()];
+    assert_api_error(
+        admin.update_user("frank", &frank).await,
+        403,
+        "access_locked",
+    );
+
+    admin.delete_user("david").await.unwrap();
+    assert_api_error(admin.delete_user("david").await, 404, "not_found");
+    assert_api_error(admin.user("admin").await, 404, "not_found");
+
+    // Every change is audited with before and after, and no secret.
+    let created = audit_of(&admin, "user.create").await;
+    assert_eq!(created.len(), 2, "{created:?}");
+    let updates = audit_of(&admin, "user.update").await;
+    assert!(
+        updates
+            .iter()
+            .any(|e| e["details"]["before"]["templates"] == json!(["base"])
+                && e["details"]["after"]["templates"] == json!(["base", "python"])),
+        "{updates:?}"
+    );
+    let deleted = audit_of(&admin, "user.delete").await;
+    assert_eq!(deleted[0]["actor"], "carol");
+    assert_eq!(deleted[0]["target"], "david");
+    let all = serde_json::to_string(&(created, updates, deleted)).unwrap();
+    assert!(
+        !all.contains("dave-password") && !all.contains("argon2"),
+        "{all}"
+    );
+}
+
+#[tokio::test]
+async fn templates_are_added_changed_and_removed_in_the_yaml_shape() {
+    let server = TestServer::builder()
+        .template("base", "")
+        .user("alice", "alice-password", &["base"])
+        .start()
+        .await;
+    let admin = server.admin().await;
+
+    let mut python = Template::new("python", "berth-test/base");
+    python.description = "Python 3".into();
+    python.env.insert("API_KEY".into(), "s3cret".into());
+    let created = admin.create_template(&python).await.unwrap();
+    assert_eq!(created, python);
+    assert_eq!(
+        admin.template("python").await.unwrap().description,
+        "Python 3"
+    );
+    assert_eq!(admin.templates().await.unwrap().len(), 2);
+    let yaml = std::fs::read_to_string(server.config_dir().join("containers.yaml")).unwrap();
+    assert!(yaml.contains("name: python"), "{yaml}");
+    assert_api_error(admin.create_template(&python).await, 409, "already_exists");
+
+    // The body is the YAML entry as JSON: units and all.
+    let answer = send_json(
+        &admin,
+        "PUT",
+        "/api/v1/templates/python",
+        r#"{"name": "python", "image": "berth-test/base", "memory": "512m", "idle_timeout": "30m"}"#,
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    let updated = admin.template("python").await.unwrap();
+    assert_eq!(updated.memory.unwrap().bytes(), 512 * 1024 * 1024);
+    assert!(updated.env.is_empty(), "PUT replaces");
+    let answer = send_json(
+        &admin,
+        "PUT",
+        "/api/v1/templates/python",
+        r#"{"name": "python", "image": "berth-test/base", "memory": "1x"}"#,
+    )
+    .await;
+    let body = assert_error(&answer, 422, "invalid_body");
+    assert_eq!(
+        body["error"]["details"]["errors"][0]["field"], "memory",
+        "{body}"
+    );
+    let mut invalid = python.clone();
+    invalid.image = String::new();
+    let failure = assert_api_error(
+        admin.update_template("python", &invalid).await,
+        422,
+        "invalid",
+    );
+    assert_eq!(failure.details.unwrap()["errors"][0]["field"], "image");
+
+    // Rename; a template users may start can be neither renamed nor removed.
+    let mut renamed = python.clone();
+    renamed.name = "py".into();
+    admin.update_template("python", &renamed).await.unwrap();
+    assert_api_error(admin.template("python").await, 404, "not_found");
+    let mut base = admin.template("base").await.unwrap();
+    base.name = "base2".into();
+    assert_api_error(admin.update_template("base", &base).await, 409, "in_use");
+    let failure = assert_api_error(admin.delete_template("base").await, 409, "in_use");
+    assert!(failure.message.contains("alice"), "{failure:?}");
+    admin.delete_template("py").await.unwrap();
+    assert_api_error(admin.delete_template("py").await, 404, "not_found");
+
+    // Audit entries hide environment values.
+    let created = audit_of(&admin, "template.create").await;
+    assert_eq!(created[0]["details"]["after"]["env"]["API_KEY"], "<hidden>");
+    assert!(!serde_json::to_string(&created).unwrap().contains("s3cret"));
+    assert_eq!(audit_of(&admin, "template.update").await.len(), 2);
+    assert_eq!(audit_of(&admin, "template.delete").await.len(), 1);
+}

@@ -1,0 +1,384 @@
+//! Logins, lockout, throttling, client tokens, and tokens that stop working.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use berth_server::Claims;
+use berth_types::api::{FilterOp, NewTokenRequest, TableFilter, TableQuery, UserBody};
+use http::Method;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::common::{TestServer, assert_api_error, assert_error};
+
+async fn lab() -> TestServer {
+    TestServer::builder()
+        .template("base", "")
+        .user("alice", "alice-password", &["base"])
+        .user("bob", "bob-password", &["base"])
+        .start()
+        .await
+}
+
+#[tokio::test]
+async fn a_login_gives_a_24h_token_that_authenticates() {
+    let server = lab().await;
+    let login = server
+        .client()
+        .login("alice", "alice-password")
+        .await
+        .unwrap();
+    let left = login.expires_at - OffsetDateTime::now_utc();
+    assert!(
+        left > time::Duration::hours(23) && left <= time::Duration::hours(24),
+        "{left}"
+    );
+    let alice = server.client().with_token(login.token.expose());
+    let config = alice.config().await.unwrap();
+    assert_eq!(config.user.username.as_str(), "alice");
+    assert_eq!(config.user.templates, ["base"]);
+
+    // The main.yaml admin logs in too.
+    let admin = server.admin().await;
+    assert_eq!(
+        admin.config().await.unwrap().user.role,
+        berth_types::Role::Admin
+    );
+
+    for (user, password) in [
+        ("alice", "wrong"),
+        ("nobody", "alice-password"),
+        ("alice", ""),
+    ] {
+        let failure = assert_api_error(
+            server.client().login(user, password).await,
+            401,
+            "invalid_credentials",
+        );
+        assert_eq!(failure.message, "wrong username or password");
+    }
+
+    // Every attempt is audited, with no password in it.
+    let audit = admin
+        .query_table(&TableQuery {
+            table: "audit".into(),
+            filters: vec![TableFilter {
+                column: "action".into(),
+                op: FilterOp::Eq,
+                value: json!("auth.login"),
+            }],
+            ..TableQuery::default()
+        })
+        .await
+        .unwrap();
+    let outcomes: Vec<&str> = audit
+        .rows
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "success").count(),
+        2,
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "denied").count(),
+        3,
+        "{outcomes:?}"
+    );
+    let text = serde_json::to_string(&audit.rows).unwrap();
+    assert!(
+        !text.contains("alice-password") && !text.contains("\"wrong\""),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn failed_logins_lock_the_account_and_addresses_are_throttled() {
+    let server = TestServer::builder()
+        .template("base", "")
+        .user("alice", "alice-password", &["base"])
+        .security("lockout_attempts", 3)
+        .security("lockout_minutes", 5)
+        .security("login_rate_per_minute", 5)
+        .start()
+        .await;
+    let client = server.client();
+    for _ in 0..3 {
+        assert_api_error(
+            client.login("alice", "nope").await,
+            401,
+            "invalid_credentials",
+        );
+    }
+    // Locked: even the right password is refused, and says for how long.
+    let locked = assert_api_error(
+        client.login("alice", "alice-password").await,
+        429,
+        "account_locked",
+    );
+    assert_eq!(locked.retry_after, Some(300));
+    // Other accounts are not locked...
+    client.login("admin", &server.admin_password).await.unwrap();
+    // ...but this address has spent its 5 attempts a minute.
+    let throttled = assert_api_error(
+        client.login("admin", &server.admin_password).await,
+        429,
+        "rate_limited",
+    );
+    assert!(
+        throttled.retry_after.is_some_and(|s| (1..=60).contains(&s)),
+        "{throttled:?}"
+    );
+    let body = throttled.details.unwrap();
+    assert!(body["retry_after_seconds"].as_u64().is_some(), "{body}");
+
+    let metrics = server.client().metrics().await.unwrap();
+    assert!(
+        metrics.contains("berth_login_failures_total 4"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn client_tokens_are_minted_reset_and_revoked_with_immediate_effect() {
+    let server = lab().await;
+    let alice = server.login("alice", "alice-password").await;
+    let minted = alice.create_token(Some("laptop")).await.unwrap();
+    let cli = server.client().with_token(minted.token.expose());
+    assert_eq!(cli.config().await.unwrap().user.username.as_str(), "alice");
+    let second = alice.create_token(None).await.unwrap();
+    let cli2 = server.client().with_token(second.token.expose());
+    cli2.config().await.unwrap();
+
+    // The token is stored hashed, and listed without it.
+    let users_yaml = std::fs::read_to_string(server.config_dir().join("users.yaml")).unwrap();
+    assert!(!users_yaml.contains(minted.token.expose()));
+    let admin = server.admin().await;
+    let view = admin.user("alice").await.unwrap();
+    assert_eq!(view.clients.len(), 2);
+    assert_eq!(view.clients[0].label.as_deref(), Some("laptop"));
+    let raw = admin
+        .send(Method::GET, "/api/v1/users/alice", &[], "")
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw.body);
+    assert!(
+        !text.contains("hash") && !text.contains(minted.token.expose()),
+        "{text}"
+    );
+
+    // Revoking one token stops it at once; the other keeps working.
+    alice.revoke_token(second.client_id).await.unwrap();
+    assert_api_error(cli2.config().await, 401, "unauthenticated");
+    cli.config().await.unwrap();
+    assert_api_error(alice.revoke_token(second.client_id).await, 404, "not_found");
+
+    // An admin reset replaces every token with one, shown once.
+    let reset = admin
+        .reset_user_token("alice", Some("new laptop"))
+        .await
+        .unwrap();
+    assert_api_error(cli.config().await, 401, "unauthenticated");
+    let fresh = server.client().with_token(reset.token.expose());
+    assert_eq!(
+        fresh.config().await.unwrap().user.username.as_str(),
+        "alice"
+    );
+    admin
+        .revoke_user_token("alice", reset.client_id)
+        .await
+        .unwrap();
+    assert_api_error(fresh.config().await, 401, "unauthenticated");
+
+    // A client token cannot act for another user, and the main.yaml admin has no tokens.
+    assert_api_error(admin.create_token(None).await, 409, "no_client_tokens");
+    assert_api_error(alice.reset_user_token("bob", None).await, 403, "forbidden");
+    // Labels are checked.
+    let long = "x".repeat(101);
+    assert_api_error(alice.create_token(Some(&long)).await, 422, "invalid");
+    let _ = NewTokenRequest::default();
+}
+
+#[tokio::test]
+async fn deleting_disabling_or_changing_a_password_invalidates_tokens_at_once() {
+    let server = lab().await;
+    let admin = server.admin().await;
+    let alice = server.login("alice", "alice-password").await;
+    let cli = server
+        .client()
+        .with_token(alice.create_token(None).await.unwrap().token.expose());
+    let bob = server.login("bob", "bob-password").await;
+
+    let mut body = UserBody {
+        username: berth_types::Username::new("alice").unwrap(),
+        role: berth_types::Role::User,
+        password: None,
+        templates: vec!["base".into()],
+        access_locked: false,
+        disabled: true,
+        metadata: Default::default(),
+    };
+    admin.update_user("alice", &body).await.unwrap();
+    assert_api_error(alice.config().await, 401, "unauthenticated");
+    assert_api_error(cli.config().await, 401, "unauthenticated");
+    assert_api_error(
+        server.client().login("alice", "alice-password").await,
+        401,
+        "invalid_credentials",
+    );
+
+    // Enabled again with a new password: the old login stays dead, the client token lives.
+    body.disabled = false;
+    body.password = Some(berth_types::api::Secret::new("alice-new-password"));
+    admin.update_user("alice", &body).await.unwrap();
+    assert_api_error(alice.config().await, 401, "unauthenticated");
+    cli.config().await.unwrap();
+    server
+        .login("alice", "alice-new-password")
+        .await
+        .config()
+        .await
+        .unwrap();
+
+    // A deleted user's login dies, and a new user of the same name does not inherit it.
+    bob.config().await.unwrap();
+    admin.delete_user("bob").await.unwrap();
+    assert_api_error(bob.config().await, 401, "unauthenticated");
+    let recreated = UserBody {
+        username: berth_types::Username::new("bob").unwrap(),
+        password: Some(berth_types::api::Secret::new("bob-password")),
+        templates: vec!["base".into()],
+        ..body
+    };
+    admin.create_user(&recreated).await.unwrap();
+    assert_api_error(bob.config().await, 401, "unauthenticated");
+}
+
+fn jwt_with(header: &str, claims: &serde_json::Value, signature: &str) -> String {
+    format!(
+        "{}.{}.{signature}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    )
+}
+
+#[tokio::test]
+async fn forged_expired_and_malformed_credentials_are_refused() {
+    let server = lab().await;
+    let config = server.state.config.current();
+    let alice = config.user("alice").unwrap();
+    let hash = alice.password_hash.as_ref().unwrap().as_str().to_owned();
+    let key = server.jwt_key();
+    let now = OffsetDateTime::now_utc();
+
+    // A token the server signs itself works: the test builds tokens the same way.
+    let good = key.sign(&Claims::new("alice", Some(alice.id), &hash, now));
+    server.client().with_token(&good).config().await.unwrap();
+
+    let mut expired = Claims::new(
+        "alice",
+        Some(alice.id),
+        &hash,
+        now - time::Duration::hours(25),
+    );
+    expired.exp = (now - time::Duration::hours(1)).unix_timestamp();
+    let wrong_id = Claims::new("alice", Some(berth_types::UserId::random()), &hash, now);
+    let admin_claim = Claims::new("admin", Some(alice.id), &hash, now);
+    let claims = json!({"sub": "admin", "iat": now.unix_timestamp(), "exp": now.unix_timestamp() + 60, "pwd": "x"});
+    let other_key = berth_server::JwtKey::from_bytes([7; 32]);
+    let mut tampered = good.clone();
+    tampered.replace_range(good.len() - 3.., "AAA");
+    for token in [
+        key.sign(&expired),
+        key.sign(&wrong_id),
+        key.sign(&admin_claim),
+        other_key.sign(&Claims::new("alice", Some(alice.id), &hash, now)),
+        jwt_with(r#"{"alg":"none","typ":"JWT"}"#, &claims, ""),
+        jwt_with(r#"{"alg":"HS512","typ":"JWT"}"#, &claims, "AAAA"),
+        tampered,
+        "a.b.c".to_owned(),
+        berth_types::ClientId::random().to_string(),
+        "not-a-token".to_owned(),
+    ] {
+        let failure = assert_api_error(
+            server.client().with_token(&token).config().await,
+            401,
+            "unauthenticated",
+        );
+        assert!(failure.message.contains("invalid"), "{failure:?}");
+    }
+
+    // No credentials: 401 with a WWW-Authenticate challenge.
+    let anonymous = server
+        .client()
+        .send(Method::GET, "/api/v1/config", &[], "")
+        .await
+        .unwrap();
+    assert_error(&anonymous, 401, "unauthenticated");
+    assert!(anonymous.headers.get("www-authenticate").is_some());
+    // Unreadable credentials: 400.
+    for header in ["Basic YWxpY2U6cHc=", "Bearer", "Bearer a b", "Token abc"] {
+        let answer = server
+            .client()
+            .send(
+                Method::GET,
+                "/api/v1/config",
+                &[("authorization", header)],
+                "",
+            )
+            .await
+            .unwrap();
+        assert_error(&answer, 400, "malformed_authorization");
+    }
+    let twice = server
+        .raw(
+            format!(
+                "GET /api/v1/config HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {good}\r\n\
+             Authorization: Bearer {good}\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await;
+    assert_eq!(twice.status, 400, "{twice:?}");
+
+    // Users are not admins.
+    let alice_client = server.client().with_token(&good);
+    assert_api_error(alice_client.users().await, 403, "forbidden");
+    assert_api_error(alice_client.monitor().await, 403, "forbidden");
+    assert_api_error(alice_client.templates().await, 403, "forbidden");
+}
+
+#[tokio::test]
+async fn an_imported_pbkdf2_hash_is_upgraded_to_argon2id_at_login() {
+    use pbkdf2::password_hash::CustomizedPasswordHasher;
+    let server = lab().await;
+    let pbkdf2 = pbkdf2::Pbkdf2::default()
+        .hash_password_with_params(
+            b"imported-password",
+            b"saltsaltsaltsalt",
+            pbkdf2::Params::new(1000).unwrap(),
+        )
+        .unwrap()
+        .to_string();
+    let hash = berth_config::PasswordHash::from_phc(pbkdf2).unwrap();
+    server
+        .state
+        .config_store
+        .update_user("alice", |u| u.password_hash = Some(hash))
+        .unwrap();
+    server.state.config.reload().unwrap();
+
+    let alice = server.login("alice", "imported-password").await;
+    alice.config().await.unwrap();
+    let users_yaml = std::fs::read_to_string(server.config_dir().join("users.yaml")).unwrap();
+    assert!(users_yaml.contains("$argon2id$"), "{users_yaml}");
+    assert!(!users_yaml.contains("$pbkdf2"), "{users_yaml}");
+    // The token issued at that login carries the new hash, and the new hash verifies.
+    alice.config().await.unwrap();
+    server
+        .login("alice", "imported-password")
+        .await
+        .config()
+        .await
+        .unwrap();
+}

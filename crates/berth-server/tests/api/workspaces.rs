@@ -1,0 +1,213 @@
+//! Workspaces through the API, on the real Docker Engine.
+
+use berth_types::api::{StartWorkspace, WorkspaceQuery, WorkspaceState};
+use http::Method;
+
+use crate::common::{TestServer, assert_api_error, assert_error};
+
+fn start(template: &str) -> StartWorkspace {
+    StartWorkspace {
+        template: template.into(),
+        persist: None,
+        network: None,
+    }
+}
+
+#[tokio::test]
+async fn a_workspace_lives_and_dies_through_the_api_and_only_its_owner_sees_it() {
+    let server = TestServer::builder()
+        .template("base", "")
+        .template("other", "")
+        .user("alice", "alice-password", &["base"])
+        .user("bob", "bob-password", &["base"])
+        .start()
+        .await;
+    let alice = server.login("alice", "alice-password").await;
+    let bob = server.login("bob", "bob-password").await;
+    let admin = server.admin().await;
+
+    let created = alice.start_workspace(&start("base")).await.unwrap();
+    assert_eq!(created.state, WorkspaceState::Running);
+    assert_eq!(
+        (created.owner.as_str(), created.template.as_str()),
+        ("alice", "base")
+    );
+    assert_eq!(created.network, "none");
+    assert!(!created.persistent);
+    assert!(
+        created
+            .alive_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("idle for")),
+        "{created:?}"
+    );
+    let id = created.id;
+
+    let mine = alice
+        .list_workspaces(&WorkspaceQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(mine.iter().map(|w| w.id).collect::<Vec<_>>(), [id]);
+    assert_eq!(
+        alice.workspace(id).await.unwrap().state,
+        WorkspaceState::Running
+    );
+
+    // Bob sees nothing of it: every operation answers as for an id that does not exist.
+    assert!(
+        bob.list_workspaces(&WorkspaceQuery::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_api_error(bob.workspace(id).await, 404, "not_found");
+    assert_api_error(bob.stop_workspace(id).await, 404, "not_found");
+    assert_api_error(bob.restart_workspace(id).await, 404, "not_found");
+    assert_api_error(bob.delete_workspace(id).await, 404, "not_found");
+    let owner_alice = WorkspaceQuery {
+        owner: Some(berth_types::Username::new("alice").unwrap()),
+        ..WorkspaceQuery::default()
+    };
+    assert_api_error(bob.list_workspaces(&owner_alice).await, 403, "forbidden");
+
+    // Errors of the manager map to statuses.
+    assert_api_error(
+        alice.start_workspace(&start("other")).await,
+        403,
+        "forbidden",
+    );
+    assert_api_error(
+        alice.start_workspace(&start("nope")).await,
+        403,
+        "forbidden",
+    );
+    let host = StartWorkspace {
+        network: Some("host".into()),
+        ..start("base")
+    };
+    let refused = assert_api_error(alice.start_workspace(&host).await, 422, "invalid");
+    assert!(refused.message.contains("network"), "{refused:?}");
+
+    // Admins see everyone's, with filters; removing a template in use is refused.
+    let all = admin.list_workspaces(&owner_alice).await.unwrap();
+    assert_eq!(all.len(), 1);
+    let running = WorkspaceQuery {
+        state: Some(WorkspaceState::Running),
+        template: Some("base".into()),
+        ..WorkspaceQuery::default()
+    };
+    assert_eq!(admin.list_workspaces(&running).await.unwrap().len(), 1);
+    let stopped = WorkspaceQuery {
+        state: Some(WorkspaceState::Stopped),
+        ..WorkspaceQuery::default()
+    };
+    assert!(admin.list_workspaces(&stopped).await.unwrap().is_empty());
+    admin.delete_template("other").await.unwrap();
+    let in_use = assert_api_error(admin.delete_template("base").await, 409, "in_use");
+    assert!(in_use.message.contains("used by 1 workspace"), "{in_use:?}");
+
+    // Stop, start again, delete.
+    let stopped = alice.stop_workspace(id).await.unwrap();
+    assert_eq!(stopped.state, WorkspaceState::Stopped);
+    assert_eq!(stopped.state_reason, "stopped by alice");
+    assert_eq!(stopped.alive_reason, None);
+    let again = alice.restart_workspace(id).await.unwrap();
+    assert_eq!(again.state, WorkspaceState::Running);
+    admin.stop_workspace(id).await.unwrap();
+    alice.delete_workspace(id).await.unwrap();
+    assert_api_error(alice.workspace(id).await, 404, "not_found");
+    assert_api_error(alice.delete_workspace(id).await, 404, "not_found");
+
+    // Each step is in the audit log.
+    let audit = admin
+        .query_table(&berth_types::api::TableQuery {
+            table: "audit".into(),
+            columns: vec!["actor".into(), "action".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<String> = audit
+        .rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["actor"].as_str().unwrap(),
+                r["action"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for expected in [
+        "alice workspace.start",
+        "alice workspace.stop",
+        "alice workspace.restart",
+        "admin workspace.stop",
+        "alice workspace.delete",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == expected),
+            "{expected} not in {actions:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn quotas_options_and_engine_failures_have_their_statuses() {
+    let server = TestServer::builder()
+        .template("base", "persist: never")
+        .template("broken", "image: berth-test/missing-image")
+        .runtime("max_workspaces_per_user", "1")
+        .user("alice", "alice-password", &["base", "broken"])
+        .start()
+        .await;
+    let alice = server.login("alice", "alice-password").await;
+    let admin = server.admin().await;
+
+    let persist = StartWorkspace {
+        persist: Some(true),
+        ..start("base")
+    };
+    let refused = assert_api_error(alice.start_workspace(&persist).await, 422, "invalid");
+    assert!(refused.message.contains("persist"), "{refused:?}");
+
+    // A missing image is the admin's to fix: they get the engine's message, users a safe one.
+    let failed = assert_api_error(
+        alice.start_workspace(&start("broken")).await,
+        502,
+        "engine_failed",
+    );
+    assert!(!failed.message.contains("missing-image"), "{failed:?}");
+    let failed = assert_api_error(
+        admin.start_workspace(&start("broken")).await,
+        502,
+        "engine_failed",
+    );
+    assert!(failed.message.contains("missing-image"), "{failed:?}");
+
+    let first = alice.start_workspace(&start("base")).await.unwrap();
+    let quota = assert_api_error(
+        alice.start_workspace(&start("base")).await,
+        409,
+        "quota_exceeded",
+    );
+    assert!(quota.message.contains("1 live workspace"), "{quota:?}");
+    alice.delete_workspace(first.id).await.unwrap();
+
+    // Malformed ids are 400, unknown ones 404.
+    let answer = alice
+        .send(Method::GET, "/api/v1/workspaces/not-a-uuid", &[], "")
+        .await
+        .unwrap();
+    assert_error(&answer, 400, "bad_path");
+    let answer = alice
+        .send(Method::GET, "/api/v1/workspaces?state=sleeping", &[], "")
+        .await
+        .unwrap();
+    assert_error(&answer, 400, "bad_query");
+    let answer = alice
+        .send(Method::GET, "/api/v1/workspaces?colour=red", &[], "")
+        .await
+        .unwrap();
+    assert_error(&answer, 400, "bad_query");
+}

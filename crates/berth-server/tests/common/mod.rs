@@ -1,0 +1,386 @@
+//! A Berth server on port 0 for tests: a temporary home with its own configuration and SQLite
+//! database, the real Docker Engine of DOCKER_HOST, and a `berth.instance` label of its own so
+//! that parallel tests never see each other's containers. Dropping the [`TestServer`] stops
+//! the server and removes every container and volume of its instance.
+#![allow(dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is the failure report
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_client::{Client, ClientError, RawResponse};
+use berth_config::{ConfigStore, NewUser, hash_password};
+use berth_core::{ConfigPolicy, LiveConfig, Workspaces, WorkspacesSettings};
+use berth_runtime::{DockerOptions, DockerRuntime};
+use berth_server::{AppState, JwtKey};
+use berth_types::{Role, Username};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+pub const IMAGE: &str = "berth-test/base";
+
+const HOW_TO_START: &str = "start the test Docker Engine and load the test image: \
+    `scripts/docker-engine.sh start && eval \"$(scripts/docker-engine.sh env)\" && scripts/test-image.sh` \
+    (or run the tests through `make test`)";
+
+/// A user to create: name, password, templates, role.
+struct NewTestUser {
+    name: &'static str,
+    password: &'static str,
+    templates: Vec<&'static str>,
+    role: Role,
+}
+
+/// What the server is started with.
+pub struct Builder {
+    security: Vec<(&'static str, u32)>,
+    runtime: Vec<(&'static str, String)>,
+    templates: Vec<String>,
+    users: Vec<NewTestUser>,
+}
+
+impl Builder {
+    /// A `security:` key of main.yaml, e.g. `("ping_rate_per_minute", 3)`.
+    pub fn security(mut self, key: &'static str, value: u32) -> Self {
+        self.security.push((key, value));
+        self
+    }
+
+    /// A `runtime:` key of main.yaml, as YAML.
+    pub fn runtime(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.runtime.push((key, value.into()));
+        self
+    }
+
+    /// A template on the test image with 128m of memory and network none; `extra` is YAML
+    /// lines of more fields (without indentation), e.g. `"persist: never"`, which may replace
+    /// those defaults.
+    pub fn template(mut self, name: &str, extra: &str) -> Self {
+        let mut yaml = format!("  - name: {name}\n");
+        for (key, value) in [("image", IMAGE), ("memory", "128m"), ("network", "none")] {
+            if !extra.lines().any(|l| l.starts_with(&format!("{key}:"))) {
+                let _ = writeln!(yaml, "    {key}: {value}");
+            }
+        }
+        for line in extra.lines().filter(|l| !l.trim().is_empty()) {
+            let _ = writeln!(yaml, "    {line}");
+        }
+        self.templates.push(yaml);
+        self
+    }
+
+    /// A user with a password and templates.
+    pub fn user(
+        mut self,
+        name: &'static str,
+        password: &'static str,
+        templates: &[&'static str],
+    ) -> Self {
+        self.users.push(NewTestUser {
+            name,
+            password,
+            templates: templates.to_vec(),
+            role: Role::User,
+        });
+        self
+    }
+
+    /// A users.yaml user with `role: admin`.
+    pub fn admin_user(mut self, name: &'static str, password: &'static str) -> Self {
+        self.users.push(NewTestUser {
+            name,
+            password,
+            templates: Vec::new(),
+            role: Role::Admin,
+        });
+        self
+    }
+
+    pub async fn start(self) -> TestServer {
+        if std::env::var_os("DOCKER_HOST").is_none() {
+            panic!("DOCKER_HOST is not set: {HOW_TO_START}");
+        }
+        let runtime = match DockerRuntime::connect_env(DockerOptions::default()).await {
+            Ok(runtime) => Arc::new(runtime),
+            Err(err) => panic!("cannot reach the test Docker Engine ({err}): {HOW_TO_START}"),
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().to_owned();
+        let config_dir = home.join("config");
+        std::fs::create_dir_all(&config_dir).unwrap();
+        let instance = format!(
+            "test-{}",
+            &berth_types::WorkspaceId::random().to_string()[..8]
+        );
+        let admin_password = "admin-password-for-tests".to_owned();
+        let admin_hash = {
+            let password = admin_password.clone();
+            tokio::task::spawn_blocking(move || hash_password(&password).unwrap())
+                .await
+                .unwrap()
+        };
+        let mut main = format!(
+            "admin:\n  username: admin\n  password_hash: \"{}\"\nruntime:\n  instance: {instance}\n",
+            admin_hash.as_str()
+        );
+        for (key, value) in &self.runtime {
+            let _ = writeln!(main, "  {key}: {value}");
+        }
+        main.push_str("security:\n");
+        for (key, value) in &self.security {
+            let _ = writeln!(main, "  {key}: {value}");
+        }
+        std::fs::write(config_dir.join("main.yaml"), main).unwrap();
+        std::fs::write(
+            config_dir.join("containers.yaml"),
+            format!("templates:\n{}", self.templates.concat()),
+        )
+        .unwrap();
+        std::fs::write(config_dir.join("users.yaml"), "users: []\n").unwrap();
+        let config_store = Arc::new(ConfigStore::open(&config_dir).unwrap());
+        for user in self.users {
+            let store = Arc::clone(&config_store);
+            tokio::task::spawn_blocking(move || {
+                let mut new = NewUser::new(Username::new(user.name).unwrap());
+                new.password_hash = Some(hash_password(user.password).unwrap());
+                new.templates = user.templates.iter().map(|t| (*t).to_owned()).collect();
+                new.role = user.role;
+                store.add_user(new).unwrap();
+            })
+            .await
+            .unwrap();
+        }
+
+        let config = match LiveConfig::load(&config_dir) {
+            Ok(config) => config,
+            Err(errors) => panic!("the test configuration is invalid:\n{errors}"),
+        };
+        let store = berth_store::open(home.join("berth.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let workspaces = Workspaces::new(
+            runtime,
+            Arc::clone(&store),
+            Arc::new(ConfigPolicy::new(config.clone())),
+            WorkspacesSettings {
+                stop_timeout: Duration::from_secs(2),
+                instance: instance.clone(),
+                ..WorkspacesSettings::default()
+            },
+        );
+        let jwt = JwtKey::load_or_create(&home.join("jwt.key")).unwrap();
+        let state = AppState::new(config, config_store, store, workspaces, jwt, home.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(berth_server::serve(listener, state.clone(), async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }));
+        TestServer {
+            addr,
+            url: format!("http://{addr}"),
+            home,
+            instance,
+            admin_password,
+            state,
+            stop,
+            task: Some(task),
+            _tmp: tmp,
+        }
+    }
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub home: PathBuf,
+    pub instance: String,
+    pub admin_password: String,
+    pub state: AppState,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _tmp: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// A server with no templates and no users but the main.yaml admin, until the builder
+    /// adds some.
+    pub fn builder() -> Builder {
+        Builder {
+            security: Vec::new(),
+            runtime: Vec::new(),
+            templates: Vec::new(),
+            users: Vec::new(),
+        }
+    }
+
+    /// A client without credentials.
+    pub fn client(&self) -> Client {
+        Client::new(&self.url).unwrap()
+    }
+
+    /// A client logged in as `username`.
+    pub async fn login(&self, username: &str, password: &str) -> Client {
+        let client = self.client();
+        let login = client
+            .login(username, password)
+            .await
+            .unwrap_or_else(|e| panic!("login of {username} failed: {e}"));
+        client.with_token(login.token.expose())
+    }
+
+    /// A client logged in as the main.yaml admin.
+    pub async fn admin(&self) -> Client {
+        self.login("admin", &self.admin_password.clone()).await
+    }
+
+    /// The JWT key the server signs with.
+    pub fn jwt_key(&self) -> JwtKey {
+        JwtKey::load_or_create(&self.home.join("jwt.key")).unwrap()
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.home.join("config")
+    }
+
+    /// Stops the server gracefully (and flushes its buffers), waiting for it.
+    pub async fn shutdown(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("the server stops within 10 s")
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    /// Sends raw bytes on a new connection and reads the answer until the server closes it.
+    /// Writing and reading overlap: a server may answer (413, say) before reading everything.
+    pub async fn raw(&self, request: &[u8]) -> RawAnswer {
+        let stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let (mut reader, mut writer) = stream.into_split();
+        let request = request.to_vec();
+        let writing = tokio::spawn(async move {
+            let _ = writer.write_all(&request).await;
+            writer
+        });
+        let mut bytes = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), reader.read_to_end(&mut bytes)).await;
+        drop(writing.await);
+        RawAnswer::parse(&bytes)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        remove_instance(&self.instance);
+    }
+}
+
+/// Removes every container and volume labelled with `instance`, whatever state they are in.
+pub fn remove_instance(instance: &str) {
+    let filter = format!("label=berth.instance={instance}");
+    if let Ok(out) = std::process::Command::new("docker")
+        .args(["ps", "-aq", "--filter", &filter])
+        .output()
+    {
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        if !ids.is_empty() {
+            let _ = std::process::Command::new("docker")
+                .args(["rm", "-f", "-v"])
+                .args(&ids)
+                .output();
+        }
+    }
+    let _ = std::process::Command::new("docker")
+        .args(["volume", "prune", "-f", "--filter", &filter])
+        .output();
+}
+
+/// An answer read off a raw connection.
+#[derive(Debug)]
+pub struct RawAnswer {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl RawAnswer {
+    fn parse(bytes: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        Self {
+            status,
+            head: head.to_owned(),
+            body: body.to_owned(),
+        }
+    }
+}
+
+/// Asserts an error answer: its status, its code, and Berth's error shape.
+pub fn assert_error(response: &RawResponse, status: u16, code: &str) -> serde_json::Value {
+    let body = response
+        .json()
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", response.body));
+    assert_eq!(response.status, status, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(
+        body["error"].as_object().unwrap().contains_key("details"),
+        "{body}"
+    );
+    body
+}
+
+/// Asserts a typed call failed with `status` and `code`; returns the failure.
+pub fn assert_api_error<T: std::fmt::Debug>(
+    result: Result<T, ClientError>,
+    status: u16,
+    code: &str,
+) -> berth_client::ApiFailure {
+    match result {
+        Err(ClientError::Api(failure)) => {
+            assert_eq!(
+                (failure.status, failure.code.as_str()),
+                (status, code),
+                "{failure:?}"
+            );
+            *failure
+        }
+        other => panic!("expected {status} {code}, got {other:?}"),
+    }
+}
+
+/// A JSON request with the client's credentials.
+pub async fn send_json(client: &Client, method: &str, path: &str, body: &str) -> RawResponse {
+    client
+        .send(
+            method.parse().unwrap(),
+            path,
+            &[("content-type", "application/json")],
+            body.to_owned(),
+        )
+        .await
+        .unwrap()
+}

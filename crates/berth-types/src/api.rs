@@ -1,0 +1,32 @@
+//! The bodies of Berth's REST API (`/api/v1`), shared by the server and `berth-client`.
+//!
+//! Every type derives `JsonSchema`: the server's OpenAPI document is generated from these
+//! definitions, so the document and the wire cannot drift apart. Request bodies refuse unknown
+//! fields. Timestamps are RFC 3339 strings in UTC.
+//!
+//! Types that embed configuration entries (templates) are generic over the entry type, because
+//! this crate knows nothing of the configuration model: the server and the client instantiate
+//! them with `berth_config::Template`.
+
+mod auth;
+mod errors;
+mod lab;
+mod tables;
+mod users;
+mod workspaces;
+
+pub use auth::{LoginRequest, LoginResponse, NewTokenRequest, Secret, TokenResponse};
+pub use errors::{ErrorBody, ErrorDetail};
+pub use lab::{
+    ClientConfig, ClientSeen, DiskStats, HostStats, LoadAverage, LocalWorkspace, Me, MemoryStats,
+    Monitor, PingRequest, PingResponse, PoolSize, RunningWorkspace, RuntimeDefaults, TemplateList,
+    UserLimits,
+};
+pub use tables::{FilterOp, SortKey, TableFilter, TableQuery, TableResult};
+pub use users::{ClientTokenView, UserBody, UserList, UserView};
+pub use workspaces::{
+    StartWorkspace, WorkspaceList, WorkspaceQuery, WorkspaceState, WorkspaceView,
+};
+
+/// RFC 3339 (de)serialization of optional timestamps, re-exported for the modules below.
+pub(crate) use time::serde::rfc3339;

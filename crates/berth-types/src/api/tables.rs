@@ -1,0 +1,83 @@
+//! Table queries: filtered, sorted, keyset-paginated listings of runtime state.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// `POST /api/v1/tables/query`: one page of one table (`workspaces`, `clients` or `audit`).
+/// Users get only their own rows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TableQuery {
+    /// `workspaces`, `clients` or `audit`.
+    pub table: String,
+    /// The columns to return; empty means all of them.
+    #[serde(default)]
+    pub columns: Vec<String>,
+    /// Conditions a row must all meet (at most 32).
+    #[serde(default)]
+    pub filters: Vec<TableFilter>,
+    /// Sort keys, most significant first (at most 4).
+    #[serde(default)]
+    pub sort: Vec<SortKey>,
+    /// Rows per page, 1 to 500; 50 when absent.
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// `column op value`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TableFilter {
+    /// A filterable column.
+    pub column: String,
+    /// The comparison.
+    pub op: FilterOp,
+    /// A value of the column's type (an array for `in`); `null` with `eq` matches empty
+    /// columns.
+    pub value: Value,
+}
+
+/// A filter comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FilterOp {
+    /// Equal.
+    Eq,
+    /// One of an array of values.
+    In,
+    /// Greater than.
+    Gt,
+    /// Less than.
+    Lt,
+    /// Greater than or equal.
+    Gte,
+    /// Less than or equal.
+    Lte,
+}
+
+/// One sort key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SortKey {
+    /// A sortable column.
+    pub column: String,
+    /// Descending.
+    #[serde(default)]
+    pub desc: bool,
+}
+
+/// One page of rows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TableResult {
+    /// The rows, each an object of the requested columns.
+    pub rows: Vec<Map<String, Value>>,
+    /// Rows matching the filters over all pages.
+    pub total: u64,
+    /// Pass it as `cursor` for the next page; absent on the last one.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+}
