@@ -388,7 +388,9 @@ mod tests {
     fn panics_are_logged_with_their_message_and_location() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("berth.log");
-        let file = SharedFile(Arc::new(Mutex::new(RotatingFile::open(&path, 1 << 20, 1).unwrap())));
+        let file = SharedFile(Arc::new(Mutex::new(
+            RotatingFile::open(&path, 1 << 20, 1).unwrap(),
+        )));
         let subscriber = tracing_subscriber::registry().with(
             tracing_subscriber::fmt::layer()
                 .event_format(JsonLines)
@@ -404,7 +406,12 @@ mod tests {
         assert_eq!(value["level"], "ERROR");
         assert_eq!(value["target"], "berth::panic");
         assert_eq!(value["message"], "panic: the disk is made of cheese");
-        assert!(value["fields"]["location"].as_str().unwrap().contains("logging.rs"));
+        assert!(
+            value["fields"]["location"]
+                .as_str()
+                .unwrap()
+                .contains("logging.rs")
+        );
     }
 
     #[test]
