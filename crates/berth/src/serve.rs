@@ -63,6 +63,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let main = config.current().main.clone();
+    if main.tls.is_some() {
+        // Refused rather than ignored: serving plain HTTP where the admin asked for TLS would
+        // send passwords in the clear.
+        anyhow::bail!(
+            "main.yaml sets `tls`, but this build of Berth does not terminate TLS: remove the \
+             section and put a TLS-terminating reverse proxy in front (docs/install.md)"
+        );
+    }
     logging::init(&LogSettings {
         file: home.logs().join("berth.log"),
         max_bytes: main.logging.max_size_mb.saturating_mul(1024 * 1024),

@@ -294,3 +294,24 @@ fn the_printed_password_logs_in_and_login_tokens_outlive_a_restart() {
     assert_eq!(status, 404);
     assert!(body.contains("\"not_found\""), "{body}");
 }
+
+#[test]
+fn a_tls_section_is_refused_rather_than_ignored() {
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("config");
+    fs::create_dir_all(&config).unwrap();
+    fs::write(
+        config.join("main.yaml"),
+        "# test\ntls: {cert: /etc/c.pem, key: /etc/k.pem}\n",
+    )
+    .unwrap();
+    let output = common::berth()
+        .args(["serve", "--listen", "127.0.0.1:0", "--home"])
+        .arg(home.path())
+        .env("BERTH_INSTANCE", common::instance_for(home.path()))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("does not terminate TLS"), "{stderr}");
+}

@@ -24,8 +24,9 @@ pub struct MainConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(example = "https://berth.example.com")]
     pub public_url: Option<String>,
-    /// Serve HTTPS with this certificate and key. Default: plain HTTP (put Berth behind a
-    /// TLS-terminating proxy, or listen on loopback only).
+    /// Reserved for serving HTTPS with this certificate and key. This build does not
+    /// terminate TLS and refuses to start when it is set: put Berth behind a TLS-terminating
+    /// reverse proxy and set `public_url` to its `https://` address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<Tls>,
     /// The built-in administrator account.
