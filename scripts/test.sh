@@ -11,6 +11,11 @@ if ! command -v cargo >/dev/null; then
 fi
 
 step() { printf '\n==> %s\n' "$*"; }
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+
+# Tools the tests call: asciinema replays recordings to check their format.
+ensure_packages asciinema
 
 step "web: type check, unit tests, and web/dist up to date"
 scripts/web-build.sh --check
