@@ -148,7 +148,7 @@ fn main() {
         let baseline = median(samples["docker run"].clone());
         let cold = median(samples["cold"].clone());
         let pool = median(samples["pool"].clone());
-        println!("### Workspace start to first byte of shell output\n");
+        println!("## Workspace start to first byte of shell output\n");
         println!("`make bench` (`cargo bench -p berth-core --bench start`), {ROUNDS} rounds, medians, interleaved in one run:\n");
         println!("| path | median | ratio to `docker run` |");
         println!("|---|---|---|");
