@@ -315,3 +315,22 @@ fn a_tls_section_is_refused_rather_than_ignored() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("does not terminate TLS"), "{stderr}");
 }
+
+#[test]
+fn serve_keeps_its_state_in_postgresql_when_told_to() {
+    let url = std::env::var("BERTH_TEST_POSTGRES_URL").expect(
+        "BERTH_TEST_POSTGRES_URL is not set: run through `make test`, or \
+         `scripts/postgres.sh start && eval \"$(scripts/postgres.sh env)\"`",
+    );
+    let home = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with(home.path(), &["--database", &url]);
+    assert_eq!(server.get("/healthz").0, 200);
+    let connected = log_lines(home.path())
+        .into_iter()
+        .find(|l| l["message"] == "connected")
+        .expect("the connection is logged");
+    assert_eq!(connected["fields"]["database"], "postgres");
+    assert!(!home.path().join("berth.db").exists(), "no SQLite file is made");
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(15)).success());
+}

@@ -31,20 +31,27 @@ pub fn instance_for(home: &Path) -> String {
     format!("test-{clean}")
 }
 
-/// A `berth serve` process; killed on drop if still running.
+/// A `berth serve` process; killed on drop if still running, and then every container and
+/// volume of its instance removed.
 pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
     /// Every stderr line printed up to "listening".
     pub banner: Vec<String>,
     stderr_rest: mpsc::Receiver<String>,
+    instance: String,
 }
 
 impl Server {
     /// Starts `berth serve --home HOME --listen 127.0.0.1:0` and waits until it listens.
     pub fn start(home: &Path) -> Server {
+        Self::start_at(home, "127.0.0.1:0")
+    }
+
+    /// Starts `berth serve --home HOME --listen LISTEN` and waits until it listens.
+    pub fn start_at(home: &Path, listen: &str) -> Server {
         let mut child = berth()
-            .args(["serve", "--listen", "127.0.0.1:0", "--home"])
+            .args(["serve", "--listen", listen, "--home"])
             .arg(home)
             .env("BERTH_INSTANCE", instance_for(home))
             .stdin(Stdio::null())
@@ -82,6 +89,7 @@ impl Server {
                     addr,
                     banner,
                     stderr_rest: rx,
+                    instance: instance_for(home),
                 };
             }
         }
@@ -132,6 +140,38 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        remove_instance(&self.instance);
+    }
+}
+
+/// Removes every container and volume labelled `berth.instance=INSTANCE`, whatever their state.
+pub fn remove_instance(instance: &str) {
+    let filter = format!("label=berth.instance={instance}");
+    let list = |args: &[&str]| -> Vec<String> {
+        Command::new("docker")
+            .args(args)
+            .output()
+            .map(|out| {
+                String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let containers = list(&["ps", "-aq", "--filter", &filter]);
+    if !containers.is_empty() {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", "-v"])
+            .args(&containers)
+            .output();
+    }
+    let volumes = list(&["volume", "ls", "-q", "--filter", &filter]);
+    if !volumes.is_empty() {
+        let _ = Command::new("docker")
+            .args(["volume", "rm", "-f"])
+            .args(&volumes)
+            .output();
     }
 }
 
@@ -189,4 +229,201 @@ pub fn log_lines(home: &Path) -> Vec<serde_json::Value> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
+}
+
+/// How to get the test Docker Engine that `berth serve` and local mode need.
+pub const HOW_TO_START_ENGINE: &str = "start the test Docker Engine and load the test image: \
+    `scripts/docker-engine.sh start && eval \"$(scripts/docker-engine.sh env)\" && \
+    scripts/test-image.sh` (or run the tests through `make test`)";
+
+/// Fails the test, saying how to start it, when there is no Docker Engine at DOCKER_HOST.
+pub fn require_engine() {
+    let host = std::env::var("DOCKER_HOST").unwrap_or_default();
+    let socket = host.strip_prefix("unix://").unwrap_or_default();
+    assert!(
+        !socket.is_empty() && Path::new(socket).exists(),
+        "DOCKER_HOST ({host:?}) names no Docker Engine socket: {HOW_TO_START_ENGINE}"
+    );
+}
+
+/// Runs a future to completion on a runtime of its own (for the async API client).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+impl Server {
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// An API client logged in as the main.yaml admin, with the password printed on first start.
+    pub fn admin(&self) -> Admin {
+        let password = self
+            .printed_password()
+            .expect("the first start printed the admin password");
+        let client = berth_client::Client::new(&self.url()).unwrap();
+        let login = block_on(client.login("admin", &password)).unwrap();
+        Admin {
+            client: client.with_token(login.token.expose()),
+            password,
+        }
+    }
+}
+
+/// The main.yaml admin, through the API client.
+pub struct Admin {
+    pub client: berth_client::Client,
+    pub password: String,
+}
+
+impl Admin {
+    /// Adds a users.yaml user with a password and templates.
+    pub fn create_user(&self, name: &str, password: &str, templates: &[&str]) {
+        let body = berth_client::api::UserBody {
+            username: berth_types::Username::new(name).unwrap(),
+            role: berth_types::Role::User,
+            password: Some(berth_client::api::Secret::new(password)),
+            templates: templates.iter().map(|t| (*t).to_owned()).collect(),
+            access_locked: false,
+            disabled: false,
+            metadata: Default::default(),
+        };
+        block_on(self.client.create_user(&body)).unwrap();
+    }
+
+    /// Adds a template.
+    pub fn create_template(&self, template: &berth_client::Template) {
+        block_on(self.client.create_template(template)).unwrap();
+    }
+
+    /// `GET /api/v1/monitor`.
+    pub fn monitor(&self) -> berth_client::api::Monitor {
+        block_on(self.client.monitor()).unwrap()
+    }
+}
+
+/// A CLI user's own home: HOME and the XDG directories in a temporary directory, so that
+/// config.yaml, the cache and the agent's log never touch the real ones.
+pub struct CliHome {
+    pub dir: tempfile::TempDir,
+}
+
+impl CliHome {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// `berth` with this home's environment (and no colour).
+    pub fn berth(&self) -> Command {
+        let root = self.dir.path();
+        let mut command = berth();
+        command
+            .env("HOME", root)
+            .env("XDG_CONFIG_HOME", root.join("config"))
+            .env("XDG_CACHE_HOME", root.join("cache"))
+            .env("XDG_STATE_HOME", root.join("state"))
+            .env("NO_COLOR", "1")
+            .env_remove("BERTH_CLI_CONFIG")
+            .env_remove("BERTH_TOKEN");
+        command
+    }
+
+    /// Runs `berth ARGS` with stdin closed.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.berth()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs `berth ARGS` with `input` on stdin.
+    pub fn run_with_stdin(&self, args: &[&str], input: &str) -> std::process::Output {
+        let mut child = self
+            .berth()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs `berth ARGS`, fails the test unless it succeeds, and returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "berth {args:?} failed ({:?}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// `berth ARGS --json`, parsed.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        serde_json::from_str(&self.ok(&args)).unwrap()
+    }
+
+    /// `berth login SERVER --username NAME --password-stdin`.
+    pub fn login(&self, server: &Server, username: &str, password: &str) {
+        let output = self.run_with_stdin(
+            &["login", &server.url(), "--username", username, "--password-stdin"],
+            &format!("{password}\n"),
+        );
+        assert!(
+            output.status.success(),
+            "login failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// The CLI's config.yaml.
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.path().join("config/berth/config.yaml")
+    }
+
+    /// The `key: value` lines of config.yaml.
+    pub fn settings(&self) -> std::collections::BTreeMap<String, String> {
+        std::fs::read_to_string(self.config_file())
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| {
+                (
+                    k.trim().to_owned(),
+                    v.trim().trim_matches(['"', '\'']).to_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Stdout and stderr of a finished command, for assertion messages.
+pub fn both(output: &std::process::Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
