@@ -301,6 +301,108 @@ impl Client {
         self.json(Method::POST, "/api/v1/tables/query", Some(query))
             .await
     }
+
+    /// `POST /api/v1/workspaces/{id}/members`: adds `username` as `peer` or `viewer` to a
+    /// shared workspace (its owner or an admin). Answers the member as JSON.
+    pub async fn add_member(
+        &self,
+        id: WorkspaceId,
+        username: &str,
+        role: &str,
+    ) -> Result<serde_json::Value, ClientError> {
+        let body = serde_json::json!({"username": username, "role": role});
+        self.json(
+            Method::POST,
+            &format!("/api/v1/workspaces/{id}/members"),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// `DELETE /api/v1/workspaces/{id}/members/{name}`.
+    pub async fn remove_member(&self, id: WorkspaceId, username: &str) -> Result<(), ClientError> {
+        self.empty(
+            Method::DELETE,
+            &format!("/api/v1/workspaces/{id}/members/{}", encode(username)),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/workspaces/{id}/members`: `{owner, members, connected}`.
+    pub async fn members(&self, id: WorkspaceId) -> Result<serde_json::Value, ClientError> {
+        self.json(
+            Method::GET,
+            &format!("/api/v1/workspaces/{id}/members"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `GET /api/v1/workspaces/{id}/recordings`: the recordings, newest first.
+    pub async fn recordings(&self, id: WorkspaceId) -> Result<Vec<serde_json::Value>, ClientError> {
+        let list: serde_json::Value = self
+            .json(
+                Method::GET,
+                &format!("/api/v1/workspaces/{id}/recordings"),
+                None::<&()>,
+            )
+            .await?;
+        Ok(list["recordings"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// `GET /api/v1/recordings/{id}`: one recording's metadata.
+    pub async fn recording(&self, id: &str) -> Result<serde_json::Value, ClientError> {
+        self.json(
+            Method::GET,
+            &format!("/api/v1/recordings/{}", encode(id)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `GET /api/v1/recordings/{id}/cast`: the asciicast v2 file.
+    pub async fn recording_cast(&self, id: &str) -> Result<String, ClientError> {
+        self.text(
+            Method::GET,
+            &format!("/api/v1/recordings/{}/cast", encode(id)),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/grids`: a grid of `layout` (`single`, `grid2x2`, `grid1x3`, `grid2x1`).
+    pub async fn create_grid(
+        &self,
+        layout: &str,
+        panes: &[WorkspaceId],
+    ) -> Result<serde_json::Value, ClientError> {
+        let body = serde_json::json!({"layout": layout, "panes": panes});
+        self.json(Method::POST, "/api/v1/grids", Some(&body)).await
+    }
+
+    /// `PUT /api/v1/grids/{id}/panes`.
+    pub async fn set_grid_panes(
+        &self,
+        id: &str,
+        panes: &[WorkspaceId],
+    ) -> Result<serde_json::Value, ClientError> {
+        let body = serde_json::json!({"panes": panes});
+        self.json(
+            Method::PUT,
+            &format!("/api/v1/grids/{}/panes", encode(id)),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/grids/{id}/connect-all`: `{ws_url, panes}`.
+    pub async fn connect_all(&self, id: &str) -> Result<serde_json::Value, ClientError> {
+        self.json(
+            Method::POST,
+            &format!("/api/v1/grids/{}/connect-all", encode(id)),
+            None::<&()>,
+        )
+        .await
+    }
 }
 
 #[cfg(test)]

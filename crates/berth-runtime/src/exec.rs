@@ -161,13 +161,19 @@ impl ExecSession {
     }
 
     /// Sets the PTY size.
-    pub async fn resize(&self, size: TtySize) -> Result<()> {
-        self.control.resize(size).await
+    ///
+    /// The future owns a handle to the control, not a borrow of the session: a session is not
+    /// `Sync` (its halves are `Send` only), and a borrow held across the await would make the
+    /// caller's future not `Send`.
+    pub fn resize(&self, size: TtySize) -> impl Future<Output = Result<()>> + Send + 'static {
+        let control = Arc::clone(&self.control);
+        async move { control.resize(size).await }
     }
 
     /// Ends the process (SIGHUP) if it still runs; see [`ExecControl::hang_up`].
-    pub async fn hang_up(&self) -> Result<()> {
-        self.control.hang_up().await
+    pub fn hang_up(&self) -> impl Future<Output = Result<()>> + Send + 'static {
+        let control = Arc::clone(&self.control);
+        async move { control.hang_up().await }
     }
 
     /// Reads the output to its end, keeping at most `limit` bytes, then returns the exit code.

@@ -32,6 +32,8 @@ mod routes;
 mod state;
 mod tables;
 mod templates;
+mod terminal;
+mod ui;
 mod users;
 mod workspaces;
 
@@ -50,9 +52,16 @@ pub use state::AppState;
 /// How often buffered pings are written to the database.
 pub const PING_FLUSH_INTERVAL: Duration = Duration::from_secs(3);
 
-/// Builds the router over `state`: the API, `/metrics` and `/healthz`.
+/// Builds the router over `state`: the API, `/metrics`, `/healthz` and the admin UI's pages,
+/// every response with the security headers (CSP, nosniff, Referrer-Policy, HSTS over HTTPS)
+/// and every state-changing request through the Origin/CSRF check of `ui::security`.
 pub fn router(state: AppState) -> Router {
-    routes::router(state)
+    routes::router(state.clone())
+        .merge(ui::router(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            ui::security::layer,
+        ))
 }
 
 /// Serves Berth on `listener` until `shutdown` completes, then stops accepting and drains open

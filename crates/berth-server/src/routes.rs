@@ -19,7 +19,10 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use crate::extract::MAX_JSON_BODY;
 use crate::guard::{Access, Limit, RouteInfo, guard, method_not_allowed, not_found};
 use crate::state::AppState;
-use crate::{auth, client_config, metrics, monitor, pings, tables, templates, users, workspaces};
+use crate::terminal::{asset, grids, members, pages, recordings};
+use crate::{
+    auth, client_config, metrics, monitor, pings, tables, templates, terminal, users, workspaces,
+};
 
 pub(crate) type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
 
@@ -130,6 +133,12 @@ impl Route {
 
     fn text(mut self, content_type: &'static str) -> Self {
         self.success = Success::Text(content_type);
+        self
+    }
+
+    /// A WebSocket endpoint: 101 Switching Protocols.
+    fn upgrade(mut self) -> Self {
+        self.success = Success::Empty(101);
         self
     }
 }
@@ -289,6 +298,112 @@ pub(crate) fn table() -> Vec<Route> {
         )
         .body::<TableQuery>()
         .returns::<TableResult>(200),
+        // The browser terminal (docs/terminal-protocol.md). The sockets are public in the
+        // table: they check the Origin, upgrade, then authenticate and refuse in-band (4401).
+        get(
+            "/api/v1/workspaces/{id}/terminal",
+            "The workspace's terminal (WebSocket upgrade; cookie or Bearer; Origin checked)",
+            terminal::terminal_socket,
+        )
+        .public()
+        .query::<terminal::TerminalQuery>()
+        .upgrade(),
+        get(
+            "/api/v1/workspaces/{id}/members",
+            "Members of a shared workspace and who is connected now",
+            members::list,
+        )
+        .returns::<members::MemberList>(200),
+        post(
+            "/api/v1/workspaces/{id}/members",
+            "Add a member to a shared workspace (owner or admin)",
+            members::add,
+        )
+        .body::<members::AddMember>()
+        .returns::<members::MemberView>(201),
+        delete(
+            "/api/v1/workspaces/{id}/members/{name}",
+            "Remove a member (owner or admin)",
+            members::remove,
+        ),
+        get(
+            "/api/v1/workspaces/{id}/recordings",
+            "Recordings of a workspace's terminal sessions, newest first (owner or admin)",
+            recordings::list,
+        )
+        .returns::<recordings::RecordingList>(200),
+        get(
+            "/api/v1/recordings/{id}",
+            "A recording's metadata (owner or admin)",
+            recordings::get,
+        )
+        .returns::<recordings::RecordingView>(200),
+        get(
+            "/api/v1/recordings/{id}/cast",
+            "A recording as an asciicast v2 file (owner or admin)",
+            recordings::cast,
+        )
+        .text("application/x-asciicast"),
+        post("/api/v1/grids", "Make a terminal grid", grids::create)
+            .body::<grids::NewGrid>()
+            .returns::<grids::GridView>(201),
+        put(
+            "/api/v1/grids/{id}/panes",
+            "Set a grid's layout and panes",
+            grids::set_panes,
+        )
+        .body::<grids::SetPanes>()
+        .returns::<grids::GridView>(200),
+        post(
+            "/api/v1/grids/{id}/connect-all",
+            "A grid's socket URL and the state of each pane",
+            grids::connect_all,
+        )
+        .returns::<grids::ConnectAll>(200),
+        get(
+            "/api/v1/grids/{id}/ws",
+            "A grid's panes over one socket (WebSocket upgrade; Origin checked)",
+            terminal::grid_socket,
+        )
+        .public()
+        .upgrade(),
+        get("/w/{id}", "A workspace's terminal page", pages::workspace)
+            .public()
+            .text("text/html"),
+        get("/g/{id}", "A grid's page", pages::grid)
+            .public()
+            .text("text/html"),
+        get(
+            "/recordings/{id}",
+            "A recording's replay page",
+            pages::recording,
+        )
+        .public()
+        .text("text/html"),
+        get(
+            "/assets/terminal.js",
+            "The terminal page's script",
+            asset::terminal_js,
+        )
+        .public()
+        .text("text/javascript"),
+        get("/assets/grid.js", "The grid page's script", asset::grid_js)
+            .public()
+            .text("text/javascript"),
+        get(
+            "/assets/replay.js",
+            "The replay page's script",
+            asset::replay_js,
+        )
+        .public()
+        .text("text/javascript"),
+        get(
+            "/assets/terminal.css",
+            "The terminal pages' stylesheet",
+            asset::terminal_css,
+        )
+        .public()
+        .text("text/css"),
     ]
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use berth_config::ConfigStore;
-use berth_core::{LiveConfig, Workspaces};
+use berth_core::{LiveConfig, Terminals, Workspaces};
 use berth_store::Store;
 use bytes::Bytes;
 use time::OffsetDateTime;
@@ -31,6 +31,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// The workspace manager.
     pub workspaces: Workspaces,
+    /// Terminals into workspaces, their recordings (`home/recordings`), presence and grids.
+    pub terminals: Terminals,
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -50,11 +52,15 @@ pub(crate) struct Shared {
     /// never swaps in a configuration older than one already in force.
     pub(crate) config_writes: Mutex<()>,
     pub(crate) openapi: OnceLock<Bytes>,
+    /// The counters of the terminal sessions open now.
+    pub(crate) live: crate::terminal::Live,
+    /// Web sessions of the admin UI (in memory: a restart logs everyone out).
+    pub(crate) sessions: crate::auth::session::Sessions,
 }
 
 impl AppState {
     /// The state over Berth's services. `jwt` signs login tokens (see [`JwtKey`]); `home` is
-    /// Berth's home directory.
+    /// Berth's home directory; terminal sessions are recorded under `home/recordings`.
     #[must_use]
     pub fn new(
         config: LiveConfig,
@@ -64,11 +70,13 @@ impl AppState {
         jwt: JwtKey,
         home: PathBuf,
     ) -> Self {
+        let terminals = Terminals::new(workspaces.clone(), home.join("recordings"));
         Self {
             config,
             config_store,
             store,
             workspaces,
+            terminals,
             shared: Arc::new(Shared {
                 jwt,
                 client_tokens: ClientTokens::default(),
@@ -80,6 +88,8 @@ impl AppState {
                 password_slots: Semaphore::new(PASSWORD_SLOTS),
                 config_writes: Mutex::new(()),
                 openapi: OnceLock::new(),
+                live: crate::terminal::Live::default(),
+                sessions: crate::auth::session::Sessions::default(),
             }),
         }
     }
@@ -107,6 +117,10 @@ impl AppState {
                 _ = flush.tick() => self.flush().await,
                 _ = prune.tick() => {
                     self.shared.limits.prune();
+                    let security = self.config.current().main.security.clone();
+                    self.shared
+                        .sessions
+                        .prune(security.session_idle.get(), security.session_ttl.get());
                     // Attempts older than a day count toward no lockout.
                     let before = OffsetDateTime::now_utc() - time::Duration::days(1);
                     if let Err(err) = self.store.prune_login_attempts(before).await {

@@ -5,8 +5,9 @@
 //! [`Authentication`] kept in the request's extensions (the guard needs the caller to pick the
 //! rate-limit bucket); the extractors only read it. Credentials are looked for in one place
 //! today, `Authorization: Bearer <token>`, where the token is a client token (a UUID, from
-//! users.yaml) or a login JWT. The browser's session cookie will be a second source in
-//! [`credential`]: everything after it (the account checks, the extractors) stays as it is.
+//! users.yaml) or a login JWT. Without that header, the admin UI's session cookie
+//! ([`session`]) is the second source; the API then also wants the session's CSRF token (see
+//! `ui::security`). Everything after (the account checks, the extractors) is the same.
 //!
 //! Every request checks the account against the configuration in force: a disabled or deleted
 //! user, a revoked client token or a changed password stops working on the next request.
@@ -14,6 +15,7 @@
 mod clients;
 mod jwt;
 pub(crate) mod login;
+pub(crate) mod session;
 pub(crate) mod tokens;
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -136,7 +138,7 @@ pub(crate) fn authenticate(
     headers: &HeaderMap,
 ) -> Authentication {
     let token = match credential(headers) {
-        Ok(None) => return Authentication::Anonymous,
+        Ok(None) => return session_caller(state, config, headers),
         Ok(Some(Credential::Bearer(token))) => token,
         Err(why) => return Authentication::Malformed(why),
     };
@@ -153,23 +155,59 @@ pub(crate) fn authenticate(
     caller.map_or(Authentication::Rejected, Authentication::Caller)
 }
 
+/// Whether Berth is served over HTTPS, as main.yaml's `public_url` says.
+pub(crate) fn https(config: &Config) -> bool {
+    config
+        .main
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"))
+}
+
+/// The caller of the request's session cookie: anonymous without one, rejected when it names
+/// no session in force (expired, logged out, unknown) or an account changed since login.
+fn session_caller(state: &AppState, config: &Config, headers: &HeaderMap) -> Authentication {
+    let name = session::cookie_name(session::SESSION_COOKIE, https(config));
+    let Some(id) = session::read_cookie(headers, &name) else {
+        return Authentication::Anonymous;
+    };
+    let security = &config.main.security;
+    state
+        .shared
+        .sessions
+        .get(id, security.session_idle.get(), security.session_ttl.get())
+        .and_then(|s| account(config, &s.username, s.uid, &s.pwd))
+        .map_or(Authentication::Rejected, Authentication::Caller)
+}
+
 /// The account a valid JWT names, if it still exists, is enabled, is the same account (same
 /// id) and has the same password as at login.
 fn login_account(config: &Config, claims: &Claims) -> Option<Caller> {
-    let username = Username::new(claims.sub.as_str()).ok()?;
+    account(config, &claims.sub, claims.uid, &claims.pwd)
+}
+
+/// The account `sub` if it is still the one (id `uid`, password fingerprint `pwd`) that
+/// logged in, and enabled.
+pub(crate) fn account(
+    config: &Config,
+    sub: &str,
+    uid: Option<berth_types::UserId>,
+    pwd: &str,
+) -> Option<Caller> {
+    let username = Username::new(sub).ok()?;
     let (role, hash) = if username == config.main.admin.username {
-        if claims.uid.is_some() {
+        if uid.is_some() {
             return None;
         }
         (Role::Admin, config.main.admin.password_hash.as_ref()?)
     } else {
         let user = config.user(username.as_str()).filter(|u| !u.disabled)?;
-        if claims.uid != Some(user.id) {
+        if uid != Some(user.id) {
             return None;
         }
         (user.role, user.password_hash.as_ref()?)
     };
-    (password_fingerprint(hash.as_str()) == claims.pwd).then_some(Caller {
+    (password_fingerprint(hash.as_str()) == pwd).then_some(Caller {
         username,
         role,
         via: Via::Login,

@@ -1,0 +1,203 @@
+//! `/api/v1/grids`: a layout of up to four panes, each a workspace, opened over one socket.
+//! Grids live in memory (a view, cheap to make again); another user's grid answers 404.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use berth_core::bridge::{Grid, GridError, GridId, Layout};
+use berth_types::WorkspaceId;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{AuthUser, Caller};
+use crate::error::ApiError;
+use crate::extract::{Json, Path};
+use crate::state::AppState;
+
+/// A layout, `ROWSxCOLUMNS`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LayoutBody {
+    Single,
+    Grid2x2,
+    Grid1x3,
+    Grid2x1,
+}
+
+impl From<LayoutBody> for Layout {
+    fn from(layout: LayoutBody) -> Self {
+        match layout {
+            LayoutBody::Single => Self::Single,
+            LayoutBody::Grid2x2 => Self::Grid2x2,
+            LayoutBody::Grid1x3 => Self::Grid1x3,
+            LayoutBody::Grid2x1 => Self::Grid2x1,
+        }
+    }
+}
+
+/// `POST /api/v1/grids`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewGrid {
+    layout: LayoutBody,
+    /// Workspaces, pane 0 first (at most the layout's panes).
+    #[serde(default)]
+    panes: Vec<WorkspaceId>,
+}
+
+/// `PUT /api/v1/grids/{id}/panes`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetPanes {
+    /// A new layout (default: keep it).
+    layout: Option<LayoutBody>,
+    /// Workspaces, pane 0 first.
+    panes: Vec<WorkspaceId>,
+}
+
+/// A grid.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct GridView {
+    #[schemars(with = "String")]
+    id: GridId,
+    owner: String,
+    #[schemars(with = "String")]
+    layout: Layout,
+    panes: Vec<WorkspaceId>,
+    /// The grid's page.
+    page_url: String,
+}
+
+/// One pane as `connect-all` sees it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct PaneStatus {
+    pane: usize,
+    workspace: WorkspaceId,
+    /// `ready` (running, and yours to use), `not-running` or `not-found`.
+    state: &'static str,
+    title: String,
+}
+
+/// `POST /api/v1/grids/{id}/connect-all`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct ConnectAll {
+    /// The grid's socket, relative to the server.
+    ws_url: String,
+    panes: Vec<PaneStatus>,
+}
+
+fn view(grid: Grid) -> GridView {
+    GridView {
+        page_url: format!("/g/{}", grid.id),
+        id: grid.id,
+        owner: grid.owner.to_string(),
+        layout: grid.layout,
+        panes: grid.panes,
+    }
+}
+
+fn grid_error(err: GridError) -> ApiError {
+    match err {
+        GridError::NotFound => ApiError::not_found("no such grid"),
+        GridError::TooManyGrids => ApiError::conflict("too_many_grids", err.to_string()),
+        other => ApiError::invalid(other.to_string()),
+    }
+}
+
+/// The grid if `caller` owns it (or is an admin); 404 otherwise.
+pub(crate) fn owned(state: &AppState, caller: &Caller, id: GridId) -> Result<Grid, ApiError> {
+    let grid = state.terminals.grids().grid(id).map_err(grid_error)?;
+    if grid.owner == caller.username || caller.is_admin() {
+        Ok(grid)
+    } else {
+        Err(ApiError::not_found("no such grid"))
+    }
+}
+
+/// Refuses panes of workspaces the caller has no role in, as if they did not exist.
+async fn check_panes(
+    state: &AppState,
+    caller: &Caller,
+    panes: &[WorkspaceId],
+) -> Result<(), ApiError> {
+    for &id in panes {
+        let role = state
+            .workspaces
+            .role_of(id, &caller.username, caller.role)
+            .await
+            .map_err(|e| ApiError::workspace(e, caller.is_admin()))?;
+        if role.is_none() {
+            return Err(ApiError::not_found("no such workspace"));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Json(body): Json<NewGrid>,
+) -> Result<(StatusCode, Json<GridView>), ApiError> {
+    check_panes(&state, &caller, &body.panes).await?;
+    let grid = state
+        .terminals
+        .grids()
+        .create_grid(&caller.username, body.layout.into(), body.panes)
+        .map_err(grid_error)?;
+    Ok((StatusCode::CREATED, Json(view(grid))))
+}
+
+pub(crate) async fn set_panes(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path(id): Path<GridId>,
+    Json(body): Json<SetPanes>,
+) -> Result<Json<GridView>, ApiError> {
+    let grid = owned(&state, &caller, id)?;
+    check_panes(&state, &caller, &body.panes).await?;
+    let layout = body.layout.map_or(grid.layout, Layout::from);
+    let grid = state
+        .terminals
+        .grids()
+        .set_panes(id, layout, body.panes)
+        .map_err(grid_error)?;
+    Ok(Json(view(grid)))
+}
+
+pub(crate) async fn connect_all(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path(id): Path<GridId>,
+) -> Result<Json<ConnectAll>, ApiError> {
+    let grid = owned(&state, &caller, id)?;
+    let mut panes = Vec::with_capacity(grid.panes.len());
+    for (pane, workspace) in grid.panes.into_iter().enumerate() {
+        let (state_name, title) = match state.workspaces.get(workspace).await {
+            Ok(ws) => {
+                let role = state
+                    .workspaces
+                    .role_of(workspace, &caller.username, caller.role)
+                    .await
+                    .ok()
+                    .flatten();
+                match role {
+                    None => ("not-found", String::new()),
+                    Some(_) if ws.state != berth_store::WorkspaceState::Running => {
+                        ("not-running", format!("{}@{}", ws.owner, ws.template))
+                    }
+                    Some(_) => ("ready", format!("{}@{}", ws.owner, ws.template)),
+                }
+            }
+            Err(_) => ("not-found", String::new()),
+        };
+        panes.push(PaneStatus {
+            pane,
+            workspace,
+            state: state_name,
+            title,
+        });
+    }
+    Ok(Json(ConnectAll {
+        ws_url: format!("/api/v1/grids/{id}/ws"),
+        panes,
+    }))
+}

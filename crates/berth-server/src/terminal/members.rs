@@ -1,0 +1,204 @@
+//! `/api/v1/workspaces/{id}/members`: who may join a shared workspace's terminal, and as what.
+//! Only the owner and admins manage members; anyone else gets 404, as for a workspace that
+//! does not exist.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use berth_store::{Member, MemberRole, Workspace};
+use berth_types::{Username, WorkspaceId};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::audit::Audit;
+use crate::auth::{AuthUser, Caller, ClientIp};
+use crate::error::ApiError;
+use crate::extract::{Json, Path};
+use crate::state::AppState;
+
+/// What a member may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum MemberRoleBody {
+    /// Types into the terminal.
+    Peer,
+    /// Watches only.
+    Viewer,
+}
+
+/// `POST /api/v1/workspaces/{id}/members`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AddMember {
+    /// An existing user.
+    username: String,
+    /// `peer` or `viewer`.
+    role: MemberRoleBody,
+}
+
+/// One member.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct MemberView {
+    username: String,
+    role: MemberRoleBody,
+    added_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    added_at: OffsetDateTime,
+}
+
+/// Someone attached to the terminal now.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct ConnectedView {
+    username: String,
+    /// `owner`, `peer` or `viewer`.
+    role: String,
+}
+
+/// `GET /api/v1/workspaces/{id}/members`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct MemberList {
+    /// The workspace's owner.
+    owner: String,
+    /// Stored members (the owner is not one).
+    members: Vec<MemberView>,
+    /// Who is attached to the terminal now, owner first.
+    connected: Vec<ConnectedView>,
+}
+
+fn view(member: Member) -> MemberView {
+    MemberView {
+        username: member.username.to_string(),
+        role: match member.role {
+            MemberRole::Peer => MemberRoleBody::Peer,
+            MemberRole::Viewer => MemberRoleBody::Viewer,
+        },
+        added_by: member.added_by.to_string(),
+        added_at: member.added_at,
+    }
+}
+
+/// The workspace if `caller` manages it (its owner or an admin); 404 otherwise.
+pub(crate) async fn managed(
+    state: &AppState,
+    caller: &Caller,
+    id: WorkspaceId,
+) -> Result<Workspace, ApiError> {
+    let ws = state
+        .workspaces
+        .get(id)
+        .await
+        .map_err(|e| ApiError::workspace(e, caller.is_admin()))?;
+    if ws.owner == caller.username || caller.is_admin() {
+        Ok(ws)
+    } else {
+        Err(ApiError::not_found("no such workspace"))
+    }
+}
+
+pub(crate) async fn add(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<WorkspaceId>,
+    Json(body): Json<AddMember>,
+) -> Result<(StatusCode, Json<MemberView>), ApiError> {
+    managed(&state, &caller, id).await?;
+    let username = Username::new(body.username.as_str())
+        .map_err(|e| ApiError::invalid(format!("username: {e}")))?;
+    let config = state.config.current();
+    if config.user(username.as_str()).is_none() && username != config.main.admin.username {
+        return Err(ApiError::invalid(format!("there is no user {username}")));
+    }
+    drop(config);
+    let role = match body.role {
+        MemberRoleBody::Peer => MemberRole::Peer,
+        MemberRoleBody::Viewer => MemberRole::Viewer,
+    };
+    let member = state
+        .workspaces
+        .add_member(id, &username, role, &caller.username)
+        .await
+        .map_err(|e| ApiError::workspace(e, caller.is_admin()))?;
+    Audit::new(
+        caller.username.as_str(),
+        "workspace.member.add",
+        id.to_string(),
+        ip,
+    )
+    .details(json!({"username": username, "role": body.role}))
+    .record(state.store.as_ref())
+    .await;
+    Ok((StatusCode::CREATED, Json(view(member))))
+}
+
+pub(crate) async fn remove(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    ClientIp(ip): ClientIp,
+    Path((id, name)): Path<(WorkspaceId, String)>,
+) -> Result<StatusCode, ApiError> {
+    managed(&state, &caller, id).await?;
+    let username = Username::new(name.as_str())
+        .map_err(|_| ApiError::not_found(format!("{name:?} is not a member")))?;
+    let removed = state
+        .workspaces
+        .remove_member(id, &username)
+        .await
+        .map_err(|e| ApiError::workspace(e, caller.is_admin()))?;
+    if !removed {
+        return Err(ApiError::not_found(format!("{username} is not a member")));
+    }
+    Audit::new(
+        caller.username.as_str(),
+        "workspace.member.remove",
+        id.to_string(),
+        ip,
+    )
+    .details(json!({"username": username}))
+    .record(state.store.as_ref())
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path(id): Path<WorkspaceId>,
+) -> Result<Json<MemberList>, ApiError> {
+    let admin = caller.is_admin();
+    let ws = state
+        .workspaces
+        .get(id)
+        .await
+        .map_err(|e| ApiError::workspace(e, admin))?;
+    // Members see who else is in the session they share.
+    let role = state
+        .workspaces
+        .role_of(id, &caller.username, caller.role)
+        .await
+        .map_err(|e| ApiError::workspace(e, admin))?;
+    if role.is_none() {
+        return Err(ApiError::not_found("no such workspace"));
+    }
+    let members = state
+        .workspaces
+        .members(id)
+        .await
+        .map_err(|e| ApiError::workspace(e, admin))?;
+    let connected = state
+        .terminals
+        .connected(id)
+        .into_iter()
+        .map(|c| ConnectedView {
+            username: c.username.to_string(),
+            role: c.role.as_str().to_owned(),
+        })
+        .collect();
+    Ok(Json(MemberList {
+        owner: ws.owner.to_string(),
+        members: members.into_iter().map(view).collect(),
+        connected,
+    }))
+}

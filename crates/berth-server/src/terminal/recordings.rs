@@ -1,0 +1,177 @@
+//! `/api/v1/workspaces/{id}/recordings`, `/api/v1/recordings/{id}` and its `cast`: recordings
+//! belong to the workspace's owner; only they and admins see them (`docs/recordings.md`).
+//! Anyone else gets 404, as for a recording that does not exist.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use berth_core::{RecordingError, RecordingFile};
+use berth_store::{Recording, RecordingId};
+use berth_types::WorkspaceId;
+use schemars::JsonSchema;
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio::io::AsyncReadExt;
+
+use crate::auth::{AuthUser, Caller};
+use crate::error::ApiError;
+use crate::extract::{Json, Path};
+use crate::state::AppState;
+
+/// One recording's metadata.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct RecordingView {
+    #[schemars(with = "String")]
+    id: RecordingId,
+    workspace: WorkspaceId,
+    /// The workspace's owner, who may watch it.
+    owner: String,
+    /// Who attached.
+    username: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    started_at: OffsetDateTime,
+    /// Empty while the session runs (or if the server stopped without finishing it).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
+    ended_at: Option<OffsetDateTime>,
+    bytes: u64,
+    width: u16,
+    height: u16,
+    /// Where to download the asciicast file.
+    cast_url: String,
+}
+
+/// A workspace's recordings, newest first.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct RecordingList {
+    recordings: Vec<RecordingView>,
+}
+
+fn view(r: Recording) -> RecordingView {
+    RecordingView {
+        cast_url: format!("/api/v1/recordings/{}/cast", r.id),
+        id: r.id,
+        workspace: r.workspace,
+        owner: r.owner.to_string(),
+        username: r.username.to_string(),
+        started_at: r.started_at,
+        ended_at: r.ended_at,
+        bytes: r.bytes,
+        width: r.width,
+        height: r.height,
+    }
+}
+
+fn recording_error(err: RecordingError) -> ApiError {
+    match err {
+        RecordingError::NotFound => ApiError::not_found("no such recording"),
+        other => ApiError::internal(other),
+    }
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path(id): Path<WorkspaceId>,
+) -> Result<Json<RecordingList>, ApiError> {
+    let admin = caller.is_admin();
+    // Recordings outlive their workspace: without one, each row's owner decides.
+    match state.workspaces.get(id).await {
+        Ok(ws) if ws.owner != caller.username && !admin => {
+            return Err(ApiError::not_found("no such workspace"));
+        }
+        Ok(_) | Err(berth_core::WorkspaceError::NotFound) => {}
+        Err(err) => return Err(ApiError::workspace(err, admin)),
+    }
+    let recordings = state
+        .terminals
+        .recordings()
+        .recordings_for(id)
+        .await
+        .map_err(recording_error)?;
+    let recordings = recordings
+        .into_iter()
+        .filter(|r| admin || r.owner == caller.username)
+        .map(view)
+        .collect();
+    Ok(Json(RecordingList { recordings }))
+}
+
+/// The recording if `caller` may watch it; 404 otherwise.
+pub(crate) async fn watchable(
+    state: &AppState,
+    caller: &Caller,
+    id: RecordingId,
+) -> Result<RecordingFile, ApiError> {
+    let file = state
+        .terminals
+        .recordings()
+        .recording(id)
+        .await
+        .map_err(recording_error)?;
+    if file.recording.owner == caller.username || caller.is_admin() {
+        Ok(file)
+    } else {
+        Err(ApiError::not_found("no such recording"))
+    }
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path(id): Path<RecordingId>,
+) -> Result<Json<RecordingView>, ApiError> {
+    Ok(Json(view(watchable(&state, &caller, id).await?.recording)))
+}
+
+/// How much of the file is read at a time while streaming it.
+const CHUNK: usize = 64 * 1024;
+
+pub(crate) async fn cast(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path(id): Path<RecordingId>,
+) -> Result<Response, ApiError> {
+    let file = watchable(&state, &caller, id).await?;
+    let opened = match tokio::fs::File::open(&file.path).await {
+        Ok(opened) => opened,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::not_found(
+                "the recording's file is gone (removed from the recordings directory)",
+            ));
+        }
+        Err(err) => return Err(ApiError::internal(err)),
+    };
+    let length = opened.metadata().await.map_err(ApiError::internal)?.len();
+    // The file may still grow while its session runs: stream what is there, chunk by chunk.
+    let chunks = futures_util::stream::unfold(opened, |mut f| async move {
+        let mut buffer = vec![0; CHUNK];
+        match f.read(&mut buffer).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buffer.truncate(n);
+                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buffer)), f))
+            }
+            Err(err) => Some((Err(err), f)),
+        }
+    });
+    let name = format!("attachment; filename=\"{id}.cast\"");
+    let mut response = (
+        [
+            (header::CONTENT_TYPE, "application/x-asciicast".to_owned()),
+            (header::CONTENT_DISPOSITION, name),
+            (header::CACHE_CONTROL, "private, no-cache".to_owned()),
+        ],
+        Body::from_stream(chunks),
+    )
+        .into_response();
+    // A finished recording's length is known; a running one's is not.
+    if file.recording.ended_at.is_some() {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, header::HeaderValue::from(length));
+    }
+    Ok(response)
+}

@@ -1,0 +1,201 @@
+//! `/admin/dashboard`: clients, host stats and running workspaces, live over SSE.
+//!
+//! `GET /admin/dashboard/events` sends the whole live part of the page, rendered on the server,
+//! as one `update` event whenever a workspace changes (`Workspaces::subscribe`) and every 2 s
+//! for the host stats and ping ages; `static/ui.js` swaps it in. The stream ends when the
+//! session does.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use berth_types::WorkspaceId;
+use berth_types::api::Monitor;
+use futures_util::Stream;
+use time::OffsetDateTime;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{AdminViewer, Form, Nav, PeerIp, age, api_error_page, bytes, current_session, render};
+use crate::extract::{Json, NoQuery, Path, Query};
+use crate::state::AppState;
+
+const TICK: Duration = Duration::from_secs(2);
+
+struct Client {
+    username: String,
+    client_id: String,
+    hostname: String,
+    last_ping: String,
+    templates: String,
+}
+
+struct Running {
+    id: String,
+    owner: String,
+    template: String,
+    state: String,
+    age: String,
+    idle: String,
+    reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard_live.html")]
+struct Live {
+    csrf: String,
+    cpu: String,
+    cpus: u32,
+    memory: String,
+    disk: String,
+    load: String,
+    clients: Vec<Client>,
+    workspaces: Vec<Running>,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    nav: Nav,
+    /// The live part, rendered (and escaped) by its own template.
+    live: String,
+}
+
+async fn live(state: &AppState, viewer: &AdminViewer) -> Result<Live, Response> {
+    let Json(monitor) =
+        crate::monitor::monitor(State(state.clone()), viewer.0.admin(), Query(NoQuery {}))
+            .await
+            .map_err(|e| api_error_page(&e))?;
+    Ok(fragment(state, &monitor, viewer.0.session.csrf.clone()))
+}
+
+fn fragment(state: &AppState, monitor: &Monitor, csrf: String) -> Live {
+    let config = state.config.current();
+    let now = OffsetDateTime::now_utc();
+    let host = &monitor.host;
+    let used_memory = host
+        .memory
+        .total_bytes
+        .saturating_sub(host.memory.available_bytes);
+    Live {
+        csrf,
+        cpu: format!("{:.1}", host.cpu_percent),
+        cpus: host.cpus,
+        memory: format!(
+            "{} of {}",
+            bytes(used_memory),
+            bytes(host.memory.total_bytes)
+        ),
+        disk: format!(
+            "{} of {}",
+            bytes(
+                host.disk
+                    .total_bytes
+                    .saturating_sub(host.disk.available_bytes)
+            ),
+            bytes(host.disk.total_bytes)
+        ),
+        load: format!(
+            "{:.2} {:.2} {:.2}",
+            host.load.one, host.load.five, host.load.fifteen
+        ),
+        clients: monitor
+            .clients
+            .iter()
+            .map(|c| Client {
+                username: c.username.to_string(),
+                client_id: c.client_id.to_string(),
+                hostname: c.hostname.clone(),
+                last_ping: age((now - c.last_seen).whole_seconds()),
+                templates: config
+                    .user(c.username.as_str())
+                    .map(|u| u.templates.join(", "))
+                    .unwrap_or_default(),
+            })
+            .collect(),
+        workspaces: monitor
+            .workspaces
+            .iter()
+            .map(|w| Running {
+                id: w.id.to_string(),
+                owner: w.owner.to_string(),
+                template: w.template.clone(),
+                state: serde_json::to_value(w.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                age: w
+                    .started_at
+                    .map(|s| age((now - s).whole_seconds()))
+                    .unwrap_or_default(),
+                idle: age(i64::try_from(w.idle_seconds).unwrap_or(i64::MAX)),
+                reason: w.alive_reason.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// `GET /admin/dashboard`.
+pub(crate) async fn page(State(state): State<AppState>, viewer: AdminViewer) -> Response {
+    match live(&state, &viewer).await {
+        Ok(live) => render(&DashboardPage {
+            nav: viewer.0.nav(),
+            live: live.render().unwrap_or_default(),
+        }),
+        Err(response) => response,
+    }
+}
+
+/// `GET /admin/dashboard/events`: the live part of the page as SSE.
+pub(crate) async fn events(
+    State(state): State<AppState>,
+    viewer: AdminViewer,
+    headers: HeaderMap,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let events = state.workspaces.subscribe();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stream = futures_util::stream::unfold(
+        (state, viewer, headers, events, tick),
+        |(state, _viewer, headers, mut events, mut tick)| async move {
+            tokio::select! {
+                _ = tick.tick() => {}
+                received = events.recv() => {
+                    if matches!(received, Err(RecvError::Closed)) {
+                        return None;
+                    }
+                }
+            }
+            // The session may have expired or logged out since the stream began.
+            let still = current_session(&state, &headers).filter(|v| v.caller.is_admin())?;
+            let viewer = AdminViewer(still);
+            let html = match live(&state, &viewer).await {
+                Ok(live) => live.render().unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            let event = Event::default().event("update").data(html);
+            Some((Ok(event), (state, viewer, headers, events, tick)))
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// `POST /admin/workspaces/{id}/stop`.
+pub(crate) async fn stop(
+    State(state): State<AppState>,
+    viewer: AdminViewer,
+    ip: PeerIp,
+    Path(id): Path<WorkspaceId>,
+    form: Form,
+) -> Response {
+    if let Err(refused) = viewer.0.check_csrf(&form) {
+        return refused;
+    }
+    match crate::workspaces::stop(State(state), viewer.0.auth(), ip.client(), Path(id)).await {
+        Ok(_) => Redirect::to("/admin/dashboard").into_response(),
+        Err(e) => api_error_page(&e),
+    }
+}

@@ -1,0 +1,164 @@
+//! `/`: my workspaces, starting one from an allowed template, stopping and deleting.
+
+use askama::Template;
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect, Response};
+use berth_config::Persist;
+use berth_types::WorkspaceId;
+use berth_types::api::{StartWorkspace, WorkspaceQuery};
+use time::OffsetDateTime;
+
+use super::{Form, Nav, PeerIp, Viewer, age, api_error_page, render};
+use crate::extract::{Json, NoQuery, Path, Query};
+use crate::state::AppState;
+
+/// A template the viewer may start, with the choices it allows.
+struct Startable {
+    name: String,
+    description: String,
+    /// The persist checkbox is offered only when the template leaves it to the user.
+    optional_persist: bool,
+    networks: Vec<String>,
+}
+
+struct Row {
+    id: String,
+    template: String,
+    state: String,
+    network: String,
+    persistent: bool,
+    age: String,
+    live: bool,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    nav: Nav,
+    templates: Vec<Startable>,
+    workspaces: Vec<Row>,
+    error: String,
+}
+
+async fn home(state: AppState, viewer: Viewer, error: String) -> Response {
+    let config =
+        match crate::client_config::config(State(state.clone()), viewer.auth(), Query(NoQuery {}))
+            .await
+        {
+            Ok(Json(config)) => config,
+            Err(e) => return api_error_page(&e),
+        };
+    let query = WorkspaceQuery {
+        owner: Some(viewer.caller.username.clone()),
+        state: None,
+        template: None,
+    };
+    let list = match crate::workspaces::list(State(state), viewer.auth(), Query(query)).await {
+        Ok(Json(list)) => list.workspaces,
+        Err(e) => return api_error_page(&e),
+    };
+    let now = OffsetDateTime::now_utc();
+    let page = HomePage {
+        nav: viewer.nav(),
+        templates: config
+            .templates
+            .iter()
+            .map(|t| {
+                let mut networks = vec![t.network.clone()];
+                networks.extend(t.networks.iter().cloned());
+                Startable {
+                    name: t.name.clone(),
+                    description: t.description.clone(),
+                    optional_persist: t.persist == Persist::Optional,
+                    networks,
+                }
+            })
+            .collect(),
+        workspaces: list
+            .iter()
+            .map(|w| {
+                let state = serde_json::to_value(w.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                Row {
+                    id: w.id.to_string(),
+                    template: w.template.clone(),
+                    live: matches!(state.as_str(), "running" | "starting" | "pending"),
+                    state,
+                    network: w.network.clone(),
+                    persistent: w.persistent,
+                    age: age((now - w.created_at).whole_seconds()),
+                }
+            })
+            .collect(),
+        error,
+    };
+    render(&page)
+}
+
+/// `GET /`.
+pub(crate) async fn page(State(state): State<AppState>, viewer: Viewer) -> Response {
+    home(state, viewer, String::new()).await
+}
+
+/// `POST /workspaces`: start one.
+pub(crate) async fn start(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    ip: PeerIp,
+    form: Form,
+) -> Response {
+    if let Err(refused) = viewer.check_csrf(&form) {
+        return refused;
+    }
+    let network = form.text("network");
+    let body = StartWorkspace {
+        template: form.text("template"),
+        persist: form.checked("persist").then_some(true),
+        network: (!network.is_empty()).then_some(network),
+    };
+    match crate::workspaces::create(State(state.clone()), viewer.auth(), ip.client(), Json(body))
+        .await
+    {
+        Ok(_) => Redirect::to("/").into_response(),
+        Err(e) => home(state, viewer, e.message).await,
+    }
+}
+
+/// `POST /workspaces/{id}/stop`.
+pub(crate) async fn stop(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    ip: PeerIp,
+    Path(id): Path<WorkspaceId>,
+    form: Form,
+) -> Response {
+    if let Err(refused) = viewer.check_csrf(&form) {
+        return refused;
+    }
+    match crate::workspaces::stop(State(state.clone()), viewer.auth(), ip.client(), Path(id)).await
+    {
+        Ok(_) => Redirect::to("/").into_response(),
+        Err(e) => home(state, viewer, e.message).await,
+    }
+}
+
+/// `POST /workspaces/{id}/delete`.
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    ip: PeerIp,
+    Path(id): Path<WorkspaceId>,
+    form: Form,
+) -> Response {
+    if let Err(refused) = viewer.check_csrf(&form) {
+        return refused;
+    }
+    match crate::workspaces::delete(State(state.clone()), viewer.auth(), ip.client(), Path(id))
+        .await
+    {
+        Ok(_) => Redirect::to("/").into_response(),
+        Err(e) => home(state, viewer, e.message).await,
+    }
+}

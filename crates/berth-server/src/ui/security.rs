@@ -1,0 +1,157 @@
+//! The layer in front of every response, API included: security headers, the Origin/Referer
+//! check of state-changing requests, and the CSRF header the API wants from session-cookie
+//! callers.
+//!
+//! A Bearer token is never sent by a browser on its own, so Bearer requests need no CSRF
+//! token; a cookie is, so a state-changing API request authenticated by the session cookie
+//! must carry the session's token in `X-CSRF-Token`. Pages check their forms' `_csrf` field
+//! themselves (`ui::Viewer::check_csrf`).
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::session::{self, same_secret};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                   img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
+                   base-uri 'none'; form-action 'self'; object-src 'none'";
+
+/// The header a session-cookie caller of the API sends its CSRF token in.
+pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
+
+pub(crate) async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let https = crate::auth::https(&state.config.current());
+    let mut response = match check(&state, &req) {
+        Ok(()) => next.run(req).await,
+        Err(error) => error.into_response(),
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if https {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
+}
+
+fn safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+fn check(state: &AppState, req: &Request) -> Result<(), ApiError> {
+    if safe(req.method()) {
+        return Ok(());
+    }
+    let headers = req.headers();
+    let bearer = headers.contains_key(header::AUTHORIZATION);
+    let is_api = req.uri().path().starts_with("/api/");
+    // Bearer API calls come from programs, not from pages another site could make a browser
+    // send; everything else is checked for where it came from.
+    if (!bearer || !is_api) && !same_origin(state, headers) {
+        return Err(ApiError::forbidden(
+            "cross-origin request refused: the Origin (or Referer) is not this server",
+        ));
+    }
+    if is_api && !bearer {
+        let config = state.config.current();
+        let name = session::cookie_name(session::SESSION_COOKIE, crate::auth::https(&config));
+        if let Some(id) = session::read_cookie(headers, &name) {
+            let security = &config.main.security;
+            let expected = state
+                .shared
+                .sessions
+                .get(id, security.session_idle.get(), security.session_ttl.get())
+                .map(|s| s.csrf);
+            let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+            if let (Some(expected), Some(sent)) = (expected, sent)
+                && same_secret(sent, &expected)
+            {
+                return Ok(());
+            }
+            // An expired session falls through to a 401 from the route guard.
+            if state
+                .shared
+                .sessions
+                .get(id, security.session_idle.get(), security.session_ttl.get())
+                .is_some()
+            {
+                return Err(ApiError::forbidden(
+                    "a request with the session cookie must send the session's CSRF token in \
+                     X-CSRF-Token",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether Origin (or, without it, Referer) names this server: main.yaml's `public_url`, or
+/// the Host the request was sent to. Neither header (a program, not a browser) passes: the
+/// CSRF token still guards those requests.
+fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            headers
+                .get(header::REFERER)
+                .and_then(|v| v.to_str().ok())
+                .map(origin_of)
+        });
+    let Some(origin) = origin else {
+        return true;
+    };
+    if let Some(public) = state.config.current().main.public_url.as_deref()
+        && origin.eq_ignore_ascii_case(&origin_of(public))
+    {
+        return true;
+    }
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let authority = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .unwrap_or("");
+    authority.eq_ignore_ascii_case(host)
+}
+
+/// `https://host:port/path?q` → `https://host:port`.
+fn origin_of(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    format!("{scheme}://{authority}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        assert_eq!(origin_of("https://a.b:8443/x/y?z"), "https://a.b:8443");
+        assert_eq!(origin_of("http://a"), "http://a");
+        assert!(safe(&Method::GET) && !safe(&Method::POST) && !safe(&Method::DELETE));
+    }
+}

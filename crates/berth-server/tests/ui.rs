@@ -1,0 +1,535 @@
+//! The admin UI over raw HTTP against a real server: login, sessions, CSRF, permissions,
+//! security headers, and the API's acceptance of the session cookie.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+mod common;
+
+use common::{RawAnswer, TestServer};
+
+/// One request; `cookies` as a `Cookie` header value, `body` as a urlencoded form.
+async fn send(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    cookies: &str,
+    body: Option<&str>,
+    extra: &[(&str, &str)],
+) -> RawAnswer {
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+        server.addr
+    );
+    if !cookies.is_empty() {
+        request.push_str(&format!("Cookie: {cookies}\r\n"));
+    }
+    for (name, value) in extra {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(body) = body {
+        if !extra
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+        {
+            request.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+        }
+        request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    } else {
+        request.push_str("\r\n");
+    }
+    server.raw(request.as_bytes()).await
+}
+
+/// The value of header `name` (lowercase) in the answer, the first one.
+fn header<'a>(answer: &'a RawAnswer, name: &str) -> Option<&'a str> {
+    answer.head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Every `Set-Cookie` of the answer.
+fn set_cookies(answer: &RawAnswer) -> Vec<String> {
+    answer
+        .head
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("set-cookie")
+                .then(|| v.trim().to_owned())
+        })
+        .collect()
+}
+
+fn cookie_value(answer: &RawAnswer, name: &str) -> Option<String> {
+    set_cookies(answer).iter().find_map(|c| {
+        let (pair, _) = c.split_once(';').unwrap_or((c, ""));
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| v.to_owned())
+    })
+}
+
+/// The value of the hidden `_csrf` input of a page.
+fn form_token(body: &str) -> String {
+    let at = body
+        .find("name=\"_csrf\" value=\"")
+        .expect("a page with a CSRF field");
+    let rest = &body[at + "name=\"_csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A logged-in browser: its session cookie and CSRF token.
+struct Browser {
+    cookie: String,
+    csrf: String,
+    session: String,
+}
+
+async fn login(server: &TestServer, username: &str, password: &str, planted: &str) -> Browser {
+    let page = send(server, "GET", "/login", "", None, &[]).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let pre = cookie_value(&page, "berth_login").expect("a pre-session cookie");
+    let token = form_token(&page.body);
+    let cookies = if planted.is_empty() {
+        format!("berth_login={pre}")
+    } else {
+        format!("berth_login={pre}; berth_session={planted}")
+    };
+    let body = format!(
+        "_csrf={}&username={}&password={}",
+        encode(&token),
+        encode(username),
+        encode(password)
+    );
+    let answer = send(server, "POST", "/login", &cookies, Some(&body), &[]).await;
+    assert_eq!(answer.status, 303, "{}\n{}", answer.head, answer.body);
+    assert_eq!(header(&answer, "location"), Some("/"));
+    let set = set_cookies(&answer);
+    let session_cookie = set
+        .iter()
+        .find(|c| c.starts_with("berth_session="))
+        .expect("a session cookie");
+    assert!(session_cookie.contains("HttpOnly"), "{session_cookie}");
+    assert!(session_cookie.contains("SameSite=Lax"), "{session_cookie}");
+    assert!(
+        !session_cookie.contains("Secure"),
+        "plain HTTP: {session_cookie}"
+    );
+    let session = cookie_value(&answer, "berth_session").unwrap();
+    assert!(session.len() >= 43, "256 bits of id: {session}");
+    let cookie = format!("berth_session={session}");
+    let home = send(server, "GET", "/", &cookie, None, &[]).await;
+    assert_eq!(home.status, 200, "{}", home.body);
+    Browser {
+        csrf: form_token(&home.body),
+        cookie,
+        session,
+    }
+}
+
+async fn server() -> TestServer {
+    TestServer::builder()
+        .template("base", "")
+        .user("ann", "ann-password-1", &["base"])
+        .start()
+        .await
+}
+
+#[tokio::test]
+async fn anonymous_visitors_are_sent_to_login_and_every_answer_has_security_headers() {
+    let server = server().await;
+    for path in [
+        "/",
+        "/admin/dashboard",
+        "/admin/users",
+        "/admin/templates",
+        "/admin/audit",
+    ] {
+        let answer = send(&server, "GET", path, "", None, &[]).await;
+        assert_eq!(answer.status, 303, "{path}");
+        assert_eq!(header(&answer, "location"), Some("/login"), "{path}");
+    }
+    // A session id nobody issued is no session.
+    let answer = send(&server, "GET", "/", "berth_session=made-up", None, &[]).await;
+    assert_eq!(answer.status, 303);
+    for path in ["/login", "/healthz", "/api/v1/users", "/static/berth.css"] {
+        let answer = send(&server, "GET", path, "", None, &[]).await;
+        let csp = header(&answer, "content-security-policy").unwrap_or_default();
+        for part in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "connect-src 'self'",
+        ] {
+            assert!(csp.contains(part), "{path}: {csp}");
+        }
+        assert_eq!(header(&answer, "x-content-type-options"), Some("nosniff"));
+        assert_eq!(header(&answer, "referrer-policy"), Some("same-origin"));
+        assert_eq!(
+            header(&answer, "strict-transport-security"),
+            None,
+            "plain HTTP"
+        );
+    }
+    let page = send(&server, "GET", "/login", "", None, &[]).await;
+    assert!(!page.body.contains("<script>"), "no inline script");
+}
+
+#[tokio::test]
+async fn login_needs_the_pre_session_token_and_a_right_password() {
+    let server = server().await;
+    let page = send(&server, "GET", "/login", "", None, &[]).await;
+    let pre = cookie_value(&page, "berth_login").unwrap();
+    let token = form_token(&page.body);
+    let form = |t: &str, pw: &str| format!("_csrf={t}&username=ann&password={pw}");
+    // No cookie, a wrong token, a cookie without a form token: all refused before any check.
+    for (cookie, body) in [
+        (String::new(), form(&token, "ann-password-1")),
+        (
+            format!("berth_login={pre}"),
+            form("forged", "ann-password-1"),
+        ),
+        (
+            format!("berth_login={pre}"),
+            "username=ann&password=ann-password-1".to_owned(),
+        ),
+    ] {
+        let answer = send(&server, "POST", "/login", &cookie, Some(&body), &[]).await;
+        assert_eq!(answer.status, 403, "{cookie} {body}");
+        assert!(cookie_value(&answer, "berth_session").is_none());
+    }
+    let answer = send(
+        &server,
+        "POST",
+        "/login",
+        &format!("berth_login={pre}"),
+        Some(&form(&token, "wrong")),
+        &[],
+    )
+    .await;
+    assert_eq!(answer.status, 401);
+    assert!(
+        answer.body.contains("wrong username or password"),
+        "{}",
+        answer.body
+    );
+    assert!(cookie_value(&answer, "berth_session").is_none());
+    // A form from another site.
+    let answer = send(
+        &server,
+        "POST",
+        "/login",
+        &format!("berth_login={pre}"),
+        Some(&form(&token, "ann-password-1")),
+        &[("Origin", "http://evil.example")],
+    )
+    .await;
+    assert_eq!(answer.status, 403);
+    login(&server, "ann", "ann-password-1", "").await;
+}
+
+#[tokio::test]
+async fn login_replaces_a_planted_session_id() {
+    let server = server().await;
+    let first = login(&server, "ann", "ann-password-1", "").await;
+    // The attacker's own valid session, planted in the victim's browser before login.
+    let second = login(&server, "ann", "ann-password-1", &first.session).await;
+    assert_ne!(first.session, second.session);
+    let old = send(&server, "GET", "/", &first.cookie, None, &[]).await;
+    assert_eq!(old.status, 303, "the replaced session is over");
+    let new = send(&server, "GET", "/", &second.cookie, None, &[]).await;
+    assert_eq!(new.status, 200);
+}
+
+#[tokio::test]
+async fn users_get_403_on_admin_pages_and_admins_see_them() {
+    let server = server().await;
+    let ann = login(&server, "ann", "ann-password-1", "").await;
+    for path in [
+        "/admin/dashboard",
+        "/admin/users",
+        "/admin/templates",
+        "/admin/audit",
+    ] {
+        let answer = send(&server, "GET", path, &ann.cookie, None, &[]).await;
+        assert_eq!(answer.status, 403, "{path}");
+    }
+    let body = format!("_csrf={}&username=eve&password=eve-password-1", ann.csrf);
+    let answer = send(
+        &server,
+        "POST",
+        "/admin/users",
+        &ann.cookie,
+        Some(&body),
+        &[],
+    )
+    .await;
+    assert_eq!(answer.status, 403);
+    assert!(server.state.config.current().user("eve").is_none());
+
+    let admin = login(&server, "admin", &server.admin_password, "").await;
+    for path in [
+        "/admin/dashboard",
+        "/admin/users",
+        "/admin/templates",
+        "/admin/audit",
+    ] {
+        let answer = send(&server, "GET", path, &admin.cookie, None, &[]).await;
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+    }
+    let users = send(
+        &server,
+        "GET",
+        "/admin/users?q=an",
+        &admin.cookie,
+        None,
+        &[],
+    )
+    .await;
+    assert!(users.body.contains(">ann</a>"), "{}", users.body);
+}
+
+#[tokio::test]
+async fn state_changes_need_the_session_csrf_token_and_this_origin() {
+    let server = server().await;
+    let admin = login(&server, "admin", &server.admin_password, "").await;
+    let other = login(&server, "ann", "ann-password-1", "").await;
+    let form = |token: &str| {
+        format!("_csrf={token}&username=bob&password=bob-password-1&role=user&templates=base")
+    };
+    for (body, extra) in [
+        (form(""), vec![]),
+        ("username=bob&password=bob-password-1".to_owned(), vec![]),
+        (form(&other.csrf), vec![]),
+        (form(&admin.csrf), vec![("Origin", "http://evil.example")]),
+        (
+            form(&admin.csrf),
+            vec![("Referer", "http://evil.example/page")],
+        ),
+    ] {
+        let answer = send(
+            &server,
+            "POST",
+            "/admin/users",
+            &admin.cookie,
+            Some(&body),
+            &extra,
+        )
+        .await;
+        assert_eq!(answer.status, 403, "{body} {extra:?}");
+    }
+    assert!(server.state.config.current().user("bob").is_none());
+    // A GET changes nothing, whatever it carries.
+    let answer = send(
+        &server,
+        "GET",
+        &format!("/admin/users?{}", form(&admin.csrf)),
+        &admin.cookie,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(answer.status, 200);
+    assert!(server.state.config.current().user("bob").is_none());
+
+    let origin = format!("http://{}", server.addr);
+    let answer = send(
+        &server,
+        "POST",
+        "/admin/users",
+        &admin.cookie,
+        Some(&form(&admin.csrf)),
+        &[("Origin", &origin)],
+    )
+    .await;
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    let on_disk = std::fs::read_to_string(server.config_dir().join("users.yaml")).unwrap();
+    assert!(on_disk.contains("bob"), "{on_disk}");
+    assert_eq!(
+        server.state.config.current().user("bob").unwrap().templates,
+        ["base"]
+    );
+}
+
+#[tokio::test]
+async fn the_api_takes_the_session_cookie_with_its_csrf_header() {
+    let server = server().await;
+    let ann = login(&server, "ann", "ann-password-1", "").await;
+    let config = send(&server, "GET", "/api/v1/config", &ann.cookie, None, &[]).await;
+    assert_eq!(config.status, 200, "{}", config.body);
+    let json = [("Content-Type", "application/json")];
+    let answer = send(
+        &server,
+        "POST",
+        "/api/v1/auth/tokens",
+        &ann.cookie,
+        Some("{}"),
+        &json,
+    )
+    .await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    assert!(answer.body.contains("X-CSRF-Token"), "{}", answer.body);
+    let wrong = [
+        ("Content-Type", "application/json"),
+        ("X-CSRF-Token", "nope"),
+    ];
+    let answer = send(
+        &server,
+        "POST",
+        "/api/v1/auth/tokens",
+        &ann.cookie,
+        Some("{}"),
+        &wrong,
+    )
+    .await;
+    assert_eq!(answer.status, 403);
+    let right = [
+        ("Content-Type", "application/json"),
+        ("X-CSRF-Token", ann.csrf.as_str()),
+    ];
+    let answer = send(
+        &server,
+        "POST",
+        "/api/v1/auth/tokens",
+        &ann.cookie,
+        Some("{}"),
+        &right,
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    // Bearer callers need no CSRF token.
+    let client = server.login("ann", "ann-password-1").await;
+    assert!(client.config().await.is_ok());
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_and_needs_its_token() {
+    let server = server().await;
+    let ann = login(&server, "ann", "ann-password-1", "").await;
+    let answer = send(
+        &server,
+        "POST",
+        "/logout",
+        &ann.cookie,
+        Some("_csrf=wrong"),
+        &[],
+    )
+    .await;
+    assert_eq!(answer.status, 403);
+    assert_eq!(
+        send(&server, "GET", "/", &ann.cookie, None, &[])
+            .await
+            .status,
+        200
+    );
+    let body = format!("_csrf={}", ann.csrf);
+    let answer = send(&server, "POST", "/logout", &ann.cookie, Some(&body), &[]).await;
+    assert_eq!(answer.status, 303);
+    assert_eq!(header(&answer, "location"), Some("/login"));
+    assert_eq!(
+        send(&server, "GET", "/", &ann.cookie, None, &[])
+            .await
+            .status,
+        303
+    );
+    let api = send(&server, "GET", "/api/v1/config", &ann.cookie, None, &[]).await;
+    assert_eq!(api.status, 401);
+}
+
+#[tokio::test]
+async fn an_idle_session_expires_on_the_server() {
+    let server = TestServer::builder()
+        .user("ann", "ann-password-1", &[])
+        .start()
+        .await;
+    // A one-second idle limit (main.yaml ends with its `security:` section).
+    let main = server.config_dir().join("main.yaml");
+    let mut text = std::fs::read_to_string(&main).unwrap();
+    assert!(text.trim_end().ends_with("security:"), "{text}");
+    text.push_str("  session_idle: 1s\n");
+    std::fs::write(&main, text).unwrap();
+    server.state.config.reload().unwrap();
+    let ann = login(&server, "ann", "ann-password-1", "").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let answer = send(&server, "GET", "/", &ann.cookie, None, &[]).await;
+    assert_eq!(answer.status, 303, "expired after 1 s idle");
+    assert_eq!(header(&answer, "location"), Some("/login"));
+}
+
+#[tokio::test]
+async fn template_errors_show_beside_their_field_and_in_use_templates_stay() {
+    let server = server().await;
+    let admin = login(&server, "admin", &server.admin_password, "").await;
+    let body = format!(
+        "_csrf={}&name=bad&image=&network=none&pool=lots",
+        admin.csrf
+    );
+    let answer = send(
+        &server,
+        "POST",
+        "/admin/templates",
+        &admin.cookie,
+        Some(&body),
+        &[],
+    )
+    .await;
+    assert_eq!(answer.status, 422, "{}", answer.body);
+    assert!(
+        answer.body.contains("data-field=\"pool\""),
+        "{}",
+        answer.body
+    );
+    let body = format!(
+        "_csrf={}&name=py&image=berth-test%2Fbase&network=none&persist=optional&record=1&users=ann",
+        admin.csrf
+    );
+    let answer = send(
+        &server,
+        "POST",
+        "/admin/templates",
+        &admin.cookie,
+        Some(&body),
+        &[],
+    )
+    .await;
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    let config = server.state.config.current();
+    assert!(config.template("py").is_some());
+    assert!(
+        config
+            .user("ann")
+            .unwrap()
+            .templates
+            .contains(&"py".to_owned())
+    );
+    let body = format!("_csrf={}", admin.csrf);
+    let answer = send(
+        &server,
+        "POST",
+        "/admin/templates/base/delete",
+        &admin.cookie,
+        Some(&body),
+        &[],
+    )
+    .await;
+    assert_eq!(answer.status, 409, "{}", answer.body);
+    assert!(
+        answer.body.contains("ann"),
+        "the refusal names who uses it: {}",
+        answer.body
+    );
+}

@@ -1,0 +1,77 @@
+// The browser terminal: a user logs in through the form, opens /w/{id}, types a command into
+// xterm and reads the shell's answer back from the rendered rows. The screenshot goes to
+// screenshots/terminal.png and docs/images/terminal.png.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { startBerth, launchBrowser, screenshot, repo } from '../lib/berth.mjs';
+
+async function api(berth, method, path, token, body) {
+  const response = await fetch(`${berth.url}${path}`, {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body ? { 'content-type': 'application/json' } : {}),
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await response.text();
+  assert.ok(response.ok, `${method} ${path}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+async function login(berth, username, password) {
+  return (await api(berth, 'POST', '/api/v1/auth/login', null, { username, password })).token;
+}
+
+test('a user types into a workspace terminal in the browser', async () => {
+  const berth = await startBerth();
+  const browser = await launchBrowser();
+  try {
+    const admin = await login(berth, 'admin', berth.adminPassword);
+    await api(berth, 'POST', '/api/v1/templates', admin, {
+      name: 'lab', image: 'berth-test/base', network: 'none', memory: '256m',
+    });
+    await api(berth, 'POST', '/api/v1/users', admin, {
+      username: 'ann', password: 'ann-password-1', templates: ['lab'],
+    });
+    const ann = await login(berth, 'ann', 'ann-password-1');
+    const workspace = await api(berth, 'POST', '/api/v1/workspaces', ann, { template: 'lab' });
+
+    const page = await (await browser.newContext({ viewport: { width: 1100, height: 640 } })).newPage();
+    const errors = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    // Anonymous: sent to the login page with the way back in `next`.
+    await page.goto(`${berth.url}/w/${workspace.id}`);
+    const loginUrl = new URL(page.url());
+    assert.equal(loginUrl.pathname, '/login');
+    assert.equal(loginUrl.searchParams.get('next'), `/w/${workspace.id}`);
+    await page.fill('input[name=username]', 'ann');
+    await page.fill('input[name=password]', 'ann-password-1');
+    await Promise.all([page.waitForURL((url) => url.pathname !== '/login'), page.click('button[type=submit]')]);
+    // The login page may or may not follow `next`; the terminal page is what is tested here.
+    await page.goto(`${berth.url}/w/${workspace.id}`);
+
+    await page.waitForSelector('#berth-status[data-state=connected]', { timeout: 30_000 });
+    assert.equal(await page.title(), 'ann@lab — Berth');
+    await page.click('#berth-terminal');
+    await page.keyboard.type('echo hello-$((6*7))');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(
+      () => document.querySelector('.xterm-rows')?.textContent.includes('hello-42'),
+      null,
+      { timeout: 30_000 },
+    );
+    assert.match(await page.textContent('.xterm-rows'), /hello-42/);
+    const member = await page.getAttribute('#berth-members li[data-you]', 'data-role');
+    assert.equal(member, 'owner');
+    const path = await screenshot(page, 'terminal');
+    mkdirSync(join(repo, 'docs/images'), { recursive: true });
+    copyFileSync(path, join(repo, 'docs/images/terminal.png'));
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    await berth.stop();
+  }
+});
