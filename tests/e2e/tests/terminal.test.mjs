@@ -70,6 +70,16 @@ test('a user types into a workspace terminal in the browser', async () => {
     mkdirSync(join(repo, 'docs/images'), { recursive: true });
     copyFileSync(path, join(repo, 'docs/images/terminal.png'));
     assert.deepEqual(errors, []);
+
+    // The session is recorded: "My recordings" lists it and its replay page loads.
+    await page.goto(`${berth.url}/`);
+    const replay = page.locator('tr.recording a').first();
+    await replay.waitFor({ timeout: 10_000 });
+    const href = await replay.getAttribute('href');
+    assert.match(href, /^\/recordings\/[0-9a-f-]+$/);
+    const response = await page.goto(`${berth.url}${href}`);
+    assert.equal(response.status(), 200);
+    assert.equal(await page.locator('#berth-replay').count(), 1);
   } finally {
     await browser.close();
     await berth.stop();

@@ -31,12 +31,22 @@ struct Row {
     live: bool,
 }
 
+/// A recorded terminal session of one of the viewer's workspaces.
+struct RecordingRow {
+    id: String,
+    template: String,
+    username: String,
+    age: String,
+    size: String,
+}
+
 #[derive(Template)]
 #[template(path = "home.html")]
 struct HomePage {
     nav: Nav,
     templates: Vec<Startable>,
     workspaces: Vec<Row>,
+    recordings: Vec<RecordingRow>,
     error: String,
 }
 
@@ -53,11 +63,32 @@ async fn home(state: AppState, viewer: Viewer, error: String) -> Response {
         state: None,
         template: None,
     };
-    let list = match crate::workspaces::list(State(state), viewer.auth(), Query(query)).await {
-        Ok(Json(list)) => list.workspaces,
-        Err(e) => return api_error_page(&e),
-    };
+    let list =
+        match crate::workspaces::list(State(state.clone()), viewer.auth(), Query(query)).await {
+            Ok(Json(list)) => list.workspaces,
+            Err(e) => return api_error_page(&e),
+        };
     let now = OffsetDateTime::now_utc();
+    let mut recordings = Vec::new();
+    for workspace in &list {
+        match state
+            .terminals
+            .recordings()
+            .recordings_for(workspace.id)
+            .await
+        {
+            Ok(found) => recordings.extend(found.into_iter().map(|r| RecordingRow {
+                id: r.id.to_string(),
+                template: workspace.template.clone(),
+                username: r.username.to_string(),
+                age: age((now - r.started_at).whole_seconds()),
+                size: format!("{} KiB", r.bytes.div_ceil(1024)),
+            })),
+            Err(err) => {
+                tracing::warn!(workspace = %workspace.id, error = %err, "could not list recordings")
+            }
+        }
+    }
     let page = HomePage {
         nav: viewer.nav(),
         templates: config
@@ -92,6 +123,7 @@ async fn home(state: AppState, viewer: Viewer, error: String) -> Response {
                 }
             })
             .collect(),
+        recordings,
         error,
     };
     render(&page)
