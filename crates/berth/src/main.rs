@@ -1,7 +1,9 @@
-//! The `berth` binary: the server (`berth serve`), configuration tools (`berth config …`) and,
-//! as they arrive, the CLI and the agent. Each command lives in its own module; this file only
-//! parses arguments and dispatches.
+//! The `berth` binary: the server (`berth serve`), configuration tools (`berth config …`), the
+//! CLI (`berth login`, `ls`, `start`, `attach`, …) and the agent (`berth agent`). Each command
+//! lives in its own module; this file only parses arguments and dispatches.
 
+mod agent;
+mod cli;
 mod config_cmd;
 mod home;
 mod logging;
@@ -10,12 +12,22 @@ mod serve;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Berth gives people shells: isolated workspaces from container templates, reached from a
 /// browser terminal or this CLI.
 #[derive(Debug, Parser)]
-#[command(name = "berth", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "berth",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = "Examples:\n  berth login http://berth.lab:8080 --username alice\n  berth ls\n  \
+                  berth start python --attach\n  berth stop python\n  berth start --local python\n\n\
+                  `berth help COMMAND` shows a command's options and examples; docs/cli.md has the \
+                  whole guide."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -34,9 +46,78 @@ enum Command {
                             shut down gracefully within 5 s."
     )]
     Serve(serve::ServeArgs),
-    /// Validate the configuration or print its JSON Schema.
+    /// Check the server's configuration or print its schema; fetch or show yours.
     #[command(subcommand)]
-    Config(config_cmd::ConfigCommand),
+    Config(cli::server_config::ConfigCommand),
+    /// Log in to a Berth server and store a token for this machine.
+    #[command(
+        after_help = "Examples:\n  berth login http://berth.lab:8080 --username alice\n  \
+        echo \"$PASSWORD\" | berth login berth.lab:8080 --username alice --password-stdin\n  \
+        berth login http://berth.lab:8080 --token 0b6c… --client-id 6f1c…\n\n\
+        A password login mints a client token labelled with this machine's name and stores it \
+        (not the password) in $XDG_CONFIG_HOME/berth/config.yaml (~/.config/berth/config.yaml), \
+        mode 0600. Logging in again replaces the token and repairs a damaged file."
+    )]
+    Login(cli::login::LoginArgs),
+    /// List the templates you may start and your workspaces.
+    #[command(
+        after_help = "Examples:\n  berth ls\n  berth ls --json | jq '.workspaces[].id'\n  \
+        berth ls --local"
+    )]
+    Ls(cli::workspaces::LsArgs),
+    /// Start a workspace from a template (or a stopped workspace again).
+    #[command(
+        after_help = "Examples:\n  berth start python\n  berth start python --persist \
+        --net host --attach\n  berth start 0b6c2c1e           # a stopped workspace, again\n  \
+        berth start --local python     # on this machine's Docker Engine\n\n\
+        The new workspace's id is printed on stdout."
+    )]
+    Start(cli::workspaces::StartArgs),
+    /// Stop a workspace (an ephemeral one loses its container).
+    #[command(
+        after_help = "Examples:\n  berth stop 0b6c2c1e\n  berth stop 0b6   # a unique \
+        prefix of the id\n  berth stop python  # your one live workspace of python\n  \
+        berth stop --local berth-local-python-1a2b3c4d"
+    )]
+    Stop(cli::workspaces::StopArgs),
+    /// Remove a workspace (a persistent one's volumes are kept).
+    #[command(after_help = "Examples:\n  berth rm 0b6c2c1e\n  berth rm --local \
+        berth-local-python-1a2b3c4d")]
+    Rm(cli::workspaces::RmArgs),
+    /// Open a terminal in a running workspace.
+    #[command(
+        after_help = "Examples:\n  berth attach 0b6c2c1e\n  berth attach python\n  \
+        berth attach --local berth-local-python-1a2b3c4d\n\n\
+        Detach with Ctrl-] then d (the workspace keeps running; a non-shared workspace's shell \
+        ends with its terminal). berth exits with the shell's exit status."
+    )]
+    Attach(cli::attach::AttachArgs),
+    /// Keep a workspace's files when it stops, or not (replaces the workspace).
+    #[command(
+        after_help = "Examples:\n  berth persist 0b6c2c1e on\n  berth persist python off \
+        --yes\n\nThe server cannot change this on an existing workspace: berth removes it and \
+        starts a new one of the same template. What that loses is shown first; --yes skips the \
+        question."
+    )]
+    Persist(cli::recreate::PersistArgs),
+    /// Change a workspace's network (replaces the workspace).
+    #[command(
+        after_help = "Examples:\n  berth net 0b6c2c1e host\n  berth net python none --yes\n\n\
+        The server cannot change this on an existing workspace: berth removes it and starts a \
+        new one of the same template with the new network."
+    )]
+    Net(cli::recreate::NetArgs),
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:\n  berth completions bash > \
+        /etc/bash_completion.d/berth\n  berth completions zsh > \"${fpath[1]}/_berth\"\n  \
+        berth completions fish > ~/.config/fish/completions/berth.fish")]
+    Completions(cli::completions::CompletionsArgs),
+    /// Run the agent: liveness pings and configuration refreshes, until stopped.
+    #[command(after_help = "Examples:\n  berth agent\n  berth agent --interval 60s \
+        --config-interval 10m\n\nSignals: SIGHUP re-reads config.yaml and fetches the \
+        configuration; SIGTERM or SIGINT stop. deploy/berth-agent.service runs it under \
+        systemd.")]
+    Agent(agent::AgentArgs),
 }
 
 /// `--home DIR`, shared by every command that reads `$BERTH_HOME`.
@@ -50,17 +131,26 @@ struct HomeArg {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
-        Command::Config(command) => config_cmd::run(command),
-    };
-    match result {
-        Ok(code) => code,
-        Err(err) => {
-            // Logged for the record (when logging is up) and printed for the person at the shell.
-            tracing::error!(error = %format!("{err:#}"), "berth failed");
-            eprintln!("berth: {err:#}");
-            ExitCode::FAILURE
-        }
+    match cli.command {
+        Command::Serve(args) => match serve::run(args) {
+            Ok(code) => code,
+            Err(err) => {
+                // Logged for the record and printed for the person at the shell.
+                tracing::error!(error = %format!("{err:#}"), "berth failed");
+                eprintln!("berth: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Config(command) => cli::execute(cli::server_config::run(command)),
+        Command::Login(args) => cli::execute(cli::login::run(args)),
+        Command::Ls(args) => cli::execute(cli::workspaces::ls(args)),
+        Command::Start(args) => cli::execute(cli::workspaces::start(args)),
+        Command::Stop(args) => cli::execute(cli::workspaces::stop(args)),
+        Command::Rm(args) => cli::execute(cli::workspaces::rm(args)),
+        Command::Attach(args) => cli::execute(cli::attach::run(args)),
+        Command::Persist(args) => cli::execute(cli::recreate::persist(args)),
+        Command::Net(args) => cli::execute(cli::recreate::net(args)),
+        Command::Completions(args) => cli::completions::run(&args, &mut Cli::command()),
+        Command::Agent(args) => agent::run(args),
     }
 }

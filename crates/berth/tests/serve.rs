@@ -330,7 +330,10 @@ fn serve_keeps_its_state_in_postgresql_when_told_to() {
         .find(|l| l["message"] == "connected")
         .expect("the connection is logged");
     assert_eq!(connected["fields"]["database"], "postgres");
-    assert!(!home.path().join("berth.db").exists(), "no SQLite file is made");
+    assert!(
+        !home.path().join("berth.db").exists(),
+        "no SQLite file is made"
+    );
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(15)).success());
 }

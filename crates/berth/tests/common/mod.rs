@@ -45,14 +45,28 @@ pub struct Server {
 impl Server {
     /// Starts `berth serve --home HOME --listen 127.0.0.1:0` and waits until it listens.
     pub fn start(home: &Path) -> Server {
-        Self::start_at(home, "127.0.0.1:0")
+        Self::start_with(home, &[])
     }
 
     /// Starts `berth serve --home HOME --listen LISTEN` and waits until it listens.
     pub fn start_at(home: &Path, listen: &str) -> Server {
+        Self::start_with(home, &["--listen", listen])
+    }
+
+    /// Starts `berth serve --home HOME ARGS…` (with `--listen 127.0.0.1:0` unless `args` has a
+    /// `--listen`) and waits until it listens.
+    pub fn start_with(home: &Path, args: &[&str]) -> Server {
+        let listen: &[&str] = if args.contains(&"--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let mut child = berth()
-            .args(["serve", "--listen", listen, "--home"])
+            .arg("serve")
+            .args(listen)
+            .arg("--home")
             .arg(home)
+            .args(args)
             .env("BERTH_INSTANCE", instance_for(home))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -322,8 +336,12 @@ impl CliHome {
 
     /// `berth` with this home's environment (and no colour).
     pub fn berth(&self) -> Command {
+        self.with_env(berth())
+    }
+
+    /// `command` with this home's environment (and no colour).
+    pub fn with_env(&self, mut command: Command) -> Command {
         let root = self.dir.path();
-        let mut command = berth();
         command
             .env("HOME", root)
             .env("XDG_CONFIG_HOME", root.join("config"))
@@ -386,7 +404,13 @@ impl CliHome {
     /// `berth login SERVER --username NAME --password-stdin`.
     pub fn login(&self, server: &Server, username: &str, password: &str) {
         let output = self.run_with_stdin(
-            &["login", &server.url(), "--username", username, "--password-stdin"],
+            &[
+                "login",
+                &server.url(),
+                "--username",
+                username,
+                "--password-stdin",
+            ],
             &format!("{password}\n"),
         );
         assert!(
@@ -426,4 +450,123 @@ pub fn both(output: &std::process::Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
+}
+
+/// A pseudo-terminal for a child process: the child gets the terminal side as stdin, stdout
+/// and stderr; the test types into and reads from the other side.
+pub struct Pty {
+    writer: std::fs::File,
+    output: mpsc::Receiver<Vec<u8>>,
+    seen: Vec<u8>,
+    terminal: PathBuf,
+}
+
+impl Pty {
+    /// Spawns `command` on a new 100x30 terminal.
+    pub fn spawn(mut command: Command) -> (Child, Pty) {
+        use rustix::fs::{Mode, OFlags};
+        use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+        let controller = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+        grantpt(&controller).unwrap();
+        unlockpt(&controller).unwrap();
+        let name = ptsname(&controller, Vec::new()).unwrap();
+        let terminal = PathBuf::from(name.to_str().unwrap());
+        let size = rustix::termios::Winsize {
+            ws_row: 30,
+            ws_col: 100,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        rustix::termios::tcsetwinsize(&controller, size).unwrap();
+        let open =
+            || rustix::fs::open(&terminal, OFlags::RDWR | OFlags::NOCTTY, Mode::empty()).unwrap();
+        let child = command
+            .stdin(Stdio::from(open()))
+            .stdout(Stdio::from(open()))
+            .stderr(Stdio::from(open()))
+            .spawn()
+            .unwrap();
+        let controller = std::fs::File::from(controller);
+        let mut reader = controller.try_clone().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0_u8; 4096];
+            // EIO once the child and every copy of the terminal side are gone.
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        (
+            child,
+            Pty {
+                writer: controller,
+                output: rx,
+                seen: Vec::new(),
+                terminal,
+            },
+        )
+    }
+
+    /// Types `text`.
+    pub fn type_text(&mut self, text: &[u8]) {
+        self.writer.write_all(text).unwrap();
+        self.writer.flush().unwrap();
+    }
+
+    /// Everything the child wrote so far, as text.
+    pub fn seen(&mut self) -> String {
+        while let Ok(chunk) = self.output.try_recv() {
+            self.seen.extend(chunk);
+        }
+        String::from_utf8_lossy(&self.seen).into_owned()
+    }
+
+    /// Waits until the output contains `needle`, typing `retype` (if any) every 2 s meanwhile
+    /// (keys typed before a session is ready are dropped, by design).
+    pub fn wait_for(&mut self, needle: &str, retype: Option<&[u8]>, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut next_type = Instant::now();
+        loop {
+            if self.seen().contains(needle) {
+                return;
+            }
+            if let Some(text) = retype
+                && Instant::now() >= next_type
+            {
+                self.type_text(text);
+                next_type = Instant::now() + Duration::from_secs(2);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {needle:?}; the terminal shows:\n{}",
+                self.seen()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The terminal side's modes now (to see they were restored).
+    pub fn modes(&self) -> rustix::termios::Termios {
+        use rustix::fs::{Mode, OFlags};
+        let fd =
+            rustix::fs::open(&self.terminal, OFlags::RDWR | OFlags::NOCTTY, Mode::empty()).unwrap();
+        rustix::termios::tcgetattr(&fd).unwrap()
+    }
+}
+
+/// Waits for `child` to exit, failing the test after `limit`.
+pub fn wait_child(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("the process did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -1,0 +1,308 @@
+//! The terminal WebSocket of the server (`GET /api/v1/workspaces/{id}/terminal`), as
+//! `docs/terminal-protocol.md` describes it: binary frames are terminal bytes both ways, text
+//! frames are JSON control messages.
+//!
+//! Plain `ws://` only, like the API client: the build carries no TLS stack (an `https://`
+//! server is refused at login), which keeps the CLI small and quick to build.
+
+use berth_client::api::{ErrorBody, Secret};
+use berth_runtime::TtySize;
+use berth_types::WorkspaceId;
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::{Closed, Event, Incoming, Outgoing};
+use crate::cli::errors::CliError;
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Text frames larger than this are ignored, as the protocol's clients do.
+const MAX_TEXT: usize = 256 * 1024;
+/// Error messages are shortened to this many characters.
+const MAX_ERROR_CHARS: usize = 4096;
+/// Frames and messages larger than this end the session.
+const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// The terminal URL of workspace `id` on `server` (`http://host:port[/prefix]`).
+pub fn terminal_url(server: &str, id: WorkspaceId, size: TtySize) -> Result<String, CliError> {
+    let base = server.trim_end_matches('/');
+    let ws = if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else if base.starts_with("https://") {
+        return Err(CliError::new("TLS is not supported by this build of berth")
+            .hint("use an http:// server URL on a trusted network"));
+    } else {
+        return Err(CliError::new(format!(
+            "cannot use {server:?}: not an http:// URL"
+        )));
+    };
+    Ok(format!(
+        "{ws}/api/v1/workspaces/{id}/terminal?cols={}&rows={}",
+        size.cols, size.rows
+    ))
+}
+
+/// Opens the terminal of workspace `id`.
+pub async fn connect(
+    server: &str,
+    token: &Secret,
+    id: WorkspaceId,
+    size: TtySize,
+) -> Result<(SocketIn, SocketOut), CliError> {
+    let url = terminal_url(server, id, size)?;
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| CliError::new(format!("cannot build the terminal request: {e}")))?;
+    let mut bearer = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+        .map_err(|_| CliError::new("the stored token is not a valid header value"))?;
+    bearer.set_sensitive(true);
+    request.headers_mut().insert(AUTHORIZATION, bearer);
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_FRAME))
+        .max_frame_size(Some(MAX_FRAME));
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
+        .await
+        .map_err(|e| refused(&e, server))?;
+    let (sink, stream) = socket.split();
+    Ok((
+        SocketIn {
+            stream,
+            error: None,
+        },
+        SocketOut { sink },
+    ))
+}
+
+/// Why the upgrade failed, for people.
+fn refused(err: &WsError, server: &str) -> CliError {
+    match err {
+        WsError::Http(response) => {
+            let status = response.status().as_u16();
+            let message = response
+                .body()
+                .as_deref()
+                .and_then(|body| serde_json::from_slice::<ErrorBody>(body).ok())
+                .map(|body| body.error.message);
+            match (status, message) {
+                (401, _) => CliError::new("your token was refused (it expired or was revoked)")
+                    .hint(format!("run `berth login {server}`")),
+                (_, Some(message)) => {
+                    CliError::new(format!("cannot open the terminal ({status}): {message}"))
+                }
+                (_, None) => CliError::new(format!(
+                    "{server} answered {status} instead of opening a terminal"
+                ))
+                .hint(
+                    "is it a Berth server with the terminal endpoint (same version as this CLI)?",
+                ),
+            }
+        }
+        WsError::Io(io) => {
+            let why = if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                "connection refused".to_owned()
+            } else {
+                io.to_string()
+            };
+            CliError::new(format!("cannot reach {server} ({why})"))
+                .hint("is `berth serve` running there, and is the address right?")
+        }
+        other => CliError::new(format!("cannot open the terminal: {other}")),
+    }
+}
+
+/// Frames from the server.
+#[derive(Debug)]
+pub struct SocketIn {
+    stream: SplitStream<Socket>,
+    /// The last `error` message, shown when the socket closes.
+    error: Option<String>,
+}
+
+impl SocketIn {
+    fn closed(&mut self, code: u16, reason: String) -> Event {
+        Event::Closed(Closed {
+            code,
+            reason,
+            message: self.error.take(),
+        })
+    }
+}
+
+/// What a text frame says.
+fn control(text: &str) -> Option<Control> {
+    if text.len() > MAX_TEXT {
+        return None;
+    }
+    let value: Value = serde_json::from_str(text).ok()?;
+    match value.get("type")?.as_str()? {
+        "hello" => Some(Control::Hello(
+            value.get("role")?.as_str().unwrap_or("viewer").to_owned(),
+        )),
+        "pong" => Some(Control::Pong),
+        "exit" => Some(Control::Exit(value.get("code")?.as_i64()?)),
+        "error" => Some(Control::Error(
+            value
+                .get("message")?
+                .as_str()?
+                .chars()
+                .take(MAX_ERROR_CHARS)
+                .collect(),
+        )),
+        _ => None,
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Control {
+    Hello(String),
+    Pong,
+    Exit(i64),
+    Error(String),
+}
+
+impl Incoming for SocketIn {
+    async fn next(&mut self) -> Event {
+        loop {
+            let message = match self.stream.next().await {
+                None => return self.closed(1006, "the connection ended".into()),
+                Some(Err(err)) => return self.closed(1006, err.to_string()),
+                Some(Ok(message)) => message,
+            };
+            return match message {
+                Message::Binary(bytes) => Event::Output(bytes),
+                Message::Text(text) => match control(text.as_str()) {
+                    Some(Control::Hello(role)) => Event::Ready {
+                        may_type: matches!(role.as_str(), "owner" | "peer"),
+                        role,
+                    },
+                    Some(Control::Pong) => Event::Pong,
+                    Some(Control::Exit(code)) => Event::Exit(code),
+                    Some(Control::Error(message)) => {
+                        self.error = Some(message);
+                        continue;
+                    }
+                    None => Event::Ignored,
+                },
+                Message::Close(frame) => {
+                    let (code, reason) = frame.map_or((1005, String::new()), |f| {
+                        (u16::from(f.code), f.reason.to_string())
+                    });
+                    self.closed(code, reason)
+                }
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Event::Ignored,
+            };
+        }
+    }
+}
+
+/// Frames to the server.
+#[derive(Debug)]
+pub struct SocketOut {
+    sink: SplitSink<Socket, Message>,
+}
+
+impl Outgoing for SocketOut {
+    async fn input(&mut self, bytes: Bytes) -> Result<(), String> {
+        self.sink
+            .send(Message::Binary(bytes))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn resize(&mut self, size: TtySize) -> Result<(), String> {
+        let json = serde_json::json!({ "type": "resize", "cols": size.cols, "rows": size.rows });
+        self.sink
+            .send(Message::text(json.to_string()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn ping(&mut self) -> Result<(), String> {
+        self.sink
+            .send(Message::text(r#"{"type":"ping"}"#))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn close(&mut self) {
+        let frame = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "detached".into(),
+        };
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            self.sink.send(Message::Close(Some(frame))),
+        )
+        .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_follow_the_server() {
+        let id: WorkspaceId = "0b6c2c1e-0000-4000-8000-000000000001".parse().unwrap();
+        let size = TtySize {
+            cols: 120,
+            rows: 40,
+        };
+        assert_eq!(
+            terminal_url("http://127.0.0.1:8080", id, size).unwrap(),
+            format!("ws://127.0.0.1:8080/api/v1/workspaces/{id}/terminal?cols=120&rows=40")
+        );
+        assert!(
+            terminal_url("http://h/berth/", id, size)
+                .unwrap()
+                .starts_with("ws://h/berth/api/v1/")
+        );
+        let err = terminal_url("https://h", id, size).unwrap_err();
+        assert!(err.message().contains("TLS is not supported"), "{err}");
+    }
+
+    #[test]
+    fn control_messages_are_read_and_junk_is_ignored() {
+        assert_eq!(
+            control(
+                r#"{"type":"hello","workspace":"x","you":"alice","role":"owner","members":[]}"#
+            ),
+            Some(Control::Hello("owner".into()))
+        );
+        assert_eq!(
+            control(r#"{"type":"exit","code":3}"#),
+            Some(Control::Exit(3))
+        );
+        assert_eq!(control(r#"{"type":"pong"}"#), Some(Control::Pong));
+        assert_eq!(
+            control(&format!(
+                r#"{{"type":"error","message":"{}"}}"#,
+                "x".repeat(5000)
+            )),
+            Some(Control::Error("x".repeat(MAX_ERROR_CHARS)))
+        );
+        for junk in [
+            "not json",
+            r#"{"type":"members","members":[]}"#,
+            r#"{"type":"exit","code":"three"}"#,
+            r#"{"no":"type"}"#,
+            r#"[1,2]"#,
+        ] {
+            assert_eq!(control(junk), None, "{junk}");
+        }
+        let huge = format!(r#"{{"type":"pong","pad":"{}"}}"#, "x".repeat(MAX_TEXT));
+        assert_eq!(control(&huge), None);
+    }
+}
