@@ -80,6 +80,20 @@ test('an admin manages users and templates and watches a workspace live', async 
     const terminalLink = await user.getAttribute('tr.workspace a.button', 'href');
     assert.match(terminalLink, /^\/w\/[0-9a-f-]+$/);
 
+    // The user types into the workspace's terminal.
+    const terminal = await user.context().newPage();
+    await terminal.goto(`${berth.url}${terminalLink}`);
+    await terminal.waitForSelector('#berth-status[data-state=connected]', { timeout: 30_000 });
+    await terminal.click('#berth-terminal');
+    await terminal.keyboard.type('echo typed-by-$USER-$((20+22))');
+    await terminal.keyboard.press('Enter');
+    await terminal.waitForFunction(
+      () => document.querySelector('.xterm-rows')?.textContent.includes('typed-by-'),
+      null,
+      { timeout: 30_000 },
+    );
+    assert.match(await terminal.textContent('.xterm-rows'), /-42/);
+
     // It shows on the admin's dashboard without a reload (SSE).
     const row = admin.locator('#running tr.workspace', { hasText: 'ann' });
     await row.waitFor({ timeout: 10_000 });
