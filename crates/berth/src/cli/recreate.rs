@@ -86,6 +86,14 @@ async fn replace(query: &str, change: Change, yes: bool) -> Result<ExitCode, Cli
         return Ok(ExitCode::SUCCESS);
     }
     let config = session.fetch_config().await?;
+    if workspace.owner != config.user.username {
+        // A new workspace would be the caller's, not the owner's.
+        return Err(CliError::new(format!(
+            "{} is {}'s: only its owner can replace it",
+            short(workspace.id),
+            workspace.owner
+        )));
+    }
     let template = config
         .templates
         .iter()

@@ -38,6 +38,8 @@ const PING_INTERVAL: Duration = Duration::from_secs(30);
 const MAX_TYPE_AHEAD: usize = 64 * 1024;
 /// What a terminal sends for end of input (Ctrl-D).
 const END_OF_INPUT: u8 = 0x04;
+/// Type-ahead waits after the `hello` for the shell's first output (its prompt) at most this.
+const TYPE_AHEAD_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, clap::Args)]
 pub struct AttachArgs {
@@ -138,9 +140,11 @@ pub async fn local(engine: &Engine, container: &LocalContainer) -> Result<ExitCo
 
 /// Pumps bytes both ways until the session ends. `ready`: input may be sent at once (a local
 /// exec); otherwise only after the server's `hello` gave a role that may type. Input that comes
-/// before the `hello` is kept and sent after it (type-ahead; the browser drops it because it
-/// reconnects into new shells, which the CLI never does). When stdin is not a terminal, its end
-/// is sent as Ctrl-D, so `berth attach ID < script` ends like `ssh host < script`.
+/// before that is kept and sent once the shell has printed something (its prompt), or
+/// [`TYPE_AHEAD_WAIT`] after the `hello`: a shell that has not set up its terminal yet loses a
+/// Ctrl-D sent to it. (The browser drops type-ahead because it reconnects into new shells,
+/// which the CLI never does.) When stdin is not a terminal, its end is sent as Ctrl-D, so
+/// `berth attach ID < script` ends like `ssh host < script`.
 async fn pump(
     mut incoming: impl Incoming,
     mut outgoing: impl Outgoing,
@@ -160,7 +164,10 @@ async fn pump(
     let mut stdin_open = true;
     let mut stdout = tokio::io::stdout();
     let mut may_type = ready;
-    let mut heard_hello = ready;
+    // Until the shell is ready for input, input is kept here; the wait for its first output
+    // starts at the `hello` (at once for a local exec).
+    let mut holding = true;
+    let mut release_at: Option<Instant> = ready.then(|| Instant::now() + TYPE_AHEAD_WAIT);
     let mut type_ahead: Vec<u8> = Vec::new();
     let mut exit: Option<i64> = None;
     let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
@@ -178,17 +185,19 @@ async fn pump(
                         if stdout.write_all(&bytes).await.is_err() || stdout.flush().await.is_err() {
                             break Outcome::Lost("cannot write to this terminal".into());
                         }
+                        if holding && release_at.is_some() {
+                            holding = false;
+                            release_at = None;
+                            if let Err(err) = release(&mut outgoing, &mut type_ahead, may_type).await {
+                                break Outcome::Lost(err);
+                            }
+                        }
                     }
                     Event::Ready { may_type: typing, role } => {
                         may_type = typing;
-                        heard_hello = true;
-                        let early = std::mem::take(&mut type_ahead);
+                        release_at = Some(Instant::now() + TYPE_AHEAD_WAIT);
                         if !typing {
                             eprint!("View only (you are a {role}): your keys are not sent.\r\n");
-                        } else if !early.is_empty()
-                            && let Err(err) = outgoing.input(Bytes::from(early)).await
-                        {
-                            break Outcome::Lost(err);
                         }
                     }
                     Event::Exit(code) => exit = Some(code),
@@ -212,7 +221,7 @@ async fn pump(
                         (if raw.is_active() { Vec::new() } else { vec![END_OF_INPUT] }, false)
                     }
                 };
-                if !heard_hello {
+                if holding {
                     let room = MAX_TYPE_AHEAD.saturating_sub(type_ahead.len());
                     type_ahead.extend(send.iter().take(room));
                 } else if may_type && !send.is_empty()
@@ -222,6 +231,13 @@ async fn pump(
                 }
                 if detach {
                     break Outcome::Detached;
+                }
+            }
+            () = sleep_until_some(release_at), if holding => {
+                holding = false;
+                release_at = None;
+                if let Err(err) = release(&mut outgoing, &mut type_ahead, may_type).await {
+                    break Outcome::Lost(err);
                 }
             }
             _ = winch.recv() => {
@@ -252,6 +268,27 @@ async fn pump(
     }
     drop(raw);
     Ok(outcome)
+}
+
+/// Sends the input kept while the shell was not ready (dropped for a viewer).
+async fn release(
+    outgoing: &mut impl Outgoing,
+    type_ahead: &mut Vec<u8>,
+    may_type: bool,
+) -> Result<(), String> {
+    let early = std::mem::take(type_ahead);
+    if may_type && !early.is_empty() {
+        outgoing.input(Bytes::from(early)).await?;
+    }
+    Ok(())
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The exit status and the last words of a session, once the terminal is restored.
