@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # package:bench target, in the order they appear in BENCHMARKS.md.
-benches=(berth-core:start berth-server:ping)
+benches=(berth-core:start berth-server:ping berth-server:terminal)
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

@@ -109,8 +109,8 @@ impl Workspaces {
         }
     }
 
-    /// Removes a member; `false` if `username` was not one. Their terminals stay attached
-    /// until they close (the role is checked when a terminal opens).
+    /// Removes a member; `false` if `username` was not one. Their open terminals stay until
+    /// the caller ends them with [`Terminals::revoke`](crate::Terminals::revoke) (the API does).
     pub async fn remove_member(
         &self,
         workspace: WorkspaceId,

@@ -172,10 +172,11 @@ async fn a_viewer_sees_output_but_its_input_and_resizes_never_arrive() {
 async fn a_stalled_client_holds_a_bounded_number_of_bytes_and_stops_the_exec() {
     let pulled = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&pulled);
-    // `yes`, as fast as it is read, in 8 KiB chunks like the Docker runtime's.
+    // `yes`, as fast as it is read, in 32 KiB chunks like the Docker runtime's.
+    const CHUNK: usize = 32 * 1024;
     let output = futures_util::stream::repeat_with(move || {
         counter.fetch_add(1, Ordering::Relaxed);
-        Ok(Bytes::from(vec![b'y'; 8192]))
+        Ok(Bytes::from(vec![b'y'; CHUNK]))
     });
     let (exec, _control, _) = scripted(output, 0);
     let session = bridge(exec, SessionRole::Owner);
@@ -200,14 +201,14 @@ async fn a_stalled_client_holds_a_bounded_number_of_bytes_and_stops_the_exec() {
         assert!(
             std::time::Instant::now() < deadline,
             "the exec kept being read while the client stalled: {} bytes",
-            now * 8192
+            now * CHUNK as u64
         );
     }
     let budget = 256 * 1024;
     assert!(
-        last as usize * 8192 <= budget + 8192 + MAX_IN_FLIGHT,
+        last as usize * CHUNK <= budget + CHUNK + MAX_IN_FLIGHT,
         "{} bytes read for a client that took {budget}",
-        last * 8192
+        last * CHUNK as u64
     );
     let held = stats.output_bytes() - sink.accepted.load(Ordering::Relaxed) as u64;
     assert!(held as usize <= MAX_IN_FLIGHT, "{held} bytes held");

@@ -61,9 +61,9 @@ async fn panes_are_routed_by_number_and_failed_panes_say_why() {
     let (b, b_control) = echo(0);
     let grid = GridSession::new(
         vec![
-            pane("python (alice)", a, SessionRole::Owner),
+            pane("alice@python", a, SessionRole::Owner),
             GridPane::failed("w-2", "no such workspace"),
-            pane("shell (bob)", b, SessionRole::Peer),
+            pane("bob@shell", b, SessionRole::Peer),
         ],
         Duration::from_secs(3600),
     );
@@ -78,10 +78,10 @@ async fn panes_are_routed_by_number_and_failed_panes_say_why() {
     })
     .await;
     for expected in [
-        json!([0, "status", {"state": "connected", "title": "python (alice)"}]),
+        json!([0, "status", {"state": "connected", "title": "alice@python"}]),
         json!([1, "error", "no such workspace"]),
         json!([1, "status", {"state": "closed", "title": "w-2"}]),
-        json!([2, "status", {"state": "connected", "title": "shell (bob)"}]),
+        json!([2, "status", {"state": "connected", "title": "bob@shell"}]),
     ] {
         assert!(first.contains(&expected), "{expected} not in {first:?}");
     }

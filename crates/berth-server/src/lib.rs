@@ -76,6 +76,13 @@ pub async fn serve(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let housekeeping = tokio::spawn(state.clone().housekeeping(stopped));
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    // Terminal keystrokes and echoes are tiny writes: without TCP_NODELAY, Nagle's algorithm
+    // holds one behind the peer's delayed ACK (about 40 ms on Linux).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+        }
+    });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

@@ -5,6 +5,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use berth_config::{NewUser, User, hash_password};
+use berth_core::bridge::{Revocation, close};
 use berth_types::Username;
 use berth_types::api::{ClientTokenView, Secret, UserBody, UserList, UserView};
 use serde_json::{Value, json};
@@ -178,6 +179,22 @@ pub(crate) async fn update(
             })
         })
         .await?;
+    if after.disabled {
+        end_sessions(
+            &state,
+            &username,
+            close::UNAUTHENTICATED,
+            "Your account was disabled.",
+        );
+    } else if after.username != username || before.as_ref().is_some_and(|b| b.role != after.role) {
+        // Renamed, or made an admin or no longer one: attach again as who they are now.
+        end_sessions(
+            &state,
+            &username,
+            close::ROLE_CHANGED,
+            "Your account changed; reconnecting.",
+        );
+    }
     Audit::new(
         caller.username.as_str(),
         "user.update",
@@ -207,6 +224,13 @@ pub(crate) async fn delete(
     let removed = state
         .change_config(move |store| store.remove_user(&target))
         .await?;
+    state.shared.sessions.remove_user(username.as_str());
+    end_sessions(
+        &state,
+        &username,
+        close::UNAUTHENTICATED,
+        "Your account was deleted.",
+    );
     Audit::new(
         caller.username.as_str(),
         "user.delete",
@@ -217,4 +241,17 @@ pub(crate) async fn delete(
     .record(state.store.as_ref())
     .await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ends every open terminal of `username` (in every workspace) with `message` and `code`: an
+/// account change takes effect on sessions already attached, not only on the next login.
+fn end_sessions(state: &AppState, username: &Username, code: u16, message: &str) {
+    let revocation = Revocation {
+        code,
+        message: message.to_owned(),
+    };
+    let ended = state.terminals.revoke(None, username, &revocation);
+    if ended > 0 {
+        tracing::info!(user = %username, ended, "ended the open terminals of a changed account");
+    }
 }

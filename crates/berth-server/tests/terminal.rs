@@ -128,11 +128,13 @@ impl Term {
     }
 }
 
-/// Reads a refused socket: its error message and close code.
+/// Reads a refused or ended socket to its close: the last error message and the close code
+/// (output and other control messages on the way are skipped).
 async fn refusal(mut ws: Ws) -> (String, CloseCode) {
     let mut message = String::new();
     loop {
         match tokio::time::timeout(PATIENCE, ws.next()).await.unwrap() {
+            Some(Ok(Message::Binary(_))) => {}
             Some(Ok(Message::Text(text))) => {
                 let v: Value = serde_json::from_str(&text).unwrap();
                 message = v["message"].as_str().unwrap_or_default().to_owned();
@@ -325,15 +327,39 @@ async fn a_shared_session_has_peers_and_viewers() {
     assert_eq!(watching.hello["role"], "viewer");
     watching.type_("x").await;
 
+    // Access changes reach open terminals at once. Removed: bob's terminal ends (4403).
     alice.remove_member(ws.id, "bob").await.unwrap();
     assert_api_error(alice.remove_member(ws.id, "bob").await, 404, "not_found");
-    drop(peer);
+    let (message, code) = refusal(peer.ws).await;
+    assert_eq!(code, CloseCode::from(4403), "{message}");
+    assert!(message.contains("alice removed you"), "{message}");
     let again = connect(&server, &terminal_path(ws.id), Some(&bob_token), None)
         .await
         .unwrap();
     assert_eq!(refusal(again).await.1, CloseCode::from(4404));
     // Recordings are the owner's, not the members'.
     assert_api_error(bob.recordings(ws.id).await, 404, "not_found");
+
+    // Another role: carol's viewer terminal closes with 1012 (reconnect) and she comes back
+    // as a peer whose typing counts.
+    alice.add_member(ws.id, "carol", "peer").await.unwrap();
+    let (message, code) = refusal(viewer.ws).await;
+    assert_eq!(code, CloseCode::from(1012), "{message}");
+    let mut carol = Term::open(&server, ws.id, &carol_token).await;
+    assert_eq!(carol.hello["role"], "peer");
+    carol.type_("echo carol-typed-$((4+4))\r").await;
+    owner.expect("carol-typed-8").await;
+    // Re-adding with the same role leaves her terminal alone.
+    alice.add_member(ws.id, "carol", "peer").await.unwrap();
+
+    // An account deleted by an admin: its terminals end as logged out (4401), at once.
+    let admin = server.admin().await;
+    admin.delete_user("carol").await.unwrap();
+    let (message, code) = refusal(carol.ws).await;
+    assert_eq!(code, CloseCode::from(4401), "{message}");
+    assert!(message.contains("deleted"), "{message}");
+    owner.type_("echo still-here-$((5+5))\r").await;
+    owner.expect("still-here-10").await;
 }
 
 #[tokio::test]

@@ -2,12 +2,13 @@
 // through playwright-core. Every server gets its own `berth.instance` label, so its containers
 // never meet another test's, and stopping it removes them.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -94,10 +95,67 @@ export async function launchBrowser() {
   });
 }
 
-/** Saves a screenshot of `page` as screenshots/NAME.png and returns the path. */
+/** Saves a screenshot of `page` as screenshots/NAME.png and returns the path. With
+ * BERTH_DOCS_IMAGES=1 in the environment it is also copied to docs/images/NAME.png, the
+ * pictures the documentation shows (`BERTH_DOCS_IMAGES=1 make test` refreshes them); otherwise
+ * a test run leaves the repository as it was. */
 export async function screenshot(page, name) {
   mkdirSync(screenshots, { recursive: true });
   const path = join(screenshots, `${name}.png`);
   await page.screenshot({ path, fullPage: true });
+  if (process.env.BERTH_DOCS_IMAGES === '1') {
+    copyFileSync(path, join(repo, 'docs/images', `${name}.png`));
+  }
   return path;
+}
+
+/** Calls Berth's API as `token` (none: anonymous); fails unless it answers 2xx. */
+export async function api(berth, method, path, token, body) {
+  const { status, text } = await request(berth, method, path, token, body);
+  assert.ok(status >= 200 && status < 300, `${method} ${path}: ${status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+/** Calls Berth's API as `token` and returns the status and body text, whatever the status. */
+export async function request(berth, method, path, token, body) {
+  const response = await fetch(`${berth.url}${path}`, {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body ? { 'content-type': 'application/json' } : {}),
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: response.status, text: await response.text() };
+}
+
+/** A login token for the API. */
+export async function login(berth, username, password) {
+  return (await api(berth, 'POST', '/api/v1/auth/login', null, { username, password })).token;
+}
+
+/** Logs `page` in through the login form, as a person does. */
+export async function signIn(page, berth, username, password) {
+  await page.goto(`${berth.url}/login`);
+  await page.fill('input[name=username]', username);
+  await page.fill('input[name=password]', password);
+  await Promise.all([page.waitForURL((url) => url.pathname !== '/login'), page.click('button[type=submit]')]);
+}
+
+/** Polls `check` (sync or async) until it returns a truthy value, which it returns; fails with
+ * `what` after `timeout` ms. */
+export async function waitFor(what, check, { timeout = 20_000, interval = 250 } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+      last = value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${last})`);
+    await new Promise((r) => setTimeout(r, interval));
+  }
 }

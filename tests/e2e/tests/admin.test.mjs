@@ -1,26 +1,17 @@
 // The admin UI in a real browser: the admin creates a template and a user, the user starts a
 // workspace in a second browser context, the admin's dashboard shows it live, the admin stops
-// it. Screenshots of every page go to screenshots/ and are copied into docs/images/ for the
-// admin guide.
+// it. Screenshots of every page go to screenshots/ (and docs/images/, the admin guide's, with
+// BERTH_DOCS_IMAGES=1).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startBerth, launchBrowser, screenshot, repo } from '../lib/berth.mjs';
+import { startBerth, launchBrowser, screenshot, signIn } from '../lib/berth.mjs';
 
-const images = join(repo, 'docs/images');
-
-async function shot(page, name) {
-  const path = await screenshot(page, name);
-  mkdirSync(images, { recursive: true });
-  copyFileSync(path, join(images, `${name}.png`));
-}
-
-async function logIn(page, url, username, password) {
-  await page.goto(`${url}/login`);
-  await page.fill('input[name=username]', username);
-  await page.fill('input[name=password]', password);
-  await Promise.all([page.waitForURL(`${url}/`), page.click('button[type=submit]')]);
+/** Logs in through the form; the login lands on the dashboard. */
+async function logIn(page, berth, username, password) {
+  await signIn(page, berth, username, password);
+  assert.equal(new URL(page.url()).pathname, '/');
 }
 
 test('an admin manages users and templates and watches a workspace live', async () => {
@@ -30,8 +21,8 @@ test('an admin manages users and templates and watches a workspace live', async 
     const admin = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
     await admin.goto(`${berth.url}/admin/users`);
     assert.equal(new URL(admin.url()).pathname, '/login', 'anonymous visitors are sent to /login');
-    await shot(admin, 'login');
-    await logIn(admin, berth.url, 'admin', berth.adminPassword);
+    await screenshot(admin, 'login');
+    await logIn(admin, berth, 'admin', berth.adminPassword);
 
     // A template.
     await admin.goto(`${berth.url}/admin/templates/new`);
@@ -40,10 +31,10 @@ test('an admin manages users and templates and watches a workspace live', async 
     await admin.fill('input[name=image]', 'berth-test/base');
     await admin.fill('input[name=network]', 'none');
     await admin.fill('input[name=memory]', '256m');
-    await shot(admin, 'template-edit');
+    await screenshot(admin, 'template-edit');
     await Promise.all([admin.waitForURL(`${berth.url}/admin/templates`), admin.click('form.grid button[type=submit]')]);
     assert.match(await admin.textContent('main'), /berth-test\/base/);
-    await shot(admin, 'templates');
+    await screenshot(admin, 'templates');
 
     // A user allowed to start it.
     await admin.goto(`${berth.url}/admin/users/new`);
@@ -51,9 +42,9 @@ test('an admin manages users and templates and watches a workspace live', async 
     await admin.fill('input[name=password]', 'ann-password-1');
     await admin.check('input[name=templates][value=lab]');
     await admin.fill('textarea[name=metadata]', 'team=lab');
-    await shot(admin, 'user-edit');
+    await screenshot(admin, 'user-edit');
     await Promise.all([admin.waitForURL(`${berth.url}/admin/users`), admin.click('main form.card button[type=submit]')]);
-    await shot(admin, 'users');
+    await screenshot(admin, 'users');
     const usersYaml = readFileSync(join(berth.home, 'config/users.yaml'), 'utf8');
     assert.match(usersYaml, /username: ann/);
     assert.match(usersYaml, /- lab/);
@@ -64,19 +55,19 @@ test('an admin manages users and templates and watches a workspace live', async 
     await admin.click('form[action="/admin/users/ann/token"] button');
     await admin.waitForSelector('#token');
     assert.match(await admin.textContent('#token'), /\S{8,}/);
-    await shot(admin, 'token');
+    await screenshot(admin, 'token');
 
     // The dashboard, left open.
     await admin.goto(`${berth.url}/admin/dashboard`);
     await admin.waitForSelector('#cpu');
-    await shot(admin, 'dashboard-empty');
+    await screenshot(admin, 'dashboard-empty');
 
     // The user, in a second browser context, starts a workspace.
     const user = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
-    await logIn(user, berth.url, 'ann', 'ann-password-1');
+    await logIn(user, berth, 'ann', 'ann-password-1');
     await Promise.all([user.waitForURL(`${berth.url}/`), user.click('[data-testid=start-lab]')]);
     await user.waitForSelector('tr.workspace');
-    await shot(user, 'my-workspaces');
+    await screenshot(user, 'my-workspaces');
     const terminalLink = await user.getAttribute('tr.workspace a.button', 'href');
     assert.match(terminalLink, /^\/w\/[0-9a-f-]+$/);
 
@@ -98,7 +89,7 @@ test('an admin manages users and templates and watches a workspace live', async 
     const row = admin.locator('#running tr.workspace', { hasText: 'ann' });
     await row.waitFor({ timeout: 10_000 });
     assert.match(await row.textContent(), /lab/);
-    await shot(admin, 'dashboard');
+    await screenshot(admin, 'dashboard');
 
     // The admin stops it; the user sees it stopped.
     await Promise.all([admin.waitForURL(`${berth.url}/admin/dashboard`), row.locator('button', { hasText: 'Stop' }).click()]);
@@ -109,7 +100,7 @@ test('an admin manages users and templates and watches a workspace live', async 
     // The audit log has it all.
     await admin.goto(`${berth.url}/admin/audit?user=admin`);
     assert.match(await admin.textContent('main'), /user\.create/);
-    await shot(admin, 'audit');
+    await screenshot(admin, 'audit');
 
     // Log out.
     await Promise.all([user.waitForURL(`${berth.url}/login`), user.click('form.logout button')]);

@@ -1,29 +1,9 @@
 // The browser terminal: a user logs in through the form, opens /w/{id}, types a command into
 // xterm and reads the shell's answer back from the rendered rows. The screenshot goes to
-// screenshots/terminal.png and docs/images/terminal.png.
+// screenshots/terminal.png (and docs/images/ with BERTH_DOCS_IMAGES=1).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { startBerth, launchBrowser, screenshot, repo } from '../lib/berth.mjs';
-
-async function api(berth, method, path, token, body) {
-  const response = await fetch(`${berth.url}${path}`, {
-    method,
-    headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body ? { 'content-type': 'application/json' } : {}),
-    },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await response.text();
-  assert.ok(response.ok, `${method} ${path}: ${response.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-
-async function login(berth, username, password) {
-  return (await api(berth, 'POST', '/api/v1/auth/login', null, { username, password })).token;
-}
+import { startBerth, launchBrowser, screenshot, api, login } from '../lib/berth.mjs';
 
 test('a user types into a workspace terminal in the browser', async () => {
   const berth = await startBerth();
@@ -66,9 +46,7 @@ test('a user types into a workspace terminal in the browser', async () => {
     assert.match(await page.textContent('.xterm-rows'), /hello-42/);
     const member = await page.getAttribute('#berth-members li[data-you]', 'data-role');
     assert.equal(member, 'owner');
-    const path = await screenshot(page, 'terminal');
-    mkdirSync(join(repo, 'docs/images'), { recursive: true });
-    copyFileSync(path, join(repo, 'docs/images/terminal.png'));
+    await screenshot(page, 'terminal');
     assert.deepEqual(errors, []);
 
     // The session is recorded: "My recordings" lists it and its replay page loads.

@@ -38,7 +38,7 @@ async function main(): Promise<void> {
   const seek = element("input", "berth-replay-seek");
   seek.type = "range";
   seek.min = "0";
-  seek.step = "0.1";
+  seek.step = "any";
   seek.value = "0";
   seek.disabled = true;
   seek.setAttribute("aria-label", "Position");

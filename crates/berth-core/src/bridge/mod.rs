@@ -28,6 +28,7 @@ use futures_util::{Sink, SinkExt};
 
 pub use grid::{Grid, GridError, GridId, Grids, Layout, MAX_GRIDS_PER_USER};
 pub use mux::{GridEnd, GridPane, GridSession, MAX_GRID_FRAME};
+pub use presence::Revocation;
 pub use protocol::{Connected, MAX_CONTROL_BYTES, MAX_DIMENSION};
 pub use session::{
     Bridge, BridgeEnd, Ended, MAX_IN_FLIGHT, MAX_INPUT_FRAME, MAX_OUTPUT_FRAME, OUTPUT_QUEUE_FRAMES,
@@ -67,6 +68,8 @@ pub mod close {
     pub const NOT_FOUND: u16 = 4404;
     /// The workspace is not in a state that has a terminal (stopped, starting).
     pub const CONFLICT: u16 = 4409;
+    /// The user's role changed while attached: reconnect to get the new one.
+    pub const ROLE_CHANGED: u16 = 1012;
 }
 
 /// The close code for a failed attach.

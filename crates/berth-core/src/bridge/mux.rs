@@ -532,12 +532,12 @@ mod tests {
             Message::Text(
                 r#"{"type":"hello","workspace":"w","you":"a","role":"owner","members":[]}"#.into(),
             ),
-            "py (alice)",
+            "alice@py",
         )
         .unwrap();
         assert_eq!(
             serde_json::from_str::<Value>(&hello).unwrap(),
-            json!({"pane": 0, "type": "status", "data": {"state": "connected", "title": "py (alice)"}})
+            json!({"pane": 0, "type": "status", "data": {"state": "connected", "title": "alice@py"}})
         );
         let exit = translate(1, Message::Text(r#"{"type":"exit","code":2}"#.into()), "t").unwrap();
         assert_eq!(

@@ -1,11 +1,12 @@
 //! Who is attached to each workspace's terminal right now, in memory. Every session watches its
 //! workspace's list; a join or a leave replaces the list, and a session that falls behind sees
-//! only the latest one (a `watch` channel never queues).
+//! only the latest one (a `watch` channel never queues). Access changes reach open sessions
+//! through here too: [`Presence::revoke`] ends a user's sessions with a reason.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use berth_types::WorkspaceId;
+use berth_types::{Username, WorkspaceId};
 use tokio::sync::watch;
 
 use super::protocol::Connected;
@@ -20,8 +21,25 @@ pub(crate) struct Presence {
 #[derive(Debug)]
 struct Room {
     next: u64,
-    sessions: BTreeMap<u64, Connected>,
+    sessions: BTreeMap<u64, Occupant>,
     list: watch::Sender<Vec<Connected>>,
+}
+
+#[derive(Debug)]
+struct Occupant {
+    who: Connected,
+    revoke: watch::Sender<Option<Revocation>>,
+}
+
+/// Why an open session must end now: sent to the client as an `error` message, then this
+/// close code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// The close code: 4403 (no longer allowed), 4401 (the account is gone or disabled),
+    /// 1012 (the role changed: reconnect to get the new one).
+    pub code: u16,
+    /// For people.
+    pub message: String,
 }
 
 impl Room {
@@ -29,7 +47,7 @@ impl Room {
     /// peers, then viewers, by name.
     fn list(&self) -> Vec<Connected> {
         let mut best: BTreeMap<&str, &Connected> = BTreeMap::new();
-        for c in self.sessions.values() {
+        for c in self.sessions.values().map(|o| &o.who) {
             let entry = best.entry(c.username.as_str()).or_insert(c);
             if c.role > entry.role {
                 *entry = c;
@@ -49,6 +67,8 @@ pub(crate) struct Seat {
     key: u64,
     /// The room's list, as it changes.
     pub(crate) list: watch::Receiver<Vec<Connected>>,
+    /// Set once when the session must end.
+    pub(crate) revoked: watch::Receiver<Option<Revocation>>,
 }
 
 impl Presence {
@@ -62,7 +82,8 @@ impl Presence {
         });
         let key = room.next;
         room.next += 1;
-        room.sessions.insert(key, who);
+        let (revoke, revoked) = watch::channel(None);
+        room.sessions.insert(key, Occupant { who, revoke });
         let list = room.list();
         room.list.send_replace(list);
         let mut receiver = room.list.subscribe();
@@ -73,7 +94,33 @@ impl Presence {
             workspace,
             key,
             list: receiver,
+            revoked,
         }
+    }
+
+    /// Ends every open session of `username` in `workspace` (`None`: in every workspace) with
+    /// `revocation`; the number of sessions told. A session leaves the room when it has
+    /// closed, not here.
+    pub(crate) fn revoke(
+        &self,
+        workspace: Option<WorkspaceId>,
+        username: &Username,
+        revocation: &Revocation,
+    ) -> usize {
+        let rooms = lock(&self.rooms);
+        let mut told = 0;
+        for (_, room) in rooms
+            .iter()
+            .filter(|(id, _)| workspace.is_none_or(|w| w == **id))
+        {
+            for occupant in room.sessions.values() {
+                if occupant.who.username == *username {
+                    occupant.revoke.send_replace(Some(revocation.clone()));
+                    told += 1;
+                }
+            }
+        }
+        told
     }
 
     /// Who is attached to the workspace now.
@@ -156,5 +203,33 @@ mod tests {
             lock(&presence.rooms).is_empty(),
             "empty rooms are forgotten"
         );
+    }
+
+    #[test]
+    fn revoking_tells_only_that_users_sessions_in_the_named_workspace() {
+        let presence = Presence::default();
+        let (one, two) = (WorkspaceId::random(), WorkspaceId::random());
+        let alice = presence.join(one, who("alice", SessionRole::Owner));
+        let bob_one = presence.join(one, who("bob", SessionRole::Peer));
+        let bob_one_again = presence.join(one, who("bob", SessionRole::Viewer));
+        let bob_two = presence.join(two, who("bob", SessionRole::Peer));
+        let bob = Username::new("bob").unwrap();
+        let removed = Revocation {
+            code: 4403,
+            message: "removed".into(),
+        };
+        assert_eq!(presence.revoke(Some(one), &bob, &removed), 2);
+        assert_eq!(*bob_one.revoked.borrow(), Some(removed.clone()));
+        assert_eq!(*bob_one_again.revoked.borrow(), Some(removed.clone()));
+        assert_eq!(*bob_two.revoked.borrow(), None, "another workspace");
+        assert_eq!(*alice.revoked.borrow(), None, "another user");
+        let gone = Revocation {
+            code: 4401,
+            message: "account deleted".into(),
+        };
+        assert_eq!(presence.revoke(None, &bob, &gone), 3);
+        assert_eq!(*bob_two.revoked.borrow(), Some(gone));
+        let nobody = Username::new("carol").unwrap();
+        assert_eq!(presence.revoke(None, &nobody, &removed), 0);
     }
 }

@@ -13,6 +13,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, watch};
 
+use super::presence::Revocation;
 use super::protocol::{ClientControl, Connected, MAX_CONTROL_BYTES, ServerControl, parse_control};
 use super::stats::{BridgeStats, Toucher};
 use super::{Message, close};
@@ -22,10 +23,10 @@ use crate::{Activity, SessionRole};
 /// Output frames queued between the exec and the client.
 pub const OUTPUT_QUEUE_FRAMES: usize = 4;
 /// The largest output frame; larger exec chunks are split.
-pub const MAX_OUTPUT_FRAME: usize = 16 * 1024;
+pub const MAX_OUTPUT_FRAME: usize = 32 * 1024;
 /// Output bytes a session holds at most (taken from the exec, not yet accepted by the sink)
 /// while the exec's chunks are at most [`MAX_OUTPUT_FRAME`] long, as the Docker runtime's
-/// (8 KiB) are: the queue, the frame being sent and the chunk being queued.
+/// (32 KiB) are: the queue, the frame being sent and the chunk being queued.
 pub const MAX_IN_FLIGHT: usize = (OUTPUT_QUEUE_FRAMES + 2) * MAX_OUTPUT_FRAME;
 /// The largest input frame a client may send, in bytes (a big paste).
 pub const MAX_INPUT_FRAME: usize = 1024 * 1024;
@@ -57,6 +58,9 @@ pub enum BridgeEnd {
     SinkFailed(String),
     /// The client did not take the last output or the close in time.
     CloseTimedOut,
+    /// The user's access changed while attached (removed, role changed, account deleted or
+    /// disabled): the client got an `error` message and the revocation's close code.
+    Revoked,
 }
 
 impl BridgeEnd {
@@ -70,6 +74,7 @@ impl BridgeEnd {
             Self::Lost(_) => "lost",
             Self::SinkFailed(_) => "send_failed",
             Self::CloseTimedOut => "close_timed_out",
+            Self::Revoked => "revoked",
         }
     }
 }
@@ -93,6 +98,7 @@ pub struct Bridge {
     activity: Option<Activity>,
     recorder: Option<Recorder>,
     members: Option<watch::Receiver<Vec<Connected>>>,
+    revoked: Option<watch::Receiver<Option<Revocation>>>,
     stats: BridgeStats,
 }
 
@@ -113,6 +119,7 @@ impl Bridge {
             activity: None,
             recorder: None,
             members: None,
+            revoked: None,
             stats: BridgeStats::default(),
         }
     }
@@ -133,6 +140,14 @@ impl Bridge {
 
     pub(crate) fn with_members(mut self, members: watch::Receiver<Vec<Connected>>) -> Self {
         self.members = Some(members);
+        self
+    }
+
+    /// Ends the session when `revoked` is set (see [`Presence::revoke`]).
+    ///
+    /// [`Presence::revoke`]: super::presence::Presence::revoke
+    pub(crate) fn with_revocation(mut self, revoked: watch::Receiver<Option<Revocation>>) -> Self {
+        self.revoked = Some(revoked);
         self
     }
 
@@ -172,6 +187,7 @@ impl Bridge {
             activity,
             recorder,
             members,
+            mut revoked,
             stats,
         } = self;
         let (output, input, control) = exec.into_parts();
@@ -219,6 +235,17 @@ impl Bridge {
                                 deadline.get_or_insert(tokio::time::Instant::now() + CLOSE_GRACE);
                             }
                         }
+                    }
+                    Some(revocation) = revocation(&mut revoked) => {
+                        let closing = Closing::error(
+                            &revocation.message,
+                            revocation.code,
+                            "access changed",
+                            BridgeEnd::Revoked,
+                        );
+                        // Unless the reader is closing already; either way the session ends.
+                        let _ = close_tx.try_send(closing);
+                        deadline.get_or_insert(tokio::time::Instant::now() + CLOSE_GRACE);
                     }
                     () = tokio::time::sleep_until(grace), if deadline.is_some() => {
                         break BridgeEnd::CloseTimedOut;
@@ -412,6 +439,27 @@ where
 }
 
 /// The next member list, or never when there is none to watch.
+/// The revocation once it is set; never if there is none (or the registry is gone). Taking it
+/// leaves `None` behind, so it fires once.
+async fn revocation(
+    revoked: &mut Option<watch::Receiver<Option<Revocation>>>,
+) -> Option<Revocation> {
+    let revocation = match revoked {
+        Some(receiver) => receiver
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|value| value.clone()),
+        None => None,
+    };
+    if revocation.is_some() {
+        *revoked = None;
+        return revocation;
+    }
+    *revoked = None;
+    std::future::pending().await
+}
+
 async fn changed(members: &mut Option<watch::Receiver<Vec<Connected>>>) -> Option<Vec<Connected>> {
     if let Some(receiver) = members {
         if receiver.changed().await.is_ok() {

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use super::Message;
 use super::grid::{GridError, GridId, Grids};
 use super::mux::{GridPane, GridSession};
-use super::presence::{Presence, Seat};
+use super::presence::{Presence, Revocation, Seat};
 use super::protocol::{self, Connected};
 use super::session::{Bridge, Ended};
 use super::stats::BridgeStats;
@@ -149,6 +149,19 @@ impl Terminals {
         self.inner.presence.connected(workspace)
     }
 
+    /// Ends the open terminals (and grid panes) of `username` in `workspace` (`None`: in every
+    /// workspace): each gets `revocation`'s message and close code. For access that changed
+    /// while they were attached: a member removed or given another role, an account deleted
+    /// or disabled. The number of sessions told.
+    pub fn revoke(
+        &self,
+        workspace: Option<WorkspaceId>,
+        username: &Username,
+        revocation: &Revocation,
+    ) -> usize {
+        self.inner.presence.revoke(workspace, username, revocation)
+    }
+
     /// Opens the workspace's terminal for `request.user`, if they may see it:
     /// [`WorkspaceError::NotFound`] when the workspace does not exist or they have no role in
     /// it (a denied attempt is audited), [`WorkspaceError::Conflict`] when it is not running,
@@ -234,10 +247,12 @@ impl Terminals {
                 role,
             },
         );
-        let bridge = bridge.with_members(seat.list.clone());
+        let bridge = bridge
+            .with_members(seat.list.clone())
+            .with_revocation(seat.revoked.clone());
         Ok(TerminalSession {
             bridge,
-            title: format!("{} ({})", ws.template, ws.owner),
+            title: format!("{}@{}", ws.owner, ws.template),
             role,
             seat,
             attachment,
@@ -314,7 +329,7 @@ impl TerminalSession {
         self.bridge.stats()
     }
 
-    /// `template (owner)`, for a pane's title.
+    /// `owner@template`, for a pane's title.
     #[must_use]
     pub fn title(&self) -> &str {
         &self.title

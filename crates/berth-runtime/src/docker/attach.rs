@@ -4,7 +4,7 @@
 //! with byte 0, 1 or 2 (binary output, `cat /bin/ls`) is taken for a frame header whose length
 //! field then makes it buffer without bound. Here the PTY stream is passed through as it comes,
 //! and the multiplexed stream of a command without PTY is split without ever holding more than
-//! one read (8 KiB): payload is forwarded as it arrives, not per frame.
+//! one read (32 KiB): payload is forwarded as it arrives, not per frame.
 
 use std::io;
 use std::path::Path;
@@ -21,7 +21,7 @@ use crate::error::{Result, RuntimeError};
 use crate::exec::{ExecInput, ExecOutput};
 
 /// One read from the engine; also the most a consumer gets per item.
-const CHUNK: usize = 8 * 1024;
+const CHUNK: usize = 32 * 1024;
 /// Response headers (or an error body) larger than this are not the engine's.
 const MAX_HEAD: usize = 16 * 1024;
 

@@ -4,6 +4,8 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use berth_core::SessionRole;
+use berth_core::bridge::{Revocation, close};
 use berth_store::{Member, MemberRole, Workspace};
 use berth_types::{Username, WorkspaceId};
 use schemars::JsonSchema;
@@ -121,6 +123,24 @@ pub(crate) async fn add(
         .add_member(id, &username, role, &caller.username)
         .await
         .map_err(|e| ApiError::workspace(e, caller.is_admin()))?;
+    // A member attached with another role reconnects and gets the new one.
+    let now = SessionRole::from(role);
+    let attached_otherwise = state
+        .terminals
+        .connected(id)
+        .iter()
+        .any(|c| c.username == username && c.role != now && c.role != SessionRole::Owner);
+    if attached_otherwise {
+        let revocation = Revocation {
+            code: close::ROLE_CHANGED,
+            message: format!(
+                "{} made you a {} here; reconnecting.",
+                caller.username,
+                now.as_str()
+            ),
+        };
+        state.terminals.revoke(Some(id), &username, &revocation);
+    }
     Audit::new(
         caller.username.as_str(),
         "workspace.member.add",
@@ -150,6 +170,12 @@ pub(crate) async fn remove(
     if !removed {
         return Err(ApiError::not_found(format!("{username} is not a member")));
     }
+    // Access ends now, not when their terminals happen to close.
+    let revocation = Revocation {
+        code: close::FORBIDDEN,
+        message: format!("{} removed you from this workspace.", caller.username),
+    };
+    state.terminals.revoke(Some(id), &username, &revocation);
     Audit::new(
         caller.username.as_str(),
         "workspace.member.remove",

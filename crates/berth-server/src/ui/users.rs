@@ -342,10 +342,7 @@ pub(crate) async fn delete(
     )
     .await
     {
-        Ok(_) => {
-            state.shared.sessions.remove_user(&name);
-            Redirect::to("/admin/users").into_response()
-        }
+        Ok(_) => Redirect::to("/admin/users").into_response(),
         Err(e) => api_error_page(&e),
     }
 }

@@ -112,3 +112,38 @@ async fn operations_name_their_bodies_and_security() {
     let error = &doc["components"]["schemas"]["ErrorBody"];
     assert!(error["properties"]["error"].is_object(), "{error}");
 }
+
+/// docs/api.md's endpoint table lists every API route the server has, and nothing else: the
+/// guide cannot fall behind the route table. Pages and assets are described in prose there.
+#[test]
+fn the_api_guide_lists_every_api_route() {
+    let guide =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md")).unwrap();
+    let mut listed = BTreeSet::new();
+    for line in guide.lines() {
+        let cells: Vec<&str> = line.split(" | ").collect();
+        let (Some(methods), Some(path)) = (cells.first(), cells.get(1)) else {
+            continue;
+        };
+        let Some(path) = path.strip_prefix('`').and_then(|p| p.strip_suffix('`')) else {
+            continue;
+        };
+        for method in methods.trim_start_matches("| ").split(", ") {
+            if ["GET", "POST", "PUT", "DELETE"].contains(&method) {
+                listed.insert((method.to_owned(), path.to_owned()));
+            }
+        }
+    }
+    let routed: BTreeSet<(String, String)> = berth_server::endpoints()
+        .into_iter()
+        .filter(|e| e.path.starts_with("/api/") || ["/healthz", "/metrics"].contains(&e.path))
+        .map(|e| (e.method.to_owned(), e.path.to_owned()))
+        .collect();
+    let missing: Vec<_> = routed.difference(&listed).collect();
+    let stale: Vec<_> = listed.difference(&routed).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "docs/api.md's endpoint table is out of date: routes it does not list: {missing:?}; \
+         rows for routes that do not exist: {stale:?}"
+    );
+}
