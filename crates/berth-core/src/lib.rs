@@ -41,4 +41,4 @@ pub use recordings::{
     Recordings, Utf8Stream,
 };
 pub use terminal::{Activity, Terminal};
-pub use workspaces::{Liveness, Workspaces, WorkspacesSettings};
+pub use workspaces::{Liveness, OwnerRemoval, Workspaces, WorkspacesSettings};

@@ -24,6 +24,17 @@ pub(crate) const POOL_LABEL: &str = "berth.pool";
 /// runs) sharing one engine never touch each other's containers.
 pub(crate) const INSTANCE_LABEL: &str = "berth.instance";
 
+/// What [`Workspaces::remove_owner`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnerRemoval {
+    /// Workspaces deleted.
+    pub workspaces: usize,
+    /// Named volumes removed.
+    pub volumes: Vec<String>,
+    /// Memberships in other people's workspaces ended.
+    pub memberships: u64,
+}
+
 /// Timings of the manager; the defaults suit production, tests shorten them.
 #[derive(Debug, Clone)]
 pub struct WorkspacesSettings {
@@ -372,6 +383,47 @@ impl Workspaces {
         lock(&self.inner.op_locks).remove(&id);
         let _ = self.inner.events.send(WorkspaceEvent::Deleted(id));
         Ok(())
+    }
+
+    /// Everything `owner` has, for an account being deleted: every workspace of theirs is
+    /// deleted (containers removed), their named volumes of this instance are removed,
+    /// persistent ones included (a name given to someone new later must not find the old
+    /// files), and they leave every workspace they were a member of. Recordings and the audit
+    /// log stay. Goes on past a workspace that cannot be deleted and returns the first error
+    /// after trying them all.
+    pub async fn remove_owner(
+        &self,
+        owner: &Username,
+        reason: &str,
+    ) -> Result<OwnerRemoval, WorkspaceError> {
+        let filter = WorkspaceFilter {
+            owner: Some(owner.clone()),
+            states: Vec::new(),
+        };
+        let mut removal = OwnerRemoval::default();
+        let mut failed = None;
+        for workspace in self.list(&filter).await? {
+            match self.delete(workspace.id, reason).await {
+                Ok(()) | Err(WorkspaceError::NotFound) => removal.workspaces += 1,
+                Err(err) => {
+                    tracing::error!(workspace = %workspace.id, %owner, error = %err, "cannot delete a workspace of a deleted account");
+                    failed.get_or_insert(err);
+                }
+            }
+        }
+        if let Some(err) = failed {
+            return Err(err);
+        }
+        let labels = BTreeMap::from([
+            (
+                INSTANCE_LABEL.to_owned(),
+                self.inner.settings.instance.clone(),
+            ),
+            (OWNER_LABEL.to_owned(), owner.to_string()),
+        ]);
+        removal.volumes = self.inner.runtime.purge_volumes(&labels).await?;
+        removal.memberships = self.inner.store.remove_memberships(owner).await?;
+        Ok(removal)
     }
 
     /// One workspace.

@@ -298,6 +298,9 @@ mod tests {
         async fn remove(&self, _: &ContainerId) -> Result<()> {
             Ok(())
         }
+        async fn purge_volumes(&self, _: &BTreeMap<String, String>) -> Result<Vec<String>> {
+            Ok(Vec::new())
+        }
         async fn inspect(&self, _: &ContainerId) -> Result<ContainerState> {
             Ok(ContainerState::Missing)
         }

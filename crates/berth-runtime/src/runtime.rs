@@ -29,6 +29,11 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     /// persistent. Removing a missing container does nothing.
     async fn remove(&self, id: &ContainerId) -> Result<()>;
 
+    /// Removes the managed named volumes carrying every label of `labels`, persistent ones
+    /// included: an owner's files when their account is deleted. A volume still mounted by a
+    /// container stays. Returns the names removed.
+    async fn purge_volumes(&self, labels: &BTreeMap<String, String>) -> Result<Vec<String>>;
+
     /// The container's state; [`ContainerState::Missing`] when the engine does not know it.
     async fn inspect(&self, id: &ContainerId) -> Result<ContainerState>;
 

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use berth_config::{NewUser, User, hash_password};
 use berth_core::bridge::{Revocation, close};
+use berth_store::WorkspaceFilter;
 use berth_types::Username;
 use berth_types::api::{ClientTokenView, Secret, UserBody, UserList, UserView};
 use serde_json::{Value, json};
@@ -163,6 +164,27 @@ pub(crate) async fn update(
     let password_changed = body.password.is_some();
     let password_hash = hash(body.password.clone()).await?;
     let before = state.config.current().user(username.as_str()).cloned();
+    let renaming = body.username != username;
+    if renaming {
+        // Workspaces, their containers and volumes are named after their owner.
+        let owned = state
+            .workspaces
+            .list(&WorkspaceFilter {
+                owner: Some(username.clone()),
+                states: Vec::new(),
+            })
+            .await
+            .map_err(|e| ApiError::workspace(e, true))?;
+        if !owned.is_empty() {
+            return Err(ApiError::conflict(
+                "in_use",
+                format!(
+                    "{username} owns {} workspace(s): delete them before renaming the account",
+                    owned.len()
+                ),
+            ));
+        }
+    }
     let target = username.to_string();
     let after = state
         .change_config(move |store| {
@@ -179,6 +201,9 @@ pub(crate) async fn update(
             })
         })
         .await?;
+    if renaming && let Err(err) = state.store.rename_member(&username, &after.username).await {
+        tracing::error!(error = %err, from = %username, to = %after.username, "cannot move the memberships of a renamed account");
+    }
     if after.disabled {
         end_sessions(
             &state,
@@ -211,8 +236,10 @@ pub(crate) async fn update(
     Ok(Json(user_view(&after)))
 }
 
-/// `DELETE /api/v1/users/{name}`: removes the user and their users.d file. Their workspaces
-/// are left alone (an admin may still stop or delete them).
+/// `DELETE /api/v1/users/{name}`: removes the user and their users.d file, and everything
+/// they have: their workspaces and named volumes are deleted, their memberships end and their
+/// open terminals close. If a workspace cannot be deleted the user stays, so the admin can try
+/// again. Recordings and the audit log stay.
 pub(crate) async fn delete(
     State(state): State<AppState>,
     AdminUser(caller): AdminUser,
@@ -220,6 +247,17 @@ pub(crate) async fn delete(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let username = username_param(&name)?;
+    if state.config.current().user(username.as_str()).is_none() {
+        return Err(ApiError::not_found(format!("no user {username}")));
+    }
+    let removal = state
+        .workspaces
+        .remove_owner(
+            &username,
+            &format!("the account was deleted by {}", caller.username),
+        )
+        .await
+        .map_err(|e| ApiError::workspace(e, true))?;
     let target = username.to_string();
     let removed = state
         .change_config(move |store| store.remove_user(&target))
@@ -237,7 +275,12 @@ pub(crate) async fn delete(
         username.as_str(),
         ip,
     )
-    .details(json!({ "before": audited(&removed) }))
+    .details(json!({
+        "before": audited(&removed),
+        "workspaces_deleted": removal.workspaces,
+        "volumes_removed": removal.volumes,
+        "memberships_ended": removal.memberships,
+    }))
     .record(state.store.as_ref())
     .await;
     Ok(StatusCode::NO_CONTENT)

@@ -81,6 +81,11 @@ pub(crate) const PUT_MEMBER: &str = concat!(
 pub(crate) const REMOVE_MEMBER: &str =
     "DELETE FROM workspace_members WHERE workspace_id = $1 AND username = $2";
 
+pub(crate) const REMOVE_MEMBERSHIPS: &str = "DELETE FROM workspace_members WHERE username = $1";
+
+pub(crate) const RENAME_MEMBER: &str =
+    "UPDATE workspace_members SET username = $2 WHERE username = $1";
+
 pub(crate) const LIST_MEMBERS: &str = concat!(
     "SELECT ",
     member_columns!(),

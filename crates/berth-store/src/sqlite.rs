@@ -499,6 +499,23 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn remove_memberships(&self, username: &Username) -> Result<u64, StoreError> {
+        let done = sqlx::query(members::REMOVE_MEMBERSHIPS)
+            .bind(username.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn rename_member(&self, from: &Username, to: &Username) -> Result<u64, StoreError> {
+        let done = sqlx::query(members::RENAME_MEMBER)
+            .bind(from.as_str())
+            .bind(to.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn list_members(&self, workspace: WorkspaceId) -> Result<Vec<Member>, StoreError> {
         sqlx::query(members::LIST_MEMBERS)
             .bind(id(workspace.as_uuid()))

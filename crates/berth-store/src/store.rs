@@ -112,6 +112,13 @@ pub trait Store: Send + Sync + fmt::Debug {
         username: &Username,
     ) -> Result<(), StoreError>;
 
+    /// Removes `username` from every workspace they are a member of (their account is gone);
+    /// how many memberships they had.
+    async fn remove_memberships(&self, username: &Username) -> Result<u64, StoreError>;
+
+    /// Gives `from`'s memberships to `to` (the account was renamed); how many there were.
+    async fn rename_member(&self, from: &Username, to: &Username) -> Result<u64, StoreError>;
+
     /// A workspace's members by username (empty for an unknown workspace).
     async fn list_members(&self, workspace: WorkspaceId) -> Result<Vec<Member>, StoreError>;
 

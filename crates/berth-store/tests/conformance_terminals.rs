@@ -153,6 +153,40 @@ async fn members_are_added_changed_listed_and_removed(db: &TestDb) {
             .unwrap()
             .is_empty()
     );
+
+    // An account renamed keeps its memberships under the new name.
+    assert_eq!(
+        store
+            .rename_member(&user("bob"), &user("robert"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.member_role(other, &user("robert")).await.unwrap(),
+        Some(MemberRole::Viewer)
+    );
+    assert_eq!(
+        store
+            .rename_member(&user("robert"), &user("bob"))
+            .await
+            .unwrap(),
+        1
+    );
+
+    // An account deleted: out of every workspace at once, nobody else touched.
+    store
+        .put_member(&member(ws, "bob", MemberRole::Peer, 20))
+        .await
+        .unwrap();
+    assert_eq!(store.remove_memberships(&user("bob")).await.unwrap(), 2);
+    assert_eq!(store.member_role(ws, &user("bob")).await.unwrap(), None);
+    assert_eq!(store.member_role(other, &user("bob")).await.unwrap(), None);
+    assert_eq!(
+        store.member_role(ws, &user("carol")).await.unwrap(),
+        Some(MemberRole::Peer)
+    );
+    assert_eq!(store.remove_memberships(&user("bob")).await.unwrap(), 0);
 }
 
 async fn members_go_with_their_workspace(db: &TestDb) {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bollard::models::{ContainerStateStatusEnum, ContainerSummary, ContainerSummaryStateEnum};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
 };
 
 use super::DockerRuntime;
@@ -202,6 +202,35 @@ impl ContainerRuntime for DockerRuntime {
                 exit_code: state.exit_code,
             },
         })
+    }
+
+    async fn purge_volumes(&self, labels: &BTreeMap<String, String>) -> Result<Vec<String>> {
+        let mut wanted = vec![format!("{MANAGED_LABEL}=true")];
+        wanted.extend(labels.iter().map(|(k, v)| format!("{k}={v}")));
+        let filters = HashMap::from([("label", wanted)]);
+        let options = ListVolumesOptionsBuilder::new().filters(&filters).build();
+        let listed = self
+            .call("list volumes", self.docker.list_volumes(Some(options)))
+            .await?;
+        let mut removed = Vec::new();
+        for volume in listed.volumes.unwrap_or_default() {
+            let options = RemoveVolumeOptionsBuilder::new().force(false).build();
+            match self
+                .call(
+                    "remove volume",
+                    self.docker.remove_volume(&volume.name, Some(options)),
+                )
+                .await
+            {
+                Ok(()) => removed.push(volume.name),
+                // Gone meanwhile, or mounted by a container: not ours to take now.
+                Err(RuntimeError::Engine {
+                    status: 404 | 409, ..
+                }) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(removed)
     }
 
     async fn list(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ContainerInfo>> {

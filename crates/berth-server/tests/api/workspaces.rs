@@ -3,7 +3,7 @@
 use berth_types::api::{StartWorkspace, WorkspaceQuery, WorkspaceState};
 use http::Method;
 
-use crate::common::{TestServer, assert_api_error, assert_error};
+use crate::common::{TestServer, assert_api_error, assert_error, send_json};
 
 fn start(template: &str) -> StartWorkspace {
     StartWorkspace {
@@ -210,4 +210,84 @@ async fn quotas_options_and_engine_failures_have_their_statuses() {
         .await
         .unwrap();
     assert_error(&answer, 400, "bad_query");
+}
+
+/// What the docker CLI lists for `args` (ids or names), one per line.
+fn docker_list(args: &[&str]) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "docker {args:?} failed");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn deleting_an_account_takes_its_workspaces_volumes_and_memberships_with_it() {
+    let server = TestServer::builder()
+        .template(
+            "keep",
+            "persist: always\nvolumes:\n  - name: home\n    target: /home/dev",
+        )
+        .template("pair", "shared: true")
+        .user("alice", "alice-password", &["keep"])
+        .user("bob", "bob-password", &["pair"])
+        .user("carol", "carol-password", &[])
+        .start()
+        .await;
+    let alice = server.login("alice", "alice-password").await;
+    let bob = server.login("bob", "bob-password").await;
+    let admin = server.admin().await;
+    let kept = alice.start_workspace(&start("keep")).await.unwrap();
+    let pair = bob.start_workspace(&start("pair")).await.unwrap();
+    bob.add_member(pair.id, "alice", "peer").await.unwrap();
+    bob.add_member(pair.id, "carol", "viewer").await.unwrap();
+    let instance = format!("label=berth.instance={}", server.instance);
+    let alices = [
+        "--filter",
+        "label=berth.owner=alice",
+        "--filter",
+        instance.as_str(),
+    ];
+    let volumes = || docker_list(&[&["volume", "ls", "-q"][..], &alices[..]].concat());
+    let containers = || docker_list(&[&["ps", "-aq"][..], &alices[..]].concat());
+    assert_eq!(volumes().len(), 1, "alice's persistent home");
+    assert_eq!(containers().len(), 1);
+
+    // A renamed owner would lose what is named after them: refused while they own workspaces.
+    let rename = r#"{"username": "alicia", "templates": ["keep"]}"#;
+    let refused = send_json(&admin, "PUT", "/api/v1/users/alice", rename).await;
+    assert_error(&refused, 409, "in_use");
+    assert!(admin.user("alice").await.is_ok(), "nothing changed");
+
+    admin.delete_user("alice").await.unwrap();
+    assert!(containers().is_empty(), "alice's container is gone");
+    assert!(volumes().is_empty(), "alice's persistent volume is gone");
+    assert_api_error(admin.workspace(kept.id).await, 404, "not_found");
+    let members = bob.members(pair.id).await.unwrap();
+    let names: Vec<&str> = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["carol"], "{members}");
+    assert_api_error(admin.delete_user("alice").await, 404, "not_found");
+    // bob's workspace is untouched.
+    assert_eq!(
+        bob.workspace(pair.id).await.unwrap().state,
+        WorkspaceState::Running
+    );
+
+    // A renamed member keeps their memberships under the new name.
+    let rename = r#"{"username": "caroline"}"#;
+    let renamed = send_json(&admin, "PUT", "/api/v1/users/carol", rename).await;
+    assert_eq!(renamed.status, 200, "{renamed:?}");
+    let members = bob.members(pair.id).await.unwrap();
+    assert_eq!(members["members"][0]["username"], "caroline", "{members}");
+    assert_eq!(members["members"][0]["role"], "viewer", "{members}");
 }
