@@ -79,4 +79,4 @@ pub use secret::Secret;
 pub use store::users::NewUser;
 pub use store::{ConfigStore, StoreError, check, clean_stray_temp_files};
 pub use tokens::{IssuedToken, hash_client_token, verify_client_token};
-pub use units::{HumanDuration, Memory};
+pub use units::{HumanDuration, IpNet, Memory};

@@ -3,6 +3,7 @@
 //! Both parsers are a dozen lines; a crate for each would cost more than it saves.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::str::FromStr;
 
 use serde::de::Error as _;
@@ -218,6 +219,95 @@ string_type!(
     "A duration such as \"30s\", \"15m\", \"2h\", \"7d\" or \"1h30m\", from 1s to 365d."
 );
 
+string_type!(
+    IpNet,
+    "^[0-9a-fA-F.:]+(/[0-9]{1,3})?$",
+    "An IP address (\"127.0.0.1\", \"::1\") or a network in CIDR notation (\"10.0.0.0/8\", \"fd00::/8\")."
+);
+
+/// An IP address or a network (`10.0.0.0/8`): the addresses whose first `prefix` bits are
+/// those of `addr`. IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) count as IPv4.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// Whether `ip` is in the network.
+    #[must_use]
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                prefix_bits(u32::from(net).into(), 32, self.prefix)
+                    == prefix_bits(u32::from(ip).into(), 32, self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                prefix_bits(u128::from(net), 128, self.prefix)
+                    == prefix_bits(u128::from(ip), 128, self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The first `prefix` bits of a `width`-bit number.
+fn prefix_bits(value: u128, width: u8, prefix: u8) -> u128 {
+    if prefix == 0 {
+        0
+    } else {
+        value >> (width - prefix)
+    }
+}
+
+impl FromStr for IpNet {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            format!(
+                "expected an IP address or a network such as 10.0.0.0/8 or fd00::/8, found {text:?}"
+            )
+        };
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text, None),
+        };
+        let addr = addr.parse::<IpAddr>().map_err(|_| bad())?.to_canonical();
+        let width = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => width,
+            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.len() <= 3 => {
+                p.parse::<u8>().map_err(|_| bad())?
+            }
+            Some(_) => return Err(bad()),
+        };
+        if prefix > width {
+            return Err(format!(
+                "a prefix length is at most {width} for this address, found {text:?}"
+            ));
+        }
+        Ok(Self { addr, prefix })
+    }
+}
+
+impl IpNet {
+    fn canonical(addr: IpAddr, prefix: u8) -> String {
+        let width = if addr.is_ipv4() { 32 } else { 128 };
+        if prefix == width {
+            addr.to_string()
+        } else {
+            format!("{addr}/{prefix}")
+        }
+    }
+}
+
+impl fmt::Display for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&Self::canonical(self.addr, self.prefix))
+    }
+}
+
 /// For `deserialize_with`: a whole number from `MIN` to `MAX`.
 pub(crate) fn within<'de, D, T, const MIN: i64, const MAX: i64>(
     deserializer: D,
@@ -267,6 +357,42 @@ pub(crate) fn cpus<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn networks_parse_print_and_contain() {
+        let ip = |t: &str| t.parse::<IpAddr>().unwrap();
+        let net = |t: &str| t.parse::<IpNet>().unwrap();
+        assert!(net("10.0.0.0/8").contains(ip("10.200.3.4")));
+        assert!(!net("10.0.0.0/8").contains(ip("11.0.0.1")));
+        assert!(net("127.0.0.1").contains(ip("127.0.0.1")));
+        assert!(!net("127.0.0.1").contains(ip("127.0.0.2")));
+        assert!(net("0.0.0.0/0").contains(ip("203.0.113.9")));
+        assert!(
+            !net("0.0.0.0/0").contains(ip("::1")),
+            "IPv4 networks hold IPv4 only"
+        );
+        assert!(net("fd00::/8").contains(ip("fd12:3456::1")));
+        assert!(net("::1").contains(ip("::1")));
+        // An IPv4-mapped IPv6 peer (a dual-stack socket) is its IPv4 address.
+        assert!(net("192.168.0.0/16").contains(ip("::ffff:192.168.1.1")));
+        assert!(net("::ffff:192.168.1.1").contains(ip("192.168.1.1")));
+        assert_eq!(net("10.0.0.0/8").to_string(), "10.0.0.0/8");
+        assert_eq!(net("10.0.0.1/32").to_string(), "10.0.0.1");
+        for bad in [
+            "",
+            "10.0.0.0/",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.0/+8",
+            "10.0.0.0/8/8",
+            "example.com",
+            "10.0.0",
+            "10.0.0.0/0008",
+            " 10.0.0.1",
+        ] {
+            assert!(bad.parse::<IpNet>().is_err(), "{bad:?} parsed");
+        }
+    }
 
     #[test]
     fn memory_reads_docker_units() {

@@ -2,12 +2,12 @@
 //! run the handler with panics turned into 500s, and record the request in the metrics.
 
 use std::any::Any;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -55,10 +55,11 @@ pub(crate) async fn guard(
     next: Next,
 ) -> Response {
     let started = Instant::now();
+    // Set by the outermost layer (`ui::security::layer`) for every request.
     let ip = req
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        .get::<ClientIp>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0);
     let config = state.config.current();
     let authentication = match route.access {
         Access::Public => Authentication::Anonymous,
@@ -96,7 +97,6 @@ pub(crate) async fn guard(
                 Err(error) => error.into_response(),
                 Ok(()) => {
                     req.extensions_mut().insert(authentication);
-                    req.extensions_mut().insert(ClientIp(ip));
                     run_catching(route.method, route.path, req, next).await
                 }
             }

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::passwords::PasswordHash;
-use crate::units::{HumanDuration, Memory, within};
+use crate::units::{HumanDuration, IpNet, Memory, within};
 
 /// `main.yaml`: server-wide settings. Every section is optional and takes the defaults shown.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -206,6 +206,16 @@ pub struct Security {
     #[serde(deserialize_with = "within::<_, _, 1, 100000>")]
     #[schemars(range(min = 1, max = 100000))]
     pub api_rate_per_minute: u32,
+    /// Reverse proxies whose `X-Forwarded-For` header is believed (addresses or CIDR
+    /// networks). A request from one of them counts as coming from the address the header
+    /// names (the rightmost that is not itself a trusted proxy): rate limits, lockouts and the
+    /// audit log see people, not the proxy. Empty (the default): the header is ignored.
+    #[schemars(example = example_trusted_proxies())]
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+fn example_trusted_proxies() -> Vec<&'static str> {
+    vec!["127.0.0.1", "10.0.0.0/8"]
 }
 
 impl Default for Security {
@@ -218,6 +228,7 @@ impl Default for Security {
             login_rate_per_minute: 10,
             ping_rate_per_minute: 60,
             api_rate_per_minute: 600,
+            trusted_proxies: Vec::new(),
         }
     }
 }

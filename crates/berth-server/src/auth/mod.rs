@@ -24,7 +24,7 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use berth_config::Config;
+use berth_config::{Config, IpNet};
 use berth_types::{ClientId, Role, Username};
 use time::OffsetDateTime;
 
@@ -85,9 +85,41 @@ pub(crate) enum Authentication {
     Caller(Caller),
 }
 
-/// The address a request came from (the TCP peer).
+/// The address a request came from: the TCP peer, or, when the peer is one of main.yaml's
+/// `security.trusted_proxies`, the address its `X-Forwarded-For` names (see [`client_ip`]).
+/// The outermost layer (`ui::security::layer`) sets it for every request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ClientIp(pub IpAddr);
+
+/// The client's address for a request from `peer`: `peer` itself unless it is a trusted
+/// proxy; then the rightmost `X-Forwarded-For` entry that is not a trusted proxy (each proxy
+/// appends the address it got the request from, so entries left of an untrusted one may be
+/// forged). An entry that is not an IP address ends the walk at the last trusted hop.
+pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let peer = peer.to_canonical();
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>() else {
+            return client;
+        };
+        client = ip.to_canonical();
+        if !is_trusted(client) {
+            return client;
+        }
+    }
+    client
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
@@ -275,6 +307,62 @@ mod tests {
     use axum::http::HeaderValue;
 
     use super::*;
+
+    #[test]
+    fn the_client_address_is_believed_from_trusted_proxies_only() {
+        let ip = |t: &str| t.parse::<IpAddr>().unwrap();
+        let trusted: Vec<IpNet> = vec!["127.0.0.1".parse().unwrap(), "10.0.0.0/8".parse().unwrap()];
+        let forwarded = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for v in values {
+                headers.append("x-forwarded-for", v.parse().unwrap());
+            }
+            headers
+        };
+        let one = forwarded(&["203.0.113.7"]);
+        // Not from a proxy: the header is whatever the client made up.
+        assert_eq!(
+            client_ip(ip("198.51.100.1"), &one, &trusted),
+            ip("198.51.100.1")
+        );
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &one, &[]),
+            ip("127.0.0.1"),
+            "nothing trusted"
+        );
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &one, &trusted),
+            ip("203.0.113.7")
+        );
+        // A forged entry left of the real one is not believed; proxies in a chain are skipped.
+        let chain = forwarded(&["6.6.6.6, 203.0.113.7", "10.1.2.3"]);
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &chain, &trusted),
+            ip("203.0.113.7")
+        );
+        // Garbage stops the walk at the last trusted hop; no header: the proxy itself.
+        let garbage = forwarded(&["203.0.113.7, not-an-ip, 10.0.0.5"]);
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &garbage, &trusted),
+            ip("10.0.0.5")
+        );
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &HeaderMap::new(), &trusted),
+            ip("127.0.0.1")
+        );
+        // Only proxies: the leftmost.
+        let proxies = forwarded(&["10.0.0.9, 10.0.0.5"]);
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &proxies, &trusted),
+            ip("10.0.0.9")
+        );
+        // IPv4-mapped peers and entries are IPv4.
+        let mapped = forwarded(&["::ffff:203.0.113.7"]);
+        assert_eq!(
+            client_ip(ip("::ffff:127.0.0.1"), &mapped, &trusted),
+            ip("203.0.113.7")
+        );
+    }
 
     fn with(values: &[&str]) -> HeaderMap {
         let mut headers = HeaderMap::new();

@@ -8,7 +8,8 @@ use berth_types::WorkspaceId;
 use berth_types::api::{StartWorkspace, WorkspaceQuery};
 use time::OffsetDateTime;
 
-use super::{Form, Nav, PeerIp, Viewer, age, api_error_page, render};
+use super::{Form, Nav, Viewer, age, api_error_page, render};
+use crate::auth::ClientIp;
 use crate::extract::{Json, NoQuery, Path, Query};
 use crate::state::AppState;
 
@@ -138,7 +139,7 @@ pub(crate) async fn page(State(state): State<AppState>, viewer: Viewer) -> Respo
 pub(crate) async fn start(
     State(state): State<AppState>,
     viewer: Viewer,
-    ip: PeerIp,
+    ip: ClientIp,
     form: Form,
 ) -> Response {
     if let Err(refused) = viewer.check_csrf(&form) {
@@ -150,9 +151,7 @@ pub(crate) async fn start(
         persist: form.checked("persist").then_some(true),
         network: (!network.is_empty()).then_some(network),
     };
-    match crate::workspaces::create(State(state.clone()), viewer.auth(), ip.client(), Json(body))
-        .await
-    {
+    match crate::workspaces::create(State(state.clone()), viewer.auth(), ip, Json(body)).await {
         Ok(_) => Redirect::to("/").into_response(),
         Err(e) => home(state, viewer, e.message).await,
     }
@@ -162,15 +161,14 @@ pub(crate) async fn start(
 pub(crate) async fn stop(
     State(state): State<AppState>,
     viewer: Viewer,
-    ip: PeerIp,
+    ip: ClientIp,
     Path(id): Path<WorkspaceId>,
     form: Form,
 ) -> Response {
     if let Err(refused) = viewer.check_csrf(&form) {
         return refused;
     }
-    match crate::workspaces::stop(State(state.clone()), viewer.auth(), ip.client(), Path(id)).await
-    {
+    match crate::workspaces::stop(State(state.clone()), viewer.auth(), ip, Path(id)).await {
         Ok(_) => Redirect::to("/").into_response(),
         Err(e) => home(state, viewer, e.message).await,
     }
@@ -180,16 +178,14 @@ pub(crate) async fn stop(
 pub(crate) async fn delete(
     State(state): State<AppState>,
     viewer: Viewer,
-    ip: PeerIp,
+    ip: ClientIp,
     Path(id): Path<WorkspaceId>,
     form: Form,
 ) -> Response {
     if let Err(refused) = viewer.check_csrf(&form) {
         return refused;
     }
-    match crate::workspaces::delete(State(state.clone()), viewer.auth(), ip.client(), Path(id))
-        .await
-    {
+    match crate::workspaces::delete(State(state.clone()), viewer.auth(), ip, Path(id)).await {
         Ok(_) => Redirect::to("/").into_response(),
         Err(e) => home(state, viewer, e.message).await,
     }

@@ -11,11 +11,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use berth_types::api::{LoginRequest, Secret};
 
-use super::{Form, PeerIp, current_session, error_page, render};
+use super::{Form, current_session, error_page, render};
 use crate::auth::session::{
     self, LOGIN_COOKIE, LOGIN_FORM_TTL, SESSION_COOKIE, random_token, same_secret, set_cookie,
 };
-use crate::auth::{https, password_fingerprint};
+use crate::auth::{ClientIp, https, password_fingerprint};
 use crate::extract::Json;
 use crate::limits::{Class, Key};
 use crate::state::AppState;
@@ -92,7 +92,7 @@ pub(crate) struct NextQuery {
 /// `POST /login`.
 pub(crate) async fn submit(
     State(state): State<AppState>,
-    PeerIp(ip): PeerIp,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     form: Form,
 ) -> Response {

@@ -16,13 +16,12 @@ pub(crate) mod security;
 mod templates;
 mod users;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -31,7 +30,7 @@ use axum::routing::{get, post};
 use berth_types::Role;
 
 use crate::auth::session::{self, Session};
-use crate::auth::{AdminUser, AuthUser, Caller, ClientIp};
+use crate::auth::{AdminUser, AuthUser, Caller};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -245,29 +244,6 @@ impl FromRequestParts<AppState> for AdminViewer {
                 "This page is for admins.",
             ))
         }
-    }
-}
-
-/// The peer address, for audit entries.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct PeerIp(pub(crate) IpAddr);
-
-impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip()),
-        ))
-    }
-}
-
-impl PeerIp {
-    pub(crate) fn client(self) -> ClientIp {
-        ClientIp(self.0)
     }
 }
 

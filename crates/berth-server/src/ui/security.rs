@@ -1,4 +1,5 @@
-//! The layer in front of every response, API included: security headers, the Origin/Referer
+//! The layer in front of every response, API included: the client's address ([`ClientIp`]),
+//! security headers, the Origin/Referer
 //! check of state-changing requests, and the CSRF header the API wants from session-cookie
 //! callers.
 //!
@@ -7,12 +8,15 @@
 //! must carry the session's token in `X-CSRF-Token`. Pages check their forms' `_csrf` field
 //! themselves (`ui::Viewer::check_csrf`).
 
-use axum::extract::{Request, State};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::session::{self, same_secret};
+use crate::auth::{ClientIp, client_ip};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -23,8 +27,17 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsa
 /// The header a session-cookie caller of the API sends its CSRF token in.
 pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
 
-pub(crate) async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let https = crate::auth::https(&state.config.current());
+pub(crate) async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let config = state.config.current();
+    let https = crate::auth::https(&config);
+    // Who is asking, once for every handler, the guard and the UI alike.
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let ip = client_ip(peer, req.headers(), &config.main.security.trusted_proxies);
+    drop(config);
+    req.extensions_mut().insert(ClientIp(ip));
     let mut response = match check(&state, &req) {
         Ok(()) => next.run(req).await,
         Err(error) => error.into_response(),

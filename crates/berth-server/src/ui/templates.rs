@@ -10,7 +10,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Map, Value, json};
 
-use super::{AdminViewer, Form, Nav, PeerIp, api_error_page, error_page, field_errors, render};
+use super::{AdminViewer, Form, Nav, api_error_page, error_page, field_errors, render};
+use crate::auth::ClientIp;
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
 use crate::state::AppState;
@@ -274,7 +275,7 @@ fn template_of(map: &Map<String, Value>) -> Result<berth_config::Template, ApiEr
 async fn assign(
     state: &AppState,
     viewer: &AdminViewer,
-    ip: PeerIp,
+    ip: ClientIp,
     template: &str,
     checked: &[String],
 ) -> Result<(), ApiError> {
@@ -302,7 +303,7 @@ async fn assign(
         crate::users::update(
             State(state.clone()),
             viewer.0.admin(),
-            ip.client(),
+            ip,
             Path(user.username.to_string()),
             Json(body),
         )
@@ -376,7 +377,7 @@ pub(crate) async fn edit(
 pub(crate) async fn create(
     State(state): State<AppState>,
     viewer: AdminViewer,
-    ip: PeerIp,
+    ip: ClientIp,
     form: Form,
 ) -> Response {
     save(state, viewer, ip, None, form).await
@@ -386,7 +387,7 @@ pub(crate) async fn create(
 pub(crate) async fn update(
     State(state): State<AppState>,
     viewer: AdminViewer,
-    ip: PeerIp,
+    ip: ClientIp,
     Path(name): Path<String>,
     form: Form,
 ) -> Response {
@@ -396,7 +397,7 @@ pub(crate) async fn update(
 async fn save(
     state: AppState,
     viewer: AdminViewer,
-    ip: PeerIp,
+    ip: ClientIp,
     editing: Option<String>,
     form: Form,
 ) -> Response {
@@ -413,18 +414,15 @@ async fn save(
     };
     let name = template.name.clone();
     let saved = match &editing {
-        None => crate::templates::create(
-            State(state.clone()),
-            viewer.0.admin(),
-            ip.client(),
-            Json(template),
-        )
-        .await
-        .map(drop),
+        None => {
+            crate::templates::create(State(state.clone()), viewer.0.admin(), ip, Json(template))
+                .await
+                .map(drop)
+        }
         Some(old) => crate::templates::update(
             State(state.clone()),
             viewer.0.admin(),
-            ip.client(),
+            ip,
             Path(old.clone()),
             Json(template),
         )
@@ -444,21 +442,14 @@ async fn save(
 pub(crate) async fn delete(
     State(state): State<AppState>,
     viewer: AdminViewer,
-    ip: PeerIp,
+    ip: ClientIp,
     Path(name): Path<String>,
     form: Form,
 ) -> Response {
     if let Err(refused) = viewer.0.check_csrf(&form) {
         return refused;
     }
-    match crate::templates::delete(
-        State(state.clone()),
-        viewer.0.admin(),
-        ip.client(),
-        Path(name),
-    )
-    .await
-    {
+    match crate::templates::delete(State(state.clone()), viewer.0.admin(), ip, Path(name)).await {
         Ok(_) => Redirect::to("/admin/templates").into_response(),
         Err(e) => list_page(&state, &viewer, Some(&e)),
     }

@@ -9,7 +9,8 @@ use berth_types::api::{NewTokenRequest, Secret, UserBody, UserView};
 use berth_types::{Role, Username};
 use serde::Deserialize;
 
-use super::{AdminViewer, Form, Nav, PeerIp, api_error_page, error_page, field_errors, render};
+use super::{AdminViewer, Form, Nav, api_error_page, error_page, field_errors, render};
+use crate::auth::ClientIp;
 use crate::error::ApiError;
 use crate::extract::{Json, OptionalJson, Path, Query};
 use crate::state::AppState;
@@ -256,7 +257,7 @@ fn unreachable_name() -> Username {
 pub(crate) async fn create(
     State(state): State<AppState>,
     viewer: AdminViewer,
-    ip: PeerIp,
+    ip: ClientIp,
     form: Form,
 ) -> Response {
     if let Err(refused) = viewer.0.check_csrf(&form) {
@@ -270,14 +271,7 @@ pub(crate) async fn create(
         password: None,
         ..body.clone()
     };
-    match crate::users::create(
-        State(state.clone()),
-        viewer.0.admin(),
-        ip.client(),
-        Json(body),
-    )
-    .await
-    {
+    match crate::users::create(State(state.clone()), viewer.0.admin(), ip, Json(body)).await {
         Ok(_) => Redirect::to("/admin/users").into_response(),
         Err(e) => edit_page(&state, &viewer, None, &shown, Some(&e)),
     }
@@ -288,7 +282,7 @@ pub(crate) async fn create(
 pub(crate) async fn update(
     State(state): State<AppState>,
     viewer: AdminViewer,
-    ip: PeerIp,
+    ip: ClientIp,
     Path(name): Path<String>,
     form: Form,
 ) -> Response {
@@ -312,7 +306,7 @@ pub(crate) async fn update(
     match crate::users::update(
         State(state.clone()),
         viewer.0.admin(),
-        ip.client(),
+        ip,
         Path(name.clone()),
         Json(body),
     )
@@ -327,7 +321,7 @@ pub(crate) async fn update(
 pub(crate) async fn delete(
     State(state): State<AppState>,
     viewer: AdminViewer,
-    ip: PeerIp,
+    ip: ClientIp,
     Path(name): Path<String>,
     form: Form,
 ) -> Response {
@@ -337,7 +331,7 @@ pub(crate) async fn delete(
     match crate::users::delete(
         State(state.clone()),
         viewer.0.admin(),
-        ip.client(),
+        ip,
         Path(name.clone()),
     )
     .await
@@ -352,7 +346,7 @@ pub(crate) async fn delete(
 pub(crate) async fn reset_token(
     State(state): State<AppState>,
     viewer: AdminViewer,
-    ip: PeerIp,
+    ip: ClientIp,
     Path(name): Path<String>,
     form: Form,
 ) -> Response {
@@ -366,7 +360,7 @@ pub(crate) async fn reset_token(
     match crate::auth::tokens::reset(
         State(state),
         viewer.0.admin(),
-        ip.client(),
+        ip,
         Path(name.clone()),
         OptionalJson(request),
     )

@@ -382,3 +382,84 @@ async fn an_imported_pbkdf2_hash_is_upgraded_to_argon2id_at_login() {
         .await
         .unwrap();
 }
+
+/// Logs in as `user` with a wrong password, as if from `forwarded_for` behind a proxy on this
+/// machine; the answer's status and error code.
+async fn failed_login_via(server: &TestServer, user: &str, forwarded_for: &str) -> (u16, String) {
+    let body = format!(r#"{{"username": "{user}", "password": "wrong"}}"#);
+    let answer = server
+        .client()
+        .send(
+            "POST".parse().unwrap(),
+            "/api/v1/auth/login",
+            &[
+                ("content-type", "application/json"),
+                ("x-forwarded-for", forwarded_for),
+            ],
+            body,
+        )
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    (
+        answer.status,
+        json["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_visitor_has_their_own_login_budget() {
+    let behind = TestServer::builder()
+        .security("login_rate_per_minute", 2)
+        .security("trusted_proxies", "[127.0.0.1, 10.0.0.0/8]")
+        .start()
+        .await;
+    for _ in 0..2 {
+        assert_eq!(
+            failed_login_via(&behind, "admin", "203.0.113.1, 10.1.1.1")
+                .await
+                .0,
+            401
+        );
+    }
+    assert_eq!(
+        failed_login_via(&behind, "admin", "203.0.113.1").await,
+        (429, "rate_limited".to_owned()),
+        "the same visitor through the same proxies"
+    );
+    // A forged leftmost entry does not buy a fresh budget; another visitor has one.
+    assert_eq!(
+        failed_login_via(&behind, "admin", "198.51.100.9, 203.0.113.1")
+            .await
+            .0,
+        429
+    );
+    assert_eq!(
+        failed_login_via(&behind, "admin", "203.0.113.2").await.0,
+        401
+    );
+    // The audit log names the visitor, not the proxy.
+    let admin = behind.admin().await;
+    let audit = admin
+        .query_table(&serde_json::from_value(serde_json::json!({"table": "audit"})).unwrap())
+        .await
+        .unwrap();
+    let rows = serde_json::to_string(&audit).unwrap();
+    assert!(rows.contains("203.0.113.2"), "{rows}");
+
+    // Without trusted proxies the header is ignored: every visitor is this machine.
+    let direct = TestServer::builder()
+        .security("login_rate_per_minute", 2)
+        .start()
+        .await;
+    for forwarded in ["203.0.113.1", "203.0.113.2"] {
+        assert_eq!(failed_login_via(&direct, "admin", forwarded).await.0, 401);
+    }
+    assert_eq!(
+        failed_login_via(&direct, "admin", "203.0.113.3").await,
+        (429, "rate_limited".to_owned())
+    );
+}

@@ -36,16 +36,17 @@ struct NewTestUser {
 
 /// What the server is started with.
 pub struct Builder {
-    security: Vec<(&'static str, u32)>,
+    security: Vec<(&'static str, String)>,
     runtime: Vec<(&'static str, String)>,
     templates: Vec<String>,
     users: Vec<NewTestUser>,
 }
 
 impl Builder {
-    /// A `security:` key of main.yaml, e.g. `("ping_rate_per_minute", 3)`.
-    pub fn security(mut self, key: &'static str, value: u32) -> Self {
-        self.security.push((key, value));
+    /// A `security:` key of main.yaml, as YAML, e.g. `("ping_rate_per_minute", 3)` or
+    /// `("trusted_proxies", "[127.0.0.1]")`.
+    pub fn security(mut self, key: &'static str, value: impl std::fmt::Display) -> Self {
+        self.security.push((key, value.to_string()));
         self
     }
 
