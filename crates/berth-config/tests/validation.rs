@@ -486,3 +486,24 @@ fn many_errors_stop_at_a_hundred() {
     assert_eq!(errors.len(), 101, "100 errors and a note");
     assert_error(&errors, &["containers.yaml: stopped after 100 errors"]);
 }
+
+#[test]
+fn trusted_proxies_are_addresses_or_networks() {
+    let dir = Dir::valid();
+    dir.write(
+        "main.yaml",
+        "security:\n  trusted_proxies:\n    - 127.0.0.1\n    - 10.0.0.0/33\n    - proxy.example.com\n    - fd00::/8\n",
+    );
+    assert_eq!(
+        dir.errors(),
+        [
+            "main.yaml:4: security.trusted_proxies[1]: a prefix length is at most 32 for this address, found \"10.0.0.0/33\"",
+            "main.yaml:5: security.trusted_proxies[2]: expected an IP address or a network such as 10.0.0.0/8 or fd00::/8, found \"proxy.example.com\"",
+        ]
+    );
+    dir.write(
+        "main.yaml",
+        "security:\n  trusted_proxies: [127.0.0.1, \"::1\", 10.0.0.0/8]\n",
+    );
+    assert!(dir.errors().is_empty(), "{:?}", dir.errors());
+}
