@@ -134,6 +134,22 @@ export async function login(berth, username, password) {
   return (await api(berth, 'POST', '/api/v1/auth/login', null, { username, password })).token;
 }
 
+/** Sets up a small lab as the admin: template `lab` (the test image, network none, 256m) and
+ * a user NAME with password `NAME-password-1` allowed it, for each of `users`. Returns the
+ * admin's token and each user's, by name. */
+export async function lab(berth, users = ['ann']) {
+  const tokens = { admin: await login(berth, 'admin', berth.adminPassword) };
+  await api(berth, 'POST', '/api/v1/templates', tokens.admin, {
+    name: 'lab', image: 'berth-test/base', network: 'none', memory: '256m',
+  });
+  for (const username of users) {
+    const password = `${username}-password-1`;
+    await api(berth, 'POST', '/api/v1/users', tokens.admin, { username, password, templates: ['lab'] });
+    tokens[username] = await login(berth, username, password);
+  }
+  return tokens;
+}
+
 /** Logs `page` in through the login form, as a person does. */
 export async function signIn(page, berth, username, password) {
   await page.goto(`${berth.url}/login`);

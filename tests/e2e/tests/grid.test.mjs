@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { startBerth, launchBrowser, screenshot, api, login, signIn, waitFor } from '../lib/berth.mjs';
+import { startBerth, launchBrowser, screenshot, api, signIn, waitFor, lab } from '../lib/berth.mjs';
 
 /** The id of the container of workspace `id` (its label `berth.workspace`). */
 function containerOf(id) {
@@ -29,14 +29,7 @@ test('a grid shows two workspaces side by side, each pane its own shell', async 
   const berth = await startBerth();
   const browser = await launchBrowser();
   try {
-    const admin = await login(berth, 'admin', berth.adminPassword);
-    await api(berth, 'POST', '/api/v1/templates', admin, {
-      name: 'lab', image: 'berth-test/base', network: 'none', memory: '256m',
-    });
-    await api(berth, 'POST', '/api/v1/users', admin, {
-      username: 'ann', password: 'ann-password-1', templates: ['lab'],
-    });
-    const ann = await login(berth, 'ann', 'ann-password-1');
+    const { ann } = await lab(berth);
     const workspaces = [];
     for (let i = 0; i < 2; i++) {
       const { id } = await api(berth, 'POST', '/api/v1/workspaces', ann, { template: 'lab' });

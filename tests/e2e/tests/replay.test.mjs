@@ -4,7 +4,7 @@
 // goes to screenshots/replay.png (and docs/images/ with BERTH_DOCS_IMAGES=1).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBerth, launchBrowser, screenshot, api, request, login, signIn, waitFor } from '../lib/berth.mjs';
+import { startBerth, launchBrowser, screenshot, api, request, signIn, waitFor, lab } from '../lib/berth.mjs';
 
 const HOSTILE = '<img src=x onerror=alert(1)><b>bold</b>';
 
@@ -44,17 +44,7 @@ test('a recorded session replays in the browser for its owner and admins only', 
   const berth = await startBerth();
   const browser = await launchBrowser();
   try {
-    const admin = await login(berth, 'admin', berth.adminPassword);
-    await api(berth, 'POST', '/api/v1/templates', admin, {
-      name: 'lab', image: 'berth-test/base', network: 'none', memory: '256m',
-    });
-    for (const username of ['ann', 'bob']) {
-      await api(berth, 'POST', '/api/v1/users', admin, {
-        username, password: `${username}-password-1`, templates: ['lab'],
-      });
-    }
-    const ann = await login(berth, 'ann', 'ann-password-1');
-    const bob = await login(berth, 'bob', 'bob-password-1');
+    const { ann, bob } = await lab(berth, ['ann', 'bob']);
     const workspace = await api(berth, 'POST', '/api/v1/workspaces', ann, { template: 'lab' });
 
     // The session to record: a sum, then hostile HTML. The terminal shows both as text.

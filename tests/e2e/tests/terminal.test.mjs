@@ -3,20 +3,13 @@
 // screenshots/terminal.png (and docs/images/ with BERTH_DOCS_IMAGES=1).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBerth, launchBrowser, screenshot, api, login } from '../lib/berth.mjs';
+import { startBerth, launchBrowser, screenshot, api, lab } from '../lib/berth.mjs';
 
 test('a user types into a workspace terminal in the browser', async () => {
   const berth = await startBerth();
   const browser = await launchBrowser();
   try {
-    const admin = await login(berth, 'admin', berth.adminPassword);
-    await api(berth, 'POST', '/api/v1/templates', admin, {
-      name: 'lab', image: 'berth-test/base', network: 'none', memory: '256m',
-    });
-    await api(berth, 'POST', '/api/v1/users', admin, {
-      username: 'ann', password: 'ann-password-1', templates: ['lab'],
-    });
-    const ann = await login(berth, 'ann', 'ann-password-1');
+    const { ann } = await lab(berth);
     const workspace = await api(berth, 'POST', '/api/v1/workspaces', ann, { template: 'lab' });
 
     const page = await (await browser.newContext({ viewport: { width: 1100, height: 640 } })).newPage();
