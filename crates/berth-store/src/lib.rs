@@ -8,6 +8,9 @@
 //! - [`SqliteStore`], the default: one file in `$BERTH_HOME`, WAL, fsync on every commit;
 //! - [`PostgresStore`], for larger deployments.
 //!
+//! Both are one implementation (`backend::sql_store!`) over the same query text; each backend
+//! only says how it binds and reads UUIDs and timestamps and how a write transaction begins.
+//!
 //! [`open`] picks one from a location string and applies the embedded migrations
 //! (`migrations/sqlite`, `migrations/postgres`). Queries are checked at run time
 //! (`sqlx::query`), so building needs no database. Table queries ([`tables`]) give the API a
@@ -16,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod backend;
 mod clients;
 mod error;
 mod members;
