@@ -34,7 +34,9 @@ pub use events::WorkspaceEvent;
 pub use live_config::LiveConfig;
 pub use members::SessionRole;
 pub use plan::{Persistence, Plan, Policy, StartOptions};
-pub use policy::{ConfigPolicy, allowed_templates, role_of};
+pub use policy::{
+    ConfigPolicy, SpecLimits, allowed_templates, network_mode, role_of, template_spec,
+};
 pub use reconcile::ReconcileReport;
 pub use recordings::{
     MAX_RECORDING_BYTES, RECORDER_QUEUE, Recorder, RecordingError, RecordingFile, RecordingStart,

@@ -122,7 +122,7 @@ impl Policy for ConfigPolicy {
             .map(|t| {
                 let mut plan = plan_of(&config, &nobody, t, Persistence::Ephemeral, &t.network);
                 // A pool container belongs to nobody: no per-user overrides.
-                plan.spec = template_spec(&config, t, None);
+                plan.spec = configured_spec(&config, t, None);
                 (plan, t.pool)
             })
             .collect()
@@ -138,7 +138,7 @@ fn plan_of(
 ) -> Plan {
     Plan {
         template: template.name.clone(),
-        spec: template_spec(config, template, Some(user)),
+        spec: configured_spec(config, template, Some(user)),
         shell: Some(template.shell.clone()),
         shared: template.shared,
         persistence,
@@ -153,16 +153,30 @@ fn plan_of(
     }
 }
 
-/// The container for `template`, with `user`'s `users.d` overrides of memory and CPUs.
-fn template_spec(config: &Config, template: &Template, user: Option<&Username>) -> ContainerSpec {
-    let runtime = &config.main.runtime;
-    let overrides = user.and_then(|u| config.overrides(u.as_str()));
-    let memory = overrides
-        .and_then(|o| o.memory)
-        .or(template.memory)
-        .unwrap_or(runtime.default_memory)
-        .bytes();
-    let cpus = overrides.and_then(|o| o.cpus).or(template.cpus);
+/// What a container gets beyond its template: the user's own limits (`users.d` overrides,
+/// which win over the template's) and the server's defaults for what the template leaves out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpecLimits {
+    /// The user's memory limit, in bytes.
+    pub memory_bytes: Option<u64>,
+    /// The user's CPU limit.
+    pub cpus: Option<f64>,
+    /// `runtime.default_memory`, in bytes.
+    pub default_memory_bytes: u64,
+    /// `runtime.default_pids_limit`.
+    pub default_pids_limit: u32,
+}
+
+/// The container for `template` with `limits`: the hardening, the `/tmp` size and the idle
+/// command every workspace gets, here and in the CLI's local workspaces. No name, labels or
+/// network yet.
+#[must_use]
+pub fn template_spec(template: &Template, limits: SpecLimits) -> ContainerSpec {
+    let memory = limits
+        .memory_bytes
+        .or(template.memory.map(berth_config::Memory::bytes))
+        .unwrap_or(limits.default_memory_bytes);
+    let cpus = limits.cpus.or(template.cpus);
     let mut spec = ContainerSpec::new("", template.image.clone());
     spec.command = Some(
         template
@@ -197,7 +211,7 @@ fn template_spec(config: &Config, template: &Template, user: Option<&Username>) 
         #[allow(clippy::cast_possible_truncation)] // at most 64 CPUs: far inside i64
         nano_cpus: cpus.map(|c| (c * 1e9).round() as i64),
         memory_bytes: i64::try_from(memory).unwrap_or(i64::MAX),
-        pids: i64::from(template.pids_limit.unwrap_or(runtime.default_pids_limit)),
+        pids: i64::from(template.pids_limit.unwrap_or(limits.default_pids_limit)),
         tmp_bytes: i64::try_from(MAX_TMP_BYTES.min(memory / 2)).unwrap_or(i64::MAX),
     };
     spec.hardening = Hardening {
@@ -208,7 +222,25 @@ fn template_spec(config: &Config, template: &Template, user: Option<&Username>) 
     spec
 }
 
-fn network_mode(network: &str) -> NetworkMode {
+/// [`template_spec`] with the server's configuration: `user`'s `users.d` overrides (none for
+/// a pool container, which belongs to nobody) and main.yaml's runtime defaults.
+fn configured_spec(config: &Config, template: &Template, user: Option<&Username>) -> ContainerSpec {
+    let runtime = &config.main.runtime;
+    let overrides = user.and_then(|u| config.overrides(u.as_str()));
+    let limits = SpecLimits {
+        memory_bytes: overrides
+            .and_then(|o| o.memory)
+            .map(berth_config::Memory::bytes),
+        cpus: overrides.and_then(|o| o.cpus),
+        default_memory_bytes: runtime.default_memory.bytes(),
+        default_pids_limit: runtime.default_pids_limit,
+    };
+    template_spec(template, limits)
+}
+
+/// The network mode of a network name: `none`, `host`, or a Docker network's.
+#[must_use]
+pub fn network_mode(network: &str) -> NetworkMode {
     match network {
         "none" => NetworkMode::None,
         "host" => NetworkMode::Host,

@@ -30,7 +30,8 @@ use super::errors::CliError;
 use super::output::{self, Spinner, Style};
 use super::{Session, attach, server_config};
 
-pub use spec::{network_mode, options, template_spec};
+pub use berth_core::network_mode;
+pub use spec::{options, template_spec};
 
 const LOCAL_LABEL: &str = "berth.local";
 const INSTANCE_LABEL: &str = "berth.instance";

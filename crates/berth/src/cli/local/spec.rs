@@ -1,23 +1,15 @@
-//! A template as a [`ContainerSpec`] for the local engine: the same mapping and hardening as
-//! the server's (berth-core's `ConfigPolicy`), from what `GET /api/v1/config` gives the CLI
-//! (the template, the user's limits and the server's runtime defaults).
-//!
-//! berth-core keeps its mapping private and reads it from the server's whole configuration;
-//! this is a copy of it over the client's view, to be replaced by a shared
-//! `berth_core::template_spec` once berth-core exports one. The tests below pin the parts that
-//! must stay equal.
+//! A template as a [`ContainerSpec`] for the local engine: the server's own mapping and
+//! hardening (`berth_core::template_spec`), over what `GET /api/v1/config` gives the CLI (the
+//! template, the user's limits and the server's runtime defaults), and the server's rules for
+//! the start options.
 
 use berth_client::Template;
 use berth_client::api::ClientConfig;
 use berth_config::Persist;
-use berth_runtime::{
-    BindMount, ContainerSpec, Env, Hardening, IDLE_COMMAND, Limits, NetworkMode, VolumeMount,
-};
+use berth_core::SpecLimits;
+use berth_runtime::ContainerSpec;
 
 use crate::cli::errors::CliError;
-
-/// `/tmp` is a tmpfs counted against the memory limit: at most this, and at most half of it.
-const MAX_TMP_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Whether the workspace is persistent and its network, by the rules of the server's policy.
 pub fn options(
@@ -61,72 +53,25 @@ pub fn options(
     Ok((persistent, network))
 }
 
-/// The network mode of a network name.
-pub fn network_mode(network: &str) -> NetworkMode {
-    match network {
-        "none" => NetworkMode::None,
-        "host" => NetworkMode::Host,
-        named => NetworkMode::Named(named.to_owned()),
-    }
-}
-
-/// The container for `template` with the user's limits: no name, labels or network yet.
+/// The container for `template` with the user's limits and the server's defaults, as the
+/// server builds it (`berth_core::template_spec`): no name, labels or network yet.
 pub fn template_spec(template: &Template, config: &ClientConfig<Template>) -> ContainerSpec {
-    let memory = config
-        .limits
-        .memory_bytes
-        .or(template.memory.map(berth_config::Memory::bytes))
-        .unwrap_or(config.defaults.memory_bytes);
-    let cpus = config.limits.cpus.or(template.cpus);
-    let mut spec = ContainerSpec::new("", template.image.clone());
-    spec.command = Some(
-        template
-            .command
-            .clone()
-            .unwrap_or_else(|| IDLE_COMMAND.iter().map(|s| (*s).to_owned()).collect()),
-    );
-    spec.env = template.env.iter().collect::<Env>();
-    spec.volumes = template
-        .volumes
-        .iter()
-        .map(|v| VolumeMount {
-            name: v.name.clone(),
-            target: v.target.clone(),
-            persistent: false,
-            read_only: v.read_only,
-        })
-        .collect();
-    spec.binds = template
-        .bind_mounts
-        .iter()
-        .map(|b| BindMount {
-            source: b.source.clone(),
-            target: b.target.clone(),
-            read_only: b.read_only,
-        })
-        .collect();
-    spec.working_dir.clone_from(&template.workdir);
-    spec.user.clone_from(&template.user);
-    spec.hostname.clone_from(&template.hostname);
-    spec.limits = Limits {
-        #[allow(clippy::cast_possible_truncation)] // at most 64 CPUs: far inside i64
-        nano_cpus: cpus.map(|c| (c * 1e9).round() as i64),
-        memory_bytes: i64::try_from(memory).unwrap_or(i64::MAX),
-        pids: i64::from(template.pids_limit.unwrap_or(config.defaults.pids_limit)),
-        tmp_bytes: i64::try_from(MAX_TMP_BYTES.min(memory / 2)).unwrap_or(i64::MAX),
-    };
-    spec.hardening = Hardening {
-        cap_add: template.cap_add.clone(),
-        read_only_root: template.read_only_root,
-        init: true,
-    };
-    spec
+    berth_core::template_spec(
+        template,
+        SpecLimits {
+            memory_bytes: config.limits.memory_bytes,
+            cpus: config.limits.cpus,
+            default_memory_bytes: config.defaults.memory_bytes,
+            default_pids_limit: config.defaults.pids_limit,
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use berth_client::api::{Me, RuntimeDefaults, UserLimits};
     use berth_config::Memory;
+    use berth_runtime::NetworkMode;
     use berth_types::{Role, Username};
 
     use super::*;
