@@ -42,7 +42,7 @@ pub use postgres::PostgresStore;
 pub use recordings::{Recording, RecordingId};
 pub use sqlite::SqliteStore;
 pub use store::Store;
-pub use tables::{Filter, FilterOp, SortKey, TableQuery, TableResult};
+pub use tables::{FilterOp, SortKey, TableFilter, TableQuery, TableResult};
 pub use timestamp::normalize_time;
 pub use workspaces::{StateUpdate, UnknownState, Workspace, WorkspaceFilter, WorkspaceState};
 

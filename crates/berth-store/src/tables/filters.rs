@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::plan::{Bind, Sql};
 use super::schema::{Column, Kind, Table};
-use super::{Filter, FilterOp, invalid};
+use super::{FilterOp, TableFilter, invalid};
 use crate::{StoreError, timestamp};
 
 const MAX_IN_VALUES: usize = 100;
@@ -100,7 +100,10 @@ pub(crate) fn short(value: &Value) -> String {
     }
 }
 
-pub(crate) fn condition(table: &'static Table, filter: &Filter) -> Result<Condition, StoreError> {
+pub(crate) fn condition(
+    table: &'static Table,
+    filter: &TableFilter,
+) -> Result<Condition, StoreError> {
     let column = table.lookup(&filter.column)?;
     let what = "filter";
     let comparison = match filter.op {

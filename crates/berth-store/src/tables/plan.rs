@@ -270,7 +270,7 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tables::{Filter, FilterOp};
+    use crate::tables::{FilterOp, TableFilter};
     use serde_json::json;
 
     fn query(value: Value) -> TableQuery {
@@ -290,7 +290,7 @@ mod tests {
         let plan = plan(
             &TableQuery {
                 table: "workspaces".into(),
-                filters: vec![Filter {
+                filters: vec![TableFilter {
                     column: "template".into(),
                     op: FilterOp::Eq,
                     value: json!(hostile),

@@ -17,13 +17,14 @@ pub struct TableQuery {
     /// Conditions a row must all meet (at most 32).
     #[serde(default)]
     pub filters: Vec<TableFilter>,
-    /// Sort keys, most significant first (at most 4).
+    /// Sort keys, most significant first (at most 4); the table's unique key is appended as a
+    /// tie-breaker. Empty means the table's default order.
     #[serde(default)]
     pub sort: Vec<SortKey>,
     /// Rows per page, 1 to 500; 50 when absent.
     #[serde(default)]
     pub limit: Option<u32>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page, with the same table and sort.
     #[serde(default)]
     pub cursor: Option<String>,
 }
@@ -65,7 +66,7 @@ pub enum FilterOp {
 pub struct SortKey {
     /// A sortable column.
     pub column: String,
-    /// Descending.
+    /// Descending; empty (`null`) values sort first ascending and last descending.
     #[serde(default)]
     pub desc: bool,
 }
