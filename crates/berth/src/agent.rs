@@ -1,7 +1,8 @@
 //! `berth agent`: the lab client's background loop, as a long-running process.
 //!
-//! - Pings the server every `--interval` (60 s, ±10 % jitter so a lab of machines started
-//!   together does not ping in lock-step), reporting the workspaces this installation runs on
+//! - Pings the server as often as the server asks in its answers (30 s today), or every
+//!   `--interval` when given (±10 % jitter so a lab of machines started together does not ping
+//!   in lock-step), reporting the workspaces this installation runs on
 //!   the local engine (`berth start --local`) so the dashboard shows them.
 //! - On failure retries after 5 s, then doubling, capped at 10 min (same jitter); each failure
 //!   is logged with its attempt number and the delay chosen, and from the third one on at
@@ -39,8 +40,9 @@ const PERSISTENT_FAILURES: u32 = 3;
 #[derive(Debug, clap::Args)]
 pub struct AgentArgs {
     /// Time between pings, e.g. `60s`, `2m` (each shortened or lengthened by up to 10 %).
-    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
-    interval: Duration,
+    /// Default: what the server asks for in its answers to pings (30 s today).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    interval: Option<Duration>,
     /// Time between configuration fetches (SIGHUP fetches at once).
     #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
     config_interval: Duration,
@@ -152,6 +154,21 @@ struct Agent {
     pings: Backoff,
     fetches: Backoff,
     warned_no_client_id: bool,
+    /// The interval the server asked for in its last answer.
+    server_interval: Duration,
+}
+
+/// Before the server has said, and the bounds its word is kept within.
+const FIRST_INTERVAL: Duration = Duration::from_secs(30);
+const SHORTEST_INTERVAL: Duration = Duration::from_secs(5);
+const LONGEST_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// The time between pings: `--interval` if given, else what the server asks (within 5 s to
+/// 1 h, so a misconfigured server can neither flood itself nor lose its clients).
+fn ping_interval(given: Option<Duration>, server_seconds: u32) -> Duration {
+    given.unwrap_or_else(|| {
+        Duration::from_secs(u64::from(server_seconds)).clamp(SHORTEST_INTERVAL, LONGEST_INTERVAL)
+    })
 }
 
 impl Agent {
@@ -169,11 +186,12 @@ impl Agent {
             session,
             engine: None,
             warned_no_client_id: false,
+            server_interval: FIRST_INTERVAL,
         };
         tracing::info!(
             server = agent.session.server(),
             client_id = %agent.session.client_id,
-            interval_ms = u64::try_from(agent.args.interval.as_millis()).unwrap_or(u64::MAX),
+            interval = ?agent.args.interval,
             "agent started"
         );
         agent.enroll();
@@ -273,19 +291,27 @@ impl Agent {
                      with --token and --client-id, then send SIGHUP"
                 );
             }
-            return jitter(self.args.interval);
+            return jitter(self.args.interval.unwrap_or(self.server_interval));
         };
         let local = self.local_workspaces().await;
         let body = local::ping_body(client_id, &local);
         match self.session.client.ping(&body).await {
-            Ok(_) => {
+            Ok(answer) => {
+                let interval = ping_interval(self.args.interval, answer.interval_seconds);
+                if self.args.interval.is_none() && interval != self.server_interval {
+                    tracing::info!(
+                        interval_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
+                        "the server asks for another ping interval"
+                    );
+                    self.server_interval = interval;
+                }
                 let ended = self.pings.succeeded();
                 if ended > 0 {
                     tracing::info!(failures = ended, "ping succeeded again");
                 } else {
                     tracing::debug!(local = local.len(), "ping");
                 }
-                jitter(self.args.interval)
+                jitter(interval)
             }
             Err(err) => self.failed("ping", &err, Which::Ping),
         }
@@ -341,6 +367,20 @@ enum Which {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_server_sets_the_ping_interval_unless_one_is_given() {
+        let s = Duration::from_secs;
+        assert_eq!(ping_interval(None, 30), s(30));
+        assert_eq!(ping_interval(None, 120), s(120));
+        assert_eq!(ping_interval(None, 0), s(5), "never a flood");
+        assert_eq!(
+            ping_interval(None, u32::MAX),
+            s(3600),
+            "never silent for long"
+        );
+        assert_eq!(ping_interval(Some(s(1)), 30), s(1), "--interval wins");
+    }
 
     #[test]
     fn durations_read_like_people_write_them() {
