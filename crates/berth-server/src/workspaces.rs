@@ -196,7 +196,21 @@ pub(crate) async fn get(
     Path(id): Path<WorkspaceId>,
     Query(NoQuery {}): Query<NoQuery>,
 ) -> Result<Json<WorkspaceView>, ApiError> {
-    let workspace = visible(&state, &caller, id).await?;
+    // Members see the workspace they were invited to (to attach to it); only its owner and
+    // admins may change it.
+    let workspace = state
+        .workspaces
+        .get(id)
+        .await
+        .map_err(|e| ApiError::workspace(e, caller.is_admin()))?;
+    let role = state
+        .workspaces
+        .role_of(id, &caller.username, caller.role)
+        .await
+        .map_err(|e| ApiError::workspace(e, caller.is_admin()))?;
+    if role.is_none() {
+        return Err(ApiError::not_found("no such workspace"));
+    }
     Ok(Json(view(&state, workspace)))
 }
 

@@ -92,6 +92,22 @@ enum Command {
         ends with its terminal). berth exits with the shell's exit status."
     )]
     Attach(cli::attach::AttachArgs),
+    /// Invite others to a shared workspace, take them out, or see who is in it.
+    #[command(
+        after_help = "Examples:\n  berth share pair                 # members and who is connected\n  \
+        berth share pair bob             # bob may type\n  berth share pair carol --viewer  \
+        # carol watches; the server drops her typing\n  berth share pair bob --remove    # \
+        his terminals close at once\n\n\
+        Only shared templates have members; invitees join with berth attach WORKSPACE-ID."
+    )]
+    Share(cli::sharing::ShareArgs),
+    /// List a workspace's recorded terminal sessions, or download one.
+    #[command(
+        after_help = "Examples:\n  berth recordings python\n  berth recordings --cast \
+        6f1c…-… -o session.cast && asciinema play session.cast\n\n\
+        The owner of the workspace and admins see its recordings; members do not."
+    )]
+    Recordings(cli::sharing::RecordingsArgs),
     /// Keep a workspace's files when it stops, or not (replaces the workspace).
     #[command(
         after_help = "Examples:\n  berth persist 0b6c2c1e on\n  berth persist python off \
@@ -148,6 +164,8 @@ fn main() -> ExitCode {
         Command::Stop(args) => cli::execute(cli::workspaces::stop(args)),
         Command::Rm(args) => cli::execute(cli::workspaces::rm(args)),
         Command::Attach(args) => cli::execute(cli::attach::run(args)),
+        Command::Share(args) => cli::execute(cli::sharing::share(args)),
+        Command::Recordings(args) => cli::execute(cli::sharing::recordings(args)),
         Command::Persist(args) => cli::execute(cli::recreate::persist(args)),
         Command::Net(args) => cli::execute(cli::recreate::net(args)),
         Command::Completions(args) => cli::completions::run(&args, &mut Cli::command()),

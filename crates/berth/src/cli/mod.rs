@@ -16,6 +16,7 @@ mod prompt;
 pub mod recreate;
 pub mod server_config;
 pub mod settings;
+pub mod sharing;
 pub mod workspaces;
 
 use std::future::Future;
