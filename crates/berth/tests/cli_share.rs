@@ -95,6 +95,16 @@ fn members_join_by_id_and_recordings_are_listed_and_downloaded() {
     let refused = bob.run(&["recordings", "--cast", &recording]);
     assert!(!refused.status.success(), "{}", both(&refused));
 
+    // Piped input into the shared session ends like `ssh host < script`: the shell in tmux
+    // gets its Ctrl-D once it is ready for it.
+    let output = alice.run_with_stdin(&["attach", "pair"], "echo piped-$((6*7))\n");
+    assert_eq!(output.status.code(), Some(0), "{}", both(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("piped-42"),
+        "{}",
+        both(&output)
+    );
+
     // Bad input: neither a workspace nor --cast, or --viewer without a user.
     for args in [&["recordings"][..], &["share", "pair", "--viewer"][..]] {
         let usage = alice.run(args);

@@ -378,7 +378,18 @@ impl CliHome {
             .unwrap()
             .write_all(input.as_bytes())
             .unwrap();
-        child.wait_with_output().unwrap()
+        // A command that never ends (input's end lost on the way) fails the test, killed
+        // after a minute, instead of hanging the suite.
+        let pid = child.id().to_string();
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if finished.recv_timeout(Duration::from_secs(60)).is_err() {
+                let _ = Command::new("kill").args(["-9", &pid]).status();
+            }
+        });
+        let output = child.wait_with_output().unwrap();
+        let _ = done.send(());
+        output
     }
 
     /// Runs `berth ARGS`, fails the test unless it succeeds, and returns its stdout.

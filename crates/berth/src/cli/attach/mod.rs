@@ -38,6 +38,10 @@ const PING_INTERVAL: Duration = Duration::from_secs(30);
 const MAX_TYPE_AHEAD: usize = 64 * 1024;
 /// What a terminal sends for end of input (Ctrl-D).
 const END_OF_INPUT: u8 = 0x04;
+/// Piped input's end is sent once the terminal has been quiet this long after the last
+/// input: a Ctrl-D that reaches a shell still reading in cooked mode (one starting up inside
+/// tmux, say) is lost when it switches to its line editor.
+const END_OF_INPUT_QUIET: Duration = Duration::from_millis(300);
 /// Type-ahead waits after the `hello` for the shell's first output (its prompt) at most this.
 const TYPE_AHEAD_WAIT: Duration = Duration::from_secs(2);
 
@@ -143,8 +147,9 @@ pub async fn local(engine: &Engine, container: &LocalContainer) -> Result<ExitCo
 /// before that is kept and sent once the shell has printed something (its prompt), or
 /// [`TYPE_AHEAD_WAIT`] after the `hello`: a shell that has not set up its terminal yet loses a
 /// Ctrl-D sent to it. (The browser drops type-ahead because it reconnects into new shells,
-/// which the CLI never does.) When stdin is not a terminal, its end is sent as Ctrl-D, so
-/// `berth attach ID < script` ends like `ssh host < script`.
+/// which the CLI never does.) When stdin is not a terminal, its end is sent as Ctrl-D once the
+/// terminal has been quiet for [`END_OF_INPUT_QUIET`], so `berth attach ID < script` ends like
+/// `ssh host < script`, in a shared (tmux) workspace too.
 async fn pump(
     mut incoming: impl Incoming,
     mut outgoing: impl Outgoing,
@@ -169,6 +174,8 @@ async fn pump(
     let mut holding = true;
     let mut release_at: Option<Instant> = ready.then(|| Instant::now() + TYPE_AHEAD_WAIT);
     let mut type_ahead: Vec<u8> = Vec::new();
+    // Piped stdin has ended: when to send its Ctrl-D (pushed back by every output).
+    let mut end_at: Option<Instant> = None;
     let mut exit: Option<i64> = None;
     let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
     let mut last_heard = Instant::now();
@@ -184,6 +191,9 @@ async fn pump(
                     Event::Output(bytes) => {
                         if stdout.write_all(&bytes).await.is_err() || stdout.flush().await.is_err() {
                             break Outcome::Lost("cannot write to this terminal".into());
+                        }
+                        if let Some(at) = end_at.as_mut() {
+                            *at = Instant::now() + END_OF_INPUT_QUIET;
                         }
                         if holding && release_at.is_some() {
                             holding = false;
@@ -217,8 +227,12 @@ async fn pump(
                     },
                     None => {
                         stdin_open = false;
-                        // A terminal's end of input is a key (Ctrl-D) already sent as typed.
-                        (if raw.is_active() { Vec::new() } else { vec![END_OF_INPUT] }, false)
+                        // A terminal's end of input is a key (Ctrl-D) already sent as typed;
+                        // piped input's is sent once the shell has gone quiet.
+                        if !raw.is_active() {
+                            end_at = Some(Instant::now() + END_OF_INPUT_QUIET);
+                        }
+                        (Vec::new(), false)
                     }
                 };
                 if holding {
@@ -231,6 +245,14 @@ async fn pump(
                 }
                 if detach {
                     break Outcome::Detached;
+                }
+            }
+            () = sleep_until_some(end_at), if !holding => {
+                end_at = None;
+                if may_type
+                    && let Err(err) = outgoing.input(Bytes::from_static(&[END_OF_INPUT])).await
+                {
+                    break Outcome::Lost(err);
                 }
             }
             () = sleep_until_some(release_at), if holding => {
