@@ -18,7 +18,6 @@ pub(crate) mod filters;
 pub(crate) mod plan;
 pub(crate) mod schema;
 
-
 use crate::StoreError;
 
 /// Rows per page when the query gives no limit.
