@@ -121,7 +121,8 @@ impl Client {
             .await
     }
 
-    /// `GET /api/v1/workspaces`, with the filters of `query` (`owner` for admins).
+    /// `GET /api/v1/workspaces`, with the filters of `query` (`owner` for admins; `shared`
+    /// for the workspaces others shared with you).
     pub async fn list_workspaces(
         &self,
         query: &WorkspaceQuery,
@@ -135,6 +136,9 @@ impl Client {
         }
         if let Some(template) = &query.template {
             params.push(format!("template={}", encode(template)));
+        }
+        if query.shared {
+            params.push("shared=true".to_owned());
         }
         let path = if params.is_empty() {
             "/api/v1/workspaces".to_owned()

@@ -50,6 +50,7 @@ impl Workspaces {
         let filter = WorkspaceFilter {
             owner: None,
             states: vec![WorkspaceState::Running],
+            ..WorkspaceFilter::default()
         };
         let mut acted = Vec::new();
         for workspace in self.list(&filter).await? {

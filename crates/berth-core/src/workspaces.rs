@@ -205,6 +205,7 @@ impl Workspaces {
                 let filter = WorkspaceFilter {
                     owner: Some(user.clone()),
                     states: WorkspaceState::LIVE.to_vec(),
+                    ..WorkspaceFilter::default()
                 };
                 let of_template = self
                     .list(&filter)
@@ -399,6 +400,7 @@ impl Workspaces {
         let filter = WorkspaceFilter {
             owner: Some(owner.clone()),
             states: Vec::new(),
+            ..WorkspaceFilter::default()
         };
         let mut removal = OwnerRemoval::default();
         let mut failed = None;

@@ -40,6 +40,7 @@ pub(crate) async fn monitor(
         .list(&WorkspaceFilter {
             owner: None,
             states: WorkspaceState::LIVE.to_vec(),
+            ..WorkspaceFilter::default()
         })
         .await
         .map_err(|e| ApiError::workspace(e, true))?;

@@ -172,6 +172,7 @@ pub(crate) async fn update(
             .list(&WorkspaceFilter {
                 owner: Some(username.clone()),
                 states: Vec::new(),
+                ..WorkspaceFilter::default()
             })
             .await
             .map_err(|e| ApiError::workspace(e, true))?;

@@ -163,7 +163,13 @@ pub(crate) async fn list(
     AuthUser(caller): AuthUser,
     Query(query): Query<WorkspaceQuery>,
 ) -> Result<Json<WorkspaceList>, ApiError> {
+    if query.shared && query.owner.is_some() {
+        return Err(ApiError::invalid(
+            "shared lists the workspaces shared with you: it takes no owner",
+        ));
+    }
     let owner = match query.owner {
+        _ if query.shared => None,
         Some(owner) if owner != caller.username && !caller.is_admin() => {
             return Err(ApiError::forbidden(
                 "only admins may list other users' workspaces",
@@ -176,6 +182,7 @@ pub(crate) async fn list(
     let filter = WorkspaceFilter {
         owner,
         states: query.state.map(store_state).into_iter().collect(),
+        member: query.shared.then(|| caller.username.clone()),
     };
     let workspaces = state
         .workspaces

@@ -533,3 +533,37 @@ async fn template_errors_show_beside_their_field_and_in_use_templates_stay() {
         answer.body
     );
 }
+
+#[tokio::test]
+async fn the_home_page_lists_workspaces_shared_with_you() {
+    let server = TestServer::builder()
+        .template("pair", "shared: true")
+        .user("ann", "ann-password-1", &["pair"])
+        .user("bob", "bob-password-1", &[])
+        .start()
+        .await;
+    let ann = server.login("ann", "ann-password-1").await;
+    let workspace = ann
+        .start_workspace(&berth_types::api::StartWorkspace {
+            template: "pair".into(),
+            persist: None,
+            network: None,
+        })
+        .await
+        .unwrap();
+    let bob = login(&server, "bob", "bob-password-1", "").await;
+    let home = send(&server, "GET", "/", &bob.cookie, None, &[]).await;
+    assert!(!home.body.contains("Shared with me"), "nothing shared yet");
+    ann.add_member(workspace.id, "bob", "viewer").await.unwrap();
+    let home = send(&server, "GET", "/", &bob.cookie, None, &[]).await;
+    assert!(home.body.contains("Shared with me"), "{}", home.body);
+    assert!(
+        home.body.contains(&format!(
+            "<a class=\"button\" href=\"/w/{}\">Join</a>",
+            workspace.id
+        )),
+        "{}",
+        home.body
+    );
+    assert!(home.body.contains("<td>ann</td>"), "{}", home.body);
+}

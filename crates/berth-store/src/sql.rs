@@ -99,6 +99,14 @@ pub(crate) fn list_workspaces(filter: &WorkspaceFilter) -> (String, Vec<String>)
         binds.push(owner.as_str().to_owned());
         let _ = write!(sql, " AND owner = ${}", binds.len());
     }
+    if let Some(member) = &filter.member {
+        binds.push(member.as_str().to_owned());
+        let _ = write!(
+            sql,
+            " AND id IN (SELECT workspace_id FROM workspace_members WHERE username = ${})",
+            binds.len()
+        );
+    }
     push_states(&mut sql, &mut binds, &filter.states);
     sql.push_str(" ORDER BY created_at, id");
     (sql, binds)

@@ -123,6 +123,8 @@ pub struct WorkspaceFilter {
     pub owner: Option<Username>,
     /// Only workspaces in one of these states; empty means any state.
     pub states: Vec<WorkspaceState>,
+    /// Only workspaces this user is a member of (shared with them).
+    pub member: Option<Username>,
 }
 
 /// A state change for [`crate::Store::update_workspace_state`].

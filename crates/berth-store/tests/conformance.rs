@@ -10,8 +10,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use berth_store::{
-    AuditOutcome, ClientPing, NewAuditEntry, StateUpdate, Store, StoreError, TableQuery, Workspace,
-    WorkspaceFilter, WorkspaceState, normalize_time,
+    AuditOutcome, ClientPing, Member, MemberRole, NewAuditEntry, StateUpdate, Store, StoreError,
+    TableQuery, Workspace, WorkspaceFilter, WorkspaceState, normalize_time,
 };
 use berth_types::{ClientId, Username, WorkspaceId};
 use serde_json::{Value, json};
@@ -162,6 +162,7 @@ async fn workspaces_list_and_count(db: &TestDb) {
         .list_workspaces(&WorkspaceFilter {
             owner: Some(user("alice")),
             states: vec![],
+            ..WorkspaceFilter::default()
         })
         .await
         .unwrap();
@@ -172,10 +173,46 @@ async fn workspaces_list_and_count(db: &TestDb) {
         .list_workspaces(&WorkspaceFilter {
             owner: None,
             states: vec![WorkspaceState::Running, WorkspaceState::Failed],
+            ..WorkspaceFilter::default()
         })
         .await
         .unwrap();
     assert_eq!(running.len(), 3);
+
+    // Shared with bob: the workspaces he is a member of, whoever owns them.
+    let bobs = |w: &&Workspace| w.owner.as_str() != "bob";
+    let shared_with_bob: Vec<Workspace> = all.iter().filter(bobs).take(2).cloned().collect();
+    for w in &shared_with_bob {
+        store
+            .put_member(&Member {
+                workspace: w.id,
+                username: user("bob"),
+                role: MemberRole::Viewer,
+                added_by: w.owner.clone(),
+                added_at: w.created_at,
+            })
+            .await
+            .unwrap();
+    }
+    let mut shared = store
+        .list_workspaces(&WorkspaceFilter {
+            member: Some(user("bob")),
+            ..WorkspaceFilter::default()
+        })
+        .await
+        .unwrap();
+    shared.sort_by_key(|w| w.id);
+    let mut expected: Vec<_> = shared_with_bob.iter().map(|w| w.id).collect();
+    expected.sort();
+    assert_eq!(shared.iter().map(|w| w.id).collect::<Vec<_>>(), expected);
+    let none = store
+        .list_workspaces(&WorkspaceFilter {
+            member: Some(user("carol")),
+            ..WorkspaceFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(none.is_empty());
 
     assert_eq!(
         store

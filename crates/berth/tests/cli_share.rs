@@ -37,6 +37,9 @@ fn members_join_by_id_and_recordings_are_listed_and_downloaded() {
     let table = alice.ok(&["share", "pair"]);
     assert!(table.contains("bob") && table.contains("peer"), "{table}");
 
+    let listed = bob.json(&["ls"]);
+    assert_eq!(listed["shared"][0]["id"], id.as_str(), "{listed}");
+    assert!(bob.ok(&["ls"]).contains("Shared with you"));
     let listed = bob.json(&["share", &id]);
     assert_eq!(listed["owner"], "alice", "a member sees who is in it");
     alice.ok(&["share", "pair", "bob", "--viewer"]);

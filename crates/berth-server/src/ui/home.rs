@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use berth_config::Persist;
 use berth_types::WorkspaceId;
-use berth_types::api::{StartWorkspace, WorkspaceQuery};
+use berth_types::api::{StartWorkspace, WorkspaceQuery, WorkspaceState};
 use time::OffsetDateTime;
 
 use super::{Form, Nav, Viewer, age, api_error_page, render};
@@ -32,6 +32,14 @@ struct Row {
     live: bool,
 }
 
+/// A workspace someone shared with the viewer.
+struct SharedRow {
+    id: String,
+    owner: String,
+    template: String,
+    live: bool,
+}
+
 /// A recorded terminal session of one of the viewer's workspaces.
 struct RecordingRow {
     id: String,
@@ -47,6 +55,7 @@ struct HomePage {
     nav: Nav,
     templates: Vec<Startable>,
     workspaces: Vec<Row>,
+    shared: Vec<SharedRow>,
     recordings: Vec<RecordingRow>,
     error: String,
 }
@@ -61,10 +70,18 @@ async fn home(state: AppState, viewer: Viewer, error: String) -> Response {
         };
     let query = WorkspaceQuery {
         owner: Some(viewer.caller.username.clone()),
-        state: None,
-        template: None,
+        ..WorkspaceQuery::default()
     };
     let list =
+        match crate::workspaces::list(State(state.clone()), viewer.auth(), Query(query)).await {
+            Ok(Json(list)) => list.workspaces,
+            Err(e) => return api_error_page(&e),
+        };
+    let query = WorkspaceQuery {
+        shared: true,
+        ..WorkspaceQuery::default()
+    };
+    let shared =
         match crate::workspaces::list(State(state.clone()), viewer.auth(), Query(query)).await {
             Ok(Json(list)) => list.workspaces,
             Err(e) => return api_error_page(&e),
@@ -122,6 +139,18 @@ async fn home(state: AppState, viewer: Viewer, error: String) -> Response {
                     persistent: w.persistent,
                     age: age((now - w.created_at).whole_seconds()),
                 }
+            })
+            .collect(),
+        shared: shared
+            .iter()
+            .map(|w| SharedRow {
+                id: w.id.to_string(),
+                owner: w.owner.to_string(),
+                template: w.template.clone(),
+                live: matches!(
+                    w.state,
+                    WorkspaceState::Running | WorkspaceState::Starting | WorkspaceState::Pending
+                ),
             })
             .collect(),
         recordings,

@@ -246,6 +246,26 @@ async fn deleting_an_account_takes_its_workspaces_volumes_and_memberships_with_i
     let pair = bob.start_workspace(&start("pair")).await.unwrap();
     bob.add_member(pair.id, "alice", "peer").await.unwrap();
     bob.add_member(pair.id, "carol", "viewer").await.unwrap();
+    // What is shared with alice: bob's workspace, not her own.
+    let shared = WorkspaceQuery {
+        shared: true,
+        ..WorkspaceQuery::default()
+    };
+    let listed = alice.list_workspaces(&shared).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|w| w.id).collect::<Vec<_>>(),
+        [pair.id],
+        "{listed:?}"
+    );
+    assert!(bob.list_workspaces(&shared).await.unwrap().is_empty());
+    let both = send_json(
+        &alice,
+        "GET",
+        "/api/v1/workspaces?shared=true&owner=bob",
+        "",
+    )
+    .await;
+    assert_error(&both, 422, "invalid");
     let instance = format!("label=berth.instance={}", server.instance);
     let alices = [
         "--filter",

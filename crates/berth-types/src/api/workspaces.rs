@@ -114,6 +114,9 @@ pub struct WorkspaceQuery {
     /// Only workspaces of this template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
+    /// Instead of your own: the workspaces others shared with you (you are a member of).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
 
 /// `GET /api/v1/workspaces`.

@@ -98,13 +98,26 @@ pub async fn ls(args: LsArgs) -> Result<ExitCode, CliError> {
             .list_workspaces(&query)
             .await
             .map_err(|e| session.fail(&e))?;
-        Ok::<_, CliError>((config, workspaces))
+        let shared = WorkspaceQuery {
+            shared: true,
+            ..WorkspaceQuery::default()
+        };
+        let shared = session
+            .client
+            .list_workspaces(&shared)
+            .await
+            .map_err(|e| session.fail(&e))?;
+        Ok::<_, CliError>((config, workspaces, shared))
     }
     .await;
     spinner.done();
-    let (config, workspaces) = result?;
+    let (config, workspaces, shared) = result?;
     if args.json {
-        let json = serde_json::json!({ "templates": config.templates, "workspaces": workspaces });
+        let json = serde_json::json!({
+            "templates": config.templates,
+            "workspaces": workspaces,
+            "shared": shared,
+        });
         println!("{json:#}");
         return Ok(ExitCode::SUCCESS);
     }
@@ -118,6 +131,24 @@ pub async fn ls(args: LsArgs) -> Result<ExitCode, CliError> {
         println!("No workspaces. Start one: berth start TEMPLATE");
     } else {
         print!("{}", workspaces_table(style, &workspaces, args.all));
+    }
+    if !shared.is_empty() {
+        println!("\nShared with you (join with berth attach ID):");
+        let rows: Vec<Vec<String>> = shared
+            .iter()
+            .map(|w| {
+                vec![
+                    w.id.to_string(),
+                    w.owner.to_string(),
+                    w.template.clone(),
+                    style.state(w.state.as_str()),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            output::table(style, &["ID", "OWNER", "TEMPLATE", "STATE"], &rows)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
