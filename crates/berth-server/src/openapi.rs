@@ -230,6 +230,6 @@ mod tests {
             .iter()
             .map(|p| p["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["owner", "state", "template"]);
+        assert_eq!(names, ["owner", "shared", "state", "template"]);
     }
 }
