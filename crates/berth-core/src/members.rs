@@ -143,7 +143,8 @@ impl Workspaces {
         self.role_in(&ws, username, account).await
     }
 
-    pub(crate) async fn role_in(
+    /// [`Workspaces::role_of`] for a workspace already read.
+    pub async fn role_in(
         &self,
         ws: &Workspace,
         username: &Username,

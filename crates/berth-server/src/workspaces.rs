@@ -205,20 +205,28 @@ pub(crate) async fn get(
 ) -> Result<Json<WorkspaceView>, ApiError> {
     // Members see the workspace they were invited to (to attach to it); only its owner and
     // admins may change it.
-    let workspace = state
-        .workspaces
-        .get(id)
-        .await
-        .map_err(|e| ApiError::workspace(e, caller.is_admin()))?;
+    let workspace = joinable(&state, &caller, id).await?;
+    Ok(Json(view(&state, workspace)))
+}
+
+/// The workspace if `caller` may join its terminal (its owner, a member or an admin); 404
+/// otherwise, as for a workspace that does not exist.
+pub(crate) async fn joinable(
+    state: &AppState,
+    caller: &Caller,
+    id: WorkspaceId,
+) -> Result<Workspace, ApiError> {
+    let failed = |e| ApiError::workspace(e, caller.is_admin());
+    let workspace = state.workspaces.get(id).await.map_err(failed)?;
     let role = state
         .workspaces
-        .role_of(id, &caller.username, caller.role)
+        .role_in(&workspace, &caller.username, caller.role)
         .await
-        .map_err(|e| ApiError::workspace(e, caller.is_admin()))?;
-    if role.is_none() {
-        return Err(ApiError::not_found("no such workspace"));
+        .map_err(failed)?;
+    match role {
+        Some(_) => Ok(workspace),
+        None => Err(ApiError::not_found("no such workspace")),
     }
-    Ok(Json(view(&state, workspace)))
 }
 
 /// `POST /api/v1/workspaces/{id}/stop`.

@@ -120,14 +120,7 @@ async fn check_panes(
     panes: &[WorkspaceId],
 ) -> Result<(), ApiError> {
     for &id in panes {
-        let role = state
-            .workspaces
-            .role_of(id, &caller.username, caller.role)
-            .await
-            .map_err(|e| ApiError::workspace(e, caller.is_admin()))?;
-        if role.is_none() {
-            return Err(ApiError::not_found("no such workspace"));
-        }
+        crate::workspaces::joinable(state, caller, id).await?;
     }
     Ok(())
 }
