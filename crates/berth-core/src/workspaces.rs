@@ -399,7 +399,6 @@ impl Workspaces {
     ) -> Result<OwnerRemoval, WorkspaceError> {
         let filter = WorkspaceFilter {
             owner: Some(owner.clone()),
-            states: Vec::new(),
             ..WorkspaceFilter::default()
         };
         let mut removal = OwnerRemoval::default();

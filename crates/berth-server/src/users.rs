@@ -171,7 +171,6 @@ pub(crate) async fn update(
             .workspaces
             .list(&WorkspaceFilter {
                 owner: Some(username.clone()),
-                states: Vec::new(),
                 ..WorkspaceFilter::default()
             })
             .await

@@ -452,11 +452,10 @@ async fn revocation(
             .and_then(|value| value.clone()),
         None => None,
     };
+    *revoked = None;
     if revocation.is_some() {
-        *revoked = None;
         return revocation;
     }
-    *revoked = None;
     std::future::pending().await
 }
 

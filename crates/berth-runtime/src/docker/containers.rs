@@ -205,9 +205,7 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn purge_volumes(&self, labels: &BTreeMap<String, String>) -> Result<Vec<String>> {
-        let mut wanted = vec![format!("{MANAGED_LABEL}=true")];
-        wanted.extend(labels.iter().map(|(k, v)| format!("{k}={v}")));
-        let filters = HashMap::from([("label", wanted)]);
+        let filters = managed_with(labels);
         let options = ListVolumesOptionsBuilder::new().filters(&filters).build();
         let listed = self
             .call("list volumes", self.docker.list_volumes(Some(options)))
@@ -234,9 +232,7 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn list(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ContainerInfo>> {
-        let mut wanted = vec![format!("{MANAGED_LABEL}=true")];
-        wanted.extend(labels.iter().map(|(k, v)| format!("{k}={v}")));
-        let filters = HashMap::from([("label", wanted)]);
+        let filters = managed_with(labels);
         let options = ListContainersOptionsBuilder::new()
             .all(true)
             .filters(&filters)
@@ -253,6 +249,13 @@ impl ContainerRuntime for DockerRuntime {
     async fn exec(&self, id: &ContainerId, spec: ExecSpec) -> Result<ExecSession> {
         self.start_exec(id, spec).await
     }
+}
+
+/// The engine's list filter for Berth's objects carrying every label of `labels`.
+fn managed_with(labels: &BTreeMap<String, String>) -> HashMap<&'static str, Vec<String>> {
+    let mut wanted = vec![format!("{MANAGED_LABEL}=true")];
+    wanted.extend(labels.iter().map(|(k, v)| format!("{k}={v}")));
+    HashMap::from([("label", wanted)])
 }
 
 fn summary_info(summary: ContainerSummary) -> Option<ContainerInfo> {
