@@ -65,8 +65,13 @@ export function describeConnection(
 
 export function describeTerminal(status: TerminalStatus, now: number): StatusView {
   const c = status.connection;
-  if (c.kind === "open" && status.you !== null && status.role !== null) {
+  if (c.kind === "open" && status.ready && status.you !== null && status.role !== null) {
     return { state: "connected", text: `Connected as ${status.you} (${status.role})`, action: null, actionLabel: "" };
+  }
+  // The socket is open but the server has not attached the shell yet (it may be starting the
+  // workspace): not "connected" until input can reach the shell.
+  if (c.kind === "open") {
+    return { state: "connecting", text: "Starting the shell…", action: null, actionLabel: "" };
   }
   if (c.kind === "closed" && c.reason === "ended" && status.exitCode !== null) {
     return {

@@ -15,7 +15,7 @@ import {
   type Member,
   type Role,
 } from "./protocol";
-import type { SocketFactory, TimerHandle, Timers } from "./socket";
+import type { Bytes, SocketFactory, TimerHandle, Timers } from "./socket";
 
 export interface TerminalStatus {
   connection: ConnectionState;
@@ -23,6 +23,8 @@ export interface TerminalStatus {
   /** Who the server says we are, from the last `hello`. */
   you: string | null;
   role: Role | null;
+  /** True once this socket's `hello` arrived: the shell is attached and input reaches it. */
+  ready: boolean;
   exitCode: number | null;
   /** The text of the last `error` message, shown next to the close reason. */
   serverMessage: string | null;
@@ -52,6 +54,13 @@ export interface TerminalClientOptions {
 
 export const PING_INTERVAL_MS = 30_000;
 
+/**
+ * Keystrokes typed while the socket opens and the shell starts are held back and sent after the
+ * `hello` (if it allows typing), so a user who types at once loses nothing. Beyond this many
+ * bytes (a paste into a page that never connects) further input is dropped.
+ */
+export const MAX_TYPE_AHEAD_BYTES = 64 * 1024;
+
 export class TerminalClient {
   private readonly connection: Connection;
   private readonly sink: TerminalSink;
@@ -59,6 +68,9 @@ export class TerminalClient {
   private status: TerminalStatus;
   /** Input goes out only after this socket's `hello` said we may type. */
   private helloOnThisSocket = false;
+  /** Input frames typed before the `hello`, in order; see `MAX_TYPE_AHEAD_BYTES`. */
+  private typeAhead: Bytes[] = [];
+  private typeAheadBytes = 0;
   private pingTimer: TimerHandle | null = null;
   private awaitingAnswer = false;
 
@@ -70,6 +82,7 @@ export class TerminalClient {
       title: options.title ?? "",
       you: null,
       role: null,
+      ready: false,
       exitCode: null,
       serverMessage: null,
     };
@@ -95,14 +108,37 @@ export class TerminalClient {
     this.connection.start();
   }
 
-  /** Keystrokes from xterm's `onData`. Dropped unless connected with a role that may type. */
+  /**
+   * Keystrokes from xterm's `onData`. Sent at once when connected with a role that may type,
+   * held back while the connection opens, dropped for viewers and while the connection is lost.
+   */
   input(data: string): void {
-    if (this.mayType() && data.length > 0) this.connection.send(encodeInput(data));
+    if (data.length > 0) this.sendInput(encodeInput(data));
   }
 
-  /** Bytes from xterm's `onBinary`. */
+  /** Bytes from xterm's `onBinary`, handled like `input`. */
   binaryInput(data: string): void {
-    if (this.mayType() && data.length > 0) this.connection.send(encodeBinaryInput(data));
+    if (data.length > 0) this.sendInput(encodeBinaryInput(data));
+  }
+
+  private sendInput(frame: Bytes): void {
+    if (this.helloOnThisSocket) {
+      if (this.mayType()) this.connection.send(frame);
+      return;
+    }
+    const kind = this.status.connection.kind;
+    const opening = kind === "idle" || kind === "connecting" || kind === "open";
+    if (opening && this.typeAheadBytes + frame.length <= MAX_TYPE_AHEAD_BYTES) {
+      this.typeAhead.push(frame);
+      this.typeAheadBytes += frame.length;
+    }
+  }
+
+  private flushTypeAhead(): void {
+    const held = this.typeAhead;
+    this.typeAhead = [];
+    this.typeAheadBytes = 0;
+    if (this.mayType()) for (const frame of held) this.connection.send(frame);
   }
 
   resize(cols: number, rows: number): void {
@@ -149,9 +185,10 @@ export class TerminalClient {
       case "hello":
         this.helloOnThisSocket = true;
         this.connection.markHealthy();
-        this.update({ you: msg.you, role: msg.role, serverMessage: null, exitCode: null });
+        this.update({ you: msg.you, role: msg.role, ready: true, serverMessage: null, exitCode: null });
         this.sink.readOnly(msg.role === "viewer");
         this.sink.members(msg.members, msg.you);
+        this.flushTypeAhead();
         break;
       case "members":
         this.sink.members(msg.members, this.status.you);
@@ -173,7 +210,12 @@ export class TerminalClient {
       this.helloOnThisSocket = false;
       this.stopPings();
     }
-    this.update({ connection: state });
+    // Keys typed while the connection was lost are not replayed into a later session.
+    if (state.kind === "waiting" || state.kind === "closed") {
+      this.typeAhead = [];
+      this.typeAheadBytes = 0;
+    }
+    this.update({ connection: state, ready: this.helloOnThisSocket });
   }
 
   private update(patch: Partial<TerminalStatus>): void {

@@ -9,14 +9,22 @@ const base: TerminalStatus = {
   title: "t",
   you: null,
   role: null,
+  ready: false,
   exitCode: null,
   serverMessage: null,
 };
 
 describe("status bar wording", () => {
   it("says who we are once connected", () => {
-    const v = describeTerminal({ ...base, connection: { kind: "open" }, you: "bob", role: "viewer" }, 0);
+    const v = describeTerminal({ ...base, connection: { kind: "open" }, you: "bob", role: "viewer", ready: true }, 0);
     assert.deepEqual(v, { state: "connected", text: "Connected as bob (viewer)", action: null, actionLabel: "" });
+  });
+
+  it("is not connected until the shell is attached, even with a name from an earlier socket", () => {
+    for (const you of [null, "bob"]) {
+      const v = describeTerminal({ ...base, connection: { kind: "open" }, you, role: you ? "peer" : null }, 0);
+      assert.deepEqual(v, { state: "connecting", text: "Starting the shell…", action: null, actionLabel: "" });
+    }
   });
 
   it("counts down to the next attempt and offers to skip the wait", () => {

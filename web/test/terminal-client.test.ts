@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Backoff } from "../src/backoff";
 import type { Member } from "../src/protocol";
-import { TerminalClient, type TerminalStatus } from "../src/terminal-client";
+import { MAX_TYPE_AHEAD_BYTES, TerminalClient, type TerminalStatus } from "../src/terminal-client";
 import { FakeNetwork, FakeTimers, bytes, noJitter } from "./fakes";
 
 const URL_ = "wss://berth.test/api/v1/workspaces/w1/terminal";
@@ -80,13 +80,52 @@ describe("terminal client", () => {
     assert.equal(t.status().you, "alice");
   });
 
-  it("drops input typed before the hello says what we may do", () => {
+  it("holds input typed before the hello and sends it, in order, once the hello allows typing", () => {
     const t = setup();
     t.client.start();
-    t.client.input("early");
+    t.client.input("ec");
     t.net.last.serverOpen();
-    t.client.input("still early");
+    t.client.input("ho hi\r");
+    assert.deepEqual(t.net.last.sentBinary, [], "nothing reaches the server before the hello");
+    assert.equal(t.status().ready, false);
+    t.net.last.serverJson(hello("peer"));
+    t.client.input("!");
+    const sent = t.net.last.sentBinary.map((b) => new TextDecoder().decode(b));
+    assert.deepEqual(sent, ["ec", "ho hi\r", "!"]);
+    assert.equal(t.status().ready, true);
+  });
+
+  it("throws away held input when the hello makes us a viewer", () => {
+    const t = setup();
+    t.client.start();
+    t.net.last.serverOpen();
+    t.client.input("rm -rf /\r");
+    t.net.last.serverJson(hello("viewer"));
     assert.deepEqual(t.net.last.sentBinary, []);
+  });
+
+  it("does not replay keys typed while the connection was lost", () => {
+    const t = connected("owner");
+    t.net.last.serverClose(1006, "");
+    assert.equal(t.status().connection.kind, "waiting");
+    t.client.input("typed into the void\r");
+    t.timers.advance(60_000);
+    t.net.last.serverOpen();
+    t.client.input("early on the new socket");
+    t.net.last.serverJson(hello("owner"));
+    const sent = t.net.last.sentBinary.map((b) => new TextDecoder().decode(b));
+    assert.deepEqual(sent, ["early on the new socket"]);
+  });
+
+  it("holds at most MAX_TYPE_AHEAD_BYTES before the hello", () => {
+    const t = setup();
+    t.client.start();
+    const chunk = "x".repeat(1024);
+    for (let i = 0; i < MAX_TYPE_AHEAD_BYTES / 1024 + 5; i++) t.client.input(chunk);
+    t.net.last.serverOpen();
+    t.net.last.serverJson(hello("owner"));
+    const total = t.net.last.sentBinary.reduce((n, b) => n + b.length, 0);
+    assert.equal(total, MAX_TYPE_AHEAD_BYTES);
   });
 
   it("sends resizes as JSON text frames, once per change", () => {
