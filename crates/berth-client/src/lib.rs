@@ -29,11 +29,11 @@ use berth_types::api::{
     UserList, UserView, WorkspaceList, WorkspaceQuery, WorkspaceView,
 };
 use berth_types::{ClientId, WorkspaceId};
-use http::Method;
 
 pub use berth_config::Template;
 pub use berth_types::api;
 pub use error::{ApiFailure, ClientError};
+pub use http::Method;
 pub use transport::{Client, RawResponse};
 
 /// `s` with everything but unreserved characters percent-encoded, for a path segment or a

@@ -1,4 +1,4 @@
-//! Client tokens: random UUIDs shown once, stored as SHA-256.
+//! Client tokens and the metrics token: random UUIDs shown once, stored as SHA-256.
 //!
 //! A token has 122 random bits, so a fast hash is enough: nobody can guess their way to a
 //! preimage, and checking a token on every API request must stay cheap.
@@ -65,6 +65,28 @@ impl Config {
             }
         }
         found.filter(|(user, _)| !user.disabled)
+    }
+}
+
+/// A fresh metrics token and its stored form.
+pub(crate) fn new_metrics_token() -> (Secret, String) {
+    let token = Uuid::new_v4().hyphenated().to_string();
+    let hash = hash_client_token(&token).unwrap_or_default();
+    (Secret::new(token), hash)
+}
+
+impl Config {
+    /// Whether `token` is the metrics token of main.yaml (compared in constant time). False
+    /// when none is set.
+    #[must_use]
+    pub fn is_metrics_token(&self, token: &str) -> bool {
+        match (
+            &self.main.security.metrics_token_hash,
+            hash_client_token(token),
+        ) {
+            (Some(stored), Some(hash)) => bool::from(stored.as_bytes().ct_eq(hash.as_bytes())),
+            _ => false,
+        }
     }
 }
 

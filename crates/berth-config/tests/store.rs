@@ -443,6 +443,98 @@ fn admin_credentials_are_updated_in_place() {
 }
 
 #[test]
+fn the_metrics_token_is_stored_hashed_and_keeps_main_yaml_comments() {
+    // The commented main.yaml that `berth serve` writes on first start.
+    let tmp = tempfile::tempdir().unwrap();
+    berth_config::init(tmp.path()).unwrap();
+    let store = ConfigStore::open(tmp.path()).unwrap();
+    let before = std::fs::read_to_string(tmp.path().join("main.yaml")).unwrap();
+    assert!(!store.load().unwrap().is_metrics_token("anything"));
+
+    let token = store.issue_metrics_token().unwrap();
+    let text = std::fs::read_to_string(tmp.path().join("main.yaml")).unwrap();
+    let config = store.load().unwrap();
+    let hash = config.main.security.metrics_token_hash.clone().unwrap();
+    assert_eq!(hash.len(), 64);
+    assert!(!text.contains(token.expose()), "only the hash is written");
+    assert!(config.is_metrics_token(token.expose()));
+    assert!(!config.is_metrics_token(&uuid::Uuid::new_v4().to_string()));
+    assert!(!config.is_metrics_token("not a token"));
+    // The default file's `null` is replaced; every comment stays.
+    assert_eq!(
+        text,
+        before.replace(
+            "  metrics_token_hash: null\n",
+            &format!("  metrics_token_hash: \"{hash}\"\n")
+        )
+    );
+
+    // A new token replaces the old one in place; removing it leaves `null`.
+    let second = store.issue_metrics_token().unwrap();
+    let config = store.load().unwrap();
+    assert!(config.is_metrics_token(second.expose()));
+    assert!(!config.is_metrics_token(token.expose()));
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("main.yaml"))
+            .unwrap()
+            .lines()
+            .count(),
+        before.lines().count()
+    );
+    assert!(store.remove_metrics_token().unwrap());
+    assert!(!store.remove_metrics_token().unwrap());
+    let config = store.load().unwrap();
+    assert_eq!(config.main.security.metrics_token_hash, None);
+    assert!(!config.is_metrics_token(second.expose()));
+    let text = std::fs::read_to_string(tmp.path().join("main.yaml")).unwrap();
+    assert_eq!(text, before);
+
+    // A hand-written security section without the key gets it as a new line, indented alike.
+    let dir = Dir::valid();
+    dir.write(
+        "main.yaml",
+        "security:\n    # Keep.\n    lockout_attempts: 3 # three\n",
+    );
+    let store = ConfigStore::open(dir.path()).unwrap();
+    let token = store.issue_metrics_token().unwrap();
+    let hash = on_disk(&dir).main.security.metrics_token_hash.unwrap();
+    assert_eq!(
+        dir.read("main.yaml"),
+        format!(
+            "security:\n    # Keep.\n    metrics_token_hash: \"{hash}\"\n    lockout_attempts: 3 # three\n"
+        )
+    );
+    assert!(on_disk(&dir).is_metrics_token(token.expose()));
+
+    // A main.yaml without a security section is rendered whole and still read back.
+    let dir = Dir::valid();
+    dir.write("main.yaml", "# Mine.\nlisten: 127.0.0.1:9000\n");
+    let store = ConfigStore::open(dir.path()).unwrap();
+    let token = store.issue_metrics_token().unwrap();
+    assert!(on_disk(&dir).is_metrics_token(token.expose()));
+    assert!(dir.read("main.yaml").starts_with("# Mine.\n"));
+}
+
+#[test]
+fn a_malformed_metrics_token_hash_is_an_error_with_its_line() {
+    let dir = Dir::valid();
+    for bad in ["\"ABC\"", "\"secret-in-clear\"", "12"] {
+        dir.write(
+            "main.yaml",
+            &format!("security:\n  metrics_token_hash: {bad}\n"),
+        );
+        common::assert_error(
+            &dir.errors(),
+            &[
+                "main.yaml:2",
+                "security.metrics_token_hash",
+                "64 lowercase hex",
+            ],
+        );
+    }
+}
+
+#[test]
 fn an_invalid_directory_is_not_changed() {
     let dir = Dir::valid();
     dir.write("containers.yaml", "templates:\n  - name: base\n");

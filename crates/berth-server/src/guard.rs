@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 
-use crate::auth::{Authentication, ClientIp, authenticate, require};
+use crate::auth::{Authentication, ClientIp, authenticate, bearer, require};
 use crate::error::ApiError;
 use crate::limits::{Class, Key};
 use crate::state::AppState;
@@ -27,6 +27,9 @@ pub(crate) enum Access {
     User,
     /// Admins.
     Admin,
+    /// Anyone while main.yaml sets no `security.metrics_token_hash`; with one, a caller who
+    /// sends that token as `Authorization: Bearer`.
+    Metrics,
 }
 
 /// Which budget a route spends.
@@ -62,9 +65,12 @@ pub(crate) async fn guard(
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0);
     let config = state.config.current();
     let authentication = match route.access {
-        Access::Public => Authentication::Anonymous,
+        Access::Public | Access::Metrics => Authentication::Anonymous,
         Access::User | Access::Admin => authenticate(&state, &config, req.headers()),
     };
+    let metrics_allowed = route.access != Access::Metrics
+        || config.main.security.metrics_token_hash.is_none()
+        || bearer(req.headers()).is_some_and(|token| config.is_metrics_token(token));
     let (class, key, per_minute) = {
         let security = &config.main.security;
         match (route.limit, &authentication) {
@@ -90,6 +96,11 @@ pub(crate) async fn guard(
             // The table's access rule holds even for a handler that forgot its extractor.
             let allowed = match route.access {
                 Access::Public => Ok(()),
+                Access::Metrics if metrics_allowed => Ok(()),
+                Access::Metrics => Err(ApiError::unauthenticated(
+                    "/metrics needs the metrics token: send Authorization: Bearer TOKEN \
+                     (made by `berth config metrics-token`)",
+                )),
                 Access::User => require(&authentication, false).map(drop),
                 Access::Admin => require(&authentication, true).map(drop),
             };

@@ -106,6 +106,12 @@ impl Route {
         self
     }
 
+    /// Anyone, or only holders of the metrics token once main.yaml sets one.
+    fn metrics_token(mut self) -> Self {
+        self.access = Access::Metrics;
+        self
+    }
+
     fn admin(mut self) -> Self {
         self.access = Access::Admin;
         self
@@ -154,7 +160,7 @@ pub(crate) fn table() -> Vec<Route> {
         .public()
         .text("text/plain"),
         get("/metrics", "Prometheus metrics", metrics::metrics)
-            .public()
+            .metrics_token()
             .text("text/plain; version=0.0.4"),
         get("/api/v1/openapi.json", "This document", openapi)
             .public()

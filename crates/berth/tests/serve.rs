@@ -337,3 +337,72 @@ fn serve_keeps_its_state_in_postgresql_when_told_to() {
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(15)).success());
 }
+
+#[test]
+fn a_metrics_token_made_by_the_cli_guards_metrics_after_a_reload() {
+    let home = tempfile::tempdir().unwrap();
+    let missing = common::berth()
+        .args(["config", "metrics-token", "--home"])
+        .arg(home.path().join("nowhere"))
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("berth serve writes a configuration"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+
+    let mut server = Server::start(home.path());
+    assert_eq!(server.get("/metrics").0, 200, "open until a token is made");
+    let output = common::berth()
+        .args(["config", "metrics-token", "--home"])
+        .arg(home.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert_eq!(token.len(), 36, "one UUID on stdout: {token:?}");
+    let main = fs::read_to_string(home.path().join("config/main.yaml")).unwrap();
+    assert!(!main.contains(&token), "main.yaml keeps only the hash");
+    assert!(
+        main.contains("# SHA-256 of the token /metrics asks for"),
+        "comments kept"
+    );
+
+    server.signal("HUP");
+    eventually(
+        Duration::from_secs(10),
+        "/metrics to ask for the token",
+        || server.get("/metrics").0 == 401,
+    );
+    let client = berth_client::Client::new(&server.url()).unwrap();
+    let scrape = |token: &str| {
+        let header = format!("Bearer {token}");
+        common::block_on(client.send(
+            berth_client::Method::GET,
+            "/metrics",
+            &[("authorization", header.as_str())],
+            "",
+        ))
+        .unwrap()
+    };
+    let answer = scrape(&token);
+    assert_eq!(answer.status, 200);
+    assert!(String::from_utf8_lossy(&answer.body).contains("berth_workspaces"));
+    assert_eq!(scrape("0b6c2c1e-0000-4000-8000-000000000000").status, 401);
+
+    let removed = common::berth()
+        .args(["config", "metrics-token", "--remove", "--home"])
+        .arg(home.path())
+        .output()
+        .unwrap();
+    assert!(removed.status.success());
+    assert!(removed.stdout.is_empty(), "no token printed");
+    server.signal("HUP");
+    eventually(Duration::from_secs(10), "/metrics to be open again", || {
+        server.get("/metrics").0 == 200
+    });
+    server.signal("TERM");
+    server.wait_exit(Duration::from_secs(10));
+}

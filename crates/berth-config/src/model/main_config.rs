@@ -212,6 +212,11 @@ pub struct Security {
     /// audit log see people, not the proxy. Empty (the default): the header is ignored.
     #[schemars(example = example_trusted_proxies())]
     pub trusted_proxies: Vec<IpNet>,
+    /// SHA-256 of the token `/metrics` asks for (64 lowercase hex digits), written by
+    /// `berth config metrics-token`. When set, a scraper must send `Authorization: Bearer
+    /// TOKEN`; unset (the default), `/metrics` answers anyone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_token_hash: Option<String>,
 }
 
 fn example_trusted_proxies() -> Vec<&'static str> {
@@ -229,6 +234,7 @@ impl Default for Security {
             ping_rate_per_minute: 60,
             api_rate_per_minute: 600,
             trusted_proxies: Vec::new(),
+            metrics_token_hash: None,
         }
     }
 }

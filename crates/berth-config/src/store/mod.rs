@@ -21,6 +21,7 @@ use crate::error::{ConfigError, ConfigErrors};
 use crate::load;
 use crate::model::{Admin, Config};
 use crate::passwords::PasswordError;
+use crate::secret::Secret;
 
 /// Which file a change writes (users.yaml also stands for `users.d/`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +148,23 @@ impl ConfigStore {
         self.transaction(Scope::Main, |config| {
             edit(&mut config.main.admin);
             Ok(config.main.admin.clone())
+        })
+    }
+
+    /// Makes a new metrics token, replacing any other, and returns it once; main.yaml keeps
+    /// only its SHA-256 (`security.metrics_token_hash`).
+    pub fn issue_metrics_token(&self) -> Result<Secret, StoreError> {
+        self.transaction(Scope::Main, |config| {
+            let (token, hash) = crate::tokens::new_metrics_token();
+            config.main.security.metrics_token_hash = Some(hash);
+            Ok(token)
+        })
+    }
+
+    /// Removes the metrics token: `/metrics` answers anyone again. True if there was one.
+    pub fn remove_metrics_token(&self) -> Result<bool, StoreError> {
+        self.transaction(Scope::Main, |config| {
+            Ok(config.main.security.metrics_token_hash.take().is_some())
         })
     }
 

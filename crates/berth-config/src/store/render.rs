@@ -2,8 +2,8 @@
 //!
 //! Files are rendered with `serde-saphyr` below the comment block that opens the existing file
 //! (or the default one), so the reference comments survive a save. main.yaml is mostly
-//! written by hands: when only the admin's credentials change, the two values are replaced in
-//! place and every comment stays.
+//! written by hands: when only the admin's credentials or the metrics token change, the values
+//! are replaced (or the token's line added) in place and every comment stays.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -15,7 +15,7 @@ use super::{Scope, StoreError};
 use crate::defaults;
 use crate::error::{ConfigError, ConfigErrors};
 use crate::load::{CONTAINERS, MAIN, OVERRIDES_DIR, Sources, USERS};
-use crate::model::{Admin, Config, MainConfig, Template, User};
+use crate::model::{Config, MainConfig, Template, User};
 use crate::yaml;
 
 /// The comment block that opens `text`, up to its last comment line.
@@ -69,47 +69,98 @@ struct ContainersOut<'a> {
     templates: &'a [Template],
 }
 
-/// main.yaml with `admin` changed: in place when the file has both admin values as plain
-/// one-line scalars, else rendered whole below its header.
+/// main.yaml after a change. Changes to the admin's credentials and the metrics token are
+/// made in place when the file allows it (see [`edit_main_in_place`]); anything else, or a file
+/// laid out otherwise, is rendered whole below its header.
 fn render_main(old_text: &str, old: &MainConfig, new: &MainConfig) -> Result<String, StoreError> {
-    let only_admin = MainConfig {
-        admin: old.admin.clone(),
-        ..new.clone()
-    } == *old;
-    if only_admin && let Some(text) = edit_admin_in_place(old_text, &new.admin) {
+    let mut rest = new.clone();
+    rest.admin = old.admin.clone();
+    rest.security
+        .metrics_token_hash
+        .clone_from(&old.security.metrics_token_hash);
+    if rest == *old
+        && let Some(text) = edit_main_in_place(old_text, old, new)
+    {
         return Ok(text);
     }
     render(MAIN, header(Some(old_text), defaults::header(MAIN)), new)
 }
 
-fn edit_admin_in_place(text: &str, admin: &Admin) -> Option<String> {
+/// Replaces the admin's values and sets `security.metrics_token_hash` in the text itself, so
+/// every comment stays. `None` when a value is not a one-line scalar, or the token's key is
+/// missing and `security` has no key to put it beside.
+fn edit_main_in_place(text: &str, old: &MainConfig, new: &MainConfig) -> Option<String> {
     let root = yaml::parse(MAIN, text).ok()?;
-    let node = root.get("admin")?;
-    let username = node.get("username")?.scalar()?;
-    let hash = node.get("password_hash")?.scalar()?;
-    let new_hash = admin.password_hash.as_ref()?;
-    let mut edits = [
-        (
+    // (start, end, replacement) in characters; start == end inserts.
+    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    if old.admin != new.admin {
+        let node = root.get("admin")?;
+        let username = node.get("username")?.scalar()?;
+        let hash = node.get("password_hash")?.scalar()?;
+        let new_hash = new.admin.password_hash.as_ref()?;
+        edits.push((
             username.start,
             username.end,
-            serde_json::to_string(admin.username.as_str()).ok()?,
-        ),
-        (
+            serde_json::to_string(new.admin.username.as_str()).ok()?,
+        ));
+        edits.push((
             hash.start,
             hash.end,
             serde_json::to_string(new_hash.as_str()).ok()?,
-        ),
-    ];
+        ));
+    }
+    let token = &new.security.metrics_token_hash;
+    if old.security.metrics_token_hash != *token {
+        let value = match token {
+            Some(hash) => serde_json::to_string(hash).ok()?,
+            None => "null".to_owned(),
+        };
+        let security = root.get("security")?;
+        match security.get("metrics_token_hash") {
+            Some(node) => {
+                // An empty value (`metrics_token_hash:`) has no span to replace.
+                let scalar = node.scalar().filter(|s| s.start < s.end)?;
+                edits.push((scalar.start, scalar.end, value));
+            }
+            None => {
+                // A new line above the section's first key, indented like it.
+                let yaml::Kind::Map(entries) = &security.kind else {
+                    return None;
+                };
+                let first = entries.first()?.0.scalar()?;
+                let line_start = text
+                    .chars()
+                    .take(first.start)
+                    .collect::<String>()
+                    .rfind('\n')
+                    .map_or(0, |i| i + 1);
+                let indent = byte_offset(text, first.start)? - line_start;
+                let indent = text.get(line_start..line_start + indent)?;
+                if !indent.chars().all(|c| c == ' ') {
+                    return None;
+                }
+                edits.push((
+                    first.start,
+                    first.start,
+                    format!("metrics_token_hash: {value}\n{indent}"),
+                ));
+            }
+        }
+    }
     edits.sort_by_key(|(start, ..)| std::cmp::Reverse(*start));
     let mut out = text.to_owned();
     for (start, end, replacement) in edits {
         let (start, mut end) = (byte_offset(&out, start)?, byte_offset(&out, end)?);
-        // The parser's span of a quoted scalar runs on over trailing blanks and comments.
-        if let Some(len) = quoted_len(out.get(start..)?) {
-            end = start + len;
-        }
-        // Only one-line scalars: a span that crosses a line is not a value we can swap.
-        if out.get(start..end)?.contains('\n') || start >= end {
+        if start < end {
+            // The parser's span of a quoted scalar runs on over trailing blanks and comments.
+            if let Some(len) = quoted_len(out.get(start..)?) {
+                end = start + len;
+            }
+            // Only one-line scalars: a span that crosses a line is not a value we can swap.
+            if out.get(start..end)?.contains('\n') {
+                return None;
+            }
+        } else if start > end {
             return None;
         }
         out.replace_range(start..end, &replacement);
@@ -303,20 +354,48 @@ mod tests {
     #[test]
     fn edits_admin_values_in_place() {
         let text = "# keep me\nadmin:\n  username: admin   # and me\n  password_hash: \"$old$\"\nlogging: {}\n";
-        let admin = Admin {
+        let old = MainConfig::default();
+        let mut new = MainConfig::default();
+        new.admin = crate::model::Admin {
             username: berth_types::Username::new("root.x").unwrap(),
             password_hash: Some(crate::PasswordHash::from_phc("$pbkdf2-sha256$i=1000,l=32$c2FsdHNhbHRzYWx0c2FsdA$MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI").unwrap()),
         };
-        let edited = edit_admin_in_place(text, &admin).unwrap();
+        let edited = edit_main_in_place(text, &old, &new).unwrap();
         assert_eq!(
             edited,
             "# keep me\nadmin:\n  username: \"root.x\"   # and me\n  password_hash: \"$pbkdf2-sha256$i=1000,l=32$c2FsdHNhbHRzYWx0c2FsdA$MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI\"\nlogging: {}\n"
         );
         assert_eq!(
-            edit_admin_in_place("admin:\n  username: a\n", &admin),
+            edit_main_in_place("admin:\n  username: a\n", &old, &new),
             None,
             "no hash to replace"
         );
+    }
+
+    #[test]
+    fn sets_the_metrics_token_in_place_or_declines() {
+        let old = MainConfig::default();
+        let mut new = MainConfig::default();
+        let hash = "ab".repeat(32);
+        new.security.metrics_token_hash = Some(hash.clone());
+        let edit = |text: &str| edit_main_in_place(text, &old, &new);
+        assert_eq!(
+            edit("security:\n  metrics_token_hash: null # here\n").unwrap(),
+            format!("security:\n  metrics_token_hash: \"{hash}\" # here\n")
+        );
+        assert_eq!(
+            edit("security:\n\t# tab\n  lockout_minutes: 5\n").unwrap(),
+            format!("security:\n\t# tab\n  metrics_token_hash: \"{hash}\"\n  lockout_minutes: 5\n")
+        );
+        // No place to put it, or no value to swap: the caller renders the file whole.
+        for text in [
+            "listen: 127.0.0.1:1\n",
+            "security: {}\n",
+            "security:\n  metrics_token_hash:\n",
+            "security: {lockout_minutes: 5}\n",
+        ] {
+            assert_eq!(edit(text), None, "{text:?}");
+        }
     }
 
     #[test]

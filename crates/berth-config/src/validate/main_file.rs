@@ -69,6 +69,11 @@ pub(crate) fn check_main(main: &MainConfig, at: &At<'_>, errors: &mut Vec<Config
         }
     }
     let security = &main.security;
+    if let Some(hash) = &security.metrics_token_hash
+        && let Some(problem) = super::token_hash_problem(hash)
+    {
+        errors.push(at.key("security").key("metrics_token_hash").error(problem));
+    }
     if security.session_idle > security.session_ttl {
         errors.push(at.key("security").key("session_idle").error(format!(
             "session_idle ({}) is longer than session_ttl ({})",

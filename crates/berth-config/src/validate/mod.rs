@@ -211,6 +211,12 @@ pub(crate) fn check_references(
     }
 }
 
+/// The stored form of a token (a client's or the metrics token): SHA-256, lowercase hex.
+pub(crate) fn token_hash_problem(hash: &str) -> Option<&'static str> {
+    let ok = hash.len() == 64 && hash.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f'));
+    (!ok).then_some("expected the SHA-256 of the token, 64 lowercase hex digits")
+}
+
 /// An absolute, normalized host path.
 pub(crate) fn host_path_problem(path: &Path) -> Option<String> {
     let text = path.to_string_lossy();

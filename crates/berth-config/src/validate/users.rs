@@ -63,16 +63,8 @@ pub(crate) fn check_users(
         );
         for (j, token) in user.client_tokens.iter().enumerate() {
             let at = at.key("client_tokens").index(j);
-            if token.hash.len() != 64
-                || !token
-                    .hash
-                    .chars()
-                    .all(|c| matches!(c, '0'..='9' | 'a'..='f'))
-            {
-                errors.push(
-                    at.key("hash")
-                        .error("expected the SHA-256 of the token, 64 lowercase hex digits"),
-                );
+            if let Some(problem) = super::token_hash_problem(&token.hash) {
+                errors.push(at.key("hash").error(problem));
             }
             if !token_ids.insert(token.id.as_uuid()) {
                 errors.push(

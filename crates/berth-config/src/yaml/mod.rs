@@ -8,4 +8,4 @@ mod tree;
 
 pub(crate) use de::from_node;
 pub(crate) use path::push_key;
-pub(crate) use tree::{Node, parse, truncate};
+pub(crate) use tree::{Kind, Node, parse, truncate};

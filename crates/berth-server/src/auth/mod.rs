@@ -163,6 +163,15 @@ fn credential(headers: &HeaderMap) -> Result<Option<Credential<'_>>, &'static st
     Ok(Some(Credential::Bearer(token)))
 }
 
+/// The bearer token of a well-formed `Authorization` header, for endpoints with their own
+/// token (`/metrics`).
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    match credential(headers) {
+        Ok(Some(Credential::Bearer(token))) => Some(token),
+        _ => None,
+    }
+}
+
 /// Resolves the request's credentials against `config`, the configuration in force.
 pub(crate) fn authenticate(
     state: &AppState,

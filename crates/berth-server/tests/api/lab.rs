@@ -234,3 +234,64 @@ async fn metrics_count_requests_by_route_and_show_workspaces_and_logins() {
         "concrete paths never become labels"
     );
 }
+
+#[tokio::test]
+async fn metrics_ask_for_the_metrics_token_once_one_is_set() {
+    let server = TestServer::builder()
+        .user("alice", "alice-password", &[])
+        .start()
+        .await;
+    let get = |headers: Vec<(&'static str, String)>| {
+        let client = server.client();
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            client
+                .send(Method::GET, "/metrics", &headers, "")
+                .await
+                .unwrap()
+        }
+    };
+    // No token in main.yaml: anyone may scrape.
+    assert_eq!(get(vec![]).await.status, 200);
+
+    let token = server.state.config_store.issue_metrics_token().unwrap();
+    server.state.config.reload().unwrap();
+    let bearer = |t: &str| vec![("authorization", format!("Bearer {t}"))];
+    let ok = get(bearer(token.expose())).await;
+    assert_eq!(ok.status, 200);
+    assert!(String::from_utf8_lossy(&ok.body).contains("berth_http_requests_total"));
+    // Missing, wrong, malformed, another scheme, two headers, a user's own credentials.
+    let login = server
+        .client()
+        .login("alice", "alice-password")
+        .await
+        .unwrap();
+    let jwt = login.token.expose().to_owned();
+    for headers in [
+        vec![],
+        bearer(&berth_types::ClientId::random().to_string()),
+        bearer(&token.expose().to_uppercase().replace('-', "")[..8]),
+        bearer(&format!("{} x", token.expose())),
+        vec![("authorization", format!("Basic {}", token.expose()))],
+        vec![
+            ("authorization", format!("Bearer {}", token.expose())),
+            ("authorization", "Bearer other".to_owned()),
+        ],
+        bearer(&jwt),
+        bearer(&"a".repeat(5000)),
+    ] {
+        let answer = get(headers.clone()).await;
+        assert_error(&answer, 401, "unauthenticated");
+        assert!(
+            answer.headers.contains_key("www-authenticate"),
+            "{headers:?}"
+        );
+        assert!(!String::from_utf8_lossy(&answer.body).contains("berth_"));
+    }
+
+    // Removed again: open again, as documented.
+    assert!(server.state.config_store.remove_metrics_token().unwrap());
+    server.state.config.reload().unwrap();
+    assert_eq!(get(vec![]).await.status, 200);
+}
