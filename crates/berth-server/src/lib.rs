@@ -65,14 +65,16 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves Berth on `listener` until `shutdown` completes, then stops accepting and drains open
-/// connections. The caller bounds how long the drain may take. Buffered client pings are
-/// written to the database every [`PING_FLUSH_INTERVAL`] meanwhile, and once more when the
-/// server has drained; a caller that gives up on the drain calls [`AppState::flush`] itself.
+/// connections. The caller bounds how long the drain may take. Web sessions saved by an
+/// earlier run are read first. Buffered client pings and web-session changes are written to
+/// the database every [`PING_FLUSH_INTERVAL`] meanwhile, and once more when the server has
+/// drained; a caller that gives up on the drain calls [`AppState::flush`] itself.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    state.load_sessions().await;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let housekeeping = tokio::spawn(state.clone().housekeeping(stopped));
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();

@@ -54,7 +54,7 @@ pub(crate) struct Shared {
     pub(crate) openapi: OnceLock<Bytes>,
     /// The counters of the terminal sessions open now.
     pub(crate) live: crate::terminal::Live,
-    /// Web sessions of the admin UI (in memory: a restart logs everyone out).
+    /// Web sessions of the admin UI, served from memory and written behind to the store.
     pub(crate) sessions: crate::auth::session::Sessions,
 }
 
@@ -94,10 +94,33 @@ impl AppState {
         }
     }
 
-    /// Writes buffered client pings to the database. [`crate::serve`] calls it periodically
-    /// and at shutdown.
+    /// Writes buffered client pings and web-session changes to the database.
+    /// [`crate::serve`] calls it periodically and at shutdown.
     pub async fn flush(&self) {
         self.shared.pings.flush(self.store.as_ref()).await;
+        self.shared.sessions.flush(self.store.as_ref()).await;
+    }
+
+    /// Reads the web sessions an earlier run saved, so its browsers stay logged in.
+    /// [`crate::serve`] calls it before it accepts connections.
+    pub(crate) async fn load_sessions(&self) {
+        let security = self.config.current().main.security.clone();
+        let loaded = self
+            .shared
+            .sessions
+            .load(
+                self.store.as_ref(),
+                security.session_idle.get(),
+                security.session_ttl.get(),
+            )
+            .await;
+        match loaded {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "web sessions restored"),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read saved web sessions; browsers log in again");
+            }
+        }
     }
 
     /// Periodic chores until `stop` turns true: flush pings, forget idle rate-limit buckets,

@@ -70,6 +70,18 @@ macro_rules! sql_store {
             })
         }
 
+        fn session_row(row: &$row) -> Result<WebSession, StoreError> {
+            Ok(WebSession {
+                id_hash: row.try_get("id_hash")?,
+                username: sql::username(row.try_get("username")?)?,
+                user_id: sessions::user_id(row.try_get("user_id")?)?,
+                password_fingerprint: row.try_get("password_fingerprint")?,
+                csrf: row.try_get("csrf")?,
+                created_at: get_time(row, "created_at")?,
+                last_seen: get_time(row, "last_seen")?,
+            })
+        }
+
         #[async_trait]
         impl Store for $store {
             fn backend(&self) -> &'static str {
@@ -444,6 +456,52 @@ macro_rules! sql_store {
                     .await?
                     .iter()
                     .map(recording_row)
+                    .collect()
+            }
+
+            async fn save_sessions(&self, saved: &[WebSession]) -> Result<(), StoreError> {
+                if saved.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = begin_write(&self.pool).await?;
+                for session in saved {
+                    sessions::check_hash(&session.id_hash)?;
+                    sqlx::query(sessions::SAVE_SESSION)
+                        .bind(&session.id_hash)
+                        .bind(session.username.as_str())
+                        .bind(session.user_id.map(|u| u.to_string()))
+                        .bind(&session.password_fingerprint)
+                        .bind(&session.csrf)
+                        .bind(ts(session.created_at)?)
+                        .bind(ts(session.last_seen)?)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn delete_sessions(&self, id_hashes: &[String]) -> Result<(), StoreError> {
+                if id_hashes.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = begin_write(&self.pool).await?;
+                for hash in id_hashes {
+                    sqlx::query(sessions::DELETE_SESSION)
+                        .bind(hash)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn list_sessions(&self) -> Result<Vec<WebSession>, StoreError> {
+                sqlx::query(sessions::LIST_SESSIONS)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(session_row)
                     .collect()
             }
 

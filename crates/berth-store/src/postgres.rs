@@ -24,8 +24,8 @@ use crate::tables::plan::{self, Bind};
 use crate::tables::schema::{Column, Kind};
 use crate::{
     Client, ClientPing, Member, MemberRole, NewAuditEntry, Recording, RecordingId, StateUpdate,
-    Store, StoreError, TableQuery, TableResult, Workspace, WorkspaceFilter, WorkspaceState,
-    members, recordings, sql, timestamp,
+    Store, StoreError, TableQuery, TableResult, WebSession, Workspace, WorkspaceFilter,
+    WorkspaceState, members, recordings, sessions, sql, timestamp,
 };
 
 type Query<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;

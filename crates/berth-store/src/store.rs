@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::{
     Client, ClientPing, Member, MemberRole, NewAuditEntry, Recording, RecordingId, StateUpdate,
-    StoreError, TableQuery, TableResult, Workspace, WorkspaceFilter, WorkspaceState,
+    StoreError, TableQuery, TableResult, WebSession, Workspace, WorkspaceFilter, WorkspaceState,
 };
 
 /// Berth's runtime state. Implemented by [`crate::SqliteStore`] and [`crate::PostgresStore`];
@@ -147,6 +147,16 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// A workspace's recordings, newest first (also after the workspace was deleted).
     async fn list_recordings(&self, workspace: WorkspaceId) -> Result<Vec<Recording>, StoreError>;
+
+    /// Saves web sessions in one transaction: new ones whole, known ones only their
+    /// `last_seen`.
+    async fn save_sessions(&self, sessions: &[WebSession]) -> Result<(), StoreError>;
+
+    /// Forgets web sessions by the SHA-256 of their ids; unknown ones are ignored.
+    async fn delete_sessions(&self, id_hashes: &[String]) -> Result<(), StoreError>;
+
+    /// Every stored web session, oldest first (expired ones too: expiry is the server's call).
+    async fn list_sessions(&self) -> Result<Vec<WebSession>, StoreError>;
 
     /// Closes the connections; later calls fail.
     async fn close(&self);

@@ -1,5 +1,5 @@
-//! The conformance suite, continued (`conformance.rs` has the first part): workspace members
-//! and recordings, each story once on a fresh SQLite file and once on a fresh PostgreSQL
+//! The conformance suite, continued (`conformance.rs` has the first part): workspace members,
+//! recordings and web sessions, each story once on a fresh SQLite file and once on a fresh PostgreSQL
 //! database. The PostgreSQL half needs `BERTH_TEST_POSTGRES_URL` (see `scripts/postgres.sh`)
 //! and fails without it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
@@ -7,10 +7,10 @@
 mod support;
 
 use berth_store::{
-    Member, MemberRole, Recording, RecordingId, StoreError, Workspace, WorkspaceState,
+    Member, MemberRole, Recording, RecordingId, StoreError, WebSession, Workspace, WorkspaceState,
     normalize_time,
 };
-use berth_types::{Username, WorkspaceId};
+use berth_types::{UserId, Username, WorkspaceId};
 use support::TestDb;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -43,6 +43,7 @@ stories!(
     members_go_with_their_workspace,
     recordings_are_indexed_per_workspace_and_outlive_it,
     hostile_recording_paths_are_refused,
+    web_sessions_are_saved_touched_listed_and_deleted,
 );
 
 const T0: OffsetDateTime = datetime!(2024-05-01 12:00 UTC);
@@ -320,4 +321,84 @@ async fn hostile_recording_paths_are_refused(db: &TestDb) {
         Err(StoreError::InvalidInput(_))
     ));
     assert!(store.list_recordings(ws).await.unwrap().is_empty());
+}
+
+fn web_session(hash_digit: char, name: &str, user_id: Option<UserId>, seconds: i64) -> WebSession {
+    WebSession {
+        id_hash: hash_digit.to_string().repeat(64),
+        username: user(name),
+        user_id,
+        password_fingerprint: format!("fp-{name}"),
+        csrf: format!("csrf-{name}-é"),
+        created_at: at(seconds),
+        last_seen: at(seconds),
+    }
+}
+
+async fn web_sessions_are_saved_touched_listed_and_deleted(db: &TestDb) {
+    let store = &db.store;
+    assert!(store.list_sessions().await.unwrap().is_empty());
+    let bob_id = UserId::random();
+    let admin = web_session('a', "admin", None, 5);
+    let bob = web_session('b', "bob", Some(bob_id), 1);
+    store
+        .save_sessions(&[admin.clone(), bob.clone()])
+        .await
+        .unwrap();
+    store.save_sessions(&[]).await.unwrap();
+    assert_eq!(
+        store.list_sessions().await.unwrap(),
+        [bob.clone(), admin.clone()],
+        "oldest first"
+    );
+
+    // Saving again moves the last use only: what the login fixed stays.
+    let touched = WebSession {
+        last_seen: at(90),
+        csrf: "changed".into(),
+        password_fingerprint: "changed".into(),
+        created_at: at(80),
+        ..bob.clone()
+    };
+    store.save_sessions(&[touched]).await.unwrap();
+    let listed = store.list_sessions().await.unwrap();
+    assert_eq!(
+        listed[0],
+        WebSession {
+            last_seen: at(90),
+            ..bob.clone()
+        }
+    );
+    assert_eq!(listed[0].user_id, Some(bob_id));
+    assert_eq!(listed[1].user_id, None);
+
+    // Unknown hashes are ignored; known ones go.
+    store
+        .delete_sessions(&[bob.id_hash.clone(), "c".repeat(64)])
+        .await
+        .unwrap();
+    store.delete_sessions(&[]).await.unwrap();
+    assert_eq!(
+        store.list_sessions().await.unwrap(),
+        std::slice::from_ref(&admin)
+    );
+
+    // Something that is not a hash is refused and nothing of the batch is written.
+    let bad = WebSession {
+        id_hash: "not-a-hash".into(),
+        ..web_session('d', "dave", None, 9)
+    };
+    let upper = WebSession {
+        id_hash: "A".repeat(64),
+        ..web_session('e', "eve", None, 9)
+    };
+    for hostile in [bad, upper] {
+        let fresh = web_session('f', "fred", None, 9);
+        let err = store.save_sessions(&[fresh, hostile]).await.unwrap_err();
+        assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+        assert_eq!(
+            store.list_sessions().await.unwrap(),
+            std::slice::from_ref(&admin)
+        );
+    }
 }

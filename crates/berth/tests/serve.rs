@@ -224,13 +224,24 @@ fn usage_errors_exit_with_status_2() {
 }
 
 /// A minimal HTTP/1.1 request: status code and body.
-#[allow(clippy::unwrap_used)] // a test helper: a panic is the failure report
 fn http_request(
     addr: std::net::SocketAddr,
     request: &str,
     headers: &str,
     body: &str,
 ) -> (u16, String) {
+    let (status, _, body) = http_exchange(addr, request, headers, body);
+    (status, body)
+}
+
+/// A minimal HTTP/1.1 request: status code, head (status line and headers) and body.
+#[allow(clippy::unwrap_used)] // a test helper: a panic is the failure report
+fn http_exchange(
+    addr: std::net::SocketAddr,
+    request: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String, String) {
     use std::io::Read;
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
@@ -249,11 +260,96 @@ fn http_request(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// The value of cookie `name` set by a response head.
+fn set_cookie(head: &str, name: &str) -> Option<String> {
+    head.lines()
+        .filter_map(|l| l.strip_prefix("set-cookie: "))
+        .find_map(|c| c.strip_prefix(&format!("{name}=")))
+        .map(|rest| rest.split(';').next().unwrap_or_default().to_owned())
+}
+
+/// The value of the hidden `_csrf` input of a page.
+fn form_token(body: &str) -> Option<String> {
+    let rest = &body[body.find("name=\"_csrf\" value=\"")? + 20..];
+    Some(rest[..rest.find('"')?].to_owned())
+}
+
+#[test]
+fn a_browser_stays_logged_in_across_a_restart() {
+    let home = tempfile::tempdir().unwrap();
+    let mut server = Server::start(home.path());
+    let password = server.printed_password().unwrap();
+    let origin = format!("Origin: http://{}\r\n", server.addr);
+
+    let (status, head, page) = http_exchange(server.addr, "GET /login", "", "");
+    assert_eq!(status, 200);
+    let pre = set_cookie(&head, "berth_login").expect("the login form's cookie");
+    let form = format!(
+        "_csrf={}&username=admin&password={}",
+        form_token(&page).unwrap(),
+        password
+            .bytes()
+            .map(|b| format!("%{b:02X}"))
+            .collect::<String>()
+    );
+    let (status, head, body) = http_exchange(
+        server.addr,
+        "POST /login",
+        &format!(
+            "{origin}Cookie: berth_login={pre}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        ),
+        &form,
+    );
+    assert_eq!(status, 303, "{head}\n{body}");
+    let session = set_cookie(&head, "berth_session").expect("a session cookie");
+    let cookie = format!("Cookie: berth_session={session}\r\n");
+    let (status, _, page) = http_exchange(server.addr, "GET /", &cookie, "");
+    assert_eq!(status, 200, "logged in");
+    let csrf = form_token(&page).unwrap();
+
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).success());
+    let database = fs::read(home.path().join("berth.db")).unwrap_or_default();
+    let wal = fs::read(home.path().join("berth.db-wal")).unwrap_or_default();
+    for bytes in [&database, &wal] {
+        assert!(
+            !bytes
+                .windows(session.len())
+                .any(|w| w == session.as_bytes()),
+            "the session id itself is never written"
+        );
+    }
+
+    let mut again = Server::start(home.path());
+    let (status, _, page) = http_exchange(again.addr, "GET /", &cookie, "");
+    assert_eq!(status, 200, "still logged in after the restart");
+    assert_eq!(form_token(&page).unwrap(), csrf, "with the same CSRF token");
+    let (status, _, _) = http_exchange(
+        again.addr,
+        "GET /",
+        "Cookie: berth_session=not-a-session\r\n",
+        "",
+    );
+    assert_eq!(status, 303, "a made-up cookie is nobody");
+
+    // Logging out is remembered across the next restart too.
+    let origin = format!("Origin: http://{}\r\n", again.addr);
+    let (status, head, _) = http_exchange(
+        again.addr,
+        "POST /logout",
+        &format!("{origin}{cookie}Content-Type: application/x-www-form-urlencoded\r\n"),
+        &format!("_csrf={csrf}"),
+    );
+    assert_eq!(status, 303, "{head}");
+    again.signal("TERM");
+    assert!(again.wait_exit(Duration::from_secs(10)).success());
+    let third = Server::start(home.path());
+    let (status, head, _) = http_exchange(third.addr, "GET /", &cookie, "");
+    assert_eq!(status, 303, "logged out for good: {head}");
 }
 
 #[test]

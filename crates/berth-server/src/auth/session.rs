@@ -1,21 +1,30 @@
 //! Server-side web sessions of the admin UI.
 //!
-//! A session is a 256-bit random id in a cookie, mapped in memory to who logged in and the
-//! session's CSRF token. Idle (`security.session_idle`) and absolute (`security.session_ttl`)
-//! expiry are enforced here, on the server, whatever the cookie says. The store is in memory
-//! on purpose: a restart logs everyone out, and nothing about a session ever reaches a file.
+//! A session is a 256-bit random id in a cookie, mapped to who logged in and the session's
+//! CSRF token. Idle (`security.session_idle`) and absolute (`security.session_ttl`) expiry are
+//! enforced here, on the server, whatever the cookie says.
+//!
+//! Sessions are served from memory and written behind to the database (new ones, deletions,
+//! and the last use at most once a minute each) by [`Sessions::flush`], which the server runs
+//! with the ping flush and at shutdown; [`Sessions::load`] reads them back at start-up, so a
+//! restart or an upgrade does not log every browser out. The database keeps only the SHA-256
+//! of an id: a copy of it logs nobody in. A session created moments before a crash (not yet
+//! flushed) is lost, and its browser logs in again.
 //!
 //! A session names the account as it was at login (id and password fingerprint): deleting
 //! and re-creating the user or changing their password ends it, as for login tokens.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use berth_types::UserId;
+use berth_store::{Store, WebSession};
+use berth_types::{UserId, Username};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 
 /// The session cookie's name over plain HTTP.
 pub(crate) const SESSION_COOKIE: &str = "berth_session";
@@ -92,6 +101,9 @@ pub(crate) fn same_secret(a: &str, b: &str) -> bool {
     a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// How stale the stored last use of a session may get before a request writes it again.
+const LAST_SEEN_WRITE_EVERY: time::Duration = time::Duration::minutes(1);
+
 /// One logged-in browser.
 #[derive(Clone)]
 pub(crate) struct Session {
@@ -101,8 +113,28 @@ pub(crate) struct Session {
     /// The password fingerprint at login.
     pub(crate) pwd: String,
     pub(crate) csrf: String,
-    created: Instant,
-    last_seen: Instant,
+    created: OffsetDateTime,
+    last_seen: OffsetDateTime,
+    /// The `last_seen` the database has (or will have once the pending save is written).
+    stored_seen: OffsetDateTime,
+}
+
+impl Session {
+    fn expired(&self, idle: Duration, ttl: Duration, now: OffsetDateTime) -> bool {
+        now - self.last_seen > idle || now - self.created > ttl
+    }
+
+    fn stored(&self, id_hash: &str) -> Option<WebSession> {
+        Some(WebSession {
+            id_hash: id_hash.to_owned(),
+            username: Username::new(&self.username).ok()?,
+            user_id: self.uid,
+            password_fingerprint: self.pwd.clone(),
+            csrf: self.csrf.clone(),
+            created_at: self.created,
+            last_seen: self.last_seen,
+        })
+    }
 }
 
 impl std::fmt::Debug for Session {
@@ -114,10 +146,32 @@ impl std::fmt::Debug for Session {
     }
 }
 
-/// The sessions in force, by id.
+/// What the database has not been told yet, by id hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    Save,
+    Delete,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// The sessions in force, by the SHA-256 of their id (as the database knows them).
+    by_hash: HashMap<String, Session>,
+    pending: HashMap<String, Pending>,
+}
+
+impl Inner {
+    fn drop_session(&mut self, hash: &str) {
+        if self.by_hash.remove(hash).is_some() {
+            self.pending.insert(hash.to_owned(), Pending::Delete);
+        }
+    }
+}
+
+/// The sessions in force.
 #[derive(Default)]
 pub(crate) struct Sessions {
-    by_id: Mutex<HashMap<String, Session>>,
+    inner: Mutex<Inner>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -126,9 +180,17 @@ impl std::fmt::Debug for Sessions {
     }
 }
 
+/// The SHA-256 of a session id, in hex: the key in memory and in the database.
+fn id_hash(id: &str) -> String {
+    Sha256::digest(id.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 impl Sessions {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
-        self.by_id
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -142,22 +204,34 @@ impl Sessions {
         pwd: String,
         replaces: Option<&str>,
     ) -> String {
+        self.create_at(username, uid, pwd, replaces, OffsetDateTime::now_utc())
+    }
+
+    fn create_at(
+        &self,
+        username: &str,
+        uid: Option<UserId>,
+        pwd: String,
+        replaces: Option<&str>,
+        now: OffsetDateTime,
+    ) -> String {
         let id = random_token();
-        let now = Instant::now();
-        let mut map = self.map();
+        let hash = id_hash(&id);
+        let mut inner = self.lock();
         if let Some(old) = replaces {
-            map.remove(old);
+            inner.drop_session(&id_hash(old));
         }
-        if map.len() >= MAX_SESSIONS
-            && let Some(oldest) = map
+        if inner.by_hash.len() >= MAX_SESSIONS
+            && let Some(oldest) = inner
+                .by_hash
                 .iter()
                 .min_by_key(|(_, s)| s.last_seen)
                 .map(|(k, _)| k.clone())
         {
-            map.remove(&oldest);
+            inner.drop_session(&oldest);
         }
-        map.insert(
-            id.clone(),
+        inner.by_hash.insert(
+            hash.clone(),
             Session {
                 username: username.to_owned(),
                 uid,
@@ -165,45 +239,149 @@ impl Sessions {
                 csrf: random_token(),
                 created: now,
                 last_seen: now,
+                stored_seen: now,
             },
         );
+        inner.pending.insert(hash, Pending::Save);
         id
     }
 
     /// The session `id`, if it has been used within `idle` and began within `ttl`; touches it.
     /// An expired session is removed.
     pub(crate) fn get(&self, id: &str, idle: Duration, ttl: Duration) -> Option<Session> {
-        self.get_at(id, idle, ttl, Instant::now())
+        self.get_at(id, idle, ttl, OffsetDateTime::now_utc())
     }
 
-    fn get_at(&self, id: &str, idle: Duration, ttl: Duration, now: Instant) -> Option<Session> {
-        let mut map = self.map();
-        let session = map.get_mut(id)?;
-        if now.duration_since(session.last_seen) > idle || now.duration_since(session.created) > ttl
-        {
-            map.remove(id);
+    fn get_at(
+        &self,
+        id: &str,
+        idle: Duration,
+        ttl: Duration,
+        now: OffsetDateTime,
+    ) -> Option<Session> {
+        let hash = id_hash(id);
+        let mut inner = self.lock();
+        let session = inner.by_hash.get_mut(&hash)?;
+        if session.expired(idle, ttl, now) {
+            inner.drop_session(&hash);
             return None;
         }
-        session.last_seen = now;
-        Some(session.clone())
+        session.last_seen = session.last_seen.max(now);
+        let found = session.clone();
+        if found.last_seen - found.stored_seen >= LAST_SEEN_WRITE_EVERY {
+            if let Some(session) = inner.by_hash.get_mut(&hash) {
+                session.stored_seen = found.last_seen;
+            }
+            inner.pending.entry(hash).or_insert(Pending::Save);
+        }
+        Some(found)
     }
 
     /// Ends the session `id`.
     pub(crate) fn remove(&self, id: &str) {
-        self.map().remove(id);
+        self.lock().drop_session(&id_hash(id));
     }
 
     /// Ends every session of `username` (deleted users).
     pub(crate) fn remove_user(&self, username: &str) {
-        self.map().retain(|_, s| s.username != username);
+        let mut inner = self.lock();
+        let theirs: Vec<String> = inner
+            .by_hash
+            .iter()
+            .filter(|(_, s)| s.username == username)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for hash in theirs {
+            inner.drop_session(&hash);
+        }
     }
 
     /// Forgets expired sessions.
     pub(crate) fn prune(&self, idle: Duration, ttl: Duration) {
-        let now = Instant::now();
-        self.map().retain(|_, s| {
-            now.duration_since(s.last_seen) <= idle && now.duration_since(s.created) <= ttl
-        });
+        let now = OffsetDateTime::now_utc();
+        let mut inner = self.lock();
+        let expired: Vec<String> = inner
+            .by_hash
+            .iter()
+            .filter(|(_, s)| s.expired(idle, ttl, now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for hash in expired {
+            inner.drop_session(&hash);
+        }
+    }
+
+    /// Reads the sessions an earlier run saved, keeping those still within `idle` and `ttl`
+    /// and deleting the rest from the database. Sessions made since start-up are kept.
+    pub(crate) async fn load(
+        &self,
+        store: &dyn Store,
+        idle: Duration,
+        ttl: Duration,
+    ) -> Result<usize, berth_store::StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let stored = store.list_sessions().await?;
+        let mut expired = Vec::new();
+        let mut inner = self.lock();
+        let mut loaded = 0;
+        for s in stored {
+            let session = Session {
+                username: s.username.to_string(),
+                uid: s.user_id,
+                pwd: s.password_fingerprint,
+                csrf: s.csrf,
+                created: s.created_at,
+                last_seen: s.last_seen,
+                stored_seen: s.last_seen,
+            };
+            if session.expired(idle, ttl, now) || inner.by_hash.len() >= MAX_SESSIONS {
+                expired.push(s.id_hash);
+            } else if !inner.pending.contains_key(&s.id_hash) {
+                inner.by_hash.entry(s.id_hash).or_insert(session);
+                loaded += 1;
+            }
+        }
+        for hash in expired {
+            inner.pending.insert(hash, Pending::Delete);
+        }
+        Ok(loaded)
+    }
+
+    /// Writes what changed since the last flush: new sessions, deletions, and last uses more
+    /// than a minute newer than the stored ones. On a database error the changes are kept for
+    /// the next flush.
+    pub(crate) async fn flush(&self, store: &dyn Store) {
+        let (saves, deletes, taken) = {
+            let mut inner = self.lock();
+            let taken = std::mem::take(&mut inner.pending);
+            let mut saves = Vec::new();
+            let mut deletes = Vec::new();
+            for (hash, change) in &taken {
+                match change {
+                    Pending::Delete => deletes.push(hash.clone()),
+                    Pending::Save => {
+                        if let Some(stored) = inner.by_hash.get(hash).and_then(|s| s.stored(hash)) {
+                            saves.push(stored);
+                        }
+                    }
+                }
+            }
+            (saves, deletes, taken)
+        };
+        if saves.is_empty() && deletes.is_empty() {
+            return;
+        }
+        let written = match store.delete_sessions(&deletes).await {
+            Ok(()) => store.save_sessions(&saves).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = written {
+            tracing::warn!(error = %err, "could not save web sessions; retrying later");
+            let mut inner = self.lock();
+            for (hash, change) in taken {
+                inner.pending.entry(hash).or_insert(change);
+            }
+        }
     }
 }
 
@@ -218,36 +396,25 @@ mod tests {
         assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len(), 32);
     }
 
+    const T0: OffsetDateTime = time::macros::datetime!(2026-01-01 12:00 UTC);
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
     #[test]
     fn idle_and_absolute_expiry() {
         let sessions = Sessions::default();
-        let id = sessions.create("ann", None, String::new(), None);
-        let t0 = Instant::now();
-        let (idle, ttl) = (Duration::from_secs(10), Duration::from_secs(25));
-        assert!(
-            sessions
-                .get_at(&id, idle, ttl, t0 + Duration::from_secs(8))
-                .is_some()
-        );
-        assert!(
-            sessions
-                .get_at(&id, idle, ttl, t0 + Duration::from_secs(16))
-                .is_some()
-        );
+        let id = sessions.create_at("ann", None, String::new(), None, T0);
+        let (idle, ttl) = (secs(10), secs(25));
+        assert!(sessions.get_at(&id, idle, ttl, T0 + secs(8)).is_some());
+        assert!(sessions.get_at(&id, idle, ttl, T0 + secs(16)).is_some());
         // Active, but older than the absolute limit.
-        assert!(
-            sessions
-                .get_at(&id, idle, ttl, t0 + Duration::from_secs(26))
-                .is_none()
-        );
+        assert!(sessions.get_at(&id, idle, ttl, T0 + secs(26)).is_none());
         // And gone for good.
-        assert!(sessions.get_at(&id, idle, ttl, t0).is_none());
-        let id = sessions.create("ann", None, String::new(), None);
-        assert!(
-            sessions
-                .get_at(&id, idle, ttl, t0 + Duration::from_secs(11))
-                .is_none()
-        );
+        assert!(sessions.get_at(&id, idle, ttl, T0).is_none());
+        let id = sessions.create_at("ann", None, String::new(), None, T0);
+        assert!(sessions.get_at(&id, idle, ttl, T0 + secs(11)).is_none());
     }
 
     #[test]
@@ -256,9 +423,111 @@ mod tests {
         let old = sessions.create("ann", None, String::new(), None);
         let new = sessions.create("ann", None, String::new(), Some(&old));
         assert_ne!(old, new);
-        let long = Duration::from_secs(60);
+        let long = secs(60);
         assert!(sessions.get(&old, long, long).is_none());
         assert!(sessions.get(&new, long, long).is_some());
+    }
+
+    async fn memory_store() -> std::sync::Arc<dyn Store> {
+        berth_store::open("sqlite::memory:").await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn sessions_outlive_a_restart_through_the_store_which_never_sees_an_id() {
+        let store = memory_store().await;
+        let before = Sessions::default();
+        let uid = UserId::random();
+        let ann = before.create("ann", Some(uid), "fp".into(), None);
+        let admin = before.create("admin", None, "fp-admin".into(), None);
+        let gone = before.create("bob", None, "fp".into(), None);
+        before.remove(&gone);
+        before.flush(store.as_ref()).await;
+        let stored = store.list_sessions().await.unwrap();
+        assert_eq!(stored.len(), 2);
+        for s in &stored {
+            assert_ne!(s.id_hash, ann);
+            assert_ne!(s.id_hash, admin);
+            assert!(![&ann, &admin].iter().any(|id| s.csrf.contains(id.as_str())));
+        }
+
+        // A new process: the same cookies still work, with the same CSRF tokens.
+        let after = Sessions::default();
+        let long = secs(3600);
+        assert_eq!(after.load(store.as_ref(), long, long).await.unwrap(), 2);
+        let found = after.get(&ann, long, long).unwrap();
+        assert_eq!(
+            (found.username.as_str(), found.uid, found.pwd.as_str()),
+            ("ann", Some(uid), "fp")
+        );
+        assert_eq!(found.csrf, before.get(&ann, long, long).unwrap().csrf);
+        assert!(after.get(&admin, long, long).unwrap().uid.is_none());
+        assert!(after.get(&gone, long, long).is_none());
+        assert!(after.get("planted", long, long).is_none());
+
+        // Logging out and deleting a user reach the database too.
+        after.remove(&ann);
+        after.remove_user("admin");
+        after.flush(store.as_ref()).await;
+        assert!(store.list_sessions().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn expired_sessions_are_not_loaded_and_leave_the_database() {
+        let store = memory_store().await;
+        let before = Sessions::default();
+        let old = before.create_at("ann", None, String::new(), None, T0);
+        let fresh = before.create("bob", None, String::new(), None);
+        before.flush(store.as_ref()).await;
+        let after = Sessions::default();
+        let day = secs(86_400);
+        assert_eq!(after.load(store.as_ref(), day, day).await.unwrap(), 1);
+        assert!(after.get(&old, day, day).is_none());
+        assert!(after.get(&fresh, day, day).is_some());
+        after.flush(store.as_ref()).await;
+        let stored = store.list_sessions().await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].username.as_str(), "bob");
+    }
+
+    #[tokio::test]
+    async fn the_last_use_is_written_at_most_once_a_minute() {
+        let store = memory_store().await;
+        let sessions = Sessions::default();
+        let id = sessions.create_at("ann", None, String::new(), None, T0);
+        sessions.flush(store.as_ref()).await;
+        let long = secs(86_400 * 365 * 100);
+        let stored_seen = |s: &[WebSession]| s[0].last_seen;
+        sessions.get_at(&id, long, long, T0 + secs(30)).unwrap();
+        assert!(sessions.lock().pending.is_empty(), "30 s: nothing to write");
+        sessions.get_at(&id, long, long, T0 + secs(61)).unwrap();
+        sessions.flush(store.as_ref()).await;
+        assert_eq!(
+            stored_seen(&store.list_sessions().await.unwrap()),
+            T0 + secs(61)
+        );
+        sessions.get_at(&id, long, long, T0 + secs(90)).unwrap();
+        sessions.flush(store.as_ref()).await;
+        assert_eq!(
+            stored_seen(&store.list_sessions().await.unwrap()),
+            T0 + secs(61)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_retried_by_the_next_flush() {
+        let broken = memory_store().await;
+        let sessions = Sessions::default();
+        let id = sessions.create("ann", None, String::new(), None);
+        broken.close().await;
+        sessions.flush(broken.as_ref()).await;
+        assert_eq!(sessions.lock().pending.len(), 1, "kept for later");
+        let store = memory_store().await;
+        sessions.flush(store.as_ref()).await;
+        assert!(sessions.lock().pending.is_empty());
+        let after = Sessions::default();
+        let long = secs(3600);
+        after.load(store.as_ref(), long, long).await.unwrap();
+        assert!(after.get(&id, long, long).is_some());
     }
 
     #[test]
