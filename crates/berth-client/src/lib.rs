@@ -24,14 +24,20 @@ mod error;
 mod transport;
 
 use berth_types::api::{
+    AddMember, ConnectAll, GridView, MemberList, MemberView, NewGrid, RecordingList, RecordingView,
+    SetPanes,
+};
+use berth_types::api::{
     ClientConfig, LoginRequest, LoginResponse, Monitor, NewTokenRequest, PingRequest, PingResponse,
     Secret, StartWorkspace, TableQuery, TableResult, TemplateList, TokenResponse, UserBody,
     UserList, UserView, WorkspaceList, WorkspaceQuery, WorkspaceView,
 };
-use berth_types::{ClientId, WorkspaceId};
 
 pub use berth_config::Template;
 pub use berth_types::api;
+pub use berth_types::{
+    ClientId, GridId, Layout, MemberRole, RecordingId, SessionRole, WorkspaceId,
+};
 pub use error::{ApiFailure, ClientError};
 pub use http::Method;
 pub use transport::{Client, RawResponse};
@@ -306,15 +312,18 @@ impl Client {
             .await
     }
 
-    /// `POST /api/v1/workspaces/{id}/members`: adds `username` as `peer` or `viewer` to a
-    /// shared workspace (its owner or an admin). Answers the member as JSON.
+    /// `POST /api/v1/workspaces/{id}/members`: adds `username` as a peer or viewer of a
+    /// shared workspace (its owner or an admin), or changes their role.
     pub async fn add_member(
         &self,
         id: WorkspaceId,
         username: &str,
-        role: &str,
-    ) -> Result<serde_json::Value, ClientError> {
-        let body = serde_json::json!({"username": username, "role": role});
+        role: MemberRole,
+    ) -> Result<MemberView, ClientError> {
+        let body = AddMember {
+            username: username.to_owned(),
+            role,
+        };
         self.json(
             Method::POST,
             &format!("/api/v1/workspaces/{id}/members"),
@@ -332,8 +341,8 @@ impl Client {
         .await
     }
 
-    /// `GET /api/v1/workspaces/{id}/members`: `{owner, members, connected}`.
-    pub async fn members(&self, id: WorkspaceId) -> Result<serde_json::Value, ClientError> {
+    /// `GET /api/v1/workspaces/{id}/members`: the owner, the members, and who is attached.
+    pub async fn members(&self, id: WorkspaceId) -> Result<MemberList, ClientError> {
         self.json(
             Method::GET,
             &format!("/api/v1/workspaces/{id}/members"),
@@ -343,66 +352,70 @@ impl Client {
     }
 
     /// `GET /api/v1/workspaces/{id}/recordings`: the recordings, newest first.
-    pub async fn recordings(&self, id: WorkspaceId) -> Result<Vec<serde_json::Value>, ClientError> {
-        let list: serde_json::Value = self
+    pub async fn recordings(&self, id: WorkspaceId) -> Result<Vec<RecordingView>, ClientError> {
+        let list: RecordingList = self
             .json(
                 Method::GET,
                 &format!("/api/v1/workspaces/{id}/recordings"),
                 None::<&()>,
             )
             .await?;
-        Ok(list["recordings"].as_array().cloned().unwrap_or_default())
+        Ok(list.recordings)
     }
 
     /// `GET /api/v1/recordings/{id}`: one recording's metadata.
-    pub async fn recording(&self, id: &str) -> Result<serde_json::Value, ClientError> {
+    pub async fn recording(&self, id: RecordingId) -> Result<RecordingView, ClientError> {
         self.json(
             Method::GET,
-            &format!("/api/v1/recordings/{}", encode(id)),
+            &format!("/api/v1/recordings/{id}"),
             None::<&()>,
         )
         .await
     }
 
     /// `GET /api/v1/recordings/{id}/cast`: the asciicast v2 file.
-    pub async fn recording_cast(&self, id: &str) -> Result<String, ClientError> {
-        self.text(
-            Method::GET,
-            &format!("/api/v1/recordings/{}/cast", encode(id)),
-        )
-        .await
+    pub async fn recording_cast(&self, id: RecordingId) -> Result<String, ClientError> {
+        self.text(Method::GET, &format!("/api/v1/recordings/{id}/cast"))
+            .await
     }
 
-    /// `POST /api/v1/grids`: a grid of `layout` (`single`, `grid2x2`, `grid1x3`, `grid2x1`).
+    /// `POST /api/v1/grids`: a grid of `layout` showing `panes`, pane 0 first.
     pub async fn create_grid(
         &self,
-        layout: &str,
+        layout: Layout,
         panes: &[WorkspaceId],
-    ) -> Result<serde_json::Value, ClientError> {
-        let body = serde_json::json!({"layout": layout, "panes": panes});
+    ) -> Result<GridView, ClientError> {
+        let body = NewGrid {
+            layout,
+            panes: panes.to_vec(),
+        };
         self.json(Method::POST, "/api/v1/grids", Some(&body)).await
     }
 
-    /// `PUT /api/v1/grids/{id}/panes`.
+    /// `PUT /api/v1/grids/{id}/panes`: other workspaces, and a new layout if given.
     pub async fn set_grid_panes(
         &self,
-        id: &str,
+        id: GridId,
+        layout: Option<Layout>,
         panes: &[WorkspaceId],
-    ) -> Result<serde_json::Value, ClientError> {
-        let body = serde_json::json!({"panes": panes});
+    ) -> Result<GridView, ClientError> {
+        let body = SetPanes {
+            layout,
+            panes: panes.to_vec(),
+        };
         self.json(
             Method::PUT,
-            &format!("/api/v1/grids/{}/panes", encode(id)),
+            &format!("/api/v1/grids/{id}/panes"),
             Some(&body),
         )
         .await
     }
 
-    /// `POST /api/v1/grids/{id}/connect-all`: `{ws_url, panes}`.
-    pub async fn connect_all(&self, id: &str) -> Result<serde_json::Value, ClientError> {
+    /// `POST /api/v1/grids/{id}/connect-all`: the grid's socket and each pane's state.
+    pub async fn connect_all(&self, id: GridId) -> Result<ConnectAll, ClientError> {
         self.json(
             Method::POST,
-            &format!("/api/v1/grids/{}/connect-all", encode(id)),
+            &format!("/api/v1/grids/{id}/connect-all"),
             None::<&()>,
         )
         .await

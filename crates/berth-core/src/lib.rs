@@ -28,11 +28,11 @@ mod sweep;
 mod terminal;
 mod workspaces;
 
+pub use berth_types::SessionRole;
 pub use bridge::{AttachRequest, TerminalSession, Terminals};
 pub use error::WorkspaceError;
 pub use events::WorkspaceEvent;
 pub use live_config::LiveConfig;
-pub use members::SessionRole;
 pub use plan::{Persistence, Plan, Policy, StartOptions};
 pub use policy::{
     ConfigPolicy, SpecLimits, allowed_templates, network_mode, role_of, template_spec,

@@ -6,60 +6,12 @@
 //! Admins are not members either; they may attach to any workspace as a peer (they can stop or
 //! delete it anyway, so typing is no escalation) and every attach is audited.
 
-use std::fmt;
-
 use berth_store::{Member, MemberRole, StoreError, Workspace};
-use berth_types::{Role, Username, WorkspaceId};
-use serde::{Deserialize, Serialize};
+use berth_types::{Role, SessionRole, Username, WorkspaceId};
 use time::OffsetDateTime;
 
 use crate::plan::{Persistence, Plan};
 use crate::{WorkspaceError, Workspaces};
-
-/// What someone attached to a terminal may do; ordered from least to most.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SessionRole {
-    /// Sees the terminal; input and resizes are dropped by the server.
-    Viewer,
-    /// Sees the terminal and types into it.
-    Peer,
-    /// The workspace's owner.
-    Owner,
-}
-
-impl SessionRole {
-    /// Whether input (and resizes) from this role reach the terminal.
-    #[must_use]
-    pub fn may_type(self) -> bool {
-        self != Self::Viewer
-    }
-
-    /// The name on the wire: `owner`, `peer` or `viewer`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Viewer => "viewer",
-            Self::Peer => "peer",
-            Self::Owner => "owner",
-        }
-    }
-}
-
-impl fmt::Display for SessionRole {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl From<MemberRole> for SessionRole {
-    fn from(role: MemberRole) -> Self {
-        match role {
-            MemberRole::Peer => Self::Peer,
-            MemberRole::Viewer => Self::Viewer,
-        }
-    }
-}
 
 impl Workspaces {
     /// Adds `username` to a workspace of a shared template as `role`, or changes their role;

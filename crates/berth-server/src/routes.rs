@@ -10,9 +10,10 @@ use axum::response::IntoResponse;
 use axum::routing::{self, MethodRouter};
 use berth_config::Template;
 use berth_types::api::{
-    ClientConfig, ErrorBody, LoginRequest, LoginResponse, Monitor, NewTokenRequest, PingRequest,
-    PingResponse, StartWorkspace, TableQuery, TableResult, TemplateList, TokenResponse, UserBody,
-    UserList, UserView, WorkspaceList, WorkspaceQuery, WorkspaceView,
+    AddMember, ClientConfig, ConnectAll, ErrorBody, GridView, LoginRequest, LoginResponse,
+    MemberList, MemberView, Monitor, NewGrid, NewTokenRequest, PingRequest, PingResponse,
+    RecordingList, RecordingView, SetPanes, StartWorkspace, TableQuery, TableResult, TemplateList,
+    TokenResponse, UserBody, UserList, UserView, WorkspaceList, WorkspaceQuery, WorkspaceView,
 };
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
@@ -319,14 +320,14 @@ pub(crate) fn table() -> Vec<Route> {
             "Members of a shared workspace and who is connected now",
             members::list,
         )
-        .returns::<members::MemberList>(200),
+        .returns::<MemberList>(200),
         post(
             "/api/v1/workspaces/{id}/members",
             "Add a member to a shared workspace (owner or admin)",
             members::add,
         )
-        .body::<members::AddMember>()
-        .returns::<members::MemberView>(201),
+        .body::<AddMember>()
+        .returns::<MemberView>(201),
         delete(
             "/api/v1/workspaces/{id}/members/{name}",
             "Remove a member (owner or admin)",
@@ -337,13 +338,13 @@ pub(crate) fn table() -> Vec<Route> {
             "Recordings of a workspace's terminal sessions, newest first (owner or admin)",
             recordings::list,
         )
-        .returns::<recordings::RecordingList>(200),
+        .returns::<RecordingList>(200),
         get(
             "/api/v1/recordings/{id}",
             "A recording's metadata (owner or admin)",
             recordings::get,
         )
-        .returns::<recordings::RecordingView>(200),
+        .returns::<RecordingView>(200),
         get(
             "/api/v1/recordings/{id}/cast",
             "A recording as an asciicast v2 file (owner or admin)",
@@ -351,21 +352,21 @@ pub(crate) fn table() -> Vec<Route> {
         )
         .text("application/x-asciicast"),
         post("/api/v1/grids", "Make a terminal grid", grids::create)
-            .body::<grids::NewGrid>()
-            .returns::<grids::GridView>(201),
+            .body::<NewGrid>()
+            .returns::<GridView>(201),
         put(
             "/api/v1/grids/{id}/panes",
             "Set a grid's layout and panes",
             grids::set_panes,
         )
-        .body::<grids::SetPanes>()
-        .returns::<grids::GridView>(200),
+        .body::<SetPanes>()
+        .returns::<GridView>(200),
         post(
             "/api/v1/grids/{id}/connect-all",
             "A grid's socket URL and the state of each pane",
             grids::connect_all,
         )
-        .returns::<grids::ConnectAll>(200),
+        .returns::<ConnectAll>(200),
         get(
             "/api/v1/grids/{id}/ws",
             "A grid's panes over one socket (WebSocket upgrade; Origin checked)",

@@ -7,8 +7,9 @@ mod common;
 use std::time::Duration;
 
 use berth_client::Client;
-use berth_types::WorkspaceId;
-use berth_types::api::StartWorkspace;
+use berth_types::MemberRole::{Peer, Viewer};
+use berth_types::api::{PaneState, StartWorkspace};
+use berth_types::{Layout, SessionRole, WorkspaceId};
 use common::{TestServer, assert_api_error};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -216,7 +217,7 @@ async fn echo_resize_and_the_recording_of_a_session() {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let recording = loop {
         let list = alice.recordings(ws.id).await.unwrap();
-        if let Some(r) = list.iter().find(|r| !r["ended_at"].is_null()) {
+        if let Some(r) = list.iter().find(|r| r.ended_at.is_some()) {
             break r.clone();
         }
         assert!(
@@ -225,9 +226,10 @@ async fn echo_resize_and_the_recording_of_a_session() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let id = recording["id"].as_str().unwrap();
-    assert_eq!(recording["owner"], "alice");
-    assert_eq!(recording["username"], "alice");
+    let id = recording.id;
+    assert_eq!(recording.owner.as_str(), "alice");
+    assert_eq!(recording.username.as_str(), "alice");
+    assert_eq!(recording.cast_url, format!("/api/v1/recordings/{id}/cast"));
     let cast = alice.recording_cast(id).await.unwrap();
     let header: Value = serde_json::from_str(cast.lines().next().unwrap()).unwrap();
     assert_eq!(header["version"], 2);
@@ -246,13 +248,14 @@ async fn echo_resize_and_the_recording_of_a_session() {
         raw.headers.get("content-type").unwrap(),
         "application/x-asciicast"
     );
-    assert_eq!(alice.recording(id).await.unwrap()["id"], id);
+    assert_eq!(alice.recording(id).await.unwrap(), recording);
     assert_api_error(bob.recording(id).await, 404, "not_found");
     assert_api_error(bob.recording_cast(id).await, 404, "not_found");
     assert_api_error(bob.recordings(ws.id).await, 404, "not_found");
     let admin = server.admin().await;
     assert_eq!(admin.recording_cast(id).await.unwrap(), cast);
-    assert_api_error(alice.recording("not-a-uuid").await, 400, "bad_path");
+    let malformed = common::send_json(&alice, "GET", "/api/v1/recordings/not-a-uuid", "").await;
+    common::assert_error(&malformed, 400, "bad_path");
 }
 
 #[tokio::test]
@@ -271,25 +274,28 @@ async fn a_shared_session_has_peers_and_viewers() {
     let ws = alice.start_workspace(&start("pair")).await.unwrap();
 
     // Only the owner (or an admin) manages members; bob cannot add himself.
-    assert_api_error(bob.add_member(ws.id, "bob", "peer").await, 404, "not_found");
-    alice.add_member(ws.id, "bob", "peer").await.unwrap();
-    alice.add_member(ws.id, "carol", "viewer").await.unwrap();
+    assert_api_error(bob.add_member(ws.id, "bob", Peer).await, 404, "not_found");
+    let added = alice.add_member(ws.id, "bob", Peer).await.unwrap();
+    assert_eq!((added.username.as_str(), added.role), ("bob", Peer));
+    assert_eq!(added.added_by.as_str(), "alice");
+    alice.add_member(ws.id, "carol", Viewer).await.unwrap();
     assert_api_error(
-        alice.add_member(ws.id, "nobody", "peer").await,
+        alice.add_member(ws.id, "nobody", Peer).await,
         422,
         "invalid",
     );
-    assert_api_error(
-        alice.add_member(ws.id, "bob", "owner").await,
-        422,
-        "invalid_body",
-    );
+    let members = format!("/api/v1/workspaces/{}/members", ws.id);
+    for body in [
+        r#"{"username": "bob", "role": "owner"}"#,
+        r#"{"username": "bob", "role": "Peer"}"#,
+        r#"{"username": "bob"}"#,
+        r#"{"username": "bob", "role": "peer", "admin": true}"#,
+    ] {
+        let refused = common::send_json(&alice, "POST", &members, body).await;
+        common::assert_error(&refused, 422, "invalid_body");
+    }
     let solo = alice.start_workspace(&start("solo")).await.unwrap();
-    assert_api_error(
-        alice.add_member(solo.id, "bob", "peer").await,
-        422,
-        "invalid",
-    );
+    assert_api_error(alice.add_member(solo.id, "bob", Peer).await, 422, "invalid");
 
     let mut owner = Term::open(&server, ws.id, &alice_token).await;
     let mut peer = Term::open(&server, ws.id, &bob_token).await;
@@ -308,14 +314,21 @@ async fn a_shared_session_has_peers_and_viewers() {
     assert!(!owner.output.contains("viewer-typed-7"), "{}", owner.output);
 
     let members = bob.members(ws.id).await.unwrap();
-    let connected: Vec<&str> = members["connected"]
-        .as_array()
-        .unwrap()
+    let connected: Vec<(&str, SessionRole)> = members
+        .connected
         .iter()
-        .map(|c| c["username"].as_str().unwrap())
+        .map(|c| (c.username.as_str(), c.role))
         .collect();
-    assert_eq!(connected, ["alice", "bob", "carol"], "{members}");
-    assert_eq!(members["members"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        connected,
+        [
+            ("alice", SessionRole::Owner),
+            ("bob", SessionRole::Peer),
+            ("carol", SessionRole::Viewer)
+        ]
+    );
+    assert_eq!(members.owner.as_str(), "alice");
+    assert_eq!(members.members.len(), 2);
 
     // The owner may watch as a viewer, too.
     let mut watching = Term::open_path(
@@ -342,7 +355,7 @@ async fn a_shared_session_has_peers_and_viewers() {
 
     // Another role: carol's viewer terminal closes with 1012 (reconnect) and she comes back
     // as a peer whose typing counts.
-    alice.add_member(ws.id, "carol", "peer").await.unwrap();
+    alice.add_member(ws.id, "carol", Peer).await.unwrap();
     let (message, code) = refusal(viewer.ws).await;
     assert_eq!(code, CloseCode::from(1012), "{message}");
     let mut carol = Term::open(&server, ws.id, &carol_token).await;
@@ -350,7 +363,7 @@ async fn a_shared_session_has_peers_and_viewers() {
     carol.type_("echo carol-typed-$((4+4))\r").await;
     owner.expect("carol-typed-8").await;
     // Re-adding with the same role leaves her terminal alone.
-    alice.add_member(ws.id, "carol", "peer").await.unwrap();
+    alice.add_member(ws.id, "carol", Peer).await.unwrap();
 
     // An account deleted by an admin: its terminals end as logged out (4401), at once.
     let admin = server.admin().await;
@@ -393,8 +406,8 @@ async fn origins_are_checked_before_upgrading() {
     let hello = term.next().await.unwrap().unwrap();
     assert!(hello.to_text().unwrap().contains("\"hello\""));
     // Grids: the same rule.
-    let grid = alice.create_grid("single", &[ws.id]).await.unwrap();
-    let grid_path = format!("/api/v1/grids/{}/ws", grid["id"].as_str().unwrap());
+    let grid = alice.create_grid(Layout::Single, &[ws.id]).await.unwrap();
+    let grid_path = format!("/api/v1/grids/{}/ws", grid.id);
     match connect(
         &server,
         &grid_path,
@@ -526,18 +539,37 @@ async fn pages_and_assets() {
         assert_eq!(again.status, 304, "{asset}");
     }
     // Grids: made, filled, listed for connecting; another user's is a 404.
-    let grid = alice.create_grid("grid2x1", &[ws.id]).await.unwrap();
-    let id = grid["id"].as_str().unwrap();
+    let grid = alice.create_grid(Layout::Grid2x1, &[ws.id]).await.unwrap();
+    let id = grid.id;
+    assert_eq!(
+        (grid.layout, grid.owner.as_str()),
+        (Layout::Grid2x1, "alice")
+    );
+    assert_eq!(grid.page_url, format!("/g/{id}"));
     let all = alice.connect_all(id).await.unwrap();
-    assert_eq!(all["ws_url"], format!("/api/v1/grids/{id}/ws"));
-    assert_eq!(all["panes"][0]["state"], "ready");
+    assert_eq!(all.ws_url, format!("/api/v1/grids/{id}/ws"));
+    assert_eq!(all.panes[0].state, PaneState::Ready);
+    assert_eq!(all.panes[0].title, "alice@base");
     assert_api_error(bob.connect_all(id).await, 404, "not_found");
-    assert_api_error(bob.create_grid("single", &[ws.id]).await, 404, "not_found");
     assert_api_error(
-        alice.set_grid_panes(id, &[ws.id, ws.id, ws.id]).await,
+        bob.create_grid(Layout::Single, &[ws.id]).await,
+        404,
+        "not_found",
+    );
+    assert_api_error(
+        alice.set_grid_panes(id, None, &[ws.id, ws.id, ws.id]).await,
         422,
         "invalid",
     );
+    let wider = alice
+        .set_grid_panes(id, Some(Layout::Grid1x3), &[ws.id, ws.id, ws.id])
+        .await
+        .unwrap();
+    assert_eq!((wider.layout, wider.panes.len()), (Layout::Grid1x3, 3));
+    alice
+        .set_grid_panes(id, Some(Layout::Grid2x1), &[ws.id])
+        .await
+        .unwrap();
     let grid_page = alice
         .send("GET".parse().unwrap(), &format!("/g/{id}"), &[], "")
         .await

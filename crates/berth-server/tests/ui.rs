@@ -554,7 +554,9 @@ async fn the_home_page_lists_workspaces_shared_with_you() {
     let bob = login(&server, "bob", "bob-password-1", "").await;
     let home = send(&server, "GET", "/", &bob.cookie, None, &[]).await;
     assert!(!home.body.contains("Shared with me"), "nothing shared yet");
-    ann.add_member(workspace.id, "bob", "viewer").await.unwrap();
+    ann.add_member(workspace.id, "bob", berth_types::MemberRole::Viewer)
+        .await
+        .unwrap();
     let home = send(&server, "GET", "/", &bob.cookie, None, &[]).await;
     assert!(home.body.contains("Shared with me"), "{}", home.body);
     assert!(

@@ -2,50 +2,10 @@
 //! templates), each as a `peer` (types) or a `viewer` (watches). The owner is never a member:
 //! ownership lives on the workspace row.
 
-use std::fmt;
-use std::str::FromStr;
-
+pub use berth_types::MemberRole;
 use berth_types::{Username, WorkspaceId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-
-/// What a member may do in a workspace's terminal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum MemberRole {
-    /// Sees the terminal and types into it.
-    Peer,
-    /// Sees the terminal; the server drops whatever it sends.
-    Viewer,
-}
-
-impl MemberRole {
-    /// The name stored in the database and used on the wire.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Peer => "peer",
-            Self::Viewer => "viewer",
-        }
-    }
-}
-
-impl fmt::Display for MemberRole {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for MemberRole {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Self::Peer, Self::Viewer]
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("unknown member role {s:?}: expected peer or viewer"))
-    }
-}
 
 /// One member of one workspace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,71 +4,14 @@
 //! foreign key to `workspaces` and keeps the workspace's owner itself: who may see it does not
 //! depend on a workspace row that may be gone.
 
-use std::fmt;
 use std::path::{Component, Path};
-use std::str::FromStr;
 
+pub use berth_types::RecordingId;
 use berth_types::{Username, WorkspaceId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::StoreError;
-
-/// A recording's id.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RecordingId(Uuid);
-
-impl RecordingId {
-    /// A new random id.
-    #[must_use]
-    pub fn random() -> Self {
-        Self(Uuid::new_v4())
-    }
-
-    /// The id as a UUID.
-    #[must_use]
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
-
-impl From<Uuid> for RecordingId {
-    fn from(value: Uuid) -> Self {
-        Self(value)
-    }
-}
-
-impl FromStr for RecordingId {
-    type Err = uuid::Error;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::parse_str(s).map(Self)
-    }
-}
-
-impl fmt::Display for RecordingId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.hyphenated().fmt(f)
-    }
-}
-
-impl fmt::Debug for RecordingId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RecordingId({})", self.0.hyphenated())
-    }
-}
-
-impl schemars::JsonSchema for RecordingId {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "RecordingId".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({ "type": "string", "format": "uuid" })
-    }
-}
 
 /// One recorded terminal session.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

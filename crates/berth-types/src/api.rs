@@ -12,6 +12,7 @@ mod auth;
 mod errors;
 mod lab;
 mod tables;
+mod terminals;
 mod users;
 mod workspaces;
 
@@ -23,6 +24,10 @@ pub use lab::{
     UserLimits,
 };
 pub use tables::{FilterOp, SortKey, TableFilter, TableQuery, TableResult};
+pub use terminals::{
+    AddMember, ConnectAll, ConnectedView, GridView, MemberList, MemberView, NewGrid, PaneState,
+    PaneStatus, RecordingList, RecordingView, SetPanes,
+};
 pub use users::{ClientTokenView, UserBody, UserList, UserView};
 pub use workspaces::{
     StartWorkspace, WorkspaceList, WorkspaceQuery, WorkspaceState, WorkspaceView,

@@ -77,6 +77,14 @@ uuid_id!(
     /// One installation of the `berth` CLI or agent.
     ClientId
 );
+uuid_id!(
+    /// One recorded terminal session.
+    RecordingId
+);
+uuid_id!(
+    /// A grid: up to four terminals on one page.
+    GridId
+);
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,9 @@
 
 pub mod api;
 mod ids;
+mod terminal;
 mod user;
 
-pub use ids::{ClientId, UserId, WorkspaceId};
+pub use ids::{ClientId, GridId, RecordingId, UserId, WorkspaceId};
+pub use terminal::{Layout, MemberRole, SessionRole};
 pub use user::{Role, Username, UsernameError};

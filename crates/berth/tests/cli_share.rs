@@ -108,8 +108,13 @@ fn members_join_by_id_and_recordings_are_listed_and_downloaded() {
         both(&output)
     );
 
-    // Bad input: neither a workspace nor --cast, or --viewer without a user.
-    for args in [&["recordings"][..], &["share", "pair", "--viewer"][..]] {
+    // Bad input: neither a workspace nor --cast, --viewer without a user, an id that is not
+    // one.
+    for args in [
+        &["recordings"][..],
+        &["share", "pair", "--viewer"][..],
+        &["recordings", "--cast", "../../etc/passwd"][..],
+    ] {
         let usage = alice.run(args);
         assert_eq!(usage.status.code(), Some(2), "{args:?}: {}", both(&usage));
     }

@@ -2,79 +2,17 @@
 //! memory: a grid is a view, cheap to make again, and is gone after a restart.
 
 use std::collections::HashMap;
-use std::fmt;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
+pub use berth_types::{GridId, Layout};
 use berth_types::{Username, WorkspaceId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::workspaces::lock;
 
 /// How many grids one user may have at once (they live in memory).
 pub const MAX_GRIDS_PER_USER: usize = 32;
-
-/// A grid's id.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct GridId(Uuid);
-
-impl GridId {
-    /// A new random id.
-    #[must_use]
-    pub fn random() -> Self {
-        Self(Uuid::new_v4())
-    }
-}
-
-impl FromStr for GridId {
-    type Err = uuid::Error;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::parse_str(s).map(Self)
-    }
-}
-
-impl fmt::Display for GridId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.hyphenated().fmt(f)
-    }
-}
-
-impl fmt::Debug for GridId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "GridId({})", self.0.hyphenated())
-    }
-}
-
-/// How panes are arranged: `ROWSxCOLUMNS`, panes numbered row by row from the top left.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Layout {
-    /// One pane.
-    Single,
-    /// Two rows of two.
-    Grid2x2,
-    /// One row of three.
-    Grid1x3,
-    /// Two panes stacked.
-    Grid2x1,
-}
-
-impl Layout {
-    /// How many panes the layout has.
-    #[must_use]
-    pub fn panes(self) -> usize {
-        match self {
-            Self::Single => 1,
-            Self::Grid2x2 => 4,
-            Self::Grid1x3 => 3,
-            Self::Grid2x1 => 2,
-        }
-    }
-}
 
 /// One grid.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

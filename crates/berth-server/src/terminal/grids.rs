@@ -3,93 +3,20 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use berth_core::bridge::{Grid, GridError, GridId, Layout};
+use berth_core::bridge::{Grid, GridError, GridId};
 use berth_types::WorkspaceId;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use berth_types::api::{ConnectAll, GridView, NewGrid, PaneState, PaneStatus, SetPanes};
 
 use crate::auth::{AuthUser, Caller};
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
 use crate::state::AppState;
 
-/// A layout, `ROWSxCOLUMNS`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum LayoutBody {
-    Single,
-    Grid2x2,
-    Grid1x3,
-    Grid2x1,
-}
-
-impl From<LayoutBody> for Layout {
-    fn from(layout: LayoutBody) -> Self {
-        match layout {
-            LayoutBody::Single => Self::Single,
-            LayoutBody::Grid2x2 => Self::Grid2x2,
-            LayoutBody::Grid1x3 => Self::Grid1x3,
-            LayoutBody::Grid2x1 => Self::Grid2x1,
-        }
-    }
-}
-
-/// `POST /api/v1/grids`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewGrid {
-    layout: LayoutBody,
-    /// Workspaces, pane 0 first (at most the layout's panes).
-    #[serde(default)]
-    panes: Vec<WorkspaceId>,
-}
-
-/// `PUT /api/v1/grids/{id}/panes`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SetPanes {
-    /// A new layout (default: keep it).
-    layout: Option<LayoutBody>,
-    /// Workspaces, pane 0 first.
-    panes: Vec<WorkspaceId>,
-}
-
-/// A grid.
-#[derive(Debug, Serialize, JsonSchema)]
-pub(crate) struct GridView {
-    #[schemars(with = "String")]
-    id: GridId,
-    owner: String,
-    #[schemars(with = "String")]
-    layout: Layout,
-    panes: Vec<WorkspaceId>,
-    /// The grid's page.
-    page_url: String,
-}
-
-/// One pane as `connect-all` sees it.
-#[derive(Debug, Serialize, JsonSchema)]
-pub(crate) struct PaneStatus {
-    pane: usize,
-    workspace: WorkspaceId,
-    /// `ready` (running, and yours to use), `not-running` or `not-found`.
-    state: &'static str,
-    title: String,
-}
-
-/// `POST /api/v1/grids/{id}/connect-all`.
-#[derive(Debug, Serialize, JsonSchema)]
-pub(crate) struct ConnectAll {
-    /// The grid's socket, relative to the server.
-    ws_url: String,
-    panes: Vec<PaneStatus>,
-}
-
 fn view(grid: Grid) -> GridView {
     GridView {
         page_url: format!("/g/{}", grid.id),
         id: grid.id,
-        owner: grid.owner.to_string(),
+        owner: grid.owner,
         layout: grid.layout,
         panes: grid.panes,
     }
@@ -134,7 +61,7 @@ pub(crate) async fn create(
     let grid = state
         .terminals
         .grids()
-        .create_grid(&caller.username, body.layout.into(), body.panes)
+        .create_grid(&caller.username, body.layout, body.panes)
         .map_err(grid_error)?;
     Ok((StatusCode::CREATED, Json(view(grid))))
 }
@@ -147,7 +74,7 @@ pub(crate) async fn set_panes(
 ) -> Result<Json<GridView>, ApiError> {
     let grid = owned(&state, &caller, id)?;
     check_panes(&state, &caller, &body.panes).await?;
-    let layout = body.layout.map_or(grid.layout, Layout::from);
+    let layout = body.layout.unwrap_or(grid.layout);
     let grid = state
         .terminals
         .grids()
@@ -173,14 +100,15 @@ pub(crate) async fn connect_all(
                     .ok()
                     .flatten();
                 match role {
-                    None => ("not-found", String::new()),
-                    Some(_) if ws.state != berth_store::WorkspaceState::Running => {
-                        ("not-running", format!("{}@{}", ws.owner, ws.template))
-                    }
-                    Some(_) => ("ready", format!("{}@{}", ws.owner, ws.template)),
+                    None => (PaneState::NotFound, String::new()),
+                    Some(_) if ws.state != berth_store::WorkspaceState::Running => (
+                        PaneState::NotRunning,
+                        format!("{}@{}", ws.owner, ws.template),
+                    ),
+                    Some(_) => (PaneState::Ready, format!("{}@{}", ws.owner, ws.template)),
                 }
             }
-            Err(_) => ("not-found", String::new()),
+            Err(_) => (PaneState::NotFound, String::new()),
         };
         panes.push(PaneStatus {
             pane,

@@ -6,12 +6,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use berth_core::SessionRole;
 use berth_core::bridge::{Revocation, close};
-use berth_store::{Member, MemberRole, Workspace};
+use berth_store::{Member, Workspace};
+use berth_types::api::{AddMember, ConnectedView, MemberList, MemberView};
 use berth_types::{Username, WorkspaceId};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
-use time::OffsetDateTime;
 
 use crate::audit::Audit;
 use crate::auth::{AuthUser, Caller, ClientIp};
@@ -19,64 +17,11 @@ use crate::error::ApiError;
 use crate::extract::{Json, Path};
 use crate::state::AppState;
 
-/// What a member may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum MemberRoleBody {
-    /// Types into the terminal.
-    Peer,
-    /// Watches only.
-    Viewer,
-}
-
-/// `POST /api/v1/workspaces/{id}/members`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AddMember {
-    /// An existing user.
-    username: String,
-    /// `peer` or `viewer`.
-    role: MemberRoleBody,
-}
-
-/// One member.
-#[derive(Debug, Serialize, JsonSchema)]
-pub(crate) struct MemberView {
-    username: String,
-    role: MemberRoleBody,
-    added_by: String,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String", extend("format" = "date-time"))]
-    added_at: OffsetDateTime,
-}
-
-/// Someone attached to the terminal now.
-#[derive(Debug, Serialize, JsonSchema)]
-pub(crate) struct ConnectedView {
-    username: String,
-    /// `owner`, `peer` or `viewer`.
-    role: String,
-}
-
-/// `GET /api/v1/workspaces/{id}/members`.
-#[derive(Debug, Serialize, JsonSchema)]
-pub(crate) struct MemberList {
-    /// The workspace's owner.
-    owner: String,
-    /// Stored members (the owner is not one).
-    members: Vec<MemberView>,
-    /// Who is attached to the terminal now, owner first.
-    connected: Vec<ConnectedView>,
-}
-
 fn view(member: Member) -> MemberView {
     MemberView {
-        username: member.username.to_string(),
-        role: match member.role {
-            MemberRole::Peer => MemberRoleBody::Peer,
-            MemberRole::Viewer => MemberRoleBody::Viewer,
-        },
-        added_by: member.added_by.to_string(),
+        username: member.username,
+        role: member.role,
+        added_by: member.added_by,
         added_at: member.added_at,
     }
 }
@@ -114,10 +59,7 @@ pub(crate) async fn add(
         return Err(ApiError::invalid(format!("there is no user {username}")));
     }
     drop(config);
-    let role = match body.role {
-        MemberRoleBody::Peer => MemberRole::Peer,
-        MemberRoleBody::Viewer => MemberRole::Viewer,
-    };
+    let role = body.role;
     let member = state
         .workspaces
         .add_member(id, &username, role, &caller.username)
@@ -218,12 +160,12 @@ pub(crate) async fn list(
         .connected(id)
         .into_iter()
         .map(|c| ConnectedView {
-            username: c.username.to_string(),
-            role: c.role.as_str().to_owned(),
+            username: c.username,
+            role: c.role,
         })
         .collect();
     Ok(Json(MemberList {
-        owner: ws.owner.to_string(),
+        owner: ws.owner,
         members: members.into_iter().map(view).collect(),
         connected,
     }))

@@ -9,9 +9,7 @@ use axum::response::{IntoResponse, Response};
 use berth_core::{RecordingError, RecordingFile};
 use berth_store::{Recording, RecordingId};
 use berth_types::WorkspaceId;
-use schemars::JsonSchema;
-use serde::Serialize;
-use time::OffsetDateTime;
+use berth_types::api::{RecordingList, RecordingView};
 use tokio::io::AsyncReadExt;
 
 use crate::auth::{AuthUser, Caller};
@@ -19,43 +17,13 @@ use crate::error::ApiError;
 use crate::extract::{Json, Path};
 use crate::state::AppState;
 
-/// One recording's metadata.
-#[derive(Debug, Serialize, JsonSchema)]
-pub(crate) struct RecordingView {
-    #[schemars(with = "String")]
-    id: RecordingId,
-    workspace: WorkspaceId,
-    /// The workspace's owner, who may watch it.
-    owner: String,
-    /// Who attached.
-    username: String,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String", extend("format" = "date-time"))]
-    started_at: OffsetDateTime,
-    /// Empty while the session runs (or if the server stopped without finishing it).
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
-    ended_at: Option<OffsetDateTime>,
-    bytes: u64,
-    width: u16,
-    height: u16,
-    /// Where to download the asciicast file.
-    cast_url: String,
-}
-
-/// A workspace's recordings, newest first.
-#[derive(Debug, Serialize, JsonSchema)]
-pub(crate) struct RecordingList {
-    recordings: Vec<RecordingView>,
-}
-
 fn view(r: Recording) -> RecordingView {
     RecordingView {
         cast_url: format!("/api/v1/recordings/{}/cast", r.id),
         id: r.id,
         workspace: r.workspace,
-        owner: r.owner.to_string(),
-        username: r.username.to_string(),
+        owner: r.owner,
+        username: r.username,
         started_at: r.started_at,
         ended_at: r.ended_at,
         bytes: r.bytes,

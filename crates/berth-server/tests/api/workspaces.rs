@@ -1,5 +1,6 @@
 //! Workspaces through the API, on the real Docker Engine.
 
+use berth_types::MemberRole;
 use berth_types::api::{StartWorkspace, WorkspaceQuery, WorkspaceState};
 use http::Method;
 
@@ -244,8 +245,12 @@ async fn deleting_an_account_takes_its_workspaces_volumes_and_memberships_with_i
     let admin = server.admin().await;
     let kept = alice.start_workspace(&start("keep")).await.unwrap();
     let pair = bob.start_workspace(&start("pair")).await.unwrap();
-    bob.add_member(pair.id, "alice", "peer").await.unwrap();
-    bob.add_member(pair.id, "carol", "viewer").await.unwrap();
+    bob.add_member(pair.id, "alice", MemberRole::Peer)
+        .await
+        .unwrap();
+    bob.add_member(pair.id, "carol", MemberRole::Viewer)
+        .await
+        .unwrap();
     // What is shared with alice: bob's workspace, not her own.
     let shared = WorkspaceQuery {
         shared: true,
@@ -289,13 +294,12 @@ async fn deleting_an_account_takes_its_workspaces_volumes_and_memberships_with_i
     assert!(volumes().is_empty(), "alice's persistent volume is gone");
     assert_api_error(admin.workspace(kept.id).await, 404, "not_found");
     let members = bob.members(pair.id).await.unwrap();
-    let names: Vec<&str> = members["members"]
-        .as_array()
-        .unwrap()
+    let names: Vec<&str> = members
+        .members
         .iter()
-        .map(|m| m["username"].as_str().unwrap())
+        .map(|m| m.username.as_str())
         .collect();
-    assert_eq!(names, ["carol"], "{members}");
+    assert_eq!(names, ["carol"], "{members:?}");
     assert_api_error(admin.delete_user("alice").await, 404, "not_found");
     // bob's workspace is untouched.
     assert_eq!(
@@ -308,6 +312,6 @@ async fn deleting_an_account_takes_its_workspaces_volumes_and_memberships_with_i
     let renamed = send_json(&admin, "PUT", "/api/v1/users/carol", rename).await;
     assert_eq!(renamed.status, 200, "{renamed:?}");
     let members = bob.members(pair.id).await.unwrap();
-    assert_eq!(members["members"][0]["username"], "caroline", "{members}");
-    assert_eq!(members["members"][0]["role"], "viewer", "{members}");
+    assert_eq!(members.members[0].username.as_str(), "caroline");
+    assert_eq!(members.members[0].role, MemberRole::Viewer);
 }

@@ -118,6 +118,12 @@ fn visible_len(text: &str) -> usize {
     len
 }
 
+/// `value` as indented JSON, for `--json`.
+pub fn pretty_json<T: serde::Serialize>(value: &T) -> Result<String, super::errors::CliError> {
+    serde_json::to_string_pretty(value)
+        .map_err(|e| super::errors::CliError::new(format!("cannot encode the answer as JSON: {e}")))
+}
+
 /// `90s` → `1m`, `3h` → `3h`, `2d` → `2d`: how long ago, coarsely.
 pub fn age(since: OffsetDateTime, now: OffsetDateTime) -> String {
     let secs = u64::try_from((now - since).whole_seconds()).unwrap_or(0);

@@ -123,9 +123,7 @@ async fn fetch() -> Result<ExitCode, CliError> {
 fn show(args: &ShowArgs) -> Result<ExitCode, CliError> {
     let cached = load_cache()?;
     if args.json {
-        let json = serde_json::to_string_pretty(&cached)
-            .map_err(|e| CliError::new(format!("cannot encode the configuration: {e}")))?;
-        println!("{json}");
+        println!("{}", super::output::pretty_json(&cached)?);
         return Ok(ExitCode::SUCCESS);
     }
     let style = Style::stdout();

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use serde_json::Value;
+use berth_client::api::{MemberList, RecordingView};
+use berth_client::{MemberRole, RecordingId, SessionRole};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::Session;
 use super::errors::CliError;
@@ -49,7 +49,11 @@ pub async fn share(args: ShareArgs) -> Result<ExitCode, CliError> {
             );
         }
         (Some(user), false) => {
-            let role = if args.viewer { "viewer" } else { "peer" };
+            let role = if args.viewer {
+                MemberRole::Viewer
+            } else {
+                MemberRole::Peer
+            };
             client
                 .add_member(workspace.id, &user, role)
                 .await
@@ -67,7 +71,7 @@ pub async fn share(args: ShareArgs) -> Result<ExitCode, CliError> {
                 .await
                 .map_err(|e| session.fail(&e))?;
             if args.json {
-                println!("{members:#}");
+                println!("{}", output::pretty_json(&members)?);
             } else {
                 print!("{}", members_table(Style::stdout(), &members));
             }
@@ -77,33 +81,32 @@ pub async fn share(args: ShareArgs) -> Result<ExitCode, CliError> {
 }
 
 /// The owner and the members, each with their role and whether they are connected now.
-fn members_table(style: Style, members: &Value) -> String {
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-    let connected: Vec<String> = members["connected"]
-        .as_array()
-        .map(|c| c.iter().map(|c| text(&c["username"])).collect())
-        .unwrap_or_default();
+fn members_table(style: Style, members: &MemberList) -> String {
     let now = |name: &str| {
-        if connected.iter().any(|c| c == name) {
+        if members
+            .connected
+            .iter()
+            .any(|c| c.username.as_str() == name)
+        {
             style.green("connected")
         } else {
             String::new()
         }
     };
-    let owner = text(&members["owner"]);
+    let owner = members.owner.as_str();
     let mut rows = vec![vec![
-        owner.clone(),
-        "owner".to_owned(),
+        owner.to_owned(),
+        SessionRole::Owner.to_string(),
         String::new(),
-        now(&owner),
+        now(owner),
     ]];
-    for member in members["members"].as_array().into_iter().flatten() {
-        let name = text(&member["username"]);
+    for member in &members.members {
+        let name = member.username.as_str();
         rows.push(vec![
-            name.clone(),
-            text(&member["role"]),
-            text(&member["added_by"]),
-            now(&name),
+            name.to_owned(),
+            member.role.to_string(),
+            member.added_by.to_string(),
+            now(name),
         ]);
     }
     output::table(style, &["USER", "ROLE", "ADDED BY", "NOW"], &rows)
@@ -117,7 +120,7 @@ pub struct RecordingsArgs {
     workspace: Option<String>,
     /// Download this recording as an asciicast v2 file (play it with `asciinema play`).
     #[arg(long, value_name = "ID")]
-    cast: Option<String>,
+    cast: Option<RecordingId>,
     /// Where to write the downloaded file (default: standard output).
     #[arg(short, long, value_name = "FILE", requires = "cast")]
     output: Option<PathBuf>,
@@ -128,7 +131,7 @@ pub struct RecordingsArgs {
 
 pub async fn recordings(args: RecordingsArgs) -> Result<ExitCode, CliError> {
     let session = Session::open()?;
-    if let Some(id) = &args.cast {
+    if let Some(id) = args.cast {
         let cast = session
             .client
             .recording_cast(id)
@@ -151,7 +154,7 @@ pub async fn recordings(args: RecordingsArgs) -> Result<ExitCode, CliError> {
         .await
         .map_err(|e| session.fail(&e))?;
     if args.json {
-        println!("{:#}", Value::Array(recordings));
+        println!("{}", output::pretty_json(&recordings)?);
     } else if recordings.is_empty() {
         println!("No recordings of {} yet.", short(workspace.id));
     } else {
@@ -161,29 +164,21 @@ pub async fn recordings(args: RecordingsArgs) -> Result<ExitCode, CliError> {
 }
 
 /// Newest first: id, who, when, how long, how big.
-fn recordings_table(style: Style, recordings: &[Value]) -> String {
+fn recordings_table(style: Style, recordings: &[RecordingView]) -> String {
     let now = OffsetDateTime::now_utc();
-    let time = |v: &Value| {
-        v.as_str()
-            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
-    };
     let rows: Vec<Vec<String>> = recordings
         .iter()
         .map(|r| {
-            let started = time(&r["started_at"]);
-            let length = match (started, time(&r["ended_at"])) {
-                (Some(from), Some(to)) => output::age(from, to),
-                (Some(_), None) => "running".to_owned(),
-                _ => String::new(),
+            let length = match r.ended_at {
+                Some(end) => output::age(r.started_at, end),
+                None => "running".to_owned(),
             };
             vec![
-                r["id"].as_str().unwrap_or_default().to_owned(),
-                r["username"].as_str().unwrap_or_default().to_owned(),
-                started.map_or_else(String::new, |s| format!("{} ago", output::age(s, now))),
+                r.id.to_string(),
+                r.username.to_string(),
+                format!("{} ago", output::age(r.started_at, now)),
                 length,
-                r["bytes"]
-                    .as_u64()
-                    .map_or_else(String::new, |b| b.to_string()),
+                r.bytes.to_string(),
             ]
         })
         .collect();
