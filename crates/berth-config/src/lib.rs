@@ -68,8 +68,8 @@ pub use error::{ConfigError, ConfigErrors};
 pub use init::{InitialAdmin, init};
 pub use load::MAX_FILE_BYTES;
 pub use model::{
-    Admin, BindMount, ClientToken, Config, ContainersFile, Logging, MainConfig, Persist, Runtime,
-    Security, Template, Tls, User, UserOverrides, UsersFile, Volume,
+    Admin, BindMount, ClientToken, Config, ContainersFile, Logging, MainConfig, Persist,
+    Recordings, Runtime, Security, Template, Tls, User, UserOverrides, UsersFile, Volume,
 };
 pub use passwords::{
     MAX_PASSWORD_CHARS, PasswordError, PasswordHash, Verification, hash_password, verify_password,
@@ -79,4 +79,4 @@ pub use secret::Secret;
 pub use store::users::NewUser;
 pub use store::{ConfigStore, StoreError, check, clean_stray_temp_files};
 pub use tokens::{IssuedToken, hash_client_token, verify_client_token};
-pub use units::{HumanDuration, IpNet, Memory};
+pub use units::{DiskSize, HumanDuration, IpNet, Memory};

@@ -45,45 +45,96 @@ impl FromStr for Memory {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        let bad = || {
-            format!("expected a size such as \"512m\" or \"1g\" (from 16m to 256g), found {text:?}")
-        };
-        let lower = text.trim().to_ascii_lowercase();
-        let digits_end = lower
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(lower.len());
-        let (digits, unit) = lower.split_at(digits_end);
-        let unit = unit
-            .strip_suffix("ib")
-            .or_else(|| unit.strip_suffix('b'))
-            .unwrap_or(unit);
-        let factor = match unit {
-            "" => 1,
-            _ => {
-                UNITS
-                    .iter()
-                    .find(|(u, _)| unit.len() == 1 && unit.starts_with(*u))
-                    .ok_or_else(bad)?
-                    .1
-            }
-        };
-        let number: u64 = digits.parse().map_err(|_| bad())?;
-        let bytes = number.checked_mul(factor).ok_or_else(bad)?;
-        if !(Self::MIN..=Self::MAX).contains(&bytes) {
-            return Err(format!(
-                "a memory limit is from 16m to 256g, found {text:?}"
-            ));
+        parse_size(text, "a memory limit", "16m", "256g", Self::MIN..=Self::MAX).map(Self)
+    }
+}
+
+/// Bytes from `text` (a whole number with an optional unit), within `range`, whose ends are
+/// written `low` and `high` in messages about `what`.
+fn parse_size(
+    text: &str,
+    what: &str,
+    low: &str,
+    high: &str,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, String> {
+    let bad = || {
+        format!("expected a size such as \"512m\" or \"1g\" (from {low} to {high}), found {text:?}")
+    };
+    let lower = text.trim().to_ascii_lowercase();
+    let digits_end = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(digits_end);
+    let unit = unit
+        .strip_suffix("ib")
+        .or_else(|| unit.strip_suffix('b'))
+        .unwrap_or(unit);
+    let factor = match unit {
+        "" => 1,
+        _ => {
+            UNITS
+                .iter()
+                .find(|(u, _)| unit.len() == 1 && unit.starts_with(*u))
+                .ok_or_else(bad)?
+                .1
         }
-        Ok(Self(bytes))
+    };
+    let number: u64 = digits.parse().map_err(|_| bad())?;
+    let bytes = number.checked_mul(factor).ok_or_else(bad)?;
+    if !range.contains(&bytes) {
+        return Err(format!("{what} is from {low} to {high}, found {text:?}"));
+    }
+    Ok(bytes)
+}
+
+fn format_size(bytes: u64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match UNITS.iter().find(|(_, size)| bytes.is_multiple_of(*size)) {
+        Some((unit, size)) => write!(f, "{}{unit}", bytes / size),
+        None => write!(f, "{bytes}"),
+    }
+}
+
+/// An amount of disk space such as `20g` or `1t`, in the units of [`Memory`], from 1m to
+/// 1024t.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DiskSize(u64);
+
+impl DiskSize {
+    /// The smallest size accepted.
+    pub const MIN: u64 = KIB * KIB;
+    /// The largest size accepted.
+    pub const MAX: u64 = 1024 * KIB.pow(4);
+
+    /// The size in bytes.
+    #[must_use]
+    pub fn bytes(self) -> u64 {
+        self.0
+    }
+
+    /// For defaults written in code, which are in range.
+    pub(crate) const fn from_bytes_unchecked(bytes: u64) -> Self {
+        Self(bytes)
+    }
+}
+
+impl FromStr for DiskSize {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        parse_size(text, "a disk size", "1m", "1024t", Self::MIN..=Self::MAX).map(Self)
+    }
+}
+
+impl fmt::Display for DiskSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        format_size(self.0, f)
     }
 }
 
 impl fmt::Display for Memory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match UNITS.iter().find(|(_, size)| self.0.is_multiple_of(*size)) {
-            Some((unit, size)) => write!(f, "{}{unit}", self.0 / size),
-            None => write!(f, "{}", self.0),
-        }
+        format_size(self.0, f)
     }
 }
 
@@ -212,6 +263,11 @@ string_type!(
     Memory,
     "^[0-9]+([kKmMgGtT]([iI]?[bB])?|[bB])?$",
     "A size such as \"512m\" or \"1g\" (units k, m, g, t are powers of 1024), from 16m to 256g."
+);
+string_type!(
+    DiskSize,
+    "^[0-9]+([kKmMgGtT]([iI]?[bB])?|[bB])?$",
+    "An amount of disk space such as \"20g\" or \"1t\" (units k, m, g, t are powers of 1024), from 1m to 1024t."
 );
 string_type!(
     HumanDuration,
@@ -421,6 +477,20 @@ mod tests {
         );
         assert!("257g".parse::<Memory>().is_err());
         assert!("256g".parse::<Memory>().is_ok());
+    }
+
+    #[test]
+    fn disk_sizes_read_print_and_refuse() {
+        assert_eq!("20g".parse::<DiskSize>().unwrap().bytes(), 20 << 30);
+        assert_eq!("1024t".parse::<DiskSize>().unwrap().to_string(), "1024t");
+        assert_eq!("1536m".parse::<DiskSize>().unwrap().to_string(), "1536m");
+        assert_eq!(
+            "1025t".parse::<DiskSize>().unwrap_err(),
+            "a disk size is from 1m to 1024t, found \"1025t\""
+        );
+        for text in ["", "1k", "-1g", "1.5g", "20 gigs", "99999999999999999999t"] {
+            assert!(text.parse::<DiskSize>().is_err(), "{text}");
+        }
     }
 
     #[test]

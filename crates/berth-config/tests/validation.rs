@@ -254,6 +254,41 @@ fn out_of_range_limits_are_refused() {
 }
 
 #[test]
+fn recording_retention_reads_its_limits_and_null_and_refuses_the_rest() {
+    let dir = Dir::valid();
+    let retention = |text: &str| {
+        dir.write("main.yaml", text);
+        berth_config::check(dir.path()).map(|c| c.main.recordings)
+    };
+    let defaults = retention("listen: 127.0.0.1:8080\n").unwrap();
+    assert_eq!(defaults.max_age.unwrap().to_string(), "90d");
+    assert_eq!(defaults.max_total_size.unwrap().to_string(), "20g");
+    let off = retention("recordings:\n  max_age: null\n  max_total_size: ~\n").unwrap();
+    assert_eq!((off.max_age, off.max_total_size), (None, None));
+    let set = retention("recordings: {max_age: 7d, max_total_size: 2t}\n").unwrap();
+    assert_eq!(set.max_total_size.unwrap().bytes(), 2 << 40);
+
+    dir.write(
+        "main.yaml",
+        "recordings:\n  max_age: 12h\n  max_total_size: 512k\n  keep: forever\n",
+    );
+    let errors = dir.errors();
+    common::assert_error(
+        &errors,
+        &["main.yaml:2", "recordings.max_age", "at least a day"],
+    );
+    common::assert_error(
+        &errors,
+        &[
+            "main.yaml:3",
+            "recordings.max_total_size",
+            "from 1m to 1024t",
+        ],
+    );
+    common::assert_error(&errors, &["main.yaml:4", "keep"]);
+}
+
+#[test]
 fn references_to_undefined_templates_and_users_are_refused() {
     let dir = Dir::valid();
     dir.write(

@@ -39,8 +39,8 @@ pub use policy::{
 };
 pub use reconcile::ReconcileReport;
 pub use recordings::{
-    MAX_RECORDING_BYTES, RECORDER_QUEUE, Recorder, RecordingError, RecordingFile, RecordingStart,
-    Recordings, Utf8Stream,
+    Expired, MAX_RECORDING_BYTES, RECORDER_QUEUE, Recorder, RecordingError, RecordingFile,
+    RecordingStart, Recordings, Retention, Utf8Stream,
 };
 pub use terminal::{Activity, Terminal};
 pub use workspaces::{Liveness, OwnerRemoval, Workspaces, WorkspacesSettings};

@@ -80,6 +80,26 @@ pub struct RecordingStart {
     pub title: String,
 }
 
+/// How long, and how much, recordings are kept (main.yaml `recordings`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Recordings whose session ended (or whose file was last written) longer ago than this
+    /// are deleted. `None`: age alone deletes nothing.
+    pub max_age: Option<std::time::Duration>,
+    /// While all recordings together take more bytes than this, the oldest finished ones are
+    /// deleted. `None`: no limit.
+    pub max_total_bytes: Option<u64>,
+}
+
+/// What one retention pass deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// The recordings deleted, oldest first.
+    pub recordings: Vec<RecordingId>,
+    /// The bytes their files took.
+    pub bytes: u64,
+}
+
 /// The recordings directory and its index in the store. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Recordings {
@@ -87,6 +107,8 @@ pub struct Recordings {
     store: Arc<dyn Store>,
     max_bytes: u64,
     queue: usize,
+    /// One retention pass at a time, so two never delete (and report) the same recording.
+    expiring: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Recordings {
@@ -99,6 +121,7 @@ impl Recordings {
             store,
             max_bytes: MAX_RECORDING_BYTES,
             queue: RECORDER_QUEUE,
+            expiring: Arc::default(),
         }
     }
 
@@ -140,6 +163,91 @@ impl Recordings {
         // The store only keeps plain relative paths, so this stays inside the directory.
         let path = self.dir.join(&recording.path);
         Ok(RecordingFile { recording, path })
+    }
+
+    /// Applies `retention` as of `now`: deletes the files and rows of recordings past
+    /// `max_age` (by when their session ended; for one never finished, by when its file was
+    /// last written), then, oldest first, of finished recordings while all of them together
+    /// exceed `max_total_bytes`. A session still being recorded is never deleted for size. A
+    /// file that cannot be removed keeps its row, so the next pass tries again.
+    pub async fn expire(
+        &self,
+        retention: Retention,
+        now: OffsetDateTime,
+    ) -> Result<Expired, RecordingError> {
+        let mut expired = Expired::default();
+        if retention == Retention::default() {
+            return Ok(expired);
+        }
+        let _one_pass = self.expiring.lock().await;
+        // (recording, bytes on disk, when it last changed), oldest first.
+        let mut entries = Vec::new();
+        for recording in self.store.list_all_recordings().await? {
+            let path = self.dir.join(&recording.path);
+            let (bytes, written) = match tokio::fs::metadata(&path).await {
+                Ok(meta) => (meta.len(), meta.modified().ok().map(OffsetDateTime::from)),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => (0, None),
+                Err(err) => {
+                    tracing::warn!(path = %path.display(), error = %err, "cannot read a recording's size; keeping it");
+                    continue;
+                }
+            };
+            let last = recording
+                .ended_at
+                .or(written)
+                .unwrap_or(recording.started_at);
+            entries.push((recording, bytes, last));
+        }
+        let mut doomed = vec![false; entries.len()];
+        if let Some(max_age) = retention.max_age {
+            for (i, (_, _, last)) in entries.iter().enumerate() {
+                doomed[i] = now - *last > max_age;
+            }
+        }
+        if let Some(max_total) = retention.max_total_bytes {
+            let mut total: u64 = entries
+                .iter()
+                .zip(&doomed)
+                .filter(|(_, doomed)| !**doomed)
+                .map(|((_, bytes, _), _)| bytes)
+                .sum();
+            for (i, (recording, bytes, _)) in entries.iter().enumerate() {
+                if total <= max_total {
+                    break;
+                }
+                if !doomed[i] && recording.ended_at.is_some() {
+                    doomed[i] = true;
+                    total -= bytes;
+                }
+            }
+        }
+        for ((recording, bytes, _), doomed) in entries.into_iter().zip(doomed) {
+            if !doomed {
+                continue;
+            }
+            let path = self.dir.join(&recording.path);
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => {
+                    tracing::warn!(path = %path.display(), error = %err, "cannot delete an expired recording");
+                    continue;
+                }
+            }
+            // The workspace's directory goes with its last recording.
+            if let Some(parent) = path.parent().filter(|p| *p != self.dir) {
+                let _ = tokio::fs::remove_dir(parent).await;
+            }
+            match self.store.delete_recording(recording.id).await {
+                Ok(()) => {}
+                // Gone already (deleted by hand in the database): nothing of ours to report.
+                Err(StoreError::NotFound) => continue,
+                Err(err) => return Err(err.into()),
+            }
+            expired.recordings.push(recording.id);
+            expired.bytes += bytes;
+        }
+        Ok(expired)
     }
 
     /// Starts recording: creates the file (mode 0600) with its header and indexes it.

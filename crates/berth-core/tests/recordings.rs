@@ -217,3 +217,108 @@ async fn a_recordings_directory_that_cannot_be_created_is_an_error() {
     assert!(matches!(err, RecordingError::Create { .. }), "{err:?}");
     assert!(err.to_string().contains("cannot create recording"), "{err}");
 }
+
+/// A finished (or, with `ended: None`, unfinished) recording of `bytes` bytes, indexed with
+/// these times; the file's modification time is `written`.
+async fn put(
+    s: &Setup,
+    workspace: WorkspaceId,
+    started: time::OffsetDateTime,
+    ended: Option<time::OffsetDateTime>,
+    written: time::OffsetDateTime,
+    bytes: usize,
+) -> RecordingId {
+    let id = RecordingId::random();
+    let relative = format!("{workspace}/{id}.cast");
+    let path = s.recordings.dir().join(&relative);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let file = std::fs::File::create(&path).unwrap();
+    std::io::Write::write_all(&mut &file, &vec![b'x'; bytes]).unwrap();
+    file.set_modified(written.into()).unwrap();
+    let recording = berth_store::Recording {
+        id,
+        workspace,
+        owner: user("alice"),
+        username: user("alice"),
+        started_at: started,
+        ended_at: None,
+        path: relative,
+        bytes: 0,
+        width: 80,
+        height: 24,
+    };
+    s.store.insert_recording(&recording).await.unwrap();
+    if let Some(ended) = ended {
+        s.store
+            .finish_recording(id, ended, bytes as u64)
+            .await
+            .unwrap();
+    }
+    id
+}
+
+#[tokio::test]
+async fn retention_deletes_by_age_then_oldest_finished_first_by_size() {
+    use berth_core::Retention;
+    use time::Duration;
+
+    let s = setup().await;
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    let days = |n: i64| now - Duration::days(n);
+    let (ws, other) = (WorkspaceId::random(), WorkspaceId::random());
+    let ancient = put(&s, other, days(200), Some(days(199)), days(199), 1000).await;
+    // Never finished (the server died), not written for 120 days: as old as its last write.
+    let abandoned = put(&s, ws, days(121), None, days(120), 1000).await;
+    let old = put(&s, ws, days(30), Some(days(30)), days(30), 1000).await;
+    // Being recorded now, older than `newer`: never deleted for size.
+    let live = put(&s, ws, days(20), None, now, 1000).await;
+    let newer = put(&s, ws, days(10), Some(days(10)), days(10), 1000).await;
+    let newest = put(&s, ws, days(1), Some(days(1)), days(1), 1000).await;
+    // Its file was removed by hand: the row goes too, freeing nothing.
+    let missing = put(&s, ws, days(100), Some(days(100)), days(100), 10).await;
+    std::fs::remove_file(s.recordings.recording(missing).await.unwrap().path).unwrap();
+
+    let nothing = s
+        .recordings
+        .expire(Retention::default(), now)
+        .await
+        .unwrap();
+    assert!(nothing.recordings.is_empty(), "no retention, no deletion");
+
+    let retention = Retention {
+        max_age: Some(std::time::Duration::from_secs(90 * 86_400)),
+        max_total_bytes: Some(2500),
+    };
+    let expired = s.recordings.expire(retention, now).await.unwrap();
+    // Age: ancient, abandoned, missing. Then 4000 bytes are left, over 2500: old, then newer
+    // (live is skipped although older than newer).
+    assert_eq!(
+        expired.recordings,
+        [ancient, abandoned, missing, old, newer],
+        "oldest first"
+    );
+    assert_eq!(expired.bytes, 4000);
+    let left: Vec<RecordingId> = s
+        .store
+        .list_all_recordings()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(left, [live, newest]);
+    for id in [live, newest] {
+        assert!(s.recordings.recording(id).await.unwrap().path.exists());
+    }
+    assert!(
+        !s.recordings.dir().join(other.to_string()).exists(),
+        "an emptied workspace directory goes"
+    );
+    assert!(s.recordings.dir().join(ws.to_string()).is_dir());
+
+    // A second pass finds nothing more to do.
+    let again = s.recordings.expire(retention, now).await.unwrap();
+    assert_eq!(again, berth_core::Expired::default());
+}

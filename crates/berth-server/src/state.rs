@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use berth_config::ConfigStore;
-use berth_core::{LiveConfig, Terminals, Workspaces};
+use berth_core::{LiveConfig, Retention, Terminals, Workspaces};
 use berth_store::Store;
 use bytes::Bytes;
 use time::OffsetDateTime;
@@ -15,6 +15,13 @@ use crate::host::CpuSample;
 use crate::limits::RateLimits;
 use crate::metrics::Metrics;
 use crate::pings::Pings;
+
+/// How often recording retention runs (and once at start-up).
+const RECORDING_RETENTION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+/// The most recording ids one `recording.expire` audit entry lists.
+const AUDITED_IDS: usize = 100;
+/// The audit log's actor for what Berth does by itself: not a valid username.
+const SYSTEM_ACTOR: &str = "(berth)";
 
 /// How many password hashes may be computed at once: each takes 19 MiB and tens of
 /// milliseconds, so a flood of logins must queue rather than exhaust memory.
@@ -132,12 +139,15 @@ impl AppState {
         tokio::pin!(stopping);
         let mut flush = tokio::time::interval(crate::PING_FLUSH_INTERVAL);
         let mut prune = tokio::time::interval(std::time::Duration::from_secs(60));
+        let mut retention = tokio::time::interval(RECORDING_RETENTION_INTERVAL);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = &mut stopping => break,
                 _ = flush.tick() => self.flush().await,
+                _ = retention.tick() => self.expire_recordings().await,
                 _ = prune.tick() => {
                     self.shared.limits.prune();
                     let security = self.config.current().main.security.clone();
@@ -151,6 +161,53 @@ impl AppState {
                     }
                 }
             }
+        }
+    }
+
+    /// Deletes the recordings that main.yaml's `recordings` limits no longer keep, and audits
+    /// it. [`crate::serve`] runs it at start-up and every ten minutes.
+    pub async fn expire_recordings(&self) {
+        let limits = self.config.current().main.recordings.clone();
+        let retention = Retention {
+            max_age: limits.max_age.map(berth_config::HumanDuration::get),
+            max_total_bytes: limits.max_total_size.map(berth_config::DiskSize::bytes),
+        };
+        let expired = self
+            .terminals
+            .recordings()
+            .expire(retention, OffsetDateTime::now_utc())
+            .await;
+        match expired {
+            Ok(expired) if expired.recordings.is_empty() => {}
+            Ok(expired) => {
+                tracing::info!(
+                    recordings = expired.recordings.len(),
+                    bytes = expired.bytes,
+                    "expired recordings deleted"
+                );
+                let listed: Vec<String> = expired
+                    .recordings
+                    .iter()
+                    .take(AUDITED_IDS)
+                    .map(ToString::to_string)
+                    .collect();
+                crate::audit::Audit::new(
+                    SYSTEM_ACTOR,
+                    "recording.expire",
+                    "recordings",
+                    std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                )
+                .details(serde_json::json!({
+                    "deleted": expired.recordings.len(),
+                    "bytes": expired.bytes,
+                    "ids": listed,
+                    "max_age": limits.max_age.map(|a| a.to_string()),
+                    "max_total_size": limits.max_total_size.map(|s| s.to_string()),
+                }))
+                .record(self.store.as_ref())
+                .await;
+            }
+            Err(err) => tracing::warn!(error = %err, "recording retention failed"),
         }
     }
 

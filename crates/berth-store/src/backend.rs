@@ -459,6 +459,26 @@ macro_rules! sql_store {
                     .collect()
             }
 
+            async fn list_all_recordings(&self) -> Result<Vec<Recording>, StoreError> {
+                sqlx::query(recordings::LIST_ALL_RECORDINGS)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(recording_row)
+                    .collect()
+            }
+
+            async fn delete_recording(&self, recording: RecordingId) -> Result<(), StoreError> {
+                let done = sqlx::query(recordings::DELETE_RECORDING)
+                    .bind(id(recording.as_uuid()))
+                    .execute(&self.pool)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            }
+
             async fn save_sessions(&self, saved: &[WebSession]) -> Result<(), StoreError> {
                 if saved.is_empty() {
                     return Ok(());

@@ -91,6 +91,15 @@ pub(crate) const GET_RECORDING: &str = concat!(
     " FROM recordings WHERE id = $1"
 );
 
+/// Every recording, oldest first: what retention goes through.
+pub(crate) const LIST_ALL_RECORDINGS: &str = concat!(
+    "SELECT ",
+    recording_columns!(),
+    " FROM recordings ORDER BY started_at, id"
+);
+
+pub(crate) const DELETE_RECORDING: &str = "DELETE FROM recordings WHERE id = $1";
+
 pub(crate) const LIST_RECORDINGS: &str = concat!(
     "SELECT ",
     recording_columns!(),

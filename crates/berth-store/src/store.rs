@@ -148,6 +148,13 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// A workspace's recordings, newest first (also after the workspace was deleted).
     async fn list_recordings(&self, workspace: WorkspaceId) -> Result<Vec<Recording>, StoreError>;
 
+    /// Every recording, oldest first, for retention.
+    async fn list_all_recordings(&self) -> Result<Vec<Recording>, StoreError>;
+
+    /// Forgets a recording (its file is the caller's to remove). [`StoreError::NotFound`] if
+    /// there is none with this id.
+    async fn delete_recording(&self, id: RecordingId) -> Result<(), StoreError>;
+
     /// Saves web sessions in one transaction: new ones whole, known ones only their
     /// `last_seen`.
     async fn save_sessions(&self, sessions: &[WebSession]) -> Result<(), StoreError>;

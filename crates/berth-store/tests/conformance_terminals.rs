@@ -298,6 +298,26 @@ async fn recordings_are_indexed_per_workspace_and_outlive_it(db: &TestDb) {
         store.get_recording(second.id).await.unwrap(),
         expected_second
     );
+
+    // Retention sees every recording, oldest first, and deletes them one by one.
+    let all: Vec<RecordingId> = store
+        .list_all_recordings()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(all, [first.id, elsewhere.id, second.id]);
+    store.delete_recording(elsewhere.id).await.unwrap();
+    assert!(matches!(
+        store.delete_recording(elsewhere.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.list_all_recordings().await.unwrap().len(), 2);
+    assert!(matches!(
+        store.get_recording(elsewhere.id).await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 async fn hostile_recording_paths_are_refused(db: &TestDb) {

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::passwords::PasswordHash;
-use crate::units::{HumanDuration, IpNet, Memory, within};
+use crate::units::{DiskSize, HumanDuration, IpNet, Memory, within};
 
 /// `main.yaml`: server-wide settings. Every section is optional and takes the defaults shown.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -42,6 +42,8 @@ pub struct MainConfig {
     pub runtime: Runtime,
     /// Sessions, login lockout and rate limits.
     pub security: Security,
+    /// How long, and how much, terminal recordings are kept.
+    pub recordings: Recordings,
 }
 
 impl Default for MainConfig {
@@ -55,6 +57,29 @@ impl Default for MainConfig {
             logging: Logging::default(),
             runtime: Runtime::default(),
             security: Security::default(),
+            recordings: Recordings::default(),
+        }
+    }
+}
+
+/// Retention of terminal recordings (`$BERTH_HOME/recordings`). Berth applies it at start-up
+/// and every ten minutes; it writes what it deleted to the audit log (`recording.expire`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Recordings {
+    /// Delete recordings whose session ended longer ago than this (1d to 365d). `null`: keep
+    /// them, whatever their age.
+    pub max_age: Option<HumanDuration>,
+    /// When all recordings together take more than this (1m to 1024t), delete the oldest
+    /// finished ones until they fit. `null`: no limit.
+    pub max_total_size: Option<DiskSize>,
+}
+
+impl Default for Recordings {
+    fn default() -> Self {
+        Self {
+            max_age: Some(HumanDuration::from_secs_unchecked(90 * 86_400)),
+            max_total_size: Some(DiskSize::from_bytes_unchecked(20 << 30)),
         }
     }
 }

@@ -68,6 +68,14 @@ pub(crate) fn check_main(main: &MainConfig, at: &At<'_>, errors: &mut Vec<Config
             errors.push(at.error("allowing \"/\" would let templates mount every file of the host; name narrower directories"));
         }
     }
+    if let Some(age) = main.recordings.max_age
+        && age.get() < std::time::Duration::from_secs(86_400)
+    {
+        errors.push(at.key("recordings").key("max_age").error(format!(
+            "keep recordings at least a day (a shorter age could delete a session being \
+             recorded), found {age}"
+        )));
+    }
     let security = &main.security;
     if let Some(hash) = &security.metrics_token_hash
         && let Some(problem) = super::token_hash_problem(hash)

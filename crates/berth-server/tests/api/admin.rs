@@ -228,3 +228,111 @@ async fn templates_are_added_changed_and_removed_in_the_yaml_shape() {
     assert_eq!(audit_of(&admin, "template.update").await.len(), 2);
     assert_eq!(audit_of(&admin, "template.delete").await.len(), 1);
 }
+
+#[tokio::test]
+async fn expired_recordings_are_deleted_and_audited() {
+    // Off while the test makes its recordings (the server applies retention as it starts).
+    let server = TestServer::builder()
+        .recordings("max_age", "null")
+        .recordings("max_total_size", "null")
+        .start()
+        .await;
+    let recordings = server.state.terminals.recordings();
+    let now = time::OffsetDateTime::now_utc();
+    let mut made = Vec::new();
+    for (days_ago, finished) in [(100, true), (1, true), (200, false)] {
+        let workspace = berth_types::WorkspaceId::random();
+        let id = berth_types::RecordingId::random();
+        let path = format!("{workspace}/{id}.cast");
+        let file = recordings.dir().join(&path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "{\"version\": 2}\n").unwrap();
+        let at = now - time::Duration::days(days_ago);
+        // A session never finished counts from its file's last write.
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(at.into())
+            .unwrap();
+        let store = &server.state.store;
+        store
+            .insert_recording(&berth_store::Recording {
+                id,
+                workspace,
+                owner: berth_types::Username::new("alice").unwrap(),
+                username: berth_types::Username::new("alice").unwrap(),
+                started_at: at,
+                ended_at: None,
+                path,
+                bytes: 0,
+                width: 80,
+                height: 24,
+            })
+            .await
+            .unwrap();
+        if finished {
+            store.finish_recording(id, at, 15).await.unwrap();
+        }
+        made.push((id, file));
+    }
+
+    server.state.expire_recordings().await;
+    assert!(made.iter().all(|(_, file)| file.exists()), "retention off");
+    assert!(
+        audit_of(&server.admin().await, "recording.expire")
+            .await
+            .is_empty()
+    );
+
+    // The defaults of main.yaml: 90 days, 20g.
+    let main = server.config_dir().join("main.yaml");
+    let text = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(
+        &main,
+        text.replace("recordings:\n  max_age: null\n  max_total_size: null\n", ""),
+    )
+    .unwrap();
+    server.state.config.reload().unwrap();
+    assert_eq!(
+        server
+            .state
+            .config
+            .current()
+            .main
+            .recordings
+            .max_age
+            .unwrap()
+            .to_string(),
+        "90d"
+    );
+    server.state.expire_recordings().await;
+    let kept: Vec<bool> = made.iter().map(|(_, file)| file.exists()).collect();
+    assert_eq!(kept, [false, true, false]);
+    let admin = server.admin().await;
+    let entries = audit_of(&admin, "recording.expire").await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let entry = &entries[0];
+    assert_eq!(entry["actor"], "(berth)");
+    let details = &entry["details"];
+    assert_eq!(details["deleted"], 2, "{entry}");
+    assert_eq!(details["max_age"], "90d");
+    let ids: Vec<String> = [&made[0].0, &made[2].0]
+        .iter()
+        .map(|id| id.to_string())
+        .collect();
+    let mut audited: Vec<String> = details["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    audited.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(audited, expected);
+
+    // Nothing more to delete: no new entry.
+    server.state.expire_recordings().await;
+    assert_eq!(audit_of(&admin, "recording.expire").await.len(), 1);
+}

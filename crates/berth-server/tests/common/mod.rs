@@ -38,6 +38,7 @@ struct NewTestUser {
 pub struct Builder {
     security: Vec<(&'static str, String)>,
     runtime: Vec<(&'static str, String)>,
+    recordings: Vec<(&'static str, String)>,
     templates: Vec<String>,
     users: Vec<NewTestUser>,
 }
@@ -53,6 +54,12 @@ impl Builder {
     /// A `runtime:` key of main.yaml, as YAML.
     pub fn runtime(mut self, key: &'static str, value: impl Into<String>) -> Self {
         self.runtime.push((key, value.into()));
+        self
+    }
+
+    /// A `recordings:` key of main.yaml, as YAML, e.g. `("max_age", "null")`.
+    pub fn recordings(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.recordings.push((key, value.into()));
         self
     }
 
@@ -134,6 +141,12 @@ impl Builder {
         for (key, value) in &self.security {
             let _ = writeln!(main, "  {key}: {value}");
         }
+        if !self.recordings.is_empty() {
+            main.push_str("recordings:\n");
+        }
+        for (key, value) in &self.recordings {
+            let _ = writeln!(main, "  {key}: {value}");
+        }
         std::fs::write(config_dir.join("main.yaml"), main).unwrap();
         std::fs::write(
             config_dir.join("containers.yaml"),
@@ -213,6 +226,7 @@ impl TestServer {
         Builder {
             security: Vec::new(),
             runtime: Vec::new(),
+            recordings: Vec::new(),
             templates: Vec::new(),
             users: Vec::new(),
         }
