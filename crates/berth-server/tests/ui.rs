@@ -156,6 +156,7 @@ async fn anonymous_visitors_are_sent_to_login_and_every_answer_has_security_head
         "/admin/users",
         "/admin/templates",
         "/admin/audit",
+        "/admin/recordings",
     ] {
         let answer = send(&server, "GET", path, "", None, &[]).await;
         assert_eq!(answer.status, 303, "{path}");
@@ -264,6 +265,7 @@ async fn users_get_403_on_admin_pages_and_admins_see_them() {
         "/admin/users",
         "/admin/templates",
         "/admin/audit",
+        "/admin/recordings",
     ] {
         let answer = send(&server, "GET", path, &ann.cookie, None, &[]).await;
         assert_eq!(answer.status, 403, "{path}");
@@ -287,6 +289,7 @@ async fn users_get_403_on_admin_pages_and_admins_see_them() {
         "/admin/users",
         "/admin/templates",
         "/admin/audit",
+        "/admin/recordings",
     ] {
         let answer = send(&server, "GET", path, &admin.cookie, None, &[]).await;
         assert_eq!(answer.status, 200, "{path}: {}", answer.body);
@@ -568,4 +571,86 @@ async fn the_home_page_lists_workspaces_shared_with_you() {
         home.body
     );
     assert!(home.body.contains("<td>ann</td>"), "{}", home.body);
+}
+
+#[tokio::test]
+async fn admins_page_through_every_recording_and_filter_it() {
+    let server = server().await;
+    let store = &server.state.store;
+    let now = time::OffsetDateTime::now_utc();
+    let mut ids = Vec::new();
+    for (i, (owner, who)) in [("ann", "ann"), ("ann", "bob"), ("cat", "cat")]
+        .into_iter()
+        .enumerate()
+    {
+        let workspace = berth_types::WorkspaceId::random();
+        let id = berth_types::RecordingId::random();
+        store
+            .insert_recording(&berth_store::Recording {
+                id,
+                workspace,
+                owner: berth_types::Username::new(owner).unwrap(),
+                username: berth_types::Username::new(who).unwrap(),
+                started_at: now - time::Duration::minutes(10 - i as i64),
+                ended_at: None,
+                path: format!("{workspace}/{id}.cast"),
+                bytes: 0,
+                width: 80,
+                height: 24,
+            })
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    store
+        .finish_recording(ids[0], now - time::Duration::minutes(7), 5000)
+        .await
+        .unwrap();
+    let admin = login(&server, "admin", &server.admin_password, "").await;
+    let page = |query: &str| {
+        let path = format!("/admin/recordings{query}");
+        let cookie = admin.cookie.clone();
+        let server = &server;
+        async move { send(server, "GET", &path, &cookie, None, &[]).await }
+    };
+    let all = page("").await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    assert!(all.body.contains("3 recordings."), "{}", all.body);
+    // Newest first, each with its replay link; the finished one has a length and a size.
+    let at = |id: &berth_types::RecordingId| all.body.find(&format!("/recordings/{id}")).unwrap();
+    assert!(at(&ids[2]) < at(&ids[1]) && at(&ids[1]) < at(&ids[0]));
+    assert!(
+        all.body.contains("<td>3m</td><td>5 KiB</td>"),
+        "{}",
+        all.body
+    );
+    assert!(all.body.contains("not finished"));
+
+    let anns = page("?owner=ann").await;
+    assert!(anns.body.contains("2 recordings."), "{}", anns.body);
+    assert!(!anns.body.contains(&ids[2].to_string()));
+    let bobs = page("?user=bob&from=2000-01-01").await;
+    assert!(bobs.body.contains("1 recordings."), "{}", bobs.body);
+    assert!(bobs.body.contains(&ids[1].to_string()));
+    let none = page("?to=2000-01-01").await;
+    assert!(none.body.contains("No recordings."), "{}", none.body);
+
+    // Hostile and malformed filters: escaped back into the form, or a 400 that says why.
+    let hostile = page("?owner=%3Cscript%3Ealert(1)%3C%2Fscript%3E").await;
+    assert_eq!(hostile.status, 200);
+    assert!(
+        !hostile.body.contains("<script>alert(1)"),
+        "{}",
+        hostile.body
+    );
+    assert!(
+        hostile.body.contains("value=\"&#60;script&#62;alert(1)"),
+        "{}",
+        hostile.body
+    );
+    let bad = page("?from=yesterday").await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("YYYY-MM-DD"), "{}", bad.body);
+    let cursor = page("?cursor=not-a-cursor").await;
+    assert_eq!(cursor.status, 400, "{}", cursor.body);
 }

@@ -44,6 +44,7 @@ stories!(
     recordings_are_indexed_per_workspace_and_outlive_it,
     hostile_recording_paths_are_refused,
     web_sessions_are_saved_touched_listed_and_deleted,
+    recordings_are_a_table_scoped_to_their_owner,
 );
 
 const T0: OffsetDateTime = datetime!(2024-05-01 12:00 UTC);
@@ -421,4 +422,71 @@ async fn web_sessions_are_saved_touched_listed_and_deleted(db: &TestDb) {
             std::slice::from_ref(&admin)
         );
     }
+}
+
+async fn recordings_are_a_table_scoped_to_their_owner(db: &TestDb) {
+    let store = &db.store;
+    let ws = WorkspaceId::random();
+    let mut made = Vec::new();
+    for (i, (owner, who)) in [("alice", "alice"), ("alice", "bob"), ("carol", "carol")]
+        .into_iter()
+        .enumerate()
+    {
+        let mut r = recording(ws, who, i as i64 * 10);
+        r.owner = user(owner);
+        store.insert_recording(&r).await.unwrap();
+        made.push(r);
+    }
+    store
+        .finish_recording(made[0].id, at(5), 4096)
+        .await
+        .unwrap();
+    let query: berth_store::TableQuery =
+        serde_json::from_value(serde_json::json!({"table": "recordings"})).unwrap();
+    let all = store.query_table(&query, None).await.unwrap();
+    assert_eq!(all.total, 3);
+    let ids: Vec<&str> = all.rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let expected: Vec<String> = made.iter().rev().map(|r| r.id.to_string()).collect();
+    assert_eq!(ids, expected, "newest first by default");
+    let first = &all.rows[2];
+    assert_eq!(first["owner"], "alice");
+    assert_eq!(first["bytes"], 4096);
+    assert_eq!(first["workspace_id"], ws.to_string());
+    assert!(first["ended_at"].is_string());
+    assert!(all.rows[0]["ended_at"].is_null());
+    assert!(
+        !first.contains_key("path"),
+        "where the file is stays on the server"
+    );
+
+    // A user sees the recordings of their workspaces, whoever attached: not another's.
+    let alices = store
+        .query_table(&query, Some(&user("alice")))
+        .await
+        .unwrap();
+    assert_eq!(alices.total, 2);
+    assert!(alices.rows.iter().all(|r| r["owner"] == "alice"));
+    let bobs = store.query_table(&query, Some(&user("bob"))).await.unwrap();
+    assert_eq!(
+        bobs.total, 0,
+        "bob attached to alice's workspace; the recording is hers"
+    );
+
+    // Filters and sorting as for any table; the path is not a column.
+    let filtered: berth_store::TableQuery = serde_json::from_value(serde_json::json!({
+        "table": "recordings",
+        "filters": [{"column": "username", "op": "eq", "value": "bob"}],
+        "sort": [{"column": "bytes", "desc": false}],
+    }))
+    .unwrap();
+    let found = store.query_table(&filtered, None).await.unwrap();
+    assert_eq!(found.total, 1);
+    assert_eq!(found.rows[0]["id"], made[1].id.to_string());
+    let path: berth_store::TableQuery =
+        serde_json::from_value(serde_json::json!({"table": "recordings", "columns": ["path"]}))
+            .unwrap();
+    assert!(matches!(
+        store.query_table(&path, None).await,
+        Err(StoreError::InvalidQuery(_))
+    ));
 }

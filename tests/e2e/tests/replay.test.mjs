@@ -103,11 +103,19 @@ test('a recorded session replays in the browser for its owner and admins only', 
       assert.doesNotMatch(text, /replay-42/);
     }
 
-    // An admin may watch it.
+    // An admin finds it under Recordings, filtered by owner, and watches it from there.
     const { page: adminPage, trouble: adminTrouble } = await watchedPage(browser);
     await signIn(adminPage, berth, 'admin', berth.adminPassword);
-    const allowed = await adminPage.goto(`${berth.url}/recordings/${recording.id}`);
-    assert.equal(allowed.status(), 200);
+    await adminPage.goto(`${berth.url}/admin/recordings`);
+    await adminPage.fill('input[name=owner]', 'ann');
+    await Promise.all([adminPage.waitForURL(/owner=ann/), adminPage.click('form.toolbar button[type=submit]')]);
+    const row = adminPage.locator('tr.recording', { hasText: 'ann' });
+    assert.equal(await row.count(), 1);
+    await screenshot(adminPage, 'admin-recordings');
+    await Promise.all([
+      adminPage.waitForURL(`${berth.url}/recordings/${recording.id}`),
+      row.locator('a', { hasText: 'Replay' }).click(),
+    ]);
     await play(adminPage, ['replay-42']);
     assert.deepEqual(adminTrouble, { errors: [], dialogs: [] });
   } finally {

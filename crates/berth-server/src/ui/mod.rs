@@ -12,6 +12,8 @@ mod audit;
 mod dashboard;
 mod home;
 mod login;
+mod paging;
+mod recordings;
 pub(crate) mod security;
 mod templates;
 mod users;
@@ -66,6 +68,7 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/admin/templates/{name}/delete", post(templates::delete))
         .route("/admin/audit", get(audit::page))
+        .route("/admin/recordings", get(recordings::page))
         .route("/static/{file}", get(asset))
         .layer(axum::middleware::from_fn_with_state(
             (state.clone(), watch),

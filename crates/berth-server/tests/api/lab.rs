@@ -295,3 +295,54 @@ async fn metrics_ask_for_the_metrics_token_once_one_is_set() {
     server.state.config.reload().unwrap();
     assert_eq!(get(vec![]).await.status, 200);
 }
+
+#[tokio::test]
+async fn users_query_the_recordings_of_their_own_workspaces_only() {
+    let server = TestServer::builder()
+        .user("alice", "alice-password", &[])
+        .user("bob", "bob-password", &[])
+        .start()
+        .await;
+    for (owner, who) in [("alice", "bob"), ("bob", "bob")] {
+        let workspace = berth_types::WorkspaceId::random();
+        let id = berth_types::RecordingId::random();
+        server
+            .state
+            .store
+            .insert_recording(&berth_store::Recording {
+                id,
+                workspace,
+                owner: berth_types::Username::new(owner).unwrap(),
+                username: berth_types::Username::new(who).unwrap(),
+                started_at: time::OffsetDateTime::now_utc(),
+                ended_at: None,
+                path: format!("{workspace}/{id}.cast"),
+                bytes: 0,
+                width: 80,
+                height: 24,
+            })
+            .await
+            .unwrap();
+    }
+    let query = TableQuery {
+        table: "recordings".into(),
+        ..TableQuery::default()
+    };
+    let alice = server.login("alice", "alice-password").await;
+    let rows = alice.query_table(&query).await.unwrap().rows;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (rows[0]["owner"].as_str(), rows[0]["username"].as_str()),
+        (Some("alice"), Some("bob"))
+    );
+    let bob = server.login("bob", "bob-password").await;
+    let rows = bob.query_table(&query).await.unwrap().rows;
+    assert_eq!(
+        rows.len(),
+        1,
+        "bob attached to alice's, but only his own is his: {rows:?}"
+    );
+    assert_eq!(rows[0]["owner"], "bob");
+    let admin = server.admin().await;
+    assert_eq!(admin.query_table(&query).await.unwrap().total, 2);
+}

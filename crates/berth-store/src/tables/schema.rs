@@ -87,7 +87,7 @@ const fn opt(name: &'static str, kind: Kind) -> Column {
     }
 }
 
-static TABLES: [Table; 3] = [
+static TABLES: [Table; 4] = [
     Table {
         name: "workspaces",
         sql_name: "workspaces",
@@ -141,6 +141,22 @@ static TABLES: [Table; 3] = [
             opt("ip", Kind::Text),
             col("details", Kind::Json),
             col("outcome", Kind::Enum(&AuditOutcome::NAMES)),
+        ],
+    },
+    Table {
+        name: "recordings",
+        sql_name: "recordings",
+        key: "id",
+        scope: "owner",
+        default_sort: &[("started_at", true)],
+        columns: &[
+            col("id", Kind::Uuid),
+            col("workspace_id", Kind::Uuid),
+            col("owner", Kind::Text),
+            col("username", Kind::Text),
+            col("started_at", Kind::Time),
+            opt("ended_at", Kind::Time),
+            col("bytes", Kind::Int),
         ],
     },
 ];

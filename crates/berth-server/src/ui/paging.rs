@@ -1,0 +1,112 @@
+//! What the admin pages that page through a table query share: date filters from
+//! `YYYY-MM-DD` form fields and the query string of the next page.
+
+use berth_types::api::{FilterOp, TableFilter};
+use serde_json::{Map, Value, json};
+
+/// A cell of a table query's row as page text: strings as they are, null as nothing.
+pub(crate) fn text(row: &Map<String, Value>, key: &str) -> String {
+    match row.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        None | Some(Value::Null) => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// Filters on `column` (a time) from the form's `from` and `to` days, both inclusive. Empty
+/// fields filter nothing; anything but a date is refused with a message for the page.
+pub(crate) fn date_filters(column: &str, from: &str, to: &str) -> Result<Vec<TableFilter>, String> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let mut filters = Vec::new();
+    for (value, field, op, next_day) in [
+        (from, "from", FilterOp::Gte, false),
+        (to, "to", FilterOp::Lt, true),
+    ] {
+        if value.is_empty() {
+            continue;
+        }
+        let date = time::Date::parse(value, format)
+            .map_err(|_| format!("{field}: give a date as YYYY-MM-DD"))?;
+        let date = if next_day {
+            date.next_day().unwrap_or(date)
+        } else {
+            date
+        };
+        filters.push(TableFilter {
+            column: column.to_owned(),
+            op,
+            value: json!(format!("{date}T00:00:00Z")),
+        });
+    }
+    Ok(filters)
+}
+
+/// An equality filter on `column` unless `value` is blank.
+pub(crate) fn text_filter(column: &str, value: &str) -> Option<TableFilter> {
+    let value = value.trim();
+    (!value.is_empty()).then(|| TableFilter {
+        column: column.to_owned(),
+        op: FilterOp::Eq,
+        value: json!(value),
+    })
+}
+
+/// The query string of the next page: the form's fields and the cursor, percent-encoded.
+/// Empty when there is no next page.
+pub(crate) fn next_page(fields: &[(&str, &str)], cursor: Option<&str>) -> String {
+    let Some(cursor) = cursor else {
+        return String::new();
+    };
+    let mut url = String::new();
+    for (k, v) in fields.iter().copied().chain([("cursor", cursor)]) {
+        url.push_str(&format!("{k}={}&", encode(v)));
+    }
+    url
+}
+
+/// Percent-encodes a query value.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_whole_days_and_junk_is_refused() {
+        let filters = date_filters("at", "2026-01-31", "2026-02-28").unwrap();
+        assert_eq!(filters[0].value, json!("2026-01-31T00:00:00Z"));
+        assert_eq!(filters[0].op, FilterOp::Gte);
+        assert_eq!(
+            filters[1].value,
+            json!("2026-03-01T00:00:00Z"),
+            "to is inclusive"
+        );
+        assert_eq!(filters[1].op, FilterOp::Lt);
+        assert!(date_filters("at", "", "").unwrap().is_empty());
+        for bad in ["yesterday", "2026-13-01", "2026-1-1", "' OR 1=1"] {
+            assert!(date_filters("at", bad, "").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_next_page_keeps_the_filters_encoded() {
+        assert_eq!(next_page(&[("user", "a&b")], None), "");
+        assert_eq!(
+            next_page(&[("user", "a&b c"), ("from", "")], Some("c/1=")),
+            "user=a%26b%20c&from=&cursor=c%2F1%3D&"
+        );
+        assert!(text_filter("actor", "  ").is_none());
+        assert_eq!(text_filter("actor", " ann ").unwrap().value, json!("ann"));
+    }
+}

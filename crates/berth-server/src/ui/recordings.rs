@@ -1,0 +1,139 @@
+//! `/admin/recordings`: every recorded terminal session, newest first, filtered by the
+//! workspace's owner, who attached and the day, a page at a time through the table query
+//! engine. Each row links to its replay page.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use berth_types::api::{SortKey, TableQuery};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::paging::{self, text};
+use super::{AdminViewer, Nav, age, api_error_page, render};
+use crate::extract::{Json, Query};
+use crate::state::AppState;
+
+const PAGE: u32 = 50;
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Filters {
+    /// The workspace's owner.
+    #[serde(default)]
+    owner: String,
+    /// Who attached.
+    #[serde(default)]
+    user: String,
+    /// `YYYY-MM-DD`, inclusive.
+    #[serde(default)]
+    from: String,
+    /// `YYYY-MM-DD`, inclusive.
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    cursor: String,
+}
+
+struct Row {
+    id: String,
+    started: String,
+    owner: String,
+    username: String,
+    workspace: String,
+    length: String,
+    size: String,
+}
+
+#[derive(Template)]
+#[template(path = "recordings.html")]
+struct RecordingsPage {
+    nav: Nav,
+    owner: String,
+    user: String,
+    from: String,
+    to: String,
+    rows: Vec<Row>,
+    total: u64,
+    next: String,
+}
+
+fn time(value: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(value, &Rfc3339).ok()
+}
+
+/// `GET /admin/recordings?owner=&user=&from=&to=&cursor=`.
+pub(crate) async fn page(
+    State(state): State<AppState>,
+    viewer: AdminViewer,
+    Query(filters): Query<Filters>,
+) -> Response {
+    let mut query = TableQuery {
+        table: "recordings".to_owned(),
+        columns: Vec::new(),
+        filters: Vec::new(),
+        sort: vec![SortKey {
+            column: "started_at".to_owned(),
+            desc: true,
+        }],
+        limit: Some(PAGE),
+        cursor: (!filters.cursor.is_empty()).then(|| filters.cursor.clone()),
+    };
+    query
+        .filters
+        .extend(paging::text_filter("owner", &filters.owner));
+    query
+        .filters
+        .extend(paging::text_filter("username", &filters.user));
+    match paging::date_filters("started_at", &filters.from, &filters.to) {
+        Ok(dates) => query.filters.extend(dates),
+        Err(message) => return super::error_page(StatusCode::BAD_REQUEST, &message),
+    }
+    let result = match crate::tables::query(State(state), viewer.0.auth(), Json(query)).await {
+        Ok(Json(result)) => result,
+        Err(e) => return api_error_page(&e),
+    };
+    let next = paging::next_page(
+        &[
+            ("owner", &filters.owner),
+            ("user", &filters.user),
+            ("from", &filters.from),
+            ("to", &filters.to),
+        ],
+        result.next_cursor.as_deref(),
+    );
+    let rows = result
+        .rows
+        .iter()
+        .map(|row| {
+            let started = time(&text(row, "started_at"));
+            let length = match (started, time(&text(row, "ended_at"))) {
+                (Some(from), Some(to)) => age((to - from).whole_seconds()),
+                (Some(_), None) => "not finished".to_owned(),
+                _ => String::new(),
+            };
+            let bytes = row.get("bytes").and_then(serde_json::Value::as_u64);
+            Row {
+                id: text(row, "id"),
+                started: text(row, "started_at"),
+                owner: text(row, "owner"),
+                username: text(row, "username"),
+                workspace: text(row, "workspace_id").chars().take(8).collect(),
+                length,
+                size: bytes.map_or_else(String::new, |b| format!("{} KiB", b.div_ceil(1024))),
+            }
+        })
+        .collect();
+    render(&RecordingsPage {
+        nav: viewer.0.nav(),
+        rows,
+        total: result.total,
+        next,
+        owner: filters.owner,
+        user: filters.user,
+        from: filters.from,
+        to: filters.to,
+    })
+    .into_response()
+}
