@@ -654,3 +654,49 @@ async fn admins_page_through_every_recording_and_filter_it() {
     let cursor = page("?cursor=not-a-cursor").await;
     assert_eq!(cursor.status, 400, "{}", cursor.body);
 }
+
+#[tokio::test]
+async fn the_home_page_lists_my_recordings_also_of_removed_workspaces() {
+    let server = server().await;
+    let mut ids = Vec::new();
+    for owner in ["ann", "cat"] {
+        // A workspace that no longer exists: its recordings are kept (docs/recordings.md).
+        let workspace = berth_types::WorkspaceId::random();
+        let id = berth_types::RecordingId::random();
+        server
+            .state
+            .store
+            .insert_recording(&berth_store::Recording {
+                id,
+                workspace,
+                owner: berth_types::Username::new(owner).unwrap(),
+                username: berth_types::Username::new(owner).unwrap(),
+                started_at: time::OffsetDateTime::now_utc() - time::Duration::hours(2),
+                ended_at: None,
+                path: format!("{workspace}/{id}.cast"),
+                bytes: 3000,
+                width: 80,
+                height: 24,
+            })
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let ann = login(&server, "ann", "ann-password-1", "").await;
+    let home = send(&server, "GET", "/", &ann.cookie, None, &[]).await;
+    assert_eq!(home.status, 200);
+    let row = format!(
+        "<tr class=\"recording\"><td><a href=\"/recordings/{}\">replay</a></td><td>(removed)</td><td>ann</td><td>2h 0m</td><td>3 KiB</td></tr>",
+        ids[0]
+    );
+    assert!(home.body.contains(&row), "{}", home.body);
+    assert!(!home.body.contains(&ids[1].to_string()), "not cat's");
+    // An admin's home lists the admin's own recordings, not everyone's.
+    let admin = login(&server, "admin", &server.admin_password, "").await;
+    let home = send(&server, "GET", "/", &admin.cookie, None, &[]).await;
+    assert!(
+        home.body.contains("No recorded terminal sessions yet."),
+        "{}",
+        home.body
+    );
+}

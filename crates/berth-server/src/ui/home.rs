@@ -1,15 +1,21 @@
-//! `/`: my workspaces, starting one from an allowed template, stopping and deleting.
+//! `/`: my workspaces, starting one from an allowed template, stopping and deleting; the
+//! workspaces shared with me; my newest recordings.
 
 use askama::Template;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use berth_config::Persist;
 use berth_types::WorkspaceId;
-use berth_types::api::{StartWorkspace, WorkspaceQuery, WorkspaceState};
+use berth_types::api::{
+    FilterOp, StartWorkspace, TableFilter, TableQuery, WorkspaceQuery, WorkspaceState,
+    WorkspaceView,
+};
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
-use super::{Form, Nav, Viewer, age, api_error_page, render};
+use super::{Form, Nav, Viewer, age, api_error_page, paging, render};
 use crate::auth::ClientIp;
+use crate::error::ApiError;
 use crate::extract::{Json, NoQuery, Path, Query};
 use crate::state::AppState;
 
@@ -38,6 +44,54 @@ struct SharedRow {
     owner: String,
     template: String,
     live: bool,
+}
+
+/// How many of their recordings the home page lists; the rest are a table query away.
+const RECORDINGS_SHOWN: u32 = 20;
+
+/// The viewer's newest recordings, also of workspaces deleted since: one table query, scoped
+/// to them. The template is known while the workspace exists.
+async fn my_recordings(
+    state: &AppState,
+    viewer: &Viewer,
+    workspaces: &[WorkspaceView],
+) -> Result<Vec<RecordingRow>, ApiError> {
+    let query = TableQuery {
+        table: "recordings".to_owned(),
+        filters: vec![TableFilter {
+            column: "owner".to_owned(),
+            op: FilterOp::Eq,
+            value: serde_json::json!(viewer.caller.username),
+        }],
+        limit: Some(RECORDINGS_SHOWN),
+        ..TableQuery::default()
+    };
+    let Json(result) =
+        crate::tables::query(State(state.clone()), viewer.auth(), Json(query)).await?;
+    let now = OffsetDateTime::now_utc();
+    Ok(result
+        .rows
+        .iter()
+        .map(|row| {
+            let workspace = paging::text(row, "workspace_id");
+            let template = workspaces
+                .iter()
+                .find(|w| w.id.to_string() == workspace)
+                .map_or_else(|| "(removed)".to_owned(), |w| w.template.clone());
+            let started = OffsetDateTime::parse(&paging::text(row, "started_at"), &Rfc3339).ok();
+            let bytes = row
+                .get("bytes")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0);
+            RecordingRow {
+                id: paging::text(row, "id"),
+                template,
+                username: paging::text(row, "username"),
+                age: started.map_or_else(String::new, |s| age((now - s).whole_seconds())),
+                size: format!("{} KiB", bytes.div_ceil(1024)),
+            }
+        })
+        .collect())
 }
 
 /// A recorded terminal session of one of the viewer's workspaces.
@@ -87,26 +141,10 @@ async fn home(state: AppState, viewer: Viewer, error: String) -> Response {
             Err(e) => return api_error_page(&e),
         };
     let now = OffsetDateTime::now_utc();
-    let mut recordings = Vec::new();
-    for workspace in &list {
-        match state
-            .terminals
-            .recordings()
-            .recordings_for(workspace.id)
-            .await
-        {
-            Ok(found) => recordings.extend(found.into_iter().map(|r| RecordingRow {
-                id: r.id.to_string(),
-                template: workspace.template.clone(),
-                username: r.username.to_string(),
-                age: age((now - r.started_at).whole_seconds()),
-                size: format!("{} KiB", r.bytes.div_ceil(1024)),
-            })),
-            Err(err) => {
-                tracing::warn!(workspace = %workspace.id, error = %err, "could not list recordings")
-            }
-        }
-    }
+    let recordings = match my_recordings(&state, &viewer, &list).await {
+        Ok(recordings) => recordings,
+        Err(e) => return api_error_page(&e),
+    };
     let page = HomePage {
         nav: viewer.nav(),
         templates: config
