@@ -101,10 +101,11 @@ enum Command {
         Only shared templates have members; invitees join with berth attach WORKSPACE-ID."
     )]
     Share(cli::sharing::ShareArgs),
-    /// List a workspace's recorded terminal sessions, or download one.
+    /// List recorded terminal sessions (yours, or one workspace's), or download one.
     #[command(
-        after_help = "Examples:\n  berth recordings python\n  berth recordings --cast \
-        6f1c…-… -o session.cast && asciinema play session.cast\n\n\
+        after_help = "Examples:\n  berth recordings                # the newest you may watch\n  \
+        berth recordings python\n  berth recordings --owner alice  # admins: one user's\n  \
+        berth recordings --cast 6f1c…-… -o session.cast && asciinema play session.cast\n\n\
         The owner of the workspace and admins see its recordings; members do not."
     )]
     Recordings(cli::sharing::RecordingsArgs),

@@ -97,6 +97,17 @@ fn members_join_by_id_and_recordings_are_listed_and_downloaded() {
     assert_eq!(mode & 0o777, 0o600);
     let refused = bob.run(&["recordings", "--cast", &recording]);
     assert!(!refused.status.success(), "{}", both(&refused));
+    // Without a workspace: the newest recordings one may watch. bob attached, but the
+    // recording is alice's.
+    let newest = alice.json(&["recordings"]);
+    assert_eq!(newest[0]["id"], recording.as_str(), "{newest}");
+    assert_eq!(newest[0]["owner"], "alice");
+    let table = alice.ok(&["recordings", "--owner", "alice"]);
+    assert!(
+        table.contains(&recording) && table.contains("OWNER"),
+        "{table}"
+    );
+    assert!(bob.ok(&["recordings"]).contains("No recordings yet."));
 
     // Piped input into the shared session ends like `ssh host < script`: the shell in tmux
     // gets its Ctrl-D once it is ready for it.
@@ -108,10 +119,9 @@ fn members_join_by_id_and_recordings_are_listed_and_downloaded() {
         both(&output)
     );
 
-    // Bad input: neither a workspace nor --cast, --viewer without a user, an id that is not
-    // one.
+    // Bad input: a workspace and --owner, --viewer without a user, an id that is not one.
     for args in [
-        &["recordings"][..],
+        &["recordings", "pair", "--owner", "alice"][..],
         &["share", "pair", "--viewer"][..],
         &["recordings", "--cast", "../../etc/passwd"][..],
     ] {

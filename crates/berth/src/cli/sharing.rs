@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use berth_client::api::{MemberList, RecordingView};
-use berth_client::{MemberRole, RecordingId, SessionRole};
+use berth_client::api::{FilterOp, MemberList, RecordingView, TableFilter, TableQuery};
+use berth_client::{MemberRole, RecordingId, SessionRole, WorkspaceId};
 use time::OffsetDateTime;
 
 use super::Session;
@@ -113,11 +113,15 @@ fn members_table(style: Style, members: &MemberList) -> String {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(group = clap::ArgGroup::new("what").required(true).args(["workspace", "cast"]))]
 pub struct RecordingsArgs {
     /// The workspace whose recordings to list: its id, a unique prefix of it, or a template
-    /// you have one workspace of.
+    /// you have one workspace of. Without it: the newest recordings you may watch, also of
+    /// workspaces removed since (an admin's: everyone's).
+    #[arg(conflicts_with = "cast")]
     workspace: Option<String>,
+    /// Without WORKSPACE: only recordings of this user's workspaces.
+    #[arg(long, value_name = "USER", conflicts_with_all = ["workspace", "cast"])]
+    owner: Option<String>,
     /// Download this recording as an asciicast v2 file (play it with `asciinema play`).
     #[arg(long, value_name = "ID")]
     cast: Option<RecordingId>,
@@ -146,7 +150,9 @@ pub async fn recordings(args: RecordingsArgs) -> Result<ExitCode, CliError> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let query = args.workspace.as_deref().unwrap_or_default();
+    let Some(query) = args.workspace.as_deref() else {
+        return newest(&session, args.owner.as_deref(), args.json).await;
+    };
     let workspace = resolve(&session, query, Which::Any).await?;
     let recordings = session
         .client
@@ -158,13 +164,92 @@ pub async fn recordings(args: RecordingsArgs) -> Result<ExitCode, CliError> {
     } else if recordings.is_empty() {
         println!("No recordings of {} yet.", short(workspace.id));
     } else {
-        print!("{}", recordings_table(Style::stdout(), &recordings));
+        let listed: Vec<Listed> = recordings.iter().map(Listed::from).collect();
+        print!("{}", recordings_table(Style::stdout(), &listed, false));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Newest first: id, who, when, how long, how big.
-fn recordings_table(style: Style, recordings: &[RecordingView]) -> String {
+/// How many recordings `berth recordings` without a workspace lists.
+const NEWEST: u32 = 50;
+
+/// The newest recordings the caller may watch, through the `recordings` table query.
+async fn newest(session: &Session, owner: Option<&str>, json: bool) -> Result<ExitCode, CliError> {
+    let query = TableQuery {
+        table: "recordings".into(),
+        filters: owner
+            .map(|owner| TableFilter {
+                column: "owner".into(),
+                op: FilterOp::Eq,
+                value: serde_json::json!(owner),
+            })
+            .into_iter()
+            .collect(),
+        limit: Some(NEWEST),
+        ..TableQuery::default()
+    };
+    let result = session
+        .client
+        .query_table(&query)
+        .await
+        .map_err(|e| session.fail(&e))?;
+    let listed: Vec<Listed> = result
+        .rows
+        .into_iter()
+        .map(|row| serde_json::from_value(serde_json::Value::Object(row)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            CliError::new(format!(
+                "the server's recordings table is not as expected: {e}"
+            ))
+        })?;
+    if json {
+        println!("{}", output::pretty_json(&listed)?);
+    } else if listed.is_empty() {
+        println!("No recordings yet.");
+    } else {
+        print!("{}", recordings_table(Style::stdout(), &listed, true));
+        if result.total > u64::from(NEWEST) {
+            eprintln!(
+                "The newest {NEWEST} of {}; `berth recordings WORKSPACE` lists one workspace's.",
+                result.total
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the recordings table shows of a recording, from either API answer.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Listed {
+    id: RecordingId,
+    #[serde(rename = "workspace_id")]
+    workspace: WorkspaceId,
+    owner: String,
+    username: String,
+    #[serde(with = "time::serde::rfc3339")]
+    started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    ended_at: Option<OffsetDateTime>,
+    bytes: u64,
+}
+
+impl From<&RecordingView> for Listed {
+    fn from(r: &RecordingView) -> Self {
+        Self {
+            id: r.id,
+            workspace: r.workspace,
+            owner: r.owner.to_string(),
+            username: r.username.to_string(),
+            started_at: r.started_at,
+            ended_at: r.ended_at,
+            bytes: r.bytes,
+        }
+    }
+}
+
+/// Newest first: id, (whose and which workspace,) who attached, when, how long, how big.
+fn recordings_table(style: Style, recordings: &[Listed], whose: bool) -> String {
     let now = OffsetDateTime::now_utc();
     let rows: Vec<Vec<String>> = recordings
         .iter()
@@ -173,14 +258,31 @@ fn recordings_table(style: Style, recordings: &[RecordingView]) -> String {
                 Some(end) => output::age(r.started_at, end),
                 None => "running".to_owned(),
             };
-            vec![
-                r.id.to_string(),
-                r.username.to_string(),
+            let mut row = vec![r.id.to_string()];
+            if whose {
+                row.extend([r.owner.clone(), short(r.workspace)]);
+            }
+            row.extend([
+                r.username.clone(),
                 format!("{} ago", output::age(r.started_at, now)),
                 length,
                 r.bytes.to_string(),
-            ]
+            ]);
+            row
         })
         .collect();
-    output::table(style, &["ID", "USER", "STARTED", "LENGTH", "BYTES"], &rows)
+    let header: &[&str] = if whose {
+        &[
+            "ID",
+            "OWNER",
+            "WORKSPACE",
+            "USER",
+            "STARTED",
+            "LENGTH",
+            "BYTES",
+        ]
+    } else {
+        &["ID", "USER", "STARTED", "LENGTH", "BYTES"]
+    };
+    output::table(style, header, &rows)
 }
