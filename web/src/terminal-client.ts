@@ -55,9 +55,9 @@ export interface TerminalClientOptions {
 export const PING_INTERVAL_MS = 30_000;
 
 /**
- * Keystrokes typed while the socket opens and the shell starts are held back and sent after the
- * `hello` (if it allows typing), so a user who types at once loses nothing. Beyond this many
- * bytes (a paste into a page that never connects) further input is dropped.
+ * Keystrokes typed while the page first connects and the shell starts are held back and sent
+ * after the `hello` (if it allows typing), so a user who types at once loses nothing. Input
+ * that would go past this many bytes, and everything typed after it, is dropped.
  */
 export const MAX_TYPE_AHEAD_BYTES = 64 * 1024;
 
@@ -71,6 +71,10 @@ export class TerminalClient {
   /** Input frames typed before the `hello`, in order; see `MAX_TYPE_AHEAD_BYTES`. */
   private typeAhead: Bytes[] = [];
   private typeAheadBytes = 0;
+  /** Set when input went past `MAX_TYPE_AHEAD_BYTES`: the rest is dropped until the hello. */
+  private typeAheadOverflowed = false;
+  /** Whether any socket of this page got a hello: type-ahead is for the first connection. */
+  private everGreeted = false;
   private pingTimer: TimerHandle | null = null;
   private awaitingAnswer = false;
 
@@ -110,7 +114,8 @@ export class TerminalClient {
 
   /**
    * Keystrokes from xterm's `onData`. Sent at once when connected with a role that may type,
-   * held back while the connection opens, dropped for viewers and while the connection is lost.
+   * held back while the page first connects, dropped for viewers, while the connection is lost
+   * and while it is re-established.
    */
   input(data: string): void {
     if (data.length > 0) this.sendInput(encodeInput(data));
@@ -126,18 +131,25 @@ export class TerminalClient {
       if (this.mayType()) this.connection.send(frame);
       return;
     }
+    // Only while the page first connects: keys typed blind during a reconnect are dropped.
     const kind = this.status.connection.kind;
     const opening = kind === "idle" || kind === "connecting" || kind === "open";
-    if (opening && this.typeAheadBytes + frame.length <= MAX_TYPE_AHEAD_BYTES) {
-      this.typeAhead.push(frame);
-      this.typeAheadBytes += frame.length;
+    if (!opening || this.everGreeted || this.typeAheadOverflowed) return;
+    if (this.typeAheadBytes + frame.length > MAX_TYPE_AHEAD_BYTES) {
+      // Drop this and everything after it: an Enter typed after a lost paste must not run
+      // what was typed before the paste.
+      this.typeAheadOverflowed = true;
+      return;
     }
+    this.typeAhead.push(frame);
+    this.typeAheadBytes += frame.length;
   }
 
   private flushTypeAhead(): void {
     const held = this.typeAhead;
     this.typeAhead = [];
     this.typeAheadBytes = 0;
+    this.typeAheadOverflowed = false;
     if (this.mayType()) for (const frame of held) this.connection.send(frame);
   }
 
@@ -189,6 +201,7 @@ export class TerminalClient {
         this.sink.readOnly(msg.role === "viewer");
         this.sink.members(msg.members, msg.you);
         this.flushTypeAhead();
+        this.everGreeted = true;
         break;
       case "members":
         this.sink.members(msg.members, this.status.you);
@@ -210,10 +223,11 @@ export class TerminalClient {
       this.helloOnThisSocket = false;
       this.stopPings();
     }
-    // Keys typed while the connection was lost are not replayed into a later session.
+    // Keys typed before a connection that failed are not replayed into a later one.
     if (state.kind === "waiting" || state.kind === "closed") {
       this.typeAhead = [];
       this.typeAheadBytes = 0;
+      this.typeAheadOverflowed = false;
     }
     this.update({ connection: state, ready: this.helloOnThisSocket });
   }

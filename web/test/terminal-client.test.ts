@@ -104,17 +104,31 @@ describe("terminal client", () => {
     assert.deepEqual(t.net.last.sentBinary, []);
   });
 
-  it("does not replay keys typed while the connection was lost", () => {
+  it("does not replay keys typed while the connection was lost or coming back", () => {
     const t = connected("owner");
     t.net.last.serverClose(1006, "");
     assert.equal(t.status().connection.kind, "waiting");
     t.client.input("typed into the void\r");
     t.timers.advance(60_000);
+    t.client.input("while reconnecting\r");
     t.net.last.serverOpen();
-    t.client.input("early on the new socket");
+    t.client.input("before the new hello\r");
+    t.net.last.serverJson(hello("owner"));
+    t.client.input("after it");
+    const sent = t.net.last.sentBinary.map((b) => new TextDecoder().decode(b));
+    assert.deepEqual(sent, ["after it"]);
+  });
+
+  it("drops everything after an overflow, so a later Enter runs nothing half-typed", () => {
+    const t = setup();
+    t.client.start();
+    t.client.input("rm -rf ");
+    t.client.input("x".repeat(MAX_TYPE_AHEAD_BYTES));
+    t.client.input("\r");
+    t.net.last.serverOpen();
     t.net.last.serverJson(hello("owner"));
     const sent = t.net.last.sentBinary.map((b) => new TextDecoder().decode(b));
-    assert.deepEqual(sent, ["early on the new socket"]);
+    assert.deepEqual(sent, ["rm -rf "]);
   });
 
   it("holds at most MAX_TYPE_AHEAD_BYTES before the hello", () => {
