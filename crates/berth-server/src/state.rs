@@ -85,7 +85,7 @@ impl AppState {
             workspaces,
             terminals,
             shared: Arc::new(Shared {
-                jwt,
+                jwt: jwt.clone(),
                 client_tokens: ClientTokens::default(),
                 home,
                 limits: RateLimits::default(),
@@ -96,7 +96,7 @@ impl AppState {
                 config_writes: Mutex::new(()),
                 openapi: OnceLock::new(),
                 live: crate::terminal::Live::default(),
-                sessions: crate::auth::session::Sessions::default(),
+                sessions: crate::auth::session::Sessions::new(jwt.clone()),
             }),
         }
     }

@@ -262,7 +262,11 @@ pub(crate) async fn delete(
     let removed = state
         .change_config(move |store| store.remove_user(&target))
         .await?;
-    state.shared.sessions.remove_user(username.as_str());
+    state
+        .shared
+        .sessions
+        .end_user(state.store.as_ref(), username.as_str())
+        .await;
     end_sessions(
         &state,
         &username,

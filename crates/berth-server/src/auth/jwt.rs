@@ -122,6 +122,20 @@ impl JwtKey {
         Self(Arc::new(key))
     }
 
+    /// How a web session id is kept in the database: HMAC-SHA256 under this key, in hex. Only
+    /// a holder of the key (in `$BERTH_HOME`, not in the database) can make a row that a
+    /// cookie matches.
+    pub(crate) fn session_id_hash(&self, id: &str) -> String {
+        let mut mac = self.mac();
+        mac.update(b"berth-web-session:");
+        mac.update(id.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     fn mac(&self) -> HmacSha256 {
         // HMAC takes keys of any length: this cannot fail.
         <HmacSha256 as KeyInit>::new_from_slice(self.0.as_slice())

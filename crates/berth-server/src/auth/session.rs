@@ -4,12 +4,17 @@
 //! CSRF token. Idle (`security.session_idle`) and absolute (`security.session_ttl`) expiry are
 //! enforced here, on the server, whatever the cookie says.
 //!
-//! Sessions are served from memory and written behind to the database (new ones, deletions,
-//! and the last use at most once a minute each) by [`Sessions::flush`], which the server runs
-//! with the ping flush and at shutdown; [`Sessions::load`] reads them back at start-up, so a
-//! restart or an upgrade does not log every browser out. The database keeps only the SHA-256
-//! of an id: a copy of it logs nobody in. A session created moments before a crash (not yet
-//! flushed) is lost, and its browser logs in again.
+//! Sessions are served from memory and kept in the database, so a restart or an upgrade does
+//! not log every browser out: logging out and deleting a user are written at once
+//! ([`Sessions::end`], [`Sessions::end_user`]); new sessions and the last use (at most once a
+//! minute each) are written behind by [`Sessions::flush`], which the server runs with the ping
+//! flush and at shutdown; [`Sessions::load`] reads them back at start-up. A session created
+//! moments before a crash (not yet flushed) is lost, and its browser logs in again.
+//!
+//! The database keeps an HMAC of each id under the login-token key, which lives in
+//! `$BERTH_HOME`, not in the database: reading the table logs nobody in, and writing to it
+//! cannot make a session either. Writes happen one at a time, and a change is forgotten only
+//! once it is written, so a cancelled or failed flush loses nothing.
 //!
 //! A session names the account as it was at login (id and password fingerprint): deleting
 //! and re-creating the user or changing their password ends it, as for login tokens.
@@ -23,8 +28,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use berth_store::{Store, WebSession};
 use berth_types::{UserId, Username};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
+
+use super::JwtKey;
 
 /// The session cookie's name over plain HTTP.
 pub(crate) const SESSION_COOKIE: &str = "berth_session";
@@ -169,9 +175,12 @@ impl Inner {
 }
 
 /// The sessions in force.
-#[derive(Default)]
 pub(crate) struct Sessions {
     inner: Mutex<Inner>,
+    /// Turns ids into what the database keeps.
+    key: JwtKey,
+    /// One database write at a time, so a save never lands after the deletion that followed it.
+    writing: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -180,15 +189,21 @@ impl std::fmt::Debug for Sessions {
     }
 }
 
-/// The SHA-256 of a session id, in hex: the key in memory and in the database.
-fn id_hash(id: &str) -> String {
-    Sha256::digest(id.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 impl Sessions {
+    /// No sessions yet; ids are kept as HMACs under `key`.
+    pub(crate) fn new(key: JwtKey) -> Self {
+        Self {
+            inner: Mutex::default(),
+            key,
+            writing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The key of session `id` in memory and in the database.
+    fn id_hash(&self, id: &str) -> String {
+        self.key.session_id_hash(id)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner
             .lock()
@@ -216,10 +231,10 @@ impl Sessions {
         now: OffsetDateTime,
     ) -> String {
         let id = random_token();
-        let hash = id_hash(&id);
+        let hash = self.id_hash(&id);
         let mut inner = self.lock();
         if let Some(old) = replaces {
-            inner.drop_session(&id_hash(old));
+            inner.drop_session(&self.id_hash(old));
         }
         if inner.by_hash.len() >= MAX_SESSIONS
             && let Some(oldest) = inner
@@ -259,7 +274,7 @@ impl Sessions {
         ttl: Duration,
         now: OffsetDateTime,
     ) -> Option<Session> {
-        let hash = id_hash(id);
+        let hash = self.id_hash(id);
         let mut inner = self.lock();
         let session = inner.by_hash.get_mut(&hash)?;
         if session.expired(idle, ttl, now) {
@@ -277,23 +292,34 @@ impl Sessions {
         Some(found)
     }
 
-    /// Ends the session `id`.
-    pub(crate) fn remove(&self, id: &str) {
-        self.lock().drop_session(&id_hash(id));
+    /// Ends the session `id` (logging out), in memory and in the database at once, so a crash
+    /// cannot bring it back. A failed write is retried by the next flush.
+    pub(crate) async fn end(&self, store: &dyn Store, id: &str) {
+        let hash = self.id_hash(id);
+        self.lock().drop_session(&hash);
+        self.write_now(store).await;
     }
 
-    /// Ends every session of `username` (deleted users).
-    pub(crate) fn remove_user(&self, username: &str) {
-        let mut inner = self.lock();
-        let theirs: Vec<String> = inner
-            .by_hash
-            .iter()
-            .filter(|(_, s)| s.username == username)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for hash in theirs {
-            inner.drop_session(&hash);
+    /// Ends every session of `username` (a deleted user), as [`Sessions::end`] does.
+    pub(crate) async fn end_user(&self, store: &dyn Store, username: &str) {
+        {
+            let mut inner = self.lock();
+            let theirs: Vec<String> = inner
+                .by_hash
+                .iter()
+                .filter(|(_, s)| s.username == username)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for hash in theirs {
+                inner.drop_session(&hash);
+            }
         }
+        self.write_now(store).await;
+    }
+
+    /// Writes pending deletions now (and whatever else is pending).
+    async fn write_now(&self, store: &dyn Store) {
+        self.flush(store).await;
     }
 
     /// Forgets expired sessions.
@@ -312,7 +338,8 @@ impl Sessions {
     }
 
     /// Reads the sessions an earlier run saved, keeping those still within `idle` and `ttl`
-    /// and deleting the rest from the database. Sessions made since start-up are kept.
+    /// (the most recently used first, up to the limit) and deleting the rest from the
+    /// database. Sessions made since start-up are kept.
     pub(crate) async fn load(
         &self,
         store: &dyn Store,
@@ -320,8 +347,8 @@ impl Sessions {
         ttl: Duration,
     ) -> Result<usize, berth_store::StoreError> {
         let now = OffsetDateTime::now_utc();
-        let stored = store.list_sessions().await?;
-        let mut expired = Vec::new();
+        let mut stored = store.list_sessions().await?;
+        stored.sort_by_key(|s| std::cmp::Reverse(s.last_seen));
         let mut inner = self.lock();
         let mut loaded = 0;
         for s in stored {
@@ -335,28 +362,27 @@ impl Sessions {
                 stored_seen: s.last_seen,
             };
             if session.expired(idle, ttl, now) || inner.by_hash.len() >= MAX_SESSIONS {
-                expired.push(s.id_hash);
+                inner.pending.insert(s.id_hash, Pending::Delete);
             } else if !inner.pending.contains_key(&s.id_hash) {
                 inner.by_hash.entry(s.id_hash).or_insert(session);
                 loaded += 1;
             }
         }
-        for hash in expired {
-            inner.pending.insert(hash, Pending::Delete);
-        }
         Ok(loaded)
     }
 
     /// Writes what changed since the last flush: new sessions, deletions, and last uses more
-    /// than a minute newer than the stored ones. On a database error the changes are kept for
-    /// the next flush.
+    /// than a minute newer than the stored ones. A change is forgotten only once it is
+    /// written: on a database error, or if this future is dropped midway, the next flush
+    /// writes it.
     pub(crate) async fn flush(&self, store: &dyn Store) {
-        let (saves, deletes, taken) = {
-            let mut inner = self.lock();
-            let taken = std::mem::take(&mut inner.pending);
+        let _one_at_a_time = self.writing.lock().await;
+        let (saves, deletes, snapshot) = {
+            let inner = self.lock();
+            let snapshot = inner.pending.clone();
             let mut saves = Vec::new();
             let mut deletes = Vec::new();
-            for (hash, change) in &taken {
+            for (hash, change) in &snapshot {
                 match change {
                     Pending::Delete => deletes.push(hash.clone()),
                     Pending::Save => {
@@ -366,20 +392,26 @@ impl Sessions {
                     }
                 }
             }
-            (saves, deletes, taken)
+            (saves, deletes, snapshot)
         };
-        if saves.is_empty() && deletes.is_empty() {
+        if snapshot.is_empty() {
             return;
         }
         let written = match store.delete_sessions(&deletes).await {
             Ok(()) => store.save_sessions(&saves).await,
             Err(err) => Err(err),
         };
-        if let Err(err) = written {
-            tracing::warn!(error = %err, "could not save web sessions; retrying later");
-            let mut inner = self.lock();
-            for (hash, change) in taken {
-                inner.pending.entry(hash).or_insert(change);
+        match written {
+            Ok(()) => {
+                let mut inner = self.lock();
+                for (hash, change) in snapshot {
+                    if inner.pending.get(&hash) == Some(&change) {
+                        inner.pending.remove(&hash);
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "could not save web sessions; retrying later");
             }
         }
     }
@@ -404,7 +436,7 @@ mod tests {
 
     #[test]
     fn idle_and_absolute_expiry() {
-        let sessions = Sessions::default();
+        let sessions = Sessions::new(JwtKey::from_bytes([7; 32]));
         let id = sessions.create_at("ann", None, String::new(), None, T0);
         let (idle, ttl) = (secs(10), secs(25));
         assert!(sessions.get_at(&id, idle, ttl, T0 + secs(8)).is_some());
@@ -419,7 +451,7 @@ mod tests {
 
     #[test]
     fn login_replaces_the_old_session() {
-        let sessions = Sessions::default();
+        let sessions = Sessions::new(JwtKey::from_bytes([7; 32]));
         let old = sessions.create("ann", None, String::new(), None);
         let new = sessions.create("ann", None, String::new(), Some(&old));
         assert_ne!(old, new);
@@ -435,12 +467,12 @@ mod tests {
     #[tokio::test]
     async fn sessions_outlive_a_restart_through_the_store_which_never_sees_an_id() {
         let store = memory_store().await;
-        let before = Sessions::default();
+        let before = Sessions::new(JwtKey::from_bytes([7; 32]));
         let uid = UserId::random();
         let ann = before.create("ann", Some(uid), "fp".into(), None);
         let admin = before.create("admin", None, "fp-admin".into(), None);
         let gone = before.create("bob", None, "fp".into(), None);
-        before.remove(&gone);
+        before.end(store.as_ref(), &gone).await;
         before.flush(store.as_ref()).await;
         let stored = store.list_sessions().await.unwrap();
         assert_eq!(stored.len(), 2);
@@ -451,7 +483,7 @@ mod tests {
         }
 
         // A new process: the same cookies still work, with the same CSRF tokens.
-        let after = Sessions::default();
+        let after = Sessions::new(JwtKey::from_bytes([7; 32]));
         let long = secs(3600);
         assert_eq!(after.load(store.as_ref(), long, long).await.unwrap(), 2);
         let found = after.get(&ann, long, long).unwrap();
@@ -464,21 +496,52 @@ mod tests {
         assert!(after.get(&gone, long, long).is_none());
         assert!(after.get("planted", long, long).is_none());
 
-        // Logging out and deleting a user reach the database too.
-        after.remove(&ann);
-        after.remove_user("admin");
-        after.flush(store.as_ref()).await;
+        // Logging out and deleting a user reach the database at once, without a flush.
+        after.end(store.as_ref(), &ann).await;
+        after.end_user(store.as_ref(), "admin").await;
         assert!(store.list_sessions().await.unwrap().is_empty());
+        let again = Sessions::new(JwtKey::from_bytes([7; 32]));
+        assert_eq!(again.load(store.as_ref(), long, long).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_row_written_without_the_key_is_no_session() {
+        use sha2::{Digest, Sha256};
+        let store = memory_store().await;
+        let now = OffsetDateTime::now_utc();
+        let plain: String = Sha256::digest(b"chosen-id")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let forged = WebSession {
+            id_hash: plain,
+            username: Username::new("admin").unwrap(),
+            user_id: None,
+            password_fingerprint: "copied".into(),
+            csrf: "x".into(),
+            created_at: now,
+            last_seen: now,
+        };
+        store.save_sessions(&[forged]).await.unwrap();
+        // Sessions made under another key (another installation's) are no use either.
+        let elsewhere = Sessions::new(JwtKey::from_bytes([9; 32]));
+        let theirs = elsewhere.create("admin", None, "fp".into(), None);
+        elsewhere.flush(store.as_ref()).await;
+        let sessions = Sessions::new(JwtKey::from_bytes([7; 32]));
+        let long = secs(3600);
+        sessions.load(store.as_ref(), long, long).await.unwrap();
+        assert!(sessions.get("chosen-id", long, long).is_none());
+        assert!(sessions.get(&theirs, long, long).is_none());
     }
 
     #[tokio::test]
     async fn expired_sessions_are_not_loaded_and_leave_the_database() {
         let store = memory_store().await;
-        let before = Sessions::default();
+        let before = Sessions::new(JwtKey::from_bytes([7; 32]));
         let old = before.create_at("ann", None, String::new(), None, T0);
         let fresh = before.create("bob", None, String::new(), None);
         before.flush(store.as_ref()).await;
-        let after = Sessions::default();
+        let after = Sessions::new(JwtKey::from_bytes([7; 32]));
         let day = secs(86_400);
         assert_eq!(after.load(store.as_ref(), day, day).await.unwrap(), 1);
         assert!(after.get(&old, day, day).is_none());
@@ -492,7 +555,7 @@ mod tests {
     #[tokio::test]
     async fn the_last_use_is_written_at_most_once_a_minute() {
         let store = memory_store().await;
-        let sessions = Sessions::default();
+        let sessions = Sessions::new(JwtKey::from_bytes([7; 32]));
         let id = sessions.create_at("ann", None, String::new(), None, T0);
         sessions.flush(store.as_ref()).await;
         let long = secs(86_400 * 365 * 100);
@@ -516,7 +579,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_write_is_retried_by_the_next_flush() {
         let broken = memory_store().await;
-        let sessions = Sessions::default();
+        let sessions = Sessions::new(JwtKey::from_bytes([7; 32]));
         let id = sessions.create("ann", None, String::new(), None);
         broken.close().await;
         sessions.flush(broken.as_ref()).await;
@@ -524,7 +587,7 @@ mod tests {
         let store = memory_store().await;
         sessions.flush(store.as_ref()).await;
         assert!(sessions.lock().pending.is_empty());
-        let after = Sessions::default();
+        let after = Sessions::new(JwtKey::from_bytes([7; 32]));
         let long = secs(3600);
         after.load(store.as_ref(), long, long).await.unwrap();
         assert!(after.get(&id, long, long).is_some());

@@ -185,7 +185,11 @@ pub(crate) async fn logout(
     if let Err(refused) = viewer.check_csrf(&form) {
         return refused;
     }
-    state.shared.sessions.remove(&viewer.session_id);
+    state
+        .shared
+        .sessions
+        .end(state.store.as_ref(), &viewer.session_id)
+        .await;
     let https = https(&state.config.current());
     let mut response = Redirect::to("/login").into_response();
     if let Ok(value) = HeaderValue::from_str(&set_cookie(SESSION_COOKIE, "", https, Some(0))) {
