@@ -100,6 +100,31 @@ pub struct Expired {
     pub bytes: u64,
 }
 
+/// The recordings being written now, by id: retention leaves them alone.
+#[derive(Debug, Default)]
+struct Live(std::sync::Mutex<std::collections::HashSet<RecordingId>>);
+
+impl Live {
+    fn ids(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<RecordingId>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Marks one recording live until dropped (when its writer has finished the file and row).
+#[derive(Debug)]
+pub(crate) struct LiveGuard {
+    live: Arc<Live>,
+    id: RecordingId,
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.live.ids().remove(&self.id);
+    }
+}
+
 /// The recordings directory and its index in the store. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Recordings {
@@ -109,6 +134,7 @@ pub struct Recordings {
     queue: usize,
     /// One retention pass at a time, so two never delete (and report) the same recording.
     expiring: Arc<tokio::sync::Mutex<()>>,
+    live: Arc<Live>,
 }
 
 impl Recordings {
@@ -122,6 +148,7 @@ impl Recordings {
             max_bytes: MAX_RECORDING_BYTES,
             queue: RECORDER_QUEUE,
             expiring: Arc::default(),
+            live: Arc::default(),
         }
     }
 
@@ -167,9 +194,10 @@ impl Recordings {
 
     /// Applies `retention` as of `now`: deletes the files and rows of recordings past
     /// `max_age` (by when their session ended; for one never finished, by when its file was
-    /// last written), then, oldest first, of finished recordings while all of them together
-    /// exceed `max_total_bytes`. A session still being recorded is never deleted for size. A
-    /// file that cannot be removed keeps its row, so the next pass tries again.
+    /// last written), then, oldest first, of others while all indexed recordings together
+    /// exceed `max_total_bytes`. A recording being written now is never deleted. A file that
+    /// cannot be removed keeps its row, and a row that cannot be deleted is left for the next
+    /// pass: what was deleted is reported either way.
     pub async fn expire(
         &self,
         retention: Retention,
@@ -180,6 +208,7 @@ impl Recordings {
             return Ok(expired);
         }
         let _one_pass = self.expiring.lock().await;
+        let live = self.live.ids().clone();
         // (recording, bytes on disk, when it last changed), oldest first.
         let mut entries = Vec::new();
         for recording in self.store.list_all_recordings().await? {
@@ -200,8 +229,8 @@ impl Recordings {
         }
         let mut doomed = vec![false; entries.len()];
         if let Some(max_age) = retention.max_age {
-            for (i, (_, _, last)) in entries.iter().enumerate() {
-                doomed[i] = now - *last > max_age;
+            for (i, (recording, _, last)) in entries.iter().enumerate() {
+                doomed[i] = now - *last > max_age && !live.contains(&recording.id);
             }
         }
         if let Some(max_total) = retention.max_total_bytes {
@@ -215,7 +244,7 @@ impl Recordings {
                 if total <= max_total {
                     break;
                 }
-                if !doomed[i] && recording.ended_at.is_some() {
+                if !doomed[i] && !live.contains(&recording.id) {
                     doomed[i] = true;
                     total -= bytes;
                 }
@@ -242,7 +271,11 @@ impl Recordings {
                 Ok(()) => {}
                 // Gone already (deleted by hand in the database): nothing of ours to report.
                 Err(StoreError::NotFound) => continue,
-                Err(err) => return Err(err.into()),
+                Err(err) => {
+                    // Its file is gone; the row goes in a later pass (as a missing file).
+                    tracing::warn!(recording = %recording.id, error = %err, "cannot delete an expired recording's row");
+                    continue;
+                }
             }
             expired.recordings.push(recording.id);
             expired.bytes += bytes;
@@ -253,27 +286,42 @@ impl Recordings {
     /// Starts recording: creates the file (mode 0600) with its header and indexes it.
     pub async fn start(&self, start: RecordingStart) -> Result<Recorder, RecordingError> {
         let id = RecordingId::random();
+        // Live before its file exists, so a retention pass never takes it for abandoned.
+        self.live.ids().insert(id);
+        let live = LiveGuard {
+            live: Arc::clone(&self.live),
+            id,
+        };
         let relative = format!("{}/{id}.cast", start.workspace);
         let path = self.dir.join(&relative);
         let created = |source| RecordingError::Create {
             path: path.clone(),
             source,
         };
-        if let Some(parent) = path.parent() {
-            tokio::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(parent)
-                .await
-                .map_err(created)?;
-        }
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .await
-            .map_err(created)?;
+        let mut attempts = 0;
+        let file = loop {
+            if let Some(parent) = path.parent() {
+                tokio::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(parent)
+                    .await
+                    .map_err(created)?;
+            }
+            let opened = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .await;
+            match opened {
+                // Retention removed the emptied workspace directory in between: once more.
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound && attempts == 0 => {
+                    attempts += 1;
+                }
+                other => break other.map_err(created)?,
+            }
+        };
         let started_at = berth_store::normalize_time(OffsetDateTime::now_utc());
         let header = header(&start, started_at);
         let mut file = BufWriter::with_capacity(WRITE_BUFFER, file);
@@ -302,6 +350,7 @@ impl Recordings {
             Arc::clone(&self.store),
             self.max_bytes,
             self.queue,
+            live,
         ))
     }
 }

@@ -258,7 +258,7 @@ async fn put(
 }
 
 #[tokio::test]
-async fn retention_deletes_by_age_then_oldest_finished_first_by_size() {
+async fn retention_deletes_by_age_then_oldest_first_by_size_but_never_a_live_recording() {
     use berth_core::Retention;
     use time::Duration;
 
@@ -272,13 +272,23 @@ async fn retention_deletes_by_age_then_oldest_finished_first_by_size() {
     // Never finished (the server died), not written for 120 days: as old as its last write.
     let abandoned = put(&s, ws, days(121), None, days(120), 1000).await;
     let old = put(&s, ws, days(30), Some(days(30)), days(30), 1000).await;
-    // Being recorded now, older than `newer`: never deleted for size.
-    let live = put(&s, ws, days(20), None, now, 1000).await;
+    // Never finished either, but recently written: kept for age, fair game for size.
+    let crashed = put(&s, ws, days(20), None, now, 1000).await;
     let newer = put(&s, ws, days(10), Some(days(10)), days(10), 1000).await;
     let newest = put(&s, ws, days(1), Some(days(1)), days(1), 1000).await;
     // Its file was removed by hand: the row goes too, freeing nothing.
     let missing = put(&s, ws, days(100), Some(days(100)), days(100), 10).await;
     std::fs::remove_file(s.recordings.recording(missing).await.unwrap().path).unwrap();
+    // Being recorded now, its file not written to for 200 days (a quiet session): kept.
+    let recorder = s.recordings.start(start(ws)).await.unwrap();
+    let live = recorder.id();
+    let live_file = s.recordings.recording(live).await.unwrap().path;
+    std::fs::File::options()
+        .write(true)
+        .open(&live_file)
+        .unwrap()
+        .set_modified(days(200).into())
+        .unwrap();
 
     let nothing = s
         .recordings
@@ -292,11 +302,11 @@ async fn retention_deletes_by_age_then_oldest_finished_first_by_size() {
         max_total_bytes: Some(2500),
     };
     let expired = s.recordings.expire(retention, now).await.unwrap();
-    // Age: ancient, abandoned, missing. Then 4000 bytes are left, over 2500: old, then newer
-    // (live is skipped although older than newer).
+    // Age: ancient, abandoned, missing. Then about 4000 bytes are left, over 2500: old, then
+    // crashed, oldest first.
     assert_eq!(
         expired.recordings,
-        [ancient, abandoned, missing, old, newer],
+        [ancient, abandoned, missing, old, crashed],
         "oldest first"
     );
     assert_eq!(expired.bytes, 4000);
@@ -308,17 +318,25 @@ async fn retention_deletes_by_age_then_oldest_finished_first_by_size() {
         .iter()
         .map(|r| r.id)
         .collect();
-    assert_eq!(left, [live, newest]);
-    for id in [live, newest] {
-        assert!(s.recordings.recording(id).await.unwrap().path.exists());
-    }
+    assert_eq!(left, [newer, newest, live]);
+    assert!(live_file.exists());
     assert!(
         !s.recordings.dir().join(other.to_string()).exists(),
         "an emptied workspace directory goes"
     );
     assert!(s.recordings.dir().join(ws.to_string()).is_dir());
 
-    // A second pass finds nothing more to do.
-    let again = s.recordings.expire(retention, now).await.unwrap();
-    assert_eq!(again, berth_core::Expired::default());
+    // Finished, the live one is an old recording like any other.
+    recorder.finish().await.unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&live_file)
+        .unwrap()
+        .set_modified(days(200).into())
+        .unwrap();
+    let later = s.recordings.expire(retention, now).await.unwrap();
+    assert!(later.recordings.is_empty(), "it ended just now: {later:?}");
+    let much_later = now + Duration::days(91);
+    let later = s.recordings.expire(retention, much_later).await.unwrap();
+    assert!(later.recordings.contains(&live), "{later:?}");
 }

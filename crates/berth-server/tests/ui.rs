@@ -682,6 +682,12 @@ async fn the_home_page_lists_my_recordings_also_of_removed_workspaces() {
             .unwrap();
         ids.push(id);
     }
+    server
+        .state
+        .store
+        .finish_recording(ids[0], time::OffsetDateTime::now_utc(), 3000)
+        .await
+        .unwrap();
     let ann = login(&server, "ann", "ann-password-1", "").await;
     let home = send(&server, "GET", "/", &ann.cookie, None, &[]).await;
     assert_eq!(home.status, 200);

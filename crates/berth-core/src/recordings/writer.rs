@@ -54,6 +54,7 @@ impl Recorder {
         store: Arc<dyn Store>,
         max_bytes: u64,
         queue: usize,
+        live: super::LiveGuard,
     ) -> Self {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let shared = Arc::new(Shared::default());
@@ -64,6 +65,7 @@ impl Recorder {
             decoder: Utf8Stream::default(),
             last: 0.0,
             shared: Arc::clone(&shared),
+            _live: live,
         };
         let id = recording.id;
         let task = tokio::spawn(writer.run(rx, recording, store));
@@ -129,6 +131,8 @@ struct Writer {
     /// Time of the last event written: times never go backwards in the file.
     last: f64,
     shared: Arc<Shared>,
+    /// Keeps the recording from retention until the writer is done with it.
+    _live: super::LiveGuard,
 }
 
 impl Writer {

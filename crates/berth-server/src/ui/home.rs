@@ -79,16 +79,18 @@ async fn my_recordings(
                 .find(|w| w.id.to_string() == workspace)
                 .map_or_else(|| "(removed)".to_owned(), |w| w.template.clone());
             let started = OffsetDateTime::parse(&paging::text(row, "started_at"), &Rfc3339).ok();
-            let bytes = row
-                .get("bytes")
-                .and_then(serde_json::Value::as_u64)
-                .unwrap_or(0);
+            // The size is counted when the session ends.
+            let finished = !paging::text(row, "ended_at").is_empty();
+            let bytes = row.get("bytes").and_then(serde_json::Value::as_u64);
             RecordingRow {
                 id: paging::text(row, "id"),
                 template,
                 username: paging::text(row, "username"),
                 age: started.map_or_else(String::new, |s| age((now - s).whole_seconds())),
-                size: format!("{} KiB", bytes.div_ceil(1024)),
+                size: match bytes {
+                    Some(bytes) if finished => format!("{} KiB", bytes.div_ceil(1024)),
+                    _ => "not finished".to_owned(),
+                },
             }
         })
         .collect())
@@ -141,10 +143,13 @@ async fn home(state: AppState, viewer: Viewer, error: String) -> Response {
             Err(e) => return api_error_page(&e),
         };
     let now = OffsetDateTime::now_utc();
-    let recordings = match my_recordings(&state, &viewer, &list).await {
-        Ok(recordings) => recordings,
-        Err(e) => return api_error_page(&e),
-    };
+    // The workspaces matter more than the recordings: a failed query leaves the list empty.
+    let recordings = my_recordings(&state, &viewer, &list)
+        .await
+        .unwrap_or_else(|err| {
+            tracing::warn!(status = %err.status(), code = err.code(), "could not list recordings for the home page");
+            Vec::new()
+        });
     let page = HomePage {
         nav: viewer.nav(),
         templates: config

@@ -113,7 +113,11 @@ pub(crate) async fn page(
                 (Some(_), None) => "not finished".to_owned(),
                 _ => String::new(),
             };
-            let bytes = row.get("bytes").and_then(serde_json::Value::as_u64);
+            // The size is counted when the session ends.
+            let bytes = row
+                .get("bytes")
+                .and_then(serde_json::Value::as_u64)
+                .filter(|_| !text(row, "ended_at").is_empty());
             Row {
                 id: text(row, "id"),
                 started: text(row, "started_at"),
