@@ -165,6 +165,19 @@ fn edit_main_in_place(text: &str, old: &MainConfig, new: &MainConfig) -> Option<
         }
         out.replace_range(start..end, &replacement);
     }
+    // An insertion into a layout we did not foresee (a flow mapping over several lines) may
+    // not read back as intended: then the caller renders the file whole.
+    if old.security.metrics_token_hash != new.security.metrics_token_hash {
+        let root = yaml::parse(MAIN, &out).ok()?;
+        let scalar = root.get("security")?.get("metrics_token_hash")?;
+        let reads_back = match &new.security.metrics_token_hash {
+            Some(hash) => scalar.scalar().is_some_and(|s| !s.plain && s.text == *hash),
+            None => scalar.is_null(),
+        };
+        if !reads_back {
+            return None;
+        }
+    }
     Some(out)
 }
 
@@ -393,6 +406,7 @@ mod tests {
             "security: {}\n",
             "security:\n  metrics_token_hash:\n",
             "security: {lockout_minutes: 5}\n",
+            "security: {\n  lockout_minutes: 5}\n",
         ] {
             assert_eq!(edit(text), None, "{text:?}");
         }
