@@ -203,9 +203,8 @@ impl Recordings {
         retention: Retention,
         now: OffsetDateTime,
     ) -> Result<Expired, RecordingError> {
-        let mut expired = Expired::default();
         if retention == Retention::default() {
-            return Ok(expired);
+            return Ok(Expired::default());
         }
         let _one_pass = self.expiring.lock().await;
         let live = self.live.ids().clone();
@@ -250,16 +249,42 @@ impl Recordings {
                 }
             }
         }
-        for ((recording, bytes, _), doomed) in entries.into_iter().zip(doomed) {
-            if !doomed {
+        let doomed = entries
+            .into_iter()
+            .zip(doomed)
+            .filter(|(_, doomed)| *doomed)
+            .map(|((recording, bytes, _), _)| (recording, bytes));
+        Ok(self.delete(doomed).await)
+    }
+
+    /// Deletes every recording of `owner`'s workspaces, files and rows (a deleted account:
+    /// a name given to someone new later must not find them), also those being written.
+    pub async fn remove_owner(&self, owner: &Username) -> Result<Expired, RecordingError> {
+        let _one_pass = self.expiring.lock().await;
+        let mut theirs = Vec::new();
+        for recording in self.store.list_all_recordings().await? {
+            if recording.owner != *owner {
                 continue;
             }
+            let bytes = tokio::fs::metadata(self.dir.join(&recording.path))
+                .await
+                .map_or(0, |meta| meta.len());
+            theirs.push((recording, bytes));
+        }
+        Ok(self.delete(theirs.into_iter()).await)
+    }
+
+    /// Removes each recording's file, then its row; reports what went. A file that cannot be
+    /// removed keeps its row; a row that cannot be deleted is left for a later pass.
+    async fn delete(&self, doomed: impl Iterator<Item = (Recording, u64)>) -> Expired {
+        let mut expired = Expired::default();
+        for (recording, bytes) in doomed {
             let path = self.dir.join(&recording.path);
             match tokio::fs::remove_file(&path).await {
                 Ok(()) => {}
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
                 Err(err) => {
-                    tracing::warn!(path = %path.display(), error = %err, "cannot delete an expired recording");
+                    tracing::warn!(path = %path.display(), error = %err, "cannot delete a recording");
                     continue;
                 }
             }
@@ -273,14 +298,14 @@ impl Recordings {
                 Err(StoreError::NotFound) => continue,
                 Err(err) => {
                     // Its file is gone; the row goes in a later pass (as a missing file).
-                    tracing::warn!(recording = %recording.id, error = %err, "cannot delete an expired recording's row");
+                    tracing::warn!(recording = %recording.id, error = %err, "cannot delete a recording's row");
                     continue;
                 }
             }
             expired.recordings.push(recording.id);
             expired.bytes += bytes;
         }
-        Ok(expired)
+        expired
     }
 
     /// Starts recording: creates the file (mode 0600) with its header and indexes it.

@@ -389,9 +389,9 @@ impl Workspaces {
     /// Everything `owner` has, for an account being deleted: every workspace of theirs is
     /// deleted (containers removed), their named volumes of this instance are removed,
     /// persistent ones included (a name given to someone new later must not find the old
-    /// files), and they leave every workspace they were a member of. Recordings and the audit
-    /// log stay. Goes on past a workspace that cannot be deleted and returns the first error
-    /// after trying them all.
+    /// files), and they leave every workspace they were a member of. Their recordings are
+    /// [`crate::Recordings::remove_owner`]'s; the audit log stays. Goes on past a workspace
+    /// that cannot be deleted and returns the first error after trying them all.
     pub async fn remove_owner(
         &self,
         owner: &Username,

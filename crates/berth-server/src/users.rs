@@ -204,6 +204,14 @@ pub(crate) async fn update(
     if renaming && let Err(err) = state.store.rename_member(&username, &after.username).await {
         tracing::error!(error = %err, from = %username, to = %after.username, "cannot move the memberships of a renamed account");
     }
+    if renaming
+        && let Err(err) = state
+            .store
+            .rename_recordings(&username, &after.username)
+            .await
+    {
+        tracing::error!(error = %err, from = %username, to = %after.username, "cannot move the recordings of a renamed account");
+    }
     if after.disabled {
         end_sessions(
             &state,
@@ -237,9 +245,11 @@ pub(crate) async fn update(
 }
 
 /// `DELETE /api/v1/users/{name}`: removes the user and their users.d file, and everything
-/// they have: their workspaces and named volumes are deleted, their memberships end and their
-/// open terminals close. If a workspace cannot be deleted the user stays, so the admin can try
-/// again. Recordings and the audit log stay.
+/// they have: their workspaces, named volumes and the recordings of their workspaces are
+/// deleted (a name given to someone new must find nothing of the old account), their
+/// memberships end and their open terminals close. If a workspace cannot be deleted the user
+/// stays, so the admin can try again. The audit log stays; to keep recordings, disable the
+/// account instead.
 pub(crate) async fn delete(
     State(state): State<AppState>,
     AdminUser(caller): AdminUser,
@@ -258,6 +268,12 @@ pub(crate) async fn delete(
         )
         .await
         .map_err(|e| ApiError::workspace(e, true))?;
+    let recordings = state
+        .terminals
+        .recordings()
+        .remove_owner(&username)
+        .await
+        .map_err(ApiError::internal)?;
     let target = username.to_string();
     let removed = state
         .change_config(move |store| store.remove_user(&target))
@@ -284,6 +300,7 @@ pub(crate) async fn delete(
         "workspaces_deleted": removal.workspaces,
         "volumes_removed": removal.volumes,
         "memberships_ended": removal.memberships,
+        "recordings_deleted": recordings.recordings.len(),
     }))
     .record(state.store.as_ref())
     .await;

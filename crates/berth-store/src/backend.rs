@@ -479,6 +479,25 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn rename_recordings(
+                &self,
+                from: &Username,
+                to: &Username,
+            ) -> Result<u64, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let mut changed = 0;
+                for statement in [recordings::RENAME_OWNER, recordings::RENAME_ATTACHED] {
+                    changed += sqlx::query(statement)
+                        .bind(from.as_str())
+                        .bind(to.as_str())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                tx.commit().await?;
+                Ok(changed)
+            }
+
             async fn save_sessions(&self, saved: &[WebSession]) -> Result<(), StoreError> {
                 if saved.is_empty() {
                     return Ok(());

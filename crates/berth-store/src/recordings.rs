@@ -100,6 +100,10 @@ pub(crate) const LIST_ALL_RECORDINGS: &str = concat!(
 
 pub(crate) const DELETE_RECORDING: &str = "DELETE FROM recordings WHERE id = $1";
 
+pub(crate) const RENAME_OWNER: &str = "UPDATE recordings SET owner = $2 WHERE owner = $1";
+
+pub(crate) const RENAME_ATTACHED: &str = "UPDATE recordings SET username = $2 WHERE username = $1";
+
 pub(crate) const LIST_RECORDINGS: &str = concat!(
     "SELECT ",
     recording_columns!(),

@@ -155,6 +155,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// there is none with this id.
     async fn delete_recording(&self, id: RecordingId) -> Result<(), StoreError>;
 
+    /// A renamed user keeps their recordings: `from` becomes `to` as owner and as who
+    /// attached, in one transaction. Returns the rows changed.
+    async fn rename_recordings(&self, from: &Username, to: &Username) -> Result<u64, StoreError>;
+
     /// Saves web sessions in one transaction: new ones whole, known ones only their
     /// `last_seen`.
     async fn save_sessions(&self, sessions: &[WebSession]) -> Result<(), StoreError>;

@@ -309,6 +309,43 @@ async fn recordings_are_indexed_per_workspace_and_outlive_it(db: &TestDb) {
         .map(|r| r.id)
         .collect();
     assert_eq!(all, [first.id, elsewhere.id, second.id]);
+    // A renamed user keeps theirs, as owner and as who attached.
+    assert_eq!(
+        store
+            .rename_recordings(&user("bob"), &user("robert"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .get_recording(second.id)
+            .await
+            .unwrap()
+            .username
+            .as_str(),
+        "robert"
+    );
+    // Three rows as owner, two of them as who attached.
+    assert_eq!(
+        store
+            .rename_recordings(&user("alice"), &user("ali"))
+            .await
+            .unwrap(),
+        5
+    );
+    let renamed = store.get_recording(first.id).await.unwrap();
+    assert_eq!(
+        (renamed.owner.as_str(), renamed.username.as_str()),
+        ("ali", "ali")
+    );
+    assert_eq!(
+        store
+            .rename_recordings(&user("nobody"), &user("x"))
+            .await
+            .unwrap(),
+        0
+    );
     store.delete_recording(elsewhere.id).await.unwrap();
     assert!(matches!(
         store.delete_recording(elsewhere.id).await,

@@ -289,7 +289,47 @@ async fn deleting_an_account_takes_its_workspaces_volumes_and_memberships_with_i
     assert_error(&refused, 409, "in_use");
     assert!(admin.user("alice").await.is_ok(), "nothing changed");
 
+    // Recordings: alice's own, one of carol's where alice attached, one where carol attached.
+    let recording = |owner: &str, who: &str| {
+        let workspace = berth_types::WorkspaceId::random();
+        let id = berth_types::RecordingId::random();
+        let path = format!("{workspace}/{id}.cast");
+        let file = server.state.terminals.recordings().dir().join(&path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "{}\n").unwrap();
+        (
+            berth_store::Recording {
+                id,
+                workspace,
+                owner: berth_types::Username::new(owner).unwrap(),
+                username: berth_types::Username::new(who).unwrap(),
+                started_at: time::OffsetDateTime::now_utc(),
+                ended_at: None,
+                path,
+                bytes: 0,
+                width: 80,
+                height: 24,
+            },
+            file,
+        )
+    };
+    let (alices, alices_file) = recording("alice", "alice");
+    let (carols, carols_file) = recording("carol", "alice");
+    let (attended, _) = recording("bob", "carol");
+    for r in [&alices, &carols, &attended] {
+        server.state.store.insert_recording(r).await.unwrap();
+    }
     admin.delete_user("alice").await.unwrap();
+    assert!(
+        !alices_file.exists(),
+        "the recordings of alice's workspaces go with her"
+    );
+    assert_api_error(admin.recording(alices.id).await, 404, "not_found");
+    assert!(carols_file.exists(), "carol's stays, though alice attached");
+    assert_eq!(
+        admin.recording(carols.id).await.unwrap().username.as_str(),
+        "alice"
+    );
     assert!(containers().is_empty(), "alice's container is gone");
     assert!(volumes().is_empty(), "alice's persistent volume is gone");
     assert_api_error(admin.workspace(kept.id).await, 404, "not_found");
@@ -314,4 +354,18 @@ async fn deleting_an_account_takes_its_workspaces_volumes_and_memberships_with_i
     let members = bob.members(pair.id).await.unwrap();
     assert_eq!(members.members[0].username.as_str(), "caroline");
     assert_eq!(members.members[0].role, MemberRole::Viewer);
+    // And her recordings, as owner and as who attached.
+    assert_eq!(
+        admin.recording(carols.id).await.unwrap().owner.as_str(),
+        "caroline"
+    );
+    assert_eq!(
+        admin
+            .recording(attended.id)
+            .await
+            .unwrap()
+            .username
+            .as_str(),
+        "caroline"
+    );
 }
