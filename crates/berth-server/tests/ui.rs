@@ -630,7 +630,7 @@ async fn admins_page_through_every_recording_and_filter_it() {
     assert!(anns.body.contains("2 recordings."), "{}", anns.body);
     assert!(!anns.body.contains(&ids[2].to_string()));
     let bobs = page("?user=bob&from=2000-01-01").await;
-    assert!(bobs.body.contains("1 recordings."), "{}", bobs.body);
+    assert!(bobs.body.contains("1 recording."), "{}", bobs.body);
     assert!(bobs.body.contains(&ids[1].to_string()));
     let none = page("?to=2000-01-01").await;
     assert!(none.body.contains("No recordings."), "{}", none.body);
