@@ -373,6 +373,12 @@ impl Client {
         .await
     }
 
+    /// `DELETE /api/v1/recordings/{id}` (admins): deletes a finished recording.
+    pub async fn delete_recording(&self, id: RecordingId) -> Result<(), ClientError> {
+        self.empty(Method::DELETE, &format!("/api/v1/recordings/{id}"))
+            .await
+    }
+
     /// `GET /api/v1/recordings/{id}/cast`: the asciicast v2 file.
     pub async fn recording_cast(&self, id: RecordingId) -> Result<String, ClientError> {
         self.text(Method::GET, &format!("/api/v1/recordings/{id}/cast"))

@@ -54,6 +54,9 @@ pub enum RecordingError {
     /// The index in the database failed.
     #[error("the recordings index failed: {0}")]
     Store(#[from] StoreError),
+    /// The session is still being recorded.
+    #[error("the session is still being recorded; delete the recording once it has ended")]
+    Live,
 }
 
 /// A recording's metadata and where its file is.
@@ -272,6 +275,29 @@ impl Recordings {
             theirs.push((recording, bytes));
         }
         Ok(self.delete(theirs.into_iter()).await)
+    }
+
+    /// Deletes one finished recording, its file and its row, and returns what it was. Refused
+    /// while the session is still being recorded.
+    pub async fn delete_one(&self, id: RecordingId) -> Result<Recording, RecordingError> {
+        let _one_pass = self.expiring.lock().await;
+        if self.live.ids().contains(&id) {
+            return Err(RecordingError::Live);
+        }
+        let file = self.recording(id).await?;
+        let bytes = tokio::fs::metadata(&file.path)
+            .await
+            .map_or(0, |meta| meta.len());
+        let deleted = self
+            .delete(std::iter::once((file.recording.clone(), bytes)))
+            .await;
+        if deleted.recordings.is_empty() {
+            // The file could not be removed, or the row not deleted: the log says which.
+            return Err(RecordingError::Write(std::io::Error::other(
+                "the recording could not be deleted; the server's log says why",
+            )));
+        }
+        Ok(file.recording)
     }
 
     /// Removes each recording's file, then its row; reports what went. A file that cannot be

@@ -345,6 +345,12 @@ pub(crate) fn table() -> Vec<Route> {
             recordings::get,
         )
         .returns::<RecordingView>(200),
+        delete(
+            "/api/v1/recordings/{id}",
+            "Delete a finished recording (admin)",
+            recordings::delete,
+        )
+        .admin(),
         get(
             "/api/v1/recordings/{id}/cast",
             "A recording as an asciicast v2 file (owner or admin)",

@@ -256,6 +256,45 @@ async fn echo_resize_and_the_recording_of_a_session() {
     assert_eq!(admin.recording_cast(id).await.unwrap(), cast);
     let malformed = common::send_json(&alice, "GET", "/api/v1/recordings/not-a-uuid", "").await;
     common::assert_error(&malformed, 400, "bad_path");
+
+    // Only an admin deletes a recording, and only once the session has ended.
+    let mut live = Term::open(&server, ws.id, &alice_token).await;
+    live.type_("echo still-recording\r").await;
+    live.expect("still-recording").await;
+    let recording_now = alice
+        .recordings(ws.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.ended_at.is_none())
+        .expect("the open session's recording");
+    assert_api_error(
+        admin.delete_recording(recording_now.id).await,
+        409,
+        "in_use",
+    );
+    assert_api_error(alice.delete_recording(id).await, 403, "forbidden");
+    let file = server
+        .state
+        .terminals
+        .recordings()
+        .dir()
+        .join(format!("{}/{id}.cast", ws.id));
+    assert!(file.exists());
+    admin.delete_recording(id).await.unwrap();
+    assert!(!file.exists(), "the file goes with the row");
+    assert_api_error(alice.recording(id).await, 404, "not_found");
+    assert_api_error(admin.delete_recording(id).await, 404, "not_found");
+    let malformed = common::send_json(&admin, "DELETE", "/api/v1/recordings/../../etc", "").await;
+    assert!(
+        malformed.status == 400 || malformed.status == 404,
+        "{malformed:?}"
+    );
+    assert!(
+        alice.recording(recording_now.id).await.is_ok(),
+        "the live one is untouched"
+    );
+    drop(live);
 }
 
 #[tokio::test]

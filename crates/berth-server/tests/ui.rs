@@ -653,6 +653,52 @@ async fn admins_page_through_every_recording_and_filter_it() {
     assert!(bad.body.contains("YYYY-MM-DD"), "{}", bad.body);
     let cursor = page("?cursor=not-a-cursor").await;
     assert_eq!(cursor.status, 400, "{}", cursor.body);
+
+    // A finished recording has a Delete button; it needs the session's CSRF token.
+    let delete = format!("/admin/recordings/{}/delete", ids[0]);
+    assert!(
+        all.body.contains(&format!("action=\"{delete}\"")),
+        "{}",
+        all.body
+    );
+    assert!(
+        !all.body
+            .contains(&format!("/admin/recordings/{}/delete", ids[1])),
+        "not for an unfinished one"
+    );
+    let origin = format!("http://{}", server.addr);
+    let headers = [("Origin", origin.as_str())];
+    let refused = send(
+        &server,
+        "POST",
+        &delete,
+        &admin.cookie,
+        Some("_csrf=wrong"),
+        &headers,
+    )
+    .await;
+    assert_eq!(refused.status, 403);
+    let body = format!("_csrf={}", admin.csrf);
+    let done = send(
+        &server,
+        "POST",
+        &delete,
+        &admin.cookie,
+        Some(&body),
+        &headers,
+    )
+    .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(header(&done, "location"), Some("/admin/recordings"));
+    assert!(page("").await.body.contains("2 recordings."));
+    let entries = page_of(&server, &admin, "/admin/audit?action=recording.delete").await;
+    assert!(entries.contains(&ids[0].to_string()), "{entries}");
+}
+
+async fn page_of(server: &TestServer, browser: &Browser, path: &str) -> String {
+    send(server, "GET", path, &browser.cookie, None, &[])
+        .await
+        .body
 }
 
 #[tokio::test]

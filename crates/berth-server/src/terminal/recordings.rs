@@ -12,7 +12,8 @@ use berth_types::WorkspaceId;
 use berth_types::api::{RecordingList, RecordingView};
 use tokio::io::AsyncReadExt;
 
-use crate::auth::{AuthUser, Caller};
+use crate::audit::Audit;
+use crate::auth::{AuthUser, Caller, ClientIp};
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
 use crate::state::AppState;
@@ -35,8 +36,36 @@ fn view(r: Recording) -> RecordingView {
 fn recording_error(err: RecordingError) -> ApiError {
     match err {
         RecordingError::NotFound => ApiError::not_found("no such recording"),
+        RecordingError::Live => ApiError::conflict("in_use", RecordingError::Live.to_string()),
         other => ApiError::internal(other),
     }
+}
+
+/// `DELETE /api/v1/recordings/{id}` (admins): deletes a finished recording, its file and its
+/// row, for output that should never have been kept (a secret printed to the terminal).
+/// Audited as `recording.delete`; 409 `in_use` while the session is still recorded.
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<RecordingId>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let deleted = state
+        .terminals
+        .recordings()
+        .delete_one(id)
+        .await
+        .map_err(recording_error)?;
+    Audit::new(caller.username.as_str(), "recording.delete", id.to_string(), ip)
+        .details(serde_json::json!({
+            "workspace": deleted.workspace,
+            "owner": deleted.owner,
+            "username": deleted.username,
+            "started_at": deleted.started_at.format(&time::format_description::well_known::Rfc3339).ok(),
+        }))
+        .record(state.store.as_ref())
+        .await;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 pub(crate) async fn list(

@@ -69,6 +69,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/admin/templates/{name}/delete", post(templates::delete))
         .route("/admin/audit", get(audit::page))
         .route("/admin/recordings", get(recordings::page))
+        .route("/admin/recordings/{id}/delete", post(recordings::delete))
         .route("/static/{file}", get(asset))
         .layer(axum::middleware::from_fn_with_state(
             (state.clone(), watch),

@@ -1,19 +1,21 @@
 //! `/admin/recordings`: every recorded terminal session, newest first, filtered by the
 //! workspace's owner, who attached and the day, a page at a time through the table query
-//! engine. Each row links to its replay page.
+//! engine. Each row links to its replay page and can be deleted.
 
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
+use berth_types::RecordingId;
 use berth_types::api::{SortKey, TableQuery};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::paging::{self, text};
-use super::{AdminViewer, Nav, age, api_error_page, render};
-use crate::extract::{Json, Query};
+use super::{AdminViewer, Form, Nav, age, api_error_page, render};
+use crate::auth::ClientIp;
+use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
 
 const PAGE: u32 = 50;
@@ -44,6 +46,8 @@ struct Row {
     workspace: String,
     length: String,
     size: String,
+    /// Only a finished recording may be deleted.
+    finished: bool,
 }
 
 #[derive(Template)]
@@ -126,6 +130,7 @@ pub(crate) async fn page(
                 workspace: text(row, "workspace_id").chars().take(8).collect(),
                 length,
                 size: bytes.map_or_else(String::new, |b| format!("{} KiB", b.div_ceil(1024))),
+                finished: !text(row, "ended_at").is_empty(),
             }
         })
         .collect();
@@ -140,4 +145,21 @@ pub(crate) async fn page(
         to: filters.to,
     })
     .into_response()
+}
+
+/// `POST /admin/recordings/{id}/delete`: deletes one finished recording, back to the list.
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    viewer: AdminViewer,
+    ip: ClientIp,
+    Path(id): Path<RecordingId>,
+    form: Form,
+) -> Response {
+    if let Err(refused) = viewer.0.check_csrf(&form) {
+        return refused;
+    }
+    match crate::terminal::recordings::delete(State(state), viewer.0.auth(), ip, Path(id)).await {
+        Ok(_) => Redirect::to("/admin/recordings").into_response(),
+        Err(e) => api_error_page(&e),
+    }
 }
