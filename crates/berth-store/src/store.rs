@@ -167,6 +167,7 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn delete_sessions(&self, id_hashes: &[String]) -> Result<(), StoreError>;
 
     /// Every stored web session, oldest first (expired ones too: expiry is the server's call).
+    /// Rows that cannot be read are skipped (and logged).
     async fn list_sessions(&self) -> Result<Vec<WebSession>, StoreError>;
 
     /// Closes the connections; later calls fail.

@@ -441,6 +441,22 @@ async fn web_sessions_are_saved_touched_listed_and_deleted(db: &TestDb) {
         std::slice::from_ref(&admin)
     );
 
+    // A row that no longer reads is skipped, not the end of every session.
+    db.execute_raw(&format!(
+        "INSERT INTO web_sessions (id_hash, username, user_id, password_fingerprint, csrf, \
+         created_at, last_seen) SELECT '{}', 'Not A Name', user_id, password_fingerprint, csrf, \
+         created_at, last_seen FROM web_sessions WHERE id_hash = '{}'",
+        "d".repeat(64),
+        admin.id_hash
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        store.list_sessions().await.unwrap(),
+        std::slice::from_ref(&admin)
+    );
+    store.delete_sessions(&["d".repeat(64)]).await.unwrap();
+
     // Something that is not a hash is refused and nothing of the batch is written.
     let bad = WebSession {
         id_hash: "not-a-hash".into(),
