@@ -583,24 +583,12 @@ async fn admins_page_through_every_recording_and_filter_it() {
         .into_iter()
         .enumerate()
     {
-        let workspace = berth_types::WorkspaceId::random();
-        let id = berth_types::RecordingId::random();
-        store
-            .insert_recording(&berth_store::Recording {
-                id,
-                workspace,
-                owner: berth_types::Username::new(owner).unwrap(),
-                username: berth_types::Username::new(who).unwrap(),
-                started_at: now - time::Duration::minutes(10 - i as i64),
-                ended_at: None,
-                path: format!("{workspace}/{id}.cast"),
-                bytes: 0,
-                width: 80,
-                height: 24,
-            })
-            .await
-            .unwrap();
-        ids.push(id);
+        let started = now - time::Duration::minutes(10 - i as i64);
+        ids.push(
+            common::insert_recording(&server, owner, who, started)
+                .await
+                .id,
+        );
     }
     store
         .finish_recording(ids[0], now - time::Duration::minutes(7), 5000)
@@ -707,26 +695,12 @@ async fn the_home_page_lists_my_recordings_also_of_removed_workspaces() {
     let mut ids = Vec::new();
     for owner in ["ann", "cat"] {
         // A workspace that no longer exists: its recordings are kept (docs/recordings.md).
-        let workspace = berth_types::WorkspaceId::random();
-        let id = berth_types::RecordingId::random();
-        server
-            .state
-            .store
-            .insert_recording(&berth_store::Recording {
-                id,
-                workspace,
-                owner: berth_types::Username::new(owner).unwrap(),
-                username: berth_types::Username::new(owner).unwrap(),
-                started_at: time::OffsetDateTime::now_utc() - time::Duration::hours(2),
-                ended_at: None,
-                path: format!("{workspace}/{id}.cast"),
-                bytes: 3000,
-                width: 80,
-                height: 24,
-            })
-            .await
-            .unwrap();
-        ids.push(id);
+        let started = time::OffsetDateTime::now_utc() - time::Duration::hours(2);
+        ids.push(
+            common::insert_recording(&server, owner, owner, started)
+                .await
+                .id,
+        );
     }
     server
         .state

@@ -3,17 +3,13 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use berth_types::api::{SortKey, TableQuery};
 use serde::Deserialize;
 
-use super::paging::{self, text};
-use super::{AdminViewer, Nav, api_error_page, render};
-use crate::extract::{Json, Query};
+use super::paging::{self, PageQuery, text};
+use super::{AdminViewer, Nav, render};
+use crate::extract::Query;
 use crate::state::AppState;
-
-const PAGE: u32 = 50;
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct Filters {
@@ -61,40 +57,23 @@ pub(crate) async fn page(
     viewer: AdminViewer,
     Query(filters): Query<Filters>,
 ) -> Response {
-    let mut query = TableQuery {
-        table: "audit".to_owned(),
-        columns: Vec::new(),
-        filters: Vec::new(),
-        sort: vec![SortKey {
-            column: "id".to_owned(),
-            desc: true,
-        }],
-        limit: Some(PAGE),
-        cursor: (!filters.cursor.is_empty()).then(|| filters.cursor.clone()),
+    let fields = [
+        ("actor", "user", filters.user.as_str()),
+        ("action", "action", filters.action.as_str()),
+    ];
+    let query = PageQuery {
+        table: "audit",
+        sort: "id",
+        time: "at",
+        text: &fields,
+        from: &filters.from,
+        to: &filters.to,
+        cursor: &filters.cursor,
     };
-    query
-        .filters
-        .extend(paging::text_filter("actor", &filters.user));
-    query
-        .filters
-        .extend(paging::text_filter("action", &filters.action));
-    match paging::date_filters("at", &filters.from, &filters.to) {
-        Ok(dates) => query.filters.extend(dates),
-        Err(message) => return super::error_page(StatusCode::BAD_REQUEST, &message),
-    }
-    let result = match crate::tables::query(State(state), viewer.0.auth(), Json(query)).await {
-        Ok(Json(result)) => result,
-        Err(e) => return api_error_page(&e),
+    let (result, next) = match paging::fetch(state, &viewer.0, &query).await {
+        Ok(page) => page,
+        Err(page) => return page,
     };
-    let next = paging::next_page(
-        &[
-            ("user", &filters.user),
-            ("action", &filters.action),
-            ("from", &filters.from),
-            ("to", &filters.to),
-        ],
-        result.next_cursor.as_deref(),
-    );
     render(&AuditPage {
         nav: viewer.0.nav(),
         entries: result

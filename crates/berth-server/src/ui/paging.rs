@@ -1,8 +1,69 @@
-//! What the admin pages that page through a table query share: date filters from
-//! `YYYY-MM-DD` form fields and the query string of the next page.
+//! What the admin pages that page through a table query share: the query from the page's
+//! form (text fields, a day range, the cursor), and the query string of the next page.
 
-use berth_types::api::{FilterOp, TableFilter};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use berth_types::api::{FilterOp, SortKey, TableFilter, TableQuery, TableResult};
 use serde_json::{Map, Value, json};
+
+use super::Viewer;
+use crate::extract::Json;
+use crate::state::AppState;
+
+/// Rows a page shows at once.
+const PAGE: u32 = 50;
+
+/// What an admin page asks of its table.
+pub(crate) struct PageQuery<'a> {
+    pub(crate) table: &'static str,
+    /// Sorted on this column, newest (largest) first.
+    pub(crate) sort: &'static str,
+    /// The time column the form's `from` and `to` days filter.
+    pub(crate) time: &'static str,
+    /// Equality filters from the form: (column, form field, value); blank values filter
+    /// nothing.
+    pub(crate) text: &'a [(&'static str, &'static str, &'a str)],
+    pub(crate) from: &'a str,
+    pub(crate) to: &'a str,
+    pub(crate) cursor: &'a str,
+}
+
+/// One page of `query.table` as `viewer` may see it, and the query string of the next page
+/// (empty on the last). A malformed form field is a 400 page that says which.
+pub(crate) async fn fetch(
+    state: AppState,
+    viewer: &Viewer,
+    query: &PageQuery<'_>,
+) -> Result<(TableResult, String), Response> {
+    let mut filters: Vec<TableFilter> = query
+        .text
+        .iter()
+        .filter_map(|(column, _, value)| text_filter(column, value))
+        .collect();
+    filters.extend(
+        date_filters(query.time, query.from, query.to)
+            .map_err(|message| super::error_page(StatusCode::BAD_REQUEST, &message))?,
+    );
+    let table = TableQuery {
+        table: query.table.to_owned(),
+        columns: Vec::new(),
+        filters,
+        sort: vec![SortKey {
+            column: query.sort.to_owned(),
+            desc: true,
+        }],
+        limit: Some(PAGE),
+        cursor: (!query.cursor.is_empty()).then(|| query.cursor.to_owned()),
+    };
+    let Json(result) = crate::tables::query(State(state), viewer.auth(), Json(table))
+        .await
+        .map_err(|e| super::api_error_page(&e))?;
+    let mut fields: Vec<(&str, &str)> = query.text.iter().map(|(_, f, v)| (*f, *v)).collect();
+    fields.extend([("from", query.from), ("to", query.to)]);
+    let next = next_page(&fields, result.next_cursor.as_deref());
+    Ok((result, next))
+}
 
 /// A cell of a table query's row as page text: strings as they are, null as nothing.
 pub(crate) fn text(row: &Map<String, Value>, key: &str) -> String {
@@ -15,7 +76,7 @@ pub(crate) fn text(row: &Map<String, Value>, key: &str) -> String {
 
 /// Filters on `column` (a time) from the form's `from` and `to` days, both inclusive. Empty
 /// fields filter nothing; anything but a date is refused with a message for the page.
-pub(crate) fn date_filters(column: &str, from: &str, to: &str) -> Result<Vec<TableFilter>, String> {
+fn date_filters(column: &str, from: &str, to: &str) -> Result<Vec<TableFilter>, String> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
     let mut filters = Vec::new();
     for (value, field, op, next_day) in [
@@ -42,7 +103,7 @@ pub(crate) fn date_filters(column: &str, from: &str, to: &str) -> Result<Vec<Tab
 }
 
 /// An equality filter on `column` unless `value` is blank.
-pub(crate) fn text_filter(column: &str, value: &str) -> Option<TableFilter> {
+fn text_filter(column: &str, value: &str) -> Option<TableFilter> {
     let value = value.trim();
     (!value.is_empty()).then(|| TableFilter {
         column: column.to_owned(),
@@ -53,7 +114,7 @@ pub(crate) fn text_filter(column: &str, value: &str) -> Option<TableFilter> {
 
 /// The query string of the next page: the form's fields and the cursor, percent-encoded.
 /// Empty when there is no next page.
-pub(crate) fn next_page(fields: &[(&str, &str)], cursor: Option<&str>) -> String {
+fn next_page(fields: &[(&str, &str)], cursor: Option<&str>) -> String {
     let Some(cursor) = cursor else {
         return String::new();
     };

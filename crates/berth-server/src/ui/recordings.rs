@@ -4,21 +4,17 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use berth_types::RecordingId;
-use berth_types::api::{SortKey, TableQuery};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::paging::{self, text};
+use super::paging::{self, PageQuery, text};
 use super::{AdminViewer, Form, Nav, age, api_error_page, render};
 use crate::auth::ClientIp;
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Path, Query};
 use crate::state::AppState;
-
-const PAGE: u32 = 50;
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct Filters {
@@ -73,40 +69,23 @@ pub(crate) async fn page(
     viewer: AdminViewer,
     Query(filters): Query<Filters>,
 ) -> Response {
-    let mut query = TableQuery {
-        table: "recordings".to_owned(),
-        columns: Vec::new(),
-        filters: Vec::new(),
-        sort: vec![SortKey {
-            column: "started_at".to_owned(),
-            desc: true,
-        }],
-        limit: Some(PAGE),
-        cursor: (!filters.cursor.is_empty()).then(|| filters.cursor.clone()),
+    let fields = [
+        ("owner", "owner", filters.owner.as_str()),
+        ("username", "user", filters.user.as_str()),
+    ];
+    let query = PageQuery {
+        table: "recordings",
+        sort: "started_at",
+        time: "started_at",
+        text: &fields,
+        from: &filters.from,
+        to: &filters.to,
+        cursor: &filters.cursor,
     };
-    query
-        .filters
-        .extend(paging::text_filter("owner", &filters.owner));
-    query
-        .filters
-        .extend(paging::text_filter("username", &filters.user));
-    match paging::date_filters("started_at", &filters.from, &filters.to) {
-        Ok(dates) => query.filters.extend(dates),
-        Err(message) => return super::error_page(StatusCode::BAD_REQUEST, &message),
-    }
-    let result = match crate::tables::query(State(state), viewer.0.auth(), Json(query)).await {
-        Ok(Json(result)) => result,
-        Err(e) => return api_error_page(&e),
+    let (result, next) = match paging::fetch(state, &viewer.0, &query).await {
+        Ok(page) => page,
+        Err(page) => return page,
     };
-    let next = paging::next_page(
-        &[
-            ("owner", &filters.owner),
-            ("user", &filters.user),
-            ("from", &filters.from),
-            ("to", &filters.to),
-        ],
-        result.next_cursor.as_deref(),
-    );
     let rows = result
         .rows
         .iter()

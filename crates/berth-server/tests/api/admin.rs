@@ -237,44 +237,23 @@ async fn expired_recordings_are_deleted_and_audited() {
         .recordings("max_total_size", "null")
         .start()
         .await;
-    let recordings = server.state.terminals.recordings();
     let now = time::OffsetDateTime::now_utc();
     let mut made = Vec::new();
     for (days_ago, finished) in [(100, true), (1, true), (200, false)] {
-        let workspace = berth_types::WorkspaceId::random();
-        let id = berth_types::RecordingId::random();
-        let path = format!("{workspace}/{id}.cast");
-        let file = recordings.dir().join(&path);
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        std::fs::write(&file, "{\"version\": 2}\n").unwrap();
         let at = now - time::Duration::days(days_ago);
+        let recording = crate::common::insert_recording(&server, "alice", "alice", at).await;
         // A session never finished counts from its file's last write.
-        std::fs::File::options()
-            .write(true)
-            .open(&file)
-            .unwrap()
-            .set_modified(at.into())
-            .unwrap();
-        let store = &server.state.store;
-        store
-            .insert_recording(&berth_store::Recording {
-                id,
-                workspace,
-                owner: berth_types::Username::new("alice").unwrap(),
-                username: berth_types::Username::new("alice").unwrap(),
-                started_at: at,
-                ended_at: None,
-                path,
-                bytes: 0,
-                width: 80,
-                height: 24,
-            })
-            .await
-            .unwrap();
+        let file =
+            crate::common::write_recording_file(&server, &recording, "{\"version\": 2}\n", at);
         if finished {
-            store.finish_recording(id, at, 15).await.unwrap();
+            server
+                .state
+                .store
+                .finish_recording(recording.id, at, 15)
+                .await
+                .unwrap();
         }
-        made.push((id, file));
+        made.push((recording.id, file));
     }
 
     server.state.expire_recordings().await;

@@ -304,25 +304,7 @@ async fn users_query_the_recordings_of_their_own_workspaces_only() {
         .start()
         .await;
     for (owner, who) in [("alice", "bob"), ("bob", "bob")] {
-        let workspace = berth_types::WorkspaceId::random();
-        let id = berth_types::RecordingId::random();
-        server
-            .state
-            .store
-            .insert_recording(&berth_store::Recording {
-                id,
-                workspace,
-                owner: berth_types::Username::new(owner).unwrap(),
-                username: berth_types::Username::new(who).unwrap(),
-                started_at: time::OffsetDateTime::now_utc(),
-                ended_at: None,
-                path: format!("{workspace}/{id}.cast"),
-                bytes: 0,
-                width: 80,
-                height: 24,
-            })
-            .await
-            .unwrap();
+        crate::common::insert_recording(&server, owner, who, time::OffsetDateTime::now_utc()).await;
     }
     let query = TableQuery {
         table: "recordings".into(),

@@ -290,35 +290,12 @@ async fn deleting_an_account_takes_its_workspaces_volumes_and_memberships_with_i
     assert!(admin.user("alice").await.is_ok(), "nothing changed");
 
     // Recordings: alice's own, one of carol's where alice attached, one where carol attached.
-    let recording = |owner: &str, who: &str| {
-        let workspace = berth_types::WorkspaceId::random();
-        let id = berth_types::RecordingId::random();
-        let path = format!("{workspace}/{id}.cast");
-        let file = server.state.terminals.recordings().dir().join(&path);
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        std::fs::write(&file, "{}\n").unwrap();
-        (
-            berth_store::Recording {
-                id,
-                workspace,
-                owner: berth_types::Username::new(owner).unwrap(),
-                username: berth_types::Username::new(who).unwrap(),
-                started_at: time::OffsetDateTime::now_utc(),
-                ended_at: None,
-                path,
-                bytes: 0,
-                width: 80,
-                height: 24,
-            },
-            file,
-        )
-    };
-    let (alices, alices_file) = recording("alice", "alice");
-    let (carols, carols_file) = recording("carol", "alice");
-    let (attended, _) = recording("bob", "carol");
-    for r in [&alices, &carols, &attended] {
-        server.state.store.insert_recording(r).await.unwrap();
-    }
+    let now = time::OffsetDateTime::now_utc();
+    let alices = crate::common::insert_recording(&server, "alice", "alice", now).await;
+    let alices_file = crate::common::write_recording_file(&server, &alices, "{}\n", now);
+    let carols = crate::common::insert_recording(&server, "carol", "alice", now).await;
+    let carols_file = crate::common::write_recording_file(&server, &carols, "{}\n", now);
+    let attended = crate::common::insert_recording(&server, "bob", "carol", now).await;
     admin.delete_user("alice").await.unwrap();
     assert!(
         !alices_file.exists(),

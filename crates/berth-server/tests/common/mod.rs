@@ -399,3 +399,59 @@ pub async fn send_json(client: &Client, method: &str, path: &str, body: &str) ->
         .await
         .unwrap()
 }
+
+/// Indexes a recording of a workspace of `owner` (a fresh workspace id, whose workspace need
+/// not exist) that `who` attached to at `started`: unfinished, without a file. The file, when
+/// a test needs one, is `server.state.terminals.recordings().dir().join(&recording.path)`.
+pub async fn insert_recording(
+    server: &TestServer,
+    owner: &str,
+    who: &str,
+    started: time::OffsetDateTime,
+) -> berth_store::Recording {
+    let workspace = berth_types::WorkspaceId::random();
+    let id = berth_types::RecordingId::random();
+    let recording = berth_store::Recording {
+        id,
+        workspace,
+        owner: Username::new(owner).unwrap(),
+        username: Username::new(who).unwrap(),
+        started_at: started,
+        ended_at: None,
+        path: format!("{workspace}/{id}.cast"),
+        bytes: 0,
+        width: 80,
+        height: 24,
+    };
+    server
+        .state
+        .store
+        .insert_recording(&recording)
+        .await
+        .unwrap();
+    recording
+}
+
+/// Writes `recording`'s file with `text`, last modified at `modified`; returns its path.
+pub fn write_recording_file(
+    server: &TestServer,
+    recording: &berth_store::Recording,
+    text: &str,
+    modified: time::OffsetDateTime,
+) -> PathBuf {
+    let file = server
+        .state
+        .terminals
+        .recordings()
+        .dir()
+        .join(&recording.path);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, text).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(modified.into())
+        .unwrap();
+    file
+}
