@@ -218,6 +218,16 @@ async fn a_recordings_directory_that_cannot_be_created_is_an_error() {
     assert!(err.to_string().contains("cannot create recording"), "{err}");
 }
 
+/// Sets the modification time of `path`, as a write at `when` would.
+fn last_written(path: &std::path::Path, when: time::OffsetDateTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(when.into())
+        .unwrap();
+}
+
 /// A finished (or, with `ended: None`, unfinished) recording of `bytes` bytes, indexed with
 /// these times; the file's modification time is `written`.
 async fn put(
@@ -232,9 +242,8 @@ async fn put(
     let relative = format!("{workspace}/{id}.cast");
     let path = s.recordings.dir().join(&relative);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let file = std::fs::File::create(&path).unwrap();
-    std::io::Write::write_all(&mut &file, &vec![b'x'; bytes]).unwrap();
-    file.set_modified(written.into()).unwrap();
+    std::fs::write(&path, vec![b'x'; bytes]).unwrap();
+    last_written(&path, written);
     let recording = berth_store::Recording {
         id,
         workspace,
@@ -283,12 +292,7 @@ async fn retention_deletes_by_age_then_oldest_first_by_size_but_never_a_live_rec
     let recorder = s.recordings.start(start(ws)).await.unwrap();
     let live = recorder.id();
     let live_file = s.recordings.recording(live).await.unwrap().path;
-    std::fs::File::options()
-        .write(true)
-        .open(&live_file)
-        .unwrap()
-        .set_modified(days(200).into())
-        .unwrap();
+    last_written(&live_file, days(200));
 
     let nothing = s
         .recordings
@@ -328,12 +332,7 @@ async fn retention_deletes_by_age_then_oldest_first_by_size_but_never_a_live_rec
 
     // Finished, the live one is an old recording like any other.
     recorder.finish().await.unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&live_file)
-        .unwrap()
-        .set_modified(days(200).into())
-        .unwrap();
+    last_written(&live_file, days(200));
     let later = s.recordings.expire(retention, now).await.unwrap();
     assert!(later.recordings.is_empty(), "it ended just now: {later:?}");
     let much_later = now + Duration::days(91);

@@ -297,7 +297,7 @@ impl Sessions {
     pub(crate) async fn end(&self, store: &dyn Store, id: &str) {
         let hash = self.id_hash(id);
         self.lock().drop_session(&hash);
-        self.write_now(store).await;
+        self.flush(store).await;
     }
 
     /// Ends every session of `username` (a deleted user), as [`Sessions::end`] does.
@@ -314,11 +314,6 @@ impl Sessions {
                 inner.drop_session(&hash);
             }
         }
-        self.write_now(store).await;
-    }
-
-    /// Writes pending deletions now (and whatever else is pending).
-    async fn write_now(&self, store: &dyn Store) {
         self.flush(store).await;
     }
 
