@@ -7,9 +7,11 @@
 
 pub mod api;
 mod ids;
+mod target;
 mod terminal;
 mod user;
 
 pub use ids::{ClientId, GridId, RecordingId, UserId, WorkspaceId};
+pub use target::{MachineId, MachineIdError, TargetError, TargetKind, TerminalTarget};
 pub use terminal::{Layout, MemberRole, SessionRole};
 pub use user::{Role, Username, UsernameError};
