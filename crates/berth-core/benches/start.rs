@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 use berth_core::{
     Persistence, Plan, Policy, StartOptions, WorkspaceError, Workspaces, WorkspacesSettings,
 };
-use berth_runtime::{
-    ContainerSpec, DockerOptions, DockerRuntime, IDLE_COMMAND, NetworkMode, TtySize,
-};
+use berth_runtime::{ContainerSpec, DockerOptions, DockerRuntime, IDLE_COMMAND, NetworkMode};
+use berth_terminal::TtySize;
 use berth_types::Username;
 use futures_util::StreamExt;
 

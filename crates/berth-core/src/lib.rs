@@ -14,7 +14,10 @@
 //! [`Store`]: berth_store::Store
 #![forbid(unsafe_code)]
 
+mod accounts;
+mod audit;
 pub mod bridge;
+mod clock;
 mod error;
 mod events;
 mod live_config;
@@ -24,12 +27,25 @@ mod policy;
 mod pool;
 mod reconcile;
 mod recordings;
+mod records;
 mod sweep;
 mod terminal;
 mod workspaces;
 
+pub use accounts::{
+    AccountError, AccountResources, Accounts, MembershipResources, RecordingResources,
+    WorkspaceResources,
+};
+pub use audit::{ANONYMOUS_ACTOR, Actor, Audit, AuditAction, AuditEvent, SYSTEM_ACTOR};
+/// The records the services hand out, defined with their stores: callers above the core (the
+/// server) name them through here and never depend on the store crate.
+pub use berth_store::{
+    AuditOutcome, Client, ClientPing, Member, MemberRole, Recording, RecordingId, StoreError,
+    TableQuery, TableResult, WebSession, Workspace, WorkspaceFilter, WorkspaceState,
+};
 pub use berth_types::SessionRole;
 pub use bridge::{AttachRequest, TerminalSession, Terminals};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::WorkspaceError;
 pub use events::WorkspaceEvent;
 pub use live_config::LiveConfig;
@@ -42,5 +58,6 @@ pub use recordings::{
     Expired, MAX_RECORDING_BYTES, RECORDER_QUEUE, Recorder, RecordingError, RecordingFile,
     RecordingStart, Recordings, Retention, Utf8Stream,
 };
-pub use terminal::{Activity, Terminal};
+pub use records::{Clients, Logins, Tables, WebSessions};
+pub use terminal::{Activity, Terminal, WorkspaceTerminals};
 pub use workspaces::{Liveness, OwnerRemoval, Workspaces, WorkspacesSettings};

@@ -8,7 +8,6 @@
 
 use berth_store::{Member, MemberRole, StoreError, Workspace};
 use berth_types::{Role, SessionRole, Username, WorkspaceId};
-use time::OffsetDateTime;
 
 use crate::plan::{Persistence, Plan};
 use crate::{WorkspaceError, Workspaces};
@@ -51,7 +50,7 @@ impl Workspaces {
             username: username.clone(),
             role,
             added_by: by.clone(),
-            added_at: OffsetDateTime::now_utc(),
+            added_at: self.now(),
         };
         match self.inner.store.put_member(&member).await {
             Ok(()) => Ok(member),

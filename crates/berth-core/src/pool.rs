@@ -14,10 +14,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 
-use berth_runtime::{ContainerId, ContainerSpec, ExecSession, ExecSpec, SHARED_SESSION_COMMAND};
+use berth_runtime::{ContainerId, ContainerSpec, ExecSpec, SHARED_SESSION_COMMAND};
+use berth_terminal::Pty;
 use berth_types::WorkspaceId;
 
 use crate::WorkspaceError;
+use crate::audit::{AuditAction, AuditEvent};
 use crate::plan::Plan;
 use crate::terminal::{INITIAL_SIZE, shell_command};
 use crate::workspaces::{INSTANCE_LABEL, POOL_LABEL, TEMPLATE_LABEL, Workspaces};
@@ -41,7 +43,7 @@ struct PoolEntry {
 #[derive(Debug)]
 pub(crate) struct Pooled {
     pub(crate) container: ContainerId,
-    pub(crate) waiting: Option<ExecSession>,
+    pub(crate) waiting: Option<Pty>,
 }
 
 impl Pools {
@@ -127,8 +129,37 @@ impl Workspaces {
         }
 
         for (template, (plan, size)) in wanted {
-            while pools.size(&template) < size as usize {
-                let mut spec = pool_spec_of(&plan, instance);
+            let before = pools.size(&template);
+            let filled = self.fill_pool(&template, &plan, size).await;
+            let added = pools.size(&template).saturating_sub(before);
+            if added > 0 {
+                AuditEvent::system(AuditAction::PoolFill, template.clone())
+                    .at(self.now())
+                    .details(serde_json::json!({
+                        "added": added,
+                        "size": size,
+                        "reason": format!("the pool of {template} holds {size} pre-started containers"),
+                    }))
+                    .record_to(&self.inner.audit)
+                    .await;
+            }
+            filled?;
+        }
+        Ok(())
+    }
+
+    /// Tops up one pool to `size`.
+    async fn fill_pool(
+        &self,
+        template: &str,
+        plan: &Plan,
+        size: u32,
+    ) -> Result<(), WorkspaceError> {
+        let pools = &self.inner.pools;
+        let instance = self.inner.settings.instance.as_str();
+        {
+            while pools.size(template) < size as usize {
+                let mut spec = pool_spec_of(plan, instance);
                 let tag = WorkspaceId::random().to_string();
                 let short = &tag[..8];
                 spec.name = format!("berth-pool-{template}-{short}");
@@ -144,7 +175,7 @@ impl Workspaces {
                 let waiting = match self
                     .inner
                     .runtime
-                    .exec(&container, waiting_terminal(&plan))
+                    .exec(&container, waiting_terminal(plan))
                     .await
                 {
                     Ok(session) => Some(session),
@@ -155,7 +186,7 @@ impl Workspaces {
                 };
                 let pooled = {
                     let mut entries = pools.entries.lock().unwrap_or_else(PoisonError::into_inner);
-                    match entries.get_mut(&template) {
+                    match entries.get_mut(template) {
                         Some(entry) => {
                             entry.containers.push(Pooled {
                                 container: container.clone(),

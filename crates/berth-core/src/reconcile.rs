@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, HashMap};
 use berth_runtime::ContainerState;
 use berth_store::{StateUpdate, WorkspaceFilter, WorkspaceState};
 use berth_types::WorkspaceId;
-use time::OffsetDateTime;
 
 use crate::WorkspaceError;
 use crate::workspaces::{INSTANCE_LABEL, POOL_LABEL, Workspaces};
@@ -44,7 +43,7 @@ impl Workspaces {
             .collect();
         let mut report = ReconcileReport::default();
         let mut seen = vec![false; workspaces.len()];
-        let now = OffsetDateTime::now_utc();
+        let now = self.now();
 
         for container in &containers {
             let known = by_container.get(container.id.as_str()).copied();

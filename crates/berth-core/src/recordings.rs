@@ -1,11 +1,12 @@
 //! Recordings of terminal sessions as asciicast v2 files (`docs/recordings.md`).
 //!
-//! Each session of a template with `record: true` (the default) is written to
-//! `<recordings dir>/<workspace id>/<recording id>.cast`: a JSON header line, then one line per
+//! Each session of a target that records (a workspace of a template with `record: true`, the
+//! default) is written to `<recordings dir>/<workspace id>/<recording id>.cast` (a machine's to
+//! `machines/<machine id>/<recording id>.cast`): a JSON header line, then one line per
 //! event: `[seconds, "o", text]` for output, `[seconds, "r", "COLSxROWS"]` for a resize and
 //! `[seconds, "m", note]` for Berth's own markers. Input is never recorded: it holds passwords.
-//! The store indexes the files ([`berth_store::Recording`]) so they are listed per workspace and
-//! found by id; only the workspace's owner and admins may see them (the server enforces it).
+//! The store indexes the files ([`berth_store::Recording`]) so they are listed per target and
+//! found by id; only the target's owner and admins may see them (the server enforces it).
 
 mod utf8;
 mod writer;
@@ -13,11 +14,13 @@ mod writer;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use berth_runtime::{DEFAULT_TERM, TtySize};
 use berth_store::{Recording, RecordingId, Store, StoreError};
-use berth_types::{Username, WorkspaceId};
+use berth_terminal::{DEFAULT_TERM, TerminalTarget, TtySize};
+use berth_types::Username;
 use time::OffsetDateTime;
 use tokio::io::{AsyncWriteExt, BufWriter};
+
+use crate::audit::{Audit, AuditAction, AuditEvent};
 
 pub use utf8::Utf8Stream;
 pub use writer::Recorder;
@@ -71,8 +74,8 @@ pub struct RecordingFile {
 /// What a new recording is about.
 #[derive(Debug, Clone)]
 pub struct RecordingStart {
-    /// The workspace.
-    pub workspace: WorkspaceId,
+    /// What the terminal was opened on.
+    pub target: TerminalTarget,
     /// Its owner, who may watch the recording.
     pub owner: Username,
     /// Who attached.
@@ -175,11 +178,14 @@ impl Recordings {
         &self.dir
     }
 
-    /// A workspace's recordings, newest first (also after the workspace was deleted).
+    /// A target's recordings, newest first (also after a workspace was deleted).
     pub async fn recordings_for(
         &self,
-        workspace: WorkspaceId,
+        target: &TerminalTarget,
     ) -> Result<Vec<Recording>, RecordingError> {
+        let Some(workspace) = target.workspace() else {
+            return Ok(Vec::new());
+        };
         Ok(self.store.list_recordings(workspace).await?)
     }
 
@@ -260,7 +266,57 @@ impl Recordings {
         Ok(self.delete(doomed).await)
     }
 
-    /// Deletes every recording of `owner`'s workspaces, files and rows (a deleted account:
+    /// Applies `retention` as [`Recordings::expire`] does, logs what went and writes one
+    /// `recording.expire` audit entry (actor `(berth)`) for a pass that deleted anything; the
+    /// entry's details are `limits` (the configuration's words for them) plus what went.
+    pub async fn apply_retention(
+        &self,
+        retention: Retention,
+        now: OffsetDateTime,
+        audit: &Audit,
+        limits: serde_json::Map<String, serde_json::Value>,
+    ) {
+        /// The most recording ids one entry lists.
+        const AUDITED_IDS: usize = 100;
+        match self.expire(retention, now).await {
+            Ok(expired) if expired.recordings.is_empty() => {}
+            Ok(expired) => {
+                tracing::info!(
+                    recordings = expired.recordings.len(),
+                    bytes = expired.bytes,
+                    "expired recordings deleted"
+                );
+                let listed: Vec<String> = expired
+                    .recordings
+                    .iter()
+                    .take(AUDITED_IDS)
+                    .map(ToString::to_string)
+                    .collect();
+                let mut details = limits;
+                details.insert("deleted".into(), expired.recordings.len().into());
+                details.insert("bytes".into(), expired.bytes.into());
+                details.insert("ids".into(), listed.into());
+                AuditEvent::system(AuditAction::RecordingExpire, "recordings")
+                    .at(now)
+                    .details(details.into())
+                    .record_to(audit)
+                    .await;
+            }
+            Err(err) => tracing::warn!(error = %err, "recording retention failed"),
+        }
+    }
+
+    /// A renamed account keeps its recordings: `from` becomes `to` as owner and as who
+    /// attached. The rows changed.
+    pub async fn rename_owner(
+        &self,
+        from: &Username,
+        to: &Username,
+    ) -> Result<u64, RecordingError> {
+        Ok(self.store.rename_recordings(from, to).await?)
+    }
+
+    /// Deletes every recording of `owner`'s targets, files and rows (a deleted account:
     /// a name given to someone new later must not find them), also those being written.
     pub async fn remove_owner(&self, owner: &Username) -> Result<Expired, RecordingError> {
         let _one_pass = self.expiring.lock().await;
@@ -314,7 +370,7 @@ impl Recordings {
                     continue;
                 }
             }
-            // The workspace's directory goes with its last recording.
+            // The target's directory goes with its last recording.
             if let Some(parent) = path.parent().filter(|p| *p != self.dir) {
                 let _ = tokio::fs::remove_dir(parent).await;
             }
@@ -343,7 +399,16 @@ impl Recordings {
             live: Arc::clone(&self.live),
             id,
         };
-        let relative = format!("{}/{id}.cast", start.workspace);
+        let Some(workspace) = start.target.workspace() else {
+            return Err(RecordingError::Create {
+                path: self.dir.clone(),
+                source: std::io::Error::other("only workspace sessions are recorded so far"),
+            });
+        };
+        let relative = match &start.target {
+            TerminalTarget::Workspace(workspace) => format!("{workspace}/{id}.cast"),
+            TerminalTarget::Machine(machine) => format!("machines/{machine}/{id}.cast"),
+        };
         let path = self.dir.join(&relative);
         let created = |source| RecordingError::Create {
             path: path.clone(),
@@ -380,7 +445,7 @@ impl Recordings {
         file.flush().await.map_err(created)?;
         let recording = Recording {
             id,
-            workspace: start.workspace,
+            workspace,
             owner: start.owner,
             username: start.username,
             started_at,

@@ -3,11 +3,12 @@
 use std::future::Future;
 use std::sync::atomic::Ordering;
 
-use berth_store::{WorkspaceFilter, WorkspaceState};
+use berth_store::{Workspace, WorkspaceFilter, WorkspaceState};
 use berth_types::WorkspaceId;
 use time::OffsetDateTime;
 
 use crate::WorkspaceError;
+use crate::audit::{AuditAction, AuditEvent};
 use crate::workspaces::{Workspaces, human};
 
 impl Workspaces {
@@ -46,7 +47,7 @@ impl Workspaces {
     /// Stops running workspaces idle past their timeout with no terminal attached, and stops
     /// and removes those past their TTL. Returns the workspaces it acted on.
     pub async fn sweep(&self) -> Result<Vec<WorkspaceId>, WorkspaceError> {
-        let now = OffsetDateTime::now_utc();
+        let now = self.now();
         let filter = WorkspaceFilter {
             owner: None,
             states: vec![WorkspaceState::Running],
@@ -64,6 +65,8 @@ impl Workspaces {
                     human(std::time::Duration::from_secs(lived))
                 );
                 self.expire(workspace.id, &reason).await?;
+                self.audit_sweep(AuditAction::WorkspaceExpire, &workspace, &reason, now)
+                    .await;
                 acted.push(workspace.id);
                 continue;
             }
@@ -74,10 +77,31 @@ impl Workspaces {
                     human(liveness.idle_timeout)
                 );
                 self.stop(workspace.id, &reason).await?;
+                self.audit_sweep(AuditAction::WorkspaceStop, &workspace, &reason, now)
+                    .await;
                 acted.push(workspace.id);
             }
         }
         Ok(acted)
+    }
+
+    /// What the sweep did to a workspace, in the audit log as Berth's own act, with the reason.
+    async fn audit_sweep(
+        &self,
+        action: AuditAction,
+        workspace: &Workspace,
+        reason: &str,
+        now: OffsetDateTime,
+    ) {
+        AuditEvent::system(action, workspace.id.to_string())
+            .at(now)
+            .details(serde_json::json!({
+                "owner": workspace.owner,
+                "template": workspace.template,
+                "reason": reason,
+            }))
+            .record_to(&self.inner.audit)
+            .await;
     }
 
     /// Writes the activity recorded in memory since the last flush to the store.

@@ -1,36 +1,45 @@
-//! Terminals into running workspaces, counted as attached while they live.
+//! Terminals into running workspaces, counted as attached while they live, and
+//! [`WorkspaceTerminals`], the terminal source of workspace targets.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use berth_runtime::{
-    ContainerId, DEFAULT_SHELL, Env, ExecSession, ExecSpec, FALLBACK_SHELL, TtySize,
-};
+use async_trait::async_trait;
+use berth_runtime::{ContainerId, DEFAULT_SHELL, Env, ExecSpec, FALLBACK_SHELL};
 use berth_store::WorkspaceState;
+use berth_terminal::{
+    Caller, Grant, OpenError, Opened, Pty, SessionRole, TargetKind, TerminalSource, TerminalTarget,
+    TtySize,
+};
 use berth_types::WorkspaceId;
-use time::OffsetDateTime;
+use tokio::io::AsyncWriteExt;
 
 use crate::plan::Persistence;
 use crate::workspaces::{LiveInfo, Workspaces, lock};
-use tokio::io::AsyncWriteExt;
+use crate::{WorkspaceError, WorkspaceEvent};
 
 /// The size of a terminal before its client says otherwise.
-pub(crate) const INITIAL_SIZE: TtySize = TtySize { cols: 80, rows: 24 };
-use crate::{WorkspaceError, WorkspaceEvent};
+pub(crate) const INITIAL_SIZE: TtySize = TtySize::DEFAULT;
 
 /// Records terminal activity for a workspace; cheap to clone and to call on every chunk.
 #[derive(Debug, Clone)]
 pub struct Activity {
     info: Arc<LiveInfo>,
+    clock: Arc<dyn crate::Clock>,
+}
+
+impl berth_terminal::Activity for Activity {
+    fn touch(&self) {
+        Activity::touch(self);
+    }
 }
 
 impl Activity {
     /// Something was typed or printed now.
     pub fn touch(&self) {
-        self.info.last_activity.fetch_max(
-            OffsetDateTime::now_utc().unix_timestamp(),
-            Ordering::Relaxed,
-        );
+        self.info
+            .last_activity
+            .fetch_max(self.clock.now().unix_timestamp(), Ordering::Relaxed);
     }
 
     /// A clock of its own, counted for no workspace: for bridges over sessions that are not a
@@ -39,6 +48,7 @@ impl Activity {
     pub fn detached() -> Self {
         Self {
             info: Arc::default(),
+            clock: crate::clock::system(),
         }
     }
 
@@ -49,12 +59,12 @@ impl Activity {
     }
 }
 
-/// A terminal in a workspace: the exec session and its activity handle. The workspace counts it
-/// as attached until it is dropped.
+/// A terminal in a workspace: the exec and its activity handle. The workspace counts it as
+/// attached until it is dropped.
 #[derive(Debug)]
 pub struct Terminal {
     /// The process on a PTY.
-    pub session: ExecSession,
+    pub session: Pty,
     /// Call on input and output so the workspace is not culled as idle.
     pub activity: Activity,
     /// Decrements the attached count on drop.
@@ -89,10 +99,9 @@ impl Drop for Attachment {
     fn drop(&mut self) {
         let attached = self.info.attached.fetch_sub(1, Ordering::Relaxed) - 1;
         // The idle clock starts when the last terminal leaves.
-        self.info.last_activity.fetch_max(
-            OffsetDateTime::now_utc().unix_timestamp(),
-            Ordering::Relaxed,
-        );
+        self.info
+            .last_activity
+            .fetch_max(self.manager.now().unix_timestamp(), Ordering::Relaxed);
         let _ = self.manager.inner.events.send(WorkspaceEvent::Attachments {
             id: self.id,
             attached: u32::try_from(attached).unwrap_or(0),
@@ -134,7 +143,10 @@ impl Workspaces {
             }));
             if session.write_all(env_line.as_bytes()).await.is_ok() {
                 if size != INITIAL_SIZE {
-                    session.resize(size).await?;
+                    session
+                        .resize(size)
+                        .await
+                        .map_err(berth_runtime::RuntimeError::from)?;
                 }
                 return Ok(self.attach(id, session));
             }
@@ -173,10 +185,11 @@ impl Workspaces {
         Ok(self.attach(id, session))
     }
 
-    fn attach(&self, id: WorkspaceId, session: ExecSession) -> Terminal {
+    fn attach(&self, id: WorkspaceId, session: Pty) -> Terminal {
         let attachment = Attachment::new(self, id);
         let activity = Activity {
             info: Arc::clone(&attachment.info),
+            clock: Arc::clone(&self.inner.settings.clock),
         };
         activity.touch();
         Terminal {
@@ -184,6 +197,102 @@ impl Workspaces {
             activity,
             attachment,
         }
+    }
+}
+
+/// The terminal source of workspace targets: the owner, the workspace's members (as their
+/// role says) and admins (as peers) may attach; a terminal is the template's shell, or the
+/// shared tmux session of a shared template, and counts as attached while it lives.
+#[derive(Debug, Clone)]
+pub struct WorkspaceTerminals {
+    workspaces: Workspaces,
+}
+
+impl WorkspaceTerminals {
+    /// The source over `workspaces`.
+    #[must_use]
+    pub fn new(workspaces: Workspaces) -> Self {
+        Self { workspaces }
+    }
+}
+
+/// A workspace failure as the terminal seam reports it.
+pub(crate) fn open_error(err: WorkspaceError) -> OpenError {
+    match err {
+        WorkspaceError::NotFound => OpenError::NotFound(TargetKind::Workspace),
+        WorkspaceError::Forbidden(m) => OpenError::Forbidden(m),
+        WorkspaceError::Conflict(m) => OpenError::Unavailable(m),
+        WorkspaceError::InvalidOption(m) => OpenError::Invalid(m),
+        other => OpenError::Failed(Box::new(other)),
+    }
+}
+
+fn workspace_of(target: &TerminalTarget) -> Result<WorkspaceId, OpenError> {
+    target
+        .workspace()
+        .ok_or(OpenError::NotFound(TargetKind::Workspace))
+}
+
+#[async_trait]
+impl TerminalSource for WorkspaceTerminals {
+    fn kind(&self) -> TargetKind {
+        TargetKind::Workspace
+    }
+
+    async fn authorize(
+        &self,
+        target: &TerminalTarget,
+        caller: &Caller,
+    ) -> Result<Option<Grant>, OpenError> {
+        let ws = self
+            .workspaces
+            .get(workspace_of(target)?)
+            .await
+            .map_err(open_error)?;
+        let Some(role) = self
+            .workspaces
+            .role_in(&ws, &caller.username, caller.role)
+            .await
+            .map_err(open_error)?
+        else {
+            return Ok(None);
+        };
+        let plan = self.workspaces.plan_of(&ws);
+        Ok(Some(Grant {
+            target: target.clone(),
+            role,
+            owner: ws.owner.clone(),
+            title: format!("{}@{}", ws.owner, ws.template),
+            label: format!("{}'s {} workspace {}", ws.owner, ws.template, ws.id),
+            // A template that is gone records, as the default does.
+            record: plan.as_ref().is_none_or(|p| p.record),
+            shared: plan.as_ref().is_some_and(|p| p.shared),
+            unavailable: (ws.state != WorkspaceState::Running)
+                .then(|| format!("the workspace is {}, not running", ws.state)),
+        }))
+    }
+
+    async fn open(
+        &self,
+        grant: &Grant,
+        _role: SessionRole,
+        size: TtySize,
+    ) -> Result<Opened, OpenError> {
+        let id = workspace_of(&grant.target)?;
+        let Terminal {
+            session,
+            activity,
+            attachment,
+        } = self
+            .workspaces
+            .open_terminal(id, size)
+            .await
+            .map_err(open_error)?;
+        Ok(Opened {
+            pty: session,
+            activity: Some(Arc::new(activity)),
+            hold: Some(Box::new(attachment)),
+        })
     }
 }
 

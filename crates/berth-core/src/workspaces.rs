@@ -11,6 +11,8 @@ use berth_types::{Username, WorkspaceId};
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
+use crate::audit::Audit;
+use crate::clock::Clock;
 use crate::plan::{Persistence, Plan, Policy, StartOptions};
 use crate::pool::Pools;
 use crate::{WorkspaceError, WorkspaceEvent};
@@ -31,8 +33,6 @@ pub struct OwnerRemoval {
     pub workspaces: usize,
     /// Named volumes removed.
     pub volumes: Vec<String>,
-    /// Memberships in other people's workspaces ended.
-    pub memberships: u64,
 }
 
 /// Timings of the manager; the defaults suit production, tests shorten them.
@@ -47,6 +47,8 @@ pub struct WorkspacesSettings {
     /// This installation's name on the engine (label `berth.instance`); reconciliation only
     /// looks at containers carrying it.
     pub instance: String,
+    /// What idle timeouts, TTLs and activity are measured by (tests move a manual one).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for WorkspacesSettings {
@@ -56,6 +58,7 @@ impl Default for WorkspacesSettings {
             sweep_interval: Duration::from_secs(10),
             flush_interval: Duration::from_secs(5),
             instance: "berth".into(),
+            clock: crate::clock::system(),
         }
     }
 }
@@ -85,6 +88,7 @@ pub struct Workspaces {
 pub(crate) struct Inner {
     pub(crate) runtime: Arc<dyn ContainerRuntime>,
     pub(crate) store: Arc<dyn Store>,
+    pub(crate) audit: Audit,
     pub(crate) policy: Arc<dyn Policy>,
     pub(crate) settings: WorkspacesSettings,
     pub(crate) pools: Pools,
@@ -96,7 +100,7 @@ pub(crate) struct Inner {
     user_locks: Mutex<HashMap<Username, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) events: broadcast::Sender<WorkspaceEvent>,
     /// Waiting terminals of claimed pool containers, for the workspace's first terminal.
-    pub(crate) waiting: Mutex<HashMap<WorkspaceId, berth_runtime::ExecSession>>,
+    pub(crate) waiting: Mutex<HashMap<WorkspaceId, berth_terminal::Pty>>,
 }
 
 /// In-memory liveness of one workspace.
@@ -130,6 +134,7 @@ impl Workspaces {
         Self {
             inner: Arc::new(Inner {
                 runtime,
+                audit: Audit::new(Arc::clone(&store)),
                 store,
                 policy,
                 settings,
@@ -155,6 +160,12 @@ impl Workspaces {
         &self.inner.store
     }
 
+    /// Now, by the manager's clock.
+    #[must_use]
+    pub fn now(&self) -> OffsetDateTime {
+        self.inner.settings.clock.now()
+    }
+
     /// The runtime the manager starts containers on.
     #[must_use]
     pub fn runtime(&self) -> &Arc<dyn ContainerRuntime> {
@@ -171,7 +182,7 @@ impl Workspaces {
         options: &StartOptions,
     ) -> Result<Workspace, WorkspaceError> {
         let plan = self.inner.policy.plan(user, template, options)?;
-        let now = OffsetDateTime::now_utc();
+        let now = self.now();
         let workspace = Workspace {
             id: WorkspaceId::random(),
             owner: user.clone(),
@@ -277,7 +288,7 @@ impl Workspaces {
             if live >= limit {
                 return Err(WorkspaceError::QuotaExceeded { limit });
             }
-            let now = OffsetDateTime::now_utc();
+            let now = self.now();
             let mut update = StateUpdate::to(WorkspaceState::Starting, "starting again")
                 .expecting(workspace.state);
             if let Some(ttl) = plan.ttl.and_then(|ttl| time::Duration::try_from(ttl).ok()) {
@@ -389,9 +400,9 @@ impl Workspaces {
     /// Everything `owner` has, for an account being deleted: every workspace of theirs is
     /// deleted (containers removed), their named volumes of this instance are removed,
     /// persistent ones included (a name given to someone new later must not find the old
-    /// files), and they leave every workspace they were a member of. Their recordings are
-    /// [`crate::Recordings::remove_owner`]'s; the audit log stays. Goes on past a workspace
-    /// that cannot be deleted and returns the first error after trying them all.
+    /// files). Their memberships and recordings are other kinds of account resources
+    /// ([`crate::Accounts`]); the audit log stays. Goes on past a workspace that cannot be
+    /// deleted and returns the first error after trying them all.
     pub async fn remove_owner(
         &self,
         owner: &Username,
@@ -423,7 +434,6 @@ impl Workspaces {
             (OWNER_LABEL.to_owned(), owner.to_string()),
         ]);
         removal.volumes = self.inner.runtime.purge_volumes(&labels).await?;
-        removal.memberships = self.inner.store.remove_memberships(owner).await?;
         Ok(removal)
     }
 
@@ -443,7 +453,7 @@ impl Workspaces {
 
     /// Records activity (a keep-alive) now.
     pub fn touch(&self, id: WorkspaceId) {
-        self.touch_at(id, OffsetDateTime::now_utc());
+        self.touch_at(id, self.now());
     }
 
     pub(crate) fn touch_at(&self, id: WorkspaceId, at: OffsetDateTime) {
@@ -564,7 +574,7 @@ impl Workspaces {
         workspace: &Workspace,
         container: &ContainerId,
     ) -> Result<Workspace, WorkspaceError> {
-        let now = OffsetDateTime::now_utc();
+        let now = self.now();
         let update = StateUpdate::to(WorkspaceState::Running, "running")
             .expecting(WorkspaceState::Starting)
             .with_container(container.as_str())

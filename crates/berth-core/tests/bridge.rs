@@ -13,7 +13,7 @@ use berth_core::bridge::{
     Bridge, BridgeEnd, MAX_IN_FLIGHT, MAX_OUTPUT_FRAME, Message, OUTPUT_QUEUE_FRAMES, close,
 };
 use berth_core::{Activity, RecordingStart, Recordings, SessionRole};
-use berth_runtime::TtySize;
+use berth_terminal::{TerminalError, TtySize};
 use berth_types::WorkspaceId;
 use bytes::Bytes;
 use common::fake::{echo, scripted};
@@ -22,7 +22,7 @@ use common::{asciicast, user};
 use futures_util::StreamExt;
 use serde_json::json;
 
-fn bridge(exec: berth_runtime::ExecSession, role: SessionRole) -> Bridge {
+fn bridge(exec: berth_terminal::Pty, role: SessionRole) -> Bridge {
     Bridge::new(exec, WorkspaceId::random(), user("alice"), role)
 }
 
@@ -32,7 +32,7 @@ async fn echo_round_trip_hello_first_and_exit_last() {
     let workspace = WorkspaceId::random();
     let activity = Activity::detached();
     let session = Bridge::new(exec, workspace, user("alice"), SessionRole::Owner)
-        .with_activity(activity.clone());
+        .with_activity(std::sync::Arc::new(activity.clone()));
     let stats = session.stats();
     let (mut client, sink, stream) = socket();
     let run = tokio::spawn(session.run(sink, stream));
@@ -40,7 +40,9 @@ async fn echo_round_trip_hello_first_and_exit_last() {
     let hello = client.next_json().await;
     assert_eq!(
         hello,
-        json!({"type": "hello", "workspace": workspace.to_string(), "you": "alice", "role": "owner",
+        json!({"type": "hello", "workspace": workspace.to_string(),
+               "target": {"kind": "workspace", "id": workspace.to_string()},
+               "you": "alice", "role": "owner",
                "members": [{"username": "alice", "role": "owner"}]})
     );
     client.type_text("héllo\n").await;
@@ -58,7 +60,7 @@ async fn echo_round_trip_hello_first_and_exit_last() {
 
 #[tokio::test]
 async fn the_exit_code_follows_all_output_then_close_1000() {
-    let chunks: Vec<berth_runtime::Result<Bytes>> = (0..20)
+    let chunks: Vec<Result<Bytes, TerminalError>> = (0..20)
         .map(|i| Ok(Bytes::from(format!("line {i}\n"))))
         .collect();
     let (exec, _control, _) = scripted(futures_util::stream::iter(chunks), 3);
@@ -142,7 +144,7 @@ async fn oversized_frames_are_refused_with_1009() {
 
 #[tokio::test]
 async fn a_viewer_sees_output_but_its_input_and_resizes_never_arrive() {
-    let (output_tx, output_rx) = futures_channel::mpsc::channel::<berth_runtime::Result<Bytes>>(4);
+    let (output_tx, output_rx) = futures_channel::mpsc::channel::<Result<Bytes, TerminalError>>(4);
     let (exec, control, input) = scripted(output_rx, 0);
     let session = bridge(exec, SessionRole::Viewer);
     let stats = session.stats();
@@ -308,7 +310,7 @@ mod hostile {
         let workspace = WorkspaceId::random();
         let recorder = recordings
             .start(RecordingStart {
-                workspace,
+                target: workspace.into(),
                 owner: user("alice"),
                 username: user("alice"),
                 size: TtySize { cols: 80, rows: 24 },
@@ -362,9 +364,7 @@ impl common::wire::Client {
 async fn output_stream_errors_close_1011_so_the_client_reconnects() {
     let output = futures_util::stream::iter([
         Ok(Bytes::from_static(b"before")),
-        Err(berth_runtime::RuntimeError::InvalidSpec(
-            "engine went away".into(),
-        )),
+        Err(TerminalError::Lost("engine went away".into())),
     ]);
     let (exec, _control, _) = scripted(output.chain(futures_util::stream::pending()), 0);
     let (mut client, sink, stream) = socket();

@@ -20,7 +20,7 @@ use common::user;
 use common::wire::{StallingSink, socket};
 use serde_json::{Value, json};
 
-fn pane(title: &str, exec: berth_runtime::ExecSession, role: SessionRole) -> GridPane {
+fn pane(title: &str, exec: berth_terminal::Pty, role: SessionRole) -> GridPane {
     GridPane::bridge(
         title,
         Bridge::new(exec, WorkspaceId::random(), user("alice"), role),
@@ -103,7 +103,7 @@ async fn panes_are_routed_by_number_and_failed_panes_say_why() {
     read_grid(&mut client, |_, out| out[2].ends_with(b"after resize")).await;
     assert_eq!(
         *b_control.resizes.lock().unwrap(),
-        [berth_runtime::TtySize {
+        [berth_terminal::TtySize {
             cols: 120,
             rows: 40
         }]

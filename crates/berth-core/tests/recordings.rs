@@ -9,8 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 
 use berth_core::bridge::{Bridge, BridgeEnd};
 use berth_core::{RecordingError, RecordingStart, Recordings, SessionRole};
-use berth_runtime::TtySize;
 use berth_store::RecordingId;
+use berth_terminal::TtySize;
 use berth_types::WorkspaceId;
 use bytes::Bytes;
 use common::asciicast::{asciinema_cat, parse};
@@ -39,7 +39,7 @@ async fn setup() -> Setup {
 
 fn start(workspace: WorkspaceId) -> RecordingStart {
     RecordingStart {
-        workspace,
+        target: workspace.into(),
         owner: user("alice"),
         username: user("bob"),
         size: TtySize {
@@ -171,7 +171,11 @@ async fn recordings_are_listed_per_workspace_and_found_by_id() {
     first.output(&Bytes::from_static(b"hi"));
     let first = first.finish().await.unwrap();
     assert!(first.ended_at.is_some());
-    let listed = s.recordings.recordings_for(workspace).await.unwrap();
+    let listed = s
+        .recordings
+        .recordings_for(&workspace.into())
+        .await
+        .unwrap();
     let mut ids: Vec<RecordingId> = listed.iter().map(|r| r.id).collect();
     ids.sort();
     let mut expected = vec![a, b];

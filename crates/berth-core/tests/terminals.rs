@@ -8,12 +8,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use berth_core::bridge::{
-    BridgeEnd, GridRequest, Layout, MAX_IN_FLIGHT, Message, TerminalSettings, close,
-};
-use berth_core::{AttachRequest, Recordings, SessionRole, StartOptions, Terminals, WorkspaceError};
-use berth_runtime::TtySize;
+use berth_core::bridge::{BridgeEnd, GridRequest, Layout, MAX_IN_FLIGHT, Message, close};
+use berth_core::{AttachRequest, SessionRole, StartOptions, Terminals, WorkspaceError};
 use berth_store::{MemberRole, TableQuery};
+use berth_terminal::TtySize;
+use berth_terminal::{OpenError, TargetKind};
 use berth_types::{Role, WorkspaceId};
 use common::asciicast::{asciinema_cat, parse};
 use common::wire::{Client, StallingSink, socket};
@@ -21,8 +20,7 @@ use common::{Harness, TestPolicy, plan, run, user};
 use serde_json::{Value, json};
 
 fn terminals(h: &Harness) -> Terminals {
-    let recordings = Recordings::new(h.dir.join("recordings"), h.manager.store().clone());
-    Terminals::with(h.manager.clone(), recordings, TerminalSettings::default())
+    Terminals::for_workspaces(&h.manager, h.dir.join("recordings"))
 }
 
 fn shared_plan() -> berth_core::Plan {
@@ -113,7 +111,7 @@ async fn echo_resize_exit_recording_and_audit_through_the_bridge() {
     assert_eq!(ended.end, BridgeEnd::Exited(Some(3)));
 
     let recording = ended.recording.expect("the template records");
-    let listed = t.recordings().recordings_for(ws).await.unwrap();
+    let listed = t.recordings().recordings_for(&ws.into()).await.unwrap();
     assert_eq!(listed, std::slice::from_ref(&recording));
     assert_eq!((recording.width, recording.height), (90, 20));
     let file = t.recordings().recording(recording.id).await.unwrap();
@@ -241,7 +239,7 @@ async fn two_users_share_a_session_and_a_viewer_cannot_type() {
     assert!(carol_stats.dropped_input_bytes() > 0);
     assert_eq!(carol_stats.input_bytes(), 0);
     let connected: Vec<_> = t
-        .connected(ws)
+        .connected(&ws.into())
         .into_iter()
         .map(|c| (c.username.to_string(), c.role))
         .collect();
@@ -268,7 +266,7 @@ async fn two_users_share_a_session_and_a_viewer_cannot_type() {
     assert!(matches!(
         t.attach(AttachRequest::new(ws, user("dave"), Role::User))
             .await,
-        Err(WorkspaceError::NotFound)
+        Err(OpenError::NotFound(TargetKind::Workspace))
     ));
     let denied = audit(&h, "terminal.attach").await;
     assert!(
@@ -288,7 +286,7 @@ async fn two_users_share_a_session_and_a_viewer_cannot_type() {
     assert!(matches!(
         t.attach(AttachRequest::new(ws, user("carol"), Role::User))
             .await,
-        Err(WorkspaceError::NotFound)
+        Err(OpenError::NotFound(TargetKind::Workspace))
     ));
 }
 
@@ -373,7 +371,11 @@ async fn a_grid_shows_two_workspaces_over_one_socket() {
     let theirs = start(&h, "bob", "base").await;
     let grid = t
         .grids()
-        .create_grid(&user("alice"), Layout::Grid1x3, vec![one, two, theirs])
+        .create_grid(
+            &user("alice"),
+            Layout::Grid1x3,
+            vec![one.into(), two.into(), theirs.into()],
+        )
         .unwrap();
     assert!(matches!(
         t.open_grid(

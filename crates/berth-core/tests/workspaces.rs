@@ -7,8 +7,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use berth_core::{StartOptions, WorkspaceError};
-use berth_runtime::{ContainerId, ContainerRuntime, ContainerState, TtySize};
+use berth_runtime::{ContainerId, ContainerRuntime, ContainerState};
 use berth_store::WorkspaceState;
+use berth_terminal::TtySize;
 use common::{Harness, TestPolicy, plan, read_until, run, user};
 use tokio::io::AsyncWriteExt;
 
@@ -239,7 +240,7 @@ async fn idle_workspaces_are_stopped_unless_a_terminal_is_attached() {
         .await
         .unwrap();
     let terminal = h.manager.open_terminal(busy.id, SIZE).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    h.clock.advance(Duration::from_secs(2));
 
     let acted = h.manager.sweep().await.unwrap();
     assert_eq!(acted, vec![idle.id]);
@@ -252,14 +253,13 @@ async fn idle_workspaces_are_stopped_unless_a_terminal_is_attached() {
     );
     let busy_now = h.manager.get(busy.id).await.unwrap();
     assert_eq!(busy_now.state, WorkspaceState::Running);
-    let why = h
-        .manager
-        .liveness(&busy_now, time::OffsetDateTime::now_utc());
+    let why = h.manager.liveness(&busy_now, h.manager.now());
     assert_eq!(why.reason, "1 terminal attached");
 
     // Once the terminal leaves, the idle clock runs from then.
     drop(terminal);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(h.manager.sweep().await.unwrap().is_empty(), "just left");
+    h.clock.advance(Duration::from_secs(2));
     assert_eq!(h.manager.sweep().await.unwrap(), vec![busy.id]);
 
     // Activity is written to the store in batches.
@@ -287,9 +287,10 @@ async fn the_ttl_stops_and_removes_even_persistent_workspaces() {
         .await
         .unwrap();
     assert!(ws.expires_at.is_some());
-    let alive = h.manager.liveness(&ws, time::OffsetDateTime::now_utc());
+    let alive = h.manager.liveness(&ws, h.manager.now());
     assert!(alive.reason.contains("TTL ends in"), "{}", alive.reason);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(h.manager.sweep().await.unwrap().is_empty(), "not yet");
+    h.clock.advance(Duration::from_millis(1500));
     assert_eq!(h.manager.sweep().await.unwrap(), vec![ws.id]);
     let expired = h.manager.get(ws.id).await.unwrap();
     assert_eq!(expired.state, WorkspaceState::Stopped);

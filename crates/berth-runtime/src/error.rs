@@ -153,6 +153,10 @@ pub enum RuntimeError {
         message: String,
     },
 
+    /// A process's output, input or control failed (see [`berth_terminal::TerminalError`]).
+    #[error(transparent)]
+    Terminal(#[from] berth_terminal::TerminalError),
+
     /// The connection broke in a way not covered above.
     #[error("talking to the Docker Engine at {} failed during `{operation}`: {detail}", socket.display())]
     Transport {

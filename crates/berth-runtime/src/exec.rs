@@ -1,22 +1,15 @@
 //! Processes started inside a running container: terminals (with a PTY) and plain commands.
 //!
-//! An [`ExecSession`] is the output as a [`Stream`] of byte chunks, the input as an
-//! [`AsyncWrite`], and an [`ExecControl`] to resize the terminal and learn the exit code. The
-//! output is read from the engine connection only when the consumer polls it, so a consumer that
-//! stops reading (a slow WebSocket) stops the engine from sending and, through the PTY, the
-//! process from writing: nothing is buffered without bound.
+//! An exec is a [`berth_terminal::Pty`]: the output as a `Stream` of byte chunks, the input as
+//! an `AsyncWrite`, and a control to resize the terminal and learn the exit code. The output is
+//! read from the engine connection only when the consumer polls it, so a consumer that stops
+//! reading (a slow WebSocket) stops the engine from sending and, through the PTY, the process
+//! from writing: nothing is buffered without bound.
 //!
-//! A session whose handles are all dropped hangs its process up (SIGHUP), so a closed browser
+//! A terminal whose handles are all dropped hangs its process up (SIGHUP), so a closed browser
 //! tab leaves no shell behind; a shared tmux session survives its clients.
 
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
-
-use async_trait::async_trait;
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
-use tokio::io::AsyncWrite;
+use berth_terminal::{DEFAULT_TERM, TtySize};
 
 use crate::error::{Result, RuntimeError};
 use crate::runtime::ContainerRuntime;
@@ -32,17 +25,6 @@ pub const SHARED_SESSION_NAME: &str = "berth";
 /// Attach to the shared tmux session, creating it on first use.
 pub const SHARED_SESSION_COMMAND: [&str; 5] =
     ["tmux", "new-session", "-A", "-s", SHARED_SESSION_NAME];
-/// `TERM` given to terminals: what xterm.js and most terminals understand.
-pub const DEFAULT_TERM: &str = "xterm-256color";
-
-/// A terminal size in character cells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TtySize {
-    /// Columns.
-    pub cols: u16,
-    /// Rows.
-    pub rows: u16,
-}
 
 /// A process to start in a running container.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,132 +85,6 @@ impl ExecSpec {
     }
 }
 
-/// Resizes a running exec and reports its exit code; implemented by each runtime (and by fakes).
-#[async_trait]
-pub trait ExecControl: Send + Sync + std::fmt::Debug {
-    /// Sets the PTY size (the process gets SIGWINCH).
-    async fn resize(&self, size: TtySize) -> Result<()>;
-    /// Waits until the process has exited and returns its exit code. Call it once the output
-    /// has ended: it polls the engine until then.
-    async fn wait(&self) -> Result<i64>;
-    /// Sends the process SIGHUP, as closing a terminal window does; nothing when it has exited.
-    /// The Docker runtime also does this when the last handle of a session is dropped.
-    async fn hang_up(&self) -> Result<()>;
-}
-
-/// The output half of a session.
-pub type ExecOutput = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
-/// The input half of a session; shutting it down closes the process's stdin.
-pub type ExecInput = Pin<Box<dyn AsyncWrite + Send>>;
-
-/// A started process: read its output (`Stream`), write its input (`AsyncWrite`), resize it and
-/// wait for its exit code. [`ExecSession::into_parts`] splits it for two pumping tasks.
-pub struct ExecSession {
-    output: ExecOutput,
-    input: ExecInput,
-    control: Arc<dyn ExecControl>,
-}
-
-/// What a finished command produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecOutcome {
-    /// Output, up to the limit given to [`ExecSession::collect`].
-    pub output: Vec<u8>,
-    /// Whether output beyond the limit was dropped.
-    pub truncated: bool,
-    /// The process's exit code.
-    pub exit_code: i64,
-}
-
-impl ExecSession {
-    /// Assembles a session; runtimes (and fakes in tests of the core) build it from their parts.
-    pub fn new(output: ExecOutput, input: ExecInput, control: Arc<dyn ExecControl>) -> Self {
-        Self {
-            output,
-            input,
-            control,
-        }
-    }
-
-    /// Output, input and control, to be moved into separate tasks.
-    pub fn into_parts(self) -> (ExecOutput, ExecInput, Arc<dyn ExecControl>) {
-        (self.output, self.input, self.control)
-    }
-
-    /// A handle to resize and wait, usable while the halves are elsewhere.
-    pub fn control(&self) -> Arc<dyn ExecControl> {
-        Arc::clone(&self.control)
-    }
-
-    /// Sets the PTY size.
-    ///
-    /// The future owns a handle to the control, not a borrow of the session: a session is not
-    /// `Sync` (its halves are `Send` only), and a borrow held across the await would make the
-    /// caller's future not `Send`.
-    pub fn resize(&self, size: TtySize) -> impl Future<Output = Result<()>> + Send + 'static {
-        let control = Arc::clone(&self.control);
-        async move { control.resize(size).await }
-    }
-
-    /// Ends the process (SIGHUP) if it still runs; see [`ExecControl::hang_up`].
-    pub fn hang_up(&self) -> impl Future<Output = Result<()>> + Send + 'static {
-        let control = Arc::clone(&self.control);
-        async move { control.hang_up().await }
-    }
-
-    /// Reads the output to its end, keeping at most `limit` bytes, then returns the exit code.
-    pub async fn collect(mut self, limit: usize) -> Result<ExecOutcome> {
-        let mut output = Vec::new();
-        let mut truncated = false;
-        while let Some(chunk) = self.output.next().await {
-            let chunk = chunk?;
-            let room = limit.saturating_sub(output.len());
-            truncated |= chunk.len() > room;
-            output.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        }
-        let exit_code = self.control.wait().await?;
-        Ok(ExecOutcome {
-            output,
-            truncated,
-            exit_code,
-        })
-    }
-}
-
-impl std::fmt::Debug for ExecSession {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExecSession")
-            .field("control", &self.control)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Stream for ExecSession {
-    type Item = Result<Bytes>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.output.as_mut().poll_next(cx)
-    }
-}
-
-impl AsyncWrite for ExecSession {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        self.input.as_mut().poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.input.as_mut().poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.input.as_mut().poll_shutdown(cx)
-    }
-}
-
 /// The shell to start in `container`: `preferred` (or [`DEFAULT_SHELL`]) when it is an
 /// executable there, [`FALLBACK_SHELL`] otherwise.
 pub async fn resolve_shell(
@@ -256,7 +112,12 @@ pub async fn resolve_shell(
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::sync::Arc;
     use std::time::Duration;
+
+    use async_trait::async_trait;
+    use berth_terminal::{Pty, PtyControl, TerminalError};
+    use bytes::Bytes;
 
     use super::*;
     use crate::spec::ContainerSpec;
@@ -272,14 +133,14 @@ mod tests {
     struct Exited(i64);
 
     #[async_trait]
-    impl ExecControl for Exited {
-        async fn resize(&self, _: TtySize) -> Result<()> {
+    impl PtyControl for Exited {
+        async fn resize(&self, _: TtySize) -> Result<(), TerminalError> {
             Ok(())
         }
-        async fn wait(&self) -> Result<i64> {
+        async fn wait(&self) -> Result<i64, TerminalError> {
             Ok(self.0)
         }
-        async fn hang_up(&self) -> Result<()> {
+        async fn hang_up(&self) -> Result<(), TerminalError> {
             Ok(())
         }
     }
@@ -307,11 +168,11 @@ mod tests {
         async fn list(&self, _: &BTreeMap<String, String>) -> Result<Vec<ContainerInfo>> {
             Ok(Vec::new())
         }
-        async fn exec(&self, _: &ContainerId, spec: ExecSpec) -> Result<ExecSession> {
+        async fn exec(&self, _: &ContainerId, spec: ExecSpec) -> Result<Pty> {
             let found =
                 spec.cmd[..2] == ["test", "-x"] && self.executables.contains(&spec.cmd[2].as_str());
             let output = futures_util::stream::iter([Ok(Bytes::from_static(b"out"))]);
-            Ok(ExecSession::new(
+            Ok(Pty::new(
                 Box::pin(output),
                 Box::pin(tokio::io::sink()),
                 Arc::new(Exited(i64::from(!found))),
@@ -346,28 +207,6 @@ mod tests {
             resolve_shell(&*bare, &id, Some("zsh")).await,
             Err(RuntimeError::InvalidSpec(_))
         ));
-    }
-
-    #[tokio::test]
-    async fn collect_keeps_at_most_the_limit() {
-        let output = futures_util::stream::iter([
-            Ok(Bytes::from_static(b"abc")),
-            Ok(Bytes::from_static(b"def")),
-        ]);
-        let session = ExecSession::new(
-            Box::pin(output),
-            Box::pin(tokio::io::sink()),
-            Arc::new(Exited(2)),
-        );
-        let outcome = session.collect(4).await.unwrap();
-        assert_eq!(
-            outcome,
-            ExecOutcome {
-                output: b"abcd".to_vec(),
-                truncated: true,
-                exit_code: 2
-            }
-        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! This crate knows nothing of config, store or HTTP: the core maps a template to a
 //! [`ContainerSpec`] and drives the trait; its unit tests use a fake behind the same trait
-//! (`Arc<dyn ContainerRuntime>`; a fake builds its [`ExecSession`]s with [`ExecSession::new`]).
+//! (`Arc<dyn ContainerRuntime>`; a fake builds its execs with [`berth_terminal::Pty::new`]).
 //!
 //! # Supported engines
 //!
@@ -44,7 +44,8 @@
 //! # Exec
 //!
 //! [`ContainerRuntime::exec`] starts a process, with a PTY when [`ExecSpec::tty`] is set, and
-//! returns an [`ExecSession`]: output `Stream`, input `AsyncWrite`, resize and exit code. Output
+//! returns a [`berth_terminal::Pty`]: output `Stream`, input `AsyncWrite`, resize and exit
+//! code (the terminal seam, so the core never sees Docker's types). Output
 //! is pulled from the engine only as fast as it is consumed. Dropping a session (all its parts)
 //! hangs its process up, which the engine alone would not do. [`resolve_shell`] picks the shell
 //! (`/bin/bash`, else `/bin/sh`); [`ExecSpec::shared_session`] joins the shared tmux session.
@@ -57,13 +58,14 @@ mod runtime;
 mod spec;
 mod state;
 
+pub use berth_terminal::DEFAULT_TERM;
 pub use docker::{
     DEFAULT_SOCKET, DockerOptions, DockerRuntime, parse_endpoint, socket_from_docker_host,
 };
 pub use error::{Result, RuntimeError, Unreachable};
 pub use exec::{
-    DEFAULT_SHELL, DEFAULT_TERM, ExecControl, ExecInput, ExecOutcome, ExecOutput, ExecSession,
-    ExecSpec, FALLBACK_SHELL, SHARED_SESSION_COMMAND, SHARED_SESSION_NAME, TtySize, resolve_shell,
+    DEFAULT_SHELL, ExecSpec, FALLBACK_SHELL, SHARED_SESSION_COMMAND, SHARED_SESSION_NAME,
+    resolve_shell,
 };
 pub use runtime::ContainerRuntime;
 pub use spec::{

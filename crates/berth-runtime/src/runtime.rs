@@ -6,7 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::exec::{ExecSession, ExecSpec};
+use berth_terminal::Pty;
+
+use crate::exec::ExecSpec;
 use crate::spec::ContainerSpec;
 use crate::state::{ContainerId, ContainerInfo, ContainerState};
 
@@ -40,6 +42,7 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     /// Managed containers (running or not) carrying every label of `labels` with that value.
     async fn list(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ContainerInfo>>;
 
-    /// Starts a process in a running container.
-    async fn exec(&self, id: &ContainerId, spec: ExecSpec) -> Result<ExecSession>;
+    /// Starts a process in a running container: a terminal (a [`Pty`]) when the spec asks for
+    /// one, else a plain process behind the same interface (its resize does nothing useful).
+    async fn exec(&self, id: &ContainerId, spec: ExecSpec) -> Result<Pty>;
 }

@@ -3,7 +3,8 @@
 
 mod common;
 
-use berth_runtime::{ContainerRuntime, ExecSpec, RuntimeError, TtySize, resolve_shell};
+use berth_runtime::{ContainerRuntime, ExecSpec, RuntimeError, resolve_shell};
+use berth_terminal::TtySize;
 use common::{Scope, read_until};
 use tokio::io::AsyncWriteExt;
 

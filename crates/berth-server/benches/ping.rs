@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::post;
 use berth_config::ConfigStore;
-use berth_core::{ConfigPolicy, LiveConfig, Workspaces, WorkspacesSettings};
+use berth_core::{ConfigPolicy, LiveConfig, Terminals, Workspaces, WorkspacesSettings};
 use berth_runtime::{DockerOptions, DockerRuntime};
 use berth_server::{AppState, JwtKey};
 use berth_types::api::{PingRequest, PingResponse};
@@ -109,11 +109,13 @@ async fn berth(home: &std::path::Path) -> (SocketAddr, Vec<Caller>) {
         },
     );
     let jwt = JwtKey::load_or_create(&home.join("jwt.key")).unwrap();
+    let terminals = Terminals::for_workspaces(&workspaces, home.join("recordings"));
     let state = AppState::new(
         config,
         config_store,
         store,
         workspaces,
+        terminals,
         jwt,
         home.to_owned(),
     );

@@ -137,9 +137,9 @@ impl ApiError {
     }
 }
 
-impl From<berth_store::StoreError> for ApiError {
-    fn from(err: berth_store::StoreError) -> Self {
-        use berth_store::StoreError as E;
+impl From<berth_core::StoreError> for ApiError {
+    fn from(err: berth_core::StoreError) -> Self {
+        use berth_core::StoreError as E;
         match err {
             E::NotFound => Self::not_found("not found"),
             E::Conflict(message) => Self::conflict("conflict", message),

@@ -16,7 +16,6 @@
 //! error shape `{"error": {"code", "message", "details"}}` (see `docs/api.md`).
 #![forbid(unsafe_code)]
 
-mod audit;
 mod auth;
 mod client_config;
 mod error;

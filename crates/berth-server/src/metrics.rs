@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use berth_store::{WorkspaceFilter, WorkspaceState};
+use berth_core::{WorkspaceFilter, WorkspaceState};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -131,9 +131,10 @@ fn escape(value: &str) -> String {
 /// `GET /metrics`.
 pub(crate) async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let workspaces = state
-        .store
-        .list_workspaces(&WorkspaceFilter::default())
-        .await?;
+        .workspaces
+        .list(&WorkspaceFilter::default())
+        .await
+        .map_err(|e| ApiError::workspace(e, true))?;
     let mut out = String::with_capacity(8192);
     state.shared.metrics.render_http(&mut out);
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use axum::extract::State;
-use berth_store::{WorkspaceFilter, WorkspaceState};
+use berth_core::{WorkspaceFilter, WorkspaceState};
 use berth_types::api::{ClientSeen, Monitor, PoolSize, RunningWorkspace};
 use time::OffsetDateTime;
 
@@ -63,8 +63,8 @@ pub(crate) async fn monitor(
         .collect();
 
     let mut clients: HashMap<_, ClientSeen> = state
-        .store
-        .list_clients(None)
+        .clients
+        .list(None)
         .await?
         .into_iter()
         .map(|c| {

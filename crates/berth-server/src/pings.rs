@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use axum::extract::State;
-use berth_store::{ClientPing, Store};
+use berth_core::{ClientPing, Clients};
 use berth_types::ClientId;
 use berth_types::api::{LocalWorkspace, PingRequest, PingResponse};
 use time::OffsetDateTime;
@@ -45,12 +45,12 @@ impl Pings {
     }
 
     /// Writes the pending pings in one transaction.
-    pub(crate) async fn flush(&self, store: &dyn Store) {
+    pub(crate) async fn flush(&self, clients: &Clients) {
         let batch: Vec<ClientPing> = std::mem::take(&mut *self.lock()).into_values().collect();
         if batch.is_empty() {
             return;
         }
-        if let Err(err) = store.record_pings(&batch).await {
+        if let Err(err) = clients.record_pings(&batch).await {
             tracing::warn!(error = %err, pings = batch.len(), "could not record client pings; will retry");
             let mut pending = self.lock();
             for ping in batch {

@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use berth_config::ConfigStore;
-use berth_core::{LiveConfig, Retention, Terminals, Workspaces};
+use berth_core::{
+    Accounts, Audit, Clients, LiveConfig, Logins, Retention, Tables, Terminals, WebSessions,
+    Workspaces,
+};
 use berth_store::Store;
 use bytes::Bytes;
 use time::OffsetDateTime;
@@ -18,10 +21,6 @@ use crate::pings::Pings;
 
 /// How often recording retention runs (and once at start-up).
 const RECORDING_RETENTION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
-/// The most recording ids one `recording.expire` audit entry lists.
-const AUDITED_IDS: usize = 100;
-/// The audit log's actor for what Berth does by itself: not a valid username.
-const SYSTEM_ACTOR: &str = "(berth)";
 
 /// How many password hashes may be computed at once: each takes 19 MiB and tens of
 /// milliseconds, so a flood of logins must queue rather than exhaust memory.
@@ -38,8 +37,20 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// The workspace manager.
     pub workspaces: Workspaces,
-    /// Terminals into workspaces, their recordings (`home/recordings`), presence and grids.
+    /// Terminals on every kind of target, their recordings, presence and grids.
     pub terminals: Terminals,
+    /// The audit log.
+    pub audit: Audit,
+    /// What an account has across every kind of resource (renames, deletions).
+    pub accounts: Accounts,
+    /// Client pings.
+    pub clients: Clients,
+    /// Login attempts, for the lockout.
+    pub logins: Logins,
+    /// Table queries over runtime state.
+    pub tables: Tables,
+    /// Web sessions as stored.
+    pub(crate) web_sessions: WebSessions,
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -66,21 +77,28 @@ pub(crate) struct Shared {
 }
 
 impl AppState {
-    /// The state over Berth's services. `jwt` signs login tokens (see [`JwtKey`]); `home` is
-    /// Berth's home directory; terminal sessions are recorded under `home/recordings`.
+    /// The state over Berth's services, made by the binary (which decides, for instance, which
+    /// terminal sources `terminals` has). `jwt` signs login tokens (see [`JwtKey`]); `home` is
+    /// Berth's home directory.
     #[must_use]
     pub fn new(
         config: LiveConfig,
         config_store: Arc<ConfigStore>,
         store: Arc<dyn Store>,
         workspaces: Workspaces,
+        terminals: Terminals,
         jwt: JwtKey,
         home: PathBuf,
     ) -> Self {
-        let terminals = Terminals::new(workspaces.clone(), home.join("recordings"));
         Self {
             config,
             config_store,
+            audit: Audit::new(Arc::clone(&store)),
+            accounts: Accounts::standard(&workspaces, &terminals),
+            clients: Clients::new(Arc::clone(&store)),
+            logins: Logins::new(Arc::clone(&store)),
+            tables: Tables::new(Arc::clone(&store)),
+            web_sessions: WebSessions::new(Arc::clone(&store)),
             store,
             workspaces,
             terminals,
@@ -104,8 +122,8 @@ impl AppState {
     /// Writes buffered client pings and web-session changes to the database.
     /// [`crate::serve`] calls it periodically and at shutdown.
     pub async fn flush(&self) {
-        self.shared.pings.flush(self.store.as_ref()).await;
-        self.shared.sessions.flush(self.store.as_ref()).await;
+        self.shared.pings.flush(&self.clients).await;
+        self.shared.sessions.flush(&self.web_sessions).await;
     }
 
     /// Reads the web sessions an earlier run saved, so its browsers stay logged in.
@@ -116,7 +134,7 @@ impl AppState {
             .shared
             .sessions
             .load(
-                self.store.as_ref(),
+                &self.web_sessions,
                 security.session_idle.get(),
                 security.session_ttl.get(),
             )
@@ -156,7 +174,7 @@ impl AppState {
                         .prune(security.session_idle.get(), security.session_ttl.get());
                     // Attempts older than a day count toward no lockout.
                     let before = OffsetDateTime::now_utc() - time::Duration::days(1);
-                    if let Err(err) = self.store.prune_login_attempts(before).await {
+                    if let Err(err) = self.logins.prune(before).await {
                         tracing::warn!(error = %err, "could not prune old login attempts");
                     }
                 }
@@ -172,43 +190,19 @@ impl AppState {
             max_age: limits.max_age.map(berth_config::HumanDuration::get),
             max_total_bytes: limits.max_total_size.map(berth_config::DiskSize::bytes),
         };
-        let expired = self
-            .terminals
+        let mut described = serde_json::Map::new();
+        described.insert(
+            "max_age".into(),
+            limits.max_age.map(|a| a.to_string()).into(),
+        );
+        described.insert(
+            "max_total_size".into(),
+            limits.max_total_size.map(|s| s.to_string()).into(),
+        );
+        self.terminals
             .recordings()
-            .expire(retention, OffsetDateTime::now_utc())
+            .apply_retention(retention, OffsetDateTime::now_utc(), &self.audit, described)
             .await;
-        match expired {
-            Ok(expired) if expired.recordings.is_empty() => {}
-            Ok(expired) => {
-                tracing::info!(
-                    recordings = expired.recordings.len(),
-                    bytes = expired.bytes,
-                    "expired recordings deleted"
-                );
-                let listed: Vec<String> = expired
-                    .recordings
-                    .iter()
-                    .take(AUDITED_IDS)
-                    .map(ToString::to_string)
-                    .collect();
-                crate::audit::Audit::new(
-                    SYSTEM_ACTOR,
-                    "recording.expire",
-                    "recordings",
-                    std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-                )
-                .details(serde_json::json!({
-                    "deleted": expired.recordings.len(),
-                    "bytes": expired.bytes,
-                    "ids": listed,
-                    "max_age": limits.max_age.map(|a| a.to_string()),
-                    "max_total_size": limits.max_total_size.map(|s| s.to_string()),
-                }))
-                .record(self.store.as_ref())
-                .await;
-            }
-            Err(err) => tracing::warn!(error = %err, "recording retention failed"),
-        }
     }
 
     /// Runs a configuration change in a blocking task, then reloads the configuration in

@@ -14,5 +14,5 @@ pub(crate) async fn query(
     Json(query): Json<TableQuery>,
 ) -> Result<Json<TableResult>, ApiError> {
     let scope = (!caller.is_admin()).then_some(&caller.username);
-    Ok(Json(state.store.query_table(&query, scope).await?))
+    Ok(Json(state.tables.query(&query, scope).await?))
 }

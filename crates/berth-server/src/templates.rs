@@ -4,15 +4,15 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use berth_config::Template;
-use berth_store::{WorkspaceFilter, WorkspaceState};
+use berth_core::{WorkspaceFilter, WorkspaceState};
 use berth_types::api::TemplateList;
 use serde_json::{Value, json};
 
-use crate::audit::Audit;
 use crate::auth::{AdminUser, ClientIp};
 use crate::error::ApiError;
 use crate::extract::{Json, NoQuery, Path, Query};
 use crate::state::AppState;
+use berth_core::{AuditAction, AuditEvent};
 
 /// A `{name}` path parameter as a template name: 1 to 63 of `a-z 0-9 _ . -`, starting with a
 /// letter or `_`. Anything else (`..`, slashes) is a 400.
@@ -90,9 +90,10 @@ pub(crate) async fn create(
         .template(&name)
         .cloned()
         .unwrap_or(template);
-    Audit::new(caller.username.as_str(), "template.create", name, ip)
+    AuditEvent::new(&caller.username, AuditAction::TemplateCreate, name)
+        .from_ip(ip)
         .details(json!({ "after": audited(&template) }))
-        .record(state.store.as_ref())
+        .record_to(&state.audit)
         .await;
     Ok((StatusCode::CREATED, Json(template)))
 }
@@ -112,9 +113,10 @@ pub(crate) async fn update(
     let after = state
         .change_config(move |store| store.update_template(&target, |t| *t = template))
         .await?;
-    Audit::new(caller.username.as_str(), "template.update", name, ip)
+    AuditEvent::new(&caller.username, AuditAction::TemplateUpdate, name)
+        .from_ip(ip)
         .details(json!({ "before": before.as_ref().map(audited), "after": audited(&after) }))
-        .record(state.store.as_ref())
+        .record_to(&state.audit)
         .await;
     Ok(Json(after))
 }
@@ -155,9 +157,10 @@ pub(crate) async fn delete(
     let removed = state
         .change_config(move |store| store.remove_template(&target))
         .await?;
-    Audit::new(caller.username.as_str(), "template.delete", name, ip)
+    AuditEvent::new(&caller.username, AuditAction::TemplateDelete, name)
+        .from_ip(ip)
         .details(json!({ "before": audited(&removed) }))
-        .record(state.store.as_ref())
+        .record_to(&state.audit)
         .await;
     Ok(StatusCode::NO_CONTENT)
 }

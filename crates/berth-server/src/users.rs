@@ -5,17 +5,16 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use berth_config::{NewUser, User, hash_password};
-use berth_core::bridge::{Revocation, close};
-use berth_store::WorkspaceFilter;
+use berth_core::AccountError;
 use berth_types::Username;
 use berth_types::api::{ClientTokenView, Secret, UserBody, UserList, UserView};
 use serde_json::{Value, json};
 
-use crate::audit::Audit;
 use crate::auth::{AdminUser, ClientIp};
 use crate::error::ApiError;
 use crate::extract::{Json, NoQuery, Path, Query};
 use crate::state::AppState;
+use berth_core::{AuditAction, AuditEvent};
 
 /// A `{name}` path parameter as a username; anything else (`..`, slashes, capitals) is a 400.
 pub(crate) fn username_param(name: &str) -> Result<Username, ApiError> {
@@ -138,14 +137,14 @@ pub(crate) async fn create(
             Ok(user)
         })
         .await?;
-    Audit::new(
-        caller.username.as_str(),
-        "user.create",
+    AuditEvent::new(
+        &caller.username,
+        AuditAction::UserCreate,
         user.username.as_str(),
-        ip,
     )
+    .from_ip(ip)
     .details(json!({ "after": audited(&user) }))
-    .record(state.store.as_ref())
+    .record_to(&state.audit)
     .await;
     Ok((StatusCode::CREATED, Json(user_view(&user))))
 }
@@ -166,24 +165,11 @@ pub(crate) async fn update(
     let before = state.config.current().user(username.as_str()).cloned();
     let renaming = body.username != username;
     if renaming {
-        // Workspaces, their containers and volumes are named after their owner.
-        let owned = state
-            .workspaces
-            .list(&WorkspaceFilter {
-                owner: Some(username.clone()),
-                ..WorkspaceFilter::default()
-            })
+        state
+            .accounts
+            .check_rename(&username)
             .await
-            .map_err(|e| ApiError::workspace(e, true))?;
-        if !owned.is_empty() {
-            return Err(ApiError::conflict(
-                "in_use",
-                format!(
-                    "{username} owns {} workspace(s): delete them before renaming the account",
-                    owned.len()
-                ),
-            ));
-        }
+            .map_err(account_error)?;
     }
     let target = username.to_string();
     let after = state
@@ -201,46 +187,29 @@ pub(crate) async fn update(
             })
         })
         .await?;
-    if renaming && let Err(err) = state.store.rename_member(&username, &after.username).await {
-        tracing::error!(error = %err, from = %username, to = %after.username, "cannot move the memberships of a renamed account");
-    }
-    if renaming
-        && let Err(err) = state
-            .store
-            .rename_recordings(&username, &after.username)
-            .await
-    {
-        tracing::error!(error = %err, from = %username, to = %after.username, "cannot move the recordings of a renamed account");
-    }
+    let moved = if renaming {
+        state.accounts.renamed(&username, &after.username).await
+    } else {
+        serde_json::Map::new()
+    };
     if after.disabled {
-        end_sessions(
-            &state,
-            &username,
-            close::UNAUTHENTICATED,
-            "Your account was disabled.",
-        );
+        state
+            .accounts
+            .account_closed(&username, "Your account was disabled.");
     } else if after.username != username || before.as_ref().is_some_and(|b| b.role != after.role) {
         // Renamed, or made an admin or no longer one: attach again as who they are now.
-        end_sessions(
-            &state,
-            &username,
-            close::ROLE_CHANGED,
-            "Your account changed; reconnecting.",
-        );
+        state.accounts.account_changed(&username);
     }
-    Audit::new(
-        caller.username.as_str(),
-        "user.update",
-        username.as_str(),
-        ip,
-    )
-    .details(json!({
-        "before": before.as_ref().map(audited),
-        "after": audited(&after),
-        "password_changed": password_changed,
-    }))
-    .record(state.store.as_ref())
-    .await;
+    AuditEvent::new(&caller.username, AuditAction::UserUpdate, username.as_str())
+        .from_ip(ip)
+        .details(json!({
+            "before": before.as_ref().map(audited),
+            "after": audited(&after),
+            "password_changed": password_changed,
+            "moved": moved,
+        }))
+        .record_to(&state.audit)
+        .await;
     Ok(Json(user_view(&after)))
 }
 
@@ -261,19 +230,13 @@ pub(crate) async fn delete(
         return Err(ApiError::not_found(format!("no user {username}")));
     }
     let removal = state
-        .workspaces
-        .remove_owner(
+        .accounts
+        .remove(
             &username,
             &format!("the account was deleted by {}", caller.username),
         )
         .await
-        .map_err(|e| ApiError::workspace(e, true))?;
-    let recordings = state
-        .terminals
-        .recordings()
-        .remove_owner(&username)
-        .await
-        .map_err(ApiError::internal)?;
+        .map_err(account_error)?;
     let target = username.to_string();
     let removed = state
         .change_config(move |store| store.remove_user(&target))
@@ -281,41 +244,31 @@ pub(crate) async fn delete(
     state
         .shared
         .sessions
-        .end_user(state.store.as_ref(), username.as_str())
+        .end_user(&state.web_sessions, username.as_str())
         .await;
-    end_sessions(
-        &state,
-        &username,
-        close::UNAUTHENTICATED,
-        "Your account was deleted.",
-    );
-    Audit::new(
-        caller.username.as_str(),
-        "user.delete",
-        username.as_str(),
-        ip,
-    )
-    .details(json!({
-        "before": audited(&removed),
-        "workspaces_deleted": removal.workspaces,
-        "volumes_removed": removal.volumes,
-        "memberships_ended": removal.memberships,
-        "recordings_deleted": recordings.recordings.len(),
-    }))
-    .record(state.store.as_ref())
-    .await;
+    state
+        .accounts
+        .account_closed(&username, "Your account was deleted.");
+    AuditEvent::new(&caller.username, AuditAction::UserDelete, username.as_str())
+        .from_ip(ip)
+        .details({
+            let mut details = removal;
+            details.insert("before".into(), audited(&removed));
+            details.into()
+        })
+        .record_to(&state.audit)
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Ends every open terminal of `username` (in every workspace) with `message` and `code`: an
-/// account change takes effect on sessions already attached, not only on the next login.
-fn end_sessions(state: &AppState, username: &Username, code: u16, message: &str) {
-    let revocation = Revocation {
-        code,
-        message: message.to_owned(),
-    };
-    let ended = state.terminals.revoke(None, username, &revocation);
-    if ended > 0 {
-        tracing::info!(user = %username, ended, "ended the open terminals of a changed account");
+/// An account change refused or failed, as the API answers it.
+fn account_error(err: AccountError) -> ApiError {
+    match err {
+        AccountError::InUse(message) => ApiError::conflict("in_use", message),
+        AccountError::Failed {
+            workspace: Some(err),
+            ..
+        } => ApiError::workspace(err, true),
+        other => ApiError::internal(other),
     }
 }

@@ -6,7 +6,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use berth_core::StartOptions;
-use berth_store::{Workspace, WorkspaceFilter};
+use berth_core::{Workspace, WorkspaceFilter};
 use berth_types::WorkspaceId;
 use berth_types::api::{
     StartWorkspace, WorkspaceList, WorkspaceQuery, WorkspaceState, WorkspaceView,
@@ -14,15 +14,15 @@ use berth_types::api::{
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::audit::Audit;
 use crate::auth::{AuthUser, Caller, ClientIp};
 use crate::error::ApiError;
 use crate::extract::{Json, NoQuery, Path, Query};
 use crate::state::AppState;
+use berth_core::{AuditAction, AuditEvent, AuditOutcome};
 
 /// The wire name of a stored state.
-pub(crate) fn api_state(state: berth_store::WorkspaceState) -> WorkspaceState {
-    use berth_store::WorkspaceState as S;
+pub(crate) fn api_state(state: berth_core::WorkspaceState) -> WorkspaceState {
+    use berth_core::WorkspaceState as S;
     match state {
         S::Pending => WorkspaceState::Pending,
         S::Starting => WorkspaceState::Starting,
@@ -33,8 +33,8 @@ pub(crate) fn api_state(state: berth_store::WorkspaceState) -> WorkspaceState {
     }
 }
 
-fn store_state(state: WorkspaceState) -> berth_store::WorkspaceState {
-    use berth_store::WorkspaceState as S;
+fn store_state(state: WorkspaceState) -> berth_core::WorkspaceState {
+    use berth_core::WorkspaceState as S;
     match state {
         WorkspaceState::Pending => S::Pending,
         WorkspaceState::Starting => S::Starting,
@@ -46,7 +46,7 @@ fn store_state(state: WorkspaceState) -> berth_store::WorkspaceState {
 }
 
 fn view(state: &AppState, w: Workspace) -> WorkspaceView {
-    let alive_reason = (w.state == berth_store::WorkspaceState::Running).then(|| {
+    let alive_reason = (w.state == berth_core::WorkspaceState::Running).then(|| {
         state
             .workspaces
             .liveness(&w, OffsetDateTime::now_utc())
@@ -122,12 +122,12 @@ pub(crate) async fn create(
         persist: body.persist,
         network: body.network.clone(),
     };
-    let audit = Audit::new(
-        caller.username.as_str(),
-        "workspace.start",
+    let audit = AuditEvent::new(
+        &caller.username,
+        AuditAction::WorkspaceStart,
         body.template.clone(),
-        ip,
-    );
+    )
+    .from_ip(ip);
     match state
         .workspaces
         .start(&caller.username, &body.template, &options)
@@ -136,21 +136,21 @@ pub(crate) async fn create(
         Ok(workspace) => {
             audit
                 .details(json!({ "workspace": workspace.id, "persist": body.persist, "network": body.network }))
-                .record(state.store.as_ref())
+                .record_to(&state.audit)
                 .await;
             Ok((StatusCode::CREATED, Json(view(&state, workspace))))
         }
         Err(err) => {
             let error = ApiError::workspace(err, caller.is_admin());
             let outcome = if error.status.is_client_error() {
-                berth_store::AuditOutcome::Denied
+                AuditOutcome::Denied
             } else {
-                berth_store::AuditOutcome::Failure
+                AuditOutcome::Failure
             };
             audit
                 .outcome(outcome)
                 .details(json!({ "error": error.message }))
-                .record(state.store.as_ref())
+                .record_to(&state.audit)
                 .await;
             Err(error)
         }
@@ -239,7 +239,15 @@ pub(crate) async fn stop(
     let before = visible(&state, &caller, id).await?;
     let reason = format!("stopped by {}", caller.username);
     let result = state.workspaces.stop(id, &reason).await;
-    finish(&state, &caller, ip, "workspace.stop", &before, result).await
+    finish(
+        &state,
+        &caller,
+        ip,
+        AuditAction::WorkspaceStop,
+        &before,
+        result,
+    )
+    .await
 }
 
 /// `POST /api/v1/workspaces/{id}/start`.
@@ -251,7 +259,15 @@ pub(crate) async fn start(
 ) -> Result<Json<WorkspaceView>, ApiError> {
     let before = visible(&state, &caller, id).await?;
     let result = state.workspaces.start_existing(id).await;
-    finish(&state, &caller, ip, "workspace.restart", &before, result).await
+    finish(
+        &state,
+        &caller,
+        ip,
+        AuditAction::WorkspaceRestart,
+        &before,
+        result,
+    )
+    .await
 }
 
 /// `DELETE /api/v1/workspaces/{id}`.
@@ -264,23 +280,23 @@ pub(crate) async fn delete(
     let before = visible(&state, &caller, id).await?;
     let reason = format!("deleted by {}", caller.username);
     let result = state.workspaces.delete(id, &reason).await;
-    let audit = Audit::new(
-        caller.username.as_str(),
-        "workspace.delete",
+    let audit = AuditEvent::new(
+        &caller.username,
+        AuditAction::WorkspaceDelete,
         id.to_string(),
-        ip,
     )
+    .from_ip(ip)
     .details(json!({ "owner": before.owner, "template": before.template, "state": before.state }));
     match result {
         Ok(()) => {
-            audit.record(state.store.as_ref()).await;
+            audit.record_to(&state.audit).await;
             Ok(StatusCode::NO_CONTENT)
         }
         Err(err) => {
             let error = ApiError::workspace(err, caller.is_admin());
             audit
-                .outcome(berth_store::AuditOutcome::Failure)
-                .record(state.store.as_ref())
+                .outcome(AuditOutcome::Failure)
+                .record_to(&state.audit)
                 .await;
             Err(error)
         }
@@ -291,27 +307,27 @@ async fn finish(
     state: &AppState,
     caller: &Caller,
     ip: std::net::IpAddr,
-    action: &str,
+    action: AuditAction,
     before: &Workspace,
     result: Result<Workspace, berth_core::WorkspaceError>,
 ) -> Result<Json<WorkspaceView>, ApiError> {
-    let audit = Audit::new(caller.username.as_str(), action, before.id.to_string(), ip);
+    let audit = AuditEvent::new(&caller.username, action, before.id.to_string()).from_ip(ip);
     match result {
         Ok(after) => {
             audit
                 .details(
                     json!({ "owner": before.owner, "before": before.state, "after": after.state }),
                 )
-                .record(state.store.as_ref())
+                .record_to(&state.audit)
                 .await;
             Ok(Json(view(state, after)))
         }
         Err(err) => {
             let error = ApiError::workspace(err, caller.is_admin());
             audit
-                .outcome(berth_store::AuditOutcome::Failure)
+                .outcome(AuditOutcome::Failure)
                 .details(json!({ "owner": before.owner, "before": before.state, "error": error.message }))
-                .record(state.store.as_ref())
+                .record_to(&state.audit)
                 .await;
             Err(error)
         }

@@ -17,5 +17,7 @@ mod pty;
 mod source;
 
 pub use berth_types::{MachineId, SessionRole, TargetKind, TerminalTarget};
-pub use pty::{Collected, Pty, PtyControl, PtyInput, PtyOutput, TerminalError, TtySize};
+pub use pty::{
+    Collected, DEFAULT_TERM, Pty, PtyControl, PtyInput, PtyOutput, TerminalError, TtySize,
+};
 pub use source::{Activity, Caller, Grant, OpenError, Opened, TerminalSource};

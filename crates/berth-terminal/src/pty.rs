@@ -13,6 +13,9 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWrite;
 
+/// `TERM` given to terminals: what xterm.js and most terminals understand.
+pub const DEFAULT_TERM: &str = "xterm-256color";
+
 /// A terminal size in character cells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TtySize {

@@ -35,6 +35,9 @@ pub struct Grant {
     pub record: bool,
     /// Whether every terminal on it joins one shared session (tmux).
     pub shared: bool,
+    /// Why no terminal can open on it now (a stopped workspace), for pages and grids that show
+    /// it before trying; `None` when one can.
+    pub unavailable: Option<String>,
 }
 
 /// A session's activity clock: the source is told of input and output (at most once a second),

@@ -8,9 +8,14 @@ use anyhow::Context;
 use std::sync::Arc;
 
 use berth_config::ConfigStore;
-use berth_core::{ConfigPolicy, LiveConfig, Workspaces, WorkspacesSettings};
+use berth_core::bridge::TerminalSettings;
+use berth_core::{
+    Audit, ConfigPolicy, LiveConfig, Recordings, Terminals, WorkspaceTerminals, Workspaces,
+    WorkspacesSettings,
+};
 use berth_runtime::{DockerOptions, DockerRuntime, parse_endpoint};
 use berth_server::{AppState, JwtKey};
+use berth_terminal::TerminalSource;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -147,11 +152,21 @@ async fn services(
             config.dir().display()
         )
     })?;
+    // The kinds of terminal target this installation serves: workspaces.
+    let sources: [Arc<dyn TerminalSource>; 1] =
+        [Arc::new(WorkspaceTerminals::new(workspaces.clone()))];
+    let terminals = Terminals::new(
+        sources,
+        Recordings::new(home.root().join("recordings"), Arc::clone(&store)),
+        Audit::new(Arc::clone(&store)),
+        TerminalSettings::default(),
+    );
     Ok(AppState::new(
         config.clone(),
         Arc::new(config_store),
         store,
         workspaces,
+        terminals,
         jwt,
         home.root().to_owned(),
     ))

@@ -1,11 +1,13 @@
-//! Grids: a layout and up to four panes, each showing a workspace (machines later). Kept in
-//! memory: a grid is a view, cheap to make again, and is gone after a restart.
+//! Grids: a layout and up to four panes, each showing a terminal target (a workspace; a
+//! machine once the fleet has them). Kept in memory: a grid is a view, cheap to make again,
+//! and is gone after a restart.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use berth_terminal::TerminalTarget;
+use berth_types::Username;
 pub use berth_types::{GridId, Layout};
-use berth_types::{Username, WorkspaceId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -24,7 +26,7 @@ pub struct Grid {
     /// The arrangement.
     pub layout: Layout,
     /// Pane `n` shows `panes[n]`; at most as many as the layout has.
-    pub panes: Vec<WorkspaceId>,
+    pub panes: Vec<TerminalTarget>,
     /// When it was made.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -57,7 +59,7 @@ pub struct Grids {
     grids: Arc<Mutex<HashMap<GridId, Grid>>>,
 }
 
-fn check(layout: Layout, panes: &[WorkspaceId]) -> Result<(), GridError> {
+fn check(layout: Layout, panes: &[TerminalTarget]) -> Result<(), GridError> {
     if panes.len() > layout.panes() {
         return Err(GridError::TooManyPanes {
             layout,
@@ -69,13 +71,13 @@ fn check(layout: Layout, panes: &[WorkspaceId]) -> Result<(), GridError> {
 }
 
 impl Grids {
-    /// Makes a grid for `owner`. Whether `owner` may see each pane's workspace is checked when
+    /// Makes a grid for `owner`. Whether `owner` may see each pane's target is checked when
     /// the grid opens, pane by pane.
     pub fn create_grid(
         &self,
         owner: &Username,
         layout: Layout,
-        panes: Vec<WorkspaceId>,
+        panes: Vec<TerminalTarget>,
     ) -> Result<Grid, GridError> {
         check(layout, &panes)?;
         let mut grids = lock(&self.grids);
@@ -98,7 +100,7 @@ impl Grids {
         &self,
         id: GridId,
         layout: Layout,
-        panes: Vec<WorkspaceId>,
+        panes: Vec<TerminalTarget>,
     ) -> Result<Grid, GridError> {
         check(layout, &panes)?;
         let mut grids = lock(&self.grids);
@@ -136,13 +138,17 @@ impl Grids {
 
 #[cfg(test)]
 mod tests {
+    use berth_types::WorkspaceId;
+
     use super::*;
 
     #[test]
     fn grids_are_made_changed_and_bounded() {
         let grids = Grids::default();
         let alice = Username::new("alice").unwrap();
-        let panes: Vec<WorkspaceId> = (0..4).map(|_| WorkspaceId::random()).collect();
+        let panes: Vec<TerminalTarget> = (0..4)
+            .map(|_| TerminalTarget::Workspace(WorkspaceId::random()))
+            .collect();
         let grid = grids
             .create_grid(&alice, Layout::Grid2x2, panes.clone())
             .unwrap();

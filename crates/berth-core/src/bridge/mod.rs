@@ -2,11 +2,12 @@
 //! grid socket, written over a generic `Sink<Message>` and `Stream<Item = Result<Message, E>>`
 //! so they run without a network in tests and the server adapts its WebSocket to them.
 //!
-//! - [`Terminals`] is the service: [`Terminals::attach`] checks who may use a workspace's
-//!   terminal and as what ([`SessionRole`](crate::SessionRole)), opens the terminal, starts its recording, puts the
-//!   user in the workspace's presence list and audits the attach; [`TerminalSession::run`] then
+//! - [`Terminals`] is the service: [`Terminals::attach`] asks the target's
+//!   [`TerminalSource`](berth_terminal::TerminalSource) who may use its terminal and as what
+//!   ([`SessionRole`](crate::SessionRole)), opens the terminal, starts its recording, puts the
+//!   user in the target's presence list and audits the attach; [`TerminalSession::run`] then
 //!   pumps the session ([`Bridge`]) and audits the detach.
-//! - [`Bridge`] is one session's loop, usable over any [`berth_runtime::ExecSession`].
+//! - [`Bridge`] is one session's loop, usable over any [`berth_terminal::Pty`].
 //! - Grids ([`Grids`], [`GridSession`]) put up to four panes over one socket, each pane one
 //!   [`Bridge`].
 //!
@@ -36,7 +37,7 @@ pub use session::{
 pub use stats::BridgeStats;
 pub use terminals::{AttachRequest, GridRequest, TerminalSession, TerminalSettings, Terminals};
 
-use crate::WorkspaceError;
+use berth_terminal::OpenError;
 
 /// A WebSocket message as the bridge sees it; the server maps its WebSocket's messages to and
 /// from these (and answers WebSocket pings itself).
@@ -64,9 +65,9 @@ pub mod close {
     pub const UNAUTHENTICATED: u16 = 4401;
     /// Logged in but not allowed.
     pub const FORBIDDEN: u16 = 4403;
-    /// No such workspace (or grid), or one the user may not see.
+    /// No such target (or grid), or one the user may not see.
     pub const NOT_FOUND: u16 = 4404;
-    /// The workspace is not in a state that has a terminal (stopped, starting).
+    /// The target has no terminal now (a stopped workspace, an unreachable machine).
     pub const CONFLICT: u16 = 4409;
     /// The user's role changed while attached: reconnect to get the new one.
     pub const ROLE_CHANGED: u16 = 1012;
@@ -74,13 +75,13 @@ pub mod close {
 
 /// The close code for a failed attach.
 #[must_use]
-pub fn close_code(err: &WorkspaceError) -> u16 {
+pub fn close_code(err: &OpenError) -> u16 {
     match err {
-        WorkspaceError::NotFound => close::NOT_FOUND,
-        WorkspaceError::Forbidden(_) => close::FORBIDDEN,
-        WorkspaceError::Conflict(_) => close::CONFLICT,
-        WorkspaceError::InvalidOption(_) => close::BAD_REQUEST,
-        _ => close::INTERNAL,
+        OpenError::NotFound(_) => close::NOT_FOUND,
+        OpenError::Forbidden(_) => close::FORBIDDEN,
+        OpenError::Unavailable(_) => close::CONFLICT,
+        OpenError::Invalid(_) => close::BAD_REQUEST,
+        OpenError::Failed(_) => close::INTERNAL,
     }
 }
 

@@ -1,12 +1,13 @@
-//! Who is attached to each workspace's terminal right now, in memory. Every session watches its
-//! workspace's list; a join or a leave replaces the list, and a session that falls behind sees
+//! Who is attached to each target's terminal right now, in memory. Every session watches its
+//! target's list; a join or a leave replaces the list, and a session that falls behind sees
 //! only the latest one (a `watch` channel never queues). Access changes reach open sessions
 //! through here too: [`Presence::revoke`] ends a user's sessions with a reason.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use berth_types::{Username, WorkspaceId};
+use berth_terminal::TerminalTarget;
+use berth_types::Username;
 use tokio::sync::watch;
 
 use super::protocol::Connected;
@@ -15,7 +16,7 @@ use crate::workspaces::lock;
 /// The registry; cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Presence {
-    rooms: Arc<Mutex<HashMap<WorkspaceId, Room>>>,
+    rooms: Arc<Mutex<HashMap<TerminalTarget, Room>>>,
 }
 
 #[derive(Debug)]
@@ -63,7 +64,7 @@ impl Room {
 #[derive(Debug)]
 pub(crate) struct Seat {
     presence: Presence,
-    workspace: WorkspaceId,
+    target: TerminalTarget,
     key: u64,
     /// The room's list, as it changes.
     pub(crate) list: watch::Receiver<Vec<Connected>>,
@@ -72,10 +73,10 @@ pub(crate) struct Seat {
 }
 
 impl Presence {
-    /// Adds a session of `who` to the workspace's room and tells everyone there.
-    pub(crate) fn join(&self, workspace: WorkspaceId, who: Connected) -> Seat {
+    /// Adds a session of `who` to the target's room and tells everyone there.
+    pub(crate) fn join(&self, target: &TerminalTarget, who: Connected) -> Seat {
         let mut rooms = lock(&self.rooms);
-        let room = rooms.entry(workspace).or_insert_with(|| Room {
+        let room = rooms.entry(target.clone()).or_insert_with(|| Room {
             next: 0,
             sessions: BTreeMap::new(),
             list: watch::Sender::new(Vec::new()),
@@ -91,19 +92,19 @@ impl Presence {
         receiver.mark_unchanged();
         Seat {
             presence: self.clone(),
-            workspace,
+            target: target.clone(),
             key,
             list: receiver,
             revoked,
         }
     }
 
-    /// Ends every open session of `username` in `workspace` (`None`: in every workspace) with
+    /// Ends every open session of `username` on `target` (`None`: on every target) with
     /// `revocation`; the number of sessions told. A session leaves the room when it has
     /// closed, not here.
     pub(crate) fn revoke(
         &self,
-        workspace: Option<WorkspaceId>,
+        target: Option<&TerminalTarget>,
         username: &Username,
         revocation: &Revocation,
     ) -> usize {
@@ -111,7 +112,7 @@ impl Presence {
         let mut told = 0;
         for (_, room) in rooms
             .iter()
-            .filter(|(id, _)| workspace.is_none_or(|w| w == **id))
+            .filter(|(id, _)| target.is_none_or(|t| t == *id))
         {
             for occupant in room.sessions.values() {
                 if occupant.who.username == *username {
@@ -123,22 +124,22 @@ impl Presence {
         told
     }
 
-    /// Who is attached to the workspace now.
-    pub(crate) fn connected(&self, workspace: WorkspaceId) -> Vec<Connected> {
+    /// Who is attached to the target now.
+    pub(crate) fn connected(&self, target: &TerminalTarget) -> Vec<Connected> {
         lock(&self.rooms)
-            .get(&workspace)
+            .get(target)
             .map(|room| room.list.borrow().clone())
             .unwrap_or_default()
     }
 
-    fn leave(&self, workspace: WorkspaceId, key: u64) {
+    fn leave(&self, target: &TerminalTarget, key: u64) {
         let mut rooms = lock(&self.rooms);
-        let Some(room) = rooms.get_mut(&workspace) else {
+        let Some(room) = rooms.get_mut(target) else {
             return;
         };
         room.sessions.remove(&key);
         if room.sessions.is_empty() {
-            rooms.remove(&workspace);
+            rooms.remove(target);
         } else {
             let list = room.list();
             room.list.send_replace(list);
@@ -148,13 +149,13 @@ impl Presence {
 
 impl Drop for Seat {
     fn drop(&mut self) {
-        self.presence.leave(self.workspace, self.key);
+        self.presence.leave(&self.target, self.key);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use berth_types::Username;
+    use berth_types::{MachineId, Username, WorkspaceId};
 
     use super::*;
     use crate::SessionRole;
@@ -169,7 +170,7 @@ mod tests {
     #[test]
     fn joins_and_leaves_are_seen_by_everyone_else() {
         let presence = Presence::default();
-        let ws = WorkspaceId::random();
+        let ws = &TerminalTarget::Workspace(WorkspaceId::random());
         let mut alice = presence.join(ws, who("alice", SessionRole::Owner));
         assert!(!alice.list.has_changed().unwrap());
         let bob = presence.join(ws, who("bob", SessionRole::Viewer));
@@ -208,7 +209,9 @@ mod tests {
     #[test]
     fn revoking_tells_only_that_users_sessions_in_the_named_workspace() {
         let presence = Presence::default();
-        let (one, two) = (WorkspaceId::random(), WorkspaceId::random());
+        let one = &TerminalTarget::Workspace(WorkspaceId::random());
+        // A target of another kind: revoking on one target leaves the others alone.
+        let two = &TerminalTarget::Machine(MachineId::new("web-1").unwrap());
         let alice = presence.join(one, who("alice", SessionRole::Owner));
         let bob_one = presence.join(one, who("bob", SessionRole::Peer));
         let bob_one_again = presence.join(one, who("bob", SessionRole::Viewer));

@@ -1,7 +1,7 @@
 //! The JSON control messages of the terminal socket (`docs/terminal-protocol.md`). Everything a
 //! client sends is checked here; a message that does not fit gets a reason for people.
 
-use berth_runtime::TtySize;
+use berth_terminal::{TerminalTarget, TtySize};
 use serde::{Deserialize, Serialize};
 
 use crate::SessionRole;
@@ -76,7 +76,10 @@ pub struct Connected {
 #[serde(tag = "type", rename_all = "lowercase")]
 pub(crate) enum ServerControl<'a> {
     Hello {
-        workspace: String,
+        target: &'a TerminalTarget,
+        /// For workspace targets, as before targets: clients written then read it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        workspace: Option<&'a str>,
         you: &'a str,
         role: SessionRole,
         members: &'a [Connected],
@@ -173,15 +176,17 @@ mod tests {
             username: berth_types::Username::new("alice").unwrap(),
             role: SessionRole::Owner,
         }];
+        let target = TerminalTarget::Machine(berth_types::MachineId::new("web-1").unwrap());
         let hello = ServerControl::Hello {
-            workspace: "w".into(),
+            target: &target,
+            workspace: None,
             you: "alice",
             role: SessionRole::Owner,
             members: &members,
         };
         assert_eq!(
             hello.to_json(),
-            r#"{"type":"hello","workspace":"w","you":"alice","role":"owner","members":[{"username":"alice","role":"owner"}]}"#
+            r#"{"type":"hello","target":{"kind":"machine","id":"web-1"},"you":"alice","role":"owner","members":[{"username":"alice","role":"owner"}]}"#
         );
         assert_eq!(ServerControl::Pong.to_json(), r#"{"type":"pong"}"#);
         assert_eq!(

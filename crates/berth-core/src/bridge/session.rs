@@ -1,13 +1,15 @@
-//! The protocol loop of one terminal: an [`ExecSession`] on one side, a client's
+//! The protocol loop of one terminal: a [`Pty`] on one side, a client's
 //! `Sink<Message>` and `Stream<Item = Result<Message, E>>` on the other. How it keeps memory
 //! bounded and how it ends is documented on [`Bridge::run`].
 
 use std::fmt::Display;
 use std::time::Duration;
 
-use berth_runtime::ExecSession;
+use std::sync::Arc;
+
 use berth_store::Recording;
-use berth_types::{Username, WorkspaceId};
+use berth_terminal::{Activity, Pty, PtyControl, PtyInput, PtyOutput, TerminalTarget};
+use berth_types::Username;
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
@@ -17,8 +19,8 @@ use super::presence::Revocation;
 use super::protocol::{ClientControl, Connected, MAX_CONTROL_BYTES, ServerControl, parse_control};
 use super::stats::{BridgeStats, Toucher};
 use super::{Message, close};
+use crate::SessionRole;
 use crate::recordings::Recorder;
-use crate::{Activity, SessionRole};
 
 /// Output frames queued between the exec and the client.
 pub const OUTPUT_QUEUE_FRAMES: usize = 4;
@@ -91,11 +93,11 @@ pub struct Ended {
 /// One terminal session's protocol loop, ready to run.
 #[derive(Debug)]
 pub struct Bridge {
-    exec: ExecSession,
-    workspace: WorkspaceId,
+    exec: Pty,
+    target: TerminalTarget,
     you: Username,
     role: SessionRole,
-    activity: Option<Activity>,
+    activity: Option<Arc<dyn Activity>>,
     recorder: Option<Recorder>,
     members: Option<watch::Receiver<Vec<Connected>>>,
     revoked: Option<watch::Receiver<Option<Revocation>>>,
@@ -103,17 +105,17 @@ pub struct Bridge {
 }
 
 impl Bridge {
-    /// A bridge from `exec` to a client who is `you` with `role` in `workspace`.
+    /// A bridge from the terminal `exec` on `target` to a client who is `you` with `role`.
     #[must_use]
     pub fn new(
-        exec: ExecSession,
-        workspace: WorkspaceId,
+        exec: Pty,
+        target: impl Into<TerminalTarget>,
         you: Username,
         role: SessionRole,
     ) -> Self {
         Self {
             exec,
-            workspace,
+            target: target.into(),
             you,
             role,
             activity: None,
@@ -126,7 +128,7 @@ impl Bridge {
 
     /// Touches `activity` on input, output and pings (at most once a second).
     #[must_use]
-    pub fn with_activity(mut self, activity: Activity) -> Self {
+    pub fn with_activity(mut self, activity: Arc<dyn Activity>) -> Self {
         self.activity = Some(activity);
         self
     }
@@ -181,7 +183,7 @@ impl Bridge {
     {
         let Bridge {
             exec,
-            workspace,
+            target,
             you,
             role,
             activity,
@@ -197,7 +199,7 @@ impl Bridge {
         // At most one message ever, from the reader.
         let (close_tx, close_rx) = mpsc::channel(1);
         let hello = Hello {
-            workspace,
+            target: &target,
             you: &you,
             role,
         };
@@ -259,7 +261,7 @@ impl Bridge {
             Some(recorder) => match recorder.finish().await {
                 Ok(recording) => Some(recording),
                 Err(err) => {
-                    tracing::warn!(%workspace, user = %you, error = %err, "the recording is incomplete");
+                    tracing::warn!(%target, user = %you, error = %err, "the recording is incomplete");
                     None
                 }
             },
@@ -270,7 +272,7 @@ impl Bridge {
 }
 
 struct Hello<'a> {
-    workspace: WorkspaceId,
+    target: &'a TerminalTarget,
     you: &'a Username,
     role: SessionRole,
 }
@@ -321,8 +323,8 @@ impl Closing {
 /// Pulls output while the queue has room, then queues how the output ended: the exit code,
 /// or why the connection to the terminal failed.
 async fn pump(
-    mut output: berth_runtime::ExecOutput,
-    control: &dyn berth_runtime::ExecControl,
+    mut output: PtyOutput,
+    control: &dyn PtyControl,
     out: mpsc::Sender<Out>,
     touch: &Toucher,
     recorder: Option<&Recorder>,
@@ -385,8 +387,10 @@ where
                 role: hello.role,
             }]
         });
+    let workspace = hello.target.workspace().map(|id| id.to_string());
     let text = ServerControl::Hello {
-        workspace: hello.workspace.to_string(),
+        target: hello.target,
+        workspace: workspace.as_deref(),
         you: hello.you.as_str(),
         role: hello.role,
         members: &now,
@@ -473,8 +477,8 @@ async fn changed(members: &mut Option<watch::Receiver<Vec<Connected>>>) -> Optio
 #[allow(clippy::too_many_arguments)] // the parts of one session, borrowed for its duration
 async fn reader<R, E>(
     mut stream: R,
-    mut input: berth_runtime::ExecInput,
-    control: &dyn berth_runtime::ExecControl,
+    mut input: PtyInput,
+    control: &dyn PtyControl,
     role: SessionRole,
     answers: mpsc::Sender<String>,
     touch: &Toucher,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use crate::Activity;
+use berth_terminal::Activity;
 
 /// Live counters of one session, readable from elsewhere while it runs.
 #[derive(Debug, Clone, Default)]
@@ -76,14 +76,14 @@ impl BridgeStats {
 /// Touches the workspace's activity at most once per second.
 #[derive(Debug)]
 pub(crate) struct Toucher {
-    activity: Option<Activity>,
+    activity: Option<Arc<dyn Activity>>,
     started: Instant,
     /// Seconds since `started` (plus one) of the last touch; 0 for never.
     last: AtomicU64,
 }
 
 impl Toucher {
-    pub(crate) fn new(activity: Option<Activity>) -> Self {
+    pub(crate) fn new(activity: Option<Arc<dyn Activity>>) -> Self {
         Self {
             activity,
             started: Instant::now(),
@@ -111,7 +111,7 @@ mod tests {
 
     #[test]
     fn activity_is_touched_at_most_once_a_second() {
-        let toucher = Toucher::new(Some(Activity::detached()));
+        let toucher = Toucher::new(Some(Arc::new(crate::Activity::detached())));
         assert!(toucher.touch());
         let again = (0..1000).filter(|_| toucher.touch()).count();
         // Unless the second turned meanwhile, nothing more; never more than once per second.

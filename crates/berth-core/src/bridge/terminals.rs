@@ -1,18 +1,24 @@
 //! The terminal service: who may attach and as what, the recording, presence and the audit of
-//! every attach and detach around one [`Bridge`].
+//! every attach and detach around one [`Bridge`], whatever the target.
+//!
+//! Each kind of [`TerminalTarget`] has one [`TerminalSource`] (workspaces: `WorkspaceTerminals`;
+//! machines: the fleet's SSH source). The service asks the source what the caller may do and
+//! for a PTY; everything else here is the same for every kind.
 
+use std::collections::HashMap;
 use std::fmt::Display;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth_runtime::TtySize;
-use berth_store::{AuditOutcome, NewAuditEntry, RecordingId, Store, Workspace};
-use berth_types::{Role, Username, WorkspaceId};
+use berth_store::RecordingId;
+use berth_terminal::{
+    Caller, Grant, OpenError, Opened, TargetKind, TerminalSource, TerminalTarget, TtySize,
+};
+use berth_types::{Role, Username};
 use futures_util::{Sink, Stream};
 use serde_json::json;
-use time::OffsetDateTime;
 
 use super::Message;
 use super::grid::{GridError, GridId, Grids};
@@ -21,9 +27,10 @@ use super::presence::{Presence, Revocation, Seat};
 use super::protocol::{self, Connected};
 use super::session::{Bridge, Ended};
 use super::stats::BridgeStats;
+use crate::audit::{Audit, AuditAction, AuditEvent};
 use crate::recordings::{RecordingStart, Recordings};
-use crate::terminal::{Attachment, INITIAL_SIZE, Terminal};
-use crate::{SessionRole, WorkspaceError, Workspaces};
+use crate::terminal::INITIAL_SIZE;
+use crate::{SessionRole, WorkspaceTerminals, Workspaces};
 
 /// Timings of terminal sessions; the defaults suit production, tests shorten them.
 #[derive(Debug, Clone)]
@@ -40,7 +47,8 @@ impl Default for TerminalSettings {
     }
 }
 
-/// Terminals into workspaces, their recordings, who is attached, and grids. Cheap to clone.
+/// Terminals on every kind of target, their recordings, who is attached, and grids. Cheap to
+/// clone.
 #[derive(Debug, Clone)]
 pub struct Terminals {
     inner: Arc<Inner>,
@@ -48,21 +56,22 @@ pub struct Terminals {
 
 #[derive(Debug)]
 struct Inner {
-    workspaces: Workspaces,
+    sources: HashMap<TargetKind, Arc<dyn TerminalSource>>,
     recordings: Recordings,
+    audit: Audit,
     presence: Presence,
     grids: Grids,
     settings: TerminalSettings,
 }
 
-/// Someone asking for a workspace's terminal.
+/// Someone asking for a terminal.
 #[derive(Debug, Clone)]
 pub struct AttachRequest {
-    /// The workspace.
-    pub workspace: WorkspaceId,
+    /// What to open it on.
+    pub target: TerminalTarget,
     /// Who asks.
     pub user: Username,
-    /// Their account role (admins may attach to any workspace as a peer).
+    /// Their account role (admins may attach to any target as a peer).
     pub account: Role,
     /// Attach with less than they may (e.g. an admin or the owner watching as a viewer).
     pub want: Option<SessionRole>,
@@ -73,11 +82,11 @@ pub struct AttachRequest {
 }
 
 impl AttachRequest {
-    /// A request by `user` for the workspace's terminal at 80x24, with the most they may do.
+    /// A request by `user` for a terminal on `target` at 80x24, with the most they may do.
     #[must_use]
-    pub fn new(workspace: WorkspaceId, user: Username, account: Role) -> Self {
+    pub fn new(target: impl Into<TerminalTarget>, user: Username, account: Role) -> Self {
         Self {
-            workspace,
+            target: target.into(),
             user,
             account,
             want: None,
@@ -99,25 +108,24 @@ pub struct GridRequest {
 }
 
 impl Terminals {
-    /// The service over `workspaces`, recording under `recordings_dir`
-    /// (`$BERTH_HOME/recordings`) and indexing recordings in the manager's store.
+    /// The service over `sources` (one per kind of target; a later one of a kind replaces an
+    /// earlier one), recording into `recordings` and auditing into `audit`.
     #[must_use]
-    pub fn new(workspaces: Workspaces, recordings_dir: impl Into<PathBuf>) -> Self {
-        let recordings = Recordings::new(recordings_dir, Arc::clone(workspaces.store()));
-        Self::with(workspaces, recordings, TerminalSettings::default())
-    }
-
-    /// The service with its parts given (tests: a small recording cap, a short grid timeout).
-    #[must_use]
-    pub fn with(
-        workspaces: Workspaces,
+    pub fn new(
+        sources: impl IntoIterator<Item = Arc<dyn TerminalSource>>,
         recordings: Recordings,
+        audit: Audit,
         settings: TerminalSettings,
     ) -> Self {
+        let sources = sources
+            .into_iter()
+            .map(|source| (source.kind(), source))
+            .collect();
         Self {
             inner: Arc::new(Inner {
-                workspaces,
+                sources,
                 recordings,
+                audit,
                 presence: Presence::default(),
                 grids: Grids::default(),
                 settings,
@@ -125,10 +133,20 @@ impl Terminals {
         }
     }
 
-    /// The workspace manager.
+    /// The service of an installation whose only targets are workspaces: the workspace source
+    /// over `workspaces`, recordings under `recordings_dir` indexed in the manager's store, the
+    /// audit log in the same store, default settings. For tests and tools; `berth serve`
+    /// lists its sources itself.
     #[must_use]
-    pub fn workspaces(&self) -> &Workspaces {
-        &self.inner.workspaces
+    pub fn for_workspaces(workspaces: &Workspaces, recordings_dir: impl Into<PathBuf>) -> Self {
+        let store = Arc::clone(workspaces.store());
+        let source: Arc<dyn TerminalSource> = Arc::new(WorkspaceTerminals::new(workspaces.clone()));
+        Self::new(
+            [source],
+            Recordings::new(recordings_dir, Arc::clone(&store)),
+            Audit::new(store),
+            TerminalSettings::default(),
+        )
     }
 
     /// Recordings: listing and finding them.
@@ -143,62 +161,81 @@ impl Terminals {
         &self.inner.grids
     }
 
-    /// Who is attached to the workspace's terminal now: each user once, owner first.
+    /// Who is attached to the target's terminal now: each user once, owner first.
     #[must_use]
-    pub fn connected(&self, workspace: WorkspaceId) -> Vec<Connected> {
-        self.inner.presence.connected(workspace)
+    pub fn connected(&self, target: &TerminalTarget) -> Vec<Connected> {
+        self.inner.presence.connected(target)
     }
 
-    /// Ends the open terminals (and grid panes) of `username` in `workspace` (`None`: in every
-    /// workspace): each gets `revocation`'s message and close code. For access that changed
+    /// Ends the open terminals (and grid panes) of `username` on `target` (`None`: on every
+    /// target): each gets `revocation`'s message and close code. For access that changed
     /// while they were attached: a member removed or given another role, an account deleted
     /// or disabled. The number of sessions told.
     pub fn revoke(
         &self,
-        workspace: Option<WorkspaceId>,
+        target: Option<&TerminalTarget>,
         username: &Username,
         revocation: &Revocation,
     ) -> usize {
-        self.inner.presence.revoke(workspace, username, revocation)
+        self.inner.presence.revoke(target, username, revocation)
     }
 
-    /// Opens the workspace's terminal for `request.user`, if they may see it:
-    /// [`WorkspaceError::NotFound`] when the workspace does not exist or they have no role in
-    /// it (a denied attempt is audited), [`WorkspaceError::Conflict`] when it is not running,
-    /// [`WorkspaceError::InvalidOption`] for a size out of range. The attach is audited
-    /// (`terminal.attach`, details: role, recording id); the session is recorded when the
-    /// template says so. A recording that cannot be started is logged and the terminal opens
-    /// anyway.
-    pub async fn attach(&self, request: AttachRequest) -> Result<TerminalSession, WorkspaceError> {
-        let manager = &self.inner.workspaces;
-        let ws = manager.get(request.workspace).await?;
-        let Some(most) = manager.role_in(&ws, &request.user, request.account).await? else {
-            self.audit_denied(&ws, &request).await;
-            return Err(WorkspaceError::NotFound);
+    /// What `caller` may do on `target`, as its source says: `None` when they may not see it
+    /// (or there is no source for its kind). For pages and grids that show what a terminal
+    /// would open before it does.
+    pub async fn grant(
+        &self,
+        target: &TerminalTarget,
+        caller: &Caller,
+    ) -> Result<Option<Grant>, OpenError> {
+        match self.inner.sources.get(&target.kind()) {
+            Some(source) => source.authorize(target, caller).await,
+            None => Err(OpenError::NotFound(target.kind())),
+        }
+    }
+
+    /// Opens a terminal on `request.target` for `request.user`, if they may see it:
+    /// [`OpenError::NotFound`] when the target does not exist, has no source, or they have no
+    /// role in it (a denied attempt is audited), [`OpenError::Unavailable`] when it has no
+    /// terminal now (a stopped workspace), [`OpenError::Invalid`] for a size out of range. The
+    /// attach is audited (`terminal.attach`, details: role, recording id); the session is
+    /// recorded when the target records. A recording that cannot be started is logged and the
+    /// terminal opens anyway.
+    pub async fn attach(&self, request: AttachRequest) -> Result<TerminalSession, OpenError> {
+        let target = &request.target;
+        let source = self
+            .inner
+            .sources
+            .get(&target.kind())
+            .ok_or(OpenError::NotFound(target.kind()))?;
+        let caller = Caller {
+            username: request.user.clone(),
+            role: request.account,
         };
-        let role = request.want.map_or(most, |want| want.min(most));
+        let Some(grant) = source.authorize(target, &caller).await? else {
+            self.audit_denied(&request).await;
+            return Err(OpenError::NotFound(target.kind()));
+        };
+        let role = request.want.map_or(grant.role, |want| want.min(grant.role));
         protocol::size(u64::from(request.size.cols), u64::from(request.size.rows))
-            .map_err(WorkspaceError::InvalidOption)?;
-        let plan = manager.plan_of(&ws);
-        // A template that is gone records, as the default does.
-        let record = plan.as_ref().is_none_or(|p| p.record);
-        let shared = plan.as_ref().is_some_and(|p| p.shared);
-        let terminal = manager.open_terminal(ws.id, request.size).await?;
-        let recorder = if record {
+            .map_err(OpenError::Invalid)?;
+        let Opened {
+            pty,
+            activity,
+            hold,
+        } = source.open(&grant, role, request.size).await?;
+        let recorder = if grant.record {
             let start = RecordingStart {
-                workspace: ws.id,
-                owner: ws.owner.clone(),
+                target: target.clone(),
+                owner: grant.owner.clone(),
                 username: request.user.clone(),
                 size: request.size,
-                title: format!(
-                    "{} in {}'s {} workspace {}",
-                    request.user, ws.owner, ws.template, ws.id
-                ),
+                title: format!("{} in {}", request.user, grant.label),
             };
             match self.inner.recordings.start(start).await {
                 Ok(recorder) => Some(recorder),
                 Err(err) => {
-                    tracing::error!(workspace = %ws.id, user = %request.user, error = %err, "cannot record a terminal session");
+                    tracing::error!(%target, user = %request.user, error = %err, "cannot record a terminal session");
                     None
                 }
             }
@@ -206,33 +243,37 @@ impl Terminals {
             None
         };
         let recording = recorder.as_ref().map(crate::recordings::Recorder::id);
-        let attach = NewAuditEntry {
-            at: OffsetDateTime::now_utc(),
-            actor: request.user.to_string(),
-            action: "terminal.attach".into(),
-            target: ws.id.to_string(),
-            ip: request.ip,
-            details: json!({"role": role, "recording": recording, "shared": shared}),
-            outcome: AuditOutcome::Success,
-        };
-        let Terminal {
-            session,
-            activity,
-            attachment,
-        } = terminal;
-        let mut bridge =
-            Bridge::new(session, ws.id, request.user.clone(), role).with_activity(activity);
+        let attach = AuditEvent::new(
+            &request.user,
+            AuditAction::TerminalAttach,
+            target_name(target),
+        )
+        .from_ip(request.ip)
+        .details(json!({
+            "kind": target.kind(),
+            "role": role,
+            "recording": recording,
+            "shared": grant.shared,
+        }));
+        let mut bridge = Bridge::new(pty, target.clone(), request.user.clone(), role);
+        if let Some(activity) = activity {
+            bridge = bridge.with_activity(activity);
+        }
         if let Some(recorder) = recorder {
             bridge = bridge.with_recorder(recorder);
         }
         // No terminal without its audit entry: on failure, dropping the bridge hangs the
         // process up and the recorder closes its file.
-        manager.store().append_audit(&attach).await?;
+        self.inner
+            .audit
+            .append(&attach)
+            .await
+            .map_err(|err| OpenError::Failed(Box::new(err)))?;
         let audit = DetachAudit {
-            store: Arc::clone(manager.store()),
+            audit: self.inner.audit.clone(),
             pending: Some(AuditInfo {
                 actor: request.user.clone(),
-                workspace: ws.id,
+                target: target.clone(),
                 ip: request.ip,
                 role,
                 recording,
@@ -241,7 +282,7 @@ impl Terminals {
             }),
         };
         let seat = self.inner.presence.join(
-            ws.id,
+            target,
             Connected {
                 username: request.user.clone(),
                 role,
@@ -252,15 +293,15 @@ impl Terminals {
             .with_revocation(seat.revoked.clone());
         Ok(TerminalSession {
             bridge,
-            title: format!("{}@{}", ws.owner, ws.template),
+            title: grant.title,
             role,
             seat,
-            attachment,
+            hold,
             audit,
         })
     }
 
-    /// Opens a grid for `request.user` (its owner, or an admin): every pane's workspace is
+    /// Opens a grid for `request.user` (its owner, or an admin): every pane's target is
     /// attached as [`Terminals::attach`] would, and a pane that cannot be shows an error.
     pub async fn open_grid(
         &self,
@@ -272,14 +313,15 @@ impl Terminals {
             return Err(GridError::NotFound);
         }
         let mut panes = Vec::with_capacity(grid.panes.len());
-        for workspace in grid.panes {
+        for target in grid.panes {
+            let title = target.id_string();
             let attach = AttachRequest {
                 ip: request.ip,
-                ..AttachRequest::new(workspace, request.user.clone(), request.account)
+                ..AttachRequest::new(target, request.user.clone(), request.account)
             };
             panes.push(match self.attach(attach).await {
                 Ok(session) => GridPane::session(session),
-                Err(err) => GridPane::failed(workspace.to_string(), &err.to_string()),
+                Err(err) => GridPane::failed(title, &err.to_string()),
             });
         }
         Ok(GridSession::new(
@@ -288,31 +330,40 @@ impl Terminals {
         ))
     }
 
-    async fn audit_denied(&self, ws: &Workspace, request: &AttachRequest) {
-        let entry = NewAuditEntry {
-            at: OffsetDateTime::now_utc(),
-            actor: request.user.to_string(),
-            action: "terminal.attach".into(),
-            target: ws.id.to_string(),
-            ip: request.ip,
-            details: json!({"reason": "not the owner, a member or an admin"}),
-            outcome: AuditOutcome::Denied,
-        };
-        if let Err(err) = self.inner.workspaces.store().append_audit(&entry).await {
-            tracing::error!(workspace = %ws.id, error = %err, "cannot audit a denied attach");
-        }
+    async fn audit_denied(&self, request: &AttachRequest) {
+        let event = AuditEvent::new(
+            &request.user,
+            AuditAction::TerminalAttach,
+            target_name(&request.target),
+        )
+        .from_ip(request.ip)
+        .details(json!({
+            "kind": request.target.kind(),
+            "reason": "not the owner, a member or an admin",
+        }))
+        .outcome(berth_store::AuditOutcome::Denied);
+        self.inner.audit.record(event).await;
     }
 }
 
-/// An attached terminal, ready to run over a client's socket. The workspace counts it as
-/// attached and the user as connected until it ends.
+/// A target as the audit log names it: a workspace by its id alone, as before targets had
+/// kinds (the details say the kind); a machine as `machine:ID`.
+fn target_name(target: &TerminalTarget) -> String {
+    match target {
+        TerminalTarget::Workspace(id) => id.to_string(),
+        TerminalTarget::Machine(_) => target.to_string(),
+    }
+}
+
+/// An attached terminal, ready to run over a client's socket. The source keeps what it holds
+/// for it (a workspace counts it as attached) and presence lists the user until it ends.
 #[derive(Debug)]
 pub struct TerminalSession {
     bridge: Bridge,
     title: String,
     role: SessionRole,
     seat: Seat,
-    attachment: Attachment,
+    hold: Option<Box<dyn std::any::Any + Send + Sync>>,
     audit: DetachAudit,
 }
 
@@ -329,7 +380,7 @@ impl TerminalSession {
         self.bridge.stats()
     }
 
-    /// `owner@template`, for a pane's title.
+    /// `owner@template` or a machine's name, for a pane's title.
     #[must_use]
     pub fn title(&self) -> &str {
         &self.title
@@ -348,22 +399,22 @@ impl TerminalSession {
         let Self {
             bridge,
             seat,
-            attachment,
+            hold,
             mut audit,
             ..
         } = self;
         let ended = bridge.run(sink, stream).await;
         drop(seat);
-        drop(attachment);
+        drop(hold);
         if let Some(info) = audit.pending.take() {
             let exit_code = match ended.end {
                 super::BridgeEnd::Exited(code) => code,
                 _ => None,
             };
-            let entry = info.entry(ended.end.as_str(), exit_code);
-            if let Err(err) = audit.store.append_audit(&entry).await {
-                tracing::error!(error = %err, "cannot audit a terminal detach");
-            }
+            audit
+                .audit
+                .record(info.event(ended.end.as_str(), exit_code))
+                .await;
         }
         ended
     }
@@ -372,7 +423,7 @@ impl TerminalSession {
 #[derive(Debug)]
 struct AuditInfo {
     actor: Username,
-    workspace: WorkspaceId,
+    target: TerminalTarget,
     ip: Option<IpAddr>,
     role: SessionRole,
     recording: Option<RecordingId>,
@@ -381,24 +432,23 @@ struct AuditInfo {
 }
 
 impl AuditInfo {
-    fn entry(self, end: &str, exit_code: Option<i64>) -> NewAuditEntry {
-        NewAuditEntry {
-            at: OffsetDateTime::now_utc(),
-            actor: self.actor.to_string(),
-            action: "terminal.detach".into(),
-            target: self.workspace.to_string(),
-            ip: self.ip,
-            details: json!({
-                "role": self.role,
-                "recording": self.recording,
-                "end": end,
-                "exit_code": exit_code,
-                "seconds": self.started.elapsed().as_secs(),
-                "bytes_in": self.stats.input_bytes(),
-                "bytes_out": self.stats.output_bytes(),
-            }),
-            outcome: AuditOutcome::Success,
-        }
+    fn event(self, end: &str, exit_code: Option<i64>) -> AuditEvent {
+        AuditEvent::new(
+            self.actor,
+            AuditAction::TerminalDetach,
+            target_name(&self.target),
+        )
+        .from_ip(self.ip)
+        .details(json!({
+            "kind": self.target.kind(),
+            "role": self.role,
+            "recording": self.recording,
+            "end": end,
+            "exit_code": exit_code,
+            "seconds": self.started.elapsed().as_secs(),
+            "bytes_in": self.stats.input_bytes(),
+            "bytes_out": self.stats.output_bytes(),
+        }))
     }
 }
 
@@ -406,7 +456,7 @@ impl AuditInfo {
 /// cancelled): a terminal.attach entry always gets its terminal.detach.
 #[derive(Debug)]
 struct DetachAudit {
-    store: Arc<dyn Store>,
+    audit: Audit,
     pending: Option<AuditInfo>,
 }
 
@@ -416,15 +466,12 @@ impl Drop for DetachAudit {
             return;
         };
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            tracing::error!(workspace = %info.workspace, "terminal detach not audited: no runtime");
+            tracing::error!(target = %info.target, "terminal detach not audited: no runtime");
             return;
         };
-        let store = Arc::clone(&self.store);
+        let audit = self.audit.clone();
         handle.spawn(async move {
-            let entry = info.entry("cancelled", None);
-            if let Err(err) = store.append_audit(&entry).await {
-                tracing::error!(error = %err, "cannot audit a terminal detach");
-            }
+            audit.record(info.event("cancelled", None)).await;
         });
     }
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use berth_runtime::TtySize;
 use berth_store::{Recording, RecordingId, Store};
+use berth_terminal::TtySize;
 use bytes::Bytes;
 use time::OffsetDateTime;
 use tokio::fs::File;

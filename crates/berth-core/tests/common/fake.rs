@@ -1,5 +1,5 @@
-//! Fake exec sessions built with `ExecSession::new`, for tests of the bridge's logic (the
-//! runtime itself is tested against the real engine in berth-runtime).
+//! Fake terminals built with `Pty::new`, for tests of the bridge's logic (the runtime itself
+//! is tested against the real engine in berth-runtime).
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
-use berth_runtime::{ExecControl, ExecSession, TtySize};
+use berth_terminal::{Pty, PtyControl, TerminalError, TtySize};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWrite};
@@ -21,15 +21,15 @@ pub struct FakeControl {
 }
 
 #[async_trait]
-impl ExecControl for FakeControl {
-    async fn resize(&self, size: TtySize) -> berth_runtime::Result<()> {
+impl PtyControl for FakeControl {
+    async fn resize(&self, size: TtySize) -> Result<(), TerminalError> {
         self.resizes.lock().unwrap().push(size);
         Ok(())
     }
-    async fn wait(&self) -> berth_runtime::Result<i64> {
+    async fn wait(&self) -> Result<i64, TerminalError> {
         Ok(self.exit_code)
     }
-    async fn hang_up(&self) -> berth_runtime::Result<()> {
+    async fn hang_up(&self) -> Result<(), TerminalError> {
         self.hung_up.store(true, Ordering::Relaxed);
         Ok(())
     }
@@ -64,21 +64,21 @@ impl AsyncWrite for Captured {
 
 /// A session whose output is `output`, whose input is captured, exiting with `exit_code`.
 pub fn scripted(
-    output: impl Stream<Item = berth_runtime::Result<Bytes>> + Send + 'static,
+    output: impl Stream<Item = Result<Bytes, TerminalError>> + Send + 'static,
     exit_code: i64,
-) -> (ExecSession, Arc<FakeControl>, Captured) {
+) -> (Pty, Arc<FakeControl>, Captured) {
     let control = Arc::new(FakeControl {
         exit_code,
         ..FakeControl::default()
     });
     let input = Captured::default();
-    let session = ExecSession::new(Box::pin(output), Box::pin(input.clone()), control.clone());
+    let session = Pty::new(Box::pin(output), Box::pin(input.clone()), control.clone());
     (session, control, input)
 }
 
 /// A session that prints its input back, like `cat` on a raw terminal; its output ends (exit
 /// `exit_code`) when its input is closed.
-pub fn echo(exit_code: i64) -> (ExecSession, Arc<FakeControl>) {
+pub fn echo(exit_code: i64) -> (Pty, Arc<FakeControl>) {
     let (input, reader) = tokio::io::duplex(4096);
     let output = futures_util::stream::unfold(reader, |mut reader| async move {
         let mut buf = vec![0; 4096];
@@ -94,6 +94,6 @@ pub fn echo(exit_code: i64) -> (ExecSession, Arc<FakeControl>) {
         exit_code,
         ..FakeControl::default()
     });
-    let session = ExecSession::new(output.boxed(), Box::pin(input), control.clone());
+    let session = Pty::new(output.boxed(), Box::pin(input), control.clone());
     (session, control)
 }

@@ -150,6 +150,8 @@ pub struct Harness {
     pub policy: Arc<TestPolicy>,
     pub instance: String,
     pub dir: std::path::PathBuf,
+    /// The manager's clock: tests of timeouts move it instead of sleeping.
+    pub clock: berth_core::ManualClock,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -180,13 +182,19 @@ impl Harness {
         let store = berth_store::open(dir.join("berth.db").to_str().unwrap())
             .await
             .unwrap();
-        let manager = Workspaces::new(runtime.clone(), store, policy.clone(), settings(&instance));
+        let clock = berth_core::ManualClock::new();
+        let settings = WorkspacesSettings {
+            clock: Arc::new(clock.clone()),
+            ..settings(&instance)
+        };
+        let manager = Workspaces::new(runtime.clone(), store, policy.clone(), settings);
         Harness {
             manager,
             runtime,
             policy,
             instance,
             dir,
+            clock,
             _tmp: None,
         }
     }
@@ -248,7 +256,7 @@ pub async fn run(harness: &Harness, id: WorkspaceId, command: &str) -> String {
 }
 
 /// Reads a terminal until `needle` shows up, failing after 30 s with what was read.
-pub async fn read_until(output: &mut berth_runtime::ExecOutput, needle: &str) -> String {
+pub async fn read_until(output: &mut berth_terminal::PtyOutput, needle: &str) -> String {
     use futures_util::StreamExt;
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut seen = Vec::new();

@@ -18,7 +18,7 @@ use tokio::net::unix::OwnedReadHalf;
 
 use super::probe::connect_error;
 use crate::error::{Result, RuntimeError};
-use crate::exec::{ExecInput, ExecOutput};
+use berth_terminal::{PtyInput, PtyOutput, TerminalError};
 
 /// One read from the engine; also the most a consumer gets per item.
 const CHUNK: usize = 32 * 1024;
@@ -32,7 +32,7 @@ pub(super) async fn start(
     exec_id: &str,
     tty: bool,
     timeout: Duration,
-) -> Result<(ExecOutput, ExecInput)> {
+) -> Result<(PtyOutput, PtyInput)> {
     let operation = "start exec";
     let handshake = async {
         let mut stream = UnixStream::connect(socket).await?;
@@ -105,7 +105,10 @@ pub(super) async fn start(
     Ok((Box::pin(output(reader, socket.to_owned())), Box::pin(write)))
 }
 
-fn output(reader: Reader, socket: std::path::PathBuf) -> impl Stream<Item = Result<Bytes>> + Send {
+fn output(
+    reader: Reader,
+    socket: std::path::PathBuf,
+) -> impl Stream<Item = Result<Bytes, TerminalError>> + Send {
     futures_util::stream::unfold(reader, move |mut reader| {
         let socket = socket.clone();
         async move {
@@ -118,14 +121,12 @@ fn output(reader: Reader, socket: std::path::PathBuf) -> impl Stream<Item = Resu
                 Err(e) => {
                     reader.done = true;
                     let detail = e.to_string();
-                    Some((
-                        Err(RuntimeError::Transport {
-                            socket,
-                            operation: "exec output",
-                            detail,
-                        }),
-                        reader,
-                    ))
+                    let lost = RuntimeError::Transport {
+                        socket,
+                        operation: "exec output",
+                        detail,
+                    };
+                    Some((Err(TerminalError::Lost(lost.to_string())), reader))
                 }
             }
         }

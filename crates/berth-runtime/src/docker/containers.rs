@@ -14,7 +14,9 @@ use bollard::query_parameters::{
 use super::DockerRuntime;
 use super::body::{self, PERSISTENT_LABEL};
 use crate::error::{Result, RuntimeError};
-use crate::exec::{ExecSession, ExecSpec};
+use berth_terminal::Pty;
+
+use crate::exec::ExecSpec;
 use crate::runtime::ContainerRuntime;
 use crate::spec::{ContainerSpec, NetworkMode};
 use crate::state::{ContainerId, ContainerInfo, ContainerState, MANAGED_LABEL};
@@ -246,7 +248,7 @@ impl ContainerRuntime for DockerRuntime {
         Ok(containers.into_iter().filter_map(summary_info).collect())
     }
 
-    async fn exec(&self, id: &ContainerId, spec: ExecSpec) -> Result<ExecSession> {
+    async fn exec(&self, id: &ContainerId, spec: ExecSpec) -> Result<Pty> {
         self.start_exec(id, spec).await
     }
 }

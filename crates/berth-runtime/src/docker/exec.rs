@@ -17,7 +17,9 @@ use bollard::query_parameters::ResizeExecOptionsBuilder;
 
 use super::{DockerRuntime, attach};
 use crate::error::{Result, RuntimeError};
-use crate::exec::{ExecControl, ExecSession, ExecSpec, TtySize};
+use berth_terminal::{Pty, PtyControl, TerminalError, TtySize};
+
+use crate::exec::ExecSpec;
 use crate::state::ContainerId;
 
 /// How often `wait` asks whether the process has exited; it is called once the output ended,
@@ -63,9 +65,28 @@ impl DockerExec {
     }
 }
 
+/// A runtime failure as the terminal seam reports it.
+fn control_error(err: RuntimeError) -> TerminalError {
+    TerminalError::Control(err.to_string())
+}
+
 #[async_trait]
-impl ExecControl for DockerExec {
-    async fn resize(&self, size: TtySize) -> Result<()> {
+impl PtyControl for DockerExec {
+    async fn resize(&self, size: TtySize) -> Result<(), TerminalError> {
+        self.resize_exec(size).await.map_err(control_error)
+    }
+
+    async fn wait(&self) -> Result<i64, TerminalError> {
+        self.wait_exec().await.map_err(control_error)
+    }
+
+    async fn hang_up(&self) -> Result<(), TerminalError> {
+        self.hang_up_exec().await.map_err(control_error)
+    }
+}
+
+impl DockerExec {
+    async fn resize_exec(&self, size: TtySize) -> Result<()> {
         if size.cols == 0 || size.rows == 0 {
             return Err(RuntimeError::InvalidSpec(
                 "terminal size must be at least 1x1".into(),
@@ -81,7 +102,7 @@ impl ExecControl for DockerExec {
             .await
     }
 
-    async fn wait(&self) -> Result<i64> {
+    async fn wait_exec(&self) -> Result<i64> {
         loop {
             let docker = &self.runtime.docker;
             let state = self
@@ -98,7 +119,7 @@ impl ExecControl for DockerExec {
         }
     }
 
-    async fn hang_up(&self) -> Result<()> {
+    async fn hang_up_exec(&self) -> Result<()> {
         if !self.running().await? {
             return Ok(());
         }
@@ -106,7 +127,7 @@ impl ExecControl for DockerExec {
         let mut spec = ExecSpec::command(["sh", "-c", HANGUP_SCRIPT, "berth-hangup", &self.token]);
         spec.user.clone_from(&self.user);
         match self.runtime.start_exec(&self.container, spec).await {
-            Ok(session) => session.collect(4096).await.map(drop),
+            Ok(session) => Ok(session.collect(4096).await.map(drop)?),
             // The container is gone or stopped: so is the process.
             Err(
                 RuntimeError::ContainerMissing { .. } | RuntimeError::ContainerNotRunning { .. },
@@ -135,7 +156,7 @@ impl Drop for DockerExec {
             hang_up_on_drop: false,
         };
         handle.spawn(async move {
-            let _ = exec.hang_up().await;
+            let _ = exec.hang_up_exec().await;
         });
     }
 }
@@ -153,7 +174,7 @@ fn new_token() -> String {
 }
 
 impl DockerRuntime {
-    pub(super) async fn start_exec(&self, id: &ContainerId, spec: ExecSpec) -> Result<ExecSession> {
+    pub(super) async fn start_exec(&self, id: &ContainerId, spec: ExecSpec) -> Result<Pty> {
         spec.validate()?;
         let tty = spec.tty.is_some();
         let token = new_token();
@@ -211,12 +232,12 @@ impl DockerRuntime {
             other => other?,
         };
         if let Some(size) = spec.tty.filter(|_| self.api < (1, 42)) {
-            match control.resize(size).await {
+            match control.resize_exec(size).await {
                 // A short command may be gone before its first resize; nothing left to size.
                 Err(RuntimeError::Engine { .. }) | Ok(()) => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(ExecSession::new(Box::pin(output), input, control))
+        Ok(Pty::new(output, input, control))
     }
 }

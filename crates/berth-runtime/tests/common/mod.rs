@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use berth_runtime::{
-    ContainerId, ContainerRuntime, ContainerSpec, DockerOptions, DockerRuntime, ExecSession,
-    ExecSpec, IDLE_COMMAND,
+    ContainerId, ContainerRuntime, ContainerSpec, DockerOptions, DockerRuntime, ExecSpec,
+    IDLE_COMMAND,
 };
+use berth_terminal::Pty;
 use bollard::query_parameters::{
     ListContainersOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
 };
@@ -167,7 +168,7 @@ impl Drop for Scope {
 }
 
 /// Reads `session` until its output contains `needle`; fails with everything read otherwise.
-pub async fn read_until(session: &mut ExecSession, needle: &str) -> String {
+pub async fn read_until(session: &mut Pty, needle: &str) -> String {
     let mut seen = Vec::new();
     let found = tokio::time::timeout(PATIENCE, async {
         while let Some(chunk) = session.next().await {

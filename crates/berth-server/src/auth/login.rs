@@ -7,17 +7,17 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use berth_config::{Config, PasswordHash, Verification, hash_password, verify_password};
-use berth_store::AuditOutcome;
+use berth_core::AuditOutcome;
 use berth_types::UserId;
 use berth_types::api::{LoginRequest, LoginResponse, Secret};
 use serde_json::json;
 use time::OffsetDateTime;
 
 use super::{Claims, ClientIp};
-use crate::audit::Audit;
 use crate::error::ApiError;
 use crate::extract::Json;
 use crate::state::AppState;
+use berth_core::{Actor, AuditAction, AuditEvent};
 
 /// The longest username recorded for an attempt (the store keeps at most this).
 const MAX_LOGIN_USERNAME: usize = 256;
@@ -64,16 +64,17 @@ pub(crate) async fn login(
     let security = state.config.current().main.security.clone();
     let now = OffsetDateTime::now_utc();
     let denied = |reason: &str| {
-        Audit::new("anonymous", "auth.login", typed.clone(), ip)
+        AuditEvent::new(Actor::Anonymous, AuditAction::Login, typed.clone())
+            .from_ip(ip)
             .outcome(AuditOutcome::Denied)
             .details(json!({ "reason": reason }))
     };
 
     let window = time::Duration::minutes(i64::from(security.lockout_minutes));
-    let failures = state.store.recent_failures(&typed, now - window).await?;
+    let failures = state.logins.recent_failures(&typed, now - window).await?;
     if failures >= security.lockout_attempts {
         state.shared.metrics.login_failed();
-        denied("account locked").record(state.store.as_ref()).await;
+        denied("account locked").record_to(&state.audit).await;
         return Err(ApiError::too_many(
             "account_locked",
             format!(
@@ -95,13 +96,10 @@ pub(crate) async fn login(
     let account = match (account, verification) {
         (Some(account), Verification::Valid | Verification::ValidNeedsUpgrade) => account,
         _ => {
-            state
-                .store
-                .record_login_attempt(&typed, ip, false, now)
-                .await?;
+            state.logins.record(&typed, ip, false, now).await?;
             state.shared.metrics.login_failed();
             denied("wrong username or password")
-                .record(state.store.as_ref())
+                .record_to(&state.audit)
                 .await;
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -110,10 +108,7 @@ pub(crate) async fn login(
             ));
         }
     };
-    state
-        .store
-        .record_login_attempt(&typed, ip, true, now)
-        .await?;
+    state.logins.record(&typed, ip, true, now).await?;
     let mut hash = account.hash.clone();
     if verification == Verification::ValidNeedsUpgrade {
         match upgrade(&state, &account, &body.password).await {
@@ -125,14 +120,14 @@ pub(crate) async fn login(
     }
     let claims = Claims::new(&account.username, account.id, hash.as_str(), now);
     let token = state.shared.jwt.sign(&claims);
-    Audit::new(
-        &account.username,
-        "auth.login",
+    AuditEvent::new(
+        Actor::named(&account.username),
+        AuditAction::Login,
         account.username.clone(),
-        ip,
     )
+    .from_ip(ip)
     .details(json!({ "hash_upgraded": verification == Verification::ValidNeedsUpgrade }))
-    .record(state.store.as_ref())
+    .record_to(&state.audit)
     .await;
     Ok(Json(LoginResponse {
         token: Secret::new(token),

@@ -26,7 +26,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use berth_store::{Store, WebSession};
+use berth_core::{StoreError, WebSession, WebSessions};
 use berth_types::{UserId, Username};
 use time::OffsetDateTime;
 
@@ -294,14 +294,14 @@ impl Sessions {
 
     /// Ends the session `id` (logging out), in memory and in the database at once, so a crash
     /// cannot bring it back. A failed write is retried by the next flush.
-    pub(crate) async fn end(&self, store: &dyn Store, id: &str) {
+    pub(crate) async fn end(&self, store: &WebSessions, id: &str) {
         let hash = self.id_hash(id);
         self.lock().drop_session(&hash);
         self.flush(store).await;
     }
 
     /// Ends every session of `username` (a deleted user), as [`Sessions::end`] does.
-    pub(crate) async fn end_user(&self, store: &dyn Store, username: &str) {
+    pub(crate) async fn end_user(&self, store: &WebSessions, username: &str) {
         {
             let mut inner = self.lock();
             let theirs: Vec<String> = inner
@@ -337,12 +337,12 @@ impl Sessions {
     /// database. Sessions made since start-up are kept.
     pub(crate) async fn load(
         &self,
-        store: &dyn Store,
+        store: &WebSessions,
         idle: Duration,
         ttl: Duration,
-    ) -> Result<usize, berth_store::StoreError> {
+    ) -> Result<usize, StoreError> {
         let now = OffsetDateTime::now_utc();
-        let mut stored = store.list_sessions().await?;
+        let mut stored = store.list().await?;
         stored.sort_by_key(|s| std::cmp::Reverse(s.last_seen));
         let mut inner = self.lock();
         let mut loaded = 0;
@@ -370,7 +370,7 @@ impl Sessions {
     /// than a minute newer than the stored ones. A change is forgotten only once it is
     /// written: on a database error, or if this future is dropped midway, the next flush
     /// writes it.
-    pub(crate) async fn flush(&self, store: &dyn Store) {
+    pub(crate) async fn flush(&self, store: &WebSessions) {
         let _one_at_a_time = self.writing.lock().await;
         let (saves, deletes, snapshot) = {
             let inner = self.lock();
@@ -392,8 +392,8 @@ impl Sessions {
         if snapshot.is_empty() {
             return;
         }
-        let written = match store.delete_sessions(&deletes).await {
-            Ok(()) => store.save_sessions(&saves).await,
+        let written = match store.delete(&deletes).await {
+            Ok(()) => store.save(&saves).await,
             Err(err) => Err(err),
         };
         match written {
@@ -455,21 +455,24 @@ mod tests {
         assert!(sessions.get(&new, long, long).is_some());
     }
 
-    async fn memory_store() -> std::sync::Arc<dyn Store> {
-        berth_store::open("sqlite::memory:").await.unwrap()
+    /// Web sessions in a fresh in-memory database (and the database, to look inside and to
+    /// break).
+    async fn memory_store() -> (WebSessions, std::sync::Arc<dyn berth_store::Store>) {
+        let store = berth_store::open("sqlite::memory:").await.unwrap();
+        (WebSessions::new(std::sync::Arc::clone(&store)), store)
     }
 
     #[tokio::test]
     async fn sessions_outlive_a_restart_through_the_store_which_never_sees_an_id() {
-        let store = memory_store().await;
+        let (store, _db) = memory_store().await;
         let before = Sessions::new(JwtKey::from_bytes([7; 32]));
         let uid = UserId::random();
         let ann = before.create("ann", Some(uid), "fp".into(), None);
         let admin = before.create("admin", None, "fp-admin".into(), None);
         let gone = before.create("bob", None, "fp".into(), None);
-        before.end(store.as_ref(), &gone).await;
-        before.flush(store.as_ref()).await;
-        let stored = store.list_sessions().await.unwrap();
+        before.end(&store, &gone).await;
+        before.flush(&store).await;
+        let stored = store.list().await.unwrap();
         assert_eq!(stored.len(), 2);
         for s in &stored {
             assert_ne!(s.id_hash, ann);
@@ -480,7 +483,7 @@ mod tests {
         // A new process: the same cookies still work, with the same CSRF tokens.
         let after = Sessions::new(JwtKey::from_bytes([7; 32]));
         let long = secs(3600);
-        assert_eq!(after.load(store.as_ref(), long, long).await.unwrap(), 2);
+        assert_eq!(after.load(&store, long, long).await.unwrap(), 2);
         let found = after.get(&ann, long, long).unwrap();
         assert_eq!(
             (found.username.as_str(), found.uid, found.pwd.as_str()),
@@ -492,17 +495,17 @@ mod tests {
         assert!(after.get("planted", long, long).is_none());
 
         // Logging out and deleting a user reach the database at once, without a flush.
-        after.end(store.as_ref(), &ann).await;
-        after.end_user(store.as_ref(), "admin").await;
-        assert!(store.list_sessions().await.unwrap().is_empty());
+        after.end(&store, &ann).await;
+        after.end_user(&store, "admin").await;
+        assert!(store.list().await.unwrap().is_empty());
         let again = Sessions::new(JwtKey::from_bytes([7; 32]));
-        assert_eq!(again.load(store.as_ref(), long, long).await.unwrap(), 0);
+        assert_eq!(again.load(&store, long, long).await.unwrap(), 0);
     }
 
     #[tokio::test]
     async fn a_row_written_without_the_key_is_no_session() {
         use sha2::{Digest, Sha256};
-        let store = memory_store().await;
+        let (store, _db) = memory_store().await;
         let now = OffsetDateTime::now_utc();
         let plain: String = Sha256::digest(b"chosen-id")
             .iter()
@@ -517,74 +520,68 @@ mod tests {
             created_at: now,
             last_seen: now,
         };
-        store.save_sessions(&[forged]).await.unwrap();
+        store.save(&[forged]).await.unwrap();
         // Sessions made under another key (another installation's) are no use either.
         let elsewhere = Sessions::new(JwtKey::from_bytes([9; 32]));
         let theirs = elsewhere.create("admin", None, "fp".into(), None);
-        elsewhere.flush(store.as_ref()).await;
+        elsewhere.flush(&store).await;
         let sessions = Sessions::new(JwtKey::from_bytes([7; 32]));
         let long = secs(3600);
-        sessions.load(store.as_ref(), long, long).await.unwrap();
+        sessions.load(&store, long, long).await.unwrap();
         assert!(sessions.get("chosen-id", long, long).is_none());
         assert!(sessions.get(&theirs, long, long).is_none());
     }
 
     #[tokio::test]
     async fn expired_sessions_are_not_loaded_and_leave_the_database() {
-        let store = memory_store().await;
+        let (store, _db) = memory_store().await;
         let before = Sessions::new(JwtKey::from_bytes([7; 32]));
         let old = before.create_at("ann", None, String::new(), None, T0);
         let fresh = before.create("bob", None, String::new(), None);
-        before.flush(store.as_ref()).await;
+        before.flush(&store).await;
         let after = Sessions::new(JwtKey::from_bytes([7; 32]));
         let day = secs(86_400);
-        assert_eq!(after.load(store.as_ref(), day, day).await.unwrap(), 1);
+        assert_eq!(after.load(&store, day, day).await.unwrap(), 1);
         assert!(after.get(&old, day, day).is_none());
         assert!(after.get(&fresh, day, day).is_some());
-        after.flush(store.as_ref()).await;
-        let stored = store.list_sessions().await.unwrap();
+        after.flush(&store).await;
+        let stored = store.list().await.unwrap();
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].username.as_str(), "bob");
     }
 
     #[tokio::test]
     async fn the_last_use_is_written_at_most_once_a_minute() {
-        let store = memory_store().await;
+        let (store, _db) = memory_store().await;
         let sessions = Sessions::new(JwtKey::from_bytes([7; 32]));
         let id = sessions.create_at("ann", None, String::new(), None, T0);
-        sessions.flush(store.as_ref()).await;
+        sessions.flush(&store).await;
         let long = secs(86_400 * 365 * 100);
         let stored_seen = |s: &[WebSession]| s[0].last_seen;
         sessions.get_at(&id, long, long, T0 + secs(30)).unwrap();
         assert!(sessions.lock().pending.is_empty(), "30 s: nothing to write");
         sessions.get_at(&id, long, long, T0 + secs(61)).unwrap();
-        sessions.flush(store.as_ref()).await;
-        assert_eq!(
-            stored_seen(&store.list_sessions().await.unwrap()),
-            T0 + secs(61)
-        );
+        sessions.flush(&store).await;
+        assert_eq!(stored_seen(&store.list().await.unwrap()), T0 + secs(61));
         sessions.get_at(&id, long, long, T0 + secs(90)).unwrap();
-        sessions.flush(store.as_ref()).await;
-        assert_eq!(
-            stored_seen(&store.list_sessions().await.unwrap()),
-            T0 + secs(61)
-        );
+        sessions.flush(&store).await;
+        assert_eq!(stored_seen(&store.list().await.unwrap()), T0 + secs(61));
     }
 
     #[tokio::test]
     async fn a_failed_write_is_retried_by_the_next_flush() {
-        let broken = memory_store().await;
+        let (broken, broken_db) = memory_store().await;
         let sessions = Sessions::new(JwtKey::from_bytes([7; 32]));
         let id = sessions.create("ann", None, String::new(), None);
-        broken.close().await;
-        sessions.flush(broken.as_ref()).await;
+        broken_db.close().await;
+        sessions.flush(&broken).await;
         assert_eq!(sessions.lock().pending.len(), 1, "kept for later");
-        let store = memory_store().await;
-        sessions.flush(store.as_ref()).await;
+        let (store, _db) = memory_store().await;
+        sessions.flush(&store).await;
         assert!(sessions.lock().pending.is_empty());
         let after = Sessions::new(JwtKey::from_bytes([7; 32]));
         let long = secs(3600);
-        after.load(store.as_ref(), long, long).await.unwrap();
+        after.load(&store, long, long).await.unwrap();
         assert!(after.get(&id, long, long).is_some());
     }
 

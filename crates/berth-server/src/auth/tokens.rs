@@ -9,11 +9,11 @@ use berth_types::api::{NewTokenRequest, Secret, TokenResponse};
 use serde_json::json;
 
 use super::{AdminUser, AuthUser, Caller, ClientIp};
-use crate::audit::Audit;
 use crate::error::ApiError;
 use crate::extract::{Json, OptionalJson, Path};
 use crate::state::AppState;
 use crate::users::username_param;
+use berth_core::{AuditAction, AuditEvent};
 
 const MAX_LABEL_CHARS: usize = 100;
 
@@ -64,14 +64,14 @@ pub(crate) async fn create(
     let token = state
         .change_config(move |store| store.issue_client_token(&username, label))
         .await?;
-    Audit::new(
+    AuditEvent::new(
+        &caller.username,
+        AuditAction::TokenCreate,
         caller.username.as_str(),
-        "token.create",
-        caller.username.as_str(),
-        ip,
     )
+    .from_ip(ip)
     .details(json!({ "client_id": token.client_id, "label": body.label }))
-    .record(state.store.as_ref())
+    .record_to(&state.audit)
     .await;
     Ok((StatusCode::CREATED, issued(token)))
 }
@@ -102,15 +102,11 @@ pub(crate) async fn reset(
     let token = state
         .change_config(move |store| store.reset_client_tokens(&target, label))
         .await?;
-    Audit::new(
-        caller.username.as_str(),
-        "token.reset",
-        username.as_str(),
-        ip,
-    )
-    .details(json!({ "client_id": token.client_id, "label": body.label }))
-    .record(state.store.as_ref())
-    .await;
+    AuditEvent::new(&caller.username, AuditAction::TokenReset, username.as_str())
+        .from_ip(ip)
+        .details(json!({ "client_id": token.client_id, "label": body.label }))
+        .record_to(&state.audit)
+        .await;
     Ok((StatusCode::CREATED, issued(token)))
 }
 
@@ -137,9 +133,10 @@ async fn revoke_of(
     state
         .change_config(move |store| store.revoke_client_token(&target, client))
         .await?;
-    Audit::new(caller.username.as_str(), "token.revoke", username, ip)
+    AuditEvent::new(&caller.username, AuditAction::TokenRevoke, username)
+        .from_ip(ip)
         .details(json!({ "client_id": client }))
-        .record(state.store.as_ref())
+        .record_to(&state.audit)
         .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,8 +4,9 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use berth_core::bridge::{Grid, GridError, GridId};
-use berth_types::WorkspaceId;
+use berth_terminal::Caller as TerminalCaller;
 use berth_types::api::{ConnectAll, GridView, NewGrid, PaneState, PaneStatus, SetPanes};
+use berth_types::{TerminalTarget, WorkspaceId};
 
 use crate::auth::{AuthUser, Caller};
 use crate::error::ApiError;
@@ -18,7 +19,11 @@ fn view(grid: Grid) -> GridView {
         id: grid.id,
         owner: grid.owner,
         layout: grid.layout,
-        panes: grid.panes,
+        panes: grid
+            .panes
+            .iter()
+            .filter_map(TerminalTarget::workspace)
+            .collect(),
     }
 }
 
@@ -52,6 +57,14 @@ async fn check_panes(
     Ok(())
 }
 
+fn targets(panes: &[WorkspaceId]) -> Vec<TerminalTarget> {
+    panes
+        .iter()
+        .copied()
+        .map(TerminalTarget::Workspace)
+        .collect()
+}
+
 pub(crate) async fn create(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
@@ -61,7 +74,7 @@ pub(crate) async fn create(
     let grid = state
         .terminals
         .grids()
-        .create_grid(&caller.username, body.layout, body.panes)
+        .create_grid(&caller.username, body.layout, targets(&body.panes))
         .map_err(grid_error)?;
     Ok((StatusCode::CREATED, Json(view(grid))))
 }
@@ -78,7 +91,7 @@ pub(crate) async fn set_panes(
     let grid = state
         .terminals
         .grids()
-        .set_panes(id, layout, body.panes)
+        .set_panes(id, layout, targets(&body.panes))
         .map_err(grid_error)?;
     Ok(Json(view(grid)))
 }
@@ -89,26 +102,19 @@ pub(crate) async fn connect_all(
     Path(id): Path<GridId>,
 ) -> Result<Json<ConnectAll>, ApiError> {
     let grid = owned(&state, &caller, id)?;
+    let who = TerminalCaller {
+        username: caller.username.clone(),
+        role: caller.role,
+    };
     let mut panes = Vec::with_capacity(grid.panes.len());
-    for (pane, workspace) in grid.panes.into_iter().enumerate() {
-        let (state_name, title) = match state.workspaces.get(workspace).await {
-            Ok(ws) => {
-                let role = state
-                    .workspaces
-                    .role_of(workspace, &caller.username, caller.role)
-                    .await
-                    .ok()
-                    .flatten();
-                match role {
-                    None => (PaneState::NotFound, String::new()),
-                    Some(_) if ws.state != berth_store::WorkspaceState::Running => (
-                        PaneState::NotRunning,
-                        format!("{}@{}", ws.owner, ws.template),
-                    ),
-                    Some(_) => (PaneState::Ready, format!("{}@{}", ws.owner, ws.template)),
-                }
-            }
-            Err(_) => (PaneState::NotFound, String::new()),
+    for (pane, target) in grid.panes.into_iter().enumerate() {
+        let Some(workspace) = target.workspace() else {
+            continue;
+        };
+        let (state_name, title) = match state.terminals.grant(&target, &who).await {
+            Ok(Some(grant)) if grant.unavailable.is_some() => (PaneState::NotRunning, grant.title),
+            Ok(Some(grant)) => (PaneState::Ready, grant.title),
+            Ok(None) | Err(_) => (PaneState::NotFound, String::new()),
         };
         panes.push(PaneStatus {
             pane,

@@ -6,16 +6,16 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use berth_core::SessionRole;
 use berth_core::bridge::{Revocation, close};
-use berth_store::{Member, Workspace};
+use berth_core::{Member, Workspace};
 use berth_types::api::{AddMember, ConnectedView, MemberList, MemberView};
-use berth_types::{Username, WorkspaceId};
+use berth_types::{TerminalTarget, Username, WorkspaceId};
 use serde_json::json;
 
-use crate::audit::Audit;
 use crate::auth::{AuthUser, Caller, ClientIp};
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
 use crate::state::AppState;
+use berth_core::{AuditAction, AuditEvent};
 
 fn view(member: Member) -> MemberView {
     MemberView {
@@ -69,7 +69,7 @@ pub(crate) async fn add(
     let now = SessionRole::from(role);
     let attached_otherwise = state
         .terminals
-        .connected(id)
+        .connected(&TerminalTarget::Workspace(id))
         .iter()
         .any(|c| c.username == username && c.role != now && c.role != SessionRole::Owner);
     if attached_otherwise {
@@ -81,17 +81,15 @@ pub(crate) async fn add(
                 now.as_str()
             ),
         };
-        state.terminals.revoke(Some(id), &username, &revocation);
+        state
+            .terminals
+            .revoke(Some(&TerminalTarget::Workspace(id)), &username, &revocation);
     }
-    Audit::new(
-        caller.username.as_str(),
-        "workspace.member.add",
-        id.to_string(),
-        ip,
-    )
-    .details(json!({"username": username, "role": body.role}))
-    .record(state.store.as_ref())
-    .await;
+    AuditEvent::new(&caller.username, AuditAction::MemberAdd, id.to_string())
+        .from_ip(ip)
+        .details(json!({"username": username, "role": body.role}))
+        .record_to(&state.audit)
+        .await;
     Ok((StatusCode::CREATED, Json(view(member))))
 }
 
@@ -117,16 +115,14 @@ pub(crate) async fn remove(
         code: close::FORBIDDEN,
         message: format!("{} removed you from this workspace.", caller.username),
     };
-    state.terminals.revoke(Some(id), &username, &revocation);
-    Audit::new(
-        caller.username.as_str(),
-        "workspace.member.remove",
-        id.to_string(),
-        ip,
-    )
-    .details(json!({"username": username}))
-    .record(state.store.as_ref())
-    .await;
+    state
+        .terminals
+        .revoke(Some(&TerminalTarget::Workspace(id)), &username, &revocation);
+    AuditEvent::new(&caller.username, AuditAction::MemberRemove, id.to_string())
+        .from_ip(ip)
+        .details(json!({"username": username}))
+        .record_to(&state.audit)
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -157,7 +153,7 @@ pub(crate) async fn list(
         .map_err(|e| ApiError::workspace(e, admin))?;
     let connected = state
         .terminals
-        .connected(id)
+        .connected(&TerminalTarget::Workspace(id))
         .into_iter()
         .map(|c| ConnectedView {
             username: c.username,

@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use berth_core::RecordingId;
 use berth_core::bridge::{GridId, Layout};
-use berth_store::RecordingId;
 use berth_types::WorkspaceId;
 
 use crate::auth::{Authentication, Caller, authenticate};
@@ -152,10 +152,14 @@ pub(crate) async fn grid(
         return not_found("grid");
     };
     let mut panes = Vec::with_capacity(grid.panes.len());
-    for (pane, workspace) in grid.panes.iter().enumerate() {
-        let title = match state.workspaces.get(*workspace).await {
-            Ok(ws) => format!("{}@{}", ws.owner, ws.template),
-            Err(_) => workspace.to_string(),
+    let who = berth_terminal::Caller {
+        username: caller.username.clone(),
+        role: caller.role,
+    };
+    for (pane, target) in grid.panes.iter().enumerate() {
+        let title = match state.terminals.grant(target, &who).await {
+            Ok(Some(grant)) => grant.title,
+            Ok(None) | Err(_) => target.id_string(),
         };
         panes.push(serde_json::json!({"pane": pane, "title": title}));
     }

@@ -6,17 +6,17 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use berth_core::{Recording, RecordingId};
 use berth_core::{RecordingError, RecordingFile};
-use berth_store::{Recording, RecordingId};
-use berth_types::WorkspaceId;
 use berth_types::api::{RecordingList, RecordingView};
+use berth_types::{TerminalTarget, WorkspaceId};
 use tokio::io::AsyncReadExt;
 
-use crate::audit::Audit;
 use crate::auth::{AuthUser, Caller, ClientIp};
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
 use crate::state::AppState;
+use berth_core::{AuditAction, AuditEvent};
 
 fn view(r: Recording) -> RecordingView {
     RecordingView {
@@ -56,14 +56,14 @@ pub(crate) async fn delete(
         .delete_one(id)
         .await
         .map_err(recording_error)?;
-    Audit::new(caller.username.as_str(), "recording.delete", id.to_string(), ip)
+    AuditEvent::new(&caller.username, AuditAction::RecordingDelete, id.to_string()).from_ip(ip)
         .details(serde_json::json!({
             "workspace": deleted.workspace,
             "owner": deleted.owner,
             "username": deleted.username,
             "started_at": deleted.started_at.format(&time::format_description::well_known::Rfc3339).ok(),
         }))
-        .record(state.store.as_ref())
+        .record_to(&state.audit)
         .await;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
@@ -85,7 +85,7 @@ pub(crate) async fn list(
     let recordings = state
         .terminals
         .recordings()
-        .recordings_for(id)
+        .recordings_for(&TerminalTarget::Workspace(id))
         .await
         .map_err(recording_error)?;
     let recordings = recordings

@@ -5,9 +5,9 @@ use axum::extract::{OptionalFromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use berth_core::SessionRole;
 use berth_core::bridge::{self, AttachRequest, GridError, GridId, GridRequest, Message, close};
-use berth_core::{SessionRole, WorkspaceError};
-use berth_runtime::TtySize;
+use berth_terminal::{OpenError, TtySize};
 use berth_types::WorkspaceId;
 use futures_util::SinkExt;
 use schemars::JsonSchema;
@@ -89,12 +89,10 @@ fn caller(authentication: Authentication) -> Result<Caller, (u16, &'static str)>
 }
 
 /// What a user is told when the attach fails; engine details stay in the log.
-fn attach_message(err: &WorkspaceError) -> String {
+fn attach_message(err: &OpenError) -> String {
     match err {
-        WorkspaceError::NotFound => "no such workspace".to_owned(),
-        WorkspaceError::Forbidden(m)
-        | WorkspaceError::Conflict(m)
-        | WorkspaceError::InvalidOption(m) => m.clone(),
+        OpenError::NotFound(_) => err.to_string(),
+        OpenError::Forbidden(m) | OpenError::Unavailable(m) | OpenError::Invalid(m) => m.clone(),
         other => {
             tracing::warn!(error = %other, "a terminal could not open");
             "the terminal could not open; an administrator can find the cause in Berth's log"

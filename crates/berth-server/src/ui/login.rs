@@ -188,7 +188,7 @@ pub(crate) async fn logout(
     state
         .shared
         .sessions
-        .end(state.store.as_ref(), &viewer.session_id)
+        .end(&state.web_sessions, &viewer.session_id)
         .await;
     let https = https(&state.config.current());
     let mut response = Redirect::to("/login").into_response();

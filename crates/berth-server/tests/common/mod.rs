@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use berth_client::{Client, ClientError, RawResponse};
 use berth_config::{ConfigStore, NewUser, hash_password};
-use berth_core::{ConfigPolicy, LiveConfig, Workspaces, WorkspacesSettings};
+use berth_core::{ConfigPolicy, LiveConfig, Terminals, Workspaces, WorkspacesSettings};
 use berth_runtime::{DockerOptions, DockerRuntime};
 use berth_server::{AppState, JwtKey};
 use berth_types::{Role, Username};
@@ -186,7 +186,16 @@ impl Builder {
             },
         );
         let jwt = JwtKey::load_or_create(&home.join("jwt.key")).unwrap();
-        let state = AppState::new(config, config_store, store, workspaces, jwt, home.clone());
+        let terminals = Terminals::for_workspaces(&workspaces, home.join("recordings"));
+        let state = AppState::new(
+            config,
+            config_store,
+            store,
+            workspaces,
+            terminals,
+            jwt,
+            home.clone(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, mut stopped) = watch::channel(false);

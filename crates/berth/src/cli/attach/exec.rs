@@ -3,9 +3,8 @@
 
 use std::sync::Arc;
 
-use berth_runtime::{
-    ContainerId, ExecControl, ExecInput, ExecOutput, ExecSpec, TtySize, resolve_shell,
-};
+use berth_runtime::{ContainerId, ExecSpec, resolve_shell};
+use berth_terminal::{PtyControl, PtyInput, PtyOutput, TtySize};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::Fuse;
@@ -43,8 +42,8 @@ pub async fn open(
 
 /// The shell's output, then its exit code.
 pub struct ExecIn {
-    output: Fuse<ExecOutput>,
-    control: Arc<dyn ExecControl>,
+    output: Fuse<PtyOutput>,
+    control: Arc<dyn PtyControl>,
     exited: bool,
 }
 
@@ -87,8 +86,8 @@ impl Incoming for ExecIn {
 
 /// Keystrokes and resizes for the shell.
 pub struct ExecOut {
-    input: ExecInput,
-    control: Arc<dyn ExecControl>,
+    input: PtyInput,
+    control: Arc<dyn PtyControl>,
 }
 
 impl std::fmt::Debug for ExecOut {

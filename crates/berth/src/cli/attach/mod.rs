@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use berth_client::api::{WorkspaceState, WorkspaceView};
-use berth_runtime::TtySize;
+use berth_terminal::TtySize;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 use tokio::signal::unix::{SignalKind, signal};

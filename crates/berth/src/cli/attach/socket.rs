@@ -6,7 +6,7 @@
 //! server is refused at login), which keeps the CLI small and quick to build.
 
 use berth_client::api::{ErrorBody, Secret};
-use berth_runtime::TtySize;
+use berth_terminal::TtySize;
 use berth_types::WorkspaceId;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};

@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Read};
 use std::sync::{Mutex, Once};
 
-use berth_runtime::TtySize;
+use berth_terminal::TtySize;
 use bytes::Bytes;
 use rustix::termios::{self, OptionalActions, Termios};
 use tokio::sync::mpsc;

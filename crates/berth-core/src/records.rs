@@ -1,0 +1,128 @@
+//! The runtime records that are not a workspace's: client pings, login attempts, web
+//! sessions, and the table queries over every table. Small services over the store, so the
+//! server reaches the database only through the core, and rules about these records (how a
+//! lockout counts, what a user may list) have one home.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use berth_store::{Client, ClientPing, Store, StoreError, TableQuery, TableResult, WebSession};
+use berth_types::Username;
+use time::OffsetDateTime;
+
+/// Clients of the CLI and agent, as they ping.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    store: Arc<dyn Store>,
+}
+
+impl Clients {
+    /// Clients in `store`.
+    #[must_use]
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// Records a batch of pings; for a client pinging more than once, the latest wins.
+    pub async fn record_pings(&self, pings: &[ClientPing]) -> Result<(), StoreError> {
+        self.store.record_pings(pings).await
+    }
+
+    /// Known clients, most recently seen first; only `username`'s when given.
+    pub async fn list(&self, username: Option<&Username>) -> Result<Vec<Client>, StoreError> {
+        self.store.list_clients(username).await
+    }
+}
+
+/// Login attempts, which the lockout counts.
+#[derive(Debug, Clone)]
+pub struct Logins {
+    store: Arc<dyn Store>,
+}
+
+impl Logins {
+    /// Attempts in `store`.
+    #[must_use]
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// Records an attempt for what was typed as the username (it may name no user).
+    pub async fn record(
+        &self,
+        username: &str,
+        ip: IpAddr,
+        success: bool,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.store
+            .record_login_attempt(username, ip, success, at)
+            .await
+    }
+
+    /// Failed attempts for `username` since `since` that no later success cleared.
+    pub async fn recent_failures(
+        &self,
+        username: &str,
+        since: OffsetDateTime,
+    ) -> Result<u32, StoreError> {
+        self.store.recent_failures(username, since).await
+    }
+
+    /// Forgets attempts older than `before` (they count toward no lockout); how many.
+    pub async fn prune(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        self.store.prune_login_attempts(before).await
+    }
+}
+
+/// Browser sessions as the store keeps them (by the hash of their id only).
+#[derive(Debug, Clone)]
+pub struct WebSessions {
+    store: Arc<dyn Store>,
+}
+
+impl WebSessions {
+    /// Sessions in `store`.
+    #[must_use]
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// Saves sessions: new ones whole, known ones their `last_seen`.
+    pub async fn save(&self, sessions: &[WebSession]) -> Result<(), StoreError> {
+        self.store.save_sessions(sessions).await
+    }
+
+    /// Forgets sessions by the hashes of their ids.
+    pub async fn delete(&self, id_hashes: &[String]) -> Result<(), StoreError> {
+        self.store.delete_sessions(id_hashes).await
+    }
+
+    /// Every stored session, oldest first (rows that cannot be read are skipped and logged).
+    pub async fn list(&self) -> Result<Vec<WebSession>, StoreError> {
+        self.store.list_sessions().await
+    }
+}
+
+/// One page of a table of runtime state, for the API's table queries and the admin pages.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    store: Arc<dyn Store>,
+}
+
+impl Tables {
+    /// Tables in `store`.
+    #[must_use]
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// Runs `query`; `scope` restricts the rows to that user's (owner, username or actor).
+    pub async fn query(
+        &self,
+        query: &TableQuery,
+        scope: Option<&Username>,
+    ) -> Result<TableResult, StoreError> {
+        self.store.query_table(query, scope).await
+    }
+}
