@@ -1,8 +1,9 @@
 //! Recordings of terminal sessions: one row per asciicast file under `$BERTH_HOME/recordings`,
 //! kept by [`RecordingStore`].
 //!
-//! A recording outlives its workspace (it is evidence of what was done), so the table has no
-//! foreign key to `workspaces` and keeps the workspace's owner itself: who may see it does not
+//! A recording is of a terminal on a [`TerminalTarget`] (a workspace or a fleet machine),
+//! stored as `target_kind` and `target_id`. It outlives its target (it is evidence of what was
+//! done), so the table has no foreign key and keeps the owner itself: who may see it does not
 //! depend on a workspace row that may be gone.
 
 use std::fmt;
@@ -10,7 +11,7 @@ use std::path::{Component, Path};
 
 use async_trait::async_trait;
 pub use berth_types::RecordingId;
-use berth_types::{Username, WorkspaceId};
+use berth_types::{TerminalTarget, Username};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -22,9 +23,10 @@ use crate::{StoreError, sql};
 pub struct Recording {
     /// Its id.
     pub id: RecordingId,
-    /// The workspace whose terminal was recorded.
-    pub workspace: WorkspaceId,
-    /// The workspace's owner when it was recorded: they (and admins) may watch it.
+    /// What the recorded terminal was opened on.
+    pub target: TerminalTarget,
+    /// Whose recording it is (for a workspace, its owner when it was recorded): they (and
+    /// admins) may watch it.
     pub owner: Username,
     /// Who attached.
     pub username: Username,
@@ -34,7 +36,7 @@ pub struct Recording {
     /// When it ended; `None` while it runs (or if the server died during it).
     #[serde(with = "time::serde::rfc3339::option")]
     pub ended_at: Option<OffsetDateTime>,
-    /// The file, relative to the recordings directory (`<workspace>/<id>.cast`).
+    /// The file, relative to the recordings directory (`<target id>/<id>.cast`).
     pub path: String,
     /// Size of the file when the session ended.
     pub bytes: u64,
@@ -76,14 +78,15 @@ fn dimension(value: i32) -> Result<u16, StoreError> {
 
 macro_rules! recording_columns {
     () => {
-        "id, workspace_id, owner, username, started_at, ended_at, path, bytes, width, height"
+        "id, target_kind, target_id, owner, username, started_at, ended_at, path, bytes, width, \
+         height"
     };
 }
 
 const INSERT_RECORDING: &str = concat!(
     "INSERT INTO recordings (",
     recording_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 );
 
 const FINISH_RECORDING: &str = "UPDATE recordings SET ended_at = $2, bytes = $3 WHERE id = $1";
@@ -110,13 +113,15 @@ const RENAME_ATTACHED: &str = "UPDATE recordings SET username = $2 WHERE usernam
 const LIST_RECORDINGS: &str = concat!(
     "SELECT ",
     recording_columns!(),
-    " FROM recordings WHERE workspace_id = $1 ORDER BY started_at DESC, id"
+    " FROM recordings WHERE target_kind = $1 AND target_id = $2 ORDER BY started_at DESC, id"
 );
 
 fn recording_row(row: &Row) -> Result<Recording, StoreError> {
+    let (kind, id) = (row.get_str("target_kind")?, row.get_str("target_id")?);
     Ok(Recording {
         id: RecordingId::from(row.get_uuid("id")?),
-        workspace: WorkspaceId::from(row.get_uuid("workspace_id")?),
+        target: TerminalTarget::from_parts(&kind, &id)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         owner: sql::username(row.get_str("owner")?)?,
         username: sql::username(row.get_str("username")?)?,
         started_at: row.get_time("started_at")?,
@@ -128,8 +133,8 @@ fn recording_row(row: &Row) -> Result<Recording, StoreError> {
     })
 }
 
-/// The index of terminal recordings (`recordings`): which file holds which session, of which
-/// workspace, whose it is. The files themselves are the caller's.
+/// The index of terminal recordings (`recordings`): which file holds which session, on which
+/// target, whose it is. The files themselves are the caller's.
 #[async_trait]
 pub trait RecordingStore: Send + Sync + fmt::Debug {
     /// Records a recording that starts now. [`StoreError::Conflict`] if the id or the path is
@@ -148,8 +153,8 @@ pub trait RecordingStore: Send + Sync + fmt::Debug {
     /// One recording. [`StoreError::NotFound`] if there is none with this id.
     async fn get_recording(&self, id: RecordingId) -> Result<Recording, StoreError>;
 
-    /// A workspace's recordings, newest first (also after the workspace was deleted).
-    async fn list_recordings(&self, workspace: WorkspaceId) -> Result<Vec<Recording>, StoreError>;
+    /// A target's recordings, newest first (also after a workspace was deleted).
+    async fn list_recordings(&self, target: &TerminalTarget) -> Result<Vec<Recording>, StoreError>;
 
     /// Every recording, oldest first, for retention.
     async fn list_all_recordings(&self) -> Result<Vec<Recording>, StoreError>;
@@ -171,7 +176,8 @@ impl RecordingStore for SqlStore {
             INSERT_RECORDING,
             &[
                 Bind::Uuid(r.id.as_uuid()),
-                Bind::Uuid(r.workspace.as_uuid()),
+                Bind::text(r.target.kind().as_str()),
+                Bind::Text(r.target.id_string()),
                 Bind::text(r.owner.as_str()),
                 Bind::text(r.username.as_str()),
                 Bind::Time(r.started_at),
@@ -215,12 +221,18 @@ impl RecordingStore for SqlStore {
         recording_row(&row)
     }
 
-    async fn list_recordings(&self, workspace: WorkspaceId) -> Result<Vec<Recording>, StoreError> {
-        self.fetch_all(LIST_RECORDINGS, &[Bind::Uuid(workspace.as_uuid())])
-            .await?
-            .iter()
-            .map(recording_row)
-            .collect()
+    async fn list_recordings(&self, target: &TerminalTarget) -> Result<Vec<Recording>, StoreError> {
+        self.fetch_all(
+            LIST_RECORDINGS,
+            &[
+                Bind::text(target.kind().as_str()),
+                Bind::Text(target.id_string()),
+            ],
+        )
+        .await?
+        .iter()
+        .map(recording_row)
+        .collect()
     }
 
     async fn list_all_recordings(&self) -> Result<Vec<Recording>, StoreError> {
