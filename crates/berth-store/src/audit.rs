@@ -1,12 +1,17 @@
 //! The audit log: who did what to what, from where, with what outcome. Append-only: the
-//! database refuses updates and deletes of its rows.
+//! database refuses updates and deletes of its rows. [`AuditStore`] appends; reading goes
+//! through table queries ([`crate::TableStore`], table `audit`).
 
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+
+use crate::db::{Bind, SqlStore};
+use crate::{StoreError, sql};
 
 /// How an audited action ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -70,4 +75,32 @@ pub struct NewAuditEntry {
     pub details: serde_json::Value,
     /// How it ended.
     pub outcome: AuditOutcome,
+}
+
+/// The audit log (`audit_log`), append-only.
+#[async_trait]
+pub trait AuditStore: Send + Sync + fmt::Debug {
+    /// Appends an audit entry and returns its id.
+    async fn append_audit(&self, entry: &NewAuditEntry) -> Result<i64, StoreError>;
+}
+
+#[async_trait]
+impl AuditStore for SqlStore {
+    async fn append_audit(&self, entry: &NewAuditEntry) -> Result<i64, StoreError> {
+        let row = self
+            .fetch_one(
+                sql::APPEND_AUDIT,
+                &[
+                    Bind::Time(entry.at),
+                    Bind::text(&entry.actor),
+                    Bind::text(&entry.action),
+                    Bind::text(&entry.target),
+                    Bind::OptText(entry.ip.map(|ip| ip.to_string())),
+                    Bind::Text(entry.details.to_string()),
+                    Bind::text(entry.outcome.as_str()),
+                ],
+            )
+            .await?;
+        row.get_i64("id")
+    }
 }

@@ -2,14 +2,21 @@
 //! the audit log and the index of terminal recordings.
 //! (The configuration, users and templates, lives in YAML files and is not here.)
 //!
-//! Everything goes through the object-safe [`Store`] trait, so services hold an
-//! `Arc<dyn Store>`. Two backends implement it and pass one conformance suite:
+//! Each aggregate has its own small object-safe trait: [`WorkspaceStore`], [`MemberStore`],
+//! [`RecordingStore`], [`ClientStore`], [`LoginStore`], [`WebSessionStore`], [`AuditStore`]
+//! and [`TableStore`]. [`Store`] is all of them plus `backend` and `close`, so services hold
+//! an `Arc<dyn Store>` and hand out the parts (`Arc<dyn WorkspaceStore>`, ...) by upcasting.
 //!
-//! - [`SqliteStore`], the default: one file in `$BERTH_HOME`, WAL, fsync on every commit;
-//! - [`PostgresStore`], for larger deployments.
+//! One type implements them all, [`SqlStore`], over either of two backends that pass the same
+//! conformance stories:
 //!
-//! Both are one implementation (`backend::sql_store!`) over the same query text; each backend
-//! only says how it binds and reads UUIDs and timestamps and how a write transaction begins.
+//! - SQLite ([`SqliteStore::open`]), the default: one file in `$BERTH_HOME`, WAL, fsync on
+//!   every commit;
+//! - PostgreSQL ([`PostgresStore::connect`]), for larger deployments.
+//!
+//! Each method is written once over the same query text; the execution layer (`db.rs`) is
+//! the only place that knows how each backend binds and reads UUIDs and timestamps and how a
+//! write transaction begins.
 //!
 //! [`open`] picks one from a location string and applies the embedded migrations
 //! (`migrations/sqlite`, `migrations/postgres`). Queries are checked at run time
@@ -19,9 +26,10 @@
 #![forbid(unsafe_code)]
 
 mod audit;
-mod backend;
 mod clients;
+mod db;
 mod error;
+mod logins;
 mod members;
 mod postgres;
 mod recordings;
@@ -35,18 +43,22 @@ mod workspaces;
 
 use std::sync::Arc;
 
-pub use audit::{AuditOutcome, NewAuditEntry};
-pub use clients::{Client, ClientPing};
+pub use audit::{AuditOutcome, AuditStore, NewAuditEntry};
+pub use clients::{Client, ClientPing, ClientStore};
+pub use db::SqlStore;
 pub use error::StoreError;
-pub use members::{Member, MemberRole};
+pub use logins::LoginStore;
+pub use members::{Member, MemberRole, MemberStore};
 pub use postgres::PostgresStore;
-pub use recordings::{Recording, RecordingId};
-pub use sessions::WebSession;
+pub use recordings::{Recording, RecordingId, RecordingStore};
+pub use sessions::{WebSession, WebSessionStore};
 pub use sqlite::SqliteStore;
 pub use store::Store;
-pub use tables::{FilterOp, SortKey, TableFilter, TableQuery, TableResult};
+pub use tables::{FilterOp, SortKey, TableFilter, TableQuery, TableResult, TableStore};
 pub use timestamp::normalize_time;
-pub use workspaces::{StateUpdate, UnknownState, Workspace, WorkspaceFilter, WorkspaceState};
+pub use workspaces::{
+    StateUpdate, UnknownState, Workspace, WorkspaceFilter, WorkspaceState, WorkspaceStore,
+};
 
 /// Opens the store at `location` and applies pending migrations:
 ///

@@ -1,6 +1,6 @@
 //! SQL text and value decoding shared by both backends. The statements are plain SQL that
 //! SQLite and PostgreSQL both accept (`$n` placeholders, `ON CONFLICT`, `RETURNING`); only the
-//! encoding of UUIDs and timestamps differs, and each backend binds those its own way.
+//! encoding of UUIDs and timestamps differs, and `crate::db` binds those per backend.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;

@@ -1,11 +1,16 @@
-//! Workspace records: what the workspace manager knows about each container it started.
+//! Workspace records: what the workspace manager knows about each container it started, and
+//! [`WorkspaceStore`], the store that owns them.
 
 use std::fmt;
 use std::str::FromStr;
 
+use async_trait::async_trait;
 use berth_types::{Username, WorkspaceId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+
+use crate::db::{Bind, Row, SqlStore};
+use crate::{StoreError, sql};
 
 /// Where a workspace is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -116,7 +121,7 @@ pub struct Workspace {
     pub state_reason: String,
 }
 
-/// Which workspaces [`crate::Store::list_workspaces`] returns. The default is all of them.
+/// Which workspaces [`WorkspaceStore::list_workspaces`] returns. The default is all of them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WorkspaceFilter {
     /// Only this user's workspaces.
@@ -127,7 +132,7 @@ pub struct WorkspaceFilter {
     pub member: Option<Username>,
 }
 
-/// A state change for [`crate::Store::update_workspace_state`].
+/// A state change for [`WorkspaceStore::update_workspace_state`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateUpdate {
     /// The new state.
@@ -184,6 +189,185 @@ impl StateUpdate {
     pub fn expiring(mut self, at: OffsetDateTime) -> Self {
         self.expires_at = Some(at);
         self
+    }
+}
+
+/// The workspaces table: one row per workspace, whatever its state, until it is deleted. Its
+/// members ([`crate::MemberStore`]) go with it; its recordings ([`crate::RecordingStore`])
+/// stay.
+#[async_trait]
+pub trait WorkspaceStore: Send + Sync + fmt::Debug {
+    /// Records a new workspace. [`StoreError::Conflict`] if the id is taken.
+    async fn insert_workspace(&self, workspace: &Workspace) -> Result<(), StoreError>;
+
+    /// One workspace. [`StoreError::NotFound`] if there is none with this id.
+    async fn get_workspace(&self, id: WorkspaceId) -> Result<Workspace, StoreError>;
+
+    /// The workspaces `filter` selects, oldest first.
+    async fn list_workspaces(&self, filter: &WorkspaceFilter)
+    -> Result<Vec<Workspace>, StoreError>;
+
+    /// Moves a workspace to a new state and returns it as stored afterwards.
+    /// [`StoreError::NotFound`] if it does not exist; [`StoreError::Conflict`] if
+    /// `update.expect` is set and the workspace is in another state (someone else moved it).
+    async fn update_workspace_state(
+        &self,
+        id: WorkspaceId,
+        update: &StateUpdate,
+    ) -> Result<Workspace, StoreError>;
+
+    /// Records activity for many workspaces in one transaction. `last_activity` only moves
+    /// forward; ids that no longer exist are skipped. Returns how many rows changed.
+    async fn touch_workspaces(
+        &self,
+        touches: &[(WorkspaceId, OffsetDateTime)],
+    ) -> Result<u64, StoreError>;
+
+    /// Forgets a workspace. [`StoreError::NotFound`] if it does not exist.
+    async fn delete_workspace(&self, id: WorkspaceId) -> Result<(), StoreError>;
+
+    /// How many of `owner`'s workspaces are in one of `states` (quotas count
+    /// [`WorkspaceState::LIVE`]).
+    async fn count_workspaces(
+        &self,
+        owner: &Username,
+        states: &[WorkspaceState],
+    ) -> Result<u32, StoreError>;
+}
+
+fn workspace_row(row: &Row) -> Result<Workspace, StoreError> {
+    Ok(Workspace {
+        id: WorkspaceId::from(row.get_uuid("id")?),
+        owner: sql::username(row.get_str("owner")?)?,
+        template: row.get_str("template")?,
+        state: sql::state(&row.get_str("state")?)?,
+        container_id: row.get_opt_str("container_id")?,
+        persistent: row.get_bool("persistent")?,
+        network: row.get_str("network")?,
+        created_at: row.get_time("created_at")?,
+        started_at: row.get_opt_time("started_at")?,
+        last_activity: row.get_time("last_activity")?,
+        expires_at: row.get_opt_time("expires_at")?,
+        state_reason: row.get_str("state_reason")?,
+    })
+}
+
+#[async_trait]
+impl WorkspaceStore for SqlStore {
+    async fn insert_workspace(&self, w: &Workspace) -> Result<(), StoreError> {
+        self.execute(
+            sql::INSERT_WORKSPACE,
+            &[
+                Bind::Uuid(w.id.as_uuid()),
+                Bind::text(w.owner.as_str()),
+                Bind::text(&w.template),
+                Bind::text(w.state.as_str()),
+                Bind::OptText(w.container_id.clone()),
+                Bind::Bool(w.persistent),
+                Bind::text(&w.network),
+                Bind::Time(w.created_at),
+                Bind::OptTime(w.started_at),
+                Bind::Time(w.last_activity),
+                Bind::OptTime(w.expires_at),
+                Bind::text(&w.state_reason),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn get_workspace(&self, id: WorkspaceId) -> Result<Workspace, StoreError> {
+        let row = self
+            .fetch_one(sql::GET_WORKSPACE, &[Bind::Uuid(id.as_uuid())])
+            .await?;
+        workspace_row(&row)
+    }
+
+    async fn list_workspaces(
+        &self,
+        filter: &WorkspaceFilter,
+    ) -> Result<Vec<Workspace>, StoreError> {
+        let (text, binds) = sql::list_workspaces(filter);
+        let binds: Vec<Bind> = binds.into_iter().map(Bind::Text).collect();
+        self.fetch_all(text, &binds)
+            .await?
+            .iter()
+            .map(workspace_row)
+            .collect()
+    }
+
+    async fn update_workspace_state(
+        &self,
+        id: WorkspaceId,
+        update: &StateUpdate,
+    ) -> Result<Workspace, StoreError> {
+        let row = self
+            .fetch_optional(
+                sql::UPDATE_WORKSPACE_STATE,
+                &[
+                    Bind::Uuid(id.as_uuid()),
+                    Bind::text(update.state.as_str()),
+                    Bind::text(&update.reason),
+                    Bind::OptText(update.container_id.clone()),
+                    Bind::OptTime(update.started_at),
+                    Bind::OptTime(update.expires_at),
+                    Bind::OptText(update.expect.map(|s| s.as_str().to_owned())),
+                ],
+            )
+            .await?;
+        if let Some(row) = row {
+            return workspace_row(&row);
+        }
+        let now = self
+            .fetch_one(sql::WORKSPACE_STATE, &[Bind::Uuid(id.as_uuid())])
+            .await?
+            .get_str("state")?;
+        Err(sql::cas_conflict(id, &now, update))
+    }
+
+    async fn touch_workspaces(
+        &self,
+        touches: &[(WorkspaceId, OffsetDateTime)],
+    ) -> Result<u64, StoreError> {
+        if touches.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.begin_write().await?;
+        let mut changed = 0;
+        for (id, at) in touches {
+            changed += tx
+                .execute(
+                    sql::TOUCH_WORKSPACE,
+                    &[Bind::Uuid(id.as_uuid()), Bind::Time(*at)],
+                )
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    async fn delete_workspace(&self, id: WorkspaceId) -> Result<(), StoreError> {
+        let deleted = self
+            .execute(sql::DELETE_WORKSPACE, &[Bind::Uuid(id.as_uuid())])
+            .await?;
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn count_workspaces(
+        &self,
+        owner: &Username,
+        states: &[WorkspaceState],
+    ) -> Result<u32, StoreError> {
+        if states.is_empty() {
+            return Ok(0);
+        }
+        let (text, binds) = sql::count_workspaces(owner, states);
+        let binds: Vec<Bind> = binds.into_iter().map(Bind::Text).collect();
+        let row = self.fetch_one(text, &binds).await?;
+        Ok(sql::count(row.get_i64(0)?))
     }
 }
 

@@ -1,8 +1,9 @@
 //! Property tests of table queries against an in-memory model: a query returns exactly the
 //! rows the model's filter selects, in the model's order; pages concatenate to the whole result;
 //! and pages stay consistent (no row twice, none of the earlier rows missed) while rows are
-//! inserted between fetches. Each case runs on a fresh database, on SQLite and on PostgreSQL
-//! (fewer cases there: each one creates a database).
+//! inserted between fetches. The model covers two tables: `workspaces` (every column kind) and
+//! `recordings` (the target kind and id, integers). Each case runs on a fresh database, on
+//! SQLite and on PostgreSQL (fewer cases there: each one creates a database).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod support;
@@ -10,8 +11,8 @@ mod support;
 use std::cmp::Ordering;
 use std::collections::HashSet;
 
-use berth_store::{Store, TableQuery, Workspace, WorkspaceState};
-use berth_types::{Username, WorkspaceId};
+use berth_store::{Recording, RecordingId, Store, TableQuery, Workspace, WorkspaceState};
+use berth_types::{MachineId, TerminalTarget, Username, WorkspaceId};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Map, Value, json};
@@ -27,6 +28,179 @@ const NETWORKS: [&str; 2] = ["host", "none"];
 const REASONS: [&str; 2] = ["idle for 15m", "ttl reached"];
 /// Few distinct times, so sort keys tie and the tie-breaker matters.
 const TIMES: i64 = 4;
+/// Recording targets: two workspaces and two machines.
+const TARGET_WORKSPACES: [&str; 2] = [
+    "00000000-0000-0000-0000-00000000000a",
+    "f0000000-0000-0000-0000-00000000000b",
+];
+const TARGET_MACHINES: [&str; 2] = ["db-1", "web-1"];
+const BYTES: [u64; 3] = [0, 4096, 1 << 40];
+
+/// The tables the model knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Table {
+    Workspaces,
+    Recordings,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Workspaces => "workspaces",
+            Table::Recordings => "recordings",
+        }
+    }
+
+    fn sortable(self) -> &'static [&'static str] {
+        match self {
+            Table::Workspaces => &SORTABLE,
+            Table::Recordings => &RECORDING_SORTABLE,
+        }
+    }
+
+    fn default_order(self) -> (&'static str, bool) {
+        match self {
+            Table::Workspaces => ("created_at", true),
+            Table::Recordings => ("started_at", true),
+        }
+    }
+
+    fn columns(self) -> Vec<(&'static str, Vec<Value>, &'static [&'static str])> {
+        match self {
+            Table::Workspaces => columns(),
+            Table::Recordings => recording_columns(),
+        }
+    }
+
+    fn item(self) -> BoxedStrategy<Item> {
+        match self {
+            Table::Workspaces => row_spec()
+                .prop_map(|r| Item::Workspace(r.workspace()))
+                .boxed(),
+            Table::Recordings => recording_spec().boxed(),
+        }
+    }
+}
+
+/// A row of one of the model's tables.
+#[derive(Clone, Debug)]
+enum Item {
+    Workspace(Workspace),
+    Recording(Recording),
+}
+
+impl Item {
+    fn id(&self) -> Uuid {
+        match self {
+            Item::Workspace(w) => w.id.as_uuid(),
+            Item::Recording(r) => r.id.as_uuid(),
+        }
+    }
+
+    fn model_row(&self) -> Map<String, Value> {
+        match self {
+            Item::Workspace(w) => model_row(w),
+            Item::Recording(r) => recording_model_row(r),
+        }
+    }
+
+    async fn insert(&self, store: &dyn Store) {
+        match self {
+            Item::Workspace(w) => store.insert_workspace(w).await.unwrap(),
+            Item::Recording(r) => store.insert_recording(r).await.unwrap(),
+        }
+    }
+}
+
+/// A recording drawn from small vocabularies.
+fn recording_spec() -> impl Strategy<Value = Item> {
+    (
+        any::<u128>(),
+        (any::<bool>(), 0..2usize),
+        (0..OWNERS.len(), 0..OWNERS.len()),
+        (0..TIMES, prop::option::of(0..TIMES)),
+        0..BYTES.len(),
+    )
+        .prop_map(
+            |(id, (machine, target), (owner, username), (started, ended), bytes)| {
+                let target = if machine {
+                    TerminalTarget::Machine(MachineId::new(TARGET_MACHINES[target]).unwrap())
+                } else {
+                    TerminalTarget::Workspace(TARGET_WORKSPACES[target].parse().unwrap())
+                };
+                let id = RecordingId::from(Uuid::from_u128(id));
+                Item::Recording(Recording {
+                    path: format!("{}/{id}.cast", target.id_string()),
+                    id,
+                    target,
+                    owner: Username::new(OWNERS[owner]).unwrap(),
+                    username: Username::new(OWNERS[username]).unwrap(),
+                    started_at: time(started),
+                    ended_at: ended.map(time),
+                    bytes: BYTES[bytes],
+                    width: 80,
+                    height: 24,
+                })
+            },
+        )
+}
+
+/// The recording as a table query should return it, built independently of the store.
+fn recording_model_row(r: &Recording) -> Map<String, Value> {
+    json!({
+        "id": r.id.to_string(),
+        "target_kind": r.target.kind().as_str(),
+        "target_id": r.target.id_string(),
+        "owner": r.owner.as_str(),
+        "username": r.username.as_str(),
+        "started_at": time_text(r.started_at),
+        "ended_at": r.ended_at.map(time_text),
+        "bytes": r.bytes,
+    })
+    .as_object()
+    .unwrap()
+    .clone()
+}
+
+fn recording_columns() -> Vec<(&'static str, Vec<Value>, &'static [&'static str])> {
+    const ALL: &[&str] = &["eq", "in", "gt", "lt", "gte", "lte"];
+    const EQ: &[&str] = &["eq", "in"];
+    let strings = |v: &[&str]| v.iter().map(|s| json!(s)).collect::<Vec<_>>();
+    let mut targets = strings(&TARGET_WORKSPACES);
+    targets.extend(strings(&TARGET_MACHINES));
+    targets.push(json!("e"));
+    let times: Vec<Value> = (-1..=TIMES).map(|i| json!(time_text(time(i)))).collect();
+    let mut ended = times.clone();
+    ended.push(Value::Null);
+    vec![
+        ("target_kind", strings(&["workspace", "machine"]), EQ),
+        ("target_id", targets, ALL),
+        ("owner", strings(&OWNERS), ALL),
+        ("username", strings(&OWNERS), ALL),
+        ("started_at", times, ALL),
+        ("ended_at", ended, ALL),
+        ("bytes", vec![json!(0), json!(4096), json!(1u64 << 40)], ALL),
+        (
+            "id",
+            strings(&[
+                "00000000-0000-0000-0000-000000000000",
+                "80000000-0000-0000-0000-000000000000",
+            ]),
+            ALL,
+        ),
+    ]
+}
+
+const RECORDING_SORTABLE: [&str; 8] = [
+    "id",
+    "target_kind",
+    "target_id",
+    "owner",
+    "username",
+    "started_at",
+    "ended_at",
+    "bytes",
+];
 
 fn time(step: i64) -> OffsetDateTime {
     datetime!(2024-05-01 12:00 UTC) + Duration::minutes(step)
@@ -203,8 +377,8 @@ struct FilterSpec {
     in_mask: u8,
 }
 
-fn filter(spec: &FilterSpec) -> Value {
-    let columns = columns();
+fn filter(table: Table, spec: &FilterSpec) -> Value {
+    let columns = table.columns();
     let (name, values, ops) = &columns[spec.column % columns.len()];
     let op = ops[spec.op % ops.len()];
     let value = match op {
@@ -227,13 +401,14 @@ fn filter(spec: &FilterSpec) -> Value {
 
 #[derive(Clone, Debug)]
 struct QuerySpec {
+    table: Table,
     filters: Vec<FilterSpec>,
     sort: Vec<(usize, bool)>,
     limit: u32,
     scope: Option<usize>,
 }
 
-fn query_spec() -> impl Strategy<Value = QuerySpec> {
+fn query_spec(table: Table) -> impl Strategy<Value = QuerySpec> {
     let filter = (any::<usize>(), any::<usize>(), any::<usize>(), any::<u8>()).prop_map(
         |(column, op, value, in_mask)| FilterSpec {
             column,
@@ -244,11 +419,12 @@ fn query_spec() -> impl Strategy<Value = QuerySpec> {
     );
     (
         prop::collection::vec(filter, 0..3),
-        prop::collection::vec((0..SORTABLE.len(), any::<bool>()), 0..4),
+        prop::collection::vec((0..table.sortable().len(), any::<bool>()), 0..4),
         1..8u32,
         prop::option::of(0..OWNERS.len()),
     )
-        .prop_map(|(filters, sort, limit, scope)| QuerySpec {
+        .prop_map(move |(filters, sort, limit, scope)| QuerySpec {
+            table,
             filters,
             sort,
             limit,
@@ -259,9 +435,10 @@ fn query_spec() -> impl Strategy<Value = QuerySpec> {
 impl QuerySpec {
     fn sort_keys(&self) -> Vec<(&'static str, bool)> {
         let mut keys: Vec<(&'static str, bool)> = Vec::new();
+        let sortable = self.table.sortable();
         for &(column, desc) in &self.sort {
-            if !keys.iter().any(|(c, _)| *c == SORTABLE[column]) {
-                keys.push((SORTABLE[column], desc));
+            if !keys.iter().any(|(c, _)| *c == sortable[column]) {
+                keys.push((sortable[column], desc));
             }
         }
         keys
@@ -274,8 +451,8 @@ impl QuerySpec {
             .map(|(c, d)| json!({"column": c, "desc": d}))
             .collect();
         serde_json::from_value(json!({
-            "table": "workspaces",
-            "filters": self.filters.iter().map(filter).collect::<Vec<_>>(),
+            "table": self.table.name(),
+            "filters": self.filters.iter().map(|f| filter(self.table, f)).collect::<Vec<_>>(),
             "sort": sort,
             "limit": self.limit,
         }))
@@ -290,7 +467,7 @@ impl QuerySpec {
     fn order(&self) -> Vec<(&'static str, bool)> {
         let mut keys = self.sort_keys();
         if keys.is_empty() {
-            keys.push(("created_at", true));
+            keys.push(self.table.default_order());
         }
         if !keys.iter().any(|(c, _)| *c == "id") {
             keys.push(("id", false));
@@ -304,7 +481,7 @@ impl QuerySpec {
             && self
                 .filters
                 .iter()
-                .map(filter)
+                .map(|f| filter(self.table, f))
                 .all(|f| filter_matches(&f, row))
     }
 
@@ -358,12 +535,9 @@ fn filter_matches(filter: &Value, row: &Map<String, Value>) -> bool {
     }
 }
 
-fn unique(rows: Vec<RowSpec>) -> Vec<Workspace> {
+fn unique(rows: Vec<Item>) -> Vec<Item> {
     let mut seen = HashSet::new();
-    rows.into_iter()
-        .filter(|r| seen.insert(r.id))
-        .map(|r| r.workspace())
-        .collect()
+    rows.into_iter().filter(|r| seen.insert(r.id())).collect()
 }
 
 fn check(ok: bool, message: impl FnOnce() -> String) -> Result<(), TestCaseError> {
@@ -377,15 +551,15 @@ fn check(ok: bool, message: impl FnOnce() -> String) -> Result<(), TestCaseError
 /// Without writes between pages, the pages concatenate to exactly the model's answer.
 async fn pages_concatenate(
     store: &dyn Store,
-    rows: &[Workspace],
+    rows: &[Item],
     spec: &QuerySpec,
 ) -> Result<(), TestCaseError> {
-    for w in rows {
-        store.insert_workspace(w).await.unwrap();
+    for row in rows {
+        row.insert(store).await;
     }
     let mut expected: Vec<Map<String, Value>> = rows
         .iter()
-        .map(model_row)
+        .map(Item::model_row)
         .filter(|r| spec.matches(r))
         .collect();
     expected.sort_by(|a, b| spec.compare(a, b));
@@ -428,12 +602,12 @@ async fn pages_concatenate(
 /// matching is seen, every row seen matches, and the concatenation is in order.
 async fn pages_stay_consistent(
     store: &dyn Store,
-    rows: &[Workspace],
-    arriving: &[Workspace],
+    rows: &[Item],
+    arriving: &[Item],
     spec: &QuerySpec,
 ) -> Result<(), TestCaseError> {
-    for w in rows {
-        store.insert_workspace(w).await.unwrap();
+    for row in rows {
+        row.insert(store).await;
     }
     let mut request = spec.request();
     let scope = spec.scope();
@@ -447,8 +621,8 @@ async fn pages_stay_consistent(
             "pagination does not end".into()
         })?;
         got.extend(page.rows);
-        for w in arriving_rows.by_ref().take(2) {
-            store.insert_workspace(w).await.unwrap();
+        for row in arriving_rows.by_ref().take(2) {
+            row.insert(store).await;
         }
         match page.next_cursor {
             Some(cursor) => request.cursor = Some(cursor),
@@ -460,7 +634,7 @@ async fn pages_stay_consistent(
         ids.iter().collect::<HashSet<_>>().len() == ids.len(),
         || format!("a row was returned twice: {ids:?}"),
     )?;
-    for row in rows.iter().map(model_row).filter(|r| spec.matches(r)) {
+    for row in rows.iter().map(Item::model_row).filter(|r| spec.matches(r)) {
         check(ids.contains(&&row["id"]), || {
             format!("missed {}", row["id"])
         })?;
@@ -478,7 +652,7 @@ async fn pages_stay_consistent(
     Ok(())
 }
 
-fn run_cases(backend: Backend, cases: u32, stable: bool) {
+fn run_cases(backend: Backend, table: Table, cases: u32, stable: bool) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut runner = TestRunner::new(Config {
         cases,
@@ -486,9 +660,9 @@ fn run_cases(backend: Backend, cases: u32, stable: bool) {
         ..Config::default()
     });
     let strategy = (
-        prop::collection::vec(row_spec(), 0..16),
-        prop::collection::vec(row_spec(), 0..8),
-        query_spec(),
+        prop::collection::vec(table.item(), 0..16),
+        prop::collection::vec(table.item(), 0..8),
+        query_spec(table),
     );
     let result = runner.run(&strategy, |(rows, arriving, spec)| {
         let mut all = unique(rows.into_iter().chain(arriving.clone()).collect());
@@ -511,20 +685,40 @@ fn run_cases(backend: Backend, cases: u32, stable: bool) {
 
 #[test]
 fn sqlite_pages_concatenate_to_the_filtered_sorted_rows() {
-    run_cases(Backend::Sqlite, 64, false);
+    run_cases(Backend::Sqlite, Table::Workspaces, 64, false);
 }
 
 #[test]
 fn sqlite_pages_stay_consistent_while_rows_arrive() {
-    run_cases(Backend::Sqlite, 48, true);
+    run_cases(Backend::Sqlite, Table::Workspaces, 48, true);
 }
 
 #[test]
 fn postgres_pages_concatenate_to_the_filtered_sorted_rows() {
-    run_cases(Backend::Postgres, 24, false);
+    run_cases(Backend::Postgres, Table::Workspaces, 24, false);
 }
 
 #[test]
 fn postgres_pages_stay_consistent_while_rows_arrive() {
-    run_cases(Backend::Postgres, 16, true);
+    run_cases(Backend::Postgres, Table::Workspaces, 16, true);
+}
+
+#[test]
+fn sqlite_recording_pages_concatenate_to_the_filtered_sorted_rows() {
+    run_cases(Backend::Sqlite, Table::Recordings, 48, false);
+}
+
+#[test]
+fn sqlite_recording_pages_stay_consistent_while_rows_arrive() {
+    run_cases(Backend::Sqlite, Table::Recordings, 32, true);
+}
+
+#[test]
+fn postgres_recording_pages_concatenate_to_the_filtered_sorted_rows() {
+    run_cases(Backend::Postgres, Table::Recordings, 16, false);
+}
+
+#[test]
+fn postgres_recording_pages_stay_consistent_while_rows_arrive() {
+    run_cases(Backend::Postgres, Table::Recordings, 12, true);
 }

@@ -1,7 +1,8 @@
 //! Table queries: the small query language behind `POST /api/v1/tables/query`.
 //!
-//! A query names a table and columns from a whitelist: `workspaces`, `clients` and `audit`
-//! (`docs/store.md` lists their columns). Every column has a type, so filter values are checked
+//! [`TableStore::query_table`] runs them. A query names a table and columns from a
+//! whitelist: `workspaces`, `clients`, `audit` and `recordings` (`docs/store.md` lists their
+//! columns). Every column has a type, so filter values are checked
 //! and bound as parameters, never spliced into SQL; a wrong name or type is
 //! [`crate::StoreError::InvalidQuery`]. Results come in pages with keyset pagination: a cursor
 //! holds the last row's sort-key values, so the next page starts strictly after that row and
@@ -18,7 +19,13 @@ pub(crate) mod filters;
 pub(crate) mod plan;
 pub(crate) mod schema;
 
+use std::fmt;
+
+use async_trait::async_trait;
+use berth_types::Username;
+
 use crate::StoreError;
+use crate::db::SqlStore;
 
 /// Rows per page when the query gives no limit.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -30,4 +37,46 @@ pub use berth_types::api::{FilterOp, SortKey, TableFilter, TableQuery, TableResu
 
 pub(crate) fn invalid(message: String) -> StoreError {
     StoreError::InvalidQuery(message)
+}
+
+/// Table queries over the whitelisted tables: read-only, for the API's lists and admin pages.
+#[async_trait]
+pub trait TableStore: Send + Sync + fmt::Debug {
+    /// Runs a table query (see [`crate::tables`]). `scope` restricts the rows to those owned
+    /// by that user (`owner` of workspaces and recordings, `username` of clients, `actor` of
+    /// audit entries). [`StoreError::InvalidQuery`] for an unknown table or column, a value of
+    /// the wrong type or a bad cursor.
+    async fn query_table(
+        &self,
+        query: &TableQuery,
+        scope: Option<&Username>,
+    ) -> Result<TableResult, StoreError>;
+}
+
+#[async_trait]
+impl TableStore for SqlStore {
+    async fn query_table(
+        &self,
+        query: &TableQuery,
+        scope: Option<&Username>,
+    ) -> Result<TableResult, StoreError> {
+        let plan = plan::plan(query, scope)?;
+        let total = self
+            .fetch_one(plan.count.text.clone(), &plan.count.binds)
+            .await?
+            .get_i64(0)?;
+        let rows = self
+            .fetch_all(plan.select.text.clone(), &plan.select.binds)
+            .await?
+            .iter()
+            .map(|row| {
+                plan.fetched
+                    .iter()
+                    .enumerate()
+                    .map(|(i, column)| row.cell(i, column))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(plan.finish(rows, total))
+    }
 }

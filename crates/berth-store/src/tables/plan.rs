@@ -8,8 +8,6 @@ use std::fmt::Write as _;
 
 use berth_types::Username;
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::cursor::{self, render_keyset};
 use super::filters::{Condition, condition, render_condition, short};
@@ -20,15 +18,7 @@ use crate::StoreError;
 const MAX_FILTERS: usize = 32;
 const MAX_SORT_KEYS: usize = 4;
 
-/// A value to bind, typed so each backend encodes it the way its column stores it.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Bind {
-    Text(String),
-    Int(i64),
-    Bool(bool),
-    Uuid(Uuid),
-    Time(OffsetDateTime),
-}
+pub(crate) use crate::db::Bind;
 
 /// SQL text and the values for its `$1`, `$2`, ... in order.
 #[derive(Debug, Default)]
@@ -272,6 +262,7 @@ mod tests {
     use super::*;
     use crate::tables::{FilterOp, TableFilter};
     use serde_json::json;
+    use uuid::Uuid;
 
     fn query(value: Value) -> TableQuery {
         serde_json::from_value(value).unwrap()

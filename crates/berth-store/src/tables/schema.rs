@@ -1,5 +1,7 @@
 //! The whitelist: which tables and columns a table query may touch, and their types.
 
+use berth_types::TargetKind;
+
 use crate::StoreError;
 use crate::audit::AuditOutcome;
 use crate::workspaces::WorkspaceState;
@@ -151,7 +153,8 @@ static TABLES: [Table; 4] = [
         default_sort: &[("started_at", true)],
         columns: &[
             col("id", Kind::Uuid),
-            col("workspace_id", Kind::Uuid),
+            col("target_kind", Kind::Enum(&TargetKind::NAMES)),
+            col("target_id", Kind::Text),
             col("owner", Kind::Text),
             col("username", Kind::Text),
             col("started_at", Kind::Time),

@@ -21,6 +21,15 @@ pub struct TestDb {
     pub store: Arc<dyn Store>,
     /// What `berth_store::open` was given.
     pub location: String,
+    database: Database,
+}
+
+/// A database that exists for this test only, not opened by the store yet (to set up what an
+/// older Berth would have left in it).
+pub struct Database {
+    /// What `berth_store::open` will be given.
+    pub location: String,
+    backend: Backend,
     cleanup: Cleanup,
 }
 
@@ -37,72 +46,130 @@ pub enum Backend {
 
 impl TestDb {
     pub async fn new(backend: Backend) -> Self {
-        match backend {
-            Backend::Sqlite => Self::sqlite().await,
-            Backend::Postgres => Self::postgres().await,
-        }
+        Database::create(backend).await.open().await
     }
 
     pub async fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let location = dir.path().join("berth.db").to_string_lossy().into_owned();
-        let store = berth_store::open(&location).await.unwrap();
-        assert_eq!(store.backend(), "sqlite");
-        Self {
-            store,
-            location,
-            cleanup: Cleanup::Sqlite(dir),
-        }
+        Self::new(Backend::Sqlite).await
     }
 
     pub async fn postgres() -> Self {
-        let admin_url = postgres_url();
-        let database = format!("berth_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL: {e}\n{POSTGRES_HINT}"));
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        let location = with_database(&admin_url, &database);
-        let store = berth_store::open(&location).await.unwrap();
-        assert_eq!(store.backend(), "postgres");
-        Self {
-            store,
-            location,
-            cleanup: Cleanup::Postgres {
-                admin_url,
-                database,
-            },
-        }
+        Self::new(Backend::Postgres).await
     }
 
     /// Runs SQL on the database directly, bypassing the store (to check what the database
     /// itself enforces).
     pub async fn execute_raw(&self, sql: &str) -> Result<u64, sqlx::Error> {
+        self.database.execute_raw(sql).await
+    }
+}
+
+impl Database {
+    /// An empty database: a file in a temporary directory, or a PostgreSQL database created
+    /// on the server named by `BERTH_TEST_POSTGRES_URL` (and dropped when this is dropped).
+    pub async fn create(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let location = dir.path().join("berth.db").to_string_lossy().into_owned();
+                Self {
+                    location,
+                    backend,
+                    cleanup: Cleanup::Sqlite(dir),
+                }
+            }
+            Backend::Postgres => {
+                let admin_url = postgres_url();
+                let database = format!("berth_test_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = sqlx::PgConnection::connect(&admin_url)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("cannot reach the test PostgreSQL: {e}\n{POSTGRES_HINT}")
+                    });
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+                admin.close().await.unwrap();
+                Self {
+                    location: with_database(&admin_url, &database),
+                    backend,
+                    cleanup: Cleanup::Postgres {
+                        admin_url,
+                        database,
+                    },
+                }
+            }
+        }
+    }
+
+    /// Applies the embedded migrations up to and including `version`, as an older Berth did.
+    pub async fn migrate_to(&self, version: i64) {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = self.sqlite_connection().await.unwrap();
+                sqlx::migrate!("./migrations/sqlite")
+                    .run_to(version, &mut conn)
+                    .await
+                    .unwrap();
+                conn.close().await.unwrap();
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.location).await.unwrap();
+                sqlx::migrate!("./migrations/postgres")
+                    .run_to(version, &mut conn)
+                    .await
+                    .unwrap();
+                conn.close().await.unwrap();
+            }
+        }
+    }
+
+    /// Runs SQL on the database directly, bypassing the store.
+    pub async fn execute_raw(&self, sql: &str) -> Result<u64, sqlx::Error> {
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        match &self.cleanup {
-            Cleanup::Sqlite(_) => {
-                let mut conn =
-                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", self.location)).await?;
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = self.sqlite_connection().await?;
                 Ok(sqlx::query(sql).execute(&mut conn).await?.rows_affected())
             }
-            Cleanup::Postgres { .. } => {
+            Backend::Postgres => {
                 let mut conn = sqlx::PgConnection::connect(&self.location).await?;
                 Ok(sqlx::query(sql).execute(&mut conn).await?.rows_affected())
             }
         }
     }
+
+    async fn sqlite_connection(&self) -> Result<sqlx::SqliteConnection, sqlx::Error> {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&self.location)
+            .create_if_missing(true)
+            .foreign_keys(true);
+        sqlx::SqliteConnection::connect_with(&options).await
+    }
+
+    /// Opens the store on it (which applies the pending migrations).
+    pub async fn open(self) -> TestDb {
+        let store = berth_store::open(&self.location).await.unwrap();
+        let expected = match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        };
+        assert_eq!(store.backend(), expected);
+        TestDb {
+            store,
+            location: self.location.clone(),
+            database: self,
+        }
+    }
 }
 
-impl Drop for TestDb {
+impl Drop for Cleanup {
     fn drop(&mut self) {
         if let Cleanup::Postgres {
             admin_url,
             database,
-        } = &self.cleanup
+        } = self
         {
             let (admin_url, name) = (admin_url.clone(), database.clone());
             // Drop may run inside a runtime: drop the database from a thread with its own.
