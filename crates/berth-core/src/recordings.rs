@@ -183,10 +183,7 @@ impl Recordings {
         &self,
         target: &TerminalTarget,
     ) -> Result<Vec<Recording>, RecordingError> {
-        let Some(workspace) = target.workspace() else {
-            return Ok(Vec::new());
-        };
-        Ok(self.store.list_recordings(workspace).await?)
+        Ok(self.store.list_recordings(target).await?)
     }
 
     /// One recording and its file.
@@ -399,12 +396,6 @@ impl Recordings {
             live: Arc::clone(&self.live),
             id,
         };
-        let Some(workspace) = start.target.workspace() else {
-            return Err(RecordingError::Create {
-                path: self.dir.clone(),
-                source: std::io::Error::other("only workspace sessions are recorded so far"),
-            });
-        };
         let relative = match &start.target {
             TerminalTarget::Workspace(workspace) => format!("{workspace}/{id}.cast"),
             TerminalTarget::Machine(machine) => format!("machines/{machine}/{id}.cast"),
@@ -445,7 +436,7 @@ impl Recordings {
         file.flush().await.map_err(created)?;
         let recording = Recording {
             id,
-            workspace,
+            target: start.target,
             owner: start.owner,
             username: start.username,
             started_at,

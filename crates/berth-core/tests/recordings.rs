@@ -250,7 +250,7 @@ async fn put(
     last_written(&path, written);
     let recording = berth_store::Recording {
         id,
-        workspace,
+        target: workspace.into(),
         owner: user("alice"),
         username: user("alice"),
         started_at: started,

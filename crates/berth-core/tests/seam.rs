@@ -68,7 +68,7 @@ impl TerminalSource for MemoryMachines {
             owner: user("alice"),
             title: "web-1".into(),
             label: "machine web-1".into(),
-            record: false,
+            record: true,
             shared: true,
             unavailable: None,
         }))
@@ -198,8 +198,29 @@ async fn a_bridge_runs_on_a_source_that_is_not_a_workspace() {
     assert_eq!(closed.map(|c| c.0), Some(4403));
 
     alice.send(Message::Close(1000, String::new())).await;
-    assert_eq!(run.await.unwrap().end, BridgeEnd::ClientGone);
+    let ended = run.await.unwrap();
+    assert_eq!(ended.end, BridgeEnd::ClientGone);
     assert!(s.terminals.connected(&web1()).is_empty());
+
+    // Recorded like a workspace's session, filed under the machine.
+    let recording = ended.recording.expect("the source records");
+    assert_eq!(recording.target, web1());
+    assert_eq!(recording.owner, user("alice"));
+    assert!(
+        recording.path.starts_with("machines/web-1/"),
+        "{}",
+        recording.path
+    );
+    let listed = s
+        .terminals
+        .recordings()
+        .recordings_for(&web1())
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2, "alice's and bob's sessions");
+    let cast =
+        std::fs::read_to_string(s.terminals.recordings().dir().join(&recording.path)).unwrap();
+    assert!(cast.contains("uname"), "{cast}");
 
     // Attach and detach are audited with the target's kind, for both users.
     let attaches = audit(s.store.as_ref(), "terminal.attach").await;

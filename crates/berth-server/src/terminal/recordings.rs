@@ -22,7 +22,8 @@ fn view(r: Recording) -> RecordingView {
     RecordingView {
         cast_url: format!("/api/v1/recordings/{}/cast", r.id),
         id: r.id,
-        workspace: r.workspace,
+        workspace: r.target.workspace(),
+        target: r.target,
         owner: r.owner,
         username: r.username,
         started_at: r.started_at,
@@ -58,7 +59,7 @@ pub(crate) async fn delete(
         .map_err(recording_error)?;
     AuditEvent::new(&caller.username, AuditAction::RecordingDelete, id.to_string()).from_ip(ip)
         .details(serde_json::json!({
-            "workspace": deleted.workspace,
+            "target": deleted.target,
             "owner": deleted.owner,
             "username": deleted.username,
             "started_at": deleted.started_at.format(&time::format_description::well_known::Rfc3339).ok(),

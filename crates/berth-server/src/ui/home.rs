@@ -73,7 +73,7 @@ async fn my_recordings(
         .rows
         .iter()
         .map(|row| {
-            let workspace = paging::text(row, "workspace_id");
+            let workspace = paging::text(row, "target_id");
             let template = workspaces
                 .iter()
                 .find(|w| w.id.to_string() == workspace)

@@ -106,7 +106,7 @@ pub(crate) async fn page(
                 started: text(row, "started_at"),
                 owner: text(row, "owner"),
                 username: text(row, "username"),
-                workspace: text(row, "workspace_id").chars().take(8).collect(),
+                workspace: text(row, "target_id").chars().take(8).collect(),
                 length,
                 size: bytes.map_or_else(String::new, |b| format!("{} KiB", b.div_ceil(1024))),
                 finished: !text(row, "ended_at").is_empty(),

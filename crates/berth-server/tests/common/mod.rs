@@ -422,7 +422,7 @@ pub async fn insert_recording(
     let id = berth_types::RecordingId::random();
     let recording = berth_store::Recording {
         id,
-        workspace,
+        target: workspace.into(),
         owner: Username::new(owner).unwrap(),
         username: Username::new(who).unwrap(),
         started_at: started,

@@ -6,7 +6,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::{GridId, Layout, MemberRole, RecordingId, SessionRole, Username, WorkspaceId};
+use crate::{
+    GridId, Layout, MemberRole, RecordingId, SessionRole, TerminalTarget, Username, WorkspaceId,
+};
 
 /// `POST /api/v1/workspaces/{id}/members`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -58,8 +60,12 @@ pub struct MemberList {
 pub struct RecordingView {
     /// The recording.
     pub id: RecordingId,
-    /// The workspace whose terminal was recorded.
-    pub workspace: WorkspaceId,
+    /// What the terminal was opened on.
+    pub target: TerminalTarget,
+    /// The workspace whose terminal was recorded, for workspace recordings (as before
+    /// recordings had targets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<WorkspaceId>,
     /// The workspace's owner, who may watch it.
     pub owner: Username,
     /// Who attached.

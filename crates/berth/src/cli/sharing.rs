@@ -223,8 +223,10 @@ async fn newest(session: &Session, owner: Option<&str>, json: bool) -> Result<Ex
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Listed {
     id: RecordingId,
-    #[serde(rename = "workspace_id")]
-    workspace: WorkspaceId,
+    /// `workspace` or `machine`.
+    target_kind: String,
+    /// The workspace's or machine's id.
+    target_id: String,
     owner: String,
     username: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -238,7 +240,8 @@ impl From<&RecordingView> for Listed {
     fn from(r: &RecordingView) -> Self {
         Self {
             id: r.id,
-            workspace: r.workspace,
+            target_kind: r.target.kind().to_string(),
+            target_id: r.target.id_string(),
             owner: r.owner.to_string(),
             username: r.username.to_string(),
             started_at: r.started_at,
@@ -260,7 +263,11 @@ fn recordings_table(style: Style, recordings: &[Listed], whose: bool) -> String 
             };
             let mut row = vec![r.id.to_string()];
             if whose {
-                row.extend([r.owner.clone(), short(r.workspace)]);
+                let target = match r.target_id.parse::<WorkspaceId>() {
+                    Ok(workspace) if r.target_kind == "workspace" => short(workspace),
+                    _ => format!("{}:{}", r.target_kind, r.target_id),
+                };
+                row.extend([r.owner.clone(), target]);
             }
             row.extend([
                 r.username.clone(),
