@@ -3,7 +3,7 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -63,11 +63,22 @@ fn sigterm_shuts_down_gracefully_with_a_connection_open() {
     let home = tempfile::tempdir().unwrap();
     let mut server = Server::start(home.path());
     // An idle keep-alive connection and a half-sent request must not keep the server alive.
+    // Each connection is answered once first: then the server holds it, no sleep needed.
+    let answered = |stream: &mut TcpStream| {
+        write!(stream, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 512];
+        while !String::from_utf8_lossy(&seen).ends_with("ok") {
+            let n = stream.read(&mut buf).unwrap();
+            assert!(n > 0, "the server closed the connection: {seen:?}");
+            seen.extend_from_slice(&buf[..n]);
+        }
+    };
     let mut idle = TcpStream::connect(server.addr).unwrap();
-    write!(idle, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    answered(&mut idle);
     let mut half = TcpStream::connect(server.addr).unwrap();
+    answered(&mut half);
     write!(half, "GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
-    std::thread::sleep(Duration::from_millis(100));
     server.signal("TERM");
     let status = server.wait_exit(Duration::from_secs(15));
     assert!(status.success(), "{status:?}");
