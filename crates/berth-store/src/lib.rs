@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 pub use audit::{AuditOutcome, NewAuditEntry};
 pub use clients::{Client, ClientPing};
-pub use error::StoreError;
+pub use error::{StoreError, redact_location};
 pub use members::{Member, MemberRole};
 pub use postgres::PostgresStore;
 pub use recordings::{Recording, RecordingId};
