@@ -27,6 +27,7 @@ mod limits;
 mod metrics;
 mod monitor;
 mod openapi;
+mod origin;
 mod pings;
 mod routes;
 mod state;
