@@ -47,22 +47,21 @@ use tokio::net::TcpListener;
 
 pub use auth::{AdminUser, AuthUser, Caller, Claims, JwtError, JwtKey, KeyError, Via};
 pub use error::ApiError;
-pub use routes::{Endpoint, endpoints};
+pub use routes::{Endpoint, endpoints, page_routes};
 pub use state::AppState;
 
 /// How often buffered pings are written to the database.
 pub const PING_FLUSH_INTERVAL: Duration = Duration::from_secs(3);
 
 /// Builds the router over `state`: the API, `/metrics`, `/healthz` and the admin UI's pages,
-/// every response with the security headers (CSP, nosniff, Referrer-Policy, HSTS over HTTPS)
-/// and every state-changing request through the Origin/CSRF check of `ui::security`.
+/// all rows of one guarded table, every response with the security headers (CSP, nosniff,
+/// Referrer-Policy, HSTS over HTTPS) and every state-changing request through the
+/// Origin/CSRF check of `ui::security`.
 pub fn router(state: AppState) -> Router {
-    routes::router(state.clone())
-        .merge(ui::router(state.clone()))
-        .layer(axum::middleware::from_fn_with_state(
-            state,
-            ui::security::layer,
-        ))
+    routes::router(state.clone()).layer(axum::middleware::from_fn_with_state(
+        state,
+        ui::security::layer,
+    ))
 }
 
 /// Serves Berth on `listener` until `shutdown` completes, then stops accepting and drains open

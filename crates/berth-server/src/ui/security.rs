@@ -6,7 +6,7 @@
 //! A Bearer token is never sent by a browser on its own, so Bearer requests need no CSRF
 //! token; a cookie is, so a state-changing API request authenticated by the session cookie
 //! must carry the session's token in `X-CSRF-Token`. Pages check their forms' `_csrf` field
-//! themselves (`ui::Viewer::check_csrf`).
+//! through the `ui::CsrfForm` extractor.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
