@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
@@ -218,16 +218,38 @@ pub(crate) fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// Unknown paths.
-pub(crate) async fn not_found(State(state): State<AppState>, method: Method) -> Response {
+/// Unknown paths: an HTML page with a link home for a browser (an `Accept` that names
+/// `text/html`) outside `/api/`, Berth's JSON error otherwise.
+pub(crate) async fn not_found(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     state.shared.metrics.observe(
         "(unmatched)",
         method_label(&method),
         404,
         std::time::Duration::ZERO,
     );
+    if !uri.path().starts_with("/api/") && accepts_html(&headers) {
+        return ui::error_page(StatusCode::NOT_FOUND, "There is no page at this address.");
+    }
     ApiError::not_found("no such endpoint; the API is described at /api/v1/openapi.json")
         .into_response()
+}
+
+/// Whether an `Accept` header names `text/html` (as browsers' navigations do).
+fn accepts_html(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|kind| {
+            let kind = kind.split(';').next().unwrap_or_default().trim();
+            kind.eq_ignore_ascii_case("text/html")
+        })
 }
 
 /// Known paths asked with a method they do not take.
@@ -313,5 +335,21 @@ mod tests {
         assert!(text.contains("<h1>Error 500</h1>"), "{text}");
         assert!(text.contains("href=\"/\""), "a link home: {text}");
         assert!(!text.contains("secret"), "{text}");
+    }
+
+    #[test]
+    fn browsers_are_told_by_their_accept_header() {
+        let accept = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap());
+            accepts_html(&h)
+        };
+        assert!(accept(
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        ));
+        assert!(accept("TEXT/HTML; q=0.5"));
+        assert!(!accept("application/json"));
+        assert!(!accept("*/*"));
+        assert!(!accepts_html(&HeaderMap::new()));
     }
 }

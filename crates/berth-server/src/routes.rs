@@ -201,6 +201,8 @@ pub(crate) fn ui_table() -> Vec<Route> {
             .ui()
             .limit(Limit::Login),
         post("/logout", "Log out", login::logout).page(),
+        get("/admin", "To the dashboard", ui::admin_home).admin_page(),
+        get("/admin/", "To the dashboard", ui::admin_home).admin_page(),
         get("/admin/dashboard", "The live dashboard", dashboard::page).admin_page(),
         get(
             "/admin/dashboard/events",

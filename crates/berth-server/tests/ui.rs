@@ -811,6 +811,84 @@ async fn every_form_of_the_table_needs_the_session_csrf_token() {
 }
 
 #[tokio::test]
+async fn admin_leads_to_the_dashboard_or_the_login_page() {
+    let server = server().await;
+    let ann = login(&server, "ann", "ann-password-1", "").await;
+    let admin = login(&server, "admin", &server.admin_password, "").await;
+    for path in ["/admin", "/admin/"] {
+        let anonymous = send(&server, "GET", path, "", None, &[]).await;
+        assert_eq!(anonymous.status, 303, "{path}");
+        let back = format!("/login?next={}", encode(path));
+        assert_eq!(header(&anonymous, "location"), Some(back.as_str()));
+        let user = send(&server, "GET", path, &ann.cookie, None, &[]).await;
+        assert_eq!(user.status, 403, "{path}");
+        assert!(
+            user.body.contains("This page is for admins."),
+            "{}",
+            user.body
+        );
+        let answer = send(&server, "GET", path, &admin.cookie, None, &[]).await;
+        assert_eq!(answer.status, 303, "{path}");
+        assert_eq!(header(&answer, "location"), Some("/admin/dashboard"));
+    }
+}
+
+#[tokio::test]
+async fn unknown_paths_are_an_html_page_for_browsers_and_json_for_programs() {
+    let server = server().await;
+    let browser = [(
+        "Accept",
+        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    )];
+    let page = send(&server, "GET", "/no/such/page", "", None, &browser).await;
+    assert_eq!(page.status, 404);
+    assert!(
+        header(&page, "content-type").is_some_and(|t| t.starts_with("text/html")),
+        "{}",
+        page.head
+    );
+    assert!(page.body.contains("<a href=\"/\">"), "{}", page.body);
+    for (path, extra) in [
+        ("/no/such/page", &[][..]),
+        ("/no/such/page", &[("Accept", "application/json")][..]),
+        ("/api/v1/nothing", &browser[..]),
+        ("/api/nothing", &browser[..]),
+    ] {
+        let answer = send(&server, "GET", path, "", None, extra).await;
+        assert_eq!(answer.status, 404, "{path}");
+        assert!(
+            header(&answer, "content-type") == Some("application/json"),
+            "{path} {extra:?}: {}",
+            answer.head
+        );
+        assert!(answer.body.contains("\"not_found\""), "{}", answer.body);
+    }
+}
+
+#[tokio::test]
+async fn the_templates_page_says_which_templates_are_shared() {
+    let server = TestServer::builder()
+        .template("base", "")
+        .template("pair", "shared: true")
+        .start()
+        .await;
+    let admin = login(&server, "admin", &server.admin_password, "").await;
+    let page = send(&server, "GET", "/admin/templates", &admin.cookie, None, &[]).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<th>Shared</th>"), "{}", page.body);
+    let row = |name: &str| {
+        let at = page
+            .body
+            .find(&format!(">{name}</a>"))
+            .unwrap_or_else(|| panic!("a row for {name}"));
+        let rest = &page.body[at..];
+        rest[..rest.find("</tr>").unwrap()].to_owned()
+    };
+    assert!(row("pair").contains(">shared</span>"), "{}", row("pair"));
+    assert!(!row("base").contains(">shared</span>"), "{}", row("base"));
+}
+
+#[tokio::test]
 async fn pages_spend_the_api_budget_and_the_login_form_the_login_budget() {
     let server = TestServer::builder()
         .template("base", "")

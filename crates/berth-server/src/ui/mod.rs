@@ -41,6 +41,11 @@ use crate::state::AppState;
 /// The largest form body accepted.
 pub(crate) const MAX_FORM_BODY: usize = 64 * 1024;
 
+/// `GET /admin` and `/admin/`: the dashboard (the guard has let only admins through).
+pub(crate) async fn admin_home() -> Redirect {
+    Redirect::to("/admin/dashboard")
+}
+
 /// Where the guard sends an anonymous visitor of a page: the login page, which brings a GET
 /// back to where it was (`next`); a form post is not replayed, so it goes to `/login`.
 pub(crate) fn to_login(method: &Method, uri: &Uri) -> Response {

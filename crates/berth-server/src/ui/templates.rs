@@ -85,6 +85,7 @@ struct Row {
     image: String,
     network: String,
     persist: String,
+    shared: bool,
     users: String,
     description: String,
 }
@@ -324,6 +325,7 @@ fn list_page(state: &AppState, viewer: &AdminViewer, error: Option<&ApiError>) -
                 image: t.image.clone(),
                 network: t.network.clone(),
                 persist: as_text(serde_json::to_value(t.persist).ok().as_ref()),
+                shared: t.shared,
                 users: config
                     .users
                     .iter()
