@@ -8,12 +8,15 @@
 //! Every endpoint is one row of the route table (`routes.rs`): method, path, who may call it,
 //! which rate limit applies, and the request and response types. The table builds both the axum
 //! router and the OpenAPI 3.1 document served at `/api/v1/openapi.json`, so neither can list an
-//! endpoint the other lacks ([`endpoints`] lists them). Each route runs behind one small
-//! middleware (`guard.rs`) that resolves the caller's credentials, applies the rate limit,
-//! enforces the route's access rule, turns a panic into a 500 and records metrics. Handlers
-//! take the caller through the [`AuthUser`] and [`AdminUser`] extractors and bodies through
-//! extractors of their own, so that every rejection, axum's included, answers with Berth's
-//! error shape `{"error": {"code", "message", "details"}}` (see `docs/api.md`).
+//! endpoint the other lacks ([`endpoints`] lists them). The admin UI's pages and form posts are
+//! rows built the same way ([`page_routes`] lists them), left out of the document because they
+//! answer HTML. Each route runs behind one small middleware (`guard.rs`) that resolves the
+//! caller's credentials, applies the rate limit, enforces the route's access rule, turns a
+//! panic into a 500 and records metrics. Handlers take the caller through the [`AuthUser`] and
+//! [`AdminUser`] extractors (pages: `ui::Viewer`, forms: `ui::CsrfForm`, which checks the CSRF
+//! token) and bodies through extractors of their own, so that every rejection, axum's
+//! included, answers with Berth's error shape `{"error": {"code", "message", "details"}}` (see
+//! `docs/api.md`), or, for a page, an HTML page with the same status.
 #![forbid(unsafe_code)]
 
 mod audit;

@@ -1,8 +1,7 @@
 //! The admin web UI: server-rendered pages (askama) with a little htmx and one small static
 //! script, embedded in the binary.
 //!
-//! Every page and form post is a row of the route table (`routes.rs`, [`crate::routes`]'s
-//! `pages`), behind the same guard as the API: rate limits (the API budget, the login limit for
+//! Every page and form post is a row of the route table (`ui_table` in `routes.rs`), behind the same guard as the API: rate limits (the API budget, the login limit for
 //! the login form), access rules, panics as a 500 page, metrics per route. Pages authenticate
 //! with the session cookie only ([`Viewer`]); anonymous visitors are sent to
 //! `/login?next=…`, non-admins get a 403 page on `/admin/*`. Every form that changes anything
