@@ -35,6 +35,11 @@ impl ApiError {
         self.code
     }
 
+    /// The `Retry-After` seconds of a 429.
+    pub(crate) fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
+
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,

@@ -8,12 +8,15 @@
 //! Every endpoint is one row of the route table (`routes.rs`): method, path, who may call it,
 //! which rate limit applies, and the request and response types. The table builds both the axum
 //! router and the OpenAPI 3.1 document served at `/api/v1/openapi.json`, so neither can list an
-//! endpoint the other lacks ([`endpoints`] lists them). Each route runs behind one small
-//! middleware (`guard.rs`) that resolves the caller's credentials, applies the rate limit,
-//! enforces the route's access rule, turns a panic into a 500 and records metrics. Handlers
-//! take the caller through the [`AuthUser`] and [`AdminUser`] extractors and bodies through
-//! extractors of their own, so that every rejection, axum's included, answers with Berth's
-//! error shape `{"error": {"code", "message", "details"}}` (see `docs/api.md`).
+//! endpoint the other lacks ([`endpoints`] lists them). The admin UI's pages and form posts are
+//! rows built the same way ([`page_routes`] lists them), left out of the document because they
+//! answer HTML. Each route runs behind one small middleware (`guard.rs`) that resolves the
+//! caller's credentials, applies the rate limit, enforces the route's access rule, turns a
+//! panic into a 500 and records metrics. Handlers take the caller through the [`AuthUser`] and
+//! [`AdminUser`] extractors (pages: `ui::Viewer`, forms: `ui::CsrfForm`, which checks the CSRF
+//! token) and bodies through extractors of their own, so that every rejection, axum's
+//! included, answers with Berth's error shape `{"error": {"code", "message", "details"}}` (see
+//! `docs/api.md`), or, for a page, an HTML page with the same status.
 #![forbid(unsafe_code)]
 
 mod auth;
@@ -26,6 +29,7 @@ mod limits;
 mod metrics;
 mod monitor;
 mod openapi;
+mod origin;
 mod pings;
 mod routes;
 mod state;
@@ -45,22 +49,21 @@ use tokio::net::TcpListener;
 
 pub use auth::{AdminUser, AuthUser, Caller, Claims, JwtError, JwtKey, KeyError, Via};
 pub use error::ApiError;
-pub use routes::{Endpoint, endpoints};
+pub use routes::{Endpoint, endpoints, page_routes};
 pub use state::AppState;
 
 /// How often buffered pings are written to the database.
 pub const PING_FLUSH_INTERVAL: Duration = Duration::from_secs(3);
 
 /// Builds the router over `state`: the API, `/metrics`, `/healthz` and the admin UI's pages,
-/// every response with the security headers (CSP, nosniff, Referrer-Policy, HSTS over HTTPS)
-/// and every state-changing request through the Origin/CSRF check of `ui::security`.
+/// all rows of one guarded table, every response with the security headers (CSP, nosniff,
+/// Referrer-Policy, HSTS over HTTPS) and every state-changing request through the
+/// Origin/CSRF check of `ui::security`.
 pub fn router(state: AppState) -> Router {
-    routes::router(state.clone())
-        .merge(ui::router(state.clone()))
-        .layer(axum::middleware::from_fn_with_state(
-            state,
-            ui::security::layer,
-        ))
+    routes::router(state.clone()).layer(axum::middleware::from_fn_with_state(
+        state,
+        ui::security::layer,
+    ))
 }
 
 /// Serves Berth on `listener` until `shutdown` completes, then stops accepting and drains open

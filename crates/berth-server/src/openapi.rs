@@ -100,6 +100,8 @@ fn operation(route: &Route, generator: &mut SchemaGenerator) -> Value {
         // `{}`: no credential, while main.yaml sets no metrics token.
         Access::Metrics => json!([{}, { "bearer": [] }]),
         Access::User | Access::Admin => json!([{ "bearer": [] }]),
+        // The UI's rows are not documented (`document` skips them); a page takes the cookie.
+        Access::Page | Access::AdminPage => json!([]),
     };
     op.insert("security".into(), security);
     let mut parameters: Vec<Value> = path_parameters(route.path)
@@ -149,7 +151,7 @@ pub(crate) fn document(table: &[Route]) -> Vec<u8> {
     let mut generator = generator(false);
     let error = error_schema(&mut generator);
     let mut paths = Map::new();
-    for route in table {
+    for route in table.iter().filter(|r| !r.page) {
         let item = paths
             .entry(route.path)
             .or_insert_with(|| Value::Object(Map::new()));

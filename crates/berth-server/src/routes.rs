@@ -22,7 +22,8 @@ use crate::guard::{Access, Limit, RouteInfo, guard, method_not_allowed, not_foun
 use crate::state::AppState;
 use crate::terminal::{asset, grids, members, pages, recordings};
 use crate::{
-    auth, client_config, metrics, monitor, pings, tables, templates, terminal, users, workspaces,
+    auth, client_config, metrics, monitor, pings, tables, templates, terminal, ui, users,
+    workspaces,
 };
 
 pub(crate) type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
@@ -55,6 +56,9 @@ pub(crate) struct Route {
     /// A type whose fields are the query parameters.
     pub(crate) query: Option<SchemaFn>,
     pub(crate) success: Success,
+    /// A row of the admin UI (a page, a form post, its static files): not in the OpenAPI
+    /// document, refusals as HTML pages, the configuration re-read when a file changed.
+    pub(crate) page: bool,
     handler: MethodRouter<AppState>,
 }
 
@@ -98,6 +102,7 @@ impl Route {
             body: None,
             query: None,
             success: Success::Empty(204),
+            page: false,
             handler,
         }
     }
@@ -143,6 +148,33 @@ impl Route {
         self
     }
 
+    /// A row of the admin UI that anyone may load (the login page, static files).
+    fn ui(mut self) -> Self {
+        self.access = Access::Public;
+        self.page = true;
+        self.success = Success::Text("text/html");
+        self
+    }
+
+    /// A page or form of a logged-in browser.
+    fn page(mut self) -> Self {
+        self = self.ui();
+        self.access = Access::Page;
+        self
+    }
+
+    /// A page or form for admins.
+    fn admin_page(mut self) -> Self {
+        self = self.ui();
+        self.access = Access::AdminPage;
+        self
+    }
+
+    /// Whether refusals are HTML: UI rows and the terminal pages.
+    fn html(&self) -> bool {
+        self.page || matches!(self.success, Success::Text("text/html"))
+    }
+
     /// A WebSocket endpoint: 101 Switching Protocols.
     fn upgrade(mut self) -> Self {
         self.success = Success::Empty(101);
@@ -150,7 +182,81 @@ impl Route {
     }
 }
 
-/// Every endpoint of the server.
+/// The admin UI: pages (GET) and their form posts (POST, each taking a `ui::CsrfForm`).
+/// Pages spend the caller's API budget; the login form spends the address's login budget.
+pub(crate) fn ui_table() -> Vec<Route> {
+    use crate::ui::{audit, dashboard, home, login, recordings as recs, templates as tpls, users};
+    vec![
+        get("/", "Your workspaces, templates and recordings", home::page).page(),
+        post("/workspaces", "Start a workspace", home::start).page(),
+        post("/workspaces/{id}/stop", "Stop a workspace", home::stop).page(),
+        post(
+            "/workspaces/{id}/delete",
+            "Delete a workspace",
+            home::delete,
+        )
+        .page(),
+        get("/login", "The login page", login::form).ui(),
+        post("/login", "Log in", login::submit)
+            .ui()
+            .limit(Limit::Login),
+        post("/logout", "Log out", login::logout).page(),
+        get("/admin", "To the dashboard", ui::admin_home).admin_page(),
+        get("/admin/", "To the dashboard", ui::admin_home).admin_page(),
+        get("/admin/dashboard", "The live dashboard", dashboard::page).admin_page(),
+        get(
+            "/admin/dashboard/events",
+            "The dashboard's live part (SSE)",
+            dashboard::events,
+        )
+        .admin_page(),
+        post(
+            "/admin/workspaces/{id}/stop",
+            "Stop anyone's workspace",
+            dashboard::stop,
+        )
+        .admin_page(),
+        get("/admin/users", "Users", users::list).admin_page(),
+        post("/admin/users", "Add a user", users::create).admin_page(),
+        get("/admin/users/new", "The new user form", users::new).admin_page(),
+        get("/admin/users/{name}", "A user's form", users::edit).admin_page(),
+        post("/admin/users/{name}", "Change a user", users::update).admin_page(),
+        post("/admin/users/{name}/delete", "Remove a user", users::delete).admin_page(),
+        post(
+            "/admin/users/{name}/token",
+            "Reset a user's client token",
+            users::reset_token,
+        )
+        .admin_page(),
+        get("/admin/templates", "Templates", tpls::list).admin_page(),
+        post("/admin/templates", "Add a template", tpls::create).admin_page(),
+        get("/admin/templates/new", "The new template form", tpls::new).admin_page(),
+        get("/admin/templates/{name}", "A template's form", tpls::edit).admin_page(),
+        post("/admin/templates/{name}", "Change a template", tpls::update).admin_page(),
+        post(
+            "/admin/templates/{name}/delete",
+            "Remove a template",
+            tpls::delete,
+        )
+        .admin_page(),
+        get("/admin/audit", "The audit log", audit::page).admin_page(),
+        get("/admin/recordings", "Every recording", recs::page).admin_page(),
+        post(
+            "/admin/recordings/{id}/delete",
+            "Delete a recording",
+            recs::delete,
+        )
+        .admin_page(),
+        get(
+            "/static/{file}",
+            "The UI's stylesheet and scripts",
+            ui::asset,
+        )
+        .ui(),
+    ]
+}
+
+/// Every endpoint of the API (and the terminal pages), as the OpenAPI document lists them.
 pub(crate) fn table() -> Vec<Route> {
     vec![
         get(
@@ -436,23 +542,42 @@ async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// The router over the table, with JSON 404 and 405 answers and the body size limit.
+/// The router over the table and the UI's rows, every route behind the guard, with 404 and
+/// 405 answers and the body size limits.
 pub(crate) fn router(state: AppState) -> Router {
     let table = table();
     let _ = state
         .shared
         .openapi
         .set(bytes::Bytes::from(crate::openapi::document(&table)));
+    let watch = Arc::new(ui::ConfigWatch::default());
     let mut router = Router::new();
-    for route in table {
+    for route in table.into_iter().chain(ui_table()) {
         let info = Arc::new(RouteInfo {
             method: route.method,
             path: route.path,
             access: route.access,
             limit: route.limit,
+            html: route.html(),
         });
-        let layer = axum::middleware::from_fn_with_state((state.clone(), info), guard);
-        router = router.route(route.path, route.handler.route_layer(layer));
+        let guarded = route
+            .handler
+            .route_layer(axum::middleware::from_fn_with_state(
+                (state.clone(), info),
+                guard,
+            ));
+        // A page reads a hand-edited file before its caller is authenticated against it.
+        let handler = if route.page {
+            guarded
+                .route_layer(axum::middleware::from_fn_with_state(
+                    (state.clone(), watch.clone()),
+                    ui::fresh_config,
+                ))
+                .layer(DefaultBodyLimit::max(ui::MAX_FORM_BODY))
+        } else {
+            guarded
+        };
+        router = router.route(route.path, handler);
     }
     router
         .fallback(not_found)
@@ -472,16 +597,26 @@ pub struct Endpoint {
     pub summary: &'static str,
 }
 
-/// Every endpoint the server routes, from the same table that builds the router and the
-/// OpenAPI document.
+impl From<Route> for Endpoint {
+    fn from(route: Route) -> Self {
+        Self {
+            method: route.method,
+            path: route.path,
+            summary: route.summary,
+        }
+    }
+}
+
+/// Every endpoint the server routes but the admin UI's, from the same table that builds the
+/// router and the OpenAPI document.
 #[must_use]
 pub fn endpoints() -> Vec<Endpoint> {
-    table()
-        .into_iter()
-        .map(|r| Endpoint {
-            method: r.method,
-            path: r.path,
-            summary: r.summary,
-        })
-        .collect()
+    table().into_iter().map(Endpoint::from).collect()
+}
+
+/// The admin UI's pages and form posts, rows of the same guarded table, not in the OpenAPI
+/// document (docs/api.md describes them in prose).
+#[must_use]
+pub fn page_routes() -> Vec<Endpoint> {
+    ui_table().into_iter().map(Endpoint::from).collect()
 }

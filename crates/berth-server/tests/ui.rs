@@ -90,6 +90,14 @@ fn encode(value: &str) -> String {
         .collect()
 }
 
+/// A path pattern of the route table with its parameters filled in.
+fn concrete(pattern: &str) -> String {
+    pattern
+        .replace("{id}", "0b0e8d9e-5c57-4a1b-9a4e-1f2d3c4b5a69")
+        .replace("{name}", "ann")
+        .replace("{file}", "berth.css")
+}
+
 /// A logged-in browser: its session cookie and CSRF token.
 struct Browser {
     cookie: String,
@@ -160,8 +168,33 @@ async fn anonymous_visitors_are_sent_to_login_and_every_answer_has_security_head
     ] {
         let answer = send(&server, "GET", path, "", None, &[]).await;
         assert_eq!(answer.status, 303, "{path}");
-        assert_eq!(header(&answer, "location"), Some("/login"), "{path}");
+        let back = format!("/login?next={}", encode(path));
+        assert_eq!(header(&answer, "location"), Some(back.as_str()), "{path}");
     }
+    // The login page brings them back.
+    let answer = send(&server, "GET", "/admin/users?q=a%20b", "", None, &[]).await;
+    assert_eq!(
+        header(&answer, "location"),
+        Some("/login?next=%2Fadmin%2Fusers%3Fq%3Da%2520b")
+    );
+    let page = send(
+        &server,
+        "GET",
+        "/login?next=%2Fadmin%2Fusers%3Fq%3Da%2520b",
+        "",
+        None,
+        &[],
+    )
+    .await;
+    assert!(
+        page.body.contains("name=\"next\" value=\"") && page.body.contains("users?q=a%20b\""),
+        "{}",
+        page.body
+    );
+    // A form post is not replayed after login.
+    let answer = send(&server, "POST", "/logout", "", Some("_csrf=x"), &[]).await;
+    assert_eq!(answer.status, 303);
+    assert_eq!(header(&answer, "location"), Some("/login"));
     // A session id nobody issued is no session.
     let answer = send(&server, "GET", "/", "berth_session=made-up", None, &[]).await;
     assert_eq!(answer.status, 303);
@@ -260,15 +293,22 @@ async fn login_replaces_a_planted_session_id() {
 async fn users_get_403_on_admin_pages_and_admins_see_them() {
     let server = server().await;
     let ann = login(&server, "ann", "ann-password-1", "").await;
-    for path in [
-        "/admin/dashboard",
-        "/admin/users",
-        "/admin/templates",
-        "/admin/audit",
-        "/admin/recordings",
-    ] {
+    // Every admin page of the route table, as the same HTML 403 page.
+    let admin_pages: Vec<String> = berth_server::page_routes()
+        .into_iter()
+        .filter(|e| e.method == "GET" && e.path.starts_with("/admin"))
+        .map(|e| concrete(e.path))
+        .collect();
+    assert!(admin_pages.len() >= 10, "{admin_pages:?}");
+    for path in &admin_pages {
         let answer = send(&server, "GET", path, &ann.cookie, None, &[]).await;
         assert_eq!(answer.status, 403, "{path}");
+        assert!(answer.body.contains("This page is for admins."), "{path}");
+        assert!(
+            header(&answer, "content-type").is_some_and(|t| t.starts_with("text/html")),
+            "{path}: {}",
+            answer.head
+        );
     }
     let body = format!("_csrf={}&username=eve&password=eve-password-1", ann.csrf);
     let answer = send(
@@ -470,7 +510,7 @@ async fn an_idle_session_expires_on_the_server() {
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let answer = send(&server, "GET", "/", &ann.cookie, None, &[]).await;
     assert_eq!(answer.status, 303, "expired after 1 s idle");
-    assert_eq!(header(&answer, "location"), Some("/login"));
+    assert_eq!(header(&answer, "location"), Some("/login?next=%2F"));
 }
 
 #[tokio::test]
@@ -724,5 +764,195 @@ async fn the_home_page_lists_my_recordings_also_of_removed_workspaces() {
         home.body.contains("No recorded terminal sessions yet."),
         "{}",
         home.body
+    );
+}
+
+#[tokio::test]
+async fn every_form_of_the_table_needs_the_session_csrf_token() {
+    let server = server().await;
+    let admin = login(&server, "admin", &server.admin_password, "").await;
+    let forms: Vec<String> = berth_server::page_routes()
+        .into_iter()
+        .filter(|e| e.method == "POST")
+        .map(|e| concrete(e.path))
+        .collect();
+    assert!(forms.len() >= 12, "{forms:?}");
+    let users_before = std::fs::read_to_string(server.config_dir().join("users.yaml")).unwrap();
+    let templates_before =
+        std::fs::read_to_string(server.config_dir().join("containers.yaml")).unwrap();
+    let fields = "username=bob&password=bob-password-1&role=user&name=t2&image=x&template=base";
+    for path in &forms {
+        for body in [
+            fields.to_owned(),
+            format!("_csrf=&{fields}"),
+            format!("_csrf=wrong&{fields}"),
+            format!("_csrf={}x&{fields}", admin.csrf),
+        ] {
+            let answer = send(&server, "POST", path, &admin.cookie, Some(&body), &[]).await;
+            assert_eq!(answer.status, 403, "{path} {body}: {}", answer.body);
+            assert!(
+                header(&answer, "content-type").is_some_and(|t| t.starts_with("text/html")),
+                "{path}: {}",
+                answer.head
+            );
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(server.config_dir().join("users.yaml")).unwrap(),
+        users_before
+    );
+    assert_eq!(
+        std::fs::read_to_string(server.config_dir().join("containers.yaml")).unwrap(),
+        templates_before
+    );
+    // Still logged in: /logout refused too.
+    let home = send(&server, "GET", "/", &admin.cookie, None, &[]).await;
+    assert_eq!(home.status, 200);
+}
+
+#[tokio::test]
+async fn admin_leads_to_the_dashboard_or_the_login_page() {
+    let server = server().await;
+    let ann = login(&server, "ann", "ann-password-1", "").await;
+    let admin = login(&server, "admin", &server.admin_password, "").await;
+    for path in ["/admin", "/admin/"] {
+        let anonymous = send(&server, "GET", path, "", None, &[]).await;
+        assert_eq!(anonymous.status, 303, "{path}");
+        let back = format!("/login?next={}", encode(path));
+        assert_eq!(header(&anonymous, "location"), Some(back.as_str()));
+        let user = send(&server, "GET", path, &ann.cookie, None, &[]).await;
+        assert_eq!(user.status, 403, "{path}");
+        assert!(
+            user.body.contains("This page is for admins."),
+            "{}",
+            user.body
+        );
+        let answer = send(&server, "GET", path, &admin.cookie, None, &[]).await;
+        assert_eq!(answer.status, 303, "{path}");
+        assert_eq!(header(&answer, "location"), Some("/admin/dashboard"));
+    }
+}
+
+#[tokio::test]
+async fn unknown_paths_are_an_html_page_for_browsers_and_json_for_programs() {
+    let server = server().await;
+    let browser = [(
+        "Accept",
+        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    )];
+    let page = send(&server, "GET", "/no/such/page", "", None, &browser).await;
+    assert_eq!(page.status, 404);
+    assert!(
+        header(&page, "content-type").is_some_and(|t| t.starts_with("text/html")),
+        "{}",
+        page.head
+    );
+    assert!(page.body.contains("<a href=\"/\">"), "{}", page.body);
+    for (path, extra) in [
+        ("/no/such/page", &[][..]),
+        ("/no/such/page", &[("Accept", "application/json")][..]),
+        ("/api/v1/nothing", &browser[..]),
+        ("/api/nothing", &browser[..]),
+    ] {
+        let answer = send(&server, "GET", path, "", None, extra).await;
+        assert_eq!(answer.status, 404, "{path}");
+        assert!(
+            header(&answer, "content-type") == Some("application/json"),
+            "{path} {extra:?}: {}",
+            answer.head
+        );
+        assert!(answer.body.contains("\"not_found\""), "{}", answer.body);
+    }
+}
+
+#[tokio::test]
+async fn the_templates_page_says_which_templates_are_shared() {
+    let server = TestServer::builder()
+        .template("base", "")
+        .template("pair", "shared: true")
+        .start()
+        .await;
+    let admin = login(&server, "admin", &server.admin_password, "").await;
+    let page = send(&server, "GET", "/admin/templates", &admin.cookie, None, &[]).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<th>Shared</th>"), "{}", page.body);
+    let row = |name: &str| {
+        let at = page
+            .body
+            .find(&format!(">{name}</a>"))
+            .unwrap_or_else(|| panic!("a row for {name}"));
+        let rest = &page.body[at..];
+        rest[..rest.find("</tr>").unwrap()].to_owned()
+    };
+    assert!(row("pair").contains(">shared</span>"), "{}", row("pair"));
+    assert!(!row("base").contains(">shared</span>"), "{}", row("base"));
+}
+
+#[tokio::test]
+async fn pages_spend_the_api_budget_and_the_login_form_the_login_budget() {
+    let server = TestServer::builder()
+        .template("base", "")
+        .user("ann", "ann-password-1", &["base"])
+        .security("api_rate_per_minute", 4)
+        .start()
+        .await;
+    // The login helper spends one of ann's requests (GET /).
+    let ann = login(&server, "ann", "ann-password-1", "").await;
+    for _ in 0..3 {
+        let page = send(&server, "GET", "/", &ann.cookie, None, &[]).await;
+        assert_eq!(page.status, 200);
+    }
+    let limited = send(&server, "GET", "/", &ann.cookie, None, &[]).await;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert!(
+        header(&limited, "content-type").is_some_and(|t| t.starts_with("text/html")),
+        "{}",
+        limited.head
+    );
+    assert!(
+        limited.body.contains("at most 4 a minute"),
+        "{}",
+        limited.body
+    );
+    let retry: u64 = header(&limited, "retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Ann's budget is hers: the API with her session says the same, another user is served.
+    let api = send(&server, "GET", "/api/v1/config", &ann.cookie, None, &[]).await;
+    assert_eq!(api.status, 429);
+    let admin = login(&server, "admin", &server.admin_password, "").await;
+    let page = send(&server, "GET", "/admin/dashboard", &admin.cookie, None, &[]).await;
+    assert_eq!(page.status, 200);
+    // The metrics count page routes by their pattern.
+    let metrics = send(&server, "GET", "/metrics", "", None, &[]).await;
+    for line in [
+        "route=\"/\",method=\"GET\",status=\"429\"",
+        "route=\"/admin/dashboard\",method=\"GET\",status=\"200\"",
+        "route=\"/login\",method=\"POST\",status=\"303\"",
+    ] {
+        assert!(metrics.body.contains(line), "{line}\n{}", metrics.body);
+    }
+
+    let server = TestServer::builder()
+        .security("login_rate_per_minute", 2)
+        .start()
+        .await;
+    let page = send(&server, "GET", "/login", "", None, &[]).await;
+    let pre = cookie_value(&page, "berth_login").unwrap();
+    let body = format!(
+        "_csrf={}&username=admin&password=wrong",
+        encode(&form_token(&page.body))
+    );
+    let cookie = format!("berth_login={pre}");
+    for _ in 0..2 {
+        let answer = send(&server, "POST", "/login", &cookie, Some(&body), &[]).await;
+        assert_eq!(answer.status, 401, "{}", answer.body);
+    }
+    let answer = send(&server, "POST", "/login", &cookie, Some(&body), &[]).await;
+    assert_eq!(answer.status, 429, "{}", answer.body);
+    assert!(header(&answer, "retry-after").is_some());
+    assert!(
+        header(&answer, "content-type").is_some_and(|t| t.starts_with("text/html")),
+        "{}",
+        answer.head
     );
 }

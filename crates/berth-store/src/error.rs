@@ -56,18 +56,24 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 }
 
 /// `location` with the password of a `scheme://user:password@host` URL hidden, so errors and
-/// logs can show where the database is without leaking the secret.
-pub(crate) fn redact_location(location: &str) -> String {
+/// logs can show where the database is without leaking the secret. A password with an
+/// unescaped `/`, `?` or `#` ends the authority early; then everything up to the last `@` is
+/// hidden, more than needed rather than a secret shown.
+pub fn redact_location(location: &str) -> String {
     let Some((scheme, rest)) = location.split_once("://") else {
         return location.to_owned();
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => location.to_owned(),
+    let (userinfo, host, tail) = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => (userinfo, host, tail),
+        None => match rest.rsplit_once('@') {
+            Some((userinfo, after)) => (userinfo, after, ""),
+            None => return location.to_owned(),
         },
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
         None => location.to_owned(),
     }
 }
@@ -89,6 +95,14 @@ mod tests {
         assert_eq!(
             redact_location("/var/lib/berth/berth.db"),
             "/var/lib/berth/berth.db"
+        );
+        assert_eq!(
+            redact_location("postgres://berth:a@b@db/berth"),
+            "postgres://berth:***@db/berth"
+        );
+        assert_eq!(
+            redact_location("postgres://berth:sec/ret?x#y@db/berth"),
+            "postgres://berth:***@db/berth"
         );
     }
 }

@@ -46,7 +46,7 @@ use std::sync::Arc;
 pub use audit::{AuditOutcome, AuditStore, NewAuditEntry};
 pub use clients::{Client, ClientPing, ClientStore};
 pub use db::SqlStore;
-pub use error::StoreError;
+pub use error::{StoreError, redact_location};
 pub use logins::LoginStore;
 pub use members::{Member, MemberRole, MemberStore};
 pub use postgres::PostgresStore;

@@ -114,9 +114,12 @@ async fn services(
     let jwt_path = home.root().join("jwt.key");
     let jwt = JwtKey::load_or_create(&jwt_path)
         .with_context(|| format!("cannot load the login token key {}", jwt_path.display()))?;
-    let store = berth_store::open(database)
-        .await
-        .with_context(|| format!("cannot open the database {}", redact_url(database)))?;
+    let store = berth_store::open(database).await.with_context(|| {
+        format!(
+            "cannot open the database {}",
+            berth_store::redact_location(database)
+        )
+    })?;
     let main = config.current().main.clone();
     let options = DockerOptions::default();
     let runtime = match &main.runtime.docker_socket {
@@ -170,17 +173,6 @@ async fn services(
         jwt,
         home.root().to_owned(),
     ))
-}
-
-/// A database URL without its password, for messages.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
-            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-            None => url.to_owned(),
-        },
-        _ => url.to_owned(),
-    }
 }
 
 async fn serve(
@@ -274,26 +266,5 @@ fn reload(config: &LiveConfig) {
                 "configuration reload failed; keeping the configuration in force"
             );
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn database_passwords_never_reach_messages() {
-        assert_eq!(
-            redact_url("postgres://berth:s3cret@db/berth"),
-            "postgres://berth:***@db/berth"
-        );
-        assert_eq!(
-            redact_url("postgres://berth@db/berth"),
-            "postgres://berth@db/berth"
-        );
-        assert_eq!(
-            redact_url("/var/lib/berth/berth.db"),
-            "/var/lib/berth/berth.db"
-        );
     }
 }

@@ -19,7 +19,7 @@ use futures_util::Stream;
 use time::OffsetDateTime;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{AdminViewer, Form, Nav, age, api_error_page, bytes, current_session, render};
+use super::{AdminViewer, CsrfForm, Nav, age, api_error_page, bytes, current_session, render};
 use crate::auth::ClientIp;
 use crate::extract::{Json, NoQuery, Path, Query};
 use crate::state::AppState;
@@ -187,14 +187,10 @@ pub(crate) async fn events(
 /// `POST /admin/workspaces/{id}/stop`.
 pub(crate) async fn stop(
     State(state): State<AppState>,
-    viewer: AdminViewer,
     ip: ClientIp,
     Path(id): Path<WorkspaceId>,
-    form: Form,
+    CsrfForm(viewer, _form): CsrfForm<AdminViewer>,
 ) -> Response {
-    if let Err(refused) = viewer.0.check_csrf(&form) {
-        return refused;
-    }
     match crate::workspaces::stop(State(state), viewer.0.auth(), ip, Path(id)).await {
         Ok(_) => Redirect::to("/admin/dashboard").into_response(),
         Err(e) => api_error_page(&e),

@@ -13,7 +13,7 @@ use berth_types::api::{
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::{Form, Nav, Viewer, age, api_error_page, paging, render};
+use super::{CsrfForm, Nav, Viewer, age, api_error_page, paging, render};
 use crate::auth::ClientIp;
 use crate::error::ApiError;
 use crate::extract::{Json, NoQuery, Path, Query};
@@ -210,13 +210,9 @@ pub(crate) async fn page(State(state): State<AppState>, viewer: Viewer) -> Respo
 /// `POST /workspaces`: start one.
 pub(crate) async fn start(
     State(state): State<AppState>,
-    viewer: Viewer,
     ip: ClientIp,
-    form: Form,
+    CsrfForm(viewer, form): CsrfForm,
 ) -> Response {
-    if let Err(refused) = viewer.check_csrf(&form) {
-        return refused;
-    }
     let network = form.text("network");
     let body = StartWorkspace {
         template: form.text("template"),
@@ -232,14 +228,10 @@ pub(crate) async fn start(
 /// `POST /workspaces/{id}/stop`.
 pub(crate) async fn stop(
     State(state): State<AppState>,
-    viewer: Viewer,
     ip: ClientIp,
     Path(id): Path<WorkspaceId>,
-    form: Form,
+    CsrfForm(viewer, _form): CsrfForm,
 ) -> Response {
-    if let Err(refused) = viewer.check_csrf(&form) {
-        return refused;
-    }
     match crate::workspaces::stop(State(state.clone()), viewer.auth(), ip, Path(id)).await {
         Ok(_) => Redirect::to("/").into_response(),
         Err(e) => home(state, viewer, e.message).await,
@@ -249,14 +241,10 @@ pub(crate) async fn stop(
 /// `POST /workspaces/{id}/delete`.
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    viewer: Viewer,
     ip: ClientIp,
     Path(id): Path<WorkspaceId>,
-    form: Form,
+    CsrfForm(viewer, _form): CsrfForm,
 ) -> Response {
-    if let Err(refused) = viewer.check_csrf(&form) {
-        return refused;
-    }
     match crate::workspaces::delete(State(state.clone()), viewer.auth(), ip, Path(id)).await {
         Ok(_) => Redirect::to("/").into_response(),
         Err(e) => home(state, viewer, e.message).await,

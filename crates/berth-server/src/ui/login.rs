@@ -11,13 +11,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use berth_types::api::{LoginRequest, Secret};
 
-use super::{Form, current_session, error_page, render};
+use super::{CsrfForm, Form, current_session, error_page, render};
 use crate::auth::session::{
     self, LOGIN_COOKIE, LOGIN_FORM_TTL, SESSION_COOKIE, random_token, same_secret, set_cookie,
 };
 use crate::auth::{ClientIp, https, password_fingerprint};
 use crate::extract::Json;
-use crate::limits::{Class, Key};
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -106,23 +105,9 @@ pub(crate) async fn submit(
             "The login form expired or did not come from this site. Open /login again.",
         );
     }
+    // The route's guard has spent this address's login budget (`login_rate_per_minute`).
     let next = safe_next(form.get("next"));
-    let per_minute = config.main.security.login_rate_per_minute;
     drop(config);
-    if state
-        .shared
-        .limits
-        .take(Class::Login, Key::Ip(ip), per_minute)
-        .is_err()
-    {
-        return page(
-            &state,
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!("Too many login attempts: at most {per_minute} a minute. Wait a little."),
-            "",
-            &next,
-        );
-    }
     let username = form.text("username");
     let request = LoginRequest {
         username: username.clone(),
@@ -176,15 +161,8 @@ pub(crate) async fn submit(
 /// `POST /logout`: ends the session (CSRF-checked) and clears the cookie.
 pub(crate) async fn logout(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    form: Form,
+    CsrfForm(viewer, _form): CsrfForm,
 ) -> Response {
-    let Some(viewer) = current_session(&state, &headers) else {
-        return Redirect::to("/login").into_response();
-    };
-    if let Err(refused) = viewer.check_csrf(&form) {
-        return refused;
-    }
     state
         .shared
         .sessions

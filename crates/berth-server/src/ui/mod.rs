@@ -1,34 +1,35 @@
 //! The admin web UI: server-rendered pages (askama) with a little htmx and one small static
 //! script, embedded in the binary.
 //!
-//! Pages authenticate with the session cookie only ([`Viewer`]); anonymous visitors are sent to
-//! `/login`, non-admins get 403 on `/admin/*`. Every form that changes anything carries the
-//! session's CSRF token (`_csrf`), checked in constant time, and the Origin/Referer check of
-//! `security` runs in front of everything. The pages do no business logic of their own: they
+//! Every page and form post is a row of the route table (`ui_table` in `routes.rs`), behind the same guard as the API: rate limits (the API budget, the login limit for
+//! the login form), access rules, panics as a 500 page, metrics per route. Pages authenticate
+//! with the session cookie only ([`Viewer`]); anonymous visitors are sent to
+//! `/login?next=…`, non-admins get a 403 page on `/admin/*`. Every form that changes anything
+//! carries the session's CSRF token (`_csrf`), checked in constant time by the [`CsrfForm`]
+//! extractor, and the Origin/Referer check of `security` runs in front of everything. The pages do no business logic of their own: they
 //! call the API's handlers, so validation, audit entries and the config reload that follows a
 //! change are exactly the API's.
 
-mod audit;
-mod dashboard;
-mod home;
-mod login;
+pub(crate) mod audit;
+pub(crate) mod dashboard;
+pub(crate) mod home;
+pub(crate) mod login;
 mod paging;
-mod recordings;
+pub(crate) mod recordings;
 pub(crate) mod security;
-mod templates;
-mod users;
+pub(crate) mod templates;
+pub(crate) mod users;
 
-use std::sync::{Arc, Mutex};
+use std::fmt::Write as _;
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use askama::Template;
-use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
 use berth_types::Role;
 
 use crate::auth::session::{self, Session};
@@ -37,58 +38,41 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The largest form body accepted.
-const MAX_FORM_BODY: usize = 64 * 1024;
+pub(crate) const MAX_FORM_BODY: usize = 64 * 1024;
 
-/// The UI's routes.
-pub(crate) fn router(state: AppState) -> Router {
-    let watch = Arc::new(ConfigWatch::default());
-    Router::new()
-        .route("/", get(home::page))
-        .route("/workspaces", post(home::start))
-        .route("/workspaces/{id}/stop", post(home::stop))
-        .route("/workspaces/{id}/delete", post(home::delete))
-        .route("/login", get(login::form).post(login::submit))
-        .route("/logout", post(login::logout))
-        .route("/admin/dashboard", get(dashboard::page))
-        .route("/admin/dashboard/events", get(dashboard::events))
-        .route("/admin/workspaces/{id}/stop", post(dashboard::stop))
-        .route("/admin/users", get(users::list).post(users::create))
-        .route("/admin/users/new", get(users::new))
-        .route("/admin/users/{name}", get(users::edit).post(users::update))
-        .route("/admin/users/{name}/delete", post(users::delete))
-        .route("/admin/users/{name}/token", post(users::reset_token))
-        .route(
-            "/admin/templates",
-            get(templates::list).post(templates::create),
-        )
-        .route("/admin/templates/new", get(templates::new))
-        .route(
-            "/admin/templates/{name}",
-            get(templates::edit).post(templates::update),
-        )
-        .route("/admin/templates/{name}/delete", post(templates::delete))
-        .route("/admin/audit", get(audit::page))
-        .route("/admin/recordings", get(recordings::page))
-        .route("/admin/recordings/{id}/delete", post(recordings::delete))
-        .route("/static/{file}", get(asset))
-        .layer(axum::middleware::from_fn_with_state(
-            (state.clone(), watch),
-            fresh_config,
-        ))
-        .layer(DefaultBodyLimit::max(MAX_FORM_BODY))
-        .with_state(state)
+/// `GET /admin` and `/admin/`: the dashboard (the guard has let only admins through).
+pub(crate) async fn admin_home() -> Redirect {
+    Redirect::to("/admin/dashboard")
+}
+
+/// Where the guard sends an anonymous visitor of a page: the login page, which brings a GET
+/// back to where it was (`next`); a form post is not replayed, so it goes to `/login`.
+pub(crate) fn to_login(method: &Method, uri: &Uri) -> Response {
+    if *method != Method::GET && *method != Method::HEAD {
+        return Redirect::to("/login").into_response();
+    }
+    let next = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut to = String::from("/login?next=");
+    for b in next.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            to.push(char::from(b));
+        } else {
+            let _ = write!(to, "%{b:02X}");
+        }
+    }
+    Redirect::to(&to).into_response()
 }
 
 /// The modification times of the configuration files last seen.
 #[derive(Debug, Default)]
-struct ConfigWatch {
+pub(crate) struct ConfigWatch {
     seen: Mutex<Option<Vec<Option<SystemTime>>>>,
 }
 
 /// Reloads the configuration before a page when a file changed on disk since the last look,
 /// so a hand edit shows without a SIGHUP. A bad file keeps the configuration in force.
-async fn fresh_config(
-    State((state, watch)): State<(AppState, Arc<ConfigWatch>)>,
+pub(crate) async fn fresh_config(
+    State((state, watch)): State<(AppState, std::sync::Arc<ConfigWatch>)>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -134,7 +118,7 @@ async fn fresh_config(
 }
 
 /// The static files, embedded.
-async fn asset(crate::extract::Path(file): crate::extract::Path<String>) -> Response {
+pub(crate) async fn asset(crate::extract::Path(file): crate::extract::Path<String>) -> Response {
     let (body, kind): (&'static [u8], &str) = match file.as_str() {
         "berth.css" => (include_bytes!("../../static/berth.css"), "text/css"),
         "ui.js" => (include_bytes!("../../static/ui.js"), "text/javascript"),
@@ -185,7 +169,7 @@ impl Viewer {
 
     /// Checks the form's `_csrf` field against the session's token.
     #[allow(clippy::result_large_err)] // the refusal is the page to answer with
-    pub(crate) fn check_csrf(&self, form: &Form) -> Result<(), Response> {
+    fn check_csrf(&self, form: &Form) -> Result<(), Response> {
         match form.get("_csrf") {
             Some(token) if session::same_secret(token, &self.session.csrf) => Ok(()),
             _ => Err(error_page(
@@ -226,8 +210,12 @@ pub(crate) fn current_session(state: &AppState, headers: &axum::http::HeaderMap)
 impl FromRequestParts<AppState> for Viewer {
     type Rejection = Response;
 
+    /// The viewer the guard found (page rows), else the session cookie's.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        current_session(state, &parts.headers).ok_or_else(|| Redirect::to("/login").into_response())
+        if let Some(viewer) = parts.extensions.get::<Viewer>() {
+            return Ok(viewer.clone());
+        }
+        current_session(state, &parts.headers).ok_or_else(|| to_login(&parts.method, &parts.uri))
     }
 }
 
@@ -248,6 +236,45 @@ impl FromRequestParts<AppState> for AdminViewer {
                 "This page is for admins.",
             ))
         }
+    }
+}
+
+/// Who posted a form: a [`Viewer`] or an [`AdminViewer`].
+pub(crate) trait Poster: FromRequestParts<AppState, Rejection = Response> + Send {
+    fn viewer(&self) -> &Viewer;
+}
+
+impl Poster for Viewer {
+    fn viewer(&self) -> &Viewer {
+        self
+    }
+}
+
+impl Poster for AdminViewer {
+    fn viewer(&self) -> &Viewer {
+        &self.0
+    }
+}
+
+/// A form posted by a logged-in browser (`V`: [`Viewer`] or [`AdminViewer`]) that carries its
+/// session's CSRF token in `_csrf`, compared in constant time. A missing or wrong token is a
+/// 403 page; nothing of the form is acted on.
+#[derive(Debug)]
+pub(crate) struct CsrfForm<V = Viewer>(pub(crate) V, pub(crate) Form);
+
+impl<V: Poster> axum::extract::FromRequest<AppState> for CsrfForm<V> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let viewer = V::from_request_parts(&mut parts, state).await?;
+        let form = <Form as axum::extract::FromRequest<AppState>>::from_request(
+            Request::from_parts(parts, body),
+            state,
+        )
+        .await?;
+        viewer.viewer().check_csrf(&form)?;
+        Ok(Self(viewer, form))
     }
 }
 

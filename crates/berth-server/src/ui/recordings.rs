@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::paging::{self, PageQuery, text};
-use super::{AdminViewer, Form, Nav, age, api_error_page, render};
+use super::{AdminViewer, CsrfForm, Nav, age, api_error_page, render};
 use crate::auth::ClientIp;
 use crate::extract::{Path, Query};
 use crate::state::AppState;
@@ -129,14 +129,10 @@ pub(crate) async fn page(
 /// `POST /admin/recordings/{id}/delete`: deletes one finished recording, back to the list.
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    viewer: AdminViewer,
     ip: ClientIp,
     Path(id): Path<RecordingId>,
-    form: Form,
+    CsrfForm(viewer, _form): CsrfForm<AdminViewer>,
 ) -> Response {
-    if let Err(refused) = viewer.0.check_csrf(&form) {
-        return refused;
-    }
     match crate::terminal::recordings::delete(State(state), viewer.0.auth(), ip, Path(id)).await {
         Ok(_) => Redirect::to("/admin/recordings").into_response(),
         Err(e) => api_error_page(&e),

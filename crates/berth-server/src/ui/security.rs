@@ -1,17 +1,17 @@
 //! The layer in front of every response, API included: the client's address ([`ClientIp`]),
-//! security headers, the Origin/Referer
-//! check of state-changing requests, and the CSRF header the API wants from session-cookie
+//! security headers, the Origin/Referer check of state-changing requests (the policy
+//! [`crate::origin::state_change`]), and the CSRF header the API wants from session-cookie
 //! callers.
 //!
 //! A Bearer token is never sent by a browser on its own, so Bearer requests need no CSRF
 //! token; a cookie is, so a state-changing API request authenticated by the session cookie
 //! must carry the session's token in `X-CSRF-Token`. Pages check their forms' `_csrf` field
-//! themselves (`ui::Viewer::check_csrf`).
+//! through the `ui::CsrfForm` extractor.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -78,10 +78,9 @@ fn check(state: &AppState, req: &Request) -> Result<(), ApiError> {
     let is_api = req.uri().path().starts_with("/api/");
     // Bearer API calls come from programs, not from pages another site could make a browser
     // send; everything else is checked for where it came from.
-    if (!bearer || !is_api) && !same_origin(state, headers) {
-        return Err(ApiError::forbidden(
-            "cross-origin request refused: the Origin (or Referer) is not this server",
-        ));
+    if !bearer || !is_api {
+        let public_url = state.config.current().main.public_url.clone();
+        crate::origin::state_change(headers, public_url.as_deref()).map_err(ApiError::forbidden)?;
     }
     if is_api && !bearer {
         let config = state.config.current();
@@ -116,55 +115,12 @@ fn check(state: &AppState, req: &Request) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Whether Origin (or, without it, Referer) names this server: main.yaml's `public_url`, or
-/// the Host the request was sent to. Neither header (a program, not a browser) passes: the
-/// CSRF token still guards those requests.
-fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
-    let origin = headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| {
-            headers
-                .get(header::REFERER)
-                .and_then(|v| v.to_str().ok())
-                .map(origin_of)
-        });
-    let Some(origin) = origin else {
-        return true;
-    };
-    if let Some(public) = state.config.current().main.public_url.as_deref()
-        && origin.eq_ignore_ascii_case(&origin_of(public))
-    {
-        return true;
-    }
-    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let authority = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-        .unwrap_or("");
-    authority.eq_ignore_ascii_case(host)
-}
-
-/// `https://host:port/path?q` → `https://host:port`.
-fn origin_of(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    format!("{scheme}://{authority}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn origins() {
-        assert_eq!(origin_of("https://a.b:8443/x/y?z"), "https://a.b:8443");
-        assert_eq!(origin_of("http://a"), "http://a");
+    fn safe_methods() {
         assert!(safe(&Method::GET) && !safe(&Method::POST) && !safe(&Method::DELETE));
     }
 }

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Map, Value, json};
 
-use super::{AdminViewer, Form, Nav, api_error_page, error_page, field_errors, render};
+use super::{AdminViewer, CsrfForm, Form, Nav, api_error_page, error_page, field_errors, render};
 use crate::auth::ClientIp;
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
@@ -85,6 +85,7 @@ struct Row {
     image: String,
     network: String,
     persist: String,
+    shared: bool,
     users: String,
     description: String,
 }
@@ -324,6 +325,7 @@ fn list_page(state: &AppState, viewer: &AdminViewer, error: Option<&ApiError>) -
                 image: t.image.clone(),
                 network: t.network.clone(),
                 persist: as_text(serde_json::to_value(t.persist).ok().as_ref()),
+                shared: t.shared,
                 users: config
                     .users
                     .iter()
@@ -376,9 +378,8 @@ pub(crate) async fn edit(
 /// `POST /admin/templates`: add.
 pub(crate) async fn create(
     State(state): State<AppState>,
-    viewer: AdminViewer,
     ip: ClientIp,
-    form: Form,
+    CsrfForm(viewer, form): CsrfForm<AdminViewer>,
 ) -> Response {
     save(state, viewer, ip, None, form).await
 }
@@ -386,10 +387,9 @@ pub(crate) async fn create(
 /// `POST /admin/templates/{name}`: edit.
 pub(crate) async fn update(
     State(state): State<AppState>,
-    viewer: AdminViewer,
     ip: ClientIp,
     Path(name): Path<String>,
-    form: Form,
+    CsrfForm(viewer, form): CsrfForm<AdminViewer>,
 ) -> Response {
     save(state, viewer, ip, Some(name), form).await
 }
@@ -401,9 +401,6 @@ async fn save(
     editing: Option<String>,
     form: Form,
 ) -> Response {
-    if let Err(refused) = viewer.0.check_csrf(&form) {
-        return refused;
-    }
     let values = match values(&form) {
         Ok(values) => values,
         Err((values, e)) => return edit_page(&state, &viewer, editing, &values, Some(&e)),
@@ -441,14 +438,10 @@ async fn save(
 /// `POST /admin/templates/{name}/delete`: refused with the reason while in use.
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    viewer: AdminViewer,
     ip: ClientIp,
     Path(name): Path<String>,
-    form: Form,
+    CsrfForm(viewer, _form): CsrfForm<AdminViewer>,
 ) -> Response {
-    if let Err(refused) = viewer.0.check_csrf(&form) {
-        return refused;
-    }
     match crate::templates::delete(State(state.clone()), viewer.0.admin(), ip, Path(name)).await {
         Ok(_) => Redirect::to("/admin/templates").into_response(),
         Err(e) => list_page(&state, &viewer, Some(&e)),

@@ -9,7 +9,7 @@ use berth_types::api::{NewTokenRequest, Secret, UserBody, UserView};
 use berth_types::{Role, Username};
 use serde::Deserialize;
 
-use super::{AdminViewer, Form, Nav, api_error_page, error_page, field_errors, render};
+use super::{AdminViewer, CsrfForm, Form, Nav, api_error_page, error_page, field_errors, render};
 use crate::auth::ClientIp;
 use crate::error::ApiError;
 use crate::extract::{Json, OptionalJson, Path, Query};
@@ -256,13 +256,9 @@ fn unreachable_name() -> Username {
 /// `POST /admin/users`: add.
 pub(crate) async fn create(
     State(state): State<AppState>,
-    viewer: AdminViewer,
     ip: ClientIp,
-    form: Form,
+    CsrfForm(viewer, form): CsrfForm<AdminViewer>,
 ) -> Response {
-    if let Err(refused) = viewer.0.check_csrf(&form) {
-        return refused;
-    }
     let body = match body(&form) {
         Ok(body) => body,
         Err((body, error)) => return edit_page(&state, &viewer, None, &body, Some(&error)),
@@ -281,14 +277,10 @@ pub(crate) async fn create(
 /// are whatever the form says.
 pub(crate) async fn update(
     State(state): State<AppState>,
-    viewer: AdminViewer,
     ip: ClientIp,
     Path(name): Path<String>,
-    form: Form,
+    CsrfForm(viewer, form): CsrfForm<AdminViewer>,
 ) -> Response {
-    if let Err(refused) = viewer.0.check_csrf(&form) {
-        return refused;
-    }
     let mut body = match body(&form) {
         Ok(body) => body,
         Err((body, error)) => return edit_page(&state, &viewer, Some(name), &body, Some(&error)),
@@ -320,14 +312,10 @@ pub(crate) async fn update(
 /// `POST /admin/users/{name}/delete`.
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    viewer: AdminViewer,
     ip: ClientIp,
     Path(name): Path<String>,
-    form: Form,
+    CsrfForm(viewer, _form): CsrfForm<AdminViewer>,
 ) -> Response {
-    if let Err(refused) = viewer.0.check_csrf(&form) {
-        return refused;
-    }
     match crate::users::delete(
         State(state.clone()),
         viewer.0.admin(),
@@ -345,14 +333,10 @@ pub(crate) async fn delete(
 /// shown on this page only.
 pub(crate) async fn reset_token(
     State(state): State<AppState>,
-    viewer: AdminViewer,
     ip: ClientIp,
     Path(name): Path<String>,
-    form: Form,
+    CsrfForm(viewer, form): CsrfForm<AdminViewer>,
 ) -> Response {
-    if let Err(refused) = viewer.0.check_csrf(&form) {
-        return refused;
-    }
     let label = form.text("label");
     let request = NewTokenRequest {
         label: (!label.is_empty()).then_some(label),
