@@ -1,0 +1,432 @@
+//! Running a command: stdin bytes in, stdout and stderr out separately as they arrive, the exit
+//! status or signal at the end, signals and close on the way.
+//!
+//! Each execution is a task that owns its SSH channel: commands ([`ExecControl`]) go in, output
+//! chunks come out through a bounded queue. When the consumer does not read, the task stops
+//! reading the channel, russh's per-channel buffer fills and the connection stops reading the
+//! socket: output is never buffered without bound (which also pauses other channels of the same
+//! connection; give a slow consumer its own connection).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use russh::{ChannelMsg, Sig};
+use tokio::io::AsyncWriteExt as _;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::connect::Session;
+use crate::error::SshError;
+
+/// Which output stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutputStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error (SSH extended data type 1).
+    Stderr,
+}
+
+/// A chunk of output, as it arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// Where it came from.
+    pub stream: OutputStream,
+    /// The bytes.
+    pub data: Bytes,
+}
+
+/// How a remote command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It exited with this code.
+    Code(u32),
+    /// A signal ended it (`TERM`, `KILL`, ... without the `SIG` prefix).
+    Signal {
+        /// The signal's name.
+        name: String,
+        /// Whether it dumped core.
+        core_dumped: bool,
+    },
+    /// The channel closed without saying (the connection died, or it was closed early).
+    Unknown,
+}
+
+impl ExitStatus {
+    /// The exit code, when it exited normally.
+    pub fn code(&self) -> Option<u32> {
+        match self {
+            Self::Code(c) => Some(*c),
+            _ => None,
+        }
+    }
+
+    /// A shell's view: the code, or 128 + the signal number for a known signal.
+    pub fn shell_code(&self) -> Option<i64> {
+        match self {
+            Self::Code(c) => Some(i64::from(*c)),
+            Self::Signal { name, .. } => signal_number(name).map(|n| 128 + n),
+            Self::Unknown => None,
+        }
+    }
+}
+
+fn signal_number(name: &str) -> Option<i64> {
+    Some(match name {
+        "HUP" => 1,
+        "INT" => 2,
+        "QUIT" => 3,
+        "ILL" => 4,
+        "ABRT" => 6,
+        "FPE" => 8,
+        "KILL" => 9,
+        "USR1" => 10,
+        "SEGV" => 11,
+        "PIPE" => 13,
+        "ALRM" => 14,
+        "TERM" => 15,
+        _ => return None,
+    })
+}
+
+pub(crate) fn signal_name(sig: &Sig) -> String {
+    match sig {
+        Sig::ABRT => "ABRT".into(),
+        Sig::ALRM => "ALRM".into(),
+        Sig::FPE => "FPE".into(),
+        Sig::HUP => "HUP".into(),
+        Sig::ILL => "ILL".into(),
+        Sig::INT => "INT".into(),
+        Sig::KILL => "KILL".into(),
+        Sig::PIPE => "PIPE".into(),
+        Sig::QUIT => "QUIT".into(),
+        Sig::SEGV => "SEGV".into(),
+        Sig::TERM => "TERM".into(),
+        Sig::USR1 => "USR1".into(),
+        Sig::Custom(name) => name.clone(),
+    }
+}
+
+/// A signal for the remote process (the SSH "signal" channel request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGTERM.
+    Term,
+    /// SIGKILL.
+    Kill,
+    /// SIGHUP.
+    Hup,
+    /// SIGINT.
+    Int,
+}
+
+impl Signal {
+    fn sig(self) -> Sig {
+        match self {
+            Self::Term => Sig::TERM,
+            Self::Kill => Sig::KILL,
+            Self::Hup => Sig::HUP,
+            Self::Int => Sig::INT,
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    /// The command line, run by the login user's shell on the machine.
+    pub command: String,
+    /// Bytes for its stdin, followed by EOF. Without them stdin is closed at once.
+    pub stdin: Option<Bytes>,
+}
+
+impl ExecRequest {
+    /// A command with stdin closed.
+    pub fn new(command: impl Into<String>) -> Self {
+        Self {
+            command: command.into(),
+            stdin: None,
+        }
+    }
+
+    /// Sends `stdin` to the command, then EOF (e.g. a script for `bash -s`).
+    pub fn with_stdin(mut self, stdin: impl Into<Bytes>) -> Self {
+        self.stdin = Some(stdin.into());
+        self
+    }
+}
+
+/// Chunks queued between the channel task and the consumer.
+const OUTPUT_QUEUE: usize = 16;
+
+enum Command {
+    Signal(Sig, oneshot::Sender<Result<(), russh::Error>>),
+    Close,
+}
+
+type Exit = watch::Receiver<Option<ExitStatus>>;
+
+/// A running command: a `Stream` of [`Output`], then [`Execution::wait`].
+#[derive(Debug)]
+pub struct Execution {
+    output: mpsc::Receiver<Output>,
+    control: ExecControl,
+}
+
+/// Signals, closes and waits for a running command; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ExecControl {
+    commands: mpsc::Sender<Command>,
+    exit: Exit,
+    address: String,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Signal(sig, _) => write!(f, "Signal({sig:?})"),
+            Self::Close => f.write_str("Close"),
+        }
+    }
+}
+
+/// What [`Execution::collect`] gathered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collected {
+    /// Standard output, up to the limit.
+    pub stdout: Vec<u8>,
+    /// Standard error, up to the limit.
+    pub stderr: Vec<u8>,
+    /// Whether output beyond the limit (per stream) was dropped.
+    pub truncated: bool,
+    /// How it ended.
+    pub status: ExitStatus,
+}
+
+impl Session {
+    /// Runs a command on the machine (a new session channel on this connection).
+    pub async fn exec(&self, request: ExecRequest) -> Result<Execution, SshError> {
+        let mut channel = self.open_session_channel().await?;
+        channel
+            .exec(true, request.command.as_bytes())
+            .await
+            .map_err(|e| self.protocol(e))?;
+        loop {
+            match channel.wait().await {
+                Some(ChannelMsg::Success) => break,
+                Some(ChannelMsg::Failure) => {
+                    return Err(SshError::Protocol {
+                        address: self.address().to_owned(),
+                        reason: "the server refused to run the command".into(),
+                    });
+                }
+                Some(ChannelMsg::WindowAdjusted { .. }) => {}
+                Some(_) => break,
+                None => {
+                    return Err(SshError::Closed {
+                        address: self.address().to_owned(),
+                    });
+                }
+            }
+        }
+        let (read, write) = channel.split();
+        let mut stdin = write.make_writer();
+        let feed = request.stdin;
+        tokio::spawn(async move {
+            // A separate task, so a command that writes before reading all its input is read
+            // meanwhile; shutting the writer down sends EOF.
+            if let Some(bytes) = feed
+                && let Err(e) = stdin.write_all(&bytes).await
+            {
+                tracing::debug!("stdin of a remote command: {e}");
+            }
+            let _ = stdin.shutdown().await;
+        });
+        let (commands_tx, commands) = mpsc::channel(8);
+        let (output_tx, output) = mpsc::channel(OUTPUT_QUEUE);
+        let (exit_tx, exit) = watch::channel(None);
+        tokio::spawn(run_channel(read, write, commands, output_tx, exit_tx));
+        Ok(Execution {
+            output,
+            control: ExecControl {
+                commands: commands_tx,
+                exit,
+                address: self.address().to_owned(),
+            },
+        })
+    }
+}
+
+/// The channel task: reads messages only when the consumer has room, obeys commands.
+async fn run_channel(
+    mut read: russh::ChannelReadHalf,
+    write: russh::ChannelWriteHalf<russh::client::Msg>,
+    mut commands: mpsc::Receiver<Command>,
+    output: mpsc::Sender<Output>,
+    exit: watch::Sender<Option<ExitStatus>>,
+) {
+    let mut pending: Option<Output> = None;
+    let mut status = ExitStatus::Unknown;
+    let mut commands_open = true;
+    let mut consumer_gone = false;
+    loop {
+        tokio::select! {
+            biased;
+            command = commands.recv(), if commands_open => match command {
+                Some(Command::Signal(sig, reply)) => {
+                    let _ = reply.send(write.signal(sig).await);
+                }
+                Some(Command::Close) => {
+                    let _ = write.close().await;
+                }
+                None => {
+                    commands_open = false;
+                    if consumer_gone || output.is_closed() {
+                        let _ = write.close().await;
+                    }
+                }
+            },
+            permit = output.reserve(), if pending.is_some() => match permit {
+                Ok(permit) => {
+                    if let Some(chunk) = pending.take() {
+                        permit.send(chunk);
+                    }
+                }
+                Err(_) => {
+                    // Nobody reads any more: drop output, keep going until the exit status.
+                    consumer_gone = true;
+                    pending = None;
+                }
+            },
+            message = read.wait(), if pending.is_none() => match message {
+                Some(ChannelMsg::Data { data }) if !consumer_gone => {
+                    pending = Some(Output { stream: OutputStream::Stdout, data });
+                }
+                Some(ChannelMsg::ExtendedData { data, ext: 1 }) if !consumer_gone => {
+                    pending = Some(Output { stream: OutputStream::Stderr, data });
+                }
+                Some(ChannelMsg::ExitStatus { exit_status }) => status = ExitStatus::Code(exit_status),
+                Some(ChannelMsg::ExitSignal { signal_name: sig, core_dumped, .. }) => {
+                    status = ExitStatus::Signal { name: signal_name(&sig), core_dumped };
+                }
+                Some(ChannelMsg::Close) | None => break,
+                Some(_) => {}
+            },
+        }
+    }
+    // The last chunk still goes out (the consumer may be slow, not gone).
+    if let Some(chunk) = pending {
+        let _ = output.send(chunk).await;
+    }
+    drop(output);
+    let _ = exit.send(Some(status));
+}
+
+impl ExecControl {
+    /// Sends `signal` to the remote process. OpenSSH (7.9 and later; tested with 9.2) delivers
+    /// it to the process it started for the channel — the login shell running the command, or
+    /// the command itself when the shell execs it.
+    pub async fn signal(&self, signal: Signal) -> Result<(), SshError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Signal(signal.sig(), reply))
+            .await
+            .map_err(|_| self.closed())?;
+        answer
+            .await
+            .map_err(|_| self.closed())?
+            .map_err(|e| SshError::Protocol {
+                address: self.address.clone(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Closes the channel. The server then closes the command's stdin/stdout; a command that
+    /// ignores that keeps running, so signal it first.
+    pub async fn close(&self) -> Result<(), SshError> {
+        self.commands
+            .send(Command::Close)
+            .await
+            .map_err(|_| self.closed())
+    }
+
+    /// Waits for the end; read (or drop) the output meanwhile, or the command stalls on a full
+    /// queue.
+    pub async fn wait(&self) -> ExitStatus {
+        let mut exit = self.exit.clone();
+        match exit.wait_for(Option::is_some).await {
+            Ok(status) => status.clone().unwrap_or(ExitStatus::Unknown),
+            Err(_) => ExitStatus::Unknown,
+        }
+    }
+
+    /// SIGTERM, `grace` to exit, then SIGKILL; then the exit status. For a command that ran
+    /// past its timeout.
+    pub async fn terminate(&self, grace: Duration) -> Result<ExitStatus, SshError> {
+        if self.exit.borrow().is_some() {
+            return Ok(self.wait().await);
+        }
+        self.signal(Signal::Term).await?;
+        if let Ok(status) = tokio::time::timeout(grace, self.wait()).await {
+            return Ok(status);
+        }
+        // The process may exit between the check and the signal: not an error.
+        let _ = self.signal(Signal::Kill).await;
+        Ok(self.wait().await)
+    }
+
+    fn closed(&self) -> SshError {
+        SshError::Closed {
+            address: self.address.clone(),
+        }
+    }
+}
+
+impl Execution {
+    /// The next output chunk; `None` once the command's output has ended.
+    pub async fn next_output(&mut self) -> Option<Output> {
+        self.output.recv().await
+    }
+
+    /// A handle to signal, close and wait, usable while the output is read elsewhere.
+    pub fn control(&self) -> ExecControl {
+        self.control.clone()
+    }
+
+    /// Drops the rest of the output and waits for the exit status.
+    pub async fn wait(self) -> ExitStatus {
+        let Self { output, control } = self;
+        drop(output);
+        control.wait().await
+    }
+
+    /// Reads all output, keeping at most `limit` bytes of each stream, then the exit status.
+    pub async fn collect(mut self, limit: usize) -> Collected {
+        let (mut stdout, mut stderr, mut truncated) = (Vec::new(), Vec::new(), false);
+        while let Some(chunk) = self.output.recv().await {
+            let buffer = match chunk.stream {
+                OutputStream::Stdout => &mut stdout,
+                OutputStream::Stderr => &mut stderr,
+            };
+            let room = limit.saturating_sub(buffer.len());
+            truncated |= chunk.data.len() > room;
+            buffer.extend_from_slice(&chunk.data[..chunk.data.len().min(room)]);
+        }
+        Collected {
+            stdout,
+            stderr,
+            truncated,
+            status: self.control.wait().await,
+        }
+    }
+}
+
+impl Stream for Execution {
+    type Item = Output;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Output>> {
+        self.output.poll_recv(cx)
+    }
+}
