@@ -279,12 +279,15 @@ async fn run_channel(
                     let _ = reply.send(write.signal(sig).await);
                 }
                 Some(Command::Close) => {
+                    // russh drops what arrives for a channel closed from this side: the end is now.
                     let _ = write.close().await;
+                    break;
                 }
                 None => {
                     commands_open = false;
                     if consumer_gone || output.is_closed() {
                         let _ = write.close().await;
+                        break;
                     }
                 }
             },
@@ -343,8 +346,9 @@ impl ExecControl {
             })
     }
 
-    /// Closes the channel. The server then closes the command's stdin/stdout; a command that
-    /// ignores that keeps running, so signal it first.
+    /// Closes the channel; the output ends and the status is what was known by then (usually
+    /// [`ExitStatus::Unknown`]). sshd then closes the command's stdin and stdout; a command
+    /// that ignores that keeps running, so signal it first.
     pub async fn close(&self) -> Result<(), SshError> {
         self.commands
             .send(Command::Close)

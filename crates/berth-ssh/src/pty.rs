@@ -4,7 +4,9 @@
 //! the consumer has pulled the previous chunk, so a slow reader slows the remote shell down
 //! (through russh's channel buffer and the connection) instead of filling memory.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use berth_terminal::{Pty, TerminalError, TtySize};
@@ -39,8 +41,9 @@ impl std::fmt::Debug for Command {
 
 /// Opens a login shell on a PTY of `size` with `TERM=term` (e.g. `xterm-256color`).
 ///
-/// Dropping the output stream and the control hangs the shell up (the channel closes and
-/// sshd sends the shell SIGHUP). `wait` answers the exit code, or 128 + the signal number when
+/// Dropping the output stream and the control hangs the shell up: SIGHUP (the SSH "signal"
+/// request, which OpenSSH delivers to the shell) and EOF, and the channel is closed when the
+/// shell has exited or after two seconds. `wait` answers the exit code, or 128 + the signal number when
 /// a signal ended the shell.
 pub async fn open_pty(session: &Session, size: TtySize, term: &str) -> Result<Pty, SshError> {
     let mut channel = session.open_session_channel().await?;
@@ -115,10 +118,16 @@ async fn run_pty(
     let mut pending: Option<Bytes> = None;
     let mut status = ExitStatus::Unknown;
     let mut commands_open = true;
-    let mut closing = false;
+    // Set by a hang-up: when the shell has not ended by then, the channel is closed.
+    let mut deadline: Option<Pin<Box<tokio::time::Sleep>>> = None;
     loop {
         tokio::select! {
             biased;
+            () = async { if let Some(d) = deadline.as_mut() { d.await } }, if deadline.is_some() => {
+                // russh drops what arrives for a channel closed from this side: the end is now.
+                let _ = write.close().await;
+                break;
+            },
             command = commands.recv(), if commands_open => match command {
                 Some(Command::Resize(size, reply)) => {
                     let r = write
@@ -127,13 +136,13 @@ async fn run_pty(
                     let _ = reply.send(r);
                 }
                 Some(Command::HangUp(done)) => {
-                    hang_up(&write, &mut closing).await;
+                    hang_up(&write, &mut deadline).await;
                     let _ = done.send(());
                 }
                 None => {
                     commands_open = false;
                     if output.is_closed() {
-                        hang_up(&write, &mut closing).await;
+                        hang_up(&write, &mut deadline).await;
                     }
                 }
             },
@@ -146,7 +155,7 @@ async fn run_pty(
                 Err(_) => {
                     pending = None;
                     if !commands_open {
-                        hang_up(&write, &mut closing).await;
+                        hang_up(&write, &mut deadline).await;
                     }
                 }
             },
@@ -175,13 +184,21 @@ async fn run_pty(
     let _ = exit.send(Some(status));
 }
 
-async fn hang_up(write: &russh::ChannelWriteHalf<russh::client::Msg>, closing: &mut bool) {
-    if *closing {
+/// How long a hung-up shell has to exit before its channel is closed.
+const HANG_UP_GRACE: Duration = Duration::from_secs(2);
+
+/// SIGHUP and EOF, as a terminal window closing; the channel closes when the shell exits, or
+/// after [`HANG_UP_GRACE`].
+async fn hang_up(
+    write: &russh::ChannelWriteHalf<russh::client::Msg>,
+    deadline: &mut Option<Pin<Box<tokio::time::Sleep>>>,
+) {
+    if deadline.is_some() {
         return;
     }
-    *closing = true;
+    *deadline = Some(Box::pin(tokio::time::sleep(HANG_UP_GRACE)));
     let _ = write.signal(Sig::HUP).await;
-    let _ = write.close().await;
+    let _ = write.eof().await;
 }
 
 impl Control {
