@@ -176,11 +176,23 @@ pub struct Execution {
 }
 
 /// Signals, closes and waits for a running command; cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ExecControl {
     commands: mpsc::Sender<Command>,
     exit: Exit,
     address: String,
+    /// For finding the command's processes from a second exec.
+    session: Session,
+    exec_id: String,
+}
+
+impl std::fmt::Debug for ExecControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecControl")
+            .field("address", &self.address)
+            .field("exec_id", &self.exec_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Command {
@@ -209,8 +221,12 @@ impl Session {
     /// Runs a command on the machine (a new session channel on this connection).
     pub async fn exec(&self, request: ExecRequest) -> Result<Execution, SshError> {
         let mut channel = self.open_session_channel().await?;
+        let exec_id = new_exec_id()?;
+        // Every process the command starts inherits the variable (unless it clears its
+        // environment), so `signal_all` finds them even after the shell has died.
+        let command = format!("export {EXEC_ID_VAR}={exec_id}\n{}", request.command);
         channel
-            .exec(true, request.command.as_bytes())
+            .exec(true, command.as_bytes())
             .await
             .map_err(|e| self.protocol(e))?;
         loop {
@@ -254,9 +270,23 @@ impl Session {
                 commands: commands_tx,
                 exit,
                 address: self.address().to_owned(),
+                session: self.clone(),
+                exec_id,
             },
         })
     }
+}
+
+/// The environment variable that marks a command's processes.
+pub const EXEC_ID_VAR: &str = "BERTH_EXEC_ID";
+
+fn new_exec_id() -> Result<String, SshError> {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 12];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| SshError::HostKeys("no randomness for an execution id".into()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The channel task: reads messages only when the consumer has room, obeys commands.
@@ -328,9 +358,11 @@ async fn run_channel(
 }
 
 impl ExecControl {
-    /// Sends `signal` to the remote process. OpenSSH (7.9 and later; tested with 9.2) delivers
-    /// it to the process it started for the channel — the login shell running the command, or
-    /// the command itself when the shell execs it.
+    /// Sends `signal` with the SSH "signal" request. OpenSSH (measured with 9.2) answers it with
+    /// `killpg` on the command's process group: the shell and every process it started that
+    /// stayed in its group. Processes that left the group (`setsid`, daemons) are not reached;
+    /// [`ExecControl::signal_all`] reaches those too. sshd refuses the request for forced-command
+    /// and subsystem sessions.
     pub async fn signal(&self, signal: Signal) -> Result<(), SshError> {
         let (reply, answer) = oneshot::channel();
         self.commands
@@ -366,18 +398,57 @@ impl ExecControl {
         }
     }
 
-    /// SIGTERM, `grace` to exit, then SIGKILL; then the exit status. For a command that ran
-    /// past its timeout.
+    /// Sends `signal` to the command's process group ([`ExecControl::signal`]) and, through a
+    /// second exec on the same connection, to every process of the login user whose environment
+    /// holds this command's [`EXEC_ID_VAR`]: also the ones that left the group (`setsid`,
+    /// `nohup ... &` daemons), and even after the shell is gone. Needs Linux's /proc and GNU grep
+    /// on the machine; a process that clears its environment escapes. Returns how many processes
+    /// the second exec signalled.
+    pub async fn signal_all(&self, signal: Signal) -> Result<usize, SshError> {
+        if self.exit.borrow().is_none() {
+            // The shell may exit meanwhile: not an error.
+            let _ = self.signal(signal).await;
+        }
+        let name = match signal {
+            Signal::Term => "TERM",
+            Signal::Kill => "KILL",
+            Signal::Hup => "HUP",
+            Signal::Int => "INT",
+        };
+        let script = format!(
+            "pids=$(grep -lzx '{EXEC_ID_VAR}={id}' /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3); \
+             [ -z \"$pids\" ] || kill -s {name} $pids 2>/dev/null; echo $pids | wc -w",
+            id = self.exec_id
+        );
+        let mut channel = self.session.open_session_channel().await?;
+        channel
+            .exec(false, script.as_bytes())
+            .await
+            .map_err(|e| self.session.protocol(e))?;
+        channel.eof().await.map_err(|e| self.session.protocol(e))?;
+        let mut out = Vec::new();
+        while let Some(message) = channel.wait().await {
+            match message {
+                ChannelMsg::Data { data } => out.extend_from_slice(&data),
+                ChannelMsg::Close => break,
+                _ => {}
+            }
+        }
+        Ok(String::from_utf8_lossy(&out).trim().parse().unwrap_or(0))
+    }
+
+    /// For a command past its timeout: SIGTERM to it and all its processes
+    /// ([`ExecControl::signal_all`]), `grace` to end, then SIGKILL to whatever is left; then
+    /// the exit status (the shell's: usually `Signal { name: "TERM" }`).
     pub async fn terminate(&self, grace: Duration) -> Result<ExitStatus, SshError> {
         if self.exit.borrow().is_some() {
             return Ok(self.wait().await);
         }
-        self.signal(Signal::Term).await?;
+        self.signal_all(Signal::Term).await?;
         if let Ok(status) = tokio::time::timeout(grace, self.wait()).await {
             return Ok(status);
         }
-        // The process may exit between the check and the signal: not an error.
-        let _ = self.signal(Signal::Kill).await;
+        self.signal_all(Signal::Kill).await?;
         Ok(self.wait().await)
     }
 

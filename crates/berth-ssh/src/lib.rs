@@ -11,7 +11,9 @@
 //!   fingerprints; [`trust_fingerprint`] records a key an admin has compared.
 //! - [`Session::exec`] runs a command with optional stdin, streams stdout and stderr
 //!   separately with bounded buffering, reports the exit code or signal, and signals or closes
-//!   it ([`ExecControl`]).
+//!   it ([`ExecControl`]): OpenSSH delivers the signal to the command's process group, and
+//!   [`ExecControl::signal_all`] also reaches processes that left it (found by an environment
+//!   variable every command is started with, [`EXEC_ID_VAR`]).
 //! - [`open_pty`] opens a login shell on a PTY as a [`berth_terminal::Pty`].
 //!
 //! Each connection and each channel is a task that owns it; handles send it commands.
@@ -29,7 +31,8 @@ pub use connect::{
 };
 pub use error::{SshError, UnreachableReason};
 pub use exec::{
-    Collected, ExecControl, ExecRequest, Execution, ExitStatus, Output, OutputStream, Signal,
+    Collected, EXEC_ID_VAR, ExecControl, ExecRequest, Execution, ExitStatus, Output, OutputStream,
+    Signal,
 };
 pub use host_keys::{HostKeyPolicy, fingerprint};
 pub use pty::open_pty;

@@ -233,3 +233,107 @@ async fn close_ends_the_execution_at_once() {
     let (out, _, _) = common::run(&session, "echo still").await;
     assert_eq!(out, "still\n");
 }
+
+/// Polls `pgrep -f '^marker'` (processes whose command line starts with it) until its exit code is `code`; returns the last (stdout, status).
+async fn pgrep_until(
+    session: &berth_ssh::Session,
+    marker: &str,
+    code: u32,
+) -> (String, ExitStatus) {
+    let mut last = (String::new(), ExitStatus::Unknown);
+    for _ in 0..60 {
+        let (out, _, status) = common::run(session, &format!("pgrep -f '^{marker}'")).await;
+        if status == ExitStatus::Code(code) {
+            return (out, status);
+        }
+        last = (out, status);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    last
+}
+
+#[tokio::test]
+async fn terminate_reaches_the_children_of_a_script_even_the_ones_that_left_its_group() {
+    let Some(lab) = common::lab() else { return };
+    let session = lab.connect(lab.plain()[1]).await;
+    let marker = format!("berth-tree-{}", std::process::id());
+    // bash -s runs one sleep as a child in its process group and one in a session of its own
+    // (setsid), which sshd's killpg does not reach and which holds the channel open.
+    let script = format!(
+        "exec -a {marker}-child sleep 600 &\nsetsid -f bash -c 'exec -a {marker}-setsid sleep 600'\necho ready\nwait\necho never\n"
+    );
+    let mut execution = session
+        .exec(ExecRequest::new("bash -s").with_stdin(script))
+        .await
+        .unwrap();
+    let control = execution.control();
+    assert_eq!(&execution.next().await.unwrap().data[..], b"ready\n");
+    let (out, _) = pgrep_until(&session, &marker, 0).await;
+    assert_eq!(out.lines().count(), 2, "two sleeps run: {out:?}");
+
+    let status = tokio::time::timeout(common::PATIENCE, control.terminate(Duration::from_secs(5)))
+        .await
+        .expect("terminate ends the command")
+        .unwrap();
+    assert!(
+        matches!(&status, ExitStatus::Signal { name, .. } if name == "TERM"),
+        "{status:?}"
+    );
+    let (out, status) = pgrep_until(&session, &marker, 1).await;
+    assert_eq!(status, ExitStatus::Code(1), "left behind: {out:?}");
+    let mut rest = Vec::new();
+    while let Some(chunk) = execution.next().await {
+        rest.extend_from_slice(&chunk.data);
+    }
+    assert!(!String::from_utf8_lossy(&rest).contains("never"));
+}
+
+#[tokio::test]
+async fn the_ssh_signal_reaches_the_process_group_and_signal_all_the_rest() {
+    let Some(lab) = common::lab() else { return };
+    let session = lab.connect(lab.plain()[0]).await;
+    let marker = format!("berth-group-{}", std::process::id());
+    let mut execution = session
+        .exec(ExecRequest::new(format!(
+            "echo ready; exec -a {marker}-child sleep 600 & setsid -f bash -c 'exec -a {marker}-setsid sleep 600'; wait"
+        )))
+        .await
+        .unwrap();
+    let control = execution.control();
+    assert_eq!(&execution.next().await.unwrap().data[..], b"ready\n");
+    let (out, _) = pgrep_until(&session, &marker, 0).await;
+    assert_eq!(out.lines().count(), 2, "{out:?}");
+    control.signal(Signal::Term).await.unwrap();
+    // The shell and its child die (sshd kills the process group); the setsid one lives on.
+    let mut left = String::new();
+    for _ in 0..60 {
+        left = common::run(&session, &format!("pgrep -af '^{marker}'"))
+            .await
+            .0;
+        if left.lines().count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        left.lines().count() == 1 && left.contains("-setsid"),
+        "{left:?}"
+    );
+    // It holds the channel open: no end yet.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), control.wait())
+            .await
+            .is_err()
+    );
+    // signal_all finds it by its environment.
+    assert_eq!(control.signal_all(Signal::Kill).await.unwrap(), 1);
+    let status = tokio::time::timeout(common::PATIENCE, control.wait())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&status, ExitStatus::Signal { name, .. } if name == "TERM"),
+        "{status:?}"
+    );
+    let (_, status) = pgrep_until(&session, &marker, 1).await;
+    assert_eq!(status, ExitStatus::Code(1));
+}
