@@ -237,7 +237,7 @@ pub async fn scan_host_key(
 ) -> Result<PublicKey, SshError> {
     let work = async {
         let (stream, _hops) = open_stream(target, options).await?;
-        let checker = Checker::new(target, Mode::Scan);
+        let checker = Checker::new(target, Expected::Nothing);
         let scanned = Arc::clone(&checker.scanned);
         let _ = client::connect_stream(config(options), stream, checker).await;
         let key = scanned.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -359,8 +359,9 @@ async fn handshake(
     let address = target.address();
     // Read the key first: a bad key file is the caller's to fix, not worth a connection.
     let key = load_key(&target.key).await?;
-    let checker = Checker::new(target, Mode::Verify);
+    let checker = Checker::new(target, Expected::load(&target.host_key).await?);
     let refusal = Arc::clone(&checker.refusal);
+    let first_use = Arc::clone(&checker.first_use);
     let mut handle = match client::connect_stream(config(options), stream, checker).await {
         Ok(handle) => handle,
         Err(e) => {
@@ -374,6 +375,14 @@ async fn handshake(
             });
         }
     };
+    let new_key = first_use.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let (Some(key), HostKeyPolicy::KnownHosts { path, .. }) = (new_key, &target.host_key) {
+        tracing::info!(host = %address, fingerprint = %fingerprint(&key), "trusting a new host key on first use");
+        let (path, host, port) = (path.clone(), target.host.clone(), target.port);
+        tokio::task::spawn_blocking(move || host_keys::append_known_host(&path, &host, port, &key))
+            .await
+            .map_err(|e| SshError::HostKeys(format!("the known_hosts writer failed: {e}")))??;
+    }
     let protocol = |e: russh::Error| SshError::Protocol {
         address: target.address(),
         reason: e.to_string(),
@@ -434,31 +443,61 @@ async fn load_key(key: &ClientKey) -> Result<russh::keys::PrivateKey, SshError> 
     })
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Verify,
-    Scan,
+/// What a host key is checked against, read before the handshake so the handler does no I/O.
+enum Expected {
+    Pinned(PublicKey),
+    KnownHosts {
+        entries: Vec<host_keys::KnownHost>,
+        trust_on_first_use: bool,
+    },
+    /// Scanning: nothing is accepted.
+    Nothing,
 }
 
-/// The russh handler: checks the host key and remembers why it refused one.
+impl Expected {
+    async fn load(policy: &HostKeyPolicy) -> Result<Self, SshError> {
+        match policy {
+            HostKeyPolicy::Pinned(line) => Ok(Self::Pinned(host_keys::parse_public_key(line)?)),
+            HostKeyPolicy::KnownHosts {
+                path,
+                trust_on_first_use,
+            } => {
+                let path = path.clone();
+                let entries =
+                    tokio::task::spawn_blocking(move || host_keys::read_known_hosts(&path))
+                        .await
+                        .map_err(|e| {
+                            SshError::HostKeys(format!("the known_hosts reader failed: {e}"))
+                        })??;
+                Ok(Self::KnownHosts {
+                    entries,
+                    trust_on_first_use: *trust_on_first_use,
+                })
+            }
+        }
+    }
+}
+
+/// The russh handler: checks the host key and remembers why it refused one, or which new key
+/// it accepted on first use (recorded by the caller once the handshake is done).
 struct Checker {
     host: String,
     port: u16,
-    policy: HostKeyPolicy,
-    mode: Mode,
+    expected: Expected,
     refusal: Arc<Mutex<Option<SshError>>>,
     scanned: Arc<Mutex<Option<PublicKey>>>,
+    first_use: Arc<Mutex<Option<PublicKey>>>,
 }
 
 impl Checker {
-    fn new(target: &Target, mode: Mode) -> Self {
+    fn new(target: &Target, expected: Expected) -> Self {
         Self {
             host: target.host.clone(),
             port: target.port,
-            policy: target.host_key.clone(),
-            mode,
+            expected,
             refusal: Arc::default(),
             scanned: Arc::default(),
+            first_use: Arc::default(),
         }
     }
 
@@ -471,44 +510,41 @@ impl Checker {
     }
 
     fn verify(&self, key: &PublicKey) -> Result<(), SshError> {
-        match &self.policy {
-            HostKeyPolicy::Pinned(line) => {
-                let pinned = host_keys::parse_public_key(line)?;
+        match &self.expected {
+            Expected::Nothing => Err(SshError::HostKeys("scanning only".into())),
+            Expected::Pinned(pinned) => {
                 if pinned.key_data() == key.key_data() {
                     Ok(())
                 } else {
                     Err(SshError::HostKeyChanged {
                         address: self.address(),
-                        expected: fingerprint(&pinned),
+                        expected: fingerprint(pinned),
                         got: fingerprint(key),
                     })
                 }
             }
-            HostKeyPolicy::KnownHosts {
-                path,
+            Expected::KnownHosts {
+                entries,
                 trust_on_first_use,
-            } => {
-                let entries = host_keys::read_known_hosts(path)?;
-                match host_keys::check(&entries, &self.host, self.port, key) {
-                    Verdict::Known => Ok(()),
-                    Verdict::Changed { expected } => Err(SshError::HostKeyChanged {
-                        address: self.address(),
-                        expected,
-                        got: fingerprint(key),
-                    }),
-                    Verdict::Unknown if *trust_on_first_use => {
-                        tracing::info!(host = %self.address(), fingerprint = %fingerprint(key), "trusting a new host key on first use");
-                        host_keys::append_known_host(path, &self.host, self.port, key)
-                    }
-                    Verdict::Unknown => Err(SshError::HostKeyUnknown {
-                        address: self.address(),
-                        fingerprint: fingerprint(key),
-                        key: key
-                            .to_openssh()
-                            .unwrap_or_else(|_| key.algorithm().to_string()),
-                    }),
+            } => match host_keys::check(entries, &self.host, self.port, key) {
+                Verdict::Known => Ok(()),
+                Verdict::Changed { expected } => Err(SshError::HostKeyChanged {
+                    address: self.address(),
+                    expected,
+                    got: fingerprint(key),
+                }),
+                Verdict::Unknown if *trust_on_first_use => {
+                    *self.first_use.lock().unwrap_or_else(|p| p.into_inner()) = Some(key.clone());
+                    Ok(())
                 }
-            }
+                Verdict::Unknown => Err(SshError::HostKeyUnknown {
+                    address: self.address(),
+                    fingerprint: fingerprint(key),
+                    key: key
+                        .to_openssh()
+                        .unwrap_or_else(|_| key.algorithm().to_string()),
+                }),
+            },
         }
     }
 }
@@ -532,9 +568,6 @@ impl client::Handler for Checker {
             }
         };
         *self.scanned.lock().unwrap_or_else(|p| p.into_inner()) = Some(key.clone());
-        if self.mode == Mode::Scan {
-            return Ok(false);
-        }
         match self.verify(key) {
             Ok(()) => Ok(true),
             Err(e) => {

@@ -280,3 +280,61 @@ async fn the_hidden_machine_is_reachable_through_its_jump_host_only() {
         other => panic!("expected HostKeyChanged for hidden, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_server_that_never_greets_times_out_and_is_retried() {
+    let Some(lab) = common::lab() else { return };
+    // A listener on loopback that accepts and never says a word.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut target = lab.target(lab.plain()[0]);
+    target.host = "127.0.0.1".into();
+    target.port = port;
+    let options = ConnectOptions {
+        connect_timeout: Duration::from_millis(300),
+        retries: 1,
+        backoff: Duration::from_millis(50),
+        ..common::options()
+    };
+    let started = Instant::now();
+    match connect(&target, &options).await.unwrap_err() {
+        SshError::Unreachable {
+            reason, attempts, ..
+        } => {
+            assert_eq!(reason, UnreachableReason::Timeout);
+            assert_eq!(attempts, 2);
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(650) && elapsed < Duration::from_secs(3),
+        "{elapsed:?}"
+    );
+    accepted.abort();
+}
+
+#[tokio::test]
+async fn a_jump_host_that_cannot_reach_the_next_hop_says_so() {
+    let Some(lab) = common::lab() else { return };
+    let mut target = lab.target(lab.machine("hidden"));
+    target.port = 23; // nothing listens there
+    let err = connect(&target, &common::options()).await.unwrap_err();
+    match &err {
+        SshError::Unreachable {
+            address,
+            reason: UnreachableReason::Other(why),
+            ..
+        } => {
+            assert_eq!(address, "10.217.2.2:23");
+            assert!(why.contains("jump host 10.217.1.2:22"), "{why}");
+        }
+        other => panic!("expected Unreachable through the jump host, got {other:?}"),
+    }
+}

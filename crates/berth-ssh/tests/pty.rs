@@ -110,3 +110,52 @@ async fn wait_for_pgrep(
     }
     last.unwrap()
 }
+
+#[tokio::test]
+async fn a_pty_that_is_not_read_holds_the_shell_back() {
+    let Some(lab) = common::lab() else { return };
+    let machine = lab.plain()[2.min(lab.plain().len() - 1)];
+    let session = lab.connect(machine).await;
+    // A held-back channel holds back its whole connection (russh stops reading the socket), so
+    // the checks go over a second one.
+    let probe = lab.connect(machine).await;
+    let mut pty = berth_ssh::open_pty(&session, TtySize::DEFAULT, "xterm")
+        .await
+        .unwrap();
+    // 32 MiB of output, then a marker file: the shell gets there only if the output was taken.
+    let flag = format!("/tmp/berth-pty-done-{}", std::process::id());
+    pty.write_all(
+        format!("rm -f {flag}; head -c 33554432 /dev/zero | tr '\\0' x; touch {flag}\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut seen = 0usize;
+    while seen < 4096 {
+        seen += pty.next().await.unwrap().unwrap().len();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (_, _, status) = common::run(&probe, &format!("test -e {flag}")).await;
+    assert_eq!(
+        status,
+        berth_ssh::ExitStatus::Code(1),
+        "the shell ran ahead of its reader"
+    );
+    // Reading it all lets the shell finish.
+    let mut tail = Vec::new();
+    let finished = tokio::time::timeout(common::PATIENCE, async {
+        loop {
+            let chunk = pty.next().await.unwrap().unwrap();
+            tail.extend_from_slice(&chunk);
+            if tail.len() > 256 {
+                tail.drain(..tail.len() - 256);
+            }
+            if String::from_utf8_lossy(&chunk).contains('$') || tail.ends_with(b"$ ") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(finished.is_ok(), "the prompt came back");
+    let (_, _, status) = common::run(&probe, &format!("test -e {flag} && rm {flag}")).await;
+    assert_eq!(status, berth_ssh::ExitStatus::Code(0));
+}
