@@ -188,6 +188,8 @@ start() {
 	require_root
 	local count=${1:-3}
 	[[ "$count" =~ ^[0-9]+$ ]] && [ "$count" -ge 1 ] && [ "$count" -le 250 ] || die "N must be 1..250"
+	# ssh-keygen for the keys; ip and nsenter for the jump pair's veths.
+	ensure_packages openssh-client iproute2 util-linux
 	require_engine
 	docker_cli image inspect "$IMAGE" >/dev/null 2>&1 || die "the test image $IMAGE is missing; run scripts/test-image.sh"
 	if status && [ "$(plain_count)" -eq "$count" ]; then return 0; fi

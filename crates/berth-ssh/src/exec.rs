@@ -136,7 +136,8 @@ impl Signal {
 /// What to run.
 #[derive(Debug, Clone, Default)]
 pub struct ExecRequest {
-    /// The command line, run by the login user's shell on the machine.
+    /// The command line, run by the login user's shell on the machine (a POSIX shell: berth
+    /// puts an `export BERTH_EXEC_ID=...` line before it, see [`ExecControl::signal_all`]).
     pub command: String,
     /// Bytes for its stdin, followed by EOF. Without them stdin is closed at once.
     pub stdin: Option<Bytes>,
@@ -221,7 +222,7 @@ impl Session {
     /// Runs a command on the machine (a new session channel on this connection).
     pub async fn exec(&self, request: ExecRequest) -> Result<Execution, SshError> {
         let mut channel = self.open_session_channel().await?;
-        let exec_id = new_exec_id()?;
+        let exec_id = new_exec_id(self.address())?;
         // Every process the command starts inherits the variable (unless it clears its
         // environment), so `signal_all` finds them even after the shell has died.
         let command = format!("export {EXEC_ID_VAR}={exec_id}\n{}", request.command);
@@ -280,12 +281,15 @@ impl Session {
 /// The environment variable that marks a command's processes.
 pub const EXEC_ID_VAR: &str = "BERTH_EXEC_ID";
 
-fn new_exec_id() -> Result<String, SshError> {
+fn new_exec_id(address: &str) -> Result<String, SshError> {
     use ring::rand::SecureRandom as _;
     let mut bytes = [0u8; 12];
     ring::rand::SystemRandom::new()
         .fill(&mut bytes)
-        .map_err(|_| SshError::HostKeys("no randomness for an execution id".into()))?;
+        .map_err(|_| SshError::Protocol {
+            address: address.to_owned(),
+            reason: "the system has no randomness for an execution id".into(),
+        })?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
