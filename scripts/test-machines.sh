@@ -167,8 +167,8 @@ wait_for() {
 
 host_key_line() { cut -d' ' -f1,2 "$CACHE/hosts/$1/ssh_host_ed25519_key.pub"; }
 
-# A plain machine's number from its line in the machines file.
-plain_count() { [ -f "$MACHINES_FILE" ] && grep -c '^m[0-9]' "$MACHINES_FILE" || echo 0; }
+# How many plain machines the machines file lists.
+plain_count() { grep -c '^m[0-9]' "$MACHINES_FILE" 2>/dev/null || true; }
 
 status() {
 	[ -f "$MACHINES_FILE" ] || return 1

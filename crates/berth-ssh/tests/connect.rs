@@ -15,6 +15,26 @@ fn fingerprint_of(line: &str) -> String {
     fingerprint(&host_keys::parse_public_key(line).unwrap())
 }
 
+/// The fingerprint as OpenSSH's own `ssh-keygen -lf` prints it.
+fn ssh_keygen_fingerprint(line: &str) -> String {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("ssh-keygen")
+        .args(["-l", "-E", "sha256", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{line}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned()
+}
+
 #[tokio::test]
 async fn an_unknown_host_key_is_refused_with_its_fingerprint() {
     let Some(lab) = common::lab() else { return };
@@ -32,7 +52,7 @@ async fn an_unknown_host_key_is_refused_with_its_fingerprint() {
         SshError::HostKeyUnknown {
             fingerprint, key, ..
         } => {
-            assert_eq!(fingerprint, &fingerprint_of(&m.host_key));
+            assert_eq!(fingerprint, &ssh_keygen_fingerprint(&m.host_key));
             assert!(key.starts_with(&m.host_key), "{key}");
         }
         other => panic!("expected HostKeyUnknown, got {other:?}"),
