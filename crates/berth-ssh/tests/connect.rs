@@ -358,3 +358,16 @@ async fn a_jump_host_that_cannot_reach_the_next_hop_says_so() {
         other => panic!("expected Unreachable through the jump host, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn forty_connections_to_one_machine_at_once() {
+    let Some(lab) = common::lab() else { return };
+    let m = lab.plain()[0];
+    let connects = (0..40).map(|_| async {
+        let session = lab.connect(m).await;
+        common::run(&session, "cat /etc/berth/client_id").await.0
+    });
+    for out in futures_util::future::join_all(connects).await {
+        assert_eq!(out.trim(), m.client_id);
+    }
+}
