@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs a command with Berth's test services up, then stops the ones this run started:
 #   - a private Docker Engine (scripts/docker-engine.sh) with the test image berth-test/base,
-#   - a throwaway PostgreSQL on a loopback port (scripts/postgres.sh).
+#   - a throwaway PostgreSQL on a loopback port (scripts/postgres.sh),
+#   - the SSH test machines (scripts/test-machines.sh), once the test image is loaded.
 # Services that were already running are reused and left running.
 # Usage: scripts/with-test-env.sh COMMAND [ARGS...]
 set -euo pipefail
@@ -10,7 +11,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 started=()
 cleanup() {
   local status=$?
-  for service in "${started[@]}"; do
+  local i service
+  # Last started, first stopped: the machines go before the engine they run on.
+  for ((i = ${#started[@]} - 1; i >= 0; i--)); do
+    service=${started[i]}
     "$here/$service" stop || echo "warning: could not stop $service" >&2
   done
   exit "$status"
@@ -27,5 +31,10 @@ for service in docker-engine.sh postgres.sh; do
   eval "$("$here/$service" env)"
 done
 "$here/test-image.sh"
+if ! "$here/test-machines.sh" status >/dev/null 2>&1; then
+  started+=("test-machines.sh")
+  "$here/test-machines.sh" start
+fi
+eval "$("$here/test-machines.sh" env)"
 
 "$@"
