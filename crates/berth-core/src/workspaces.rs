@@ -166,6 +166,12 @@ impl Workspaces {
         self.inner.settings.clock.now()
     }
 
+    /// The manager's clock, for services that measure time alike (web sessions).
+    #[must_use]
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.inner.settings.clock)
+    }
+
     /// The runtime the manager starts containers on.
     #[must_use]
     pub fn runtime(&self) -> &Arc<dyn ContainerRuntime> {

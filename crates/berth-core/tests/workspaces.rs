@@ -266,6 +266,35 @@ async fn idle_workspaces_are_stopped_unless_a_terminal_is_attached() {
     h.manager.flush_activity().await.unwrap();
     let stored = h.manager.get(busy.id).await.unwrap();
     assert!(stored.last_activity > busy.last_activity, "{stored:?}");
+
+    // The sweep's stops are in the audit log as Berth's own, with the reason.
+    let stops = audit(&h, "workspace.stop").await;
+    assert_eq!(stops.len(), 2, "{stops:?}");
+    for (entry, id) in stops.iter().zip([idle.id, busy.id]) {
+        assert_eq!(entry["actor"], "(berth)");
+        assert_eq!(entry["target"], id.to_string());
+        assert_eq!(
+            entry["details"]["reason"],
+            "idle for 1s with no terminal attached"
+        );
+        assert_eq!(entry["details"]["owner"], "fay");
+    }
+}
+
+/// The audit entries of `action`, oldest first.
+async fn audit(h: &Harness, action: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let query: berth_store::TableQuery = serde_json::from_value(serde_json::json!({
+        "table": "audit",
+        "filters": [{"column": "action", "op": "eq", "value": action}],
+        "sort": [{"column": "id"}],
+    }))
+    .unwrap();
+    h.manager
+        .store()
+        .query_table(&query, None)
+        .await
+        .unwrap()
+        .rows
 }
 
 #[tokio::test]
@@ -300,6 +329,16 @@ async fn the_ttl_stops_and_removes_even_persistent_workspaces() {
         expired.state_reason
     );
     assert!(h.containers().await.is_empty(), "the container is removed");
+    let expiries = audit(&h, "workspace.expire").await;
+    assert_eq!(expiries.len(), 1, "{expiries:?}");
+    assert_eq!(expiries[0]["actor"], "(berth)");
+    assert!(
+        expiries[0]["details"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("TTL reached"),
+        "{expiries:?}"
+    );
     let _ = std::process::Command::new("docker")
         .args(["volume", "rm", "-f", "berth-gus-brief-data"])
         .output();
@@ -310,6 +349,26 @@ async fn pool_containers_are_claimed_once_each_and_replaced() {
     let h = Harness::new(TestPolicy::with([(plan("pooled"), 2)])).await;
     h.manager.fill_pools().await.unwrap();
     assert_eq!(h.manager.pool_size("pooled"), 2);
+    let fills = audit(&h, "pool.fill").await;
+    assert_eq!(fills.len(), 1, "{fills:?}");
+    assert_eq!(
+        (
+            &fills[0]["actor"],
+            &fills[0]["target"],
+            &fills[0]["details"]["added"]
+        ),
+        (
+            &serde_json::json!("(berth)"),
+            &serde_json::json!("pooled"),
+            &serde_json::json!(2)
+        )
+    );
+    h.manager.fill_pools().await.unwrap();
+    assert_eq!(
+        audit(&h, "pool.fill").await.len(),
+        1,
+        "a full pool is not audited again"
+    );
     let pooled: HashSet<String> = h
         .containers()
         .await

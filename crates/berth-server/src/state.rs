@@ -90,6 +90,7 @@ impl AppState {
         jwt: JwtKey,
         home: PathBuf,
     ) -> Self {
+        let clock = workspaces.clock();
         Self {
             config,
             config_store,
@@ -114,7 +115,7 @@ impl AppState {
                 config_writes: Mutex::new(()),
                 openapi: OnceLock::new(),
                 live: crate::terminal::Live::default(),
-                sessions: crate::auth::session::Sessions::new(jwt.clone()),
+                sessions: crate::auth::session::Sessions::with_clock(jwt.clone(), clock),
             }),
         }
     }

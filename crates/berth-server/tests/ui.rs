@@ -507,7 +507,9 @@ async fn an_idle_session_expires_on_the_server() {
     std::fs::write(&main, text).unwrap();
     server.state.config.reload().unwrap();
     let ann = login(&server, "ann", "ann-password-1", "").await;
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let fresh = send(&server, "GET", "/", &ann.cookie, None, &[]).await;
+    assert_eq!(fresh.status, 200, "in force while used");
+    server.clock.advance(std::time::Duration::from_secs(2));
     let answer = send(&server, "GET", "/", &ann.cookie, None, &[]).await;
     assert_eq!(answer.status, 303, "expired after 1 s idle");
     assert_eq!(header(&answer, "location"), Some("/login?next=%2F"));

@@ -252,6 +252,20 @@ async fn pgrep_until(
     last
 }
 
+/// `pgrep`'s lines once `count` processes carry `marker` (or after 3 s, whatever runs then): a
+/// `setsid -f` child may still be starting when the script says it is ready.
+async fn running(session: &berth_ssh::Session, marker: &str, count: usize) -> String {
+    let mut out = String::new();
+    for _ in 0..60 {
+        out = pgrep_until(session, marker, 0).await.0;
+        if out.lines().count() == count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    out
+}
+
 #[tokio::test]
 async fn terminate_reaches_the_children_of_a_script_even_the_ones_that_left_its_group() {
     let Some(lab) = common::lab() else { return };
@@ -268,7 +282,7 @@ async fn terminate_reaches_the_children_of_a_script_even_the_ones_that_left_its_
         .unwrap();
     let control = execution.control();
     assert_eq!(&execution.next().await.unwrap().data[..], b"ready\n");
-    let (out, _) = pgrep_until(&session, &marker, 0).await;
+    let out = running(&session, &marker, 2).await;
     assert_eq!(out.lines().count(), 2, "two sleeps run: {out:?}");
 
     let status = tokio::time::timeout(common::PATIENCE, control.terminate(Duration::from_secs(5)))
@@ -301,7 +315,7 @@ async fn the_ssh_signal_reaches_the_process_group_and_signal_all_the_rest() {
         .unwrap();
     let control = execution.control();
     assert_eq!(&execution.next().await.unwrap().data[..], b"ready\n");
-    let (out, _) = pgrep_until(&session, &marker, 0).await;
+    let out = running(&session, &marker, 2).await;
     assert_eq!(out.lines().count(), 2, "{out:?}");
     control.signal(Signal::Term).await.unwrap();
     // The shell and its child die (sshd kills the process group); the setsid one lives on.

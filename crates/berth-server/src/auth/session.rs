@@ -26,7 +26,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use berth_core::{StoreError, WebSession, WebSessions};
+use berth_core::{Clock, StoreError, WebSession, WebSessions};
 use berth_types::{UserId, Username};
 use time::OffsetDateTime;
 
@@ -181,6 +181,8 @@ pub(crate) struct Sessions {
     key: JwtKey,
     /// One database write at a time, so a save never lands after the deletion that followed it.
     writing: tokio::sync::Mutex<()>,
+    /// What idle and age limits are measured by (the installation's clock).
+    clock: std::sync::Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -191,11 +193,18 @@ impl std::fmt::Debug for Sessions {
 
 impl Sessions {
     /// No sessions yet; ids are kept as HMACs under `key`.
+    #[cfg(test)]
     pub(crate) fn new(key: JwtKey) -> Self {
+        Self::with_clock(key, std::sync::Arc::new(berth_core::SystemClock))
+    }
+
+    /// The same, with idle and age limits measured by `clock`.
+    pub(crate) fn with_clock(key: JwtKey, clock: std::sync::Arc<dyn Clock>) -> Self {
         Self {
             inner: Mutex::default(),
             key,
             writing: tokio::sync::Mutex::new(()),
+            clock,
         }
     }
 
@@ -219,7 +228,7 @@ impl Sessions {
         pwd: String,
         replaces: Option<&str>,
     ) -> String {
-        self.create_at(username, uid, pwd, replaces, OffsetDateTime::now_utc())
+        self.create_at(username, uid, pwd, replaces, self.clock.now())
     }
 
     fn create_at(
@@ -264,7 +273,7 @@ impl Sessions {
     /// The session `id`, if it has been used within `idle` and began within `ttl`; touches it.
     /// An expired session is removed.
     pub(crate) fn get(&self, id: &str, idle: Duration, ttl: Duration) -> Option<Session> {
-        self.get_at(id, idle, ttl, OffsetDateTime::now_utc())
+        self.get_at(id, idle, ttl, self.clock.now())
     }
 
     fn get_at(
@@ -319,7 +328,7 @@ impl Sessions {
 
     /// Forgets expired sessions.
     pub(crate) fn prune(&self, idle: Duration, ttl: Duration) {
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         let mut inner = self.lock();
         let expired: Vec<String> = inner
             .by_hash
@@ -341,7 +350,7 @@ impl Sessions {
         idle: Duration,
         ttl: Duration,
     ) -> Result<usize, StoreError> {
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         let mut stored = store.list().await?;
         stored.sort_by_key(|s| std::cmp::Reverse(s.last_seen));
         let mut inner = self.lock();

@@ -175,6 +175,9 @@ impl Builder {
         let store = berth_store::open(home.join("berth.db").to_str().unwrap())
             .await
             .unwrap();
+        // The installation's clock (workspace idle and TTL, web sessions): tests of timeouts
+        // move it instead of sleeping.
+        let clock = berth_core::ManualClock::new();
         let workspaces = Workspaces::new(
             runtime,
             Arc::clone(&store),
@@ -182,6 +185,7 @@ impl Builder {
             WorkspacesSettings {
                 stop_timeout: Duration::from_secs(2),
                 instance: instance.clone(),
+                clock: Arc::new(clock.clone()),
                 ..WorkspacesSettings::default()
             },
         );
@@ -209,6 +213,7 @@ impl Builder {
             instance,
             admin_password,
             state,
+            clock,
             stop,
             task: Some(task),
             _tmp: tmp,
@@ -223,6 +228,7 @@ pub struct TestServer {
     pub instance: String,
     pub admin_password: String,
     pub state: AppState,
+    pub clock: berth_core::ManualClock,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _tmp: tempfile::TempDir,
