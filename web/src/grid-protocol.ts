@@ -1,5 +1,8 @@
 // The grid socket protocol (docs/terminal-protocol.md): every message is a JSON text frame
 // `{"pane":N,"type":...,"data":...}`; terminal bytes travel as base64 inside it.
+//
+// The messages are defined once, in Rust (`berth_types::grid`); test/protocol-fixtures.test.ts
+// checks this file against every message that definition writes to test/fixtures/protocol.json.
 
 import { MAX_PANES } from "./grid-layout";
 import type { Decoded } from "./protocol";

@@ -1,6 +1,9 @@
 // The terminal socket protocol (docs/terminal-protocol.md): binary frames carry bytes, text frames
 // carry JSON control messages. Everything the server sends is checked here before the rest of
 // the code sees it; a message that does not fit is reported, never half-used.
+//
+// The messages are defined once, in Rust (`berth_types::terminal`); test/protocol-fixtures.test.ts
+// checks this file against every message that definition writes to test/fixtures/protocol.json.
 
 import type { Bytes } from "./socket";
 
@@ -11,8 +14,16 @@ export interface Member {
   role: Role;
 }
 
+export type TargetKind = "workspace" | "machine";
+
+/** What a terminal is opened on. */
+export interface Target {
+  kind: TargetKind;
+  id: string;
+}
+
 export type ServerMessage =
-  | { type: "hello"; workspace: string; you: string; role: Role; members: Member[] }
+  | { type: "hello"; target: Target; workspace?: string; you: string; role: Role; members: Member[] }
   | { type: "members"; members: Member[] }
   | { type: "pong" }
   | { type: "exit"; code: number }
@@ -47,6 +58,7 @@ export function finalCloseReason(code: number): FinalReason | null {
 }
 
 const ROLES: readonly string[] = ["owner", "peer", "viewer"];
+const TARGET_KINDS: readonly string[] = ["workspace", "machine"];
 /** A text frame larger than this is not a control message; refuse it before JSON.parse. */
 export const MAX_CONTROL_CHARS = 256 * 1024;
 const MAX_MEMBERS = 1000;
@@ -59,6 +71,13 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 function boundedString(v: unknown, max: number): v is string {
   return typeof v === "string" && v.length <= max;
+}
+
+function decodeTarget(v: unknown): Target | string {
+  if (!isRecord(v)) return "target is not an object";
+  if (typeof v.kind !== "string" || !TARGET_KINDS.includes(v.kind)) return "target.kind is not workspace or machine";
+  if (!boundedString(v.id, MAX_NAME_CHARS) || v.id === "") return "target.id is not an id";
+  return { kind: v.kind as TargetKind, id: v.id };
 }
 
 function decodeMembers(v: unknown): Member[] | string {
@@ -88,12 +107,17 @@ export function decodeServerMessage(text: string): Decoded<ServerMessage> {
   if (typeof type !== "string") return { ok: false, error: "control message has no type" };
   switch (type) {
     case "hello": {
-      if (!boundedString(v.workspace, MAX_NAME_CHARS)) return { ok: false, error: "hello.workspace is not a string" };
+      const target = decodeTarget(v.target);
+      if (typeof target === "string") return { ok: false, error: `hello.${target}` };
+      if (v.workspace !== undefined && !boundedString(v.workspace, MAX_NAME_CHARS)) {
+        return { ok: false, error: "hello.workspace is not a string" };
+      }
       if (!boundedString(v.you, MAX_NAME_CHARS) || v.you === "") return { ok: false, error: "hello.you is not a name" };
       if (typeof v.role !== "string" || !ROLES.includes(v.role)) return { ok: false, error: "hello.role is not owner, peer or viewer" };
       const members = decodeMembers(v.members);
       if (typeof members === "string") return { ok: false, error: `hello: ${members}` };
-      return { ok: true, value: { type, workspace: v.workspace, you: v.you, role: v.role as Role, members } };
+      const hello = { type, target, you: v.you, role: v.role as Role, members } as const;
+      return { ok: true, value: v.workspace === undefined ? hello : { ...hello, workspace: v.workspace } };
     }
     case "members": {
       const members = decodeMembers(v.members);

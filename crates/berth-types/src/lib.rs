@@ -6,9 +6,10 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod grid;
 mod ids;
 mod target;
-mod terminal;
+pub mod terminal;
 mod user;
 
 pub use ids::{ClientId, GridId, RecordingId, UserId, WorkspaceId};
