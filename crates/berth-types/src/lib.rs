@@ -9,7 +9,9 @@ pub mod api;
 pub mod grid;
 mod ids;
 mod target;
+pub mod template;
 pub mod terminal;
+pub mod units;
 mod user;
 
 pub use ids::{ClientId, GridId, RecordingId, UserId, WorkspaceId};
