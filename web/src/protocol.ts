@@ -2,32 +2,19 @@
 // carry JSON control messages. Everything the server sends is checked here before the rest of
 // the code sees it; a message that does not fit is reported, never half-used.
 //
-// The messages are defined once, in Rust (`berth_types::terminal`); test/protocol-fixtures.test.ts
-// checks this file against every message that definition writes to test/fixtures/protocol.json.
+// The messages are defined once, in Rust (`berth_types::terminal`): their types here are
+// generated from it (generated/protocol.ts), and test/protocol-fixtures.test.ts checks this file
+// against every message that definition writes to test/fixtures/protocol.json.
 
+import type * as wire from "./generated/protocol";
 import type { Bytes } from "./socket";
 
-export type Role = "owner" | "peer" | "viewer";
-
-export interface Member {
-  username: string;
-  role: Role;
-}
-
-export type TargetKind = "workspace" | "machine";
-
+export type Role = wire.SessionRole;
+export type Member = wire.Member;
 /** What a terminal is opened on. */
-export interface Target {
-  kind: TargetKind;
-  id: string;
-}
-
-export type ServerMessage =
-  | { type: "hello"; target: Target; workspace?: string; you: string; role: Role; members: Member[] }
-  | { type: "members"; members: Member[] }
-  | { type: "pong" }
-  | { type: "exit"; code: number }
-  | { type: "error"; message: string };
+export type Target = wire.TerminalTarget;
+export type ServerMessage = wire.ServerMessage;
+type Hello = Extract<ServerMessage, { type: "hello" }>;
 
 export type Decoded<T> = { ok: true; value: T } | { ok: false; error: string } | { ok: "ignored"; type: string };
 
@@ -77,7 +64,7 @@ function decodeTarget(v: unknown): Target | string {
   if (!isRecord(v)) return "target is not an object";
   if (typeof v.kind !== "string" || !TARGET_KINDS.includes(v.kind)) return "target.kind is not workspace or machine";
   if (!boundedString(v.id, MAX_NAME_CHARS) || v.id === "") return "target.id is not an id";
-  return { kind: v.kind as TargetKind, id: v.id };
+  return v.kind === "workspace" ? { kind: "workspace", id: v.id } : { kind: "machine", id: v.id };
 }
 
 function decodeMembers(v: unknown): Member[] | string {
@@ -116,8 +103,9 @@ export function decodeServerMessage(text: string): Decoded<ServerMessage> {
       if (typeof v.role !== "string" || !ROLES.includes(v.role)) return { ok: false, error: "hello.role is not owner, peer or viewer" };
       const members = decodeMembers(v.members);
       if (typeof members === "string") return { ok: false, error: `hello: ${members}` };
-      const hello = { type, target, you: v.you, role: v.role as Role, members } as const;
-      return { ok: true, value: v.workspace === undefined ? hello : { ...hello, workspace: v.workspace } };
+      const hello: Hello = { type, target, you: v.you, role: v.role as Role, members };
+      if (v.workspace !== undefined) hello.workspace = v.workspace;
+      return { ok: true, value: hello };
     }
     case "members": {
       const members = decodeMembers(v.members);
@@ -138,11 +126,13 @@ export function decodeServerMessage(text: string): Decoded<ServerMessage> {
 }
 
 export function encodeResize(cols: number, rows: number): string {
-  return JSON.stringify({ type: "resize", cols, rows });
+  const message: wire.ClientMessage = { type: "resize", cols, rows };
+  return JSON.stringify(message);
 }
 
 export function encodePing(): string {
-  return JSON.stringify({ type: "ping" });
+  const message: wire.ClientMessage = { type: "ping" };
+  return JSON.stringify(message);
 }
 
 const utf8 = new TextEncoder();
