@@ -1,15 +1,20 @@
 // The grid socket protocol (docs/terminal-protocol.md): every message is a JSON text frame
 // `{"pane":N,"type":...,"data":...}`; terminal bytes travel as base64 inside it.
+//
+// The messages are defined once, in Rust (`berth_types::grid`): their types here are generated
+// from it (generated/protocol.ts), and test/protocol-fixtures.test.ts checks this file against
+// every message that definition writes to test/fixtures/protocol.json.
 
+import type * as wire from "./generated/protocol";
 import { MAX_PANES } from "./grid-layout";
 import type { Decoded } from "./protocol";
 
-export type PaneState = "connecting" | "connected" | "closed";
+export type PaneState = wire.PaneState;
 
+/** A server message as decoded: output as bytes, and an error's pane always present. */
 export type GridServerMessage =
+  | Exclude<wire.GridServerMessage, { type: "output" | "error" }>
   | { pane: number; type: "output"; data: Uint8Array }
-  | { pane: number; type: "status"; data: { state: PaneState; title: string } }
-  | { pane: number; type: "exit"; data: number }
   | { pane: number | null; type: "error"; data: string };
 
 /** Output is chunked by the server; a frame larger than this is a broken or hostile server. */
@@ -39,11 +44,13 @@ export function base64ToBytes(text: string): Uint8Array | null {
 }
 
 export function encodeGridInput(pane: number, bytes: Uint8Array): string {
-  return JSON.stringify({ pane, type: "input", data: bytesToBase64(bytes) });
+  const message: wire.GridClientMessage = { pane, type: "input", data: bytesToBase64(bytes) };
+  return JSON.stringify(message);
 }
 
 export function encodeGridResize(pane: number, cols: number, rows: number): string {
-  return JSON.stringify({ pane, type: "resize", data: { cols, rows } });
+  const message: wire.GridClientMessage = { pane, type: "resize", data: { cols, rows } };
+  return JSON.stringify(message);
 }
 
 function isPane(v: unknown): v is number {

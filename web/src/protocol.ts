@@ -1,22 +1,20 @@
 // The terminal socket protocol (docs/terminal-protocol.md): binary frames carry bytes, text frames
 // carry JSON control messages. Everything the server sends is checked here before the rest of
 // the code sees it; a message that does not fit is reported, never half-used.
+//
+// The messages are defined once, in Rust (`berth_types::terminal`): their types here are
+// generated from it (generated/protocol.ts), and test/protocol-fixtures.test.ts checks this file
+// against every message that definition writes to test/fixtures/protocol.json.
 
+import type * as wire from "./generated/protocol";
 import type { Bytes } from "./socket";
 
-export type Role = "owner" | "peer" | "viewer";
-
-export interface Member {
-  username: string;
-  role: Role;
-}
-
-export type ServerMessage =
-  | { type: "hello"; workspace: string; you: string; role: Role; members: Member[] }
-  | { type: "members"; members: Member[] }
-  | { type: "pong" }
-  | { type: "exit"; code: number }
-  | { type: "error"; message: string };
+export type Role = wire.SessionRole;
+export type Member = wire.Member;
+/** What a terminal is opened on. */
+export type Target = wire.TerminalTarget;
+export type ServerMessage = wire.ServerMessage;
+type Hello = Extract<ServerMessage, { type: "hello" }>;
 
 export type Decoded<T> = { ok: true; value: T } | { ok: false; error: string } | { ok: "ignored"; type: string };
 
@@ -47,6 +45,7 @@ export function finalCloseReason(code: number): FinalReason | null {
 }
 
 const ROLES: readonly string[] = ["owner", "peer", "viewer"];
+const TARGET_KINDS: readonly string[] = ["workspace", "machine"];
 /** A text frame larger than this is not a control message; refuse it before JSON.parse. */
 export const MAX_CONTROL_CHARS = 256 * 1024;
 const MAX_MEMBERS = 1000;
@@ -59,6 +58,13 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 function boundedString(v: unknown, max: number): v is string {
   return typeof v === "string" && v.length <= max;
+}
+
+function decodeTarget(v: unknown): Target | string {
+  if (!isRecord(v)) return "target is not an object";
+  if (typeof v.kind !== "string" || !TARGET_KINDS.includes(v.kind)) return "target.kind is not workspace or machine";
+  if (!boundedString(v.id, MAX_NAME_CHARS) || v.id === "") return "target.id is not an id";
+  return v.kind === "workspace" ? { kind: "workspace", id: v.id } : { kind: "machine", id: v.id };
 }
 
 function decodeMembers(v: unknown): Member[] | string {
@@ -88,12 +94,18 @@ export function decodeServerMessage(text: string): Decoded<ServerMessage> {
   if (typeof type !== "string") return { ok: false, error: "control message has no type" };
   switch (type) {
     case "hello": {
-      if (!boundedString(v.workspace, MAX_NAME_CHARS)) return { ok: false, error: "hello.workspace is not a string" };
+      const target = decodeTarget(v.target);
+      if (typeof target === "string") return { ok: false, error: `hello.${target}` };
+      if (v.workspace !== undefined && !boundedString(v.workspace, MAX_NAME_CHARS)) {
+        return { ok: false, error: "hello.workspace is not a string" };
+      }
       if (!boundedString(v.you, MAX_NAME_CHARS) || v.you === "") return { ok: false, error: "hello.you is not a name" };
       if (typeof v.role !== "string" || !ROLES.includes(v.role)) return { ok: false, error: "hello.role is not owner, peer or viewer" };
       const members = decodeMembers(v.members);
       if (typeof members === "string") return { ok: false, error: `hello: ${members}` };
-      return { ok: true, value: { type, workspace: v.workspace, you: v.you, role: v.role as Role, members } };
+      const hello: Hello = { type, target, you: v.you, role: v.role as Role, members };
+      if (v.workspace !== undefined) hello.workspace = v.workspace;
+      return { ok: true, value: hello };
     }
     case "members": {
       const members = decodeMembers(v.members);
@@ -114,11 +126,13 @@ export function decodeServerMessage(text: string): Decoded<ServerMessage> {
 }
 
 export function encodeResize(cols: number, rows: number): string {
-  return JSON.stringify({ type: "resize", cols, rows });
+  const message: wire.ClientMessage = { type: "resize", cols, rows };
+  return JSON.stringify(message);
 }
 
 export function encodePing(): string {
-  return JSON.stringify({ type: "ping" });
+  const message: wire.ClientMessage = { type: "ping" };
+  return JSON.stringify(message);
 }
 
 const utf8 = new TextEncoder();

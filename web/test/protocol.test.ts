@@ -23,6 +23,7 @@ describe("terminal protocol", () => {
   it("decodes every server message", () => {
     const hello = {
       type: "hello",
+      target: { kind: "workspace", id: "0f6c0c8e-4a4f-4f57-9a55-0d5c1f1d1a11" },
       workspace: "0f6c0c8e-4a4f-4f57-9a55-0d5c1f1d1a11",
       you: "alice",
       role: "peer",
@@ -46,10 +47,13 @@ describe("terminal protocol", () => {
     assert.match(decodeError("not json"), /not JSON/);
     assert.match(decodeError("[1,2]"), /not a JSON object/);
     assert.match(decodeError('{"kind":"hello"}'), /no type/);
-    assert.match(decodeError('{"type":"hello","workspace":"w","you":"a","role":"admin","members":[]}'), /hello.role/);
-    assert.match(decodeError('{"type":"hello","workspace":"w","you":"","role":"owner","members":[]}'), /hello.you/);
-    assert.match(decodeError('{"type":"hello","you":"a","role":"owner","members":[]}'), /hello.workspace/);
-    assert.match(decodeError('{"type":"hello","workspace":"w","you":"a","role":"owner"}'), /members is not an array/);
+    assert.match(decodeError('{"type":"hello","target":{"kind":"machine","id":"m"},"you":"a","role":"admin","members":[]}'), /hello.role/);
+    assert.match(decodeError('{"type":"hello","target":{"kind":"machine","id":"m"},"you":"","role":"owner","members":[]}'), /hello.you/);
+    assert.match(decodeError('{"type":"hello","workspace":"w","you":"a","role":"owner","members":[]}'), /hello.target is not an object/);
+    assert.match(decodeError('{"type":"hello","target":{"kind":"vm","id":"m"},"you":"a","role":"owner","members":[]}'), /hello.target.kind/);
+    assert.match(decodeError('{"type":"hello","target":{"kind":"machine","id":""},"you":"a","role":"owner","members":[]}'), /hello.target.id/);
+    assert.match(decodeError('{"type":"hello","target":{"kind":"machine","id":"m"},"workspace":7,"you":"a","role":"owner","members":[]}'), /hello.workspace/);
+    assert.match(decodeError('{"type":"hello","target":{"kind":"machine","id":"m"},"you":"a","role":"owner"}'), /members is not an array/);
     assert.match(decodeError('{"type":"members","members":[{"username":"","role":"owner"}]}'), /members\[0\].username/);
     assert.match(decodeError('{"type":"members","members":[{"username":"a","role":"root"}]}'), /members\[0\].role/);
     assert.match(decodeError('{"type":"members","members":[7]}'), /members\[0\] is not an object/);

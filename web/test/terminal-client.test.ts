@@ -40,7 +40,8 @@ function setup(size = { cols: 80, rows: 24 }) {
 }
 
 function hello(role: "owner" | "peer" | "viewer", you = "alice") {
-  return { type: "hello", workspace: "0f6c0c8e-4a4f-4f57-9a55-0d5c1f1d1a11", you, role, members: [alice, { username: "bob", role: "viewer" }] };
+  const id = "0f6c0c8e-4a4f-4f57-9a55-0d5c1f1d1a11";
+  return { type: "hello", target: { kind: "workspace", id }, workspace: id, you, role, members: [alice, { username: "bob", role: "viewer" }] };
 }
 
 /** Starts the client and completes the handshake as `role`. */

@@ -1,6 +1,6 @@
 //! A typed async client of Berth's REST API (`/api/v1`), used by the `berth` CLI and by the
 //! server's tests. One method per endpoint; bodies are the types of `berth_types::api` (and
-//! `berth_config::Template` for templates).
+//! `berth_types::template::Template` for templates).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), berth_client::ClientError> {
@@ -33,8 +33,8 @@ use berth_types::api::{
     UserList, UserView, WorkspaceList, WorkspaceQuery, WorkspaceView,
 };
 
-pub use berth_config::Template;
 pub use berth_types::api;
+pub use berth_types::template::Template;
 pub use berth_types::{
     ClientId, GridId, Layout, MemberRole, RecordingId, SessionRole, WorkspaceId,
 };

@@ -6,9 +6,12 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod grid;
 mod ids;
 mod target;
-mod terminal;
+pub mod template;
+pub mod terminal;
+pub mod units;
 mod user;
 
 pub use ids::{ClientId, GridId, RecordingId, UserId, WorkspaceId};

@@ -1,11 +1,16 @@
-//! The vocabulary of terminals: who may do what in a workspace's terminal, and how a grid
-//! arranges its panes. Shared by the store, the core, the API and the client.
+//! The vocabulary of terminals: who may do what in a workspace's terminal, how a grid
+//! arranges its panes, and the control messages of the terminal socket ([`ServerMessage`],
+//! [`ClientMessage`]). Shared by the store, the core, the API, the CLI and `web/`.
 
 use std::fmt;
 use std::str::FromStr;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+mod messages;
+
+pub use messages::{ClientMessage, Member, ServerMessage};
 
 /// What a member may do in a workspace's terminal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]

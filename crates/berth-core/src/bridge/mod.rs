@@ -38,6 +38,7 @@ pub use stats::BridgeStats;
 pub use terminals::{AttachRequest, GridRequest, TerminalSession, TerminalSettings, Terminals};
 
 use berth_terminal::OpenError;
+use berth_types::terminal::ServerMessage;
 
 /// A WebSocket message as the bridge sees it; the server maps its WebSocket's messages to and
 /// from these (and answers WebSocket pings itself).
@@ -92,7 +93,10 @@ where
     S: Sink<Message> + Unpin,
     S::Error: Display,
 {
-    let text = protocol::ServerControl::Error { message }.to_json();
+    let text = ServerMessage::Error {
+        message: message.to_owned(),
+    }
+    .to_json();
     sink.send(Message::Text(text)).await?;
     let reason = match code {
         close::NOT_FOUND => "not found",

@@ -1,5 +1,6 @@
 //! The grid socket: up to four panes over one `Sink`/`Stream`, every message a JSON text frame
-//! `{"pane":N,"type":...,"data":...}` with terminal bytes in base64 (`docs/terminal-protocol.md`).
+//! `{"type":...,"pane":N,"data":...}` with terminal bytes in base64 (`docs/terminal-protocol.md`;
+//! the messages are [`GridServerMessage`] and [`GridClientMessage`] of `berth-types`).
 //!
 //! Each pane is an ordinary [`Bridge`] (or [`TerminalSession`]) in a task of its own, talking
 //! to the multiplexer over small bounded channels: output from all panes goes through one
@@ -21,9 +22,11 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use berth_types::grid::{GridClientMessage, GridServerMessage, PaneSize, PaneState, PaneStatus};
+use berth_types::terminal::{ClientMessage, ServerMessage};
 use futures_channel::mpsc as fmpsc;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -169,8 +172,14 @@ impl GridSession {
             titles.push(pane.title.clone());
             let run = match pane.kind {
                 PaneKind::Failed(message) => {
-                    first.push(json!({"pane": i, "type": "error", "data": message}).to_string());
-                    first.push(status(i, "closed", &pane.title));
+                    first.push(
+                        GridServerMessage::Error {
+                            pane: Some(i),
+                            data: message,
+                        }
+                        .to_json(),
+                    );
+                    first.push(status(i, PaneState::Closed, &pane.title));
                     to_panes.push(None);
                     continue;
                 }
@@ -241,8 +250,15 @@ impl GridSession {
     }
 }
 
-fn status(pane: usize, state: &str, title: &str) -> String {
-    json!({"pane": pane, "type": "status", "data": {"state": state, "title": title}}).to_string()
+fn status(pane: usize, state: PaneState, title: &str) -> String {
+    GridServerMessage::Status {
+        pane,
+        data: PaneStatus {
+            state,
+            title: title.to_owned(),
+        },
+    }
+    .to_json()
 }
 
 /// Sends what the panes and the multiplexer have to say until a close was sent, every pane is
@@ -290,11 +306,11 @@ where
                 PaneEvent::Gone => {
                     live -= 1;
                     (!std::mem::replace(&mut closed[pane], true))
-                        .then(|| status(pane, "closed", &titles[pane]))
+                        .then(|| status(pane, PaneState::Closed, &titles[pane]))
                 }
                 PaneEvent::Message(Message::Close(..)) => {
                     (!std::mem::replace(&mut closed[pane], true))
-                        .then(|| status(pane, "closed", &titles[pane]))
+                        .then(|| status(pane, PaneState::Closed, &titles[pane]))
                 }
                 PaneEvent::Message(message) => translate(pane, message, &titles[pane]),
             },
@@ -311,26 +327,23 @@ where
 /// A pane's message as a grid message; `None` for what the grid protocol does not carry
 /// (members, pongs).
 fn translate(pane: usize, message: Message, title: &str) -> Option<String> {
-    match message {
-        Message::Binary(bytes) => {
-            Some(json!({"pane": pane, "type": "output", "data": BASE64.encode(&bytes)}).to_string())
-        }
-        Message::Text(text) => {
-            let value: Value = serde_json::from_str(&text).ok()?;
-            match value.get("type")?.as_str()? {
-                "hello" => Some(status(pane, "connected", title)),
-                "exit" => Some(
-                    json!({"pane": pane, "type": "exit", "data": value.get("code")?}).to_string(),
-                ),
-                "error" => Some(
-                    json!({"pane": pane, "type": "error", "data": value.get("message")?})
-                        .to_string(),
-                ),
-                _ => None,
-            }
-        }
-        Message::Close(..) => None,
-    }
+    let message = match message {
+        Message::Binary(bytes) => GridServerMessage::Output {
+            pane,
+            data: BASE64.encode(&bytes),
+        },
+        Message::Text(text) => match serde_json::from_str::<ServerMessage>(&text).ok()? {
+            ServerMessage::Hello { .. } => return Some(status(pane, PaneState::Connected, title)),
+            ServerMessage::Exit { code } => GridServerMessage::Exit { pane, data: code },
+            ServerMessage::Error { message } => GridServerMessage::Error {
+                pane: Some(pane),
+                data: message,
+            },
+            ServerMessage::Members { .. } | ServerMessage::Pong => return None,
+        },
+        Message::Close(..) => return None,
+    };
+    Some(message.to_json())
 }
 
 /// Routes the client's messages to the panes until it goes away (`None`) or sends a frame too
@@ -348,7 +361,11 @@ where
 {
     let error = |pane: Option<usize>, message: String| {
         let _ = control.try_send(Control::Text(
-            json!({"pane": pane, "type": "error", "data": message}).to_string(),
+            GridServerMessage::Error {
+                pane,
+                data: message,
+            }
+            .to_json(),
         ));
     };
     while let Some(frame) = stream.next().await {
@@ -416,43 +433,58 @@ fn parse(text: &str, panes: usize) -> Result<(usize, Message), (Option<usize>, S
             )
         })?;
     let fail = |message: String| (Some(pane), message);
-    let data = value.get("data");
-    match value.get("type").and_then(Value::as_str) {
-        Some("input") => {
-            let encoded = data
-                .and_then(Value::as_str)
-                .ok_or_else(|| fail("input.data is not a base64 string".into()))?;
-            if encoded.len() / 4 * 3 > MAX_INPUT_FRAME + 3 {
+    match serde_json::from_value::<GridClientMessage>(value.clone()) {
+        Ok(GridClientMessage::Input { data, .. }) => {
+            if data.len() / 4 * 3 > MAX_INPUT_FRAME + 3 {
                 return Err(fail(format!(
                     "input of more than {MAX_INPUT_FRAME} bytes refused"
                 )));
             }
             let bytes = BASE64
-                .decode(encoded)
+                .decode(data)
                 .map_err(|e| fail(format!("input.data is not valid base64: {e}")))?;
             Ok((pane, Message::Binary(bytes.into())))
         }
+        Ok(GridClientMessage::Resize {
+            data: PaneSize { cols, rows },
+            ..
+        }) => {
+            protocol::size(u64::from(cols), u64::from(rows)).map_err(fail)?;
+            Ok((
+                pane,
+                Message::Text(ClientMessage::Resize { cols, rows }.to_json()),
+            ))
+        }
+        Err(_) => Err(fail(refusal(&value))),
+    }
+}
+
+/// Why a grid message with a good pane number is not a [`GridClientMessage`], for people.
+fn refusal(value: &Value) -> String {
+    let data = value.get("data");
+    match value.get("type").and_then(Value::as_str) {
+        Some("input") => "input.data is not a base64 string".into(),
         Some("resize") => {
             let field = |name: &str| data.and_then(|d| d.get(name)).and_then(Value::as_u64);
-            let (Some(cols), Some(rows)) = (field("cols"), field("rows")) else {
-                return Err(fail("resize.data needs whole numbers cols and rows".into()));
-            };
-            protocol::size(cols, rows).map_err(fail)?;
-            let resize = json!({"type": "resize", "cols": cols, "rows": rows}).to_string();
-            Ok((pane, Message::Text(resize)))
+            match (field("cols"), field("rows")) {
+                (Some(cols), Some(rows)) => protocol::size(cols, rows)
+                    .err()
+                    .unwrap_or_else(|| "resize.data is malformed".into()),
+                _ => "resize.data needs whole numbers cols and rows".into(),
+            }
         }
         Some(other) => {
             let shown: String = other.chars().take(32).collect();
-            Err(fail(format!(
-                "unknown grid message type {shown:?}: expected input or resize"
-            )))
+            format!("unknown grid message type {shown:?}: expected input or resize")
         }
-        None => Err(fail("grid message has no \"type\"".into())),
+        None => "grid message has no \"type\"".into(),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -467,7 +499,7 @@ mod tests {
         assert_eq!(pane, 0);
         assert_eq!(
             message,
-            Message::Text(r#"{"cols":90,"rows":30,"type":"resize"}"#.into())
+            Message::Text(r#"{"type":"resize","cols":90,"rows":30}"#.into())
         );
     }
 
@@ -526,11 +558,11 @@ mod tests {
     #[test]
     fn pane_messages_translate_to_grid_messages() {
         let out = translate(3, Message::Binary("hi".into()), "t").unwrap();
-        assert_eq!(out, r#"{"data":"aGk=","pane":3,"type":"output"}"#);
+        assert_eq!(out, r#"{"type":"output","pane":3,"data":"aGk="}"#);
         let hello = translate(
             0,
             Message::Text(
-                r#"{"type":"hello","workspace":"w","you":"a","role":"owner","members":[]}"#.into(),
+                r#"{"type":"hello","target":{"kind":"machine","id":"m"},"you":"a","role":"owner","members":[]}"#.into(),
             ),
             "alice@py",
         )

@@ -1,37 +1,33 @@
-//! The JSON control messages of the terminal socket (`docs/terminal-protocol.md`). Everything a
-//! client sends is checked here; a message that does not fit gets a reason for people.
+//! Reading the terminal socket's control messages ([`ClientMessage`], defined once in
+//! `berth-types`, `docs/terminal-protocol.md`). Everything a client sends is checked here; a
+//! message that does not fit gets a reason for people.
 
-use berth_terminal::{TerminalTarget, TtySize};
-use serde::{Deserialize, Serialize};
+use berth_terminal::TtySize;
+use berth_types::terminal::ClientMessage;
+use serde_json::Value;
 
-use crate::SessionRole;
+/// Someone attached to a terminal right now (the `members` of the hello).
+pub use berth_types::terminal::Member as Connected;
 
 /// The largest text (control) frame a client may send, in bytes.
 pub const MAX_CONTROL_BYTES: usize = 4 * 1024;
 /// The largest terminal, in columns and in rows.
 pub const MAX_DIMENSION: u16 = 1000;
 
-/// A control message from a client.
+/// A control message from a client, checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ClientControl {
     Resize(TtySize),
     Ping,
 }
 
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum Wire {
-    Resize { cols: u64, rows: u64 },
-    Ping,
-}
-
 /// Parses a text frame; `Err` holds the message for the client.
 pub(crate) fn parse_control(text: &str) -> Result<ClientControl, String> {
-    let value: serde_json::Value =
+    let value: Value =
         serde_json::from_str(text).map_err(|e| format!("control message is not JSON: {e}"))?;
     let kind = value
         .get("type")
-        .and_then(serde_json::Value::as_str)
+        .and_then(Value::as_str)
         .ok_or("control message has no \"type\"")?
         .to_owned();
     if !matches!(kind.as_str(), "resize" | "ping") {
@@ -40,10 +36,19 @@ pub(crate) fn parse_control(text: &str) -> Result<ClientControl, String> {
             "unknown control message type {shown:?}: expected resize or ping"
         ));
     }
-    match serde_json::from_value::<Wire>(value) {
-        Ok(Wire::Ping) => Ok(ClientControl::Ping),
-        Ok(Wire::Resize { cols, rows }) => size(cols, rows).map(ClientControl::Resize),
-        Err(e) => Err(format!("malformed {kind} message: {e}")),
+    match serde_json::from_value::<ClientMessage>(value.clone()) {
+        Ok(ClientMessage::Ping) => Ok(ClientControl::Ping),
+        Ok(ClientMessage::Resize { cols, rows }) => {
+            size(u64::from(cols), u64::from(rows)).map(ClientControl::Resize)
+        }
+        Err(e) => {
+            // Whole numbers too large for the wire type get the range's reason.
+            let field = |name: &str| value.get(name).and_then(Value::as_u64);
+            if let (Some(cols), Some(rows)) = (field("cols"), field("rows")) {
+                size(cols, rows)?;
+            }
+            Err(format!("malformed {kind} message: {e}"))
+        }
     }
 }
 
@@ -60,47 +65,6 @@ pub(crate) fn size(cols: u64, rows: u64) -> Result<TtySize, String> {
         cols: u16::try_from(cols).unwrap_or(MAX_DIMENSION),
         rows: u16::try_from(rows).unwrap_or(MAX_DIMENSION),
     })
-}
-
-/// Someone attached to a workspace's terminal right now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Connected {
-    /// Who.
-    pub username: berth_types::Username,
-    /// As what.
-    pub role: SessionRole,
-}
-
-/// A control message to a client.
-#[derive(Debug, Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub(crate) enum ServerControl<'a> {
-    Hello {
-        target: &'a TerminalTarget,
-        /// For workspace targets, as before targets: clients written then read it.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        workspace: Option<&'a str>,
-        you: &'a str,
-        role: SessionRole,
-        members: &'a [Connected],
-    },
-    Members {
-        members: &'a [Connected],
-    },
-    Pong,
-    Exit {
-        code: i64,
-    },
-    Error {
-        message: &'a str,
-    },
-}
-
-impl ServerControl<'_> {
-    pub(crate) fn to_json(&self) -> String {
-        // Plain structs of strings and numbers: serializing cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
-    }
 }
 
 #[cfg(test)]
@@ -171,27 +135,8 @@ mod tests {
     }
 
     #[test]
-    fn server_messages_are_the_documented_json() {
-        let members = [Connected {
-            username: berth_types::Username::new("alice").unwrap(),
-            role: SessionRole::Owner,
-        }];
-        let target = TerminalTarget::Machine(berth_types::MachineId::new("web-1").unwrap());
-        let hello = ServerControl::Hello {
-            target: &target,
-            workspace: None,
-            you: "alice",
-            role: SessionRole::Owner,
-            members: &members,
-        };
-        assert_eq!(
-            hello.to_json(),
-            r#"{"type":"hello","target":{"kind":"machine","id":"web-1"},"you":"alice","role":"owner","members":[{"username":"alice","role":"owner"}]}"#
-        );
-        assert_eq!(ServerControl::Pong.to_json(), r#"{"type":"pong"}"#);
-        assert_eq!(
-            ServerControl::Exit { code: 3 }.to_json(),
-            r#"{"type":"exit","code":3}"#
-        );
+    fn sizes_past_the_wire_type_get_the_range_reason() {
+        let err = parse_control(r#"{"type":"resize","cols":70000,"rows":24}"#).unwrap_err();
+        assert!(err.contains("must be 1 to 1000"), "{err}");
     }
 }

@@ -10,13 +10,14 @@ use std::sync::Arc;
 use berth_store::Recording;
 use berth_terminal::{Activity, Pty, PtyControl, PtyInput, PtyOutput, TerminalTarget};
 use berth_types::Username;
+use berth_types::terminal::ServerMessage;
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, watch};
 
 use super::presence::Revocation;
-use super::protocol::{ClientControl, Connected, MAX_CONTROL_BYTES, ServerControl, parse_control};
+use super::protocol::{ClientControl, Connected, MAX_CONTROL_BYTES, parse_control};
 use super::stats::{BridgeStats, Toucher};
 use super::{Message, close};
 use crate::SessionRole;
@@ -295,7 +296,10 @@ struct Closing {
 impl Closing {
     fn error(message: &str, code: u16, reason: &'static str, end: BridgeEnd) -> Self {
         Self {
-            last: ServerControl::Error { message }.to_json(),
+            last: ServerMessage::Error {
+                message: message.to_owned(),
+            }
+            .to_json(),
             code,
             reason,
             end,
@@ -387,13 +391,12 @@ where
                 role: hello.role,
             }]
         });
-    let workspace = hello.target.workspace().map(|id| id.to_string());
-    let text = ServerControl::Hello {
-        target: hello.target,
-        workspace: workspace.as_deref(),
-        you: hello.you.as_str(),
+    let text = ServerMessage::Hello {
+        target: hello.target.clone(),
+        workspace: hello.target.workspace(),
+        you: hello.you.clone(),
         role: hello.role,
-        members: &now,
+        members: now,
     }
     .to_json();
     if let Err(err) = sink.send(Message::Text(text)).await {
@@ -406,7 +409,7 @@ where
             Some(closing) = closing.recv() => return closing.send(&mut sink).await,
             Some(text) = control.recv() => sink.send(Message::Text(text)).await,
             Some(list) = changed(&mut members) => {
-                let text = ServerControl::Members { members: &list }.to_json();
+                let text = ServerMessage::Members { members: list }.to_json();
                 sink.send(Message::Text(text)).await
             }
             next = out.recv(), if out_open => match next {
@@ -418,7 +421,7 @@ where
                 }
                 Some(Out::Exit(code)) => {
                     let closing = Closing {
-                        last: ServerControl::Exit { code: code.unwrap_or(-1) }.to_json(),
+                        last: ServerMessage::Exit { code: code.unwrap_or(-1) }.to_json(),
                         code: close::NORMAL,
                         reason: "exited",
                         end: BridgeEnd::Exited(code),
@@ -533,7 +536,7 @@ where
                 match parse_control(&text) {
                     Ok(ClientControl::Ping) => {
                         touch.touch();
-                        let _ = answers.try_send(ServerControl::Pong.to_json());
+                        let _ = answers.try_send(ServerMessage::Pong.to_json());
                     }
                     Ok(ClientControl::Resize(size)) if role.may_type() => {
                         match control.resize(size).await {
@@ -544,16 +547,15 @@ where
                             }
                             Err(err) => {
                                 let message = format!("resize failed: {err}");
-                                let _ = answers
-                                    .try_send(ServerControl::Error { message: &message }.to_json());
+                                let _ =
+                                    answers.try_send(ServerMessage::Error { message }.to_json());
                             }
                         }
                     }
                     // A viewer's size must not change the shared terminal.
                     Ok(ClientControl::Resize(_)) => {}
                     Err(message) => {
-                        let _ =
-                            answers.try_send(ServerControl::Error { message: &message }.to_json());
+                        let _ = answers.try_send(ServerMessage::Error { message }.to_json());
                     }
                 }
             }

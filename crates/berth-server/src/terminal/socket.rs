@@ -9,6 +9,7 @@ use berth_core::SessionRole;
 use berth_core::bridge::{self, AttachRequest, GridError, GridId, GridRequest, Message, close};
 use berth_terminal::{OpenError, TtySize};
 use berth_types::WorkspaceId;
+use berth_types::grid::GridServerMessage;
 use futures_util::SinkExt;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -198,7 +199,11 @@ pub(crate) async fn grid(
 
 /// A grid's refusal: an error about the whole grid (`pane: null`), then the close.
 async fn refuse_grid(sink: &mut ws::WsSink, code: u16, message: &str) {
-    let error = serde_json::json!({"pane": null, "type": "error", "data": message}).to_string();
+    let error = GridServerMessage::Error {
+        pane: None,
+        data: message.to_owned(),
+    }
+    .to_json();
     let sent = async {
         sink.send(Message::Text(error)).await?;
         sink.send(Message::Close(code, "refused".into())).await

@@ -1,6 +1,6 @@
 //! The terminal WebSocket of the server (`GET /api/v1/workspaces/{id}/terminal`), as
 //! `docs/terminal-protocol.md` describes it: binary frames are terminal bytes both ways, text
-//! frames are JSON control messages.
+//! frames are JSON control messages ([`ServerMessage`] and [`ClientMessage`] of `berth-types`).
 //!
 //! Plain `ws://` only, like the API client: the build carries no TLS stack (an `https://`
 //! server is refused at login), which keeps the CLI small and quick to build.
@@ -8,10 +8,10 @@
 use berth_client::api::{ErrorBody, Secret};
 use berth_terminal::TtySize;
 use berth_types::WorkspaceId;
+use berth_types::terminal::{ClientMessage, ServerMessage};
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -140,36 +140,16 @@ impl SocketIn {
     }
 }
 
-/// What a text frame says.
-fn control(text: &str) -> Option<Control> {
+/// What a text frame says; `None` for frames too large or not a [`ServerMessage`].
+fn control(text: &str) -> Option<ServerMessage> {
     if text.len() > MAX_TEXT {
         return None;
     }
-    let value: Value = serde_json::from_str(text).ok()?;
-    match value.get("type")?.as_str()? {
-        "hello" => Some(Control::Hello(
-            value.get("role")?.as_str().unwrap_or("viewer").to_owned(),
-        )),
-        "pong" => Some(Control::Pong),
-        "exit" => Some(Control::Exit(value.get("code")?.as_i64()?)),
-        "error" => Some(Control::Error(
-            value
-                .get("message")?
-                .as_str()?
-                .chars()
-                .take(MAX_ERROR_CHARS)
-                .collect(),
-        )),
-        _ => None,
+    let mut message: ServerMessage = serde_json::from_str(text).ok()?;
+    if let ServerMessage::Error { message } = &mut message {
+        *message = message.chars().take(MAX_ERROR_CHARS).collect();
     }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Control {
-    Hello(String),
-    Pong,
-    Exit(i64),
-    Error(String),
+    Some(message)
 }
 
 impl Incoming for SocketIn {
@@ -183,17 +163,17 @@ impl Incoming for SocketIn {
             return match message {
                 Message::Binary(bytes) => Event::Output(bytes),
                 Message::Text(text) => match control(text.as_str()) {
-                    Some(Control::Hello(role)) => Event::Ready {
-                        may_type: matches!(role.as_str(), "owner" | "peer"),
-                        role,
+                    Some(ServerMessage::Hello { role, .. }) => Event::Ready {
+                        may_type: role.may_type(),
+                        role: role.as_str().to_owned(),
                     },
-                    Some(Control::Pong) => Event::Pong,
-                    Some(Control::Exit(code)) => Event::Exit(code),
-                    Some(Control::Error(message)) => {
+                    Some(ServerMessage::Pong) => Event::Pong,
+                    Some(ServerMessage::Exit { code }) => Event::Exit(code),
+                    Some(ServerMessage::Error { message }) => {
                         self.error = Some(message);
                         continue;
                     }
-                    None => Event::Ignored,
+                    Some(ServerMessage::Members { .. }) | None => Event::Ignored,
                 },
                 Message::Close(frame) => {
                     let (code, reason) = frame.map_or((1005, String::new()), |f| {
@@ -222,16 +202,19 @@ impl Outgoing for SocketOut {
     }
 
     async fn resize(&mut self, size: TtySize) -> Result<(), String> {
-        let json = serde_json::json!({ "type": "resize", "cols": size.cols, "rows": size.rows });
+        let resize = ClientMessage::Resize {
+            cols: size.cols,
+            rows: size.rows,
+        };
         self.sink
-            .send(Message::text(json.to_string()))
+            .send(Message::text(resize.to_json()))
             .await
             .map_err(|e| e.to_string())
     }
 
     async fn ping(&mut self) -> Result<(), String> {
         self.sink
-            .send(Message::text(r#"{"type":"ping"}"#))
+            .send(Message::text(ClientMessage::Ping.to_json()))
             .await
             .map_err(|e| e.to_string())
     }
@@ -275,28 +258,37 @@ mod tests {
 
     #[test]
     fn control_messages_are_read_and_junk_is_ignored() {
-        assert_eq!(
-            control(
-                r#"{"type":"hello","workspace":"x","you":"alice","role":"owner","members":[]}"#
+        let hello = control(
+            r#"{"type":"hello","target":{"kind":"machine","id":"web-1"},"you":"alice","role":"owner","members":[]}"#,
+        );
+        assert!(
+            matches!(
+                hello,
+                Some(ServerMessage::Hello {
+                    role: berth_types::SessionRole::Owner,
+                    ..
+                })
             ),
-            Some(Control::Hello("owner".into()))
+            "{hello:?}"
         );
         assert_eq!(
             control(r#"{"type":"exit","code":3}"#),
-            Some(Control::Exit(3))
+            Some(ServerMessage::Exit { code: 3 })
         );
-        assert_eq!(control(r#"{"type":"pong"}"#), Some(Control::Pong));
+        assert_eq!(control(r#"{"type":"pong"}"#), Some(ServerMessage::Pong));
         assert_eq!(
             control(&format!(
                 r#"{{"type":"error","message":"{}"}}"#,
                 "x".repeat(5000)
             )),
-            Some(Control::Error("x".repeat(MAX_ERROR_CHARS)))
+            Some(ServerMessage::Error {
+                message: "x".repeat(MAX_ERROR_CHARS)
+            })
         );
         for junk in [
             "not json",
-            r#"{"type":"members","members":[]}"#,
             r#"{"type":"exit","code":"three"}"#,
+            r#"{"type":"hello","you":"alice","role":"owner","members":[]}"#,
             r#"{"no":"type"}"#,
             r#"[1,2]"#,
         ] {
