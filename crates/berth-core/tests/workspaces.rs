@@ -282,6 +282,7 @@ async fn idle_workspaces_are_stopped_unless_a_terminal_is_attached() {
 }
 
 /// The audit entries of `action`, oldest first.
+#[allow(clippy::unwrap_used)] // test code: a panic is the failure report
 async fn audit(h: &Harness, action: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
     let query: berth_store::TableQuery = serde_json::from_value(serde_json::json!({
         "table": "audit",
