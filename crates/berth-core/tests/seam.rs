@@ -13,14 +13,14 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use berth_core::bridge::{BridgeEnd, GridRequest, Layout, Message, Revocation, TerminalSettings};
-use berth_core::{AttachRequest, Audit, Recordings, SessionRole, TableQuery, Terminals};
+use berth_core::{AttachRequest, Audit, Recordings, SessionRole, Terminals};
 use berth_terminal::{
     Activity, Caller, Grant, OpenError, Opened, TargetKind, TerminalSource, TerminalTarget, TtySize,
 };
 use berth_types::{MachineId, Role, WorkspaceId};
 use common::fake::echo;
-use common::user;
 use common::wire::socket;
+use common::{audit_entries, user};
 use serde_json::{Value, json};
 
 /// Machines in memory: `web-1` exists; alice owns it, bob may watch it, nobody else sees it.
@@ -114,19 +114,6 @@ async fn setup() -> Setup {
         store,
         _dir: dir,
     }
-}
-
-async fn audit(
-    store: &dyn berth_store::Store,
-    action: &str,
-) -> Vec<serde_json::Map<String, Value>> {
-    let query: TableQuery = serde_json::from_value(json!({
-        "table": "audit",
-        "filters": [{"column": "action", "op": "eq", "value": action}],
-        "sort": [{"column": "id"}],
-    }))
-    .unwrap();
-    store.query_table(&query, None).await.unwrap().rows
 }
 
 #[tokio::test]
@@ -223,11 +210,16 @@ async fn a_bridge_runs_on_a_source_that_is_not_a_workspace() {
     assert!(cast.contains("uname"), "{cast}");
 
     // Attach and detach are audited with the target's kind, for both users.
-    let attaches = audit(s.store.as_ref(), "terminal.attach").await;
+    let attaches = audit_entries(s.store.as_ref(), "terminal.attach").await;
     assert_eq!(attaches.len(), 2, "{attaches:?}");
     assert!(attaches.iter().all(|a| a["target"] == "machine:web-1"));
     assert_eq!(attaches[0]["details"]["kind"], "machine", "{attaches:?}");
-    assert_eq!(audit(s.store.as_ref(), "terminal.detach").await.len(), 2);
+    assert_eq!(
+        audit_entries(s.store.as_ref(), "terminal.detach")
+            .await
+            .len(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -267,7 +259,7 @@ async fn unknown_targets_kinds_without_a_source_and_strangers_are_all_not_found(
         matches!(err, OpenError::NotFound(TargetKind::Machine)),
         "{err}"
     );
-    let denied = audit(s.store.as_ref(), "terminal.attach").await;
+    let denied = audit_entries(s.store.as_ref(), "terminal.attach").await;
     assert_eq!(denied.len(), 1);
     assert_eq!(denied[0]["outcome"], "denied");
     assert_eq!(denied[0]["actor"], "mallory");

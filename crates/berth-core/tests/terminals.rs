@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use berth_core::bridge::{BridgeEnd, GridRequest, Layout, MAX_IN_FLIGHT, Message, close};
 use berth_core::{AttachRequest, SessionRole, StartOptions, Terminals, WorkspaceError};
-use berth_store::{MemberRole, TableQuery};
+use berth_store::MemberRole;
 use berth_terminal::TtySize;
 use berth_terminal::{OpenError, TargetKind};
 use berth_types::{Role, WorkspaceId};
@@ -52,21 +52,6 @@ async fn attach(
     let session = t.attach(request).await.unwrap();
     let (client, sink, stream) = socket();
     (client, tokio::spawn(session.run(sink, stream)))
-}
-
-async fn audit(h: &Harness, action: &str) -> Vec<serde_json::Map<String, Value>> {
-    let query: TableQuery = serde_json::from_value(json!({
-        "table": "audit",
-        "filters": [{"column": "action", "op": "eq", "value": action}],
-        "sort": [{"column": "id"}],
-    }))
-    .unwrap();
-    h.manager
-        .store()
-        .query_table(&query, None)
-        .await
-        .unwrap()
-        .rows
 }
 
 #[tokio::test]
@@ -132,8 +117,8 @@ async fn echo_resize_exit_recording_and_audit_through_the_bridge() {
         "asciinema plays the recording back"
     );
 
-    let attach = audit(&h, "terminal.attach").await;
-    let detach = audit(&h, "terminal.detach").await;
+    let attach = h.audit("terminal.attach").await;
+    let detach = h.audit("terminal.detach").await;
     assert_eq!((attach.len(), detach.len()), (1, 1));
     assert_eq!(attach[0]["actor"], "alice");
     assert_eq!(attach[0]["target"], ws.to_string());
@@ -268,7 +253,7 @@ async fn two_users_share_a_session_and_a_viewer_cannot_type() {
             .await,
         Err(OpenError::NotFound(TargetKind::Workspace))
     ));
-    let denied = audit(&h, "terminal.attach").await;
+    let denied = h.audit("terminal.attach").await;
     assert!(
         denied
             .iter()
@@ -436,6 +421,6 @@ async fn a_grid_shows_two_workspaces_over_one_socket() {
     client.tx.close_channel();
     assert_eq!(task.await.unwrap(), berth_core::bridge::GridEnd::ClientGone);
     // Both panes' sessions were audited as they ended.
-    let detached = audit(&h, "terminal.detach").await;
+    let detached = h.audit("terminal.detach").await;
     assert_eq!(detached.len(), 2, "{detached:?}");
 }

@@ -268,7 +268,7 @@ async fn idle_workspaces_are_stopped_unless_a_terminal_is_attached() {
     assert!(stored.last_activity > busy.last_activity, "{stored:?}");
 
     // The sweep's stops are in the audit log as Berth's own, with the reason.
-    let stops = audit(&h, "workspace.stop").await;
+    let stops = h.audit("workspace.stop").await;
     assert_eq!(stops.len(), 2, "{stops:?}");
     for (entry, id) in stops.iter().zip([idle.id, busy.id]) {
         assert_eq!(entry["actor"], "(berth)");
@@ -279,23 +279,6 @@ async fn idle_workspaces_are_stopped_unless_a_terminal_is_attached() {
         );
         assert_eq!(entry["details"]["owner"], "fay");
     }
-}
-
-/// The audit entries of `action`, oldest first.
-#[allow(clippy::unwrap_used)] // test code: a panic is the failure report
-async fn audit(h: &Harness, action: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
-    let query: berth_store::TableQuery = serde_json::from_value(serde_json::json!({
-        "table": "audit",
-        "filters": [{"column": "action", "op": "eq", "value": action}],
-        "sort": [{"column": "id"}],
-    }))
-    .unwrap();
-    h.manager
-        .store()
-        .query_table(&query, None)
-        .await
-        .unwrap()
-        .rows
 }
 
 #[tokio::test]
@@ -330,7 +313,7 @@ async fn the_ttl_stops_and_removes_even_persistent_workspaces() {
         expired.state_reason
     );
     assert!(h.containers().await.is_empty(), "the container is removed");
-    let expiries = audit(&h, "workspace.expire").await;
+    let expiries = h.audit("workspace.expire").await;
     assert_eq!(expiries.len(), 1, "{expiries:?}");
     assert_eq!(expiries[0]["actor"], "(berth)");
     assert!(
@@ -350,7 +333,7 @@ async fn pool_containers_are_claimed_once_each_and_replaced() {
     let h = Harness::new(TestPolicy::with([(plan("pooled"), 2)])).await;
     h.manager.fill_pools().await.unwrap();
     assert_eq!(h.manager.pool_size("pooled"), 2);
-    let fills = audit(&h, "pool.fill").await;
+    let fills = h.audit("pool.fill").await;
     assert_eq!(fills.len(), 1, "{fills:?}");
     assert_eq!(
         (
@@ -366,7 +349,7 @@ async fn pool_containers_are_claimed_once_each_and_replaced() {
     );
     h.manager.fill_pools().await.unwrap();
     assert_eq!(
-        audit(&h, "pool.fill").await.len(),
+        h.audit("pool.fill").await.len(),
         1,
         "a full pool is not audited again"
     );

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use axum::extract::State;
 use berth_core::{WorkspaceFilter, WorkspaceState};
 use berth_types::api::{ClientSeen, Monitor, PoolSize, RunningWorkspace};
-use time::OffsetDateTime;
 
 use crate::auth::AdminUser;
 use crate::error::ApiError;
@@ -34,7 +33,8 @@ pub(crate) async fn monitor(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(sample);
 
-    let now = OffsetDateTime::now_utc();
+    // Liveness is measured by the installation's clock, as activity and TTLs are stamped.
+    let now = state.workspaces.now();
     let live = state
         .workspaces
         .list(&WorkspaceFilter {

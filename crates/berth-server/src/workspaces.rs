@@ -12,7 +12,6 @@ use berth_types::api::{
     StartWorkspace, WorkspaceList, WorkspaceQuery, WorkspaceState, WorkspaceView,
 };
 use serde_json::json;
-use time::OffsetDateTime;
 
 use crate::auth::{AuthUser, Caller, ClientIp};
 use crate::error::ApiError;
@@ -46,12 +45,8 @@ fn store_state(state: WorkspaceState) -> berth_core::WorkspaceState {
 }
 
 fn view(state: &AppState, w: Workspace) -> WorkspaceView {
-    let alive_reason = (w.state == berth_core::WorkspaceState::Running).then(|| {
-        state
-            .workspaces
-            .liveness(&w, OffsetDateTime::now_utc())
-            .reason
-    });
+    let alive_reason = (w.state == berth_core::WorkspaceState::Running)
+        .then(|| state.workspaces.liveness(&w, state.workspaces.now()).reason);
     WorkspaceView {
         id: w.id,
         template: w.template,

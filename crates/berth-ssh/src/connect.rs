@@ -533,6 +533,19 @@ impl Checker {
                     expected,
                     got: fingerprint(key),
                 }),
+                Verdict::Revoked => Err(SshError::HostKeyRevoked {
+                    address: self.address(),
+                    fingerprint: fingerprint(key),
+                }),
+                // Known only with other key types: never trusted on first use (it is how a
+                // man in the middle would offer a type not yet recorded); an admin decides.
+                Verdict::OtherTypes { .. } => Err(SshError::HostKeyUnknown {
+                    address: self.address(),
+                    fingerprint: fingerprint(key),
+                    key: key
+                        .to_openssh()
+                        .unwrap_or_else(|_| key.algorithm().to_string()),
+                }),
                 Verdict::Unknown if *trust_on_first_use => {
                     *self.first_use.lock().unwrap_or_else(|p| p.into_inner()) = Some(key.clone());
                     Ok(())

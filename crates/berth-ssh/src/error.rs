@@ -74,6 +74,14 @@ pub enum SshError {
         /// Fingerprint of the key the server presented.
         got: String,
     },
+    /// The server presented a key that known_hosts marks `@revoked` for it.
+    #[error("{address} presented the host key {fingerprint}, which known_hosts revokes")]
+    HostKeyRevoked {
+        /// `host:port`.
+        address: String,
+        /// Fingerprint of the presented key.
+        fingerprint: String,
+    },
     /// The client key file cannot be used.
     #[error("client key {path}: {reason}")]
     ClientKey {
@@ -116,6 +124,7 @@ impl SshError {
             Self::AuthFailed { .. } => "auth_failed",
             Self::HostKeyUnknown { .. } => "host_key_unknown",
             Self::HostKeyChanged { .. } => "host_key_changed",
+            Self::HostKeyRevoked { .. } => "host_key_revoked",
             Self::ClientKey { .. } => "client_key",
             Self::HostKeys(_) => "host_keys",
             Self::Protocol { .. } => "protocol",

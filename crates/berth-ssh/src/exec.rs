@@ -230,6 +230,8 @@ impl Session {
             .exec(true, command.as_bytes())
             .await
             .map_err(|e| self.protocol(e))?;
+        // The first message that is not the answer to the request belongs to the command.
+        let mut first = None;
         loop {
             match channel.wait().await {
                 Some(ChannelMsg::Success) => break,
@@ -240,7 +242,10 @@ impl Session {
                     });
                 }
                 Some(ChannelMsg::WindowAdjusted { .. }) => {}
-                Some(_) => break,
+                Some(message) => {
+                    first = Some(message);
+                    break;
+                }
                 None => {
                     return Err(SshError::Closed {
                         address: self.address().to_owned(),
@@ -264,7 +269,9 @@ impl Session {
         let (commands_tx, commands) = mpsc::channel(8);
         let (output_tx, output) = mpsc::channel(OUTPUT_QUEUE);
         let (exit_tx, exit) = watch::channel(None);
-        tokio::spawn(run_channel(read, write, commands, output_tx, exit_tx));
+        tokio::spawn(run_channel(
+            first, read, write, commands, output_tx, exit_tx,
+        ));
         Ok(Execution {
             output,
             control: ExecControl {
@@ -277,6 +284,9 @@ impl Session {
         })
     }
 }
+
+/// How long the second exec of [`ExecControl::signal_all`] may take.
+const SIGNAL_ALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The environment variable that marks a command's processes.
 pub const EXEC_ID_VAR: &str = "BERTH_EXEC_ID";
@@ -293,8 +303,10 @@ fn new_exec_id(address: &str) -> Result<String, SshError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// The channel task: reads messages only when the consumer has room, obeys commands.
+/// The channel task: reads messages only when the consumer has room, obeys commands. `first`
+/// is a message that arrived with the answer to the exec request.
 async fn run_channel(
+    first: Option<ChannelMsg>,
     mut read: russh::ChannelReadHalf,
     write: russh::ChannelWriteHalf<russh::client::Msg>,
     mut commands: mpsc::Receiver<Command>,
@@ -305,52 +317,83 @@ async fn run_channel(
     let mut status = ExitStatus::Unknown;
     let mut commands_open = true;
     let mut consumer_gone = false;
-    loop {
-        tokio::select! {
-            biased;
-            command = commands.recv(), if commands_open => match command {
-                Some(Command::Signal(sig, reply)) => {
-                    let _ = reply.send(write.signal(sig).await);
-                }
-                Some(Command::Close) => {
-                    // russh drops what arrives for a channel closed from this side: the end is now.
-                    let _ = write.close().await;
-                    break;
-                }
-                None => {
-                    commands_open = false;
-                    if consumer_gone || output.is_closed() {
+    let mut ended = false;
+    match first {
+        Some(ChannelMsg::Data { data }) => {
+            pending = Some(Output {
+                stream: OutputStream::Stdout,
+                data,
+            });
+        }
+        Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+            pending = Some(Output {
+                stream: OutputStream::Stderr,
+                data,
+            });
+        }
+        Some(ChannelMsg::ExitStatus { exit_status }) => status = ExitStatus::Code(exit_status),
+        Some(ChannelMsg::ExitSignal {
+            signal_name: sig,
+            core_dumped,
+            ..
+        }) => {
+            status = ExitStatus::Signal {
+                name: signal_name(&sig),
+                core_dumped,
+            };
+        }
+        Some(ChannelMsg::Close) => ended = true,
+        _ => {}
+    }
+    // A channel closed with the exec request's answer has nothing more to read.
+    if !ended {
+        loop {
+            tokio::select! {
+                biased;
+                command = commands.recv(), if commands_open => match command {
+                    Some(Command::Signal(sig, reply)) => {
+                        let _ = reply.send(write.signal(sig).await);
+                    }
+                    Some(Command::Close) => {
+                        // russh drops what arrives for a channel closed from this side: the end is now.
                         let _ = write.close().await;
                         break;
                     }
-                }
-            },
-            permit = output.reserve(), if pending.is_some() => match permit {
-                Ok(permit) => {
-                    if let Some(chunk) = pending.take() {
-                        permit.send(chunk);
+                    None => {
+                        commands_open = false;
+                        if consumer_gone || output.is_closed() {
+                            let _ = write.close().await;
+                            break;
+                        }
                     }
-                }
-                Err(_) => {
-                    // Nobody reads any more: drop output, keep going until the exit status.
-                    consumer_gone = true;
-                    pending = None;
-                }
-            },
-            message = read.wait(), if pending.is_none() => match message {
-                Some(ChannelMsg::Data { data }) if !consumer_gone => {
-                    pending = Some(Output { stream: OutputStream::Stdout, data });
-                }
-                Some(ChannelMsg::ExtendedData { data, ext: 1 }) if !consumer_gone => {
-                    pending = Some(Output { stream: OutputStream::Stderr, data });
-                }
-                Some(ChannelMsg::ExitStatus { exit_status }) => status = ExitStatus::Code(exit_status),
-                Some(ChannelMsg::ExitSignal { signal_name: sig, core_dumped, .. }) => {
-                    status = ExitStatus::Signal { name: signal_name(&sig), core_dumped };
-                }
-                Some(ChannelMsg::Close) | None => break,
-                Some(_) => {}
-            },
+                },
+                permit = output.reserve(), if pending.is_some() => match permit {
+                    Ok(permit) => {
+                        if let Some(chunk) = pending.take() {
+                            permit.send(chunk);
+                        }
+                    }
+                    Err(_) => {
+                        // Nobody reads any more: drop output, keep going until the exit status.
+                        consumer_gone = true;
+                        pending = None;
+                    }
+                },
+                message = read.wait(), if pending.is_none() => match message {
+                    Some(ChannelMsg::Data { data }) if !consumer_gone => {
+                        pending = Some(Output { stream: OutputStream::Stdout, data });
+                    }
+                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) if !consumer_gone => {
+                        pending = Some(Output { stream: OutputStream::Stderr, data });
+                    }
+                    Some(ChannelMsg::ExitStatus { exit_status }) => status = ExitStatus::Code(exit_status),
+                    Some(ChannelMsg::ExitSignal { signal_name: sig, core_dumped, .. }) => {
+                        status = ExitStatus::Signal { name: signal_name(&sig), core_dumped };
+                    }
+                    Some(ChannelMsg::Close) | None => break,
+                    Some(_) => {}
+                },
+            }
         }
     }
     // The last chunk still goes out (the consumer may be slow, not gone).
@@ -424,21 +467,34 @@ impl ExecControl {
              [ -z \"$pids\" ] || kill -s {name} $pids 2>/dev/null; echo $pids | wc -w",
             id = self.exec_id
         );
-        let mut channel = self.session.open_session_channel().await?;
-        channel
-            .exec(false, script.as_bytes())
-            .await
-            .map_err(|e| self.session.protocol(e))?;
-        channel.eof().await.map_err(|e| self.session.protocol(e))?;
-        let mut out = Vec::new();
-        while let Some(message) = channel.wait().await {
-            match message {
-                ChannelMsg::Data { data } => out.extend_from_slice(&data),
-                ChannelMsg::Close => break,
-                _ => {}
+        let second = async {
+            let mut channel = self.session.open_session_channel().await?;
+            channel
+                .exec(false, script.as_bytes())
+                .await
+                .map_err(|e| self.session.protocol(e))?;
+            channel.eof().await.map_err(|e| self.session.protocol(e))?;
+            let mut out = Vec::new();
+            while let Some(message) = channel.wait().await {
+                match message {
+                    ChannelMsg::Data { data } => out.extend_from_slice(&data),
+                    ChannelMsg::Close => break,
+                    _ => {}
+                }
             }
-        }
-        Ok(String::from_utf8_lossy(&out).trim().parse().unwrap_or(0))
+            Ok::<_, SshError>(String::from_utf8_lossy(&out).trim().parse().unwrap_or(0))
+        };
+        // A machine that stopped answering (often why the command is being ended) must not
+        // hang the one ending it.
+        tokio::time::timeout(SIGNAL_ALL_TIMEOUT, second)
+            .await
+            .map_err(|_| SshError::Protocol {
+                address: self.address.clone(),
+                reason: format!(
+                    "the machine did not answer the signal within {}s",
+                    SIGNAL_ALL_TIMEOUT.as_secs()
+                ),
+            })?
     }
 
     /// For a command past its timeout: SIGTERM to it and all its processes
@@ -453,7 +509,14 @@ impl ExecControl {
             return Ok(status);
         }
         self.signal_all(Signal::Kill).await?;
-        Ok(self.wait().await)
+        match tokio::time::timeout(grace.max(SIGNAL_ALL_TIMEOUT), self.wait()).await {
+            Ok(status) => Ok(status),
+            Err(_) => {
+                // Killed but never reported: give up on the channel rather than wait forever.
+                let _ = self.close().await;
+                Ok(ExitStatus::Unknown)
+            }
+        }
     }
 
     fn closed(&self) -> SshError {

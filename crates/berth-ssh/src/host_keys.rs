@@ -2,8 +2,9 @@
 //!
 //! The known_hosts reader understands what `ssh` writes: plain names (`host`, comma lists),
 //! `[host]:port` for ports other than 22, hashed names (`|1|salt|hmac`, as with
-//! `HashKnownHosts yes`), `*`/`?` wildcards and `!` negations. `@cert-authority` and `@revoked`
-//! lines are skipped (certificates are not supported), as are lines it cannot parse.
+//! `HashKnownHosts yes`), `*`/`?` wildcards and `!` negations. `@revoked` lines refuse their key
+//! for the hosts they name, before anything else; `@cert-authority` lines are skipped
+//! (certificates are not supported), as are lines it cannot parse.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -58,6 +59,8 @@ pub struct KnownHost {
     pub key: PublicKey,
     /// The 1-based line number.
     pub line: usize,
+    /// An `@revoked` line: this key is refused for these hosts.
+    pub revoked: bool,
 }
 
 impl KnownHost {
@@ -71,17 +74,25 @@ impl KnownHost {
 pub fn parse_known_hosts(text: &str) -> Vec<KnownHost> {
     text.lines()
         .enumerate()
-        .filter_map(|(i, line)| parse_line(line).map(|(hosts, key)| (i, hosts, key)))
-        .map(|(i, hosts, key)| KnownHost {
+        .filter_map(|(i, line)| {
+            parse_line(line).map(|(revoked, hosts, key)| (i, revoked, hosts, key))
+        })
+        .map(|(i, revoked, hosts, key)| KnownHost {
             hosts,
             key,
             line: i + 1,
+            revoked,
         })
         .collect()
 }
 
-fn parse_line(line: &str) -> Option<(String, PublicKey)> {
-    let line = line.trim();
+fn parse_line(line: &str) -> Option<(bool, String, PublicKey)> {
+    let mut line = line.trim();
+    let mut revoked = false;
+    if let Some(rest) = line.strip_prefix("@revoked") {
+        revoked = true;
+        line = rest.trim_start();
+    }
     if line.is_empty() || line.starts_with('#') || line.starts_with('@') {
         return None;
     }
@@ -90,7 +101,7 @@ fn parse_line(line: &str) -> Option<(String, PublicKey)> {
     let algorithm = fields.next()?;
     let data = fields.next()?;
     let key = PublicKey::from_openssh(&format!("{algorithm} {data}")).ok()?;
-    Some((hosts.to_owned(), key))
+    Some((revoked, hosts.to_owned(), key))
 }
 
 /// Whether a known_hosts host field names `name` (`host` or `[host]:port`).
@@ -173,22 +184,40 @@ pub enum Verdict {
         /// Fingerprint of the recorded key.
         expected: String,
     },
+    /// The host is recorded, but only with keys of other types: a server (or someone in the
+    /// middle) offering a type not yet recorded. Never trusted on first use.
+    OtherTypes {
+        /// Fingerprint of a recorded key.
+        expected: String,
+    },
+    /// An `@revoked` line names this key for this host.
+    Revoked,
 }
 
-/// Checks `key` against known_hosts entries for `host`:`port`, as OpenSSH does: a matching
-/// key is known; another key of the same type is a change; keys of other types only are unknown.
+/// Checks `key` against known_hosts entries for `host`:`port`, as OpenSSH does: a revoked key
+/// is refused whatever else is recorded; a matching key is known; another key of the same type
+/// is a change; keys of other types only are [`Verdict::OtherTypes`]; no entry is unknown.
 pub fn check(entries: &[KnownHost], host: &str, port: u16, key: &PublicKey) -> Verdict {
-    let mut changed = None;
-    for entry in entries.iter().filter(|e| e.matches(host, port)) {
-        if entry.key.key_data() == key.key_data() {
-            return Verdict::Known;
-        }
-        if changed.is_none() && entry.key.algorithm() == key.algorithm() {
-            changed = Some(fingerprint(&entry.key));
-        }
+    let matching: Vec<&KnownHost> = entries.iter().filter(|e| e.matches(host, port)).collect();
+    if matching
+        .iter()
+        .any(|e| e.revoked && e.key.key_data() == key.key_data())
+    {
+        return Verdict::Revoked;
     }
-    match changed {
-        Some(expected) => Verdict::Changed { expected },
+    let recorded = || matching.iter().filter(|e| !e.revoked);
+    if recorded().any(|e| e.key.key_data() == key.key_data()) {
+        return Verdict::Known;
+    }
+    if let Some(entry) = recorded().find(|e| e.key.algorithm() == key.algorithm()) {
+        return Verdict::Changed {
+            expected: fingerprint(&entry.key),
+        };
+    }
+    match recorded().next() {
+        Some(entry) => Verdict::OtherTypes {
+            expected: fingerprint(&entry.key),
+        },
         None => Verdict::Unknown,
     }
 }
@@ -207,7 +236,9 @@ static APPEND: Mutex<()> = Mutex::new(());
 
 /// Adds `host`:`port` with `key` to a known_hosts file atomically (a temporary file in the same
 /// directory, fsync, rename), unless that exact entry is already there. Creates the file (0644)
-/// and its directory when missing.
+/// and its directory when missing. Refused when the file (read again under the lock) records
+/// another key for the host or revokes this one: two first connections, one of them
+/// intercepted, must never leave both keys trusted.
 pub fn append_known_host(
     path: &Path,
     host: &str,
@@ -225,8 +256,22 @@ pub fn append_known_host(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(fail("cannot read", e)),
     };
-    if check(&parse_known_hosts(&existing), host, port, key) == Verdict::Known {
-        return Ok(());
+    match check(&parse_known_hosts(&existing), host, port, key) {
+        Verdict::Known => return Ok(()),
+        Verdict::Unknown => {}
+        Verdict::Changed { expected } | Verdict::OtherTypes { expected } => {
+            return Err(SshError::HostKeyChanged {
+                address: host_pattern(host, port),
+                expected,
+                got: fingerprint(key),
+            });
+        }
+        Verdict::Revoked => {
+            return Err(SshError::HostKeyRevoked {
+                address: host_pattern(host, port),
+                fingerprint: fingerprint(key),
+            });
+        }
     }
     let key_line = key
         .to_openssh()
@@ -282,8 +327,70 @@ mod tests {
     const KEY_B: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMU23Y3BlwteM7RU6TuNUKt/dRrbE2/gCd7A8lfbdRbK";
 
+    const KEY_ECDSA: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBLHnbmMa0KtjKiIYtSifCJazKVPH4fvArltc23bgH/jRIVO6WBGHNYoc7cDP9KFoJXKvzRtEDZQK/V9S40whi8M=";
+
     fn key(line: &str) -> PublicKey {
         parse_public_key(line).unwrap()
+    }
+
+    #[test]
+    fn a_revoked_key_is_refused_whatever_else_is_recorded() {
+        let entries = parse_known_hosts(&format!(
+            "h {KEY_A}
+@revoked h,g {KEY_A}
+@cert-authority *.x {KEY_B}
+"
+        ));
+        assert_eq!(entries.len(), 2, "@cert-authority is skipped");
+        assert_eq!(check(&entries, "h", 22, &key(KEY_A)), Verdict::Revoked);
+        // Revoked for g too, though g has no entry: never trusted on first use.
+        assert_eq!(check(&entries, "g", 22, &key(KEY_A)), Verdict::Revoked);
+        assert_eq!(check(&entries, "g", 22, &key(KEY_B)), Verdict::Unknown);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        std::fs::write(&path, format!("@revoked g {KEY_A}\n")).unwrap();
+        assert!(matches!(
+            append_known_host(&path, "g", 22, &key(KEY_A)),
+            Err(SshError::HostKeyRevoked { .. })
+        ));
+    }
+
+    #[test]
+    fn a_host_known_by_another_key_type_is_not_unknown() {
+        let entries = parse_known_hosts(&format!(
+            "h {KEY_A}
+"
+        ));
+        assert_eq!(
+            check(&entries, "h", 22, &key(KEY_ECDSA)),
+            Verdict::OtherTypes {
+                expected: fingerprint(&key(KEY_A))
+            }
+        );
+        assert_eq!(
+            check(&entries, "other", 22, &key(KEY_ECDSA)),
+            Verdict::Unknown
+        );
+    }
+
+    #[test]
+    fn appending_refuses_what_another_writer_recorded_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        append_known_host(&path, "h", 22, &key(KEY_A)).unwrap();
+        // A second first use of h with another key (one of them in the middle): refused.
+        assert!(matches!(
+            append_known_host(&path, "h", 22, &key(KEY_B)),
+            Err(SshError::HostKeyChanged { .. })
+        ));
+        assert!(matches!(
+            append_known_host(&path, "h", 22, &key(KEY_ECDSA)),
+            Err(SshError::HostKeyChanged { .. })
+        ));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("h {KEY_A}\n")
+        );
     }
 
     #[test]

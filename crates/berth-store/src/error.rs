@@ -55,10 +55,11 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
     }
 }
 
-/// `location` with the password of a `scheme://user:password@host` URL hidden, so errors and
-/// logs can show where the database is without leaking the secret. A password with an
-/// unescaped `/`, `?` or `#` ends the authority early; then everything up to the last `@` is
-/// hidden, more than needed rather than a secret shown.
+/// `location` with the password of a `scheme://user:password@host` URL, and a `password=`
+/// query parameter, hidden, so errors and logs can show where the database is without leaking
+/// the secret. A password with an unescaped `/`, `?` or `#` ends the authority early; then
+/// everything up to the last `@` is hidden, more than needed rather than a secret shown
+/// (unless what ended the authority follows a port: `host:5432/db?x=a@b` has no password).
 pub fn redact_location(location: &str) -> String {
     let Some((scheme, rest)) = location.split_once("://") else {
         return location.to_owned();
@@ -68,14 +69,37 @@ pub fn redact_location(location: &str) -> String {
     let (userinfo, host, tail) = match authority.rsplit_once('@') {
         Some((userinfo, host)) => (userinfo, host, tail),
         None => match rest.rsplit_once('@') {
-            Some((userinfo, after)) => (userinfo, after, ""),
-            None => return location.to_owned(),
+            Some((userinfo, after)) if !after_a_port(authority) => (userinfo, after, ""),
+            _ => return redact_query(location),
         },
     };
-    match userinfo.split_once(':') {
+    let url = match userinfo.split_once(':') {
         Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
         None => location.to_owned(),
-    }
+    };
+    redact_query(&url)
+}
+
+/// Whether an authority without user info ends in `:PORT`.
+fn after_a_port(authority: &str) -> bool {
+    authority
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// `password=...` in the query, hidden.
+fn redact_query(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", pairs.join("&"))
 }
 
 #[cfg(test)]
@@ -103,6 +127,19 @@ mod tests {
         assert_eq!(
             redact_location("postgres://berth:sec/ret?x#y@db/berth"),
             "postgres://berth:***@db/berth"
+        );
+        // An `@` in the query of a URL without user info is no password.
+        assert_eq!(
+            redact_location("postgres://db:5432/x?application_name=a@b"),
+            "postgres://db:5432/x?application_name=a@b"
+        );
+        assert_eq!(
+            redact_location("postgres://berth@db/x?sslmode=disable&password=s3cret"),
+            "postgres://berth@db/x?sslmode=disable&password=***"
+        );
+        assert_eq!(
+            redact_location("postgres://berth:a@db/x?PASSWORD=b"),
+            "postgres://berth:***@db/x?PASSWORD=***"
         );
     }
 }

@@ -36,7 +36,8 @@ pub struct Recording {
     /// When it ended; `None` while it runs (or if the server died during it).
     #[serde(with = "time::serde::rfc3339::option")]
     pub ended_at: Option<OffsetDateTime>,
-    /// The file, relative to the recordings directory (`<target id>/<id>.cast`).
+    /// The file, relative to the recordings directory (`<workspace id>/<id>.cast`, or
+    /// `machines/<machine id>/<id>.cast`).
     pub path: String,
     /// Size of the file when the session ended.
     pub bytes: u64,

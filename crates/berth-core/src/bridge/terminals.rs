@@ -321,6 +321,14 @@ impl Terminals {
             };
             panes.push(match self.attach(attach).await {
                 Ok(session) => GridPane::session(session),
+                Err(OpenError::Failed(err)) => {
+                    tracing::warn!(error = %err, %title, "a grid pane could not open");
+                    GridPane::failed(
+                        title,
+                        "the terminal could not open; an administrator can find the cause in \
+                         Berth's log",
+                    )
+                }
                 Err(err) => GridPane::failed(title, &err.to_string()),
             });
         }

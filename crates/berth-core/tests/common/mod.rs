@@ -276,3 +276,24 @@ pub async fn read_until(output: &mut berth_terminal::PtyOutput, needle: &str) ->
         }
     }
 }
+
+/// The audit entries of `action` in `store`, oldest first.
+pub async fn audit_entries(
+    store: &dyn berth_store::Store,
+    action: &str,
+) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let query: berth_store::TableQuery = serde_json::from_value(serde_json::json!({
+        "table": "audit",
+        "filters": [{"column": "action", "op": "eq", "value": action}],
+        "sort": [{"column": "id"}],
+    }))
+    .unwrap();
+    store.query_table(&query, None).await.unwrap().rows
+}
+
+impl Harness {
+    /// The audit entries of `action` in the manager's store, oldest first.
+    pub async fn audit(&self, action: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        audit_entries(self.manager.store().as_ref(), action).await
+    }
+}

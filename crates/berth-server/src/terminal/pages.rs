@@ -3,11 +3,9 @@
 //! CSP forbids it. Everything interpolated is HTML-escaped. Without a session the page
 //! redirects to the login page, which brings the user back.
 
-use std::fmt::Write as _;
-
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use berth_core::RecordingId;
 use berth_core::bridge::{GridId, Layout};
 use berth_types::WorkspaceId;
@@ -33,27 +31,11 @@ pub(crate) fn escape(s: &str) -> String {
 }
 
 /// `s` percent-encoded for a query value.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
 /// The caller, or the redirect to the login page that brings them back to `uri`.
 fn signed_in(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<Caller, Box<Response>> {
     match authenticate(state, &state.config.current(), headers) {
         Authentication::Caller(caller) => Ok(caller),
-        _ => {
-            let next = uri.path_and_query().map_or("/", |p| p.as_str());
-            let to = format!("/login?next={}", encode(next));
-            Err(Box::new(Redirect::to(&to).into_response()))
-        }
+        _ => Err(Box::new(crate::ui::to_login(&axum::http::Method::GET, uri))),
     }
 }
 
@@ -209,6 +191,5 @@ mod tests {
         );
         let page = page(hostile, "", "terminal.js");
         assert!(!page.contains("<script>alert"), "{page}");
-        assert_eq!(encode("/w/a b?x=1"), "%2Fw%2Fa%20b%3Fx%3D1");
     }
 }

@@ -63,6 +63,23 @@ pub(crate) fn to_login(method: &Method, uri: &Uri) -> Response {
     Redirect::to(&to).into_response()
 }
 
+#[cfg(test)]
+mod login_redirect_tests {
+    use super::*;
+
+    #[test]
+    fn the_way_back_is_percent_encoded_and_forms_are_not_replayed() {
+        let uri: Uri = "/w/a%20b?x=1".parse().unwrap();
+        let page = to_login(&Method::GET, &uri);
+        assert_eq!(
+            page.headers()[axum::http::header::LOCATION],
+            "/login?next=%2Fw%2Fa%2520b%3Fx%3D1"
+        );
+        let form = to_login(&Method::POST, &uri);
+        assert_eq!(form.headers()[axum::http::header::LOCATION], "/login");
+    }
+}
+
 /// The modification times of the configuration files last seen.
 #[derive(Debug, Default)]
 pub(crate) struct ConfigWatch {

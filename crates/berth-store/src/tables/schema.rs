@@ -155,6 +155,9 @@ static TABLES: [Table; 4] = [
             col("id", Kind::Uuid),
             col("target_kind", Kind::Enum(&TargetKind::NAMES)),
             col("target_id", Kind::Text),
+            // The same id for workspace recordings, null for others: the name table queries
+            // used before recordings had targets (a generated column).
+            opt("workspace_id", Kind::Text),
             col("owner", Kind::Text),
             col("username", Kind::Text),
             col("started_at", Kind::Time),

@@ -227,6 +227,9 @@ struct Listed {
     target_kind: String,
     /// The workspace's or machine's id.
     target_id: String,
+    /// The workspace, for workspace recordings (the name before recordings had targets).
+    #[serde(default)]
+    workspace_id: Option<WorkspaceId>,
     owner: String,
     username: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -242,6 +245,7 @@ impl From<&RecordingView> for Listed {
             id: r.id,
             target_kind: r.target.kind().to_string(),
             target_id: r.target.id_string(),
+            workspace_id: r.workspace,
             owner: r.owner.to_string(),
             username: r.username.to_string(),
             started_at: r.started_at,
@@ -263,9 +267,9 @@ fn recordings_table(style: Style, recordings: &[Listed], whose: bool) -> String 
             };
             let mut row = vec![r.id.to_string()];
             if whose {
-                let target = match r.target_id.parse::<WorkspaceId>() {
-                    Ok(workspace) if r.target_kind == "workspace" => short(workspace),
-                    _ => format!("{}:{}", r.target_kind, r.target_id),
+                let target = match r.workspace_id {
+                    Some(workspace) => short(workspace),
+                    None => format!("{}:{}", r.target_kind, r.target_id),
                 };
                 row.extend([r.owner.clone(), target]);
             }

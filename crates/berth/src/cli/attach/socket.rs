@@ -7,8 +7,8 @@
 
 use berth_client::api::{ErrorBody, Secret};
 use berth_terminal::TtySize;
-use berth_types::WorkspaceId;
 use berth_types::terminal::{ClientMessage, ServerMessage};
+use berth_types::{SessionRole, WorkspaceId};
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -152,6 +152,30 @@ fn control(text: &str) -> Option<ServerMessage> {
     Some(message)
 }
 
+/// The role of a hello that is not quite [`ServerMessage::Hello`]: from a server older or newer
+/// than this CLI (no `target`, a member it cannot read). Only the role matters to the CLI; a
+/// role it does not know is taken as a viewer's, so nothing is typed that may not be.
+fn lenient_hello(text: &str) -> Option<SessionRole> {
+    #[derive(serde::Deserialize)]
+    struct AnyHello {
+        #[serde(rename = "type")]
+        kind: String,
+        role: String,
+    }
+    if text.len() > MAX_TEXT {
+        return None;
+    }
+    let hello: AnyHello = serde_json::from_str(text).ok()?;
+    if hello.kind != "hello" {
+        return None;
+    }
+    Some(match hello.role.as_str() {
+        "owner" => SessionRole::Owner,
+        "peer" => SessionRole::Peer,
+        _ => SessionRole::Viewer,
+    })
+}
+
 impl Incoming for SocketIn {
     async fn next(&mut self) -> Event {
         loop {
@@ -173,7 +197,14 @@ impl Incoming for SocketIn {
                         self.error = Some(message);
                         continue;
                     }
-                    Some(ServerMessage::Members { .. }) | None => Event::Ignored,
+                    Some(ServerMessage::Members { .. }) => Event::Ignored,
+                    None => match lenient_hello(text.as_str()) {
+                        Some(role) => Event::Ready {
+                            may_type: role.may_type(),
+                            role: role.as_str().to_owned(),
+                        },
+                        None => Event::Ignored,
+                    },
                 },
                 Message::Close(frame) => {
                     let (code, reason) = frame.map_or((1005, String::new()), |f| {
@@ -296,5 +327,24 @@ mod tests {
         }
         let huge = format!(r#"{{"type":"pong","pad":"{}"}}"#, "x".repeat(MAX_TEXT));
         assert_eq!(control(&huge), None);
+    }
+
+    #[test]
+    fn a_hello_of_another_version_still_says_the_role() {
+        // A server from before terminal targets: no `target`.
+        let old = r#"{"type":"hello","workspace":"w","you":"alice","role":"owner","members":[]}"#;
+        assert_eq!(control(old), None, "not this version's hello");
+        assert_eq!(lenient_hello(old), Some(SessionRole::Owner));
+        assert_eq!(
+            lenient_hello(r#"{"type":"hello","role":"peer","members":[{"odd":1}]}"#),
+            Some(SessionRole::Peer)
+        );
+        // A role this CLI does not know may not type.
+        assert_eq!(
+            lenient_hello(r#"{"type":"hello","role":"auditor"}"#),
+            Some(SessionRole::Viewer)
+        );
+        assert_eq!(lenient_hello(r#"{"type":"exit","role":"owner"}"#), None);
+        assert_eq!(lenient_hello("not json"), None);
     }
 }
