@@ -151,6 +151,7 @@ fn recording_model_row(r: &Recording) -> Map<String, Value> {
         "id": r.id.to_string(),
         "target_kind": r.target.kind().as_str(),
         "target_id": r.target.id_string(),
+        "workspace_id": r.target.workspace().map(|w| w.to_string()),
         "owner": r.owner.as_str(),
         "username": r.username.as_str(),
         "started_at": time_text(r.started_at),

@@ -9,7 +9,3 @@ DROP INDEX recordings_workspace;
 ALTER TABLE recordings ALTER COLUMN workspace_id TYPE text COLLATE "C" USING workspace_id::text;
 ALTER TABLE recordings RENAME COLUMN workspace_id TO target_id;
 CREATE INDEX recordings_target ON recordings (target_kind, target_id, started_at);
--- What table queries called `workspace_id` before recordings had targets, kept for them (and for
--- older CLIs): the target's id for workspace recordings, NULL for others.
-ALTER TABLE recordings ADD COLUMN workspace_id text COLLATE "C"
-    GENERATED ALWAYS AS (CASE WHEN target_kind = 'workspace' THEN target_id END) STORED;

@@ -7,7 +7,3 @@ ALTER TABLE recordings ADD COLUMN target_kind TEXT NOT NULL DEFAULT 'workspace'
 DROP INDEX recordings_workspace;
 ALTER TABLE recordings RENAME COLUMN workspace_id TO target_id;
 CREATE INDEX recordings_target ON recordings (target_kind, target_id, started_at);
--- What table queries called `workspace_id` before recordings had targets, kept for them (and for
--- older CLIs): the target's id for workspace recordings, NULL for others.
-ALTER TABLE recordings ADD COLUMN workspace_id TEXT
-    GENERATED ALWAYS AS (CASE WHEN target_kind = 'workspace' THEN target_id END) VIRTUAL;

@@ -1,0 +1,6 @@
+-- Recordings keep the column name table queries used before they had targets, PostgreSQL
+-- flavour. Keep in step with migrations/sqlite.
+-- `workspace_id`: the target's id for workspace recordings, NULL for others (older CLIs and
+-- scripts filter on it).
+ALTER TABLE recordings ADD COLUMN workspace_id text COLLATE "C"
+    GENERATED ALWAYS AS (CASE WHEN target_kind = 'workspace' THEN target_id END) STORED;
