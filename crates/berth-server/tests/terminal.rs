@@ -252,6 +252,28 @@ async fn echo_resize_and_the_recording_of_a_session() {
     assert_api_error(bob.recording(id).await, 404, "not_found");
     assert_api_error(bob.recording_cast(id).await, 404, "not_found");
     assert_api_error(bob.recordings(ws.id).await, 404, "not_found");
+    // An id that names nothing answers exactly as another user's workspace does.
+    let nobody = berth_types::WorkspaceId::random();
+    let theirs = common::send_json(
+        &bob,
+        "GET",
+        &format!("/api/v1/workspaces/{}/recordings", ws.id),
+        "",
+    )
+    .await;
+    let none = common::send_json(
+        &bob,
+        "GET",
+        &format!("/api/v1/workspaces/{nobody}/recordings"),
+        "",
+    )
+    .await;
+    assert_eq!(
+        (theirs.status, &theirs.body),
+        (404, &none.body),
+        "no id probing"
+    );
+    assert_api_error(alice.recordings(nobody).await, 404, "not_found");
     let admin = server.admin().await;
     assert_eq!(admin.recording_cast(id).await.unwrap(), cast);
     let malformed = common::send_json(&alice, "GET", "/api/v1/recordings/not-a-uuid", "").await;

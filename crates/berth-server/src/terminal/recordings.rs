@@ -75,25 +75,30 @@ pub(crate) async fn list(
     Path(id): Path<WorkspaceId>,
 ) -> Result<Json<RecordingList>, ApiError> {
     let admin = caller.is_admin();
-    // Recordings outlive their workspace: without one, each row's owner decides.
-    match state.workspaces.get(id).await {
-        Ok(ws) if ws.owner != caller.username && !admin => {
-            return Err(ApiError::not_found("no such workspace"));
-        }
-        Ok(_) | Err(berth_core::WorkspaceError::NotFound) => {}
+    // Recordings outlive their workspace: without one, each row's owner decides. Another
+    // user's workspace and an id that names nothing the caller may see answer alike (404), so
+    // ids cannot be probed.
+    let not_found = || ApiError::not_found("no such workspace");
+    let exists = match state.workspaces.get(id).await {
+        Ok(ws) if ws.owner != caller.username && !admin => return Err(not_found()),
+        Ok(_) => true,
+        Err(berth_core::WorkspaceError::NotFound) => false,
         Err(err) => return Err(ApiError::workspace(err, admin)),
-    }
+    };
     let recordings = state
         .terminals
         .recordings()
         .recordings_for(&TerminalTarget::Workspace(id))
         .await
         .map_err(recording_error)?;
-    let recordings = recordings
+    let recordings: Vec<RecordingView> = recordings
         .into_iter()
         .filter(|r| admin || r.owner == caller.username)
         .map(view)
         .collect();
+    if !exists && recordings.is_empty() {
+        return Err(not_found());
+    }
     Ok(Json(RecordingList { recordings }))
 }
 
