@@ -595,6 +595,8 @@ pub struct Endpoint {
     pub path: &'static str,
     /// What it does.
     pub summary: &'static str,
+    /// A WebSocket: it answers an upgrade request with 101 Switching Protocols.
+    pub websocket: bool,
 }
 
 impl From<Route> for Endpoint {
@@ -603,6 +605,7 @@ impl From<Route> for Endpoint {
             method: route.method,
             path: route.path,
             summary: route.summary,
+            websocket: matches!(route.success, Success::Empty(101)),
         }
     }
 }

@@ -83,7 +83,16 @@ pub(crate) async fn revoke(
     ClientIp(ip): ClientIp,
     Path(client): Path<ClientId>,
 ) -> Result<StatusCode, ApiError> {
-    revoke_of(&state, &caller, caller.username.as_str(), client, ip).await
+    // Without the id: another user's token and none answer alike.
+    revoke_of(&state, &caller, caller.username.as_str(), client, ip)
+        .await
+        .map_err(|e| {
+            if e.status == StatusCode::NOT_FOUND {
+                ApiError::not_found("you have no such client token")
+            } else {
+                e
+            }
+        })
 }
 
 /// `POST /api/v1/users/{name}/token`: revokes every token of a user and issues one.

@@ -10,4 +10,5 @@ mod auth;
 mod hostile;
 mod lab;
 mod openapi;
+mod probing;
 mod workspaces;
