@@ -958,3 +958,61 @@ async fn pages_spend_the_api_budget_and_the_login_form_the_login_budget() {
         answer.head
     );
 }
+
+#[tokio::test]
+async fn every_html_page_is_sent_with_no_store() {
+    let server = server().await;
+    let admin = login(&server, "admin", &server.admin_password, "").await;
+    // Every GET of the route table, UI rows and the terminal pages alike, as an admin who may
+    // see them all; the dashboard's live part is a stream, not a page.
+    let pages: Vec<String> = berth_server::page_routes()
+        .into_iter()
+        .chain(berth_server::endpoints())
+        .filter(|e| e.method == "GET" && !e.websocket && !e.path.ends_with("/events"))
+        .map(|e| concrete(e.path))
+        .chain(["/no-such-page".to_owned()])
+        .collect();
+    // The login page as a visitor sees it, with its pre-session's CSRF token.
+    let login_page = send(&server, "GET", "/login", "", None, &[]).await;
+    assert_eq!(login_page.status, 200);
+    assert_eq!(header(&login_page, "cache-control"), Some("no-store"));
+    let mut html = Vec::new();
+    for path in &pages {
+        let answer = send(
+            &server,
+            "GET",
+            path,
+            &admin.cookie,
+            None,
+            &[("Accept", "text/html")],
+        )
+        .await;
+        let kind = header(&answer, "content-type").unwrap_or_default();
+        if kind.starts_with("text/html") {
+            assert_eq!(
+                header(&answer, "cache-control"),
+                Some("no-store"),
+                "{path}: {}",
+                answer.head
+            );
+            html.push(path.as_str());
+        } else if path.starts_with("/static/") || path.starts_with("/assets/") {
+            assert_ne!(header(&answer, "cache-control"), Some("no-store"), "{path}");
+        }
+    }
+    for must in [
+        "/",
+        "/admin/users",
+        "/admin/users/ann",
+        "/admin/audit",
+        "/w/0b0e8d9e-5c57-4a1b-9a4e-1f2d3c4b5a69",
+        "/g/0b0e8d9e-5c57-4a1b-9a4e-1f2d3c4b5a69",
+        "/recordings/0b0e8d9e-5c57-4a1b-9a4e-1f2d3c4b5a69",
+        "/no-such-page",
+    ] {
+        assert!(
+            html.contains(&must),
+            "{must} was not an HTML page: {html:?}"
+        );
+    }
+}

@@ -1,7 +1,7 @@
 //! The layer in front of every response, API included: the client's address ([`ClientIp`]),
-//! security headers, the Origin/Referer check of state-changing requests (the policy
-//! [`crate::origin::state_change`]), and the CSRF header the API wants from session-cookie
-//! callers.
+//! security headers (and `Cache-Control: no-store` on every HTML page), the Origin/Referer
+//! check of state-changing requests (the policy [`crate::origin::state_change`]), and the CSRF
+//! header the API wants from session-cookie callers.
 //!
 //! A Bearer token is never sent by a browser on its own, so Bearer requests need no CSRF
 //! token; a cookie is, so a state-changing API request authenticated by the session cookie
@@ -43,6 +43,15 @@ pub(crate) async fn layer(State(state): State<AppState>, mut req: Request, next:
         Err(error) => error.into_response(),
     };
     let headers = response.headers_mut();
+    // Pages carry the session's CSRF token and the user's data: no cache, shared or the
+    // browser's own, may keep them. Scripts and stylesheets set their own caching.
+    let html = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"));
+    if html {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
