@@ -642,3 +642,64 @@ async fn pages_and_assets() {
         "{html}"
     );
 }
+
+/// Writes `bytes` to the socket's TCP stream as they are: frames no client library would send.
+async fn write_raw(ws: &mut Ws, bytes: &[u8]) {
+    use tokio::io::AsyncWriteExt;
+    let MaybeTlsStream::Plain(tcp) = ws.get_mut() else {
+        panic!("a plain TCP socket");
+    };
+    tcp.write_all(bytes).await.unwrap();
+    tcp.flush().await.unwrap();
+}
+
+/// The header of a masked binary frame announcing `len` bytes (the mask key is zero).
+fn frame_header(len: u64) -> Vec<u8> {
+    let mut header = vec![0x82, 0x80 | 127];
+    header.extend_from_slice(&len.to_be_bytes());
+    header.extend_from_slice(&[0, 0, 0, 0]);
+    header
+}
+
+#[tokio::test]
+async fn oversized_frames_get_1009_and_text_that_is_not_utf8_gets_1007() {
+    let server = TestServer::builder()
+        .template("base", "")
+        .user("alice", "alice-password", &["base"])
+        .start()
+        .await;
+    let (alice, token) = token(&server, "alice", "alice-password").await;
+    let ws = alice.start_workspace(&start("base")).await.unwrap();
+
+    // A header announcing 64 MiB, and nothing after it: refused from the header alone, so the
+    // frame is never buffered, with a close frame rather than a bare end of the connection.
+    let mut term = Term::open(&server, ws.id, &token).await;
+    write_raw(&mut term.ws, &frame_header(64 << 20)).await;
+    let (_, code) = refusal(term.ws).await;
+    assert_eq!(code, CloseCode::Size);
+
+    // A text frame of two bytes that are not UTF-8 (masked with a zero key).
+    let mut term = Term::open(&server, ws.id, &token).await;
+    write_raw(&mut term.ws, &[0x81, 0x80 | 2, 0, 0, 0, 0, 0xC3, 0x28]).await;
+    let (_, code) = refusal(term.ws).await;
+    assert_eq!(code, CloseCode::Invalid);
+
+    // The terminal itself is fine: a new socket works.
+    let mut term = Term::open(&server, ws.id, &token).await;
+    term.type_("echo still-$((40+2))\r").await;
+    term.expect("still-42").await;
+
+    // The grid socket answers the same.
+    let grid = alice.create_grid(Layout::Single, &[ws.id]).await.unwrap();
+    let grid_path = format!("/api/v1/grids/{}/ws", grid.id);
+    let mut socket = connect(&server, &grid_path, Some(&token), None)
+        .await
+        .unwrap();
+    write_raw(&mut socket, &frame_header(64 << 20)).await;
+    assert_eq!(refusal(socket).await.1, CloseCode::Size);
+    let mut socket = connect(&server, &grid_path, Some(&token), None)
+        .await
+        .unwrap();
+    write_raw(&mut socket, &[0x81, 0x80 | 2, 0, 0, 0, 0, 0xFF, 0xFE]).await;
+    assert_eq!(refusal(socket).await.1, CloseCode::Invalid);
+}

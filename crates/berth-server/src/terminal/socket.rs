@@ -121,7 +121,7 @@ pub(crate) async fn terminal(
     };
     upgrade
         .on_upgrade(move |socket| async move {
-            let (mut sink, stream) = ws::adapt(socket);
+            let (mut sink, mut stream, refusal) = ws::adapt(socket);
             let caller = match caller(authentication) {
                 Ok(caller) => caller,
                 Err((code, why)) => return refuse(&mut sink, code, why).await,
@@ -138,7 +138,8 @@ pub(crate) async fn terminal(
                 }
                 Ok(session) => {
                     let _listed = state.shared.live.list([session.stats()]);
-                    session.run(sink, stream).await;
+                    session.run(&mut sink, &mut stream).await;
+                    refusal.send(&mut sink).await;
                 }
             }
         })
@@ -170,7 +171,7 @@ pub(crate) async fn grid(
     let authentication = authenticate(&state, &state.config.current(), &headers);
     upgrade
         .on_upgrade(move |socket: WebSocket| async move {
-            let (mut sink, stream) = ws::adapt(socket);
+            let (mut sink, mut stream, refusal) = ws::adapt(socket);
             let caller = match caller(authentication) {
                 Ok(caller) => caller,
                 Err((code, why)) => return refuse_grid(&mut sink, code, why).await,
@@ -190,7 +191,8 @@ pub(crate) async fn grid(
                         .shared
                         .live
                         .list(session.stats().into_iter().flatten());
-                    session.run(sink, stream).await;
+                    session.run(&mut sink, &mut stream).await;
+                    refusal.send(&mut sink).await;
                 }
             }
         })
