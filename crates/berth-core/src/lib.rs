@@ -40,8 +40,8 @@ pub use audit::{ANONYMOUS_ACTOR, Actor, Audit, AuditAction, AuditEvent, SYSTEM_A
 /// The records the services hand out, defined with their stores: callers above the core (the
 /// server) name them through here and never depend on the store crate.
 pub use berth_store::{
-    AuditOutcome, Client, ClientPing, Member, MemberRole, Recording, RecordingId, StoreError,
-    TableQuery, TableResult, WebSession, Workspace, WorkspaceFilter, WorkspaceState,
+    AuditOutcome, Client, ClientPing, LoginPressure, Member, MemberRole, Recording, RecordingId,
+    StoreError, TableQuery, TableResult, WebSession, Workspace, WorkspaceFilter, WorkspaceState,
 };
 pub use berth_types::SessionRole;
 pub use bridge::{AttachRequest, TerminalSession, Terminals};

@@ -6,7 +6,9 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use berth_store::{Client, ClientPing, Store, StoreError, TableQuery, TableResult, WebSession};
+use berth_store::{
+    Client, ClientPing, LoginPressure, Store, StoreError, TableQuery, TableResult, WebSession,
+};
 use berth_types::Username;
 use time::OffsetDateTime;
 
@@ -60,18 +62,30 @@ impl Logins {
             .await
     }
 
-    /// Failed attempts for `username` since `since` that no later success cleared.
-    pub async fn recent_failures(
+    /// What the attempts for `username` since `since` say about it and about `ip`, and
+    /// whether `ip` logged in to it since `known_since`.
+    pub async fn pressure(
         &self,
         username: &str,
+        ip: IpAddr,
         since: OffsetDateTime,
-    ) -> Result<u32, StoreError> {
-        self.store.recent_failures(username, since).await
+        known_since: OffsetDateTime,
+    ) -> Result<LoginPressure, StoreError> {
+        self.store
+            .login_pressure(username, ip, since, known_since)
+            .await
     }
 
-    /// Forgets attempts older than `before` (they count toward no lockout); how many.
-    pub async fn prune(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        self.store.prune_login_attempts(before).await
+    /// Forgets failures older than `failures_before` and successes older than
+    /// `successes_before`; how many.
+    pub async fn prune(
+        &self,
+        failures_before: OffsetDateTime,
+        successes_before: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        self.store
+            .prune_login_attempts(failures_before, successes_before)
+            .await
     }
 }
 

@@ -173,9 +173,13 @@ impl AppState {
                     self.shared
                         .sessions
                         .prune(security.session_idle.get(), security.session_ttl.get());
-                    // Attempts older than a day count toward no lockout.
-                    let before = OffsetDateTime::now_utc() - time::Duration::days(1);
-                    if let Err(err) = self.logins.prune(before).await {
+                    // Failures older than a day count toward no lockout; successes name
+                    // the addresses an account is used from for as long as that lasts.
+                    let now = self.workspaces.now();
+                    let failures = now - time::Duration::days(1);
+                    let successes =
+                        now - time::Duration::days(crate::auth::KNOWN_ADDRESS_DAYS);
+                    if let Err(err) = self.logins.prune(failures, successes).await {
                         tracing::warn!(error = %err, "could not prune old login attempts");
                     }
                 }

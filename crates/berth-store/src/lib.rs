@@ -47,7 +47,7 @@ pub use audit::{AuditOutcome, AuditStore, NewAuditEntry};
 pub use clients::{Client, ClientPing, ClientStore};
 pub use db::SqlStore;
 pub use error::{StoreError, redact_location};
-pub use logins::LoginStore;
+pub use logins::{LoginPressure, LoginStore};
 pub use members::{Member, MemberRole, MemberStore};
 pub use postgres::PostgresStore;
 pub use recordings::{Recording, RecordingId, RecordingStore};

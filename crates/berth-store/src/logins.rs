@@ -1,5 +1,7 @@
-//! Login attempts, kept by [`LoginStore`] so the server can lock an account after repeated
-//! failures (and so the lock survives a restart and holds across replicas).
+//! Login attempts, kept by [`LoginStore`] so the server can lock an address out of an account
+//! after repeated failures, slow down failures spread over many addresses, and recognize the
+//! addresses an account logged in from (and so all of it survives a restart and holds across
+//! replicas).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -26,16 +28,41 @@ pub trait LoginStore: Send + Sync + fmt::Debug {
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
 
-    /// Failed attempts for `username` at or after `since` that no later successful login
-    /// cleared. The server locks the account when this reaches its limit (5 in 5 minutes).
-    async fn recent_failures(
+    /// What the attempts for `username` (what was typed) say about it and about `ip`: the
+    /// failures at or after `since` (from `ip` and not cleared by a later success from `ip`;
+    /// from every address), and whether `ip` logged in to it at or after `known_since`.
+    async fn login_pressure(
         &self,
         username: &str,
+        ip: IpAddr,
         since: OffsetDateTime,
-    ) -> Result<u32, StoreError>;
+        known_since: OffsetDateTime,
+    ) -> Result<LoginPressure, StoreError>;
 
-    /// Deletes login attempts older than `before`; returns how many.
-    async fn prune_login_attempts(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+    /// Deletes failed attempts older than `failures_before` and successful ones older than
+    /// `successes_before` (kept longer: they name the addresses an account is used from);
+    /// returns how many.
+    async fn prune_login_attempts(
+        &self,
+        failures_before: OffsetDateTime,
+        successes_before: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
+}
+
+/// What the login attempts of a window say about one account (a typed username) and one
+/// client address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoginPressure {
+    /// Failures from the address that no later success from the same address cleared.
+    pub address_failures: u32,
+    /// Failures from every address.
+    pub account_failures: u32,
+    /// How many addresses those failures came from.
+    pub failing_addresses: u32,
+    /// When the latest failure was.
+    pub last_failure: Option<OffsetDateTime>,
+    /// Whether the address logged in to the account successfully since the cut-off asked for.
+    pub known_address: bool,
 }
 
 fn check_login_username(username: &str) -> Result<(), StoreError> {
@@ -71,22 +98,42 @@ impl LoginStore for SqlStore {
         Ok(())
     }
 
-    async fn recent_failures(
+    async fn login_pressure(
         &self,
         username: &str,
+        ip: IpAddr,
         since: OffsetDateTime,
-    ) -> Result<u32, StoreError> {
+        known_since: OffsetDateTime,
+    ) -> Result<LoginPressure, StoreError> {
         let row = self
             .fetch_one(
-                sql::RECENT_FAILURES,
-                &[Bind::text(username), Bind::Time(since)],
+                sql::LOGIN_PRESSURE,
+                &[
+                    Bind::text(username),
+                    Bind::Text(ip.to_string()),
+                    Bind::Time(since),
+                    Bind::Time(known_since),
+                ],
             )
             .await?;
-        Ok(sql::count(row.get_i64(0)?))
+        Ok(LoginPressure {
+            address_failures: sql::count(row.get_i64(0)?),
+            account_failures: sql::count(row.get_i64(1)?),
+            failing_addresses: sql::count(row.get_i64(2)?),
+            last_failure: row.get_opt_time(3)?,
+            known_address: row.get_i64(4)? > 0,
+        })
     }
 
-    async fn prune_login_attempts(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        self.execute(sql::PRUNE_LOGIN_ATTEMPTS, &[Bind::Time(before)])
-            .await
+    async fn prune_login_attempts(
+        &self,
+        failures_before: OffsetDateTime,
+        successes_before: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        self.execute(
+            sql::PRUNE_LOGIN_ATTEMPTS,
+            &[Bind::Time(failures_before), Bind::Time(successes_before)],
+        )
+        .await
     }
 }

@@ -74,13 +74,26 @@ pub(crate) const LIST_CLIENTS: &str = concat!(
 pub(crate) const INSERT_LOGIN_ATTEMPT: &str =
     "INSERT INTO login_attempts (username, ip, success, at) VALUES ($1, $2, $3, $4)";
 
-/// A failure counts unless a successful login for the same name came at or after it.
-pub(crate) const RECENT_FAILURES: &str = "SELECT COUNT(*) FROM login_attempts f \
-     WHERE f.username = $1 AND f.success = FALSE AND f.at >= $2 \
-     AND NOT EXISTS (SELECT 1 FROM login_attempts s \
-                     WHERE s.username = $1 AND s.success = TRUE AND s.at >= f.at)";
+/// What the attempts for one name say, as five columns: the failures from one address at or
+/// after $3 that no later success from that address cleared; the failures from every address
+/// at or after $3; how many addresses those came from; the latest of them; and the successes
+/// from the address at or after $4.
+pub(crate) const LOGIN_PRESSURE: &str = "SELECT \
+     (SELECT COUNT(*) FROM login_attempts f \
+      WHERE f.username = $1 AND f.ip = $2 AND f.success = FALSE AND f.at >= $3 \
+      AND NOT EXISTS (SELECT 1 FROM login_attempts s WHERE s.username = $1 AND s.ip = $2 \
+                      AND s.success = TRUE AND s.at >= f.at)), \
+     (SELECT COUNT(*) FROM login_attempts \
+      WHERE username = $1 AND success = FALSE AND at >= $3), \
+     (SELECT COUNT(DISTINCT ip) FROM login_attempts \
+      WHERE username = $1 AND success = FALSE AND at >= $3), \
+     (SELECT MAX(at) FROM login_attempts \
+      WHERE username = $1 AND success = FALSE AND at >= $3), \
+     (SELECT COUNT(*) FROM login_attempts \
+      WHERE username = $1 AND ip = $2 AND success = TRUE AND at >= $4)";
 
-pub(crate) const PRUNE_LOGIN_ATTEMPTS: &str = "DELETE FROM login_attempts WHERE at < $1";
+pub(crate) const PRUNE_LOGIN_ATTEMPTS: &str = "DELETE FROM login_attempts \
+     WHERE (success = FALSE AND at < $1) OR (success = TRUE AND at < $2)";
 
 pub(crate) const APPEND_AUDIT: &str = "INSERT INTO audit_log \
      (at, actor, action, target, ip, details, outcome) \

@@ -1,5 +1,5 @@
-//! `POST /api/v1/auth/login`: a password for a JWT, with lockout, throttling and an audit
-//! entry for every attempt.
+//! `POST /api/v1/auth/login`: a password for a JWT, with lockout per address, throttling of
+//! spread guessing ([`super::lockout`]) and an audit entry for every attempt.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -13,6 +13,7 @@ use berth_types::api::{LoginRequest, LoginResponse, Secret};
 use serde_json::json;
 use time::OffsetDateTime;
 
+use super::lockout::{self, Verdict};
 use super::{Claims, ClientIp};
 use crate::error::ApiError;
 use crate::extract::Json;
@@ -62,7 +63,6 @@ pub(crate) async fn login(
         )));
     }
     let security = state.config.current().main.security.clone();
-    let now = OffsetDateTime::now_utc();
     let denied = |reason: &str| {
         AuditEvent::new(Actor::Anonymous, AuditAction::Login, typed.clone())
             .from_ip(ip)
@@ -70,20 +70,66 @@ pub(crate) async fn login(
             .details(json!({ "reason": reason }))
     };
 
+    // Attempts are counted on the installation's clock (tests move it); the token's lifetime
+    // on the system's, as its checks are.
+    let now = state.workspaces.now();
     let window = time::Duration::minutes(i64::from(security.lockout_minutes));
-    let failures = state.logins.recent_failures(&typed, now - window).await?;
-    if failures >= security.lockout_attempts {
-        state.shared.metrics.login_failed();
-        denied("account locked").record_to(&state.audit).await;
-        return Err(ApiError::too_many(
-            "account_locked",
-            format!(
-                "{failures} failed logins in a row: the account is locked for {} minute(s) after \
-                 the last one",
-                security.lockout_minutes
-            ),
-            Duration::from_secs(u64::from(security.lockout_minutes) * 60),
-        ));
+    let known_since = now - time::Duration::days(lockout::KNOWN_ADDRESS_DAYS);
+    let pressure = state
+        .logins
+        .pressure(&typed, ip, now - window, known_since)
+        .await?;
+    match lockout::verdict(&pressure, security.lockout_attempts, now) {
+        Verdict::Admit => {}
+        Verdict::Locked => {
+            state.shared.metrics.login_failed();
+            denied("account locked for this address")
+                .record_to(&state.audit)
+                .await;
+            return Err(ApiError::too_many(
+                "account_locked",
+                format!(
+                    "{} failed logins from your address: this account is locked for logins \
+                     from it for {} minute(s) after the last one",
+                    pressure.address_failures, security.lockout_minutes
+                ),
+                Duration::from_secs(u64::from(security.lockout_minutes) * 60),
+            ));
+        }
+        Verdict::Throttled { wait, delay } => {
+            state.shared.metrics.login_failed();
+            tracing::warn!(
+                username = %typed,
+                %ip,
+                failures = pressure.account_failures,
+                addresses = pressure.failing_addresses,
+                delay_seconds = delay.as_secs(),
+                "login throttled: failed logins for this account from many addresses"
+            );
+            AuditEvent::new(Actor::Anonymous, AuditAction::Login, typed.clone())
+                .from_ip(ip)
+                .outcome(AuditOutcome::Denied)
+                .details(json!({
+                    "reason": "login throttled",
+                    "failures": pressure.account_failures,
+                    "addresses": pressure.failing_addresses,
+                    "delay_seconds": delay.as_secs(),
+                }))
+                .record_to(&state.audit)
+                .await;
+            return Err(ApiError::too_many(
+                "login_throttled",
+                format!(
+                    "{} failed logins for this account from {} addresses in {} minute(s): it \
+                     takes one attempt every {} second(s); retry later",
+                    pressure.account_failures,
+                    pressure.failing_addresses,
+                    security.lockout_minutes,
+                    delay.as_secs()
+                ),
+                wait,
+            ));
+        }
     }
 
     let account = Account::find(&state.config.current(), &typed);
@@ -118,7 +164,8 @@ pub(crate) async fn login(
             }
         }
     }
-    let claims = Claims::new(&account.username, account.id, hash.as_str(), now);
+    let issued = OffsetDateTime::now_utc();
+    let claims = Claims::new(&account.username, account.id, hash.as_str(), issued);
     let token = state.shared.jwt.sign(&claims);
     AuditEvent::new(
         Actor::named(&account.username),
@@ -131,7 +178,7 @@ pub(crate) async fn login(
     .await;
     Ok(Json(LoginResponse {
         token: Secret::new(token),
-        expires_at: OffsetDateTime::from_unix_timestamp(claims.exp).unwrap_or(now),
+        expires_at: OffsetDateTime::from_unix_timestamp(claims.exp).unwrap_or(issued),
     }))
 }
 

@@ -463,3 +463,142 @@ async fn behind_a_trusted_proxy_each_visitor_has_their_own_login_budget() {
         (429, "rate_limited".to_owned())
     );
 }
+
+/// 127.0.0.`last`: a client address of its own on this host's loopback network.
+fn address(last: u8) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new(127, 0, 0, last)
+}
+
+/// The status, error code and `Retry-After` of a login answer.
+fn outcome(answer: &crate::common::RawAnswer) -> (u16, String, Option<u64>) {
+    let code = serde_json::from_str::<serde_json::Value>(&answer.body)
+        .ok()
+        .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let retry = answer.head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("retry-after")
+            .then(|| value.trim().parse().ok())?
+    });
+    (answer.status, code, retry)
+}
+
+#[tokio::test]
+async fn failures_lock_the_address_that_made_them_not_the_account() {
+    let server = lab().await;
+    let (attacker, user) = (address(2), address(3));
+    for _ in 0..5 {
+        let answer = server.login_from(attacker, "alice", "guess").await;
+        assert_eq!(outcome(&answer).1, "invalid_credentials", "{}", answer.body);
+    }
+    // The attacker's address is locked out of the account, even with the right password.
+    let locked = server.login_from(attacker, "alice", "alice-password").await;
+    assert_eq!(
+        outcome(&locked),
+        (429, "account_locked".to_owned(), Some(300)),
+        "{}",
+        locked.body
+    );
+    // Alice, from her own address, logs in; the attacker's address stays locked.
+    let answer = server.login_from(user, "alice", "alice-password").await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let locked = server.login_from(attacker, "alice", "alice-password").await;
+    assert_eq!(outcome(&locked).1, "account_locked");
+    // The lock ends lockout_minutes after the failures (the installation's clock moves).
+    server.clock.advance(std::time::Duration::from_secs(301));
+    let answer = server.login_from(attacker, "alice", "alice-password").await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+}
+
+#[tokio::test]
+async fn failures_spread_over_addresses_slow_the_account_down_but_not_its_known_addresses() {
+    let server = lab().await;
+    let home = address(3);
+    let answer = server.login_from(home, "alice", "alice-password").await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    // Five addresses, one failure each: no address is locked, the account is throttled.
+    for last in 10..15 {
+        let answer = server.login_from(address(last), "alice", "guess").await;
+        assert_eq!(outcome(&answer).1, "invalid_credentials", "{}", answer.body);
+    }
+    let throttled = server
+        .login_from(address(15), "alice", "alice-password")
+        .await;
+    assert_eq!(
+        outcome(&throttled),
+        (429, "login_throttled".to_owned(), Some(1)),
+        "{}",
+        throttled.body
+    );
+    // Alice's own address is not slowed down.
+    let answer = server.login_from(home, "alice", "alice-password").await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    // Once the delay has passed, one attempt is admitted; its failure doubles the delay.
+    server.clock.advance(std::time::Duration::from_secs(1));
+    let answer = server.login_from(address(16), "alice", "guess").await;
+    assert_eq!(outcome(&answer).1, "invalid_credentials", "{}", answer.body);
+    let throttled = server.login_from(address(17), "alice", "guess").await;
+    assert_eq!(
+        outcome(&throttled),
+        (429, "login_throttled".to_owned(), Some(2))
+    );
+    // Other accounts are untouched.
+    let answer = server.login_from(address(17), "bob", "bob-password").await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    // Throttled attempts are audited with the reason.
+    let admin = server.admin().await;
+    let audit = admin
+        .query_table(&TableQuery {
+            table: "audit".into(),
+            filters: vec![TableFilter {
+                column: "action".into(),
+                op: FilterOp::Eq,
+                value: json!("auth.login"),
+            }],
+            ..TableQuery::default()
+        })
+        .await
+        .unwrap();
+    let throttles: Vec<_> = audit
+        .rows
+        .iter()
+        .filter(|r| r["details"]["reason"] == "login throttled")
+        .collect();
+    assert_eq!(throttles.len(), 2, "{:?}", audit.rows);
+    assert!(
+        throttles
+            .iter()
+            .all(|r| r["outcome"] == "denied" && r["target"] == "alice"),
+        "{throttles:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_main_admin_cannot_be_locked_out_of_their_address_by_another() {
+    let server = lab().await;
+    let admins_address = address(4);
+    let answer = server
+        .login_from(admins_address, "admin", &server.admin_password)
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    // One address locks itself out; then many addresses guess at once.
+    for _ in 0..6 {
+        server.login_from(address(20), "admin", "guess").await;
+    }
+    for last in 21..30 {
+        server.login_from(address(last), "admin", "guess").await;
+    }
+    let locked = server
+        .login_from(address(20), "admin", &server.admin_password)
+        .await;
+    assert_eq!(outcome(&locked).1, "account_locked");
+    let throttled = server
+        .login_from(address(30), "admin", &server.admin_password)
+        .await;
+    assert_eq!(outcome(&throttled).1, "login_throttled");
+    // The admin, from where they log in, is neither locked nor slowed down.
+    let answer = server
+        .login_from(admins_address, "admin", &server.admin_password)
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+}

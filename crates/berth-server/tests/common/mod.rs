@@ -292,6 +292,36 @@ impl TestServer {
     /// Writing and reading overlap: a server may answer (413, say) before reading everything.
     pub async fn raw(&self, request: &[u8]) -> RawAnswer {
         let stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        Self::exchange(stream, request).await
+    }
+
+    /// [`TestServer::raw`] from the loopback address `from` (127.0.0.0/8 is all this host's):
+    /// the server sees a client at that address, as it would a visitor from elsewhere.
+    pub async fn raw_from(&self, from: std::net::Ipv4Addr, request: &[u8]) -> RawAnswer {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from((from, 0))).unwrap();
+        let stream = socket.connect(self.addr).await.unwrap();
+        Self::exchange(stream, request).await
+    }
+
+    /// `POST /api/v1/auth/login` from the loopback address `from`.
+    pub async fn login_from(
+        &self,
+        from: std::net::Ipv4Addr,
+        username: &str,
+        password: &str,
+    ) -> RawAnswer {
+        let body = serde_json::json!({ "username": username, "password": password }).to_string();
+        let request = format!(
+            "POST /api/v1/auth/login HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        self.raw_from(from, request.as_bytes()).await
+    }
+
+    async fn exchange(stream: tokio::net::TcpStream, request: &[u8]) -> RawAnswer {
         let (mut reader, mut writer) = stream.into_split();
         let request = request.to_vec();
         let writing = tokio::spawn(async move {

@@ -27,7 +27,13 @@ async fn a_store_upcasts_to_each_of_its_parts(db: &TestDb) {
     let clients: Arc<dyn ClientStore> = store.clone();
     assert!(clients.list_clients(None).await.unwrap().is_empty());
     let logins: Arc<dyn LoginStore> = store.clone();
-    assert_eq!(logins.prune_login_attempts(w.created_at).await.unwrap(), 0);
+    assert_eq!(
+        logins
+            .prune_login_attempts(w.created_at, w.created_at)
+            .await
+            .unwrap(),
+        0
+    );
     let sessions: Arc<dyn WebSessionStore> = store.clone();
     assert!(sessions.list_sessions().await.unwrap().is_empty());
     let audit: Arc<dyn AuditStore> = store.clone();

@@ -1,0 +1,149 @@
+//! Who may try a password now: the rule over the login attempts of the last
+//! `security.lockout_minutes` (docs/admin-guide.md, "Lockout and throttling").
+//!
+//! Failures are counted per account *and* client address: `lockout_attempts` failures from one
+//! address lock that address out of the account, while the account's owner, elsewhere, still
+//! logs in, so nobody can lock the admin out from afar. Failures spread over several
+//! addresses slow the account down instead: once they reach `lockout_attempts`, the account
+//! admits one attempt per delay, the delay doubling from [`FIRST_DELAY`] with each further
+//! failure up to [`MAX_DELAY`]. An address that logged in to the account within
+//! [`KNOWN_ADDRESS_DAYS`] is never slowed down, so its owner is not held up by an attack.
+
+use std::time::Duration;
+
+use berth_core::LoginPressure;
+use time::OffsetDateTime;
+
+/// The delay of an account whose spread failures just reached the limit.
+pub(crate) const FIRST_DELAY: Duration = Duration::from_secs(1);
+
+/// The longest delay between two attempts of a throttled account.
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(30);
+
+/// How long an address that logged in to an account stays exempt from its throttling.
+pub(crate) const KNOWN_ADDRESS_DAYS: i64 = 30;
+
+/// What becomes of a login attempt before its password is looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Check the password.
+    Admit,
+    /// This address failed `lockout_attempts` times: refused for `lockout_minutes`.
+    Locked,
+    /// The account is being guessed at from many addresses: refused for this long.
+    Throttled {
+        /// Until the next attempt is admitted.
+        wait: Duration,
+        /// The current delay between attempts.
+        delay: Duration,
+    },
+}
+
+/// The verdict for an attempt at `now`, given what the window's attempts say.
+pub(crate) fn verdict(pressure: &LoginPressure, attempts: u32, now: OffsetDateTime) -> Verdict {
+    if pressure.address_failures >= attempts {
+        return Verdict::Locked;
+    }
+    if pressure.known_address
+        || pressure.failing_addresses < 2
+        || pressure.account_failures < attempts
+    {
+        return Verdict::Admit;
+    }
+    let Some(last) = pressure.last_failure else {
+        return Verdict::Admit;
+    };
+    let delay = delay(pressure.account_failures - attempts);
+    let since = Duration::try_from(now - last).unwrap_or(Duration::ZERO);
+    match delay.checked_sub(since) {
+        Some(wait) if !wait.is_zero() => Verdict::Throttled { wait, delay },
+        _ => Verdict::Admit,
+    }
+}
+
+/// [`FIRST_DELAY`] doubled `further` times, at most [`MAX_DELAY`].
+fn delay(further: u32) -> Duration {
+    FIRST_DELAY
+        .checked_mul(1 << further.min(16))
+        .map_or(MAX_DELAY, |d| d.min(MAX_DELAY))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(seconds)
+    }
+
+    fn spread(failures: u32, addresses: u32, last: i64) -> LoginPressure {
+        LoginPressure {
+            address_failures: 1,
+            account_failures: failures,
+            failing_addresses: addresses,
+            last_failure: Some(at(last)),
+            known_address: false,
+        }
+    }
+
+    #[test]
+    fn an_address_locks_itself_out() {
+        let mut pressure = spread(5, 1, 100);
+        pressure.address_failures = 5;
+        assert_eq!(verdict(&pressure, 5, at(100)), Verdict::Locked);
+        // Even from an address that logged in before: the lock is the address's own doing.
+        pressure.known_address = true;
+        assert_eq!(verdict(&pressure, 5, at(100)), Verdict::Locked);
+        pressure.address_failures = 4;
+        assert_eq!(verdict(&pressure, 5, at(100)), Verdict::Admit);
+    }
+
+    #[test]
+    fn failures_from_one_address_or_below_the_limit_do_not_throttle() {
+        assert_eq!(verdict(&spread(5, 1, 100), 5, at(100)), Verdict::Admit);
+        assert_eq!(verdict(&spread(4, 4, 100), 5, at(100)), Verdict::Admit);
+        assert_eq!(
+            verdict(&LoginPressure::default(), 5, at(100)),
+            Verdict::Admit
+        );
+    }
+
+    #[test]
+    fn spread_failures_are_admitted_once_per_growing_delay() {
+        let throttled = |failures, now| verdict(&spread(failures, 3, 100), 5, at(now));
+        assert_eq!(
+            throttled(5, 100),
+            Verdict::Throttled {
+                wait: Duration::from_secs(1),
+                delay: Duration::from_secs(1)
+            }
+        );
+        assert_eq!(throttled(5, 101), Verdict::Admit);
+        assert_eq!(
+            throttled(7, 101),
+            Verdict::Throttled {
+                wait: Duration::from_secs(3),
+                delay: Duration::from_secs(4)
+            }
+        );
+        assert_eq!(throttled(7, 104), Verdict::Admit);
+        for failures in [10, 11, 50, u32::MAX] {
+            assert_eq!(
+                throttled(failures, 100),
+                Verdict::Throttled {
+                    wait: MAX_DELAY,
+                    delay: MAX_DELAY
+                },
+                "{failures}"
+            );
+        }
+        assert_eq!(throttled(50, 130), Verdict::Admit);
+    }
+
+    #[test]
+    fn a_known_address_is_never_throttled() {
+        let mut pressure = spread(20, 6, 100);
+        pressure.known_address = true;
+        assert_eq!(verdict(&pressure, 5, at(100)), Verdict::Admit);
+    }
+}
