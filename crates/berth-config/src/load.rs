@@ -228,8 +228,8 @@ fn holds_nothing(text: &str) -> bool {
 /// What to write instead of nothing, for the message about an empty file.
 fn explicitly_empty(file: &str) -> &'static str {
     match file {
-        USERS => "`users: []` for no users",
-        CONTAINERS => "`templates: []` for no templates",
+        USERS => "`users: []` if there are to be no users",
+        CONTAINERS => "`templates: []` if there are to be no templates",
         _ => "`{}` to take every default",
     }
 }
@@ -274,7 +274,7 @@ fn load<T: DeserializeOwned>(
             format!(
                 "the file is empty (or holds only blanks and comments): it looks truncated, so \
                  it is refused and nothing is read from it or written to it; restore it, or \
-                 write {} to mean it",
+                 write {}",
                 explicitly_empty(file)
             ),
         ));
