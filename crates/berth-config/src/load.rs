@@ -133,7 +133,7 @@ pub(crate) fn read_file(dir: &Path, file: &str) -> (Source, bool) {
     let fail = |message: String| ConfigError::new(file, None, "", message);
     let path = dir.join(file);
     // The type is checked before the open: opening a FIFO waits for a writer (and a device may
-    // do anything), which once hung every configuration change behind the read's lock.
+    // do anything), and every configuration change would wait behind this read's lock.
     match fs::metadata(&path) {
         Ok(metadata) if metadata.is_file() => {}
         Ok(metadata) => return (Err(fail(not_regular(&metadata.file_type()))), false),

@@ -103,6 +103,13 @@ fn a_fifo_in_place_of_a_lock_file_is_refused_without_waiting() {
 }
 
 #[test]
+fn a_fifo_in_place_of_users_d_is_refused_without_waiting() {
+    let dir = Dir::valid();
+    mkfifo(&dir.file("users.d"));
+    assert_error(&check_errors(dir.path()), &["users.d: cannot list"]);
+}
+
+#[test]
 fn a_directory_in_place_of_a_file_is_named() {
     let dir = Dir::valid();
     std::fs::remove_file(dir.file("containers.yaml")).unwrap();
