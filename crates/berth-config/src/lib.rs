@@ -26,6 +26,12 @@
 //! users.yaml:12: users[2].templates[0]: unknown template "pyhton" (did you mean "python"?)
 //! ```
 //!
+//! Only regular files are read: their type is checked before they are opened, and they are
+//! opened without blocking, so a FIFO in place of a file is refused instead of waiting for a
+//! writer. A file without YAML (empty, blanks or comments only) is taken for a truncated one
+//! and refused: `users: []` says "no users". Errors in a file reached through a symbolic link
+//! name its lines but never quote it.
+//!
 //! The YAML parser runs under limits so that hostile files are refused quickly: files over
 //! 1 MiB are not read, nesting deeper than 32 levels and documents that expand to more than
 //! 200,000 values through aliases ("billion laughs") are refused while parsing.

@@ -3,12 +3,14 @@
 //! The same path validates a configuration about to be saved: the store renders the files,
 //! then loads the rendered texts exactly as they would be read back from disk.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
 use std::io::{self, Read};
 use std::path::Path;
 
 use berth_types::Username;
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ConfigError, ConfigErrors};
@@ -40,18 +42,36 @@ pub(crate) struct Sources {
     pub overrides: BTreeMap<String, Source>,
     /// Entries of `users.d/` that are not per-user files, and errors listing it.
     pub dir_errors: Vec<ConfigError>,
+    /// The files reached through a symbolic link (the file, or `users.d` itself, is one):
+    /// errors name their lines but never quote them.
+    pub linked: BTreeSet<String>,
+}
+
+impl Sources {
+    fn read(&mut self, dir: &Path, file: &str, linked_dir: bool) -> Source {
+        let (source, linked) = read_file(dir, file);
+        if linked || linked_dir {
+            self.linked.insert(file.to_owned());
+        }
+        source
+    }
 }
 
 /// Reads every file of `dir`. Never fails: what cannot be read becomes an error of that file.
 pub(crate) fn read_sources(dir: &Path) -> Sources {
     let mut sources = Sources {
-        main: read_file(dir, MAIN),
-        containers: read_file(dir, CONTAINERS),
-        users: read_file(dir, USERS),
+        main: Ok(String::new()),
+        containers: Ok(String::new()),
+        users: Ok(String::new()),
         overrides: BTreeMap::new(),
         dir_errors: Vec::new(),
+        linked: BTreeSet::new(),
     };
+    sources.main = sources.read(dir, MAIN, false);
+    sources.containers = sources.read(dir, CONTAINERS, false);
+    sources.users = sources.read(dir, USERS, false);
     let overrides_dir = dir.join(OVERRIDES_DIR);
+    let linked_dir = fs::symlink_metadata(&overrides_dir).is_ok_and(|m| m.file_type().is_symlink());
     let entries = match fs::read_dir(&overrides_dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return sources,
@@ -101,27 +121,75 @@ pub(crate) fn read_sources(dir: &Path) -> Sources {
             ));
             break;
         }
-        let source = read_file(dir, &file);
+        let source = sources.read(dir, &file, linked_dir);
         sources.overrides.insert(name, source);
     }
     sources
 }
 
-/// Reads `dir/file` as UTF-8, refusing files over [`MAX_FILE_BYTES`] without reading them.
-pub(crate) fn read_file(dir: &Path, file: &str) -> Source {
+/// Reads `dir/file` as UTF-8: see [`read_checked`]. Also says whether the file was reached
+/// through a symbolic link.
+pub(crate) fn read_file(dir: &Path, file: &str) -> (Source, bool) {
     let fail = |message: String| ConfigError::new(file, None, "", message);
-    let mut handle = fs::File::open(dir.join(file)).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => fail(format!(
-            "missing from {} (`berth serve` writes a commented default on first start)",
-            dir.display()
-        )),
-        _ => fail(format!("cannot read: {e}")),
-    })?;
+    let path = dir.join(file);
+    // The type is checked before the open: opening a FIFO waits for a writer (and a device may
+    // do anything), and every configuration change would wait behind this read's lock.
+    match fs::metadata(&path) {
+        Ok(metadata) if metadata.is_file() => {}
+        Ok(metadata) => return (Err(fail(not_regular(&metadata.file_type()))), false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let linked = fs::symlink_metadata(&path).is_ok();
+            let message = if linked {
+                "a symbolic link to a file that does not exist".to_owned()
+            } else {
+                format!(
+                    "missing from {} (`berth serve` writes a commented default on first start)",
+                    dir.display()
+                )
+            };
+            return (Err(fail(message)), linked);
+        }
+        Err(e) => return (Err(fail(format!("cannot read: {e}"))), false),
+    }
+    // The file may be replaced between the check and the open. Non-blocking, the open returns
+    // at once whatever it finds, and the opened file is checked again. Refusing to follow a
+    // link first tells, without a race, whether the file is one.
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let (opened, linked) = match rustix::fs::open(&path, flags | OFlags::NOFOLLOW, Mode::empty()) {
+        Err(Errno::LOOP) => (rustix::fs::open(&path, flags, Mode::empty()), true),
+        opened => (opened, false),
+    };
+    let source = opened
+        .map_err(|e| fail(format!("cannot read: {}", io::Error::from(e))))
+        .and_then(|fd| read_checked(fs::File::from(fd), file));
+    (source, linked)
+}
+
+fn not_regular(kind: &fs::FileType) -> String {
+    use std::os::unix::fs::FileTypeExt;
+    let what = if kind.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    };
+    format!("{what}, not a regular file; refusing to open it")
+}
+
+/// Reads an opened file as UTF-8, refusing anything but a regular file and files over
+/// [`MAX_FILE_BYTES`] without reading them.
+fn read_checked(mut handle: fs::File, file: &str) -> Source {
+    let fail = |message: String| ConfigError::new(file, None, "", message);
     let metadata = handle
         .metadata()
         .map_err(|e| fail(format!("cannot read: {e}")))?;
     if !metadata.is_file() {
-        return Err(fail("not a regular file".into()));
+        return Err(fail(not_regular(&metadata.file_type())));
     }
     let too_big = |len: u64| {
         fail(format!(
@@ -147,6 +215,37 @@ pub(crate) fn read_file(dir: &Path, file: &str) -> Source {
     })
 }
 
+/// True when `text` holds no YAML at all: nothing, blanks or comments. Such a file is taken
+/// for a truncated one, never for "no users" or "no templates": that is written `users: []`.
+fn holds_nothing(text: &str) -> bool {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    text.lines().all(|line| {
+        let line = line.trim();
+        line.is_empty() || line.starts_with('#')
+    })
+}
+
+/// What to write instead of nothing, for the message about an empty file.
+fn explicitly_empty(file: &str) -> &'static str {
+    match file {
+        USERS => "`users: []` if there are to be no users",
+        CONTAINERS => "`templates: []` if there are to be no templates",
+        _ => "`{}` to take every default",
+    }
+}
+
+/// An error located in a file reached through a symbolic link, without what it quotes of the
+/// file: the link may point at a file the reader of the error may not read.
+fn unquoted(error: ConfigError) -> ConfigError {
+    ConfigError {
+        path: String::new(),
+        message: "invalid; the file is a symbolic link, so errors do not quote its content \
+                  (see docs/config.md)"
+            .to_owned(),
+        ..error
+    }
+}
+
 /// One file read into its type, with the tree it came from.
 pub(crate) struct Loaded<T> {
     pub value: Option<T>,
@@ -156,6 +255,7 @@ pub(crate) struct Loaded<T> {
 
 fn load<T: DeserializeOwned>(
     file: &str,
+    sources: &Sources,
     source: &Source,
     errors: &mut Vec<ConfigError>,
 ) -> Option<Loaded<T>> {
@@ -166,15 +266,31 @@ fn load<T: DeserializeOwned>(
             return None;
         }
     };
+    if holds_nothing(text) {
+        errors.push(ConfigError::new(
+            file,
+            None,
+            "",
+            format!(
+                "the file is empty (or holds only blanks and comments): it looks truncated, so \
+                 it is refused and nothing is read from it or written to it; restore it, or \
+                 write {}",
+                explicitly_empty(file)
+            ),
+        ));
+        return None;
+    }
+    let linked = sources.linked.contains(file);
+    let quoted = |e: ConfigError| if linked { unquoted(e) } else { e };
     let root = match yaml::parse(file, text) {
         Ok(root) => root,
         Err(e) => {
-            errors.push(e);
+            errors.push(quoted(e));
             return None;
         }
     };
     let outcome = yaml::from_node::<T>(file, &root);
-    errors.extend(outcome.errors);
+    errors.extend(outcome.errors.into_iter().map(quoted));
     Some(Loaded {
         value: outcome.value,
         root,
@@ -185,21 +301,31 @@ fn load<T: DeserializeOwned>(
 /// Reads, checks and cross-checks every file; returns the configuration or every error found.
 pub(crate) fn build(sources: &Sources) -> Result<Config, ConfigErrors> {
     let mut errors = sources.dir_errors.clone();
-    let main = load::<MainConfig>(MAIN, &sources.main, &mut errors);
-    let containers = load::<ContainersFile>(CONTAINERS, &sources.containers, &mut errors);
-    let users = load::<UsersFile>(USERS, &sources.users, &mut errors);
+    let main = load::<MainConfig>(MAIN, sources, &sources.main, &mut errors);
+    let containers = load::<ContainersFile>(CONTAINERS, sources, &sources.containers, &mut errors);
+    let users = load::<UsersFile>(USERS, sources, &sources.users, &mut errors);
     let overrides: Vec<(String, Option<Loaded<UserOverrides>>)> = sources
         .overrides
         .iter()
         .map(|(name, source)| {
             let file = format!("{OVERRIDES_DIR}/{name}");
-            let loaded = load::<UserOverrides>(&file, source, &mut errors);
+            let loaded = load::<UserOverrides>(&file, sources, source, &mut errors);
             (file, loaded)
         })
         .collect();
 
-    let checks = validate::Checks::new(main.as_ref(), containers.as_ref(), users.as_ref());
-    checks.run(&overrides, &mut errors);
+    let checks = validate::Checks::new(main.as_ref(), containers.as_ref(), users.as_ref())
+        .hint_templates(!sources.linked.contains(CONTAINERS));
+    let mut found = Vec::new();
+    checks.run(&overrides, &mut found);
+    // Errors at a line quote what is written there; those about a whole file name it only.
+    errors.extend(found.into_iter().map(|e| {
+        if e.line.is_some() && sources.linked.contains(&e.file) {
+            unquoted(e)
+        } else {
+            e
+        }
+    }));
 
     if let Some(errors) = ConfigErrors::from_vec(errors) {
         return Err(errors);

@@ -377,10 +377,10 @@ fn main_yaml_values_are_checked() {
 }
 
 #[test]
-fn empty_files_take_the_defaults_and_missing_files_are_named() {
+fn explicitly_empty_files_take_the_defaults_and_missing_files_are_named() {
     let dir = Dir::valid();
-    dir.write("main.yaml", "");
-    dir.write("containers.yaml", "# nothing yet\n");
+    dir.write("main.yaml", "{}\n");
+    dir.write("containers.yaml", "# nothing yet\ntemplates: []\n");
     dir.write("users.yaml", "users:\n");
     let config = berth_config::check(dir.path()).unwrap();
     assert_eq!(config.main, berth_config::MainConfig::default());
@@ -541,4 +541,55 @@ fn trusted_proxies_are_addresses_or_networks() {
         "security:\n  trusted_proxies: [127.0.0.1, \"::1\", 10.0.0.0/8]\n",
     );
     assert!(dir.errors().is_empty(), "{:?}", dir.errors());
+}
+
+#[test]
+fn images_and_shells_are_checked_before_the_engine_sees_them() {
+    let dir = Dir::bare();
+    let hex = "ab".repeat(32);
+    let good = [
+        "debian:12".to_owned(),
+        "berth-test/base".to_owned(),
+        "localhost:5000/x".to_owned(),
+        format!("ghcr.io/org/img:1.2@sha256:{hex}"),
+    ];
+    let mut text = String::from("templates:\n");
+    for (i, image) in good.iter().enumerate() {
+        text.push_str(&format!("  - name: ok{i}\n    image: \"{image}\"\n"));
+    }
+    let bad = [
+        "--privileged",
+        "debian --privileged",
+        "debian|sh",
+        "../x",
+        "Debian:12",
+        "",
+        "debian@sha256:abc",
+    ];
+    for (i, image) in bad.iter().enumerate() {
+        text.push_str(&format!("  - name: bad{i}\n    image: \"{image}\"\n"));
+    }
+    for (i, shell) in ["--privileged", "/bin/sh -c id", "/bin/sh|nc", "bash"]
+        .iter()
+        .enumerate()
+    {
+        text.push_str(&format!(
+            "  - name: shell{i}\n    image: debian\n    shell: \"{shell}\"\n"
+        ));
+    }
+    dir.write("containers.yaml", &text);
+    let errors = dir.error_list();
+    let fields: Vec<String> = errors.iter().map(|e| e.path.clone()).collect();
+    let mut expected: Vec<String> = (0..bad.len())
+        .map(|i| format!("templates[{}].image", good.len() + i))
+        .collect();
+    expected.extend((0..4).map(|i| format!("templates[{}].shell", good.len() + bad.len() + i)));
+    assert_eq!(fields, expected, "{errors:#?}");
+    assert!(
+        errors[0]
+            .message
+            .contains("expected an image reference such as"),
+        "{}",
+        errors[0]
+    );
 }

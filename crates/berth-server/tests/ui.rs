@@ -580,6 +580,43 @@ async fn template_errors_show_beside_their_field_and_in_use_templates_stay() {
 }
 
 #[tokio::test]
+async fn a_hostile_image_or_shell_is_shown_beside_its_field() {
+    let server = server().await;
+    let admin = login(&server, "admin", &server.admin_password, "").await;
+    for (field, image, shell) in [
+        ("image", "--privileged", "/bin/bash"),
+        ("image", "debian|sh", "/bin/bash"),
+        ("shell", "debian:12", "/bin/sh -c id"),
+        ("shell", "debian:12", "--privileged"),
+    ] {
+        let body = format!(
+            "_csrf={}&name=hostile&image={}&shell={}&network=none&persist=optional",
+            admin.csrf,
+            encode(image),
+            encode(shell)
+        );
+        let answer = send(
+            &server,
+            "POST",
+            "/admin/templates",
+            &admin.cookie,
+            Some(&body),
+            &[],
+        )
+        .await;
+        assert_eq!(answer.status, 422, "{image} {shell}: {}", answer.body);
+        assert!(
+            answer
+                .body
+                .contains(&format!("class=\"field-error\" data-field=\"{field}\"")),
+            "{image} {shell}: {}",
+            answer.body
+        );
+    }
+    assert!(server.state.config.current().template("hostile").is_none());
+}
+
+#[tokio::test]
 async fn the_home_page_lists_workspaces_shared_with_you() {
     let server = TestServer::builder()
         .template("pair", "shared: true")

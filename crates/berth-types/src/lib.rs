@@ -8,6 +8,7 @@
 pub mod api;
 pub mod grid;
 mod ids;
+mod image;
 mod target;
 pub mod template;
 pub mod terminal;
@@ -15,6 +16,7 @@ pub mod units;
 mod user;
 
 pub use ids::{ClientId, GridId, RecordingId, UserId, WorkspaceId};
+pub use image::{ImageRef, ImageRefError};
 pub use target::{MachineId, MachineIdError, TargetError, TargetKind, TerminalTarget};
 pub use terminal::{Layout, MemberRole, SessionRole};
 pub use user::{Role, Username, UsernameError};

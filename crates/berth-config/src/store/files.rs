@@ -35,19 +35,40 @@ pub(crate) struct Locks {
 
 /// Opens (creating it if needed) the lock file of `file`. An existing one is opened read-only:
 /// `flock` does not need write access, so a user who may only read the directory can still
-/// take a shared lock.
+/// take a shared lock. A lock file is never followed through a symbolic link (which could
+/// create a file elsewhere) and must be a regular file: opened without blocking, a FIFO put in
+/// its place is refused instead of waiting for a writer.
 fn open_lock(dir: &Path, file: &str) -> io::Result<File> {
     let path = dir.join(format!("{file}.lock"));
-    match File::open(&path) {
+    let flags = lock_open_flags();
+    let handle = match OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(&path)
+    {
         Err(e) if e.kind() == io::ErrorKind::NotFound => OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
+            .custom_flags(flags)
             .open(&path),
         result => result,
+    }?;
+    if !handle.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
     }
+    Ok(handle)
+}
+
+/// `O_NONBLOCK | O_NOFOLLOW`, for [`OpenOptionsExt::custom_flags`].
+fn lock_open_flags() -> i32 {
+    let flags = rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOFOLLOW;
+    i32::try_from(flags.bits()).unwrap_or(0)
 }
 
 /// Takes the lock of each file of [`LOCK_ORDER`] in the given mode, in order; blocks until all

@@ -94,6 +94,8 @@ pub(crate) struct Checks<'a> {
     main: Option<&'a Loaded<MainConfig>>,
     containers: Option<&'a Loaded<ContainersFile>>,
     users: Option<&'a Loaded<UsersFile>>,
+    /// Suggest a template of containers.yaml for an unknown one ("did you mean").
+    hints: bool,
 }
 
 impl<'a> Checks<'a> {
@@ -106,7 +108,14 @@ impl<'a> Checks<'a> {
             main,
             containers,
             users,
+            hints: true,
         }
+    }
+
+    /// Whether an unknown template may be answered with the name of a close one, which
+    /// quotes containers.yaml.
+    pub(crate) fn hint_templates(self, hints: bool) -> Self {
+        Self { hints, ..self }
     }
 
     pub(crate) fn run(
@@ -136,7 +145,11 @@ impl<'a> Checks<'a> {
         {
             let admin = main.map(|(_, m)| &m.admin.username);
             let at = At::root(USERS, loaded).key("users");
-            users::check_users(&value.users, &at, templates.as_ref(), admin, errors);
+            let known = Known {
+                templates: templates.as_ref(),
+                hints: self.hints,
+            };
+            users::check_users(&value.users, &at, known, admin, errors);
         }
         for (file, loaded) in overrides {
             let stem = file
@@ -165,7 +178,11 @@ impl<'a> Checks<'a> {
                 && let Some(value) = &loaded.value
             {
                 let at = At::root(file, loaded).key_any(&["templates", "containers"]);
-                check_references(&value.templates, &at, templates.as_ref(), errors);
+                let known = Known {
+                    templates: templates.as_ref(),
+                    hints: self.hints,
+                };
+                check_references(&value.templates, &at, known, errors);
             }
         }
     }
@@ -186,11 +203,19 @@ pub(crate) fn first_at(line: Option<usize>) -> String {
         .unwrap_or_default()
 }
 
+/// The template names of containers.yaml, when it could be parsed.
+#[derive(Clone, Copy)]
+pub(crate) struct Known<'a> {
+    templates: Option<&'a HashSet<&'a str>>,
+    /// Whether a close name may be suggested.
+    hints: bool,
+}
+
 /// Template names listed for a user: each must exist, once.
 pub(crate) fn check_references(
     names: &[String],
     at: &At<'_>,
-    templates: Option<&HashSet<&str>>,
+    known: Known<'_>,
     errors: &mut Vec<ConfigError>,
 ) {
     let mut seen = HashSet::new();
@@ -200,9 +225,15 @@ pub(crate) fn check_references(
             errors.push(at.error(format!("template {name:?} is listed twice")));
             continue;
         }
-        let Some(templates) = templates else { continue };
+        let Some(templates) = known.templates else {
+            continue;
+        };
         if !templates.contains(name.as_str()) {
-            let hint = match closest(name, templates.iter().copied()) {
+            let close = known
+                .hints
+                .then(|| closest(name, templates.iter().copied()))
+                .flatten();
+            let hint = match close {
                 Some(close) => format!(" (did you mean {close:?}?)"),
                 None => String::new(),
             };

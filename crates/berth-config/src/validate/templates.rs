@@ -4,10 +4,13 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
+use berth_types::ImageRef;
+
 use super::{At, container_path_problem, first_at, host_path_problem};
 use crate::error::ConfigError;
 use crate::model::Template;
 use crate::names::{self, closest};
+use crate::yaml::truncate;
 
 pub(crate) fn check_templates(
     templates: &[Template],
@@ -40,10 +43,11 @@ fn check_template(
     allowed: Option<&[PathBuf]>,
     errors: &mut Vec<ConfigError>,
 ) {
-    if t.image.trim().is_empty() || t.image.contains(char::is_whitespace) {
+    if let Err(e) = ImageRef::parse(&t.image) {
         errors.push(at.key("image").error(format!(
-            "expected a Docker image such as \"debian:bookworm\", found {:?}",
-            t.image
+            "{e}; expected an image reference such as \"debian:12\", \"ghcr.io/org/img:1.2\" \
+             or \"localhost:5000/img@sha256:<64 hex digits>\", found {:?}",
+            truncate(&t.image)
         )));
     }
     if t.command.as_ref().is_some_and(Vec::is_empty) {
@@ -52,7 +56,7 @@ fn check_template(
                 .error("an empty command; leave the field out to use the image's"),
         );
     }
-    if let Some(problem) = container_path_problem(&t.shell) {
+    if let Some(problem) = shell_problem(&t.shell) {
         errors.push(at.key("shell").error(problem));
     }
     if let Some(workdir) = &t.workdir
@@ -149,6 +153,27 @@ fn check_template(
             "pool containers are ephemeral and a persist: always template never starts one; set pool: 0",
         ));
     }
+}
+
+/// A shell is run as the one argument of an `exec`: an absolute, normalized path of plain
+/// characters, never options, arguments or shell syntax.
+fn shell_problem(shell: &str) -> Option<String> {
+    let plain =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | '@');
+    if !shell.starts_with('/') {
+        return Some(format!(
+            "expected the absolute path of a shell in the image, such as \"/bin/bash\", found {:?}",
+            truncate(shell)
+        ));
+    }
+    if !shell.chars().all(plain) {
+        return Some(format!(
+            "a shell is one absolute path without arguments: letters, digits and '/', '.', '_', \
+             '-', '+', '@', found {:?}",
+            truncate(shell)
+        ));
+    }
+    container_path_problem(shell)
 }
 
 fn check_target<'t>(
@@ -254,6 +279,30 @@ fn capability_problem(cap: &str, allow_dangerous: bool) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shells() {
+        for ok in [
+            "/bin/bash",
+            "/usr/local/bin/fish",
+            "/nix/store/abc-bash-5.2/bin/bash",
+        ] {
+            assert_eq!(shell_problem(ok), None, "{ok}");
+        }
+        for (bad, says) in [
+            ("", "absolute path"),
+            ("bash", "absolute path"),
+            ("--privileged", "absolute path"),
+            ("/bin/bash --privileged", "without arguments"),
+            ("/bin/sh\0", "without arguments"),
+            ("/bin/sh|nc", "without arguments"),
+            ("/bin/sh;id", "without arguments"),
+            ("/bin/../../sh", "\"..\""),
+        ] {
+            let problem = shell_problem(bad).unwrap_or_default();
+            assert!(problem.contains(says), "{bad:?}: {problem}");
+        }
+    }
 
     #[test]
     fn capabilities() {

@@ -5,14 +5,14 @@ use std::collections::{HashMap, HashSet};
 use berth_types::Username;
 use uuid::Uuid;
 
-use super::{At, check_references, first_at};
+use super::{At, Known, check_references, first_at};
 use crate::error::ConfigError;
 use crate::model::User;
 
 pub(crate) fn check_users(
     users: &[User],
     at: &At<'_>,
-    templates: Option<&HashSet<&str>>,
+    templates: Known<'_>,
     admin: Option<&Username>,
     errors: &mut Vec<ConfigError>,
 ) {

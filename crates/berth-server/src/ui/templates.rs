@@ -20,8 +20,12 @@ use crate::state::AppState;
 const TEXT: &[(&str, &str, &str)] = &[
     ("name", "Name", "a-z, 0-9, _ . -; starts with a letter or _"),
     ("description", "Description", "one line"),
-    ("image", "Image", "e.g. debian:bookworm"),
-    ("shell", "Shell", "absolute path; default /bin/bash"),
+    ("image", "Image", "e.g. debian:12 or ghcr.io/org/img:1.2"),
+    (
+        "shell",
+        "Shell",
+        "one absolute path, no arguments; default /bin/bash",
+    ),
     ("workdir", "Working directory", "absolute path"),
     ("user", "User", "name, uid or uid:gid"),
     ("hostname", "Hostname", "one DNS label"),

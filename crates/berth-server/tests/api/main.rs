@@ -7,6 +7,7 @@ mod common;
 
 mod admin;
 mod auth;
+mod config_files;
 mod hostile;
 mod lab;
 mod openapi;
