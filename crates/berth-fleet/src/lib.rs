@@ -1,0 +1,18 @@
+//! Berth's fleet: the machines and scripts an ops team keeps in a git repository.
+//!
+//! - [`git`]: the inventory repository, mirrored with the `git` binary into a bare repository
+//!   (fetch with prune; files read from the fetched commit, no work tree), credentials from the
+//!   keys dir and never on a command line, host keys checked for git over SSH too;
+//! - [`webhook`]: push webhooks signed with HMAC-SHA256 (GitHub, Gitea/Forgejo, GitLab);
+//! - [`keys`]: the secret files of the keys dir, refused unless only their owner may read them.
+//!
+//! Nothing here knows HTTP or the store; `berth-core` ties it to them.
+#![forbid(unsafe_code)]
+
+pub mod git;
+pub mod keys;
+pub mod webhook;
+
+pub use git::{CommitId, EntryKind, GitError, Mirror, RepositoryUrl};
+pub use keys::{KeyFileError, check_secret_file, key_path, read_secret_file};
+pub use webhook::{Sender, WebhookError};
