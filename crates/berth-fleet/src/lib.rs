@@ -7,6 +7,7 @@
 //! - [`enrollment`]: does the machine's client id file match links.yaml (over SSH, host key
 //!   checked)?
 //! - [`health`]: online, degraded or offline from the recent connect checks;
+//! - [`secrets`]: `secrets.ini`, read only when encrypted to the server's age identity;
 //! - [`keys`]: the secret files of the keys dir, refused unless only their owner may read them.
 //!
 //! Nothing here knows HTTP or the store (it reaches machines through `berth-ssh`); `berth-core` ties it to them.
@@ -16,6 +17,7 @@ pub mod enrollment;
 pub mod git;
 pub mod health;
 pub mod keys;
+pub mod secrets;
 pub mod webhook;
 
 pub use enrollment::{EnrollmentCheck, EnrollmentStatus, check_enrollment};
