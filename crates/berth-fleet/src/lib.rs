@@ -7,6 +7,7 @@
 //! - [`enrollment`]: does the machine's client id file match links.yaml (over SSH, host key
 //!   checked)?
 //! - [`health`]: online, degraded or offline from the recent connect checks;
+//! - [`scripts`]: inventory scripts are bash only (shebang and `bash -n`, with its line);
 //! - [`secrets`]: `secrets.ini`, read only when encrypted to the server's age identity;
 //! - [`keys`]: the secret files of the keys dir, refused unless only their owner may read them.
 //!
@@ -17,6 +18,7 @@ pub mod enrollment;
 pub mod git;
 pub mod health;
 pub mod keys;
+pub mod scripts;
 pub mod secrets;
 pub mod webhook;
 
