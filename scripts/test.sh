@@ -14,8 +14,9 @@ step() { printf '\n==> %s\n' "$*"; }
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-# Tools the tests call: asciinema replays recordings to check their format.
-ensure_packages asciinema
+# Tools the tests call: asciinema replays recordings to check their format; the fleet mirrors
+# its inventory with git (over OpenSSH for ssh:// repositories) and opens secrets.ini with age.
+ensure_packages asciinema git openssh-client age
 
 step "web: type check, unit tests, and web/dist up to date"
 scripts/web-build.sh --check

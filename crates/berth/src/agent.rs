@@ -10,7 +10,8 @@
 //! - Fetches the configuration every `--config-interval` (10 min) and on SIGHUP (which also
 //!   re-reads config.yaml, e.g. after `berth login`), into the cache `berth config show` reads.
 //! - As root, writes the id the server knows this client by (the client id of its token) to
-//!   `/etc/berth/client_id`, where fleet enrollment reads it.
+//!   `/etc/berth/client_id`, where fleet enrollment reads it. `--enroll` does only that (as
+//!   any user who may write the file), prints the id and exits.
 //! - Logs JSON lines to `/var/log/berth-agent.log` as root, else
 //!   `$XDG_STATE_HOME/berth/agent.log`, and to stderr when that is a terminal.
 //!
@@ -59,6 +60,10 @@ pub struct AgentArgs {
     /// Where root writes this client's id for fleet enrollment.
     #[arg(long, default_value = "/etc/berth/client_id", value_name = "FILE")]
     client_id_file: PathBuf,
+    /// Write this client's id to the client id file (as any user who may write it), print it,
+    /// and exit: the one step that enrolls a machine in the fleet, for provisioning scripts.
+    #[arg(long)]
+    enroll: bool,
 }
 
 /// `90`, `90s`, `500ms`, `2m`, `1h`: a duration of at least 1 ms.
@@ -122,6 +127,18 @@ impl Backoff {
 }
 
 pub fn run(args: AgentArgs) -> ExitCode {
+    if args.enroll {
+        return crate::cli::execute(async move {
+            let session = Session::open()?;
+            let id = enroll_once(&session, &args.client_id_file)?;
+            println!("{id}");
+            eprintln!(
+                "wrote client id {id} to {}: put `client_id: {id}` on this machine in links.yaml",
+                args.client_id_file.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        });
+    }
     let root = rustix::process::geteuid().is_root();
     let log_file = match args.log_file.clone() {
         Some(file) => file,
@@ -156,6 +173,24 @@ struct Agent {
     warned_no_client_id: bool,
     /// The interval the server asked for in its last answer.
     server_interval: Duration,
+}
+
+/// Writes the id the server knows this client by to `file` (0644, so enrollment can read it
+/// as the machine's SSH user); answers the id.
+fn enroll_once(session: &Session, file: &std::path::Path) -> Result<String, CliError> {
+    let Some(id) = session.login.token_client_id else {
+        return Err(CliError::new(
+            "the token's client id is unknown (logged in with --token and no --client-id)",
+        )
+        .hint("log in with `berth login` (or pass --client-id with --token), then enroll again"));
+    };
+    write_file(file, format!("{id}\n").as_bytes(), 0o644, 0o755).map_err(|err| {
+        err.hint(
+            "run it as a user who may write the file (root for /etc/berth/client_id), or pass \
+             --client-id-file",
+        )
+    })?;
+    Ok(id.to_string())
 }
 
 /// Before the server has said, and the bounds its word is kept within.
@@ -236,24 +271,11 @@ impl Agent {
         if !self.root {
             return;
         }
-        let Some(id) = self.session.login.token_client_id else {
-            tracing::warn!(
-                file = %self.args.client_id_file.display(),
-                "the token's client id is unknown (logged in with --token and no --client-id): \
-                 nothing written for fleet enrollment"
-            );
-            return;
-        };
-        match write_file(
-            &self.args.client_id_file,
-            format!("{id}\n").as_bytes(),
-            0o644,
-            0o755,
-        ) {
-            Ok(()) => {
+        match enroll_once(&self.session, &self.args.client_id_file) {
+            Ok(id) => {
                 tracing::info!(file = %self.args.client_id_file.display(), client_id = %id, "wrote the client id")
             }
-            Err(err) => tracing::warn!(error = %err, "cannot write the client id"),
+            Err(err) => tracing::warn!(error = %err, "nothing written for fleet enrollment"),
         }
     }
 

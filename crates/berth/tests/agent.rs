@@ -169,3 +169,67 @@ fn the_agent_without_a_login_stops_with_the_reason() {
         "{logged:?}"
     );
 }
+
+#[test]
+fn agent_enroll_writes_the_client_id_prints_it_and_exits() {
+    use std::os::unix::fs::PermissionsExt;
+    require_engine();
+    let home = tempfile::tempdir().unwrap();
+    let cli = CliHome::new();
+
+    // Not logged in: nothing to enroll with, and the error says what to do.
+    let id_file = cli.dir.path().join("etc/berth/client_id");
+    let output = cli
+        .berth()
+        .args(["agent", "--enroll", "--client-id-file"])
+        .arg(&id_file)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("berth login"));
+    assert!(!id_file.exists());
+
+    let mut server = Server::start(home.path());
+    server
+        .admin()
+        .create_user("alice", "correct horse battery", &["base"]);
+    cli.login(&server, "alice", "correct horse battery");
+    let token_client = cli.settings()["token_client_id"].clone();
+
+    let output = cli
+        .berth()
+        .args(["agent", "--enroll", "--client-id-file"])
+        .arg(&id_file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), token_client);
+    assert!(stderr.contains("links.yaml"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&id_file).unwrap(),
+        format!("{token_client}\n")
+    );
+    let mode = std::fs::metadata(&id_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "enrollment reads it as the machine's SSH user");
+
+    // A file that cannot be written: exit 1, with a hint, nothing half-written.
+    let output = cli
+        .berth()
+        .args([
+            "agent",
+            "--enroll",
+            "--client-id-file",
+            "/dev/null/client_id",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("/dev/null/client_id") && stderr.contains("--client-id-file"),
+        "{stderr}"
+    );
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(15)).success());
+}
