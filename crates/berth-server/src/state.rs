@@ -66,6 +66,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     pub(crate) cpu: Mutex<Option<CpuSample>>,
     pub(crate) password_slots: Semaphore,
+    /// Login attempts for one account, one at a time (see `auth::lockout`).
+    pub(crate) login_queue: crate::auth::AccountQueue,
     /// Serializes configuration writes with the reload that follows each, so a slow reload
     /// never swaps in a configuration older than one already in force.
     pub(crate) config_writes: Mutex<()>,
@@ -112,6 +114,7 @@ impl AppState {
                 metrics: Metrics::default(),
                 cpu: Mutex::new(None),
                 password_slots: Semaphore::new(PASSWORD_SLOTS),
+                login_queue: crate::auth::AccountQueue::default(),
                 config_writes: Mutex::new(()),
                 openapi: OnceLock::new(),
                 live: crate::terminal::Live::default(),

@@ -211,7 +211,8 @@ pub struct Security {
     pub session_ttl: HumanDuration,
     /// A web session ends after this long without a request; at most `session_ttl`.
     pub session_idle: HumanDuration,
-    /// Failed logins in a row that lock an account (1 to 100).
+    /// Failed logins from one address that lock that address out of an account (1 to 100); as
+    /// many spread over several addresses throttle the account instead.
     #[serde(deserialize_with = "within::<_, _, 1, 100>")]
     #[schemars(range(min = 1, max = 100))]
     pub lockout_attempts: u32,

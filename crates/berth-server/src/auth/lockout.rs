@@ -9,10 +9,46 @@
 //! failure up to [`MAX_DELAY`]. An address that logged in to the account within
 //! [`KNOWN_ADDRESS_DAYS`] is never slowed down, so its owner is not held up by an attack.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use berth_core::LoginPressure;
 use time::OffsetDateTime;
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+
+/// Usernames tracked before the entries nobody waits on are dropped.
+const QUEUE_PRUNE_AT: usize = 1024;
+
+/// Attempts for one account pass one at a time from the verdict through the password check to
+/// the record of the outcome, so a burst of parallel guesses cannot all be admitted on the same
+/// count: each sees the failures of the ones before it. A refused attempt checks no password,
+/// so it leaves the queue at once.
+#[derive(Debug, Default)]
+pub(crate) struct AccountQueue {
+    accounts: Mutex<HashMap<String, Weak<AsyncMutex<()>>>>,
+}
+
+impl AccountQueue {
+    /// Waits for the turn of `username` (what was typed, whether or not it names an account).
+    pub(crate) async fn enter(&self, username: &str) -> OwnedMutexGuard<()> {
+        let lock = {
+            let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+            if accounts.len() >= QUEUE_PRUNE_AT {
+                accounts.retain(|_, waiting| waiting.strong_count() > 0);
+            }
+            match accounts.get(username).and_then(Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    let lock = Arc::new(AsyncMutex::new(()));
+                    accounts.insert(username.to_owned(), Arc::downgrade(&lock));
+                    lock
+                }
+            }
+        };
+        lock.lock_owned().await
+    }
+}
 
 /// The delay of an account whose spread failures just reached the limit.
 pub(crate) const FIRST_DELAY: Duration = Duration::from_secs(1);
@@ -71,6 +107,36 @@ fn delay(further: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn one_attempt_per_account_at_a_time() {
+        let queue = Arc::new(AccountQueue::default());
+        let first = queue.enter("alice").await;
+        // Another account is not held up.
+        let bob = queue.enter("bob").await;
+        drop(bob);
+        let waiting = tokio::spawn({
+            let queue = queue.clone();
+            async move { drop(queue.enter("alice").await) }
+        });
+        tokio::task::yield_now().await;
+        assert!(
+            !waiting.is_finished(),
+            "a second attempt for alice waits for the first"
+        );
+        drop(first);
+        waiting.await.unwrap_or_else(|e| panic!("{e}"));
+        // Entries nobody waits on are pruned once there are many.
+        for i in 0..QUEUE_PRUNE_AT + 1 {
+            drop(queue.enter(&format!("user{i}")).await);
+        }
+        let tracked = queue
+            .accounts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        assert!(tracked < 10, "{tracked} entries kept");
+    }
 
     fn at(seconds: i64) -> OffsetDateTime {
         OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(seconds)

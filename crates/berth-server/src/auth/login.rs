@@ -70,6 +70,8 @@ pub(crate) async fn login(
             .details(json!({ "reason": reason }))
     };
 
+    // One attempt per account at a time from here to the record of its outcome.
+    let _turn = state.shared.login_queue.enter(&typed).await;
     // Attempts are counted on the installation's clock (tests move it); the token's lifetime
     // on the system's, as its checks are.
     let now = state.workspaces.now();

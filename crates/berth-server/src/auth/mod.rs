@@ -16,7 +16,7 @@ mod clients;
 mod jwt;
 mod lockout;
 
-pub(crate) use lockout::KNOWN_ADDRESS_DAYS;
+pub(crate) use lockout::{AccountQueue, KNOWN_ADDRESS_DAYS};
 pub(crate) mod login;
 pub(crate) mod session;
 pub(crate) mod tokens;

@@ -574,6 +574,21 @@ async fn failures_spread_over_addresses_slow_the_account_down_but_not_its_known_
 }
 
 #[tokio::test]
+async fn a_burst_of_parallel_guesses_is_counted_one_by_one() {
+    let server = lab().await;
+    // Twenty guesses at once from five addresses (four each: no address reaches its lock). The
+    // clock stands still, so after the fifth failure every other guess falls in the delay.
+    let guesses = (0..20u8).map(|i| {
+        let server = &server;
+        async move { outcome(&server.login_from(address(20 + i % 5), "alice", "guess").await).1 }
+    });
+    let codes = futures_util::future::join_all(guesses).await;
+    let checked = codes.iter().filter(|c| *c == "invalid_credentials").count();
+    let throttled = codes.iter().filter(|c| *c == "login_throttled").count();
+    assert_eq!((checked, throttled), (5, 15), "{codes:?}");
+}
+
+#[tokio::test]
 async fn the_main_admin_cannot_be_locked_out_of_their_address_by_another() {
     let server = lab().await;
     let admins_address = address(4);
