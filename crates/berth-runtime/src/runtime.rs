@@ -1,16 +1,20 @@
 //! The [`ContainerRuntime`] trait: everything the core may ask of a container engine.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use futures_util::stream::BoxStream;
 
 use crate::error::Result;
 use berth_terminal::Pty;
 
 use crate::exec::ExecSpec;
 use crate::spec::ContainerSpec;
-use crate::state::{ContainerId, ContainerInfo, ContainerState};
+use crate::state::{ContainerEvent, ContainerId, ContainerInfo, ContainerState};
+
+/// A stream of [`ContainerEvent`]s; see [`ContainerRuntime::events`].
+pub type ContainerEvents = BoxStream<'static, Result<ContainerEvent>>;
 
 /// A container engine. Object-safe: the core holds an `Arc<dyn ContainerRuntime>` and its unit
 /// tests use a fake.
@@ -41,6 +45,20 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
 
     /// Managed containers (running or not) carrying every label of `labels` with that value.
     async fn list(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ContainerInfo>>;
+
+    /// What happens from now on to the managed containers carrying every label of `labels`:
+    /// their main process exits ([`ContainerEventKind::Died`]) or they are removed
+    /// ([`ContainerEventKind::Destroyed`]). With `since`, events the engine still holds from
+    /// that time on come first. The request is sent when the stream is first polled; the
+    /// stream yields an error or ends when the engine goes away, and the caller reconnects.
+    ///
+    /// [`ContainerEventKind::Died`]: crate::ContainerEventKind::Died
+    /// [`ContainerEventKind::Destroyed`]: crate::ContainerEventKind::Destroyed
+    fn events(
+        &self,
+        labels: &BTreeMap<String, String>,
+        since: Option<SystemTime>,
+    ) -> ContainerEvents;
 
     /// Starts a process in a running container: a terminal (a [`Pty`]) when the spec asks for
     /// one, else a plain process behind the same interface (its resize does nothing useful).

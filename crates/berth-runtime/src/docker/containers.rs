@@ -2,7 +2,7 @@
 //! start, stop, remove (with its non-persistent volumes), inspect and list.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bollard::models::{ContainerStateStatusEnum, ContainerSummary, ContainerSummaryStateEnum};
@@ -17,7 +17,7 @@ use crate::error::{Result, RuntimeError};
 use berth_terminal::Pty;
 
 use crate::exec::ExecSpec;
-use crate::runtime::ContainerRuntime;
+use crate::runtime::{ContainerEvents, ContainerRuntime};
 use crate::spec::{ContainerSpec, NetworkMode};
 use crate::state::{ContainerId, ContainerInfo, ContainerState, MANAGED_LABEL};
 
@@ -248,13 +248,23 @@ impl ContainerRuntime for DockerRuntime {
         Ok(containers.into_iter().filter_map(summary_info).collect())
     }
 
+    fn events(
+        &self,
+        labels: &BTreeMap<String, String>,
+        since: Option<SystemTime>,
+    ) -> ContainerEvents {
+        self.container_events(labels, since)
+    }
+
     async fn exec(&self, id: &ContainerId, spec: ExecSpec) -> Result<Pty> {
         self.start_exec(id, spec).await
     }
 }
 
 /// The engine's list filter for Berth's objects carrying every label of `labels`.
-fn managed_with(labels: &BTreeMap<String, String>) -> HashMap<&'static str, Vec<String>> {
+pub(super) fn managed_with(
+    labels: &BTreeMap<String, String>,
+) -> HashMap<&'static str, Vec<String>> {
     let mut wanted = vec![format!("{MANAGED_LABEL}=true")];
     wanted.extend(labels.iter().map(|(k, v)| format!("{k}={v}")));
     HashMap::from([("label", wanted)])
