@@ -32,7 +32,8 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     async fn stop(&self, id: &ContainerId, timeout: Duration) -> Result<()>;
 
     /// Removes the container (killing it if it still runs) and its named volumes that are not
-    /// persistent. Removing a missing container does nothing.
+    /// persistent. Removing a missing container does nothing; a removal already in progress
+    /// (another client's, or a killed Berth's) is waited for.
     async fn remove(&self, id: &ContainerId) -> Result<()>;
 
     /// Removes the managed named volumes carrying every label of `labels`, persistent ones
@@ -47,13 +48,12 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     async fn list(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ContainerInfo>>;
 
     /// What happens from now on to the managed containers carrying every label of `labels`:
-    /// their main process exits ([`ContainerEventKind::Died`]) or they are removed
-    /// ([`ContainerEventKind::Destroyed`]). With `since`, events the engine still holds from
-    /// that time on come first. The request is sent when the stream is first polled; the
-    /// stream yields an error or ends when the engine goes away, and the caller reconnects.
+    /// they are created or started, their main process exits, or they are removed (see
+    /// [`ContainerEventKind`]). With `since`, events the engine still holds from that time on
+    /// come first. The request is sent when the stream is first polled; the stream yields an
+    /// error or ends when the engine goes away, and the caller reconnects.
     ///
-    /// [`ContainerEventKind::Died`]: crate::ContainerEventKind::Died
-    /// [`ContainerEventKind::Destroyed`]: crate::ContainerEventKind::Destroyed
+    /// [`ContainerEventKind`]: crate::ContainerEventKind
     fn events(
         &self,
         labels: &BTreeMap<String, String>,

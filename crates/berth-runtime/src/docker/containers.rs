@@ -49,6 +49,31 @@ impl DockerRuntime {
         }
     }
 
+    /// Waits, within the call timeout, until a removal in progress has removed `id`.
+    async fn until_removed(&self, id: &ContainerId) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            match self
+                .call(
+                    "inspect container",
+                    self.docker.inspect_container(id.as_str(), None),
+                )
+                .await
+            {
+                Err(RuntimeError::Engine { status: 404, .. }) => return Ok(()),
+                Err(err) => return Err(err),
+                Ok(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(RuntimeError::Timeout {
+                        socket: self.socket.clone(),
+                        operation: "remove container",
+                        after: self.timeout,
+                    });
+                }
+                Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
+    }
+
     /// Removes the named volumes Berth created as not persistent. A volume still used by another
     /// container (409) stays; the last user's removal takes it.
     async fn remove_volumes(&self, names: Vec<String>) -> Result<()> {
@@ -178,6 +203,12 @@ impl ContainerRuntime for DockerRuntime {
             .await
         {
             Err(RuntimeError::Engine { status: 404, .. }) | Ok(()) => {}
+            // Someone else's removal (a killed Berth's, finished by the engine) is ours too.
+            Err(RuntimeError::Engine {
+                status: 409,
+                message,
+                ..
+            }) if message.contains("already in progress") => self.until_removed(id).await?,
             Err(e) => return Err(e),
         }
         self.remove_volumes(volumes).await
