@@ -1,5 +1,6 @@
 //! Reconciliation: make the store and the engine agree after a crash, a kill, or engine events
-//! missed while the event stream was down ([`crate::Workspaces::watch_engine`]).
+//! missed while the event stream was down ([`crate::Workspaces::watch_engine`]), and for each
+//! engine event while serving (one workspace at a time).
 //!
 //! The store says what the user last asked for, the engine what runs. Each workspace is settled
 //! under its lifecycle lock (so a pass while serving never races a start or a stop), from the
@@ -176,7 +177,7 @@ pub(crate) fn decide(
 
 /// Why a running workspace stopped when its container did (`None`: the container is gone). The
 /// same words whether an engine event or a pass while serving saw it first.
-pub(crate) fn container_ended(container: Option<ContainerState>, pass: Pass) -> String {
+fn container_ended(container: Option<ContainerState>, pass: Pass) -> String {
     let what = match container {
         Some(ContainerState::Stopped {
             exit_code: Some(code),
@@ -192,7 +193,8 @@ pub(crate) fn container_ended(container: Option<ContainerState>, pass: Pass) -> 
 }
 
 impl Workspaces {
-    /// Reconciles store and engine; run once at start-up, before serving.
+    /// Reconciles store and engine; run once at start-up, before serving. Goes on past a
+    /// workspace it cannot settle and returns the first error after trying them all.
     pub async fn reconcile(&self) -> Result<ReconcileReport, WorkspaceError> {
         self.reconcile_pass(Pass::StartUp).await
     }
@@ -213,6 +215,7 @@ impl Workspaces {
             .filter_map(|w| w.container_id.as_deref().map(|c| (c, w.id)))
             .collect();
         let mut report = ReconcileReport::default();
+        let mut failed: Option<WorkspaceError> = None;
         // Every row, oldest first, then workspaces only a container still names.
         let mut order: Vec<WorkspaceId> = workspaces.iter().map(|w| w.id).collect();
         let mut theirs: HashMap<WorkspaceId, Vec<&ContainerInfo>> = HashMap::new();
@@ -233,19 +236,26 @@ impl Workspaces {
                 }
                 // Unclaimed pool containers are the pool's while serving.
                 None if pass == Pass::Resync && container.labels.contains_key(POOL_LABEL) => {}
-                None => {
-                    runtime.remove(&container.id).await?;
-                    report.removed.push(container.name.clone());
-                }
+                None => match runtime.remove(&container.id).await {
+                    Ok(()) => report.removed.push(container.name.clone()),
+                    Err(err) => {
+                        tracing::warn!(container = %container.id, error = %err, "cannot remove a container no workspace owns");
+                        failed.get_or_insert(err.into());
+                    }
+                },
             }
         }
+        // One workspace that cannot be settled does not keep the others unsettled.
         let mut settled = std::collections::HashSet::new();
         for id in order {
             if !settled.insert(id) {
                 continue;
             }
             let containers = theirs.remove(&id).unwrap_or_default();
-            self.settle(id, &containers, pass, &mut report).await?;
+            if let Err(err) = self.settle(id, &containers, pass, &mut report).await {
+                tracing::warn!(workspace = %id, error = %err, "cannot settle a workspace with the engine");
+                failed.get_or_insert(err);
+            }
         }
         if !report.is_empty() {
             tracing::info!(
@@ -256,12 +266,15 @@ impl Workspaces {
                 "reconciled workspaces with the engine"
             );
         }
-        Ok(report)
+        match failed {
+            Some(err) => Err(err),
+            None => Ok(report),
+        }
     }
 
     /// Settles one workspace under its lifecycle lock, from its row and containers as they
     /// are once the lock is held.
-    async fn settle(
+    pub(crate) async fn settle(
         &self,
         id: WorkspaceId,
         listed: &[&ContainerInfo],

@@ -1,10 +1,12 @@
 //! Following the engine while Berth runs: a workspace whose container dies or is removed behind
 //! Berth's back (`docker kill`, `docker rm -f`, the OOM killer, its main process exiting)
-//! becomes `stopped`, as if it had been stopped.
+//! becomes `stopped`, as if it had been stopped; a container that a killed Berth's request
+//! created or started after reconciliation ran is settled the same way.
 //!
-//! Each event is handled under the workspace's lifecycle lock, from the row and the container
-//! as they are once the lock is held, so the events of a stop or a start Berth is doing itself
-//! wait for it to end and then find nothing to do. When the event stream breaks (the engine
+//! Each event settles its workspace by the rules of reconciliation ([`crate::Workspaces`]'s
+//! `settle`), under the workspace's lifecycle lock, from the row and the container as they are
+//! once the lock is held, so the events of a stop or a start Berth is doing itself wait for it
+//! to end and then find nothing to do. When the event stream breaks (the engine
 //! restarts), it is reconnected with a growing delay, and each connection begins with a
 //! reconciliation pass, so events missed meanwhile do not matter.
 
@@ -12,15 +14,16 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
-use berth_runtime::{ContainerEvent, ContainerState};
-use berth_store::{StateUpdate, WorkspaceFilter, WorkspaceState};
+use berth_runtime::{ContainerEvent, ContainerEventKind, ContainerInfo, ContainerState};
+use berth_store::{WorkspaceFilter, WorkspaceState};
 use berth_types::WorkspaceId;
 use futures_util::StreamExt;
 use tokio::task::JoinSet;
 
+use crate::ReconcileReport;
 use crate::WorkspaceError;
-use crate::reconcile::{Pass, container_ended};
-use crate::workspaces::{INSTANCE_LABEL, WORKSPACE_LABEL, Workspaces, lock};
+use crate::reconcile::Pass;
+use crate::workspaces::{INSTANCE_LABEL, WORKSPACE_LABEL, Workspaces};
 
 /// The first delay before reconnecting to a lost event stream; it doubles up to
 /// [`RECONNECT_MAX`].
@@ -87,9 +90,11 @@ impl Workspaces {
         }
     }
 
-    /// Settles the workspace of a container that died or was removed: a running workspace
-    /// whose container no longer runs becomes `stopped` (an ephemeral one loses the container,
-    /// as on a stop). An unclaimed pool container that died leaves its pool.
+    /// Settles the workspace of a container the engine reports on, by the rules of
+    /// reconciliation: a running workspace whose container died or vanished becomes `stopped`
+    /// (an ephemeral one loses the container, as on a stop); a container created or started
+    /// for a workspace that is not meant to run it (a request the engine finished after a
+    /// killed Berth sent it) is stopped or removed. A pool container that died leaves its pool.
     pub(crate) async fn on_container_event(
         &self,
         event: &ContainerEvent,
@@ -114,7 +119,11 @@ impl Workspaces {
                 match owner {
                     Some(workspace) => workspace.id,
                     None => {
-                        if self.inner.pools.forget(&event.id) {
+                        let ended = matches!(
+                            event.kind,
+                            ContainerEventKind::Died { .. } | ContainerEventKind::Destroyed
+                        );
+                        if ended && self.inner.pools.forget(&event.id) {
                             tracing::info!(container = %event.id, "a pool container died; the pool refills");
                             self.inner.runtime.remove(&event.id).await?;
                         }
@@ -123,38 +132,20 @@ impl Workspaces {
                 }
             }
         };
-        let op_lock = self.op_lock(id);
-        let _guard = op_lock.lock().await;
-        let row = match self.get(id).await {
-            Ok(row) => row,
-            Err(WorkspaceError::NotFound) => {
-                lock(&self.inner.op_locks).remove(&id);
-                return Ok(());
-            }
-            Err(err) => return Err(err),
+        let container = ContainerInfo {
+            id: event.id.clone(),
+            name: event.labels.get("name").cloned().unwrap_or_default(),
+            image: event.labels.get("image").cloned().unwrap_or_default(),
+            labels: event.labels.clone(),
+            // Inspected again under the workspace's lock.
+            state: ContainerState::Missing,
         };
-        if row.state != WorkspaceState::Running
-            || row.container_id.as_deref() != Some(event.id.as_str())
-        {
-            // Stopped or started again by Berth meanwhile, or another container of it.
-            return Ok(());
+        let mut report = ReconcileReport::default();
+        self.settle(id, &[&container], Pass::Resync, &mut report)
+            .await?;
+        if !report.stopped.is_empty() || !report.removed.is_empty() {
+            tracing::info!(workspace = %id, container = %event.id, kind = ?event.kind, ?report, "settled a workspace after an engine event");
         }
-        let state = self.inner.runtime.inspect(&event.id).await?;
-        let reason = match state {
-            ContainerState::Running => return Ok(()),
-            ContainerState::Missing => container_ended(None, Pass::Resync),
-            ended => container_ended(Some(ended), Pass::Resync),
-        };
-        if state != ContainerState::Missing && !row.persistent {
-            self.inner.runtime.remove(&event.id).await?;
-        }
-        self.forget_live(id).await;
-        let update = StateUpdate::to(WorkspaceState::Stopped, reason.clone())
-            .expecting(WorkspaceState::Running);
-        self.update(id, &update).await?;
-        tracing::info!(workspace = %id, %reason, "workspace stopped by the engine");
-        self.audit_settled(&row, WorkspaceState::Stopped, &reason, self.now())
-            .await;
         Ok(())
     }
 }

@@ -44,9 +44,10 @@
 //! # Events
 //!
 //! [`ContainerRuntime::events`] follows the engine's event stream (`GET /events`, filtered to
-//! container `die` and `destroy` events of Berth's labels), so the core learns of a container
-//! killed or removed behind its back (`docker kill`, `docker rm -f`, the OOM killer). The stream
-//! ends when the engine goes away; the caller reconnects and reconciles.
+//! container `create`, `start`, `die` and `destroy` events of Berth's labels), so the core
+//! learns of a container killed or removed behind its back (`docker kill`, `docker rm -f`, the
+//! OOM killer), or created or started by a request the engine finished after Berth died. The
+//! stream ends when the engine goes away; the caller reconnects and reconciles.
 //!
 //! # Exec
 //!

@@ -70,6 +70,10 @@ pub struct ContainerEvent {
 /// What happened to a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContainerEventKind {
+    /// It was created (a create the engine finishes after its caller died shows up here).
+    Created,
+    /// It started.
+    Started,
     /// Its main process exited (it stopped, was killed, or ran out of memory).
     Died {
         /// The main process's exit code, when the engine says.

@@ -431,7 +431,7 @@ async fn next_event(events: &mut berth_runtime::ContainerEvents) -> berth_runtim
 }
 
 #[tokio::test]
-async fn events_report_a_kill_and_a_removal_behind_berths_back() {
+async fn events_report_a_create_start_kill_and_removal() {
     use berth_runtime::ContainerEventKind;
 
     let scope = Scope::new("events").await;
@@ -454,15 +454,27 @@ async fn events_report_a_kill_and_a_removal_behind_berths_back() {
     )
     .await
     .unwrap();
-    let died = next_event(&mut events).await;
-    assert_eq!(died.id, id, "only this scope's containers: {died:?}");
-    assert_eq!(
-        died.kind,
-        ContainerEventKind::Died {
-            exit_code: Some(137)
+    // From `since` on: the container's create and start (replayed), then the kill.
+    let mut kinds = Vec::new();
+    loop {
+        let event = next_event(&mut events).await;
+        assert_eq!(event.id, id, "only this scope's containers: {event:?}");
+        assert_eq!(event.labels["berth.test"], scope.prefix);
+        kinds.push(event.kind);
+        if matches!(event.kind, ContainerEventKind::Died { .. }) {
+            break;
         }
+    }
+    assert_eq!(
+        kinds,
+        [
+            ContainerEventKind::Created,
+            ContainerEventKind::Started,
+            ContainerEventKind::Died {
+                exit_code: Some(137)
+            }
+        ]
     );
-    assert_eq!(died.labels["berth.test"], scope.prefix);
     raw.remove_container(
         id.as_str(),
         None::<bollard::query_parameters::RemoveContainerOptions>,

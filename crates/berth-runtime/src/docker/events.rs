@@ -1,5 +1,5 @@
-//! The engine's event stream (`GET /events`) as [`ContainerEvent`]s: container `die` and
-//! `destroy` events of Berth's containers.
+//! The engine's event stream (`GET /events`) as [`ContainerEvent`]s: container `create`,
+//! `start`, `die` and `destroy` events of Berth's containers.
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -21,7 +21,8 @@ impl DockerRuntime {
     ) -> ContainerEvents {
         let mut filters = managed_with(labels);
         filters.insert("type", vec!["container".to_owned()]);
-        filters.insert("event", vec!["die".to_owned(), "destroy".to_owned()]);
+        let actions = ["create", "start", "die", "destroy"];
+        filters.insert("event", actions.map(str::to_owned).to_vec());
         let mut options = EventsOptionsBuilder::new().filters(&filters);
         let since = since.map(engine_time);
         if let Some(since) = &since {
@@ -55,6 +56,8 @@ fn event_of(message: EventMessage) -> Option<ContainerEvent> {
     let labels: BTreeMap<String, String> =
         actor.attributes.unwrap_or_default().into_iter().collect();
     let kind = match message.action.as_deref()? {
+        "create" => ContainerEventKind::Created,
+        "start" => ContainerEventKind::Started,
         "die" => ContainerEventKind::Died {
             exit_code: labels.get("exitCode").and_then(|code| code.parse().ok()),
         },
@@ -95,7 +98,7 @@ mod tests {
     }
 
     #[test]
-    fn die_and_destroy_become_events_and_others_are_dropped() {
+    fn lifecycle_actions_become_events_and_others_are_dropped() {
         let died = event_of(message(
             "die",
             &[("exitCode", "137"), ("berth.workspace", "w")],
@@ -117,7 +120,15 @@ mod tests {
             event_of(message("destroy", &[])).unwrap().kind,
             ContainerEventKind::Destroyed
         );
-        assert_eq!(event_of(message("start", &[])), None);
+        assert_eq!(
+            event_of(message("create", &[])).unwrap().kind,
+            ContainerEventKind::Created
+        );
+        assert_eq!(
+            event_of(message("start", &[])).unwrap().kind,
+            ContainerEventKind::Started
+        );
+        assert_eq!(event_of(message("exec_start: sh", &[])), None);
         let mut network = message("die", &[]);
         network.typ = Some(EventMessageTypeEnum::NETWORK);
         assert_eq!(event_of(network), None);
