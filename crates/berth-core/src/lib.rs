@@ -4,7 +4,8 @@
 //! [`Policy`], which the server implements over the YAML configuration), claims a pre-started
 //! container from a pool or creates one, records every state change in the [`Store`], stops idle
 //! workspaces and removes expired ones, and at start-up reconciles the database with what the
-//! engine actually runs. It knows traits, not axum.
+//! engine actually runs, then follows the engine's events so a container killed or removed
+//! behind its back stops its workspace ([`Workspaces::watch_engine`]). It knows traits, not axum.
 //!
 //! [`Terminals`] runs terminal sessions below the HTTP layer ([`bridge`]): who may attach to a
 //! workspace and as what (owner, members as peers or viewers, admins; see [`SessionRole`]),
@@ -30,6 +31,7 @@ mod recordings;
 mod records;
 mod sweep;
 mod terminal;
+mod watch;
 mod workspaces;
 
 pub use accounts::{

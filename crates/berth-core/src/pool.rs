@@ -57,6 +57,16 @@ impl Pools {
         if fits { entry.containers.pop() } else { None }
     }
 
+    /// Takes `container` out of whichever pool holds it (it died); whether one did.
+    pub(crate) fn forget(&self, container: &ContainerId) -> bool {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.values_mut().any(|entry| {
+            let before = entry.containers.len();
+            entry.containers.retain(|p| &p.container != container);
+            entry.containers.len() != before
+        })
+    }
+
     /// How many containers wait in `template`'s pool.
     pub(crate) fn size(&self, template: &str) -> usize {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);

@@ -95,7 +95,7 @@ pub(crate) struct Inner {
     /// Terminals attached and last activity of workspaces touched since start-up.
     pub(crate) live: Mutex<HashMap<WorkspaceId, Arc<LiveInfo>>>,
     /// Serializes lifecycle operations on one workspace (stop racing the idle sweep, …).
-    op_locks: Mutex<HashMap<WorkspaceId, Arc<tokio::sync::Mutex<()>>>>,
+    pub(crate) op_locks: Mutex<HashMap<WorkspaceId, Arc<tokio::sync::Mutex<()>>>>,
     /// Serializes quota check and insert per user, so two starts cannot both pass the quota.
     user_locks: Mutex<HashMap<Username, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) events: broadcast::Sender<WorkspaceEvent>,
@@ -206,7 +206,11 @@ impl Workspaces {
                 .map(|ttl| now + ttl),
             state_reason: "starting".into(),
         };
-        {
+        // Held from before the row exists, so reconciliation while serving never takes the
+        // row of a start in progress for an interrupted one.
+        let op_lock = self.op_lock(workspace.id);
+        let _guard = op_lock.lock().await;
+        let admitted = async {
             let user_lock = self.user_lock(user);
             let _guard = user_lock.lock().await;
             let limit = self.inner.policy.max_workspaces(user);
@@ -238,9 +242,13 @@ impl Workspaces {
                 }
             }
             self.inner.store.insert_workspace(&workspace).await?;
+            Ok::<(), WorkspaceError>(())
         }
-        let op_lock = self.op_lock(workspace.id);
-        let _guard = op_lock.lock().await;
+        .await;
+        if let Err(err) = admitted {
+            lock(&self.inner.op_locks).remove(&workspace.id);
+            return Err(err);
+        }
         self.publish_changed(&workspace);
         self.run_container(&workspace, &plan).await
     }
@@ -650,7 +658,7 @@ impl Workspaces {
     }
 
     /// Drops the in-memory liveness of a workspace that stopped, keeping its last activity.
-    async fn forget_live(&self, id: WorkspaceId) {
+    pub(crate) async fn forget_live(&self, id: WorkspaceId) {
         lock(&self.inner.waiting).remove(&id);
         let last = lock(&self.inner.live)
             .remove(&id)

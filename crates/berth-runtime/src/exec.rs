@@ -168,6 +168,13 @@ mod tests {
         async fn list(&self, _: &BTreeMap<String, String>) -> Result<Vec<ContainerInfo>> {
             Ok(Vec::new())
         }
+        fn events(
+            &self,
+            _: &BTreeMap<String, String>,
+            _: Option<std::time::SystemTime>,
+        ) -> crate::ContainerEvents {
+            Box::pin(futures_util::stream::empty())
+        }
         async fn exec(&self, _: &ContainerId, spec: ExecSpec) -> Result<Pty> {
             let found =
                 spec.cmd[..2] == ["test", "-x"] && self.executables.contains(&spec.cmd[2].as_str());

@@ -41,6 +41,14 @@
 //! image missing (with how to load it), network missing, name conflict, container missing or not
 //! running, invalid spec, Docker socket mount, and other engine or transport errors.
 //!
+//! # Events
+//!
+//! [`ContainerRuntime::events`] follows the engine's event stream (`GET /events`, filtered to
+//! container `create`, `start`, `die` and `destroy` events of Berth's labels), so the core
+//! learns of a container killed or removed behind its back (`docker kill`, `docker rm -f`, the
+//! OOM killer), or created or started by a request the engine finished after Berth died. The
+//! stream ends when the engine goes away; the caller reconnects and reconciles.
+//!
 //! # Exec
 //!
 //! [`ContainerRuntime::exec`] starts a process, with a PTY when [`ExecSpec::tty`] is set, and
@@ -67,9 +75,11 @@ pub use exec::{
     DEFAULT_SHELL, ExecSpec, FALLBACK_SHELL, SHARED_SESSION_COMMAND, SHARED_SESSION_NAME,
     resolve_shell,
 };
-pub use runtime::ContainerRuntime;
+pub use runtime::{ContainerEvents, ContainerRuntime};
 pub use spec::{
     BindMount, ContainerSpec, DEFAULT_DOCKER_SOCKETS, Env, Hardening, IDLE_COMMAND, Limits,
     NetworkMode, VolumeMount,
 };
-pub use state::{ContainerId, ContainerInfo, ContainerState, MANAGED_LABEL};
+pub use state::{
+    ContainerEvent, ContainerEventKind, ContainerId, ContainerInfo, ContainerState, MANAGED_LABEL,
+};

@@ -55,3 +55,30 @@ pub struct ContainerInfo {
     /// Running or stopped (never `Missing` in a listing).
     pub state: ContainerState,
 }
+
+/// Something the engine reports about a managed container, as it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerEvent {
+    /// Engine id of the container.
+    pub id: ContainerId,
+    /// The container's labels (the engine adds its `name` and `image` attributes).
+    pub labels: BTreeMap<String, String>,
+    /// What happened.
+    pub kind: ContainerEventKind,
+}
+
+/// What happened to a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerEventKind {
+    /// It was created (a create the engine finishes after its caller died shows up here).
+    Created,
+    /// It started.
+    Started,
+    /// Its main process exited (it stopped, was killed, or ran out of memory).
+    Died {
+        /// The main process's exit code, when the engine says.
+        exit_code: Option<i64>,
+    },
+    /// It was removed.
+    Destroyed,
+}

@@ -418,3 +418,72 @@ async fn invalid_spec_is_refused_before_the_engine() {
     assert!(matches!(err, RuntimeError::InvalidSpec(_)), "{err:?}");
     assert!(scope.rt.list(&scope.labels()).await.unwrap().is_empty());
 }
+
+/// The next event, failing the test when none comes within [`common::PATIENCE`].
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a test helper: a panic is the failure report
+async fn next_event(events: &mut berth_runtime::ContainerEvents) -> berth_runtime::ContainerEvent {
+    use futures_util::StreamExt;
+    tokio::time::timeout(common::PATIENCE, events.next())
+        .await
+        .expect("an event within the deadline")
+        .expect("the stream goes on")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn events_report_a_create_start_kill_and_removal() {
+    use berth_runtime::ContainerEventKind;
+
+    let scope = Scope::new("events").await;
+    let since = std::time::SystemTime::now();
+    let id = scope.running(&scope.spec("c")).await;
+    let other = Scope::new("events-other").await;
+    let unrelated = other.running(&other.spec("c")).await;
+    // Created after the container, the stream still sees what happens from `since` on.
+    let mut events = scope.rt.events(&scope.labels(), Some(since));
+    let raw = raw_client(&scope.rt);
+    raw.kill_container(
+        id.as_str(),
+        None::<bollard::query_parameters::KillContainerOptions>,
+    )
+    .await
+    .unwrap();
+    raw.kill_container(
+        unrelated.as_str(),
+        None::<bollard::query_parameters::KillContainerOptions>,
+    )
+    .await
+    .unwrap();
+    // From `since` on: the container's create and start (replayed), then the kill.
+    let mut kinds = Vec::new();
+    loop {
+        let event = next_event(&mut events).await;
+        assert_eq!(event.id, id, "only this scope's containers: {event:?}");
+        assert_eq!(event.labels["berth.test"], scope.prefix);
+        kinds.push(event.kind);
+        if matches!(event.kind, ContainerEventKind::Died { .. }) {
+            break;
+        }
+    }
+    assert_eq!(
+        kinds,
+        [
+            ContainerEventKind::Created,
+            ContainerEventKind::Started,
+            ContainerEventKind::Died {
+                exit_code: Some(137)
+            }
+        ]
+    );
+    raw.remove_container(
+        id.as_str(),
+        None::<bollard::query_parameters::RemoveContainerOptions>,
+    )
+    .await
+    .unwrap();
+    let destroyed = next_event(&mut events).await;
+    assert_eq!(
+        (destroyed.id, destroyed.kind),
+        (id, ContainerEventKind::Destroyed)
+    );
+}

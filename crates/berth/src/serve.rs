@@ -103,7 +103,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens the database, connects to the Docker Engine and reconciles the two; loads (or makes)
+/// Opens the database, connects to the Docker Engine and reconciles the two (before serving,
+/// so no request sees a workspace of before the restart unsettled); loads (or makes)
 /// the key that signs login tokens.
 async fn services(
     home: &Home,
@@ -216,6 +217,18 @@ async fn serve(
                 .await;
         })
     };
+    // Containers killed or removed behind Berth's back stop their workspaces while it runs.
+    let watcher = {
+        let workspaces = state.workspaces.clone();
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            workspaces
+                .watch_engine(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
+                .await;
+        })
+    };
     let mut server = tokio::spawn(berth_server::serve(listener, state, async move {
         let mut stopped = stopped;
         let _ = stopped.wait_for(|stop| *stop).await;
@@ -235,6 +248,7 @@ async fn serve(
     }
     let _ = stop.send(true);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, background).await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, watcher).await;
     match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
         Ok(result) => {
             result.context("the HTTP server task failed")??;

@@ -2,7 +2,7 @@
 //! start, stop, remove (with its non-persistent volumes), inspect and list.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bollard::models::{ContainerStateStatusEnum, ContainerSummary, ContainerSummaryStateEnum};
@@ -17,7 +17,7 @@ use crate::error::{Result, RuntimeError};
 use berth_terminal::Pty;
 
 use crate::exec::ExecSpec;
-use crate::runtime::ContainerRuntime;
+use crate::runtime::{ContainerEvents, ContainerRuntime};
 use crate::spec::{ContainerSpec, NetworkMode};
 use crate::state::{ContainerId, ContainerInfo, ContainerState, MANAGED_LABEL};
 
@@ -46,6 +46,31 @@ impl DockerRuntime {
                 network: network.to_owned(),
             }),
             other => other.map(drop),
+        }
+    }
+
+    /// Waits, within the call timeout, until a removal in progress has removed `id`.
+    async fn until_removed(&self, id: &ContainerId) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            match self
+                .call(
+                    "inspect container",
+                    self.docker.inspect_container(id.as_str(), None),
+                )
+                .await
+            {
+                Err(RuntimeError::Engine { status: 404, .. }) => return Ok(()),
+                Err(err) => return Err(err),
+                Ok(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(RuntimeError::Timeout {
+                        socket: self.socket.clone(),
+                        operation: "remove container",
+                        after: self.timeout,
+                    });
+                }
+                Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
         }
     }
 
@@ -178,6 +203,12 @@ impl ContainerRuntime for DockerRuntime {
             .await
         {
             Err(RuntimeError::Engine { status: 404, .. }) | Ok(()) => {}
+            // Someone else's removal (a killed Berth's, finished by the engine) is ours too.
+            Err(RuntimeError::Engine {
+                status: 409,
+                message,
+                ..
+            }) if message.contains("already in progress") => self.until_removed(id).await?,
             Err(e) => return Err(e),
         }
         self.remove_volumes(volumes).await
@@ -248,13 +279,23 @@ impl ContainerRuntime for DockerRuntime {
         Ok(containers.into_iter().filter_map(summary_info).collect())
     }
 
+    fn events(
+        &self,
+        labels: &BTreeMap<String, String>,
+        since: Option<SystemTime>,
+    ) -> ContainerEvents {
+        self.container_events(labels, since)
+    }
+
     async fn exec(&self, id: &ContainerId, spec: ExecSpec) -> Result<Pty> {
         self.start_exec(id, spec).await
     }
 }
 
 /// The engine's list filter for Berth's objects carrying every label of `labels`.
-fn managed_with(labels: &BTreeMap<String, String>) -> HashMap<&'static str, Vec<String>> {
+pub(super) fn managed_with(
+    labels: &BTreeMap<String, String>,
+) -> HashMap<&'static str, Vec<String>> {
     let mut wanted = vec![format!("{MANAGED_LABEL}=true")];
     wanted.extend(labels.iter().map(|(k, v)| format!("{k}={v}")));
     HashMap::from([("label", wanted)])

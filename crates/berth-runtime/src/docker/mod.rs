@@ -4,6 +4,7 @@
 mod attach;
 mod body;
 mod containers;
+mod events;
 mod exec;
 mod probe;
 

@@ -148,13 +148,23 @@ impl Server {
     pub fn stderr_since_start(&self) -> Vec<String> {
         self.stderr_rest.try_iter().collect()
     }
+
+    /// SIGKILLs the process and leaves its containers and volumes behind, as a crash does (the
+    /// next server on the home finds them).
+    pub fn crash(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.instance.clear();
+    }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        remove_instance(&self.instance);
+        if !self.instance.is_empty() {
+            remove_instance(&self.instance);
+        }
     }
 }
 
