@@ -75,7 +75,7 @@ pub use init::{InitialAdmin, init};
 pub use load::MAX_FILE_BYTES;
 pub use model::{
     Admin, BindMount, ClientToken, Config, ContainersFile, Logging, MainConfig, Persist,
-    Recordings, Runtime, Security, Template, Tls, User, UserOverrides, UsersFile, Volume,
+    Recordings, Runtime, Security, Shell, Template, Tls, User, UserOverrides, UsersFile, Volume,
 };
 pub use passwords::{
     MAX_PASSWORD_CHARS, PasswordError, PasswordHash, Verification, hash_password, verify_password,

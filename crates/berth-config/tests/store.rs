@@ -284,7 +284,7 @@ fn full_template() -> Template {
     t.description =
         "Everything: \"quotes\", colons: yes, # not a comment\nand a second line".into();
     t.command = Some(vec!["sleep".into(), "infinity".into()]);
-    t.shell = "/bin/zsh".into();
+    t.shell = berth_config::Shell::new("/bin/zsh");
     t.env = BTreeMap::from([
         ("LANG".into(), "C.UTF-8".into()),
         ("EMPTY".into(), String::new()),

@@ -593,3 +593,56 @@ fn images_and_shells_are_checked_before_the_engine_sees_them() {
         errors[0]
     );
 }
+
+#[test]
+fn a_shell_with_arguments_is_a_list_checked_word_by_word() {
+    let dir = Dir::bare();
+    dir.write(
+        "containers.yaml",
+        "templates:\n\
+         \x20 - name: ok0\n    image: debian\n    shell: [/bin/bash, --norc]\n\
+         \x20 - name: ok1\n    image: debian\n    shell: [/usr/bin/fish, --login, -C, \"echo hi | cat\"]\n\
+         \x20 - name: ok2\n    image: debian\n    shell: [/bin/zsh]\n\
+         \x20 - name: bad0\n    image: debian\n    shell: []\n\
+         \x20 - name: bad1\n    image: debian\n    shell: [bash, -l]\n\
+         \x20 - name: bad2\n    image: debian\n    shell: [/bin/bash, \"a\\tb\"]\n\
+         \x20 - name: bad3\n    image: debian\n    shell: {program: /bin/bash}\n",
+    );
+    let errors = dir.error_list();
+    let fields: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "templates[3].shell",
+            "templates[4].shell[0]",
+            "templates[5].shell[1]",
+            "templates[6].shell"
+        ],
+        "{errors:#?}"
+    );
+    assert!(errors[0].message.contains("empty list"), "{}", errors[0]);
+    assert!(errors[1].message.contains("absolute path"), "{}", errors[1]);
+    assert!(
+        errors[2].message.contains("control characters"),
+        "{}",
+        errors[2]
+    );
+    // A valid list survives a write unchanged; a one-word list is written as a string.
+    let config = Dir::bare();
+    config.write(
+        "containers.yaml",
+        "templates:\n  - name: ok\n    image: debian\n    shell: [/bin/bash, --norc]\n  - name: one\n    image: debian\n    shell: [/bin/zsh]\n",
+    );
+    let loaded = berth_config::check(config.path()).unwrap();
+    let ok = loaded.template("ok").unwrap();
+    assert_eq!(ok.shell.argv(), ["/bin/bash", "--norc"]);
+    assert_eq!(
+        serde_json::to_value(&ok.shell).unwrap(),
+        serde_json::json!(["/bin/bash", "--norc"])
+    );
+    let one = loaded.template("one").unwrap();
+    assert_eq!(
+        serde_json::to_value(&one.shell).unwrap(),
+        serde_json::json!("/bin/zsh")
+    );
+}

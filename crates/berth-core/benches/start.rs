@@ -33,7 +33,7 @@ fn plan(template: &str) -> Plan {
     Plan {
         template: template.into(),
         spec,
-        shell: None,
+        shell: berth_types::template::Shell::default(),
         shared: false,
         persistence: Persistence::Ephemeral,
         network: NetworkMode::None,

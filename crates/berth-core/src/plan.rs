@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use berth_runtime::{ContainerSpec, NetworkMode};
 use berth_types::Username;
+use berth_types::template::Shell;
 
 use crate::WorkspaceError;
 
@@ -39,8 +40,9 @@ pub struct Plan {
     /// The container to create. The manager fills in the name and Berth's labels, makes the
     /// volumes persistent or not, and sets the network.
     pub spec: ContainerSpec,
-    /// Shell for terminals (`None`: `/bin/bash`, falling back to `/bin/sh`).
-    pub shell: Option<String>,
+    /// Shell for terminals and its arguments (falling back to `/bin/sh -l` when the image
+    /// lacks it).
+    pub shell: Shell,
     /// Every terminal joins one tmux session.
     pub shared: bool,
     /// Whether the workspace is persistent.

@@ -139,7 +139,7 @@ fn plan_of(
     Plan {
         template: template.name.clone(),
         spec: configured_spec(config, template, Some(user)),
-        shell: Some(template.shell.clone()),
+        shell: template.shell.clone(),
         shared: template.shared,
         persistence,
         network: network_mode(network),

@@ -14,14 +14,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 
-use berth_runtime::{ContainerId, ContainerSpec, ExecSpec, SHARED_SESSION_COMMAND};
+use berth_runtime::{
+    ContainerId, ContainerSpec, ExecSpec, SHARED_SESSION_COMMAND, login_shell_command,
+};
 use berth_terminal::Pty;
 use berth_types::WorkspaceId;
 
 use crate::WorkspaceError;
 use crate::audit::{AuditAction, AuditEvent};
 use crate::plan::Plan;
-use crate::terminal::{INITIAL_SIZE, shell_command};
+use crate::terminal::INITIAL_SIZE;
 use crate::workspaces::{INSTANCE_LABEL, POOL_LABEL, TEMPLATE_LABEL, Workspaces};
 
 /// The pre-started containers of every pooled template.
@@ -284,11 +286,7 @@ fn waiting_terminal(plan: &Plan) -> ExecSpec {
             .map(|s| (*s).to_owned())
             .collect()
     } else {
-        shell_command(
-            plan.shell
-                .as_deref()
-                .unwrap_or(berth_runtime::DEFAULT_SHELL),
-        )
+        login_shell_command(plan.shell.argv())
     };
     let mut cmd = vec![
         "/bin/sh".to_owned(),

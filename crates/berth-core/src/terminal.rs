@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
-use berth_runtime::{ContainerId, DEFAULT_SHELL, Env, ExecSpec, FALLBACK_SHELL};
+use berth_runtime::{ContainerId, Env, ExecSpec};
 use berth_store::WorkspaceState;
 use berth_terminal::{
     Caller, Grant, OpenError, Opened, Pty, SessionRole, TargetKind, TerminalSource, TerminalTarget,
@@ -166,11 +166,8 @@ impl Workspaces {
         let mut spec = if shared {
             ExecSpec::shared_session(size)
         } else {
-            let shell = plan.as_ref().and_then(|p| p.shell.clone());
-            ExecSpec::terminal(
-                shell_command(shell.as_deref().unwrap_or(DEFAULT_SHELL)),
-                size,
-            )
+            let shell = plan.as_ref().map(|p| p.shell.clone()).unwrap_or_default();
+            ExecSpec::login_shell(shell.argv(), size)
         };
         let env: Env = [
             ("BERTH_USER", workspace.owner.to_string()),
@@ -293,30 +290,5 @@ impl TerminalSource for WorkspaceTerminals {
             activity: Some(Arc::new(activity)),
             hold: Some(Box::new(attachment)),
         })
-    }
-}
-
-/// A login shell: `shell` when the image has it, else `/bin/sh`. Decided inside the container
-/// by `/bin/sh` in the same exec, so opening a terminal costs one round trip to the engine, not
-/// two (a separate `test -x` probe would double a pool claim's latency).
-pub(crate) fn shell_command(shell: &str) -> Vec<String> {
-    vec![
-        FALLBACK_SHELL.to_owned(),
-        "-c".to_owned(),
-        format!(r#"if [ -x "$0" ]; then exec "$0" -l; else exec {FALLBACK_SHELL} -l; fi"#),
-        shell.to_owned(),
-    ]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_shell_is_passed_as_an_argument_never_spliced_into_the_script() {
-        let cmd = shell_command("/bin/zsh; rm -rf /");
-        assert_eq!(cmd[0], "/bin/sh");
-        assert!(!cmd[2].contains("zsh"));
-        assert_eq!(cmd[3], "/bin/zsh; rm -rf /");
     }
 }

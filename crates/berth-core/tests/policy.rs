@@ -96,7 +96,7 @@ fn every_template_field_reaches_the_plan() {
     assert_eq!(spec.limits.tmp_bytes, 256 << 20);
     assert_eq!(spec.hardening.cap_add, ["NET_BIND_SERVICE"]);
     assert!(spec.hardening.read_only_root && spec.hardening.init);
-    assert_eq!(plan.shell.as_deref(), Some("/bin/sh"));
+    assert_eq!(plan.shell, berth_types::template::Shell::new("/bin/sh"));
     assert!(plan.shared);
     assert_eq!(plan.persistence, Persistence::Persistent, "persist: always");
     assert_eq!(plan.network, NetworkMode::None);

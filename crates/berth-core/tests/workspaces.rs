@@ -210,7 +210,7 @@ async fn terminals_echo_and_a_shared_workspace_shows_one_screen_to_everyone() {
 #[tokio::test]
 async fn a_shell_missing_from_the_image_falls_back_to_sh() {
     let mut odd = plan("odd");
-    odd.shell = Some("/bin/zsh".into());
+    odd.shell = berth_types::template::Shell::new("/bin/zsh");
     let h = Harness::new(TestPolicy::with([(odd, 0)])).await;
     let ws = h
         .manager

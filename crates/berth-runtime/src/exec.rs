@@ -12,9 +12,7 @@
 use berth_terminal::{DEFAULT_TERM, TtySize};
 
 use crate::error::{Result, RuntimeError};
-use crate::runtime::ContainerRuntime;
 use crate::spec::Env;
-use crate::state::ContainerId;
 
 /// The shell used when the template names none.
 pub const DEFAULT_SHELL: &str = "/bin/bash";
@@ -65,6 +63,15 @@ impl ExecSpec {
         spec
     }
 
+    /// A login shell on a PTY: `shell` (the program and its arguments; no arguments means
+    /// `-l`) when the program is an executable in the container, else `/bin/sh -l`. Decided
+    /// inside the container by `/bin/sh` in the same exec, so opening a terminal costs one
+    /// round trip to the engine, not two. The words are arguments of that script, never spliced
+    /// into it.
+    pub fn login_shell(shell: &[String], size: TtySize) -> Self {
+        Self::terminal(login_shell_command(shell), size)
+    }
+
     /// A terminal attached to the shared tmux session ([`SHARED_SESSION_COMMAND`]).
     pub fn shared_session(size: TtySize) -> Self {
         Self::terminal(SHARED_SESSION_COMMAND, size)
@@ -85,135 +92,44 @@ impl ExecSpec {
     }
 }
 
-/// The shell to start in `container`: `preferred` (or [`DEFAULT_SHELL`]) when it is an
-/// executable there, [`FALLBACK_SHELL`] otherwise.
-pub async fn resolve_shell(
-    runtime: &dyn ContainerRuntime,
-    container: &ContainerId,
-    preferred: Option<&str>,
-) -> Result<String> {
-    let wanted = preferred.unwrap_or(DEFAULT_SHELL);
-    if !wanted.starts_with('/') || wanted.contains('\0') {
-        return Err(RuntimeError::InvalidSpec(format!(
-            "shell `{wanted}` must be an absolute path"
-        )));
-    }
-    let probe = runtime
-        .exec(container, ExecSpec::command(["test", "-x", wanted]))
-        .await?;
-    let outcome = probe.collect(4096).await?;
-    Ok(if outcome.exit_code == 0 {
-        wanted.to_owned()
+/// The command of [`ExecSpec::login_shell`]: `/bin/sh -c SCRIPT PROGRAM ARGS...`.
+pub fn login_shell_command(shell: &[String]) -> Vec<String> {
+    let (program, args) = match shell.split_first() {
+        Some((program, args)) => (program.as_str(), args),
+        None => (DEFAULT_SHELL, &[][..]),
+    };
+    let mut cmd = vec![
+        FALLBACK_SHELL.to_owned(),
+        "-c".to_owned(),
+        format!(r#"if [ -x "$0" ]; then exec "$0" "$@"; else exec {FALLBACK_SHELL} -l; fi"#),
+        program.to_owned(),
+    ];
+    if args.is_empty() {
+        cmd.push("-l".to_owned());
     } else {
-        FALLBACK_SHELL.to_owned()
-    })
+        cmd.extend(args.iter().cloned());
+    }
+    cmd
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use async_trait::async_trait;
-    use berth_terminal::{Pty, PtyControl, TerminalError};
-    use bytes::Bytes;
-
     use super::*;
-    use crate::spec::ContainerSpec;
-    use crate::state::{ContainerInfo, ContainerState};
 
-    /// The kind of fake the core's unit tests use: only `exec` does something.
-    #[derive(Debug)]
-    struct Fake {
-        executables: Vec<&'static str>,
-    }
-
-    #[derive(Debug)]
-    struct Exited(i64);
-
-    #[async_trait]
-    impl PtyControl for Exited {
-        async fn resize(&self, _: TtySize) -> Result<(), TerminalError> {
-            Ok(())
-        }
-        async fn wait(&self) -> Result<i64, TerminalError> {
-            Ok(self.0)
-        }
-        async fn hang_up(&self) -> Result<(), TerminalError> {
-            Ok(())
-        }
-    }
-
-    #[async_trait]
-    impl ContainerRuntime for Fake {
-        async fn create(&self, _: &ContainerSpec) -> Result<ContainerId> {
-            Err(RuntimeError::InvalidSpec("fake".into()))
-        }
-        async fn start(&self, _: &ContainerId) -> Result<()> {
-            Ok(())
-        }
-        async fn stop(&self, _: &ContainerId, _: Duration) -> Result<()> {
-            Ok(())
-        }
-        async fn remove(&self, _: &ContainerId) -> Result<()> {
-            Ok(())
-        }
-        async fn purge_volumes(&self, _: &BTreeMap<String, String>) -> Result<Vec<String>> {
-            Ok(Vec::new())
-        }
-        async fn inspect(&self, _: &ContainerId) -> Result<ContainerState> {
-            Ok(ContainerState::Missing)
-        }
-        async fn list(&self, _: &BTreeMap<String, String>) -> Result<Vec<ContainerInfo>> {
-            Ok(Vec::new())
-        }
-        fn events(
-            &self,
-            _: &BTreeMap<String, String>,
-            _: Option<std::time::SystemTime>,
-        ) -> crate::ContainerEvents {
-            Box::pin(futures_util::stream::empty())
-        }
-        async fn exec(&self, _: &ContainerId, spec: ExecSpec) -> Result<Pty> {
-            let found =
-                spec.cmd[..2] == ["test", "-x"] && self.executables.contains(&spec.cmd[2].as_str());
-            let output = futures_util::stream::iter([Ok(Bytes::from_static(b"out"))]);
-            Ok(Pty::new(
-                Box::pin(output),
-                Box::pin(tokio::io::sink()),
-                Arc::new(Exited(i64::from(!found))),
-            ))
-        }
-    }
-
-    #[tokio::test]
-    async fn shell_falls_back_to_sh_behind_the_trait() {
-        let id = ContainerId::new("c");
-        let with_bash: Arc<dyn ContainerRuntime> = Arc::new(Fake {
-            executables: vec!["/bin/bash", "/bin/zsh"],
-        });
-        assert_eq!(
-            resolve_shell(&*with_bash, &id, None).await.unwrap(),
-            "/bin/bash"
-        );
-        assert_eq!(
-            resolve_shell(&*with_bash, &id, Some("/bin/zsh"))
-                .await
-                .unwrap(),
-            "/bin/zsh"
-        );
-        let bare: Arc<dyn ContainerRuntime> = Arc::new(Fake {
-            executables: vec![],
-        });
-        assert_eq!(
-            resolve_shell(&*bare, &id, None).await.unwrap(),
-            FALLBACK_SHELL
-        );
-        assert!(matches!(
-            resolve_shell(&*bare, &id, Some("zsh")).await,
-            Err(RuntimeError::InvalidSpec(_))
-        ));
+    #[test]
+    fn the_shell_is_passed_as_arguments_never_spliced_into_the_script() {
+        let cmd = login_shell_command(&["/bin/zsh; rm -rf /".to_owned()]);
+        assert_eq!(cmd[..2], ["/bin/sh", "-c"]);
+        assert!(!cmd[2].contains("zsh"));
+        assert_eq!(cmd[3..], ["/bin/zsh; rm -rf /", "-l"]);
+        // Arguments replace the default -l.
+        let cmd = login_shell_command(&["/usr/bin/fish".to_owned(), "--login".to_owned()]);
+        assert_eq!(cmd[3..], ["/usr/bin/fish", "--login"]);
+        // No shell at all: the default.
+        assert_eq!(login_shell_command(&[])[3..], [DEFAULT_SHELL, "-l"]);
+        let spec =
+            ExecSpec::login_shell(&[DEFAULT_SHELL.to_owned()], TtySize { cols: 80, rows: 24 });
+        assert!(spec.stdin && spec.tty.is_some() && spec.validate().is_ok());
     }
 
     #[test]

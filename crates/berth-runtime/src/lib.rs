@@ -55,8 +55,8 @@
 //! returns a [`berth_terminal::Pty`]: output `Stream`, input `AsyncWrite`, resize and exit
 //! code (the terminal seam, so the core never sees Docker's types). Output
 //! is pulled from the engine only as fast as it is consumed. Dropping a session (all its parts)
-//! hangs its process up, which the engine alone would not do. [`resolve_shell`] picks the shell
-//! (`/bin/bash`, else `/bin/sh`); [`ExecSpec::shared_session`] joins the shared tmux session.
+//! hangs its process up, which the engine alone would not do. [`ExecSpec::login_shell`] runs the
+//! template's shell (`/bin/bash -l`, else `/bin/sh -l`); [`ExecSpec::shared_session`] joins the shared tmux session.
 #![forbid(unsafe_code)]
 
 mod docker;
@@ -73,7 +73,7 @@ pub use docker::{
 pub use error::{Result, RuntimeError, Unreachable};
 pub use exec::{
     DEFAULT_SHELL, ExecSpec, FALLBACK_SHELL, SHARED_SESSION_COMMAND, SHARED_SESSION_NAME,
-    resolve_shell,
+    login_shell_command,
 };
 pub use runtime::{ContainerEvents, ContainerRuntime};
 pub use spec::{

@@ -3,9 +3,10 @@
 
 mod common;
 
-use berth_runtime::{ContainerRuntime, ExecSpec, RuntimeError, resolve_shell};
+use berth_runtime::{ContainerRuntime, ExecSpec, RuntimeError};
 use berth_terminal::TtySize;
 use common::{Scope, read_until};
+use futures_util::StreamExt as _;
 use tokio::io::AsyncWriteExt;
 
 const SIZE: TtySize = TtySize { cols: 80, rows: 24 };
@@ -239,27 +240,47 @@ async fn dropping_a_terminal_hangs_up_its_shell() {
 }
 
 #[tokio::test]
-async fn shell_is_bash_when_present_and_sh_otherwise() {
+async fn the_login_shell_is_the_templates_when_present_and_sh_otherwise() {
     let scope = Scope::new("shell").await;
     let id = scope.running(&scope.spec("c")).await;
-    assert_eq!(
-        resolve_shell(&scope.rt, &id, None).await.unwrap(),
-        "/bin/bash"
+    let size = TtySize { cols: 80, rows: 24 };
+    // The shell reports what it is, then exits.
+    let which = |shell: &[&str]| {
+        let shell: Vec<String> = shell.iter().map(|s| (*s).to_owned()).collect();
+        let rt = &scope.rt;
+        let id = &id;
+        async move {
+            let mut spec = ExecSpec::login_shell(&shell, size);
+            spec.env.insert("ENV", "/dev/null");
+            let pty = rt.exec(id, spec).await.unwrap();
+            let (mut output, mut input, control) = pty.into_parts();
+            input
+                .write_all(b"echo \"shell=$0 args=$-\"; exit\n")
+                .await
+                .unwrap();
+            let mut text = String::new();
+            while let Some(chunk) = output.next().await {
+                text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            }
+            assert_eq!(control.wait().await.unwrap(), 0, "{text}");
+            text
+        }
+    };
+    let text = which(&["/bin/bash"]).await;
+    assert!(
+        text.contains("shell=/bin/bash") || text.contains("shell=-bash"),
+        "{text}"
     );
-    assert_eq!(
-        resolve_shell(&scope.rt, &id, Some("/bin/zsh"))
-            .await
-            .unwrap(),
-        "/bin/sh"
+    // Arguments reach the shell: bash's -x shows in $-.
+    let text = which(&["/bin/bash", "--norc", "-x"]).await;
+    assert!(
+        text.contains("shell=/bin/bash args=") && text.contains('x'),
+        "{text}"
     );
-    assert!(matches!(
-        resolve_shell(&scope.rt, &id, Some("bash")).await,
-        Err(RuntimeError::InvalidSpec(_))
-    ));
-
-    assert_eq!(scope.run(&id, &["rm", "/usr/bin/bash"]).await.1, 0);
-    assert_eq!(
-        resolve_shell(&scope.rt, &id, None).await.unwrap(),
-        "/bin/sh"
+    // A shell the image lacks falls back to sh.
+    let text = which(&["/bin/zsh"]).await;
+    assert!(
+        text.contains("shell=/bin/sh") || text.contains("shell=-sh"),
+        "{text}"
     );
 }

@@ -586,8 +586,9 @@ async fn a_hostile_image_or_shell_is_shown_beside_its_field() {
     for (field, image, shell) in [
         ("image", "--privileged", "/bin/bash"),
         ("image", "debian|sh", "/bin/bash"),
-        ("shell", "debian:12", "/bin/sh -c id"),
+        ("shell", "debian:12", "sh -c id"),
         ("shell", "debian:12", "--privileged"),
+        ("shell", "debian:12", "/bin/sh|nc"),
     ] {
         let body = format!(
             "_csrf={}&name=hostile&image={}&shell={}&network=none&persist=optional",
@@ -614,6 +615,46 @@ async fn a_hostile_image_or_shell_is_shown_beside_its_field() {
         );
     }
     assert!(server.state.config.current().template("hostile").is_none());
+
+    // Arguments after the path make a list, shown again separated by spaces.
+    let body = format!(
+        "_csrf={}&name=fish&image=debian%3A12&shell={}&network=none&persist=optional",
+        admin.csrf,
+        encode("/usr/bin/fish  --login")
+    );
+    let answer = send(
+        &server,
+        "POST",
+        "/admin/templates",
+        &admin.cookie,
+        Some(&body),
+        &[],
+    )
+    .await;
+    assert!(answer.status < 400, "{}", answer.body);
+    let saved = server
+        .state
+        .config
+        .current()
+        .template("fish")
+        .unwrap()
+        .shell
+        .clone();
+    assert_eq!(saved.argv(), ["/usr/bin/fish", "--login"]);
+    let page = send(
+        &server,
+        "GET",
+        "/admin/templates/fish",
+        &admin.cookie,
+        None,
+        &[],
+    )
+    .await;
+    assert!(
+        page.body.contains("value=\"/usr/bin/fish --login\""),
+        "{}",
+        page.body
+    );
 }
 
 #[tokio::test]

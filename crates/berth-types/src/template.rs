@@ -26,9 +26,11 @@ pub struct Template {
     /// Berth opens terminals with `exec`, so the main process only has to keep running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
-    /// The shell a terminal runs, an absolute path inside the image.
-    #[serde(default = "default_shell", skip_serializing_if = "is_default_shell")]
-    pub shell: String,
+    /// The shell a terminal runs: an absolute path inside the image (`/bin/zsh`, run as a
+    /// login shell with `-l`), or a list of the path and its arguments (`[/usr/bin/fish,
+    /// --login]`). When the image lacks it, terminals fall back to `/bin/sh -l`.
+    #[serde(default, skip_serializing_if = "Shell::is_default")]
+    pub shell: Shell,
     /// Environment variables of the container.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
@@ -141,7 +143,7 @@ impl Template {
             description: String::new(),
             image: image.into(),
             command: None,
-            shell: default_shell(),
+            shell: Shell::default(),
             env: BTreeMap::new(),
             volumes: Vec::new(),
             bind_mounts: Vec::new(),
@@ -206,10 +208,6 @@ pub enum Persist {
     Always,
 }
 
-fn default_shell() -> String {
-    "/bin/bash".into()
-}
-
 fn default_network() -> String {
     "none".into()
 }
@@ -219,10 +217,6 @@ fn yes() -> bool {
 }
 
 // serde's skip_serializing_if passes references; the rendered files leave defaults out.
-fn is_default_shell(shell: &str) -> bool {
-    shell == "/bin/bash"
-}
-
 fn is_default_network(network: &str) -> bool {
     network == "none"
 }
@@ -246,4 +240,118 @@ fn is_true(value: &bool) -> bool {
 #[allow(clippy::trivially_copy_pass_by_ref)]
 fn is_false(value: &bool) -> bool {
     !*value
+}
+
+/// The shell of a template's terminals: the program (an absolute path in the image) and its
+/// arguments. Written as one string when there are no arguments, else as a list; the
+/// configuration's validation checks the path and the arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Shell(Vec<String>);
+
+impl Shell {
+    /// The shell when a template names none.
+    pub const DEFAULT: &'static str = "/bin/bash";
+
+    /// A program without arguments.
+    pub fn new(program: impl Into<String>) -> Self {
+        Self(vec![program.into()])
+    }
+
+    /// A program and its arguments, as written in a list.
+    pub fn from_argv(argv: Vec<String>) -> Self {
+        Self(argv)
+    }
+
+    /// The program: the first word (empty for an empty list, which validation refuses).
+    pub fn program(&self) -> &str {
+        self.0.first().map_or("", String::as_str)
+    }
+
+    /// The arguments after the program.
+    pub fn args(&self) -> &[String] {
+        self.0.get(1..).unwrap_or_default()
+    }
+
+    /// The program and its arguments.
+    pub fn argv(&self) -> &[String] {
+        &self.0
+    }
+
+    /// `/bin/bash` without arguments.
+    pub fn is_default(&self) -> bool {
+        self.0.len() == 1 && self.0[0] == Self::DEFAULT
+    }
+}
+
+impl Default for Shell {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT)
+    }
+}
+
+impl std::fmt::Display for Shell {
+    /// The words separated by spaces, as the admin form shows them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join(" "))
+    }
+}
+
+impl Serialize for Shell {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [program] => serializer.serialize_str(program),
+            argv => argv.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Shell {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Words;
+        impl<'de> serde::de::Visitor<'de> for Words {
+            type Value = Shell;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an absolute path, or a list of a path and its arguments")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Shell, E> {
+                Ok(Shell::new(text))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Shell, A::Error> {
+                let mut argv = Vec::new();
+                while let Some(word) = seq.next_element::<String>()? {
+                    argv.push(word);
+                }
+                Ok(Shell(argv))
+            }
+        }
+        deserializer.deserialize_any(Words)
+    }
+}
+
+impl JsonSchema for Shell {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Shell".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An absolute path in the image, or a list of the path and its arguments.",
+            "default": Self::DEFAULT,
+            "anyOf": [
+                { "type": "string", "pattern": "^/", "maxLength": 4096 },
+                {
+                    "type": "array",
+                    "items": { "type": "string", "maxLength": 4096 },
+                    "minItems": 1,
+                    "maxItems": 32
+                }
+            ]
+        })
+    }
 }

@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The template itself is in `berth-types`: the API answers it too.
-pub use berth_types::template::{BindMount, Persist, Template, Volume};
+pub use berth_types::template::{BindMount, Persist, Shell, Template, Volume};
 
 /// `containers.yaml`: the list of templates.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -56,9 +56,7 @@ fn check_template(
                 .error("an empty command; leave the field out to use the image's"),
         );
     }
-    if let Some(problem) = shell_problem(&t.shell) {
-        errors.push(at.key("shell").error(problem));
-    }
+    check_shell(&t.shell, &at.key("shell"), errors);
     if let Some(workdir) = &t.workdir
         && let Some(problem) = container_path_problem(workdir)
     {
@@ -155,9 +153,49 @@ fn check_template(
     }
 }
 
-/// A shell is run as the one argument of an `exec`: an absolute, normalized path of plain
-/// characters, never options, arguments or shell syntax.
-fn shell_problem(shell: &str) -> Option<String> {
+/// The most arguments a shell may have, and the longest one.
+const MAX_SHELL_ARGS: usize = 31;
+const MAX_SHELL_ARG_BYTES: usize = 1024;
+
+/// A shell is a program and its arguments, passed to `exec` as they are (never parsed by a
+/// shell): the program is an absolute, normalized path of plain characters; the arguments may
+/// hold anything printable.
+fn check_shell(shell: &berth_types::template::Shell, at: &At<'_>, errors: &mut Vec<ConfigError>) {
+    let argv = shell.argv();
+    if argv.is_empty() {
+        errors.push(at.error("an empty list; write the path of a shell, such as \"/bin/bash\""));
+        return;
+    }
+    // A one-word shell is written as a string; a list names its program as item 0.
+    let program_at = if argv.len() == 1 {
+        at.clone()
+    } else {
+        at.index(0)
+    };
+    if let Some(problem) = shell_problem(shell.program(), argv.len() == 1) {
+        errors.push(program_at.error(problem));
+    }
+    if shell.args().len() > MAX_SHELL_ARGS {
+        errors.push(at.error(format!(
+            "{} arguments; a shell takes at most {MAX_SHELL_ARGS}",
+            shell.args().len()
+        )));
+        return;
+    }
+    for (i, arg) in shell.args().iter().enumerate() {
+        if arg.len() > MAX_SHELL_ARG_BYTES || arg.chars().any(char::is_control) {
+            errors.push(at.index(i + 1).error(format!(
+                "an argument is at most {MAX_SHELL_ARG_BYTES} bytes without control characters, \
+                 found {:?}",
+                truncate(arg)
+            )));
+        }
+    }
+}
+
+/// The shell's program: an absolute, normalized path of plain characters, never options or
+/// shell syntax (arguments go in a list).
+fn shell_problem(shell: &str, alone: bool) -> Option<String> {
     let plain =
         |c: char| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | '@');
     if !shell.starts_with('/') {
@@ -167,9 +205,14 @@ fn shell_problem(shell: &str) -> Option<String> {
         ));
     }
     if !shell.chars().all(plain) {
+        let hint = if alone && shell.contains(' ') {
+            "; to pass arguments, write a list: [/bin/bash, --norc]"
+        } else {
+            ""
+        };
         return Some(format!(
-            "a shell is one absolute path without arguments: letters, digits and '/', '.', '_', \
-             '-', '+', '@', found {:?}",
+            "a shell's path has letters, digits and '/', '.', '_', '-', '+', '@' only, found \
+             {:?}{hint}",
             truncate(shell)
         ));
     }
@@ -287,19 +330,19 @@ mod tests {
             "/usr/local/bin/fish",
             "/nix/store/abc-bash-5.2/bin/bash",
         ] {
-            assert_eq!(shell_problem(ok), None, "{ok}");
+            assert_eq!(shell_problem(ok, true), None, "{ok}");
         }
         for (bad, says) in [
             ("", "absolute path"),
             ("bash", "absolute path"),
             ("--privileged", "absolute path"),
-            ("/bin/bash --privileged", "without arguments"),
-            ("/bin/sh\0", "without arguments"),
-            ("/bin/sh|nc", "without arguments"),
-            ("/bin/sh;id", "without arguments"),
+            ("/bin/bash --privileged", "write a list"),
+            ("/bin/sh\0", "letters, digits"),
+            ("/bin/sh|nc", "letters, digits"),
+            ("/bin/sh;id", "letters, digits"),
             ("/bin/../../sh", "\"..\""),
         ] {
-            let problem = shell_problem(bad).unwrap_or_default();
+            let problem = shell_problem(bad, true).unwrap_or_default();
             assert!(problem.contains(says), "{bad:?}: {problem}");
         }
     }

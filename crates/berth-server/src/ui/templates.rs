@@ -24,7 +24,7 @@ const TEXT: &[(&str, &str, &str)] = &[
     (
         "shell",
         "Shell",
-        "one absolute path, no arguments; default /bin/bash",
+        "an absolute path, then its arguments if any, separated by spaces (e.g. /bin/bash --norc); default /bin/bash",
     ),
     ("workdir", "Working directory", "absolute path"),
     ("user", "User", "name, uid or uid:gid"),
@@ -54,6 +54,8 @@ const FLAGS: &[(&str, &str)] = &[
 /// Fields edited as JSON.
 const STRUCTURED: &[&str] = &["command", "env", "volumes", "bind_mounts"];
 const LISTS: &[&str] = &["networks", "cap_add"];
+/// Fields whose words are separated by spaces: one word is a string, more a list.
+const WORDS: &[&str] = &["shell"];
 const NUMBERS: &[&str] = &["cpus", "pids_limit", "pool", "max_per_user"];
 
 struct Field {
@@ -115,6 +117,18 @@ fn as_text(value: Option<&Value>) -> String {
     }
 }
 
+/// A string, or a list's items separated by spaces.
+fn as_words(value: Option<&Value>) -> String {
+    match value {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| as_text(Some(i)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => as_text(other),
+    }
+}
+
 /// The page over a template as JSON (`values`), with errors from `error`.
 fn edit_page(
     state: &AppState,
@@ -154,7 +168,11 @@ fn edit_page(
                 name: field,
                 label,
                 help,
-                value: as_text(values.get(*field)),
+                value: if WORDS.contains(field) {
+                    as_words(values.get(*field))
+                } else {
+                    as_text(values.get(*field))
+                },
                 error: error_for(field),
             })
             .collect(),
@@ -217,7 +235,17 @@ fn values(form: &Form) -> Result<Map<String, Value>, (Map<String, Value>, ApiErr
         if text.is_empty() {
             continue;
         }
-        let value = if LISTS.contains(field) {
+        let value = if WORDS.contains(field) {
+            let mut words: Vec<Value> = text
+                .split_whitespace()
+                .map(|w| Value::String(w.to_owned()))
+                .collect();
+            if words.len() == 1 {
+                words.remove(0)
+            } else {
+                Value::Array(words)
+            }
+        } else if LISTS.contains(field) {
             Value::Array(
                 text.split(',')
                     .map(|s| Value::String(s.trim().to_owned()))

@@ -580,7 +580,14 @@ async fn a_burst_of_parallel_guesses_is_counted_one_by_one() {
     // clock stands still, so after the fifth failure every other guess falls in the delay.
     let guesses = (0..20u8).map(|i| {
         let server = &server;
-        async move { outcome(&server.login_from(address(20 + i % 5), "alice", "guess").await).1 }
+        async move {
+            outcome(
+                &server
+                    .login_from(address(20 + i % 5), "alice", "guess")
+                    .await,
+            )
+            .1
+        }
     });
     let codes = futures_util::future::join_all(guesses).await;
     let checked = codes.iter().filter(|c| *c == "invalid_credentials").count();

@@ -66,10 +66,23 @@ async fn hostile_images_and_shells_are_refused_with_the_field_named() {
         "",
     ] {
         let mut template = Template::new("hostile", "debian:12");
-        template.shell = shell.to_owned();
+        template.shell = berth_config::Shell::new(shell);
         let failure = assert_api_error(admin.create_template(&template).await, 422, "invalid");
         let errors = &failure.details.unwrap()["errors"];
         assert_eq!(errors[0]["field"], "shell", "{shell:?}: {errors}");
+    }
+    // A list: the program and each argument are checked, and named.
+    for (argv, field) in [
+        (vec![], "shell"),
+        (vec!["bash", "-l"], "shell[0]"),
+        (vec!["/bin/bash", "--rcfile\n/etc/x"], "shell[1]"),
+    ] {
+        let mut template = Template::new("hostile", "debian:12");
+        template.shell =
+            berth_config::Shell::from_argv(argv.iter().map(|w| (*w).to_owned()).collect());
+        let failure = assert_api_error(admin.create_template(&template).await, 422, "invalid");
+        let errors = &failure.details.unwrap()["errors"];
+        assert_eq!(errors[0]["field"], field, "{argv:?}: {errors}");
     }
     // NUL, which no typed client would send.
     for body in [
@@ -100,7 +113,10 @@ async fn hostile_images_and_shells_are_refused_with_the_field_named() {
     .enumerate()
     {
         let mut template = Template::new(format!("ok{i}"), image);
-        template.shell = "/usr/local/bin/fish".into();
+        template.shell = berth_config::Shell::from_argv(vec![
+            "/usr/local/bin/fish".to_owned(),
+            "--login".to_owned(),
+        ]);
         admin.create_template(&template).await.unwrap();
     }
     assert!(server.state.config.current().template("ok2").is_some());

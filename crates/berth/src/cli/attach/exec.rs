@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use berth_runtime::{ContainerId, ExecSpec, resolve_shell};
+use berth_runtime::{ContainerId, ExecSpec};
 use berth_terminal::{PtyControl, PtyInput, PtyOutput, TtySize};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -24,9 +24,7 @@ pub async fn open(
     let spec = if container.shared {
         ExecSpec::shared_session(size)
     } else {
-        let preferred = Some(container.shell.as_str()).filter(|s| !s.is_empty());
-        let shell = resolve_shell(&engine.runtime, &id, preferred).await?;
-        ExecSpec::terminal([shell], size)
+        ExecSpec::login_shell(container.shell.argv(), size)
     };
     let session = berth_runtime::ContainerRuntime::exec(&engine.runtime, &id, spec).await?;
     let (output, input, control) = session.into_parts();

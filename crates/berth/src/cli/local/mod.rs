@@ -70,7 +70,8 @@ pub struct LocalContainer {
     pub running: bool,
     pub persistent: bool,
     pub network: String,
-    pub shell: String,
+    /// The template's shell and its arguments.
+    pub shell: berth_config::Shell,
     pub shared: bool,
 }
 
@@ -129,7 +130,7 @@ impl Engine {
                     running,
                     persistent: label(PERSISTENT_LABEL) == "true",
                     network: label(NETWORK_LABEL),
-                    shell: label(SHELL_LABEL),
+                    shell: shell_from_label(&label(SHELL_LABEL)),
                     shared: label(SHARED_LABEL) == "true",
                 }
             })
@@ -168,7 +169,7 @@ impl Engine {
             (WORKSPACE_LABEL.to_owned(), workspace.clone()),
             (PERSISTENT_LABEL.to_owned(), persistent.to_string()),
             (NETWORK_LABEL.to_owned(), network.to_owned()),
-            (SHELL_LABEL.to_owned(), template.shell.clone()),
+            (SHELL_LABEL.to_owned(), shell_label(&template.shell)),
             (SHARED_LABEL.to_owned(), template.shared.to_string()),
         ]));
         let id = self.runtime.create(&spec).await.map_err(engine_error)?;
@@ -539,9 +540,41 @@ async fn report(session: &Session, engine: &Engine) {
     }
 }
 
+/// The `berth.shell` label: the path alone, or the JSON list of the path and its arguments.
+fn shell_label(shell: &berth_config::Shell) -> String {
+    match shell.argv() {
+        [program] => program.clone(),
+        _ => serde_json::to_string(shell).unwrap_or_default(),
+    }
+}
+
+/// The shell a `berth.shell` label names; an empty or unreadable one is the default shell.
+fn shell_from_label(label: &str) -> berth_config::Shell {
+    if label.starts_with('[') {
+        serde_json::from_str(label).unwrap_or_default()
+    } else if label.is_empty() {
+        berth_config::Shell::default()
+    } else {
+        berth_config::Shell::new(label)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shell_label_keeps_the_arguments() {
+        let plain = berth_config::Shell::new("/bin/zsh");
+        assert_eq!(shell_label(&plain), "/bin/zsh");
+        assert_eq!(shell_from_label("/bin/zsh"), plain);
+        let argv = berth_config::Shell::from_argv(vec!["/usr/bin/fish".into(), "--login".into()]);
+        assert_eq!(shell_label(&argv), r#"["/usr/bin/fish","--login"]"#);
+        assert_eq!(shell_from_label(&shell_label(&argv)), argv);
+        // A container made before this, or a label someone broke, gets the default shell.
+        assert_eq!(shell_from_label(""), berth_config::Shell::default());
+        assert_eq!(shell_from_label("[broken"), berth_config::Shell::default());
+    }
 
     fn container(name: &str, template: &str, running: bool) -> LocalContainer {
         LocalContainer {
@@ -553,7 +586,7 @@ mod tests {
             running,
             persistent: false,
             network: "none".into(),
-            shell: "/bin/bash".into(),
+            shell: berth_config::Shell::default(),
             shared: false,
         }
     }
