@@ -101,6 +101,9 @@ async fn asciinema_plays_back_exactly_what_the_terminal_printed() {
     );
     let mode = std::fs::metadata(&file.path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "recordings are private to the server");
+    let dir = file.path.parent().unwrap();
+    let mode = std::fs::metadata(dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "and so is their directory");
 }
 
 #[tokio::test]

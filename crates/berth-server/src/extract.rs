@@ -177,6 +177,25 @@ where
     }
 }
 
+/// Path parameters of a page: a value that does not parse is the same 400, as an HTML page.
+#[derive(Debug, Clone)]
+pub(crate) struct PagePath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for PagePath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| Self(value))
+            .map_err(|error| crate::ui::api_error_page(&error))
+    }
+}
+
 /// Query parameters; unknown or malformed ones are a 400.
 #[derive(Debug, Clone)]
 pub(crate) struct Query<T>(pub T);

@@ -3,9 +3,12 @@
 //! JSON Schema 2020-12 is OpenAPI 3.1's schema dialect, so schemars' output is used as is, with
 //! shared definitions under `components/schemas`.
 
-use schemars::SchemaGenerator;
 use schemars::generate::SchemaSettings;
+use schemars::{Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
+
+use berth_types::Username;
+use berth_types::template::Template;
 
 use crate::guard::{Access, Limit};
 use crate::routes::{Route, Success, error_schema};
@@ -27,19 +30,39 @@ fn path_parameters(path: &str) -> Vec<&str> {
         .collect()
 }
 
-fn path_parameter(name: &str) -> Value {
-    let (schema, description) = match name {
-        "id" => (
-            json!({"type": "string", "format": "uuid"}),
-            "The workspace id.",
+/// A path parameter, with the rule the handler applies to it: a value the schema refuses is a
+/// 400 `bad_path`, never looked up.
+fn path_parameter(path: &str, name: &str, generator: &mut SchemaGenerator) -> Value {
+    // What the parameter names: the path segment before it (`/recordings/{id}`).
+    let owner = path
+        .split('/')
+        .take_while(|segment| *segment != format!("{{{name}}}"))
+        .last()
+        .unwrap_or_default();
+    let (schema, description) = match (name, owner) {
+        ("id", "recordings") => (uuid(), "The recording id."),
+        ("id", "grids" | "g") => (uuid(), "The grid id."),
+        ("id", _) => (uuid(), "The workspace id."),
+        ("client_id", _) => (uuid(), "The client id."),
+        ("name", "templates") => (
+            json!({ "type": "string", "pattern": Template::NAME_PATTERN }),
+            "The template name.",
         ),
-        "client_id" => (
-            json!({"type": "string", "format": "uuid"}),
-            "The client id.",
+        ("name", "members") => (
+            generator.subschema_for::<Username>().to_value(),
+            "The member's username.",
         ),
-        _ => (json!({"type": "string"}), "The name."),
+        ("name", _) => (
+            generator.subschema_for::<Username>().to_value(),
+            "The username.",
+        ),
+        _ => (json!({ "type": "string" }), "A name."),
     };
     json!({ "name": name, "in": "path", "required": true, "description": description, "schema": schema })
+}
+
+fn uuid() -> Value {
+    json!({ "type": "string", "format": "uuid" })
 }
 
 /// The fields of the query type as `in: query` parameters, schemas inlined.
@@ -106,7 +129,7 @@ fn operation(route: &Route, generator: &mut SchemaGenerator) -> Value {
     op.insert("security".into(), security);
     let mut parameters: Vec<Value> = path_parameters(route.path)
         .into_iter()
-        .map(path_parameter)
+        .map(|name| path_parameter(route.path, name, generator))
         .collect();
     parameters.extend(query_parameters(route));
     if !parameters.is_empty() {
@@ -131,19 +154,86 @@ fn operation(route: &Route, generator: &mut SchemaGenerator) -> Value {
         ),
     };
     responses.insert(status.to_string(), success);
-    let error = json!({ "$ref": "#/components/responses/Error" });
-    if route.access != Access::Public {
-        responses.insert("401".into(), error.clone());
+    let refer = |name: &str| json!({ "$ref": format!("#/components/responses/{name}") });
+    if route.html() {
+        // A page: refusals and failures are HTML pages, and a visitor without a session is
+        // sent to the login page (`/w/{id}` etc. take the cookie or a Bearer token).
+        responses.insert("303".into(), refer("ToLogin"));
+        responses.insert("429".into(), refer("PageRateLimited"));
+        responses.insert("default".into(), refer("PageError"));
+        op.insert("responses".into(), responses.into());
+        return op.into();
+    }
+    if route.access != Access::Public || route.limit == Limit::Login {
+        responses.insert("401".into(), refer("Unauthenticated"));
     }
     if route.access == Access::Admin {
-        responses.insert("403".into(), error.clone());
+        responses.insert("403".into(), refer("Error"));
     }
-    if route.limit == Limit::Login || route.access != Access::Public {
-        responses.insert("429".into(), error.clone());
-    }
-    responses.insert("default".into(), error);
+    // Every route spends a budget of the guard's, public ones their address's.
+    responses.insert("429".into(), refer("RateLimited"));
+    responses.insert("default".into(), refer("Error"));
     op.insert("responses".into(), responses.into());
     op.into()
+}
+
+/// The shared responses: Berth's JSON error, with the headers that come with a 401 and a 429,
+/// and the HTML answers of the pages.
+fn responses(error: Schema) -> Value {
+    let retry_after = json!({
+        "Retry-After": {
+            "description": "Seconds to wait before trying again.",
+            "required": true,
+            "schema": { "type": "integer", "minimum": 1 },
+        },
+    });
+    let page = json!({ "text/html": { "schema": { "type": "string" } } });
+    json!({
+        "Error": {
+            "description": "An error: 400 malformed, 401 unauthenticated, 403 forbidden, \
+                404 not found, 405 method not allowed, 409 conflict, 413 too large, \
+                415 not JSON, 422 invalid, 429 rate-limited, 500 server failure, \
+                502 engine failure (docs/api.md lists the codes).",
+            "content": { "application/json": { "schema": error } },
+        },
+        "Unauthenticated": {
+            "description": "No credentials, or invalid, expired or revoked ones; at login, a \
+                wrong username or password.",
+            "headers": {
+                "WWW-Authenticate": {
+                    "description": "`Bearer realm=\"berth\"`.",
+                    "required": true,
+                    "schema": { "type": "string" },
+                },
+            },
+            "content": { "application/json": { "schema": error } },
+        },
+        "RateLimited": {
+            "description": "A rate limit (`rate_limited`) or a locked account (`account_locked`).",
+            "headers": retry_after,
+            "content": { "application/json": { "schema": error } },
+        },
+        "ToLogin": {
+            "description": "No session: to the login page, which brings the visitor back.",
+            "headers": {
+                "Location": {
+                    "description": "`/login?next=` and this page's path, percent-encoded.",
+                    "required": true,
+                    "schema": { "type": "string" },
+                },
+            },
+        },
+        "PageError": {
+            "description": "A refusal or failure as an HTML page: 400 a malformed id, 404 \
+                nothing this visitor may see, 500 a server failure.",
+            "content": page,
+        },
+        "PageRateLimited": {
+            "description": "A rate limit, as an HTML page.",
+            "headers": retry_after,
+            "content": page,
+        },
+    })
 }
 
 /// The document, serialized.
@@ -174,14 +264,7 @@ pub(crate) fn document(table: &[Route]) -> Vec<u8> {
         "paths": paths,
         "components": {
             "schemas": generator.take_definitions(true),
-            "responses": {
-                "Error": {
-                    "description": "An error: 400 malformed, 401 unauthenticated, 403 forbidden, \
-                        404 not found, 409 conflict, 413 too large, 415 not JSON, 422 invalid, \
-                        429 rate-limited (with Retry-After), 5xx server or engine failure.",
-                    "content": { "application/json": { "schema": error } },
-                },
-            },
+            "responses": responses(error),
             "securitySchemes": {
                 "bearer": {
                     "type": "http",

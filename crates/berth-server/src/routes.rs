@@ -171,7 +171,7 @@ impl Route {
     }
 
     /// Whether refusals are HTML: UI rows and the terminal pages.
-    fn html(&self) -> bool {
+    pub(crate) fn html(&self) -> bool {
         self.page || matches!(self.success, Success::Text("text/html"))
     }
 

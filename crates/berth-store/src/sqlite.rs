@@ -40,13 +40,18 @@ impl SqliteStore {
         let in_memory = location.contains(":memory:") || location.contains("mode=memory");
         if !in_memory {
             check_file(options.get_filename(), location)?;
+            make_private(options.get_filename(), location)?;
         }
         Self::connect(options, in_memory).await
     }
 
     /// Opens (creating it if missing) the database file at `path`; its directory must exist.
+    /// The file, its `-wal` and its `-shm` are private to the user running Berth (mode 0600,
+    /// whatever the umask; a database readable by others is restricted).
     pub async fn open_path(path: &Path) -> Result<SqlStore, StoreError> {
-        check_file(path, &path.to_string_lossy())?;
+        let location = path.to_string_lossy();
+        check_file(path, &location)?;
+        make_private(path, &location)?;
         Self::connect(SqliteConnectOptions::new().filename(path), false).await
     }
 
@@ -81,6 +86,46 @@ fn refuse(location: &str, reason: &str) -> StoreError {
         location: redact_location(location),
         reason: reason.to_owned(),
     }
+}
+
+/// Creates the database file with mode 0600 before SQLite does (SQLite's own default is 0644
+/// less the umask), and restricts an existing one and its `-wal` and `-shm` (SQLite gives those
+/// the mode of the database file, so new ones follow). A file Berth may not chmod is left as
+/// it is, with a warning.
+fn make_private(path: &Path, location: &str) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(refuse(location, &format!("cannot create it: {e}"))),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = Path::new(&name);
+        let Ok(meta) = std::fs::metadata(file) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            match std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)) {
+                Ok(()) => tracing::warn!(
+                    file = %file.display(),
+                    "the database was readable by others; restricted it to mode 0600"
+                ),
+                Err(e) => tracing::warn!(
+                    file = %file.display(),
+                    error = %e,
+                    "the database is readable by others and cannot be restricted"
+                ),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// SQLite creates the file but not its directory; say so rather than "unable to open".

@@ -142,3 +142,42 @@ async fn an_unreachable_postgres_is_a_database_error_without_the_password() {
         "{error:?}"
     );
 }
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The database holds private state (audit log, sessions, clients, logins):
+/// its file, `-wal` and `-shm` are 0600 whatever the umask, and an old database readable by
+/// others is restricted when it is opened.
+#[tokio::test]
+async fn the_database_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berth.db");
+    let store = berth_store::open(path.to_str().unwrap()).await.unwrap();
+    store.insert_workspace(&workspace()).await.unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let file = dir.path().join(format!("berth.db{suffix}"));
+        assert!(file.exists(), "{} while the store is open", file.display());
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    store.close().await;
+
+    for suffix in ["", "-wal", "-shm"] {
+        let file = dir.path().join(format!("berth.db{suffix}"));
+        if file.exists() {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    let url = format!("sqlite://{}", path.display());
+    let store = berth_store::open(&url).await.unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let file = dir.path().join(format!("berth.db{suffix}"));
+        if file.exists() {
+            assert_eq!(mode(&file), 0o600, "{} after reopening", file.display());
+        }
+    }
+    store.close().await;
+}

@@ -8,6 +8,10 @@
 //! this crate knows nothing of the configuration model: the server and the client instantiate
 //! them with `berth_config::Template`.
 
+/// Strings without control characters (Unicode `Cc`, what the server refuses), as a JSON
+/// Schema pattern.
+const PRINTABLE: &str = r"^[^\u0000-\u001f\u007f-\u009f]*$";
+
 mod auth;
 mod errors;
 mod lab;

@@ -15,7 +15,7 @@ use crate::units::{HumanDuration, Memory, cpus, within, within_opt};
 pub struct Template {
     /// Unique name, used by `berth start NAME` and in `users.yaml`: 1 to 63 characters,
     /// `a-z`, `0-9`, `_`, `-`, `.`, starting with a letter or `_`.
-    #[schemars(regex(pattern = r"^[a-z_][a-z0-9_.-]{0,62}$"))]
+    #[schemars(regex(pattern = Template::NAME_PATTERN))]
     pub name: String,
     /// One line shown next to the name in the UI and the CLI.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -135,6 +135,10 @@ pub struct Template {
 }
 
 impl Template {
+    /// The rule for template names as a JSON Schema (ECMA 262) pattern, for the documents that
+    /// describe them: configuration schema, request bodies and path parameters.
+    pub const NAME_PATTERN: &'static str = r"^[a-z_][a-z0-9_.-]{0,62}$";
+
     /// A template with `name`, `image` and every other field at its default.
     #[must_use]
     pub fn new(name: impl Into<String>, image: impl Into<String>) -> Self {

@@ -59,6 +59,9 @@ impl Username {
     /// The longest username accepted.
     pub const MAX_LEN: usize = 32;
 
+    /// The same rule as a JSON Schema (ECMA 262) pattern.
+    pub const PATTERN: &'static str = "^[a-z_][a-z0-9_.-]{0,31}$";
+
     /// Checks `name` and wraps it.
     pub fn new(name: impl Into<String>) -> Result<Self, UsernameError> {
         let name = name.into();
@@ -113,7 +116,7 @@ impl schemars::JsonSchema for Username {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
-            "pattern": "^[a-z_][a-z0-9_.-]{0,31}$",
+            "pattern": Self::PATTERN,
             "description": "1-32 characters: a-z, 0-9, '_', '-', '.'; starts with a letter or '_'"
         })
     }

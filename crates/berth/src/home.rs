@@ -1,7 +1,7 @@
 //! `$BERTH_HOME`: where Berth keeps its configuration, database, logs and recordings.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -30,7 +30,9 @@ impl Home {
         Ok(Self { root })
     }
 
-    /// Creates the directories; the home itself is private to the user running Berth.
+    /// Creates the directories, private to the user running Berth (mode 0700 whatever the
+    /// umask); those of an existing home are restricted to 0700 too, so files an older Berth
+    /// left readable inside them (recordings, rotated logs) are out of others' reach.
     pub fn create(&self) -> anyhow::Result<()> {
         for dir in [
             self.root.clone(),
@@ -38,11 +40,20 @@ impl Home {
             self.logs(),
             self.recordings(),
         ] {
-            fs::create_dir_all(&dir)
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
                 .with_context(|| format!("cannot create directory {}", dir.display()))?;
+            let mode = fs::metadata(&dir)
+                .with_context(|| format!("cannot read {}", dir.display()))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+                    .with_context(|| format!("cannot restrict permissions of {}", dir.display()))?;
+            }
         }
-        fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("cannot restrict permissions of {}", self.root.display()))?;
         Ok(())
     }
 

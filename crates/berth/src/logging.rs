@@ -9,6 +9,7 @@
 use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IsTerminal, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -201,12 +202,25 @@ pub struct RotatingFile {
 }
 
 impl RotatingFile {
-    /// Opens (creating directories as needed) the log file for appending.
+    /// Opens (creating directories as needed, mode 0700) the log file for appending. Logs name
+    /// users, addresses and failures: the files are 0600 whatever the umask, and an existing
+    /// log (or rotated file) readable by others is restricted.
     pub fn open(path: &Path, max_bytes: u64, files_kept: u32) -> io::Result<Self> {
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
         }
         let (file, size) = open_append(path)?;
+        let rotated = (1..=files_kept).map(|n| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(format!(".{n}"));
+            PathBuf::from(name)
+        });
+        for old in std::iter::once(path.to_owned()).chain(rotated) {
+            restrict(&old);
+        }
         Ok(Self {
             path: path.to_owned(),
             max_bytes: max_bytes.max(1),
@@ -242,13 +256,30 @@ impl RotatingFile {
     }
 }
 
-/// Opens `path` for appending; when the last line was cut short (a crash mid-write, a disk that
+/// Makes an existing file 0600 if others may read it; a file that cannot be is reported on
+/// stderr (logging is not set up yet) and left as it is.
+fn restrict(path: &Path) {
+    let Ok(meta) = fs::metadata(path) else {
+        return;
+    };
+    if meta.permissions().mode() & 0o077 != 0
+        && let Err(err) = fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+    {
+        eprintln!(
+            "berth: log file {} is readable by others and cannot be restricted: {err}",
+            path.display()
+        );
+    }
+}
+
+/// Opens `path` for appending (creating it with mode 0600); when the last line was cut short (a crash mid-write, a disk that
 /// filled up), ends it so the next JSON line starts on a line of its own.
 fn open_append(path: &Path) -> io::Result<(File, u64)> {
     let mut file = OpenOptions::new()
         .create(true)
         .append(true)
         .read(true)
+        .mode(0o600)
         .open(path)?;
     let mut size = file.metadata()?.len();
     if size > 0 {
@@ -351,6 +382,33 @@ mod tests {
         );
         assert!(lines(&dir.path().join("logs/berth.log.1"))[0].starts_with("line 16"));
         assert!(lines(&dir.path().join("logs/berth.log.2"))[0].starts_with("line 14"));
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn log_files_and_their_directory_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs/berth.log");
+        let mut file = RotatingFile::open(&path, 40, 2).unwrap();
+        for _ in 0..4 {
+            file.write_all(&[b'x'; 30]).unwrap();
+        }
+        assert_eq!(mode(&dir.path().join("logs")), 0o700);
+        for name in ["berth.log", "berth.log.1", "berth.log.2"] {
+            assert_eq!(mode(&dir.path().join("logs").join(name)), 0o600, "{name}");
+        }
+        // Files of an older Berth, readable by others, are restricted at the next start.
+        for name in ["berth.log", "berth.log.2"] {
+            let old = dir.path().join("logs").join(name);
+            fs::set_permissions(&old, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        drop(RotatingFile::open(&path, 40, 2).unwrap());
+        for name in ["berth.log", "berth.log.1", "berth.log.2"] {
+            assert_eq!(mode(&dir.path().join("logs").join(name)), 0o600, "{name}");
+        }
     }
 
     #[test]

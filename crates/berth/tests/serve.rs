@@ -5,6 +5,7 @@ mod common;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::time::Duration;
 
 use common::{Server, eventually, log_lines};
@@ -512,4 +513,61 @@ fn a_metrics_token_made_by_the_cli_guards_metrics_after_a_reload() {
     });
     server.signal("TERM");
     server.wait_exit(Duration::from_secs(10));
+}
+
+/// The octal permission bits of `path`.
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Under the usual umask 022, a fresh home keeps what it holds from other users: the database
+/// (with its -wal and -shm), the log and the login key are 0600, the directories 0700. An
+/// existing home whose files an older Berth left readable is restricted at the next start.
+#[test]
+fn the_home_is_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    // The umask is the process's: 022 is what a service gets by default, and what the other
+    // tests of this binary run with anyway.
+    let before = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+    let home = tempfile::tempdir().unwrap();
+    let root = home.path().join("berth");
+    let mut server = Server::start(&root);
+    let files = [
+        "berth.db",
+        "berth.db-wal",
+        "berth.db-shm",
+        "logs/berth.log",
+        "jwt.key",
+    ];
+    let dirs = ["", "config", "logs", "recordings"];
+    for file in files {
+        assert_eq!(mode_of(&root.join(file)), 0o600, "{file}");
+    }
+    for dir in dirs {
+        assert_eq!(mode_of(&root.join(dir)), 0o700, "{dir:?}");
+    }
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).success());
+
+    for path in files.iter().chain(&dirs).map(|p| root.join(p)) {
+        if path.exists() {
+            let loose = if path.is_dir() { 0o755 } else { 0o644 };
+            fs::set_permissions(&path, fs::Permissions::from_mode(loose)).unwrap();
+        }
+    }
+    let mut server = Server::start(&root);
+    rustix::process::umask(before);
+    for file in files {
+        assert_eq!(mode_of(&root.join(file)), 0o600, "{file} after a restart");
+    }
+    for dir in dirs {
+        assert_eq!(mode_of(&root.join(dir)), 0o700, "{dir:?} after a restart");
+    }
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).success());
 }

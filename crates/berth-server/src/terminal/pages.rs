@@ -11,7 +11,7 @@ use berth_core::bridge::{GridId, Layout};
 use berth_types::WorkspaceId;
 
 use crate::auth::{Authentication, Caller, authenticate};
-use crate::extract::Path;
+use crate::extract::PagePath;
 use crate::state::AppState;
 
 /// `s` safe in HTML text and in quoted attributes.
@@ -81,7 +81,7 @@ fn not_found(what: &str) -> Response {
 
 pub(crate) async fn workspace(
     State(state): State<AppState>,
-    Path(id): Path<WorkspaceId>,
+    PagePath(id): PagePath<WorkspaceId>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
@@ -122,7 +122,7 @@ fn layout_name(layout: Layout) -> &'static str {
 
 pub(crate) async fn grid(
     State(state): State<AppState>,
-    Path(id): Path<GridId>,
+    PagePath(id): PagePath<GridId>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
@@ -158,7 +158,7 @@ pub(crate) async fn grid(
 
 pub(crate) async fn recording(
     State(state): State<AppState>,
-    Path(id): Path<RecordingId>,
+    PagePath(id): PagePath<RecordingId>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeSet;
 
+use http::Method;
+
 use crate::common::TestServer;
 
 /// The endpoints DESIGN.md and the API issue ask for; a route dropped from the table fails here.
@@ -111,6 +113,77 @@ async fn operations_name_their_bodies_and_security() {
     assert!(template["properties"]["image"].is_object(), "{template}");
     let error = &doc["components"]["schemas"]["ErrorBody"];
     assert!(error["properties"]["error"].is_object(), "{error}");
+}
+
+/// The rules the handlers apply are in the document: name patterns of path parameters, the
+/// headers of a 401 and a 429, and the pages' HTML refusals, which the pages really send.
+#[tokio::test]
+async fn path_rules_refusal_headers_and_html_pages_are_documented() {
+    let server = TestServer::builder().start().await;
+    let client = server.client();
+    let doc = client.openapi().await.unwrap();
+    let parameter = |path: &str, method: &str, name: &str| {
+        doc["paths"][path][method]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()["schema"]
+            .clone()
+    };
+    let user = parameter("/api/v1/users/{name}", "get", "name");
+    assert_eq!(user["$ref"], "#/components/schemas/Username");
+    assert_eq!(
+        doc["components"]["schemas"]["Username"]["pattern"],
+        berth_types::Username::PATTERN
+    );
+    let member = parameter("/api/v1/workspaces/{id}/members/{name}", "delete", "name");
+    assert_eq!(member["$ref"], "#/components/schemas/Username");
+    let template = parameter("/api/v1/templates/{name}", "put", "name");
+    assert_eq!(
+        template["pattern"],
+        berth_types::template::Template::NAME_PATTERN
+    );
+    let recording = parameter("/api/v1/recordings/{id}", "get", "id");
+    assert_eq!(recording["format"], "uuid");
+
+    let responses = &doc["components"]["responses"];
+    assert_eq!(
+        responses["RateLimited"]["headers"]["Retry-After"]["required"],
+        true
+    );
+    assert_eq!(
+        responses["Unauthenticated"]["headers"]["WWW-Authenticate"]["required"],
+        true
+    );
+    let config = &doc["paths"]["/api/v1/config"]["get"]["responses"];
+    assert_eq!(
+        config["401"]["$ref"],
+        "#/components/responses/Unauthenticated"
+    );
+    assert_eq!(config["429"]["$ref"], "#/components/responses/RateLimited");
+    // Public routes spend their address's budget too.
+    let health = &doc["paths"]["/healthz"]["get"]["responses"];
+    assert_eq!(health["429"]["$ref"], "#/components/responses/RateLimited");
+
+    for page in ["/w/{id}", "/g/{id}", "/recordings/{id}"] {
+        let answers = &doc["paths"][page]["get"]["responses"];
+        assert_eq!(
+            answers["default"]["$ref"],
+            "#/components/responses/PageError"
+        );
+        assert_eq!(answers["303"]["$ref"], "#/components/responses/ToLogin");
+        let concrete = page.replace("{id}", "not-a-uuid");
+        let answer = client.send(Method::GET, &concrete, &[], "").await.unwrap();
+        assert_eq!(answer.status, 400, "{page}: {:?}", answer.body);
+        let kind = answer.headers["content-type"].to_str().unwrap();
+        assert!(kind.starts_with("text/html"), "{page}: {kind}");
+    }
+    assert!(
+        responses["PageError"]["content"]["text/html"].is_object(),
+        "{}",
+        responses["PageError"]
+    );
 }
 
 /// docs/api.md's endpoint table lists every API route the server has, and nothing else: the

@@ -50,7 +50,8 @@ impl JsonSchema for Secret {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
-    /// The main.yaml admin or a user of users.yaml.
+    /// The main.yaml admin or a user of users.yaml (1 to 256 bytes, no control characters).
+    #[schemars(length(min = 1), regex(pattern = super::PRINTABLE))]
     pub username: String,
     /// The account's password.
     pub password: Secret,
@@ -73,6 +74,7 @@ pub struct LoginResponse {
 pub struct NewTokenRequest {
     /// What the token is for, e.g. the machine's name (1 to 100 printable characters).
     #[serde(default)]
+    #[schemars(length(min = 1, max = 100), regex(pattern = super::PRINTABLE))]
     pub label: Option<String>,
 }
 

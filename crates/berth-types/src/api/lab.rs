@@ -66,11 +66,14 @@ pub struct PingRequest {
     /// The installation: the client id of the token it authenticates with.
     pub client_id: ClientId,
     /// The machine's hostname (1 to 253 printable characters).
+    #[schemars(length(min = 1, max = 253), regex(pattern = super::PRINTABLE))]
     pub hostname: String,
     /// The CLI's version (1 to 64 printable characters).
+    #[schemars(length(min = 1, max = 64), regex(pattern = super::PRINTABLE))]
     pub version: String,
     /// Workspaces the CLI runs on its own machine (`berth start --local`), at most 100.
     #[serde(default)]
+    #[schemars(length(max = 100))]
     pub local_workspaces: Vec<LocalWorkspace>,
 }
 
@@ -79,10 +82,13 @@ pub struct PingRequest {
 #[serde(deny_unknown_fields)]
 pub struct LocalWorkspace {
     /// The CLI's name for it (its container name, say), at most 128 characters.
+    #[schemars(length(min = 1, max = 128), regex(pattern = super::PRINTABLE))]
     pub id: String,
     /// The template it was started from.
+    #[schemars(length(min = 1, max = 63), regex(pattern = super::PRINTABLE))]
     pub template: String,
     /// `running`, `stopped`, ... as the local engine says, at most 32 characters.
+    #[schemars(length(min = 1, max = 32), regex(pattern = super::PRINTABLE))]
     pub state: String,
 }
 

@@ -4,25 +4,29 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// `POST /api/v1/tables/query`: one page of one table (`workspaces`, `clients` or `audit`).
-/// Users get only their own rows.
+/// `POST /api/v1/tables/query`: one page of one table (`workspaces`, `clients`, `audit` or
+/// `recordings`). Users get only their own rows.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TableQuery {
-    /// `workspaces`, `clients` or `audit`.
+    /// `workspaces`, `clients`, `audit` or `recordings`.
+    #[schemars(extend("enum" = ["workspaces", "clients", "audit", "recordings"]))]
     pub table: String,
     /// The columns to return; empty means all of them.
     #[serde(default)]
     pub columns: Vec<String>,
     /// Conditions a row must all meet (at most 32).
     #[serde(default)]
+    #[schemars(length(max = 32))]
     pub filters: Vec<TableFilter>,
     /// Sort keys, most significant first (at most 4); the table's unique key is appended as a
     /// tie-breaker. Empty means the table's default order.
     #[serde(default)]
+    #[schemars(length(max = 4))]
     pub sort: Vec<SortKey>,
     /// Rows per page, 1 to 500; 50 when absent.
     #[serde(default)]
+    #[schemars(range(min = 1, max = 500))]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page, with the same table and sort.
     #[serde(default)]

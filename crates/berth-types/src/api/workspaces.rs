@@ -12,7 +12,8 @@ use crate::{Username, WorkspaceId};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartWorkspace {
-    /// The template to start.
+    /// The template to start (a template name, 1 to 63 characters).
+    #[schemars(length(min = 1, max = 63))]
     pub template: String,
     /// Keep the workspace's container and files when it stops (the template decides whether
     /// this may be asked). Absent: the template's default.
