@@ -277,6 +277,15 @@ mod tests {
     const HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     #[test]
+    fn the_longest_reference_is_accepted() {
+        // berth-runtime passes references up to 1024 bytes to the engine; this one has 520.
+        let name = format!("registry.example.invalid/{}", "a".repeat(255 - 25));
+        let reference = format!("{name}:{}@sha512:{}", "t".repeat(128), "f".repeat(128));
+        assert!(ImageRef::parse(&reference).is_ok(), "{reference}");
+        assert!(reference.len() < 1024);
+    }
+
+    #[test]
     fn accepts_docker_references() {
         for text in [
             "debian",

@@ -10,6 +10,10 @@ const MIB: i64 = 1024 * 1024;
 /// The smallest memory limit the Docker Engine accepts.
 const MIN_MEMORY: i64 = 6 * MIB;
 
+/// The longest image reference passed to the engine: a 255-character name, a 128-character
+/// tag and a sha512 digest fit.
+const MAX_IMAGE_REFERENCE: usize = 1024;
+
 impl ContainerSpec {
     /// Checks the spec; `docker_sockets` are the sockets that must never be mounted (the
     /// runtime passes its own and [`DEFAULT_DOCKER_SOCKETS`](super::DEFAULT_DOCKER_SOCKETS)).
@@ -35,8 +39,10 @@ impl ContainerSpec {
                 self.name
             ));
         }
+        // Docker allows a 255-character name plus a tag and a digest; the configuration checks
+        // the grammar (berth_types::ImageRef), this only keeps nonsense from the engine.
         if self.image.is_empty()
-            || self.image.len() > 255
+            || self.image.len() > MAX_IMAGE_REFERENCE
             || self
                 .image
                 .chars()
@@ -271,6 +277,17 @@ mod tests {
         assert_eq!(s.limits.pids, 512);
         assert!(s.hardening.init && !s.hardening.read_only_root && s.hardening.cap_add.is_empty());
         assert_eq!(s.network, NetworkMode::None);
+    }
+
+    #[test]
+    fn every_reference_the_configuration_accepts_reaches_the_engine() {
+        // The longest reference the configuration (berth_types::ImageRef) accepts: a 255-character name, a
+        // 128-character tag and a sha512 digest.
+        let name = format!("registry.example.invalid/{}", "a".repeat(255 - 25));
+        let reference = format!("{name}:{}@sha512:{}", "t".repeat(128), "f".repeat(128));
+        let mut s = spec();
+        s.image = reference;
+        s.validate(&sockets()).unwrap();
     }
 
     #[test]
