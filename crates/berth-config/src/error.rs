@@ -2,54 +2,8 @@
 
 use std::fmt;
 
-/// One problem found in a configuration file.
-///
-/// Displays as `FILE:LINE: PATH: MESSAGE`, for example
-/// `users.yaml:12: users[2].templates[0]: unknown template "pyhton"`. The line is left out when
-/// it is unknown (a file that cannot be read), the path when the problem concerns the whole
-/// file (a YAML syntax error).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConfigError {
-    /// The file, relative to the configuration directory: `users.yaml`, `users.d/alice.yaml`.
-    pub file: String,
-    /// The 1-based line of the offending key or value.
-    pub line: Option<usize>,
-    /// Where in the file: `users[2].templates[0]`; empty for the file as a whole.
-    pub path: String,
-    /// What is wrong, in words a person can act on.
-    pub message: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(
-        file: impl Into<String>,
-        line: Option<usize>,
-        path: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        Self {
-            file: file.into(),
-            line,
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.file)?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-        }
-        if !self.path.is_empty() {
-            write!(f, ": {}", self.path)?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
+/// One problem found in a configuration file (see [`berth_yaml::FileError`]).
+pub use berth_yaml::FileError as ConfigError;
 
 /// Every problem found in a configuration directory, in file order. Never empty.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,37 +1,6 @@
 //! Rules for the names that appear in the files, and "did you mean" suggestions.
 
-/// The candidate closest to `name` when it is a plausible typo: at most two edits away, and
-/// fewer edits than half the name's length.
-pub(crate) fn closest<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    let limit = (name.chars().count() / 2).clamp(1, 2);
-    candidates
-        .into_iter()
-        .map(|c| (edit_distance(name, c), c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-/// Levenshtein distance, over characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (diagonal + usize::from(ca != *cb))
-                .min(above + 1)
-                .min(row[j] + 1);
-            diagonal = above;
-        }
-    }
-    row[b.len()]
-}
+pub(crate) use berth_yaml::closest;
 
 /// A template name: like a username (lowercase letters, digits, `_`, `-`, `.`, starting with a
 /// letter or `_`), 1 to 63 characters, so it fits in container and volume names.

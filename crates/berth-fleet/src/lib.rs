@@ -9,6 +9,7 @@
 //! - [`health`]: online, degraded or offline from the recent connect checks;
 //! - [`scripts`]: inventory scripts are bash only (shebang and `bash -n`, with its line);
 //! - [`secrets`]: `secrets.ini`, read only when encrypted to the server's age identity;
+//! - [`inventory`]: `links.yaml` and `scripts.yaml`, with file:line errors;
 //! - [`keys`]: the secret files of the keys dir, refused unless only their owner may read them.
 //!
 //! Nothing here knows HTTP or the store (it reaches machines through `berth-ssh`); `berth-core` ties it to them.
@@ -17,6 +18,7 @@
 pub mod enrollment;
 pub mod git;
 pub mod health;
+pub mod inventory;
 pub mod keys;
 pub mod scripts;
 pub mod secrets;

@@ -2,7 +2,7 @@
 //! a string. Quoted scalars are always strings and never come here.
 
 /// A plain scalar read with YAML 1.2's core schema.
-pub(crate) enum Plain {
+pub enum Plain {
     Null,
     Bool(bool),
     Int(i128),
@@ -10,7 +10,7 @@ pub(crate) enum Plain {
     Str,
 }
 
-pub(crate) fn resolve(text: &str) -> Plain {
+pub fn resolve(text: &str) -> Plain {
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Plain::Null,
         "true" | "True" | "TRUE" => return Plain::Bool(true),

@@ -4,7 +4,7 @@ use std::fmt;
 
 /// Where a value sits in its file: `users[2].templates[0]`.
 #[derive(Clone, Copy)]
-pub(crate) enum Path<'a> {
+pub enum Path<'a> {
     Root,
     Key(&'a Path<'a>, &'a str),
     Index(&'a Path<'a>, usize),
@@ -35,7 +35,7 @@ impl fmt::Display for Path<'_> {
 }
 
 /// Appends `.key` (or `["odd key"]`) to a path, as error messages print it.
-pub(crate) fn push_key(path: &mut String, key: &str) {
+pub fn push_key(path: &mut String, key: &str) {
     let simple = !key.is_empty()
         && key
             .chars()

@@ -9,17 +9,17 @@ use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
-use crate::error::ConfigError;
+use crate::FileError;
 
 /// The deepest nesting accepted. Berth's files need five levels; the margin is for humans.
-pub(crate) const MAX_DEPTH: usize = 32;
+pub const MAX_DEPTH: usize = 32;
 
 /// The most nodes a document may hold once aliases are expanded.
-pub(crate) const MAX_NODES: usize = 200_000;
+pub const MAX_NODES: usize = 200_000;
 
 /// One value of the document.
 #[derive(Debug, Clone)]
-pub(crate) struct Node {
+pub struct Node {
     /// Unique within a document (copies made by aliases get fresh ids).
     pub id: u32,
     /// 1-based line where the value starts.
@@ -28,14 +28,14 @@ pub(crate) struct Node {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) enum Kind {
+pub enum Kind {
     Scalar(Scalar),
     Seq(Vec<Node>),
     Map(Vec<(Node, Node)>),
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct Scalar {
+pub struct Scalar {
     pub text: String,
     /// Plain (unquoted) scalars may be numbers, booleans or null; quoted ones are strings.
     pub plain: bool,
@@ -45,7 +45,7 @@ pub(crate) struct Scalar {
 }
 
 impl Node {
-    pub(crate) fn scalar(&self) -> Option<&Scalar> {
+    pub fn scalar(&self) -> Option<&Scalar> {
         match &self.kind {
             Kind::Scalar(s) => Some(s),
             _ => None,
@@ -53,12 +53,12 @@ impl Node {
     }
 
     /// A plain scalar that YAML reads as null: empty, `~` or `null`.
-    pub(crate) fn is_null(&self) -> bool {
+    pub fn is_null(&self) -> bool {
         matches!(&self.kind, Kind::Scalar(s) if s.plain && matches!(s.text.as_str(), "" | "~" | "null" | "Null" | "NULL"))
     }
 
     /// The value of `key` when this node is a mapping.
-    pub(crate) fn get(&self, key: &str) -> Option<&Node> {
+    pub fn get(&self, key: &str) -> Option<&Node> {
         match &self.kind {
             Kind::Map(entries) => entries
                 .iter()
@@ -69,7 +69,7 @@ impl Node {
     }
 
     /// The items when this node is a sequence.
-    pub(crate) fn items(&self) -> &[Node] {
+    pub fn items(&self) -> &[Node] {
         match &self.kind {
             Kind::Seq(items) => items,
             _ => &[],
@@ -77,7 +77,7 @@ impl Node {
     }
 
     /// A short description for error messages: "a list", "a mapping", "the string \"x\"".
-    pub(crate) fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         match &self.kind {
             Kind::Seq(_) => "a list".into(),
             Kind::Map(_) => "a mapping".into(),
@@ -109,7 +109,7 @@ impl Node {
 }
 
 /// At most 60 characters of `text`, for messages.
-pub(crate) fn truncate(text: &str) -> String {
+pub fn truncate(text: &str) -> String {
     match text.char_indices().nth(60) {
         Some((i, _)) => format!("{}…", &text[..i]),
         None => text.to_owned(),
@@ -142,7 +142,7 @@ struct Builder {
 
 /// Parses `text` into its single document. An empty file (or one holding only comments) is an
 /// empty mapping, so that every section takes its defaults.
-pub(crate) fn parse(file: &str, text: &str) -> Result<Node, ConfigError> {
+pub fn parse(file: &str, text: &str) -> Result<Node, FileError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut builder = Builder {
         file: file.to_owned(),
@@ -155,7 +155,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Node, ConfigError> {
     };
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| {
-            ConfigError::new(
+            FileError::new(
                 file,
                 Some(e.marker().line()),
                 "",
@@ -175,11 +175,11 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Node, ConfigError> {
 }
 
 impl Builder {
-    fn error(&self, line: usize, message: impl Into<String>) -> ConfigError {
-        ConfigError::new(self.file.clone(), Some(line), "", message)
+    fn error(&self, line: usize, message: impl Into<String>) -> FileError {
+        FileError::new(self.file.clone(), Some(line), "", message)
     }
 
-    fn count(&mut self, n: usize, line: usize) -> Result<(), ConfigError> {
+    fn count(&mut self, n: usize, line: usize) -> Result<(), FileError> {
         self.nodes += n;
         if self.nodes > MAX_NODES {
             return Err(self.error(
@@ -199,7 +199,7 @@ impl Builder {
         self.next_id
     }
 
-    fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), ConfigError> {
+    fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), FileError> {
         let line = span.start.line();
         match event {
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => Ok(()),
@@ -299,7 +299,7 @@ impl Builder {
         }
     }
 
-    fn open(&mut self, line: usize, tagged: bool, frame: Frame) -> Result<(), ConfigError> {
+    fn open(&mut self, line: usize, tagged: bool, frame: Frame) -> Result<(), FileError> {
         if tagged {
             return Err(self.error(line, "YAML tags (`!!map`, `!thing`) are not supported"));
         }
@@ -317,7 +317,7 @@ impl Builder {
     }
 
     /// Keeps a copy of an anchored node for its aliases; the copy counts against the budget too.
-    fn remember(&mut self, anchor: usize, node: &Node, line: usize) -> Result<(), ConfigError> {
+    fn remember(&mut self, anchor: usize, node: &Node, line: usize) -> Result<(), FileError> {
         if anchor == 0 {
             return Ok(());
         }
@@ -327,7 +327,7 @@ impl Builder {
         Ok(())
     }
 
-    fn push(&mut self, node: Node) -> Result<(), ConfigError> {
+    fn push(&mut self, node: Node) -> Result<(), FileError> {
         match self.stack.last_mut() {
             None => {
                 self.root = Some(node);

@@ -12,17 +12,17 @@ use std::fmt;
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};
 
-use super::path::Path;
-use super::scalar::{Plain, resolve};
-use super::tree::{Kind, Node};
-use crate::error::ConfigError;
+use crate::FileError;
+use crate::path::Path;
+use crate::scalar::{Plain, resolve};
+use crate::tree::{Kind, Node};
 
 /// Errors reported per file before giving up; a file this broken needs a look anyway.
 const MAX_ERRORS: usize = 100;
 
 /// The error type threaded through serde; the real report is in [`Ctx`].
 #[derive(Debug)]
-pub(crate) struct Error {
+pub struct Error {
     message: String,
     missing: Option<&'static str>,
     /// The node to leave out on the next attempt, once the error has been recorded.
@@ -57,13 +57,13 @@ impl de::Error for Error {
 
 struct Ctx {
     file: String,
-    errors: RefCell<Vec<ConfigError>>,
+    errors: RefCell<Vec<FileError>>,
     excluded: HashSet<u32>,
 }
 
 impl Ctx {
     fn record(&self, line: usize, path: &Path<'_>, message: impl Into<String>) {
-        let error = ConfigError::new(self.file.clone(), Some(line), path.to_string(), message);
+        let error = FileError::new(self.file.clone(), Some(line), path.to_string(), message);
         let mut errors = self.errors.borrow_mut();
         if errors.len() < MAX_ERRORS && !errors.contains(&error) {
             errors.push(error);
@@ -98,17 +98,18 @@ impl Ctx {
 }
 
 /// The outcome of [`from_node`].
-pub(crate) struct Outcome<T> {
+#[derive(Debug)]
+pub struct Outcome<T> {
     /// `None` when the document as a whole could not be read. It may be `Some` with errors,
     /// with the bad parts left out, so that later checks still see the rest.
     pub value: Option<T>,
-    pub errors: Vec<ConfigError>,
+    pub errors: Vec<FileError>,
     /// The nodes left out of `value`: to pair typed list items with their nodes again.
     pub excluded: HashSet<u32>,
 }
 
 /// Deserializes `root` into `T`, collecting every error of the file.
-pub(crate) fn from_node<T: DeserializeOwned>(file: &str, root: &Node) -> Outcome<T> {
+pub fn from_node<T: DeserializeOwned>(file: &str, root: &Node) -> Outcome<T> {
     let mut ctx = Ctx {
         file: file.to_owned(),
         errors: RefCell::new(Vec::new()),
@@ -135,7 +136,7 @@ pub(crate) fn from_node<T: DeserializeOwned>(file: &str, root: &Node) -> Outcome
         if culprit == root.id || full || !ctx.excluded.insert(culprit) {
             let mut errors = ctx.errors.into_inner();
             if full {
-                errors.push(ConfigError::new(
+                errors.push(FileError::new(
                     file,
                     None,
                     "",
@@ -536,7 +537,7 @@ impl<'de> de::MapAccess<'de> for MapDe<'_> {
 }
 
 fn unknown_field(name: &str, fields: &[&str]) -> String {
-    match crate::names::closest(name, fields.iter().copied()) {
+    match crate::closest(name, fields.iter().copied()) {
         Some(close) => format!("unknown field {name:?} (did you mean {close:?}?)"),
         None if fields.is_empty() => {
             format!("unknown field {name:?}: this mapping takes no fields")
@@ -552,7 +553,7 @@ mod tests {
     use serde::Deserialize;
 
     use super::*;
-    use crate::yaml::tree::parse;
+    use crate::tree::parse;
 
     #[derive(Debug, Deserialize, PartialEq)]
     #[serde(deny_unknown_fields)]
