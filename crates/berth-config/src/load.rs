@@ -289,6 +289,26 @@ fn load<T: DeserializeOwned>(
             return None;
         }
     };
+    // A document that is only `---`, `~` or `null`, or a list file cut off right after its
+    // key (`users:` and nothing more), is as empty as a file of comments.
+    let list_key = match file {
+        USERS => Some("users"),
+        CONTAINERS => Some("templates"),
+        _ => None,
+    };
+    if root.is_null() || list_key.is_some_and(|key| root.get(key).is_some_and(Node::is_null)) {
+        errors.push(ConfigError::new(
+            file,
+            Some(root.line),
+            "",
+            format!(
+                "the file holds no value: it looks truncated, so it is refused and nothing is \
+                 read from it or written to it; restore it, or write {}",
+                explicitly_empty(file)
+            ),
+        ));
+        return None;
+    }
     let outcome = yaml::from_node::<T>(file, &root);
     errors.extend(outcome.errors.into_iter().map(quoted));
     Some(Loaded {

@@ -381,10 +381,25 @@ fn explicitly_empty_files_take_the_defaults_and_missing_files_are_named() {
     let dir = Dir::valid();
     dir.write("main.yaml", "{}\n");
     dir.write("containers.yaml", "# nothing yet\ntemplates: []\n");
-    dir.write("users.yaml", "users:\n");
+    dir.write("users.yaml", "users: []\n");
     let config = berth_config::check(dir.path()).unwrap();
     assert_eq!(config.main, berth_config::MainConfig::default());
     assert!(config.templates.is_empty() && config.users.is_empty());
+
+    // A document of nothing but `---`, `~` or `null`, or a list file cut off after its key, is
+    // as truncated as an empty file.
+    for (file, text) in [
+        ("users.yaml", "users:\n"),
+        ("users.yaml", "---\n"),
+        ("users.yaml", "~\n"),
+        ("containers.yaml", "templates:\n"),
+        ("main.yaml", "null\n"),
+    ] {
+        let dir = Dir::valid();
+        dir.write(file, text);
+        let errors = dir.errors();
+        assert_error(&errors, &[file, "truncated"]);
+    }
 
     std::fs::remove_file(dir.file("users.yaml")).unwrap();
     let errors = dir.errors();
