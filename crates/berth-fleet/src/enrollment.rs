@@ -88,11 +88,13 @@ pub async fn check_enrollment(
     client_id_path: &str,
     expected: &str,
 ) -> EnrollmentCheck {
-    if !client_id_path.starts_with('/') || client_id_path.contains(['\'', '\n', '\0']) {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-".contains(c);
+    if !client_id_path.starts_with('/') || !client_id_path.chars().all(plain) {
         return EnrollmentCheck {
             status: EnrollmentStatus::Missing,
             message: format!(
-                "fleet.client_id_path {client_id_path:?} is not an absolute path without quotes"
+                "fleet.client_id_path {client_id_path:?} is not an absolute path of letters, \
+                 digits and / . _ -"
             ),
             fingerprint: None,
             latency: None,

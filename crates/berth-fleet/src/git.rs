@@ -392,6 +392,8 @@ impl Mirror {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // A group of its own, so a timeout kills its ssh or https helper with it.
+            .process_group(0)
             .kill_on_drop(true);
         cmd
     }
@@ -404,7 +406,7 @@ impl Mirror {
                 let mut ssh = String::from(
                     "ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes \
                      -o GlobalKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o ForwardAgent=no \
-                     -o ClearAllForwardings=yes",
+                     -o ClearAllForwardings=yes -o ServerAliveInterval=15 -o ServerAliveCountMax=3",
                 );
                 ssh.push_str(&format!(
                     " -o ConnectTimeout={}",
@@ -417,6 +419,9 @@ impl Mirror {
                 if key.exists() {
                     check_secret_file(&key)?;
                     ssh.push_str(&format!(" -i {}", shell_quote(&key)?));
+                } else {
+                    // No key in the keys dir: none at all, never the user's ~/.ssh ones.
+                    ssh.push_str(" -o IdentityFile=none");
                 }
                 cmd.env("GIT_SSH_COMMAND", ssh);
             }
@@ -439,10 +444,19 @@ impl Mirror {
 
     async fn run(&self, action: &'static str, mut cmd: Command) -> Result<Output, GitError> {
         let child = cmd.spawn().map_err(GitError::Spawn)?;
+        let group = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .and_then(rustix::process::Pid::from_raw);
         let out = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
             Ok(out) => out.map_err(GitError::Spawn)?,
-            // Dropping the child kills it (kill_on_drop).
             Err(_) => {
+                // git and every helper it started (ssh, git-remote-https); dropping the child
+                // reaps git itself.
+                if let Some(group) = group {
+                    let _ =
+                        rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+                }
                 return Err(GitError::Timeout {
                     action,
                     timeout: self.timeout,

@@ -7,7 +7,8 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::io::Read as _;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The largest secret file read (a 16 kbit RSA key in PEM is well under this).
@@ -32,6 +33,9 @@ pub enum KeyFileError {
     /// Larger than [`MAX_SECRET_FILE`].
     #[error("{}: {size} bytes, more than a secret file holds (at most {MAX_SECRET_FILE})", path.display())]
     TooLarge { path: PathBuf, size: u64 },
+    /// Another user owns it (only Berth's own user, or root, may).
+    #[error("{}: owned by uid {uid}, not by the user Berth runs as (chown it)", path.display())]
+    Owner { path: PathBuf, uid: u32 },
     /// The file name is not a plain name inside the keys dir.
     #[error("{name:?}: a key is named by a file name in the keys dir, without '/' or '..'")]
     BadName { name: String },
@@ -40,7 +44,8 @@ pub enum KeyFileError {
     Io { path: PathBuf, source: io::Error },
 }
 
-/// Checks that `path` is a secret file Berth may use (see the module docs), without opening it.
+/// Checks that `path` is a secret file Berth may use (see the module docs), without opening
+/// it: for files another program opens (ssh, git, age).
 pub fn check_secret_file(path: &Path) -> Result<(), KeyFileError> {
     let meta = match fs::metadata(path) {
         Ok(meta) => meta,
@@ -56,9 +61,21 @@ pub fn check_secret_file(path: &Path) -> Result<(), KeyFileError> {
             });
         }
     };
+    check_metadata(path, &meta)
+}
+
+/// The checks of [`check_secret_file`] on what `stat` said.
+fn check_metadata(path: &Path, meta: &fs::Metadata) -> Result<(), KeyFileError> {
     if !meta.is_file() {
         return Err(KeyFileError::NotAFile {
             path: path.to_owned(),
+        });
+    }
+    let owner = meta.uid();
+    if owner != 0 && owner != rustix::process::geteuid().as_raw() {
+        return Err(KeyFileError::Owner {
+            path: path.to_owned(),
+            uid: owner,
         });
     }
     let mode = meta.permissions().mode() & 0o7777;
@@ -77,14 +94,36 @@ pub fn check_secret_file(path: &Path) -> Result<(), KeyFileError> {
     Ok(())
 }
 
-/// Reads a secret file after [`check_secret_file`].
+/// Reads a secret file: opened without blocking (a FIFO swapped in never hangs Berth) and
+/// without becoming a child's descriptor, checked on the open file (so a swap between check
+/// and open cannot slip through), and read up to [`MAX_SECRET_FILE`].
 pub fn read_secret_file(path: &Path) -> Result<Vec<u8>, KeyFileError> {
-    check_secret_file(path)?;
-    let bytes = fs::read(path).map_err(|source| KeyFileError::Io {
+    use rustix::fs::{Mode, OFlags};
+    let io = |source: io::Error| KeyFileError::Io {
         path: path.to_owned(),
         source,
+    };
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )
+    .map_err(|e| {
+        if e == rustix::io::Errno::NOENT {
+            KeyFileError::Missing {
+                path: path.to_owned(),
+            }
+        } else {
+            io(e.into())
+        }
     })?;
-    // The file may have grown between the check and the read.
+    let file = fs::File::from(fd);
+    let meta = file.metadata().map_err(io)?;
+    check_metadata(path, &meta)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SECRET_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
     if bytes.len() as u64 > MAX_SECRET_FILE {
         return Err(KeyFileError::TooLarge {
             path: path.to_owned(),
@@ -173,6 +212,33 @@ mod tests {
             check_secret_file(&fifo),
             Err(KeyFileError::NotAFile { .. })
         ));
+        // Reading one answers at once instead of waiting for a writer.
+        assert!(matches!(
+            read_secret_file(&fifo),
+            Err(KeyFileError::NotAFile { .. })
+        ));
+        assert!(matches!(
+            read_secret_file(&dir.path().join("none")),
+            Err(KeyFileError::Missing { .. })
+        ));
+    }
+
+    #[test]
+    fn a_file_of_another_user_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_with_mode(dir.path(), "theirs", 0o600);
+        let me = rustix::process::geteuid().as_raw();
+        // Only root can give a file away; as another user the test has nothing to check.
+        if me != 0 {
+            return;
+        }
+        std::os::unix::fs::chown(&path, Some(4242), None).unwrap();
+        let err = read_secret_file(&path).unwrap_err();
+        assert!(
+            matches!(err, KeyFileError::Owner { uid: 4242, .. }),
+            "{err}"
+        );
+        assert!(check_secret_file(&path).is_err());
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! - [`inventory`]: `links.yaml` and `scripts.yaml`, with file:line errors;
 //! - [`keys`]: the secret files of the keys dir, refused unless only their owner may read them.
 //!
-//! Nothing here knows HTTP or the store (it reaches machines through `berth-ssh`); `berth-core` ties it to them.
+//! Nothing here knows HTTP or the store (it reaches machines through `berth-ssh`); `berth-core`
+//! is to tie it to them (issue 13: not wired into `berth serve` yet).
 #![forbid(unsafe_code)]
 
 pub mod enrollment;

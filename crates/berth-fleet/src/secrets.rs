@@ -2,7 +2,7 @@
 //! only when encrypted to the server's age identity.
 //!
 //! The identity is the file `age.key` in the keys dir, made by `age-keygen` on first use (mode
-//! 0600); [`SecretsKey::recipient`] is what `berth fleet secrets-key` prints, for
+//! 0600); [`SecretsKey::recipient`] is the recipient to encrypt to (`age-keygen -y` of the identity), for
 //! `age -r RECIPIENT -a -o secrets.ini secrets.plain.ini`. Decryption runs Debian's `age`
 //! binary with the identity file; the plaintext never touches the disk, and a `secrets.ini`
 //! that is not an age file fails the sync.
@@ -88,8 +88,9 @@ impl Secrets {
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
     #[error(
-        "secrets.ini is not encrypted: encrypt it to this server with \
-         `age -r $(berth fleet secrets-key) -a -o secrets.ini PLAIN.ini` and commit only that"
+        "secrets.ini is not encrypted: encrypt it to this server's age recipient (what \
+         `age-keygen -y` prints for age.key in the fleet's keys dir) with \
+         `age -r RECIPIENT -a -o secrets.ini PLAIN.ini`, and commit only that"
     )]
     Plaintext,
     #[error("secrets.ini: {size} bytes, more than {MAX_SECRETS_BYTES}")]
@@ -293,10 +294,8 @@ pub fn parse_ini(text: &str) -> Result<Secrets, SecretsError> {
                     || key == ".."
                     || key.chars().any(char::is_control)
                 {
-                    return Err(err(format!(
-                        "{:?} is not a key file name",
-                        key.escape_debug().to_string()
-                    )));
+                    // Never echo it: a line that fails here may be a secret without its key.
+                    return Err(err("the key is not a file name of the keys dir".to_owned()));
                 }
                 &mut secrets.passphrases
             }
@@ -306,10 +305,11 @@ pub fn parse_ini(text: &str) -> Result<Secrets, SecretsError> {
                     && key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
                     && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
                 if !valid {
-                    return Err(err(format!(
-                        "{:?} is not an environment variable name",
-                        key.escape_debug().to_string()
-                    )));
+                    return Err(err(
+                        "the key is not an environment variable name (letters, digits and _, \
+                         not starting with a digit)"
+                            .to_owned(),
+                    ));
                 }
                 match env.strip_prefix("env:") {
                     Some(script) => secrets.script_env.entry(script.to_owned()).or_default(),
@@ -374,6 +374,10 @@ mod tests {
             ("[secrets]\nA = hunter2\n", 1),
             ("[env\n", 1),
             ("[passphrases]\n../x = hunter2\n", 2),
+            // A bare secret that happens to contain '=' (base64 padding) must not be echoed
+            // as if it were a key.
+            ("[env]\nhunter2/abc== \n", 2),
+            ("[passphrases]\nhunter2/x=y\n", 2),
             ("[env:]\n", 1),
         ] {
             let err = parse_ini(text).unwrap_err();

@@ -108,7 +108,11 @@ pub fn verify<'a>(
             .map_err(|_| WebhookError::Malformed {
                 header: "webhook-timestamp",
             })?;
-        let sent = UNIX_EPOCH + Duration::from_secs(seconds);
+        let sent = UNIX_EPOCH.checked_add(Duration::from_secs(seconds)).ok_or(
+            WebhookError::Malformed {
+                header: "webhook-timestamp",
+            },
+        )?;
         let skew = now.duration_since(sent).unwrap_or_else(|e| e.duration());
         if skew > TIMESTAMP_TOLERANCE {
             return Err(WebhookError::Stale);
@@ -325,6 +329,13 @@ mod tests {
         let early = now - Duration::from_secs(301);
         assert_eq!(run(&ok, "1700000000", early), Err(WebhookError::Stale));
         assert!(run("v2,abc", "1700000000", now).is_err());
+        // A timestamp past what a clock can hold is malformed, not a panic.
+        assert_eq!(
+            run(&ok, "18446744073709551615", now),
+            Err(WebhookError::Malformed {
+                header: "webhook-timestamp"
+            })
+        );
         assert!(run(&ok, "soon", now).is_err());
     }
 

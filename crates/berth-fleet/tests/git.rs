@@ -255,3 +255,44 @@ async fn a_world_readable_https_credentials_file_is_refused() {
     assert!(err.to_string().contains("0644"), "{err}");
     assert!(!err.to_string().contains("token@"), "{err}");
 }
+
+#[tokio::test]
+async fn a_silent_ssh_server_times_out_and_leaves_no_process_behind() {
+    // A TCP listener that accepts and never speaks SSH.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        for conn in listener.incoming().take(2) {
+            conns.push(conn);
+        }
+        std::thread::sleep(Duration::from_secs(20));
+    });
+    let root = tempfile::tempdir().unwrap();
+    let keys = root.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let mirror = Mirror::new(
+        root.path().join("fleet/inventory.git"),
+        keys,
+        root.path().join("fleet/known_hosts"),
+        Duration::from_secs(3),
+    );
+    let url = RepositoryUrl::parse(&format!("ssh://git@127.0.0.1:{port}/ops/fleet.git")).unwrap();
+    let err = mirror.fetch(&url, "main").await.unwrap_err();
+    assert!(
+        matches!(err, GitError::Timeout { .. } | GitError::Failed { .. }),
+        "{err}"
+    );
+    // Neither git nor the ssh it started is left running.
+    let pattern = format!("127.0.0.1.*{port}|-p {port}");
+    let left = Command::new("pgrep")
+        .args(["-f", &pattern])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "left behind: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+    drop(held);
+}
