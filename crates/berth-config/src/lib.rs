@@ -74,7 +74,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use init::{InitialAdmin, init};
 pub use load::MAX_FILE_BYTES;
 pub use model::{
-    Admin, BindMount, ClientToken, Config, ContainersFile, Logging, MainConfig, Persist,
+    Admin, BindMount, ClientToken, Config, ContainersFile, Fleet, Logging, MainConfig, Persist,
     Recordings, Runtime, Security, Shell, Template, Tls, User, UserOverrides, UsersFile, Volume,
 };
 pub use passwords::{

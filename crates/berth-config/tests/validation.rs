@@ -661,3 +661,65 @@ fn a_shell_with_arguments_is_a_list_checked_word_by_word() {
         serde_json::json!("/bin/zsh")
     );
 }
+
+#[test]
+fn the_fleet_section_is_checked_field_by_field() {
+    let dir = Dir::valid();
+    dir.write(
+        "main.yaml",
+        "fleet:\n  repository: ssh://git@git.example.invalid:2222/ops/fleet.git\n  branch: release/1\n  sync_interval: 5s\n  keys_dir: /etc/berth/fleet-keys\n  health_interval: 1m\n  connect_timeout: 10s\n  connect_retries: 0\n  client_id_path: /etc/berth/client_id\n  trust_on_first_use: true\n  max_concurrency: 100\n",
+    );
+    let config = berth_config::check(dir.path()).unwrap();
+    assert_eq!(config.main.fleet.max_concurrency, 100);
+    assert!(config.main.fleet.trust_on_first_use);
+    // Defaults when the section is left out.
+    let defaults = berth_config::Fleet::default();
+    assert_eq!(
+        (
+            defaults.branch.as_str(),
+            defaults.sync_interval.as_secs(),
+            defaults.connect_retries
+        ),
+        ("main", 300, 3)
+    );
+    assert_eq!(defaults.repository, None);
+
+    dir.write(
+        "main.yaml",
+        "fleet:\n  repository: https://deploy:hunter2@git.example.invalid/ops/fleet.git\n  branch: --upload-pack=x\n  sync_interval: 1s\n  keys_dir: keys\n  health_interval: 2s\n  connect_timeout: 1h\n  client_id_path: etc/client_id\n",
+    );
+    let errors = dir.errors();
+    for part in [
+        "main.yaml:2: fleet.repository: the repository URL carries a password",
+        "main.yaml:3: fleet.branch: not a valid branch name",
+        "main.yaml:4: fleet.sync_interval: at least 5s",
+        "main.yaml:5: fleet.keys_dir",
+        "main.yaml:6: fleet.health_interval: at least 5s",
+        "main.yaml:7: fleet.connect_timeout: at most 10m",
+        "main.yaml:8: fleet.client_id_path",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.starts_with(part)),
+            "no {part:?} in {errors:#?}"
+        );
+    }
+    assert!(
+        errors.iter().all(|e| !e.contains("hunter2")),
+        "the password is echoed: {errors:#?}"
+    );
+    for (key, value) in [
+        ("connect_retries", "11"),
+        ("max_concurrency", "0"),
+        ("repository", "git@git.example.invalid:ops/fleet.git"),
+        ("repository", "ext::sh -c id"),
+    ] {
+        dir.write("main.yaml", &format!("fleet:\n  {key}: {value}\n"));
+        let errors = dir.errors();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with(&format!("main.yaml:2: fleet.{key}"))),
+            "{key}: {value}: {errors:#?}"
+        );
+    }
+}

@@ -33,97 +33,15 @@ pub const CREDENTIALS_FILE: &str = "repository.credentials";
 /// The longest stderr kept from a failed git command for the error message.
 const MAX_ERROR_BYTES: usize = 2048;
 
-/// Where the inventory comes from (main.yaml `fleet.repository`).
-#[derive(Clone, PartialEq, Eq)]
-pub enum RepositoryUrl {
-    /// An absolute local path to a repository (bare or not).
-    Path(PathBuf),
-    /// `file:///…`.
-    File(String),
-    /// `ssh://[user@]host[:port]/path`.
-    Ssh(String),
-    /// `https://host/path`, perhaps `https://user@host/path` (never with a password).
-    Https(String),
-}
+pub use berth_types::repository::RepositoryUrl;
 
-impl RepositoryUrl {
-    /// Parses main.yaml's `fleet.repository`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        if text.is_empty() || text.len() > 2048 {
-            return Err("a repository URL is 1 to 2048 bytes".to_owned());
+/// The URL or path as git's argument.
+fn url_arg(url: &RepositoryUrl) -> OsString {
+    match url {
+        RepositoryUrl::Path(path) => path.clone().into_os_string(),
+        RepositoryUrl::File(url) | RepositoryUrl::Ssh(url) | RepositoryUrl::Https(url) => {
+            url.into()
         }
-        if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err("a repository URL has no spaces or control characters".to_owned());
-        }
-        if text.starts_with('/') {
-            return Ok(Self::Path(PathBuf::from(text)));
-        }
-        let Some((scheme, rest)) = text.split_once("://") else {
-            return Err(format!(
-                "{text:?}: expected an absolute path or a file://, ssh:// or https:// URL (scp-style \
-                 host:path is not accepted: write ssh://host/path)"
-            ));
-        };
-        let authority = rest.split('/').next().unwrap_or_default();
-        match scheme {
-            "file" => {
-                if !rest.starts_with('/') {
-                    return Err(format!(
-                        "{text:?}: a file:// URL names an absolute path (file:///srv/fleet.git)"
-                    ));
-                }
-                Ok(Self::File(text.to_owned()))
-            }
-            "ssh" | "https" => {
-                if authority.is_empty() || rest.len() <= authority.len() + 1 {
-                    return Err(format!(
-                        "{text:?}: a {scheme}:// URL needs a host and a path"
-                    ));
-                }
-                if authority.contains(':') && authority.contains('@') {
-                    let (userinfo, _) = authority.rsplit_once('@').unwrap_or_default();
-                    if userinfo.contains(':') {
-                        return Err(format!(
-                            "the repository URL carries a password: put credentials in the keys dir \
-                             ({CREDENTIALS_FILE} or {SSH_KEY_FILE}), never in main.yaml"
-                        ));
-                    }
-                }
-                if authority.starts_with('-') || authority.contains(['\'', '"', '\\', ';']) {
-                    return Err(format!("{text:?}: not a valid host"));
-                }
-                Ok(if scheme == "ssh" {
-                    Self::Ssh(text.to_owned())
-                } else {
-                    Self::Https(text.to_owned())
-                })
-            }
-            _ => Err(format!(
-                "{scheme}://: only file://, ssh:// and https:// repositories are supported"
-            )),
-        }
-    }
-
-    fn as_arg(&self) -> OsString {
-        match self {
-            Self::Path(path) => path.clone().into_os_string(),
-            Self::File(url) | Self::Ssh(url) | Self::Https(url) => url.into(),
-        }
-    }
-}
-
-impl fmt::Display for RepositoryUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Path(path) => write!(f, "{}", path.display()),
-            Self::File(url) | Self::Ssh(url) | Self::Https(url) => f.write_str(url),
-        }
-    }
-}
-
-impl fmt::Debug for RepositoryUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RepositoryUrl({self})")
     }
 }
 
@@ -250,7 +168,7 @@ impl Mirror {
                 "--no-recurse-submodules",
                 "--",
             ])
-            .arg(url.as_arg())
+            .arg(url_arg(url))
             .arg(refspec);
         match self.run("fetch", fetch).await {
             Ok(_) => {}
@@ -484,24 +402,13 @@ impl Mirror {
 
 /// A branch name git accepts and that cannot be read as an option or a refspec.
 fn check_branch(branch: &str) -> Result<(), GitError> {
-    let bad = branch.is_empty()
-        || branch.len() > 255
-        || branch.starts_with(['-', '/', '.'])
-        || branch.ends_with(['/', '.'])
-        || branch.ends_with(".lock")
-        || branch.contains("..")
-        || branch.contains("//")
-        || branch.contains("@{")
-        || branch
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace() || "~^:?*[\\".contains(c));
-    if bad {
-        return Err(GitError::BadPath {
+    match berth_types::repository::branch_problem(branch) {
+        Some(message) => Err(GitError::BadPath {
             path: branch.to_owned(),
-            message: "not a valid branch name".to_owned(),
-        });
+            message: message.to_owned(),
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// A path inside the repository: relative, no `..`, no NUL or control characters.

@@ -9,6 +9,7 @@ pub mod api;
 pub mod grid;
 mod ids;
 mod image;
+pub mod repository;
 mod target;
 pub mod template;
 pub mod terminal;

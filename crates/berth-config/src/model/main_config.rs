@@ -44,6 +44,9 @@ pub struct MainConfig {
     pub security: Security,
     /// How long, and how much, terminal recordings are kept.
     pub recordings: Recordings,
+    /// Machines and scripts from a git repository (docs/fleet.md); no fleet while
+    /// `fleet.repository` is unset.
+    pub fleet: Fleet,
 }
 
 impl Default for MainConfig {
@@ -58,6 +61,63 @@ impl Default for MainConfig {
             runtime: Runtime::default(),
             security: Security::default(),
             recordings: Recordings::default(),
+            fleet: Fleet::default(),
+        }
+    }
+}
+
+/// The fleet: the inventory repository (`links.yaml`, `scripts.yaml`), how Berth reaches its
+/// machines over SSH, and how often it looks. Not in force yet: this build reads and checks
+/// the section, the fleet itself arrives with issue 13.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Fleet {
+    /// The inventory repository: an absolute path, or a `file://`, `ssh://` or `https://` URL
+    /// (credentials never in it: they live in `keys_dir`). `null`: no fleet.
+    #[schemars(example = "ssh://git@git.example.com/ops/fleet.git")]
+    pub repository: Option<String>,
+    /// The branch that is synced.
+    pub branch: String,
+    /// How often the repository is fetched (5s to 365d); the webhook syncs at once.
+    pub sync_interval: HumanDuration,
+    /// Private keys, the webhook secret, git credentials and the age identity, each file mode
+    /// 0600 or 0400. Default: `fleet/keys` in Berth's home.
+    pub keys_dir: Option<PathBuf>,
+    /// How often every machine is checked (5s to 365d), jittered.
+    pub health_interval: HumanDuration,
+    /// How long one SSH connection attempt may take, handshake and login included (1s to 10m).
+    pub connect_timeout: HumanDuration,
+    /// Further attempts when a machine cannot be reached (0 to 10), with growing delays;
+    /// never after a refused key or host key.
+    #[serde(deserialize_with = "within::<_, _, 0, 10>")]
+    #[schemars(range(min = 0, max = 10))]
+    pub connect_retries: u32,
+    /// Where `berth agent --enroll` writes a machine's client id, read over SSH to enroll it.
+    pub client_id_path: String,
+    /// Trust (and record in `fleet/known_hosts`) the host key of a machine seen for the first
+    /// time. Off: an unknown key is refused until an admin trusts its fingerprint. A changed
+    /// key is refused either way.
+    pub trust_on_first_use: bool,
+    /// SSH connections to machines at once, for health checks, enrollment and script runs
+    /// (1 to 1000).
+    #[serde(deserialize_with = "within::<_, _, 1, 1000>")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_concurrency: u32,
+}
+
+impl Default for Fleet {
+    fn default() -> Self {
+        Self {
+            repository: None,
+            branch: "main".to_owned(),
+            sync_interval: HumanDuration::from_secs_unchecked(300),
+            keys_dir: None,
+            health_interval: HumanDuration::from_secs_unchecked(300),
+            connect_timeout: HumanDuration::from_secs_unchecked(30),
+            connect_retries: 3,
+            client_id_path: "/etc/berth/client_id".to_owned(),
+            trust_on_first_use: false,
+            max_concurrency: 32,
         }
     }
 }

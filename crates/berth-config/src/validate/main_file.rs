@@ -76,6 +76,7 @@ pub(crate) fn check_main(main: &MainConfig, at: &At<'_>, errors: &mut Vec<Config
              recorded), found {age}"
         )));
     }
+    check_fleet(&main.fleet, &at.key("fleet"), errors);
     let security = &main.security;
     if let Some(hash) = &security.metrics_token_hash
         && let Some(problem) = super::token_hash_problem(hash)
@@ -134,6 +135,49 @@ fn level_problem(level: &str) -> Option<String> {
         }
     }
     None
+}
+
+fn check_fleet(fleet: &crate::model::Fleet, at: &At<'_>, errors: &mut Vec<ConfigError>) {
+    use berth_types::repository::{RepositoryUrl, branch_problem};
+    use std::time::Duration;
+    if let Some(url) = &fleet.repository
+        && let Err(problem) = RepositoryUrl::parse(url)
+    {
+        errors.push(at.key("repository").error(problem));
+    }
+    if let Some(problem) = branch_problem(&fleet.branch) {
+        errors.push(at.key("branch").error(format!(
+            "{problem}, found {:?}",
+            crate::yaml::truncate(&fleet.branch)
+        )));
+    }
+    for (key, interval) in [
+        ("sync_interval", fleet.sync_interval),
+        ("health_interval", fleet.health_interval),
+    ] {
+        if interval.get() < Duration::from_secs(5) {
+            errors.push(at.key(key).error(format!("at least 5s, found {interval}")));
+        }
+    }
+    if fleet.connect_timeout.get() > Duration::from_secs(600) {
+        errors.push(
+            at.key("connect_timeout")
+                .error(format!("at most 10m, found {}", fleet.connect_timeout)),
+        );
+    }
+    if let Some(dir) = &fleet.keys_dir
+        && let Some(problem) = host_path_problem(dir)
+    {
+        errors.push(at.key("keys_dir").error(problem));
+    }
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-".contains(c);
+    let path = &fleet.client_id_path;
+    if !path.starts_with('/') || !path.chars().all(plain) || path.contains("/../") {
+        errors.push(at.key("client_id_path").error(format!(
+            "expected an absolute path of letters, digits and / . _ -, found {:?}",
+            crate::yaml::truncate(path)
+        )));
+    }
 }
 
 #[cfg(test)]
