@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The OpenAPI document tells the truth: schemathesis (PyPI, pinned below, in a venv under the
-# test cache) fuzzes the real `berth serve` from its own /api/v1/openapi.json, once with a
-# user's client token and once with the admin's login token, and fails on any 5xx and on any
-# answer whose status, content type, headers or body the document does not describe.
+# The OpenAPI document tells the truth: schemathesis (PyPI, pinned with every dependency in
+# scripts/schemathesis-constraints.txt, in a venv under the test cache) fuzzes the real
+# `berth serve` from its own /api/v1/openapi.json, once with a user's client token and once
+# with the admin's login token, and fails on any 5xx and on any answer whose status, content
+# type, headers or body the document does not describe.
 #
 # Run by scripts/test-suites.sh inside scripts/with-test-env.sh (it needs DOCKER_HOST: the
 # server starts workspaces on the test engine, network none). The server keeps its default
@@ -10,31 +11,61 @@
 # The two WebSocket routes are not fuzzed: schemathesis does not speak WebSocket, and the
 # terminal and grid sockets have tests of their own (crates/berth-server/tests/terminal.rs).
 #
-# Each role runs on a server of its own, both at once, in about two minutes: the coverage phase
-# (boundary values of valid input) and then the fuzzing phase (ST_MAX_EXAMPLES random valid
-# and invalid cases per operation, default 15). ST_SEED replays a run's seed.
+# Each role runs on a server of its own, both at once, in about two minutes: the coverage pass
+# (boundary values of valid input) and then the fuzzing pass (ST_MAX_EXAMPLES random valid
+# and invalid cases per operation, default 15). ST_SEED replays a run's seed. Each pass has a
+# time budget (running out of it fails the run), and after each pass the role's token must
+# still be accepted (a 200 from a route it may call), so a run that lost its token and got
+# only documented 401s cannot pass. Whatever the servers started on the engine (containers,
+# named volumes) is removed by its instance label at the end, also on failure or Ctrl-C.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-SCHEMATHESIS_VERSION=4.32.5
-venv="$BERTH_TEST_CACHE/schemathesis-$SCHEMATHESIS_VERSION"
+constraints=scripts/schemathesis-constraints.txt
+SCHEMATHESIS_VERSION=$(sed -n 's/^schemathesis==\([^ ]*\)$/\1/p' "$constraints")
+[ -n "$SCHEMATHESIS_VERSION" ] || die "$constraints pins no schemathesis==VERSION"
+# The venv's name carries the pins' hash (comments aside): a changed pin installs a fresh venv
+# beside the old one, and a used machine installs nothing.
+pins_hash=$(grep -v '^#' "$constraints" | sha256sum | cut -c1-12)
+venv="$BERTH_TEST_CACHE/schemathesis-$SCHEMATHESIS_VERSION-$pins_hash"
+installed="$venv/.berth-installed" # written last: a venv without it is a broken install
 examples="${ST_MAX_EXAMPLES:-15}"
+# Seconds each pass may take, about twice what it takes on a busy two-core machine (the coverage
+# pass about 20 s, the fuzzing pass about 4.5 s per example asked for); both roles run at once,
+# so the passes stay within about three minutes.
+coverage_budget="${ST_COVERAGE_BUDGET:-60}"
+fuzzing_budget="${ST_FUZZING_BUDGET:-$((10 + 8 * examples))}"
 
 [ -n "${DOCKER_HOST:-}" ] ||
   die "DOCKER_HOST is not set: run it through scripts/with-test-env.sh (as \`make test\` does)"
 
-# Debian's python3 with its venv module; schemathesis goes into a venv of its own version, so
-# a new pin installs beside the old one and a used machine installs nothing.
+# Debian's python3 with its venv module; schemathesis and exactly the pinned dependencies go
+# into the venv. Only the package index is asked, and only when the venv is missing.
 ensure_packages python3-venv curl jq
-if ! "$venv/bin/st" --version 2>/dev/null | grep -qF "version $SCHEMATHESIS_VERSION"; then
-  log "installing schemathesis $SCHEMATHESIS_VERSION into $venv"
-  rm -rf "$venv"
+if [ ! -f "$installed" ]; then
   mkdir -p "$BERTH_TEST_CACHE"
-  /usr/bin/python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" ||
-    die "pip install schemathesis==$SCHEMATHESIS_VERSION failed"
+  exec 9>"$BERTH_TEST_CACHE/schemathesis.lock"
+  flock 9 # two runs at once install once
+  if [ ! -f "$installed" ]; then
+    log "installing schemathesis $SCHEMATHESIS_VERSION ($constraints) into $venv"
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+    if ! "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input \
+      -c "$constraints" "schemathesis==$SCHEMATHESIS_VERSION"; then
+      rm -rf "$venv"
+      die "pip install schemathesis==$SCHEMATHESIS_VERSION -c $constraints failed"
+    fi
+    # A dependency the file does not name would float: the venv holds exactly the pins.
+    if ! diff <(grep -v '^#' "$constraints") \
+      <("$venv/bin/pip" freeze --disable-pip-version-check --exclude pip --exclude setuptools) >&2; then
+      rm -rf "$venv"
+      die "the venv does not hold exactly the packages of $constraints (diff above: < the file, > the venv)"
+    fi
+    touch "$installed"
+  fi
+  exec 9>&-
 fi
 
 cargo build --locked -q -p berth
@@ -43,25 +74,51 @@ berth="${CARGO_TARGET_DIR:-target}/debug/berth"
 work=$(mktemp -d "${TMPDIR:-/tmp}/berth-schemathesis-XXXXXX")
 instance="schemathesis-$(basename "$work" | tr -dc 'a-zA-Z0-9' | tr 'A-Z' 'a-z')"
 servers=()
+runs=() # the fuzz jobs, each the leader of its own process group
+
+# stop_group PGID: TERM to the process group, KILL if it is still there after 10 s.
+stop_group() {
+  kill -TERM -- "-$1" 2>/dev/null || return 0
+  for _ in $(seq 1 20); do
+    kill -0 -- "-$1" 2>/dev/null || return 0
+    sleep 0.5
+  done
+  kill -KILL -- "-$1" 2>/dev/null || true
+}
+
 cleanup() {
   local status=$? pid
+  trap '' INT TERM
+  for pid in "${runs[@]}"; do
+    stop_group "$pid"
+    wait "$pid" 2>/dev/null || true
+  done
   for pid in "${servers[@]}"; do
     kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  # What the fuzzing started on the engine: its containers and volumes, by instance label.
-  local name filter ids
+  # What the fuzzing started on the engine, by instance label: containers (with their anonymous
+  # volumes), then the named volumes of the workspaces (`volume prune` would skip those).
+  local name filter ids left
   for name in user admin; do
     filter="label=berth.instance=$instance-$name"
-    ids=$(docker ps -aq --filter "$filter" 2>/dev/null || true)
+    ids=$(docker ps -aq --filter "$filter") || log "could not list the containers of $instance-$name"
     # shellcheck disable=SC2086
-    [ -z "$ids" ] || docker rm -f -v $ids >/dev/null 2>&1 || log "could not remove the containers of $instance-$name"
-    docker volume prune -f --filter "$filter" >/dev/null 2>&1 || true
+    [ -z "$ids" ] || docker rm -f -v $ids >/dev/null || log "could not remove the containers of $instance-$name"
+    ids=$(docker volume ls -q --filter "$filter") || log "could not list the volumes of $instance-$name"
+    # shellcheck disable=SC2086
+    [ -z "$ids" ] || docker volume rm -f $ids >/dev/null || log "could not remove the volumes of $instance-$name"
+    left=$(docker ps -aq --filter "$filter" 2>/dev/null; docker volume ls -q --filter "$filter" 2>/dev/null) || true
+    if [ -n "$left" ]; then
+      log "error: left on the engine with $filter:" $left
+      status=1
+    fi
   done
   if [ "$status" -eq 0 ]; then
     rm -rf "$work"
   else
-    log "the servers' homes and logs are kept in $work"
+    log "kept for a look: the homes of the two servers, $work/user (ann) and $work/admin," \
+      "each with its serve.stderr, berth.db and logs; the full output in $work/user.out and $work/admin.out"
   fi
   exit "$status"
 }
@@ -102,12 +159,33 @@ admin_login() {
     "$(jq -nc --arg p "$password" '{username: "admin", password: $p}')" | jq -er .token
 }
 
+# status_of URL TOKEN: the HTTP status of GET URL with TOKEN; a 429 is waited out (its
+# Retry-After) and asked again, twice at most.
+status_of() {
+  local headers code wait_s
+  headers=$(mktemp "$work/headers-XXXXXX")
+  for _ in 1 2 3; do
+    code=$(curl -sS -o /dev/null -D "$headers" -w '%{http_code}' --max-time 30 \
+      -H "Authorization: Bearer $2" "$1") || code=000
+    [ "$code" = 429 ] || break
+    wait_s=$(sed -n 's/^retry-after: *\([0-9]*\).*/\1/Ip' "$headers" | head -n1)
+    sleep "${wait_s:-5}"
+  done
+  rm -f "$headers"
+  echo "$code"
+}
+
 checks=not_a_server_error,status_code_conformance,content_type_conformance
 checks+=,response_headers_conformance,response_schema_conformance
-# fuzz NAME URL TOKEN: two passes, boundary values of valid input (coverage), then random
-# valid and invalid input (fuzzing) for every operation.
+# fuzz NAME URL TOKEN PROBE WHO: two passes, boundary values of valid input (coverage), then
+# random valid and invalid input (fuzzing) for every operation, each within its budget; before
+# and after each, GET PROBE with TOKEN must answer 200. Its last line says how it ended.
+# schemathesis's "Authentication failed" warnings do not fail the run: they list operations that
+# answered only 401/403, which for a valid token are the admin routes for a user, the wrong
+# password of the login, and ids it cannot guess (a ping's client_id, a template not allowed);
+# the probe is what tells a lost token.
 fuzz() {
-  local name=$1 base=$2 token=$3 pass
+  local name=$1 base=$2 token=$3 probe=$4 who=$5 pass budget code status started
   local common=(
     run "$base/api/v1/openapi.json"
     --checks "$checks"
@@ -121,10 +199,45 @@ fuzz() {
     --no-color
   )
   [ -z "${ST_SEED:-}" ] || common+=(--seed "$ST_SEED")
-  for pass in "--phases coverage --mode positive" "--phases fuzzing --max-examples $examples"; do
-    # shellcheck disable=SC2086
-    (cd "$work/$name" && "$venv/bin/st" "${common[@]}" $pass) || return 1
+  code=$(status_of "$base$probe" "$token")
+  [ "$code" = 200 ] || {
+    echo "FAILED as $who before the coverage pass: GET $probe with its token answered $code, not 200"
+    return 1
+  }
+  for pass in coverage fuzzing; do
+    local args=(--phases "$pass")
+    if [ "$pass" = coverage ]; then
+      args+=(--mode positive)
+      budget=$coverage_budget
+    else
+      args+=(--max-examples "$examples")
+      budget=$fuzzing_budget
+    fi
+    printf '\n--- the %s pass as %s (a budget of %s s)\n' "$pass" "$who" "$budget"
+    started=$SECONDS
+    status=0
+    # --foreground keeps schemathesis in this job's process group, which the cleanup stops.
+    (cd "$work/$name" && timeout --foreground -k 10 "$budget" "$venv/bin/st" "${common[@]}" "${args[@]}" </dev/null) ||
+      status=$?
+    case $status in
+      0) ;;
+      124 | 137)
+        echo "FAILED as $who in the $pass pass: it ran out of its $budget s budget (ST_COVERAGE_BUDGET, ST_FUZZING_BUDGET)"
+        return 1
+        ;;
+      *)
+        echo "FAILED as $who in the $pass pass: schemathesis exited $status (its report above)"
+        return 1
+        ;;
+    esac
+    code=$(status_of "$base$probe" "$token")
+    [ "$code" = 200 ] || {
+      echo "FAILED as $who after the $pass pass: GET $probe with its token answered $code, not 200 (the pass may have run unauthenticated)"
+      return 1
+    }
+    echo "the $pass pass as $who passed in $((SECONDS - started)) s; GET $probe still answers 200"
   done
+  echo "passed as $who"
 }
 
 # The user's server: a template on the test image (network none) and a user allowed it, who
@@ -146,15 +259,21 @@ serve admin
 admin_url=$url
 admin_token=$(admin_login)
 
-fuzz user "$user_url" "$user_token" >"$work/user.out" 2>&1 &
-user_run=$!
-fuzz admin "$admin_url" "$admin_token" >"$work/admin.out" 2>&1 &
-admin_run=$!
+# Each fuzz job leads a process group of its own (job control on while they start), so the
+# cleanup stops it with everything it started, also on Ctrl-C or TERM.
+set -m
+fuzz user "$user_url" "$user_token" /api/v1/workspaces "the user ann" >"$work/user.out" 2>&1 &
+runs+=("$!")
+fuzz admin "$admin_url" "$admin_token" /api/v1/users "the admin" >"$work/admin.out" 2>&1 &
+runs+=("$!")
+set +m
 status=0
-wait "$user_run" || status=1
-wait "$admin_run" || status=1
+wait "${runs[0]}" || status=1
+wait "${runs[1]}" || status=1
+runs=()
 printf '\n==> schemathesis as the user ann\n'
 cat "$work/user.out"
 printf '\n==> schemathesis as the admin\n'
 cat "$work/admin.out"
+printf '\n==> schemathesis: %s; %s\n' "$(tail -n1 "$work/user.out")" "$(tail -n1 "$work/admin.out")"
 exit "$status"
