@@ -1189,3 +1189,30 @@ async fn every_html_page_is_sent_with_no_store() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_form_posted_to_a_malformed_id_is_answered_with_an_html_page() {
+    let server = server().await;
+    let admin = login(&server, "admin", &server.admin_password, "").await;
+    let body = format!("_csrf={}", admin.csrf);
+    for path in [
+        "/workspaces/not-an-id/stop",
+        "/workspaces/not-an-id/delete",
+        "/admin/workspaces/not-an-id/stop",
+        "/admin/recordings/not-an-id/delete",
+        "/admin/templates/%FF/delete",
+    ] {
+        let answer = send(&server, "POST", path, &admin.cookie, Some(&body), &[]).await;
+        assert_eq!(answer.status, 400, "{path}: {}", answer.body);
+        assert!(
+            header(&answer, "content-type").is_some_and(|t| t.starts_with("text/html")),
+            "{path}: {}",
+            answer.head
+        );
+        assert!(
+            answer.body.contains("<h1>Error 400</h1>"),
+            "{path}: {}",
+            answer.body
+        );
+    }
+}

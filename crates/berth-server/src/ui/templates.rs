@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::{AdminViewer, CsrfForm, Form, Nav, api_error_page, error_page, field_errors, render};
 use crate::auth::ClientIp;
 use crate::error::ApiError;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, PagePath, Path};
 use crate::state::AppState;
 
 /// Text fields, as (name, label, help).
@@ -418,7 +418,7 @@ pub(crate) async fn new(State(state): State<AppState>, viewer: AdminViewer) -> R
 pub(crate) async fn edit(
     State(state): State<AppState>,
     viewer: AdminViewer,
-    Path(name): Path<String>,
+    PagePath(name): PagePath<String>,
 ) -> Response {
     let config = state.config.current();
     let Some(template) = config.template(&name) else {
@@ -447,7 +447,7 @@ pub(crate) async fn create(
 pub(crate) async fn update(
     State(state): State<AppState>,
     ip: ClientIp,
-    Path(name): Path<String>,
+    PagePath(name): PagePath<String>,
     CsrfForm(viewer, form): CsrfForm<AdminViewer>,
 ) -> Response {
     save(state, viewer, ip, Some(name), form).await
@@ -498,7 +498,7 @@ async fn save(
 pub(crate) async fn delete(
     State(state): State<AppState>,
     ip: ClientIp,
-    Path(name): Path<String>,
+    PagePath(name): PagePath<String>,
     CsrfForm(viewer, _form): CsrfForm<AdminViewer>,
 ) -> Response {
     match crate::templates::delete(State(state.clone()), viewer.0.admin(), ip, Path(name)).await {
