@@ -12,6 +12,9 @@ use berth_core::WorkspaceError;
 use berth_types::api::{ErrorBody, ErrorDetail};
 use serde_json::{Value, json};
 
+/// The code of a change refused because the configuration files on disk are invalid.
+const CONFIG_INVALID_ON_DISK: &str = "config_invalid_on_disk";
+
 /// A failed request, answered as `{"error": {"code", "message", "details"}}` with its status.
 #[derive(Debug)]
 pub struct ApiError {
@@ -53,6 +56,21 @@ impl ApiError {
     pub(crate) fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
         self
+    }
+
+    /// This error as `caller` may see it. The errors of invalid configuration files on disk
+    /// (their files, lines and messages, which quote every user and template) are for admins;
+    /// a user, whose own change (a client token) found them, gets the code and a generic
+    /// message.
+    pub(crate) fn seen_by(self, caller: &crate::auth::Caller) -> Self {
+        if caller.is_admin() || self.code != CONFIG_INVALID_ON_DISK {
+            return self;
+        }
+        Self::conflict(
+            CONFIG_INVALID_ON_DISK,
+            "the configuration files on disk are invalid: nothing can be changed until an \
+             admin fixes them",
+        )
     }
 
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
@@ -167,7 +185,7 @@ impl From<berth_config::StoreError> for ApiError {
             ))
             .with_details(config_errors(&errors)),
             E::InvalidOnDisk(errors) => Self::conflict(
-                "config_invalid_on_disk",
+                CONFIG_INVALID_ON_DISK,
                 "the configuration files on disk are invalid; fix them first",
             )
             .with_details(config_errors(&errors)),

@@ -96,14 +96,22 @@ pub(crate) async fn guard(
     let (class, key, per_minute) = {
         let security = &config.main.security;
         match (route.limit, &authentication) {
-            (Limit::Login, _) => (Class::Login, Key::Ip(ip), security.login_rate_per_minute),
+            (Limit::Login, _) => (
+                Class::Login,
+                Key::Address(ClientIp(ip).block()),
+                security.login_rate_per_minute,
+            ),
             (Limit::Ping, Authentication::Caller(c)) => {
                 (Class::Ping, c.limit_key(), security.ping_rate_per_minute)
             }
             (_, Authentication::Caller(c)) => {
                 (Class::Api, c.limit_key(), security.api_rate_per_minute)
             }
-            _ => (Class::Api, Key::Ip(ip), security.api_rate_per_minute),
+            _ => (
+                Class::Api,
+                Key::Address(ClientIp(ip).block()),
+                security.api_rate_per_minute,
+            ),
         }
     };
     drop(config);

@@ -4,14 +4,15 @@
 //! its per-minute rate and then proceeds at rate/60 per second. Authenticated requests are
 //! counted per client token or per logged-in user, so many people behind one NAT address do
 //! not share a budget; requests without valid credentials, and logins, are counted per
-//! address. Limits are read from main.yaml at every request, so a reload applies at once.
+//! address, an IPv6 address with the rest of its /64 ([`AddressBlock`]). Limits are read from main.yaml at every request, so a reload applies at once.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use berth_types::{ClientId, Username};
+
+use crate::auth::AddressBlock;
 
 /// Which limit a request counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,7 +28,7 @@ pub(crate) enum Class {
 /// Whose budget a request spends.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Key {
-    Ip(IpAddr),
+    Address(AddressBlock),
     User(Username),
     Client(ClientId),
 }
@@ -116,12 +117,34 @@ fn prune(buckets: &mut HashMap<(Class, Key), Bucket>, now: Instant) {
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
 
     use super::*;
 
     fn ip(last: u8) -> Key {
-        Key::Ip(IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)))
+        Key::Address(AddressBlock::of(IpAddr::V4(Ipv4Addr::new(10, 0, 0, last))))
+    }
+
+    #[test]
+    fn the_addresses_of_an_ipv6_64_share_a_budget() {
+        let limits = RateLimits::default();
+        let start = Instant::now();
+        let v6 = |t: &str| Key::Address(AddressBlock::of(t.parse().unwrap()));
+        for last in 1..=3 {
+            let key = v6(&format!("2001:db8:1:2::{last}"));
+            assert!(limits.take_at(Class::Login, key, 3, start).is_ok());
+        }
+        assert!(
+            limits
+                .take_at(Class::Login, v6("2001:db8:1:2:ffff::1"), 3, start)
+                .is_err()
+        );
+        assert!(
+            limits
+                .take_at(Class::Login, v6("2001:db8:1:3::1"), 3, start)
+                .is_ok(),
+            "the next /64 is another client"
+        );
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub(crate) struct Shared {
     pub(crate) password_slots: Semaphore,
     /// Login attempts for one account, one at a time (see `auth::lockout`).
     pub(crate) login_queue: crate::auth::AccountQueue,
+    /// The throttled accounts' last reported delay periods (see `auth::lockout`).
+    pub(crate) throttle_reports: crate::auth::ThrottleReports,
     /// Serializes configuration writes with the reload that follows each, so a slow reload
     /// never swaps in a configuration older than one already in force.
     pub(crate) config_writes: Mutex<()>,
@@ -115,12 +117,29 @@ impl AppState {
                 cpu: Mutex::new(None),
                 password_slots: Semaphore::new(PASSWORD_SLOTS),
                 login_queue: crate::auth::AccountQueue::default(),
+                throttle_reports: crate::auth::ThrottleReports::default(),
                 config_writes: Mutex::new(()),
                 openapi: OnceLock::new(),
                 live: crate::terminal::Live::default(),
                 sessions: crate::auth::session::Sessions::with_clock(jwt.clone(), clock),
             }),
         }
+    }
+
+    /// Takes the turn of `username` in the login queue, as an admitted login attempt does from
+    /// its second look at the verdict to the record of its outcome, and keeps it until the
+    /// guard is dropped; `None` if it did not come within the queue's deadline. Tests hold it
+    /// to show what does and does not wait for it.
+    #[doc(hidden)]
+    pub async fn hold_login_turn(
+        &self,
+        username: &str,
+    ) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        self.shared
+            .login_queue
+            .enter(username, crate::auth::LOGIN_QUEUE_DEADLINE)
+            .await
+            .ok()
     }
 
     /// Writes buffered client pings and web-session changes to the database.

@@ -655,6 +655,101 @@ async fn a_hostile_image_or_shell_is_shown_beside_its_field() {
         "{}",
         page.body
     );
+
+    // An argument with spaces: the field is a JSON array, shown as one and saved back as it
+    // was, however often the page is saved.
+    let tmux = ["/bin/bash", "-c", "exec tmux new -A"];
+    let mut typed = serde_json::to_string(&tmux).unwrap();
+    for round in 0..2 {
+        let body = format!(
+            "_csrf={}&name=tmux&image=debian%3A12&shell={}&network=none&persist=optional",
+            admin.csrf,
+            encode(&typed)
+        );
+        // Added, then saved again from its edit page.
+        let path = if round == 0 {
+            "/admin/templates"
+        } else {
+            "/admin/templates/tmux"
+        };
+        let answer = send(&server, "POST", path, &admin.cookie, Some(&body), &[]).await;
+        assert!(answer.status < 400, "{typed}: {}", answer.body);
+        let saved = server
+            .state
+            .config
+            .current()
+            .template("tmux")
+            .unwrap()
+            .shell
+            .clone();
+        assert_eq!(saved.argv(), tmux, "round {round}");
+        let page = send(
+            &server,
+            "GET",
+            "/admin/templates/tmux",
+            &admin.cookie,
+            None,
+            &[],
+        )
+        .await;
+        typed = shown_value(&page.body, "shell");
+        assert_eq!(
+            serde_json::from_str::<Vec<String>>(&typed).unwrap(),
+            tmux,
+            "{typed}"
+        );
+    }
+    // A value that starts with `[` but is no JSON array of strings is an error at the field,
+    // shown again as typed.
+    for typed in ["[/bin/bash, -c]", "[\"/bin/bash\", 1]"] {
+        let body = format!(
+            "_csrf={}&name=broken&image=debian%3A12&shell={}&network=none&persist=optional",
+            admin.csrf,
+            encode(typed)
+        );
+        let answer = send(
+            &server,
+            "POST",
+            "/admin/templates",
+            &admin.cookie,
+            Some(&body),
+            &[],
+        )
+        .await;
+        assert_eq!(answer.status, 422, "{typed}: {}", answer.body);
+        assert!(
+            answer
+                .body
+                .contains("class=\"field-error\" data-field=\"shell\""),
+            "{typed}: {}",
+            answer.body
+        );
+        assert!(
+            answer.body.contains("JSON array of strings"),
+            "{}",
+            answer.body
+        );
+        assert_eq!(shown_value(&answer.body, "shell"), typed);
+    }
+    assert!(server.state.config.current().template("broken").is_none());
+}
+
+/// The value of the input named `name` on a page, its HTML escapes undone.
+fn shown_value(page: &str, name: &str) -> String {
+    let start = page
+        .find(&format!("name=\"{name}\""))
+        .unwrap_or_else(|| panic!("no {name} input: {page}"));
+    let input = &page[start..];
+    let value = &input[input.find("value=\"").unwrap() + 7..];
+    let value = &value[..value.find('"').unwrap()];
+    value
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&#x22;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 #[tokio::test]
@@ -1091,6 +1186,33 @@ async fn every_html_page_is_sent_with_no_store() {
         assert!(
             html.contains(&must),
             "{must} was not an HTML page: {html:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_form_posted_to_a_malformed_id_is_answered_with_an_html_page() {
+    let server = server().await;
+    let admin = login(&server, "admin", &server.admin_password, "").await;
+    let body = format!("_csrf={}", admin.csrf);
+    for path in [
+        "/workspaces/not-an-id/stop",
+        "/workspaces/not-an-id/delete",
+        "/admin/workspaces/not-an-id/stop",
+        "/admin/recordings/not-an-id/delete",
+        "/admin/templates/%FF/delete",
+    ] {
+        let answer = send(&server, "POST", path, &admin.cookie, Some(&body), &[]).await;
+        assert_eq!(answer.status, 400, "{path}: {}", answer.body);
+        assert!(
+            header(&answer, "content-type").is_some_and(|t| t.starts_with("text/html")),
+            "{path}: {}",
+            answer.head
+        );
+        assert!(
+            answer.body.contains("<h1>Error 400</h1>"),
+            "{path}: {}",
+            answer.body
         );
     }
 }

@@ -19,7 +19,9 @@ const MAX_LOGIN_USERNAME: usize = 256;
 #[async_trait]
 pub trait LoginStore: Send + Sync + fmt::Debug {
     /// Records a login attempt. `username` is what was typed (it may name no user); at most
-    /// 256 bytes, else [`StoreError::InvalidInput`].
+    /// 256 bytes, else [`StoreError::InvalidInput`]. `ip` is the client as the server counts
+    /// it (the server passes an IPv6 client as the first address of its /64); it is kept and
+    /// matched as its text.
     async fn record_login_attempt(
         &self,
         username: &str,

@@ -20,18 +20,32 @@ use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 /// Usernames tracked before the entries nobody waits on are dropped.
 const QUEUE_PRUNE_AT: usize = 1024;
 
-/// Attempts for one account pass one at a time from the verdict through the password check to
-/// the record of the outcome, so a burst of parallel guesses cannot all be admitted on the same
-/// count: each sees the failures of the ones before it. A refused attempt checks no password,
-/// so it leaves the queue at once.
+/// How long an admitted attempt waits for its account's turn before it is answered 429
+/// `login_busy`.
+pub(crate) const QUEUE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Attempts for one account pass one at a time from a second look at the verdict through the
+/// password check to the record of the outcome, so a burst of parallel guesses cannot all be
+/// admitted on the same count: each sees the failures of the ones before it. Only attempts the
+/// verdict admitted queue: a refused one is answered without waiting for (or holding up)
+/// anyone, so a flood of refused guesses does not delay the owner. The wait has a deadline.
 #[derive(Debug, Default)]
 pub(crate) struct AccountQueue {
     accounts: Mutex<HashMap<String, Weak<AsyncMutex<()>>>>,
 }
 
+/// The turn of an account did not come before the deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QueueBusy;
+
 impl AccountQueue {
-    /// Waits for the turn of `username` (what was typed, whether or not it names an account).
-    pub(crate) async fn enter(&self, username: &str) -> OwnedMutexGuard<()> {
+    /// Waits up to `deadline` for the turn of `username` (what was typed, whether or not it
+    /// names an account).
+    pub(crate) async fn enter(
+        &self,
+        username: &str,
+        deadline: Duration,
+    ) -> Result<OwnedMutexGuard<()>, QueueBusy> {
         let lock = {
             let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
             if accounts.len() >= QUEUE_PRUNE_AT {
@@ -46,7 +60,60 @@ impl AccountQueue {
                 }
             }
         };
-        lock.lock_owned().await
+        tokio::time::timeout(deadline, lock.lock_owned())
+            .await
+            .map_err(|_| QueueBusy)
+    }
+}
+
+/// Accounts whose throttling was last reported (logged and audited), and for which delay
+/// period. A throttled account refuses every attempt of a period; one report per period says
+/// so, so a flood of refused guesses cannot flood the audit log.
+#[derive(Debug, Default)]
+pub(crate) struct ThrottleReports {
+    /// The period last reported per account, and when it ends.
+    reported: Mutex<HashMap<String, (Period, OffsetDateTime)>>,
+}
+
+/// One delay period of a throttled account: it starts at each admitted failure (which also
+/// changes the count) and lasts the delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Period {
+    failures: u32,
+    last_failure: OffsetDateTime,
+}
+
+impl Period {
+    /// The period a throttled attempt falls in, if the pressure throttles at all.
+    pub(crate) fn of(pressure: &LoginPressure) -> Option<Self> {
+        Some(Self {
+            failures: pressure.account_failures,
+            last_failure: pressure.last_failure?,
+        })
+    }
+}
+
+impl ThrottleReports {
+    /// Whether a throttled attempt for `username` in `period` (ending at `ends`) is the first
+    /// of its period here, and so is to be reported; `now` prunes ended periods.
+    pub(crate) fn first_of(
+        &self,
+        username: &str,
+        period: Period,
+        ends: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> bool {
+        let mut reported = self.reported.lock().unwrap_or_else(PoisonError::into_inner);
+        if reported.len() >= QUEUE_PRUNE_AT {
+            reported.retain(|_, (_, until)| *until > now);
+        }
+        match reported.get(username) {
+            Some((last, _)) if *last == period => false,
+            _ => {
+                reported.insert(username.to_owned(), (period, ends));
+                true
+            }
+        }
     }
 }
 
@@ -111,13 +178,13 @@ mod tests {
     #[tokio::test]
     async fn one_attempt_per_account_at_a_time() {
         let queue = Arc::new(AccountQueue::default());
-        let first = queue.enter("alice").await;
+        let first = queue.enter("alice", QUEUE_DEADLINE).await.unwrap();
         // Another account is not held up.
-        let bob = queue.enter("bob").await;
+        let bob = queue.enter("bob", QUEUE_DEADLINE).await.unwrap();
         drop(bob);
         let waiting = tokio::spawn({
             let queue = queue.clone();
-            async move { drop(queue.enter("alice").await) }
+            async move { drop(queue.enter("alice", QUEUE_DEADLINE).await.unwrap()) }
         });
         tokio::task::yield_now().await;
         assert!(
@@ -128,10 +195,47 @@ mod tests {
         waiting.await.unwrap_or_else(|e| panic!("{e}"));
         // Entries nobody waits on are pruned once there are many.
         for i in 0..QUEUE_PRUNE_AT + 1 {
-            drop(queue.enter(&format!("user{i}")).await);
+            drop(queue.enter(&format!("user{i}"), QUEUE_DEADLINE).await);
         }
         let tracked = queue
             .accounts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        assert!(tracked < 10, "{tracked} entries kept");
+    }
+
+    #[tokio::test]
+    async fn the_wait_for_a_turn_has_a_deadline() {
+        let queue = AccountQueue::default();
+        let _held = queue.enter("alice", QUEUE_DEADLINE).await.unwrap();
+        assert_eq!(
+            queue.enter("alice", Duration::from_millis(50)).await.err(),
+            Some(QueueBusy)
+        );
+    }
+
+    #[test]
+    fn a_throttle_is_reported_once_per_period() {
+        let reports = ThrottleReports::default();
+        let period = |failures, last| {
+            Period::of(&spread(failures, 3, last)).unwrap_or_else(|| panic!("a period"))
+        };
+        assert!(reports.first_of("alice", period(5, 100), at(101), at(100)));
+        assert!(!reports.first_of("alice", period(5, 100), at(101), at(100)));
+        // Another account has its own periods.
+        assert!(reports.first_of("bob", period(5, 100), at(101), at(100)));
+        // An admitted failure starts a new period, even within the same second.
+        assert!(reports.first_of("alice", period(6, 100), at(102), at(100)));
+        assert!(!reports.first_of("alice", period(6, 100), at(102), at(101)));
+        assert!(reports.first_of("alice", period(7, 102), at(106), at(102)));
+        // Ended periods are forgotten once there are many.
+        for i in 0..QUEUE_PRUNE_AT + 1 {
+            reports.first_of(&format!("user{i}"), period(5, 100), at(101), at(100));
+        }
+        reports.first_of("carol", period(5, 200), at(201), at(200));
+        let tracked = reports
+            .reported
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len();

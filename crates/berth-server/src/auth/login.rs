@@ -1,20 +1,22 @@
 //! `POST /api/v1/auth/login`: a password for a JWT, with lockout per address, throttling of
-//! spread guessing ([`super::lockout`]) and an audit entry for every attempt.
+//! spread guessing ([`super::lockout`]) and an audit entry for every attempt (a throttled
+//! account's refusals: one per delay period).
 
+use std::net::IpAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use berth_config::{Config, PasswordHash, Verification, hash_password, verify_password};
+use berth_config::{Config, PasswordHash, Security, Verification, hash_password, verify_password};
 use berth_core::AuditOutcome;
 use berth_types::UserId;
 use berth_types::api::{LoginRequest, LoginResponse, Secret};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::lockout::{self, Verdict};
-use super::{Claims, ClientIp};
+use super::lockout::{self, Period, Verdict};
+use super::{AddressBlock, Claims, ClientIp};
 use crate::error::ApiError;
 use crate::extract::Json;
 use crate::state::AppState;
@@ -63,76 +65,26 @@ pub(crate) async fn login(
         )));
     }
     let security = state.config.current().main.security.clone();
-    let denied = |reason: &str| {
-        AuditEvent::new(Actor::Anonymous, AuditAction::Login, typed.clone())
-            .from_ip(ip)
-            .outcome(AuditOutcome::Denied)
-            .details(json!({ "reason": reason }))
-    };
-
-    // One attempt per account at a time from here to the record of its outcome.
-    let _turn = state.shared.login_queue.enter(&typed).await;
-    // Attempts are counted on the installation's clock (tests move it); the token's lifetime
-    // on the system's, as its checks are.
-    let now = state.workspaces.now();
-    let window = time::Duration::minutes(i64::from(security.lockout_minutes));
-    let known_since = now - time::Duration::days(lockout::KNOWN_ADDRESS_DAYS);
-    let pressure = state
-        .logins
-        .pressure(&typed, ip, now - window, known_since)
-        .await?;
-    match lockout::verdict(&pressure, security.lockout_attempts, now) {
-        Verdict::Admit => {}
-        Verdict::Locked => {
+    let block = ClientIp(ip).block();
+    // A refused attempt is answered at once: it never waits for the account's queue, nor holds
+    // up the admitted attempts (the owner's) in it.
+    admit(&state, &typed, ip, block, &security).await?;
+    // One admitted attempt per account at a time from here to the record of its outcome...
+    let _turn = state
+        .shared
+        .login_queue
+        .enter(&typed, lockout::QUEUE_DEADLINE)
+        .await
+        .map_err(|_| {
             state.shared.metrics.login_failed();
-            denied("account locked for this address")
-                .record_to(&state.audit)
-                .await;
-            return Err(ApiError::too_many(
-                "account_locked",
-                format!(
-                    "{} failed logins from your address: this account is locked for logins \
-                     from it for {} minute(s) after the last one",
-                    pressure.address_failures, security.lockout_minutes
-                ),
-                Duration::from_secs(u64::from(security.lockout_minutes) * 60),
-            ));
-        }
-        Verdict::Throttled { wait, delay } => {
-            state.shared.metrics.login_failed();
-            tracing::warn!(
-                username = %typed,
-                %ip,
-                failures = pressure.account_failures,
-                addresses = pressure.failing_addresses,
-                delay_seconds = delay.as_secs(),
-                "login throttled: failed logins for this account from many addresses"
-            );
-            AuditEvent::new(Actor::Anonymous, AuditAction::Login, typed.clone())
-                .from_ip(ip)
-                .outcome(AuditOutcome::Denied)
-                .details(json!({
-                    "reason": "login throttled",
-                    "failures": pressure.account_failures,
-                    "addresses": pressure.failing_addresses,
-                    "delay_seconds": delay.as_secs(),
-                }))
-                .record_to(&state.audit)
-                .await;
-            return Err(ApiError::too_many(
-                "login_throttled",
-                format!(
-                    "{} failed logins for this account from {} addresses in {} minute(s): it \
-                     takes one attempt every {} second(s); retry later",
-                    pressure.account_failures,
-                    pressure.failing_addresses,
-                    security.lockout_minutes,
-                    delay.as_secs()
-                ),
-                wait,
-            ));
-        }
-    }
+            ApiError::too_many(
+                "login_busy",
+                "too many logins for this account are waiting; retry later",
+                lockout::QUEUE_DEADLINE,
+            )
+        })?;
+    // ...which looks again: the attempts before it in the queue may have changed the verdict.
+    let now = admit(&state, &typed, ip, block, &security).await?;
 
     let account = Account::find(&state.config.current(), &typed);
     let verification = verify(
@@ -144,11 +96,15 @@ pub(crate) async fn login(
     let account = match (account, verification) {
         (Some(account), Verification::Valid | Verification::ValidNeedsUpgrade) => account,
         _ => {
-            state.logins.record(&typed, ip, false, now).await?;
+            state.logins.record(&typed, block.ip(), false, now).await?;
             state.shared.metrics.login_failed();
-            denied("wrong username or password")
-                .record_to(&state.audit)
-                .await;
+            denied(
+                &typed,
+                ip,
+                json!({ "reason": "wrong username or password" }),
+            )
+            .record_to(&state.audit)
+            .await;
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_credentials",
@@ -156,7 +112,7 @@ pub(crate) async fn login(
             ));
         }
     };
-    state.logins.record(&typed, ip, true, now).await?;
+    state.logins.record(&typed, block.ip(), true, now).await?;
     let mut hash = account.hash.clone();
     if verification == Verification::ValidNeedsUpgrade {
         match upgrade(&state, &account, &body.password).await {
@@ -182,6 +138,101 @@ pub(crate) async fn login(
         token: Secret::new(token),
         expires_at: OffsetDateTime::from_unix_timestamp(claims.exp).unwrap_or(issued),
     }))
+}
+
+/// An anonymous, denied login attempt for the audit log, from the full address.
+fn denied(typed: &str, ip: IpAddr, details: serde_json::Value) -> AuditEvent {
+    AuditEvent::new(Actor::Anonymous, AuditAction::Login, typed.to_owned())
+        .from_ip(ip)
+        .outcome(AuditOutcome::Denied)
+        .details(details)
+}
+
+/// The verdict on an attempt for `typed` from `ip` (in `block`) now: `Ok` with the time it was
+/// taken at to check the password, or the refusal (audited: a lock each time, a throttle once
+/// per delay period of the account, [`lockout::ThrottleReports`]).
+async fn admit(
+    state: &AppState,
+    typed: &str,
+    ip: IpAddr,
+    block: AddressBlock,
+    security: &Security,
+) -> Result<OffsetDateTime, ApiError> {
+    // Attempts are counted on the installation's clock (tests move it); the token's lifetime
+    // on the system's, as its checks are.
+    let now = state.workspaces.now();
+    let window = time::Duration::minutes(i64::from(security.lockout_minutes));
+    let known_since = now - time::Duration::days(lockout::KNOWN_ADDRESS_DAYS);
+    let pressure = state
+        .logins
+        .pressure(typed, block.ip(), now - window, known_since)
+        .await?;
+    match lockout::verdict(&pressure, security.lockout_attempts, now) {
+        Verdict::Admit => Ok(now),
+        Verdict::Locked => {
+            state.shared.metrics.login_failed();
+            denied(
+                typed,
+                ip,
+                json!({ "reason": "account locked for this address" }),
+            )
+            .record_to(&state.audit)
+            .await;
+            Err(ApiError::too_many(
+                "account_locked",
+                format!(
+                    "{} failed logins from your address: this account is locked for logins \
+                     from it for {} minute(s) after the last one",
+                    pressure.address_failures, security.lockout_minutes
+                ),
+                Duration::from_secs(u64::from(security.lockout_minutes) * 60),
+            ))
+        }
+        Verdict::Throttled { wait, delay } => {
+            state.shared.metrics.login_failed();
+            let first = Period::of(&pressure).is_some_and(|period| {
+                state
+                    .shared
+                    .throttle_reports
+                    .first_of(typed, period, now + wait, now)
+            });
+            if first {
+                tracing::warn!(
+                    username = %typed,
+                    %ip,
+                    failures = pressure.account_failures,
+                    addresses = pressure.failing_addresses,
+                    delay_seconds = delay.as_secs(),
+                    "login throttled: failed logins for this account from many addresses \
+                     (further refusals until the next admitted attempt are not logged)"
+                );
+                denied(
+                    typed,
+                    ip,
+                    json!({
+                        "reason": "login throttled",
+                        "failures": pressure.account_failures,
+                        "addresses": pressure.failing_addresses,
+                        "delay_seconds": delay.as_secs(),
+                    }),
+                )
+                .record_to(&state.audit)
+                .await;
+            }
+            Err(ApiError::too_many(
+                "login_throttled",
+                format!(
+                    "{} failed logins for this account from {} addresses in {} minute(s): it \
+                     takes one attempt every {} second(s); retry later",
+                    pressure.account_failures,
+                    pressure.failing_addresses,
+                    security.lockout_minutes,
+                    delay.as_secs()
+                ),
+                wait,
+            ))
+        }
+    }
 }
 
 /// Checks `password` against `hash` off the async threads, a few at a time. Without an

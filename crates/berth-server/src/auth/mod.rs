@@ -16,7 +16,9 @@ mod clients;
 mod jwt;
 mod lockout;
 
-pub(crate) use lockout::{AccountQueue, KNOWN_ADDRESS_DAYS};
+pub(crate) use lockout::{
+    AccountQueue, KNOWN_ADDRESS_DAYS, QUEUE_DEADLINE as LOGIN_QUEUE_DEADLINE, ThrottleReports,
+};
 pub(crate) mod login;
 pub(crate) mod session;
 pub(crate) mod tokens;
@@ -93,6 +95,37 @@ pub(crate) enum Authentication {
 /// The outermost layer (`ui::security::layer`) sets it for every request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ClientIp(pub IpAddr);
+
+impl ClientIp {
+    /// The addresses counted as this client's by the per-address rate limits and the login
+    /// lockout.
+    pub(crate) fn block(self) -> AddressBlock {
+        AddressBlock::of(self.0)
+    }
+}
+
+/// The addresses one client is taken to hold: an IPv4 address alone, an IPv6 address with the
+/// rest of its /64 (one subscriber's, who may use any address in it, so one budget and one
+/// lock for all of it). It is the /64's first address, so it is stored and shown as an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct AddressBlock(IpAddr);
+
+impl AddressBlock {
+    /// The block `ip` is in.
+    pub(crate) fn of(ip: IpAddr) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => Self(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => Self(IpAddr::V6(std::net::Ipv6Addr::from_bits(
+                v6.to_bits() & !u128::from(u64::MAX),
+            ))),
+        }
+    }
+
+    /// The block as an address (its first).
+    pub(crate) fn ip(self) -> IpAddr {
+        self.0
+    }
+}
 
 /// The client's address for a request from `peer`: `peer` itself unless it is a trusted
 /// proxy; then the rightmost `X-Forwarded-For` entry that is not a trusted proxy (each proxy
@@ -319,6 +352,19 @@ mod tests {
     use axum::http::HeaderValue;
 
     use super::*;
+
+    #[test]
+    fn an_ipv6_client_is_its_64_and_an_ipv4_client_its_address() {
+        let block = |t: &str| AddressBlock::of(t.parse().unwrap()).ip().to_string();
+        assert_eq!(block("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(block("2001:db8:1:2::1"), block("2001:db8:1:2:ffff::9"));
+        assert_ne!(block("2001:db8:1:2::1"), block("2001:db8:1:3::1"));
+        assert_eq!(block("::1"), "::");
+        assert_eq!(block("192.0.2.7"), "192.0.2.7");
+        assert_ne!(block("192.0.2.7"), block("192.0.2.8"));
+        // An IPv4 address written as IPv6 is that IPv4 address.
+        assert_eq!(block("::ffff:192.0.2.7"), "192.0.2.7");
+    }
 
     #[test]
     fn the_client_address_is_believed_from_trusted_proxies_only() {

@@ -63,7 +63,8 @@ pub(crate) async fn create(
     let label = body.label.clone();
     let token = state
         .change_config(move |store| store.issue_client_token(&username, label))
-        .await?;
+        .await
+        .map_err(|e| e.seen_by(&caller))?;
     AuditEvent::new(
         &caller.username,
         AuditAction::TokenCreate,
@@ -141,7 +142,8 @@ async fn revoke_of(
     let target = username.to_owned();
     state
         .change_config(move |store| store.revoke_client_token(&target, client))
-        .await?;
+        .await
+        .map_err(|e| e.seen_by(caller))?;
     AuditEvent::new(&caller.username, AuditAction::TokenRevoke, username)
         .from_ip(ip)
         .details(json!({ "client_id": client }))

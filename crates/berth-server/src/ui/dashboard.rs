@@ -21,7 +21,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{AdminViewer, CsrfForm, Nav, age, api_error_page, bytes, current_session, render};
 use crate::auth::ClientIp;
-use crate::extract::{Json, NoQuery, Path, Query};
+use crate::extract::{Json, NoQuery, PagePath, Path, Query};
 use crate::state::AppState;
 
 const TICK: Duration = Duration::from_secs(2);
@@ -188,7 +188,7 @@ pub(crate) async fn events(
 pub(crate) async fn stop(
     State(state): State<AppState>,
     ip: ClientIp,
-    Path(id): Path<WorkspaceId>,
+    PagePath(id): PagePath<WorkspaceId>,
     CsrfForm(viewer, _form): CsrfForm<AdminViewer>,
 ) -> Response {
     match crate::workspaces::stop(State(state), viewer.0.auth(), ip, Path(id)).await {

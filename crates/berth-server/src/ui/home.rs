@@ -16,7 +16,7 @@ use time::format_description::well_known::Rfc3339;
 use super::{CsrfForm, Nav, Viewer, age, api_error_page, paging, render};
 use crate::auth::ClientIp;
 use crate::error::ApiError;
-use crate::extract::{Json, NoQuery, Path, Query};
+use crate::extract::{Json, NoQuery, PagePath, Path, Query};
 use crate::state::AppState;
 
 /// A template the viewer may start, with the choices it allows.
@@ -229,7 +229,7 @@ pub(crate) async fn start(
 pub(crate) async fn stop(
     State(state): State<AppState>,
     ip: ClientIp,
-    Path(id): Path<WorkspaceId>,
+    PagePath(id): PagePath<WorkspaceId>,
     CsrfForm(viewer, _form): CsrfForm,
 ) -> Response {
     match crate::workspaces::stop(State(state.clone()), viewer.auth(), ip, Path(id)).await {
@@ -242,7 +242,7 @@ pub(crate) async fn stop(
 pub(crate) async fn delete(
     State(state): State<AppState>,
     ip: ClientIp,
-    Path(id): Path<WorkspaceId>,
+    PagePath(id): PagePath<WorkspaceId>,
     CsrfForm(viewer, _form): CsrfForm,
 ) -> Response {
     match crate::workspaces::delete(State(state.clone()), viewer.auth(), ip, Path(id)).await {

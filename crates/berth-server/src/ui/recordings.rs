@@ -13,7 +13,7 @@ use time::format_description::well_known::Rfc3339;
 use super::paging::{self, PageQuery, text};
 use super::{AdminViewer, CsrfForm, Nav, age, api_error_page, render};
 use crate::auth::ClientIp;
-use crate::extract::{Path, Query};
+use crate::extract::{PagePath, Path, Query};
 use crate::state::AppState;
 
 #[derive(Debug, Default, Deserialize)]
@@ -130,7 +130,7 @@ pub(crate) async fn page(
 pub(crate) async fn delete(
     State(state): State<AppState>,
     ip: ClientIp,
-    Path(id): Path<RecordingId>,
+    PagePath(id): PagePath<RecordingId>,
     CsrfForm(viewer, _form): CsrfForm<AdminViewer>,
 ) -> Response {
     match crate::terminal::recordings::delete(State(state), viewer.0.auth(), ip, Path(id)).await {

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::{AdminViewer, CsrfForm, Form, Nav, api_error_page, error_page, field_errors, render};
 use crate::auth::ClientIp;
 use crate::error::ApiError;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, PagePath, Path};
 use crate::state::AppState;
 
 /// Text fields, as (name, label, help).
@@ -24,7 +24,9 @@ const TEXT: &[(&str, &str, &str)] = &[
     (
         "shell",
         "Shell",
-        "an absolute path, then its arguments if any, separated by spaces (e.g. /bin/bash --norc); default /bin/bash",
+        "an absolute path, then its arguments if any, separated by spaces (e.g. /bin/bash --norc); \
+         if an argument has spaces, a JSON array of strings (e.g. [\"/bin/bash\", \"-c\", \"exec tmux new -A\"]); \
+         default /bin/bash",
     ),
     ("workdir", "Working directory", "absolute path"),
     ("user", "User", "name, uid or uid:gid"),
@@ -54,7 +56,8 @@ const FLAGS: &[(&str, &str)] = &[
 /// Fields edited as JSON.
 const STRUCTURED: &[&str] = &["command", "env", "volumes", "bind_mounts"];
 const LISTS: &[&str] = &["networks", "cap_add"];
-/// Fields whose words are separated by spaces: one word is a string, more a list.
+/// Fields whose words are separated by spaces (one word is a string, more a list), or, when a
+/// word has spaces of its own, written as a JSON array of strings.
 const WORDS: &[&str] = &["shell"];
 const NUMBERS: &[&str] = &["cpus", "pids_limit", "pool", "max_per_user"];
 
@@ -117,16 +120,42 @@ fn as_text(value: Option<&Value>) -> String {
     }
 }
 
-/// A string, or a list's items separated by spaces.
+/// A string, or a list's items separated by spaces; as a JSON array when that would not read
+/// back as the same words (a word with whitespace, an empty one, a first one starting with
+/// `[`). A string that starts with `[` is shown as it is: what was typed, shown again with
+/// its error.
 fn as_words(value: Option<&Value>) -> String {
-    match value {
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| as_text(Some(i)))
-            .collect::<Vec<_>>()
-            .join(" "),
-        other => as_text(other),
+    let words: Vec<String> = match value {
+        Some(Value::Array(items)) => items.iter().map(|i| as_text(Some(i))).collect(),
+        Some(Value::String(text)) if text.starts_with('[') => return text.clone(),
+        Some(Value::String(text)) => vec![text.clone()],
+        other => return as_text(other),
+    };
+    let splits_back = words
+        .iter()
+        .all(|w| !w.is_empty() && !w.contains(char::is_whitespace))
+        && !words.first().is_some_and(|w| w.starts_with('['));
+    if splits_back {
+        words.join(" ")
+    } else {
+        Value::from(words).to_string()
     }
+}
+
+/// A [`WORDS`] field as typed: words separated by spaces, or a JSON array of strings (a
+/// value starting with `[`); one word is a string, more a list.
+fn from_words(text: &str) -> Result<Value, String> {
+    let mut words: Vec<String> = if text.trim_start().starts_with('[') {
+        serde_json::from_str(text)
+            .map_err(|e| format!("starts with `[` but is not a JSON array of strings: {e}"))?
+    } else {
+        text.split_whitespace().map(str::to_owned).collect()
+    };
+    Ok(if words.len() == 1 {
+        Value::String(words.remove(0))
+    } else {
+        Value::from(words)
+    })
 }
 
 /// The page over a template as JSON (`values`), with errors from `error`.
@@ -236,14 +265,12 @@ fn values(form: &Form) -> Result<Map<String, Value>, (Map<String, Value>, ApiErr
             continue;
         }
         let value = if WORDS.contains(field) {
-            let mut words: Vec<Value> = text
-                .split_whitespace()
-                .map(|w| Value::String(w.to_owned()))
-                .collect();
-            if words.len() == 1 {
-                words.remove(0)
-            } else {
-                Value::Array(words)
+            match from_words(&text) {
+                Ok(value) => value,
+                Err(message) => {
+                    first_error.get_or_insert_with(|| invalid(field, message));
+                    Value::String(text)
+                }
             }
         } else if LISTS.contains(field) {
             Value::Array(
@@ -391,7 +418,7 @@ pub(crate) async fn new(State(state): State<AppState>, viewer: AdminViewer) -> R
 pub(crate) async fn edit(
     State(state): State<AppState>,
     viewer: AdminViewer,
-    Path(name): Path<String>,
+    PagePath(name): PagePath<String>,
 ) -> Response {
     let config = state.config.current();
     let Some(template) = config.template(&name) else {
@@ -420,7 +447,7 @@ pub(crate) async fn create(
 pub(crate) async fn update(
     State(state): State<AppState>,
     ip: ClientIp,
-    Path(name): Path<String>,
+    PagePath(name): PagePath<String>,
     CsrfForm(viewer, form): CsrfForm<AdminViewer>,
 ) -> Response {
     save(state, viewer, ip, Some(name), form).await
@@ -471,7 +498,7 @@ async fn save(
 pub(crate) async fn delete(
     State(state): State<AppState>,
     ip: ClientIp,
-    Path(name): Path<String>,
+    PagePath(name): PagePath<String>,
     CsrfForm(viewer, _form): CsrfForm<AdminViewer>,
 ) -> Response {
     match crate::templates::delete(State(state.clone()), viewer.0.admin(), ip, Path(name)).await {

@@ -624,3 +624,155 @@ async fn the_main_admin_cannot_be_locked_out_of_their_address_by_another() {
         .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
 }
+
+/// Logs in as `user` with `password`, as if from `forwarded_for` behind a proxy on this
+/// machine; the answer's status and error code.
+async fn login_via(
+    server: &TestServer,
+    user: &str,
+    password: &str,
+    forwarded_for: &str,
+) -> (u16, String) {
+    let body = json!({ "username": user, "password": password }).to_string();
+    let answer = server
+        .client()
+        .send(
+            "POST".parse().unwrap(),
+            "/api/v1/auth/login",
+            &[
+                ("content-type", "application/json"),
+                ("x-forwarded-for", forwarded_for),
+            ],
+            body,
+        )
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
+    (
+        answer.status,
+        json["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_addresses_of_an_ipv6_64_share_a_lock_and_a_login_budget() {
+    let server = TestServer::builder()
+        .template("base", "")
+        .user("alice", "alice-password", &["base"])
+        .security("trusted_proxies", "[127.0.0.1]")
+        .security("login_rate_per_minute", 100)
+        .start()
+        .await;
+    // Five failures from five addresses of one /64 are five from one client...
+    for last in 1..=5 {
+        let from = format!("2001:db8:1:2::{last}");
+        assert_eq!(
+            login_via(&server, "alice", "guess", &from).await,
+            (401, "invalid_credentials".to_owned()),
+            "{from}"
+        );
+    }
+    // ...which locks all of it out of the account, not throttles the account.
+    assert_eq!(
+        login_via(&server, "alice", "alice-password", "2001:db8:1:2:ffff::9").await,
+        (429, "account_locked".to_owned())
+    );
+    let answer = login_via(&server, "alice", "alice-password", "2001:db8:1:3::1").await;
+    assert_eq!(answer.0, 200, "the next /64 is another client: {answer:?}");
+    // The audit log keeps each full address.
+    let admin = server.admin().await;
+    let audit = admin
+        .query_table(&serde_json::from_value(json!({"table": "audit"})).unwrap())
+        .await
+        .unwrap();
+    let rows = serde_json::to_string(&audit).unwrap();
+    for address in ["2001:db8:1:2::3", "2001:db8:1:2:ffff::9", "2001:db8:1:3::1"] {
+        assert!(rows.contains(address), "{address}: {rows}");
+    }
+
+    // One login budget per /64.
+    let limited = TestServer::builder()
+        .security("trusted_proxies", "[127.0.0.1]")
+        .security("login_rate_per_minute", 2)
+        .start()
+        .await;
+    for from in ["2001:db8:9:9::1", "2001:db8:9:9::2"] {
+        assert_eq!(login_via(&limited, "admin", "guess", from).await.0, 401);
+    }
+    assert_eq!(
+        login_via(&limited, "admin", "guess", "2001:db8:9:9:ffff::1").await,
+        (429, "rate_limited".to_owned())
+    );
+    assert_eq!(
+        login_via(&limited, "admin", "guess", "2001:db8:9:a::1")
+            .await
+            .0,
+        401
+    );
+}
+
+#[tokio::test]
+async fn refused_guesses_never_queue_so_the_owner_gets_through_a_flood() {
+    let server = lab().await;
+    let home = address(3);
+    let answer = server.login_from(home, "alice", "alice-password").await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    for last in 10..15 {
+        let answer = server.login_from(address(last), "alice", "guess").await;
+        assert_eq!(outcome(&answer).1, "invalid_credentials", "{}", answer.body);
+    }
+    // An admitted attempt holds the account's queue (as one does while its password is
+    // checked). The flood of throttled guesses is answered all the same, without waiting
+    // for it; the owner, in flight meanwhile, is admitted and gets their turn.
+    let turn = server.state.hold_login_turn("alice").await.unwrap();
+    let flood = (40..80u8).map(|last| {
+        let server = &server;
+        async move { outcome(&server.login_from(address(last), "alice", "guess").await) }
+    });
+    let flood_then_release = async {
+        let codes = futures_util::future::join_all(flood).await;
+        drop(turn);
+        codes
+    };
+    let (owner, codes) = tokio::join!(
+        server.login_from(home, "alice", "alice-password"),
+        flood_then_release
+    );
+    assert!(
+        codes
+            .iter()
+            .all(|(status, code, _)| *status == 429 && code == "login_throttled"),
+        "{codes:?}"
+    );
+    assert_eq!(owner.status, 200, "{}", owner.body);
+
+    // Forty refusals in one delay period are one audit entry (and one warning).
+    let admin = server.admin().await;
+    let audit = admin
+        .query_table(&TableQuery {
+            table: "audit".into(),
+            filters: vec![TableFilter {
+                column: "action".into(),
+                op: FilterOp::Eq,
+                value: json!("auth.login"),
+            }],
+            ..TableQuery::default()
+        })
+        .await
+        .unwrap();
+    let throttles = audit
+        .rows
+        .iter()
+        .filter(|r| r["details"]["reason"] == "login throttled")
+        .count();
+    assert_eq!(throttles, 1, "{:?}", audit.rows);
+    // The refusals are counted all the same.
+    let metrics = server.client().metrics().await.unwrap();
+    assert!(
+        metrics.contains("berth_login_failures_total 45"),
+        "{metrics}"
+    );
+}

@@ -211,3 +211,47 @@ async fn a_fifo_in_users_d_neither_hangs_a_reload_nor_a_change() {
     );
     promptly("a login", server.login("alice", "alice-password")).await;
 }
+
+#[tokio::test]
+async fn a_user_is_told_the_files_on_disk_are_invalid_but_not_what_they_say() {
+    let server = TestServer::builder()
+        .template("base", "")
+        .user("alice", "alice-password", &["base"])
+        .admin_user("root", "root-password")
+        .start()
+        .await;
+    let alice = server.login("alice", "alice-password").await;
+    let kept = alice.create_token(Some("laptop")).await.unwrap();
+    let root = server.login("root", "root-password").await;
+    // A hand edit breaks users.yaml with a line that names something of someone else's.
+    let users_yaml = server.config_dir().join("users.yaml");
+    let mut text = std::fs::read_to_string(&users_yaml).unwrap();
+    text.push_str("bob_secret_plans: 1\n");
+    std::fs::write(&users_yaml, text).unwrap();
+    server.state.config.reload().unwrap_err();
+
+    // Both user routes that write users.yaml: the code and a generic message, nothing more.
+    let created = assert_api_error(
+        alice.create_token(None).await,
+        409,
+        "config_invalid_on_disk",
+    );
+    let revoked = assert_api_error(
+        alice.revoke_token(kept.client_id).await,
+        409,
+        "config_invalid_on_disk",
+    );
+    for failure in [created, revoked] {
+        assert!(failure.details.is_none(), "{failure:?}");
+        assert!(failure.message.contains("an admin"), "{failure:?}");
+        assert!(
+            !format!("{failure:?}").contains("bob_secret"),
+            "{failure:?}"
+        );
+    }
+    // An admin on the same route sees where and what.
+    let failure = assert_api_error(root.create_token(None).await, 409, "config_invalid_on_disk");
+    let errors = &failure.details.unwrap()["errors"];
+    assert_eq!(errors[0]["file"], "users.yaml", "{errors}");
+    assert!(errors.to_string().contains("bob_secret_plans"), "{errors}");
+}

@@ -12,6 +12,7 @@ use crate::support::TestDb;
 stories!(
     failures_count_per_address_and_per_account,
     known_addresses_and_pruning,
+    ipv6_addresses_are_told_apart_and_matched_as_text,
 );
 
 fn ip(last: u8) -> IpAddr {
@@ -166,4 +167,54 @@ async fn known_addresses_and_pruning(db: &TestDb) {
             .unwrap(),
         0
     );
+}
+
+/// The server records an IPv6 client as the first address of its /64; the store matches the
+/// text exactly, on every backend.
+async fn ipv6_addresses_are_told_apart_and_matched_as_text(db: &TestDb) {
+    let store = &db.store;
+    let v6 = |t: &str| t.parse::<IpAddr>().unwrap();
+    let (block, next, home) = (
+        v6("2001:db8:1:2::"),
+        v6("2001:db8:1:3::"),
+        v6("2001:db8:ffff::"),
+    );
+    for i in 0..3 {
+        store
+            .record_login_attempt("alice", block, false, at(i))
+            .await
+            .unwrap();
+    }
+    store
+        .record_login_attempt("alice", next, false, at(5))
+        .await
+        .unwrap();
+    store
+        .record_login_attempt("alice", home, true, at(-86_400))
+        .await
+        .unwrap();
+    let pressure = |from: IpAddr| async move {
+        store
+            .login_pressure("alice", from, at(-300), at(-30 * 86_400))
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        pressure(block).await,
+        LoginPressure {
+            address_failures: 3,
+            account_failures: 4,
+            failing_addresses: 2,
+            last_failure: Some(at(5)),
+            known_address: false,
+        }
+    );
+    assert_eq!(pressure(next).await.address_failures, 1);
+    let from_home = pressure(home).await;
+    assert_eq!(
+        (from_home.address_failures, from_home.known_address),
+        (0, true)
+    );
+    // A full address in a recorded block is another text: the server groups before asking.
+    assert_eq!(pressure(v6("2001:db8:1:2::1")).await.address_failures, 0);
 }
