@@ -1201,6 +1201,8 @@ async fn a_form_posted_to_a_malformed_id_is_answered_with_an_html_page() {
         "/admin/workspaces/not-an-id/stop",
         "/admin/recordings/not-an-id/delete",
         "/admin/templates/%FF/delete",
+        "/admin/users/%FF/delete",
+        "/admin/users/%FF/token",
     ] {
         let answer = send(&server, "POST", path, &admin.cookie, Some(&body), &[]).await;
         assert_eq!(answer.status, 400, "{path}: {}", answer.body);

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::{AdminViewer, CsrfForm, Form, Nav, api_error_page, error_page, field_errors, render};
 use crate::auth::ClientIp;
 use crate::error::ApiError;
-use crate::extract::{Json, OptionalJson, Path, Query};
+use crate::extract::{Json, OptionalJson, PagePath, Path, Query};
 use crate::state::AppState;
 
 #[derive(Debug, Default, Deserialize)]
@@ -179,7 +179,7 @@ pub(crate) async fn new(State(state): State<AppState>, viewer: AdminViewer) -> R
 pub(crate) async fn edit(
     State(state): State<AppState>,
     viewer: AdminViewer,
-    Path(name): Path<String>,
+    PagePath(name): PagePath<String>,
 ) -> Response {
     let config = state.config.current();
     let Some(user) = config.user(&name) else {
@@ -278,7 +278,7 @@ pub(crate) async fn create(
 pub(crate) async fn update(
     State(state): State<AppState>,
     ip: ClientIp,
-    Path(name): Path<String>,
+    PagePath(name): PagePath<String>,
     CsrfForm(viewer, form): CsrfForm<AdminViewer>,
 ) -> Response {
     let mut body = match body(&form) {
@@ -313,7 +313,7 @@ pub(crate) async fn update(
 pub(crate) async fn delete(
     State(state): State<AppState>,
     ip: ClientIp,
-    Path(name): Path<String>,
+    PagePath(name): PagePath<String>,
     CsrfForm(viewer, _form): CsrfForm<AdminViewer>,
 ) -> Response {
     match crate::users::delete(
@@ -334,7 +334,7 @@ pub(crate) async fn delete(
 pub(crate) async fn reset_token(
     State(state): State<AppState>,
     ip: ClientIp,
-    Path(name): Path<String>,
+    PagePath(name): PagePath<String>,
     CsrfForm(viewer, form): CsrfForm<AdminViewer>,
 ) -> Response {
     let label = form.text("label");
