@@ -55,7 +55,7 @@ pub use plan::{Persistence, Plan, Policy, StartOptions};
 pub use policy::{
     ConfigPolicy, SpecLimits, allowed_templates, network_mode, role_of, template_spec,
 };
-pub use reconcile::ReconcileReport;
+pub use reconcile::{ReconcileReport, Unsettled};
 pub use recordings::{
     Expired, MAX_RECORDING_BYTES, RECORDER_QUEUE, Recorder, RecordingError, RecordingFile,
     RecordingStart, Recordings, Retention, Utf8Stream,

@@ -44,11 +44,29 @@ pub struct ReconcileReport {
     /// Containers removed: unknown to the store, pool leftovers, strays, or ephemeral and
     /// stopped.
     pub removed: Vec<String>,
+    /// What the pass could not settle (an inspect or a removal the engine refused or did not
+    /// answer in time), each logged as a warning; the next pass, or the next engine event of
+    /// the workspace, tries again.
+    pub unsettled: Vec<Unsettled>,
+}
+
+/// A workspace, or a container no workspace owns, that a pass could not settle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsettled {
+    /// The workspace; `None` for a container no workspace owns.
+    pub workspace: Option<WorkspaceId>,
+    /// The container's name, for a container no workspace owns.
+    pub container: Option<String>,
+    /// Why.
+    pub error: String,
 }
 
 impl ReconcileReport {
     fn is_empty(&self) -> bool {
-        self.adopted.is_empty() && self.stopped.is_empty() && self.removed.is_empty()
+        self.adopted.is_empty()
+            && self.stopped.is_empty()
+            && self.removed.is_empty()
+            && self.unsettled.is_empty()
     }
 }
 
@@ -193,8 +211,10 @@ fn container_ended(container: Option<ContainerState>, pass: Pass) -> String {
 }
 
 impl Workspaces {
-    /// Reconciles store and engine; run once at start-up, before serving. Goes on past a
-    /// workspace it cannot settle and returns the first error after trying them all.
+    /// Reconciles store and engine; run once at start-up, before serving. A workspace it
+    /// cannot settle is logged and reported in [`ReconcileReport::unsettled`], and the pass goes
+    /// on; it fails only when it cannot list the engine's containers or the store's workspaces
+    /// (the engine or the database is unreachable).
     pub async fn reconcile(&self) -> Result<ReconcileReport, WorkspaceError> {
         self.reconcile_pass(Pass::StartUp).await
     }
@@ -209,14 +229,22 @@ impl Workspaces {
             self.inner.settings.instance.clone(),
         )]);
         let containers = runtime.list(&scope).await?;
-        let workspaces = self.list(&WorkspaceFilter::default()).await?;
+        // At start-up every row; while serving the live ones (a stopped row changes only by a
+        // request, which settles it itself) and, below, those a listed container names.
+        let filter = match pass {
+            Pass::StartUp => WorkspaceFilter::default(),
+            Pass::Resync => WorkspaceFilter {
+                states: WorkspaceState::LIVE.to_vec(),
+                ..WorkspaceFilter::default()
+            },
+        };
+        let workspaces = self.list(&filter).await?;
         let by_container: HashMap<&str, WorkspaceId> = workspaces
             .iter()
             .filter_map(|w| w.container_id.as_deref().map(|c| (c, w.id)))
             .collect();
         let mut report = ReconcileReport::default();
-        let mut failed: Option<WorkspaceError> = None;
-        // Every row, oldest first, then workspaces only a container still names.
+        // The rows, oldest first, then workspaces only a container names.
         let mut order: Vec<WorkspaceId> = workspaces.iter().map(|w| w.id).collect();
         let mut theirs: HashMap<WorkspaceId, Vec<&ContainerInfo>> = HashMap::new();
         for container in &containers {
@@ -234,13 +262,19 @@ impl Workspaces {
                     order.push(id);
                     theirs.entry(id).or_default().push(container);
                 }
-                // Unclaimed pool containers are the pool's while serving.
+                // Unclaimed pool containers are the pool's while serving (and so, then, is
+                // the claimed one of a stopped persistent workspace: it carries no workspace
+                // label, and only a request starts it again).
                 None if pass == Pass::Resync && container.labels.contains_key(POOL_LABEL) => {}
                 None => match runtime.remove(&container.id).await {
                     Ok(()) => report.removed.push(container.name.clone()),
                     Err(err) => {
                         tracing::warn!(container = %container.id, error = %err, "cannot remove a container no workspace owns");
-                        failed.get_or_insert(err.into());
+                        report.unsettled.push(Unsettled {
+                            workspace: None,
+                            container: Some(container.name.clone()),
+                            error: err.to_string(),
+                        });
                     }
                 },
             }
@@ -254,7 +288,11 @@ impl Workspaces {
             let containers = theirs.remove(&id).unwrap_or_default();
             if let Err(err) = self.settle(id, &containers, pass, &mut report).await {
                 tracing::warn!(workspace = %id, error = %err, "cannot settle a workspace with the engine");
-                failed.get_or_insert(err);
+                report.unsettled.push(Unsettled {
+                    workspace: Some(id),
+                    container: None,
+                    error: err.to_string(),
+                });
             }
         }
         if !report.is_empty() {
@@ -262,14 +300,12 @@ impl Workspaces {
                 adopted = report.adopted.len(),
                 stopped = report.stopped.len(),
                 removed = report.removed.len(),
+                unsettled = report.unsettled.len(),
                 ?pass,
                 "reconciled workspaces with the engine"
             );
         }
-        match failed {
-            Some(err) => Err(err),
-            None => Ok(report),
-        }
+        Ok(report)
     }
 
     /// Settles one workspace under its lifecycle lock, from its row and containers as they
@@ -281,9 +317,20 @@ impl Workspaces {
         pass: Pass,
         report: &mut ReconcileReport,
     ) -> Result<(), WorkspaceError> {
-        let runtime = &self.inner.runtime;
         let op_lock = self.op_lock(id);
         let _guard = op_lock.lock().await;
+        self.settle_locked(id, listed, pass, report).await
+    }
+
+    /// [`Self::settle`] for a caller that holds the workspace's lifecycle lock.
+    pub(crate) async fn settle_locked(
+        &self,
+        id: WorkspaceId,
+        listed: &[&ContainerInfo],
+        pass: Pass,
+        report: &mut ReconcileReport,
+    ) -> Result<(), WorkspaceError> {
+        let runtime = &self.inner.runtime;
         let row = match self.get(id).await {
             Ok(row) => row,
             Err(WorkspaceError::NotFound) => {

@@ -8,7 +8,9 @@
 //! once the lock is held, so the events of a stop or a start Berth is doing itself wait for it
 //! to end and then find nothing to do. When the event stream breaks (the engine
 //! restarts), it is reconnected with a growing delay, and each connection begins with a
-//! reconciliation pass, so events missed meanwhile do not matter.
+//! reconciliation pass, so events missed meanwhile do not matter. A workspace that pass cannot
+//! settle is a warning: the events are followed all the same (one stuck container must not
+//! blind Berth to all the others); only a pass that cannot list counts as a lost connection.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -57,6 +59,8 @@ impl Workspaces {
             let mut events = self.inner.runtime.events(&scope, Some(since));
             let connected = Instant::now();
             let lost = match self.reconcile_pass(Pass::Resync).await {
+                // The containers or the rows could not be listed; unsettled workspaces are
+                // in the report, and logged.
                 Err(err) => format!("cannot reconcile: {err}"),
                 Ok(_) => loop {
                     tokio::select! {

@@ -113,8 +113,22 @@ pub(crate) struct LiveInfo {
     pub(crate) flushed: AtomicI64,
 }
 
+/// How many lifecycle locks are kept before those nobody holds are pruned.
+const OP_LOCKS_PRUNE_AT: usize = 256;
+
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The lock of `id` in `locks`, made if need be; see [`Workspaces::op_lock`].
+fn op_lock_in(
+    locks: &mut HashMap<WorkspaceId, Arc<tokio::sync::Mutex<()>>>,
+    id: WorkspaceId,
+) -> Arc<tokio::sync::Mutex<()>> {
+    if locks.len() >= OP_LOCKS_PRUNE_AT && !locks.contains_key(&id) {
+        locks.retain(|_, op_lock| Arc::strong_count(op_lock) > 1);
+    }
+    Arc::clone(locks.entry(id).or_default())
 }
 
 pub(crate) fn container_name(id: WorkspaceId) -> String {
@@ -542,7 +556,10 @@ impl Workspaces {
             }
             let claimed = self.mark_running(workspace, &pooled.container).await;
             self.refill_soon();
-            return claimed;
+            return match claimed {
+                Ok(running) => self.settle_claimed(running, &pooled.container).await,
+                Err(err) => Err(err),
+            };
         }
         let spec = self.container_spec(workspace, plan);
         let container = match self.inner.runtime.create(&spec).await {
@@ -581,6 +598,24 @@ impl Workspaces {
             ),
         ]));
         spec
+    }
+
+    /// A pool container that died between its claim and the row naming it sent an event that
+    /// found no owner: inspected again now that the row names it, and settled (under the lock
+    /// the start holds) if it no longer runs.
+    async fn settle_claimed(
+        &self,
+        running: Workspace,
+        container: &ContainerId,
+    ) -> Result<Workspace, WorkspaceError> {
+        if self.inner.runtime.inspect(container).await? == ContainerState::Running {
+            return Ok(running);
+        }
+        tracing::warn!(workspace = %running.id, %container, "a claimed pool container stopped before its workspace ran");
+        let mut report = crate::ReconcileReport::default();
+        self.settle_locked(running.id, &[], crate::reconcile::Pass::Resync, &mut report)
+            .await?;
+        self.get(running.id).await
     }
 
     async fn mark_running(
@@ -641,8 +676,12 @@ impl Workspaces {
             .send(WorkspaceEvent::Changed(Box::new(workspace.clone())));
     }
 
+    /// The lifecycle lock of workspace `id`. Entries nobody holds or waits for are pruned
+    /// when the map has grown (each pass while serving touches every live workspace, each
+    /// event its own): an entry only the map refers to guards nothing, and since every clone is
+    /// taken under the map's mutex, the next caller simply gets a fresh one.
     pub(crate) fn op_lock(&self, id: WorkspaceId) -> Arc<tokio::sync::Mutex<()>> {
-        Arc::clone(lock(&self.inner.op_locks).entry(id).or_default())
+        op_lock_in(&mut lock(&self.inner.op_locks), id)
     }
 
     fn user_lock(&self, user: &Username) -> Arc<tokio::sync::Mutex<()>> {
@@ -693,5 +732,27 @@ pub(crate) fn human(duration: Duration) -> String {
         (0, m, s) => format!("{m}m{s}s"),
         (h, 0, _) => format!("{h}h"),
         (h, m, _) => format!("{h}h{m}m"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifecycle_locks_nobody_holds_are_pruned_and_held_ones_kept() {
+        let mut locks = HashMap::new();
+        let held = WorkspaceId::random();
+        let held_lock = op_lock_in(&mut locks, held);
+        for _ in 0..OP_LOCKS_PRUNE_AT * 2 {
+            drop(op_lock_in(&mut locks, WorkspaceId::random()));
+        }
+        assert!(
+            locks.len() <= OP_LOCKS_PRUNE_AT,
+            "unheld locks pile up: {}",
+            locks.len()
+        );
+        // The held lock is still the one every caller gets: its guarantee stands.
+        assert!(Arc::ptr_eq(&held_lock, &op_lock_in(&mut locks, held)));
     }
 }

@@ -146,10 +146,18 @@ async fn services(
             ..WorkspacesSettings::default()
         },
     );
-    workspaces
+    // Only an engine or a database that cannot list is fatal: a workspace the pass could not
+    // settle is logged, and its next engine event or the next pass settles it.
+    let reconciled = workspaces
         .reconcile()
         .await
         .context("cannot reconcile workspaces with the Docker Engine")?;
+    if !reconciled.unsettled.is_empty() {
+        tracing::warn!(
+            unsettled = reconciled.unsettled.len(),
+            "serving with workspaces not yet settled with the Docker Engine (see the warnings above)"
+        );
+    }
     let config_store = ConfigStore::open(config.dir()).with_context(|| {
         format!(
             "cannot open the configuration in {}",

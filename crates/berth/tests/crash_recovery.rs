@@ -1,6 +1,10 @@
 //! `berth serve` SIGKILLed at random points during starts and stops, then started again on the
 //! same home: after every restart the API and the engine agree (running ⇔ the container runs;
-//! stopped ⇔ no container runs; an ephemeral stopped workspace has no container left).
+//! stopped ⇔ no container runs; an ephemeral stopped workspace has no container left), and each
+//! workspace ends as reconciliation's rulebook says for the row the kill left in the database: a
+//! `stopping` one `stopped` (an interrupted stop is finished, never undone), a `starting` one
+//! `running` or, undone, `stopped` if it had a container before and `failed` if not; a stopped
+//! or failed one stays so.
 //!
 //! The kill points are random; the seed is printed, and `BERTH_CRASH_SEED=N` replays a run.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a panic is the failure report
@@ -14,6 +18,7 @@ use std::time::{Duration, Instant};
 use berth_client::api::WorkspaceState;
 use berth_client::api::{StartWorkspace, WorkspaceQuery, WorkspaceView};
 use berth_client::{Client, Template, WorkspaceId};
+use berth_store::WorkspaceFilter;
 use common::{Server, block_on, instance_for, remove_instance, require_engine};
 
 const ROUNDS: usize = 50;
@@ -115,6 +120,69 @@ fn disagreement(api: &[WorkspaceView], engine: &BTreeMap<String, Vec<String>>) -
         .map(|(workspace, states)| format!("containers of no workspace {workspace:?}: {states:?}"))
 }
 
+/// A workspace's row as the killed server left it in the database.
+#[derive(Debug, Clone)]
+struct Row {
+    state: berth_store::WorkspaceState,
+    had_container: bool,
+}
+
+/// The rows of the database in `home` (read while no server runs), by workspace id.
+fn rows(home: &std::path::Path) -> BTreeMap<String, Row> {
+    block_on(async {
+        let location = home.join("berth.db").display().to_string();
+        let store = berth_store::open(&location).await.unwrap();
+        let rows = store
+            .list_workspaces(&WorkspaceFilter::default())
+            .await
+            .unwrap();
+        store.close().await;
+        rows.into_iter()
+            .map(|w| {
+                let row = Row {
+                    state: w.state,
+                    had_container: w.container_id.is_some(),
+                };
+                (w.id.to_string(), row)
+            })
+            .collect()
+    })
+}
+
+/// Why a workspace did not end as reconciliation's rules say for the row the kill left, or
+/// `None` when every one did.
+fn broken_rule(before: &BTreeMap<String, Row>, after: &[WorkspaceView]) -> Option<String> {
+    use berth_store::WorkspaceState as Stored;
+    for workspace in after {
+        let Some(row) = before.get(&workspace.id.to_string()) else {
+            return Some(format!(
+                "workspace {} has no row in the database",
+                workspace.id
+            ));
+        };
+        let allowed: &[WorkspaceState] = match row.state {
+            Stored::Stopping => &[WorkspaceState::Stopped],
+            Stored::Starting | Stored::Pending if row.had_container => {
+                &[WorkspaceState::Running, WorkspaceState::Stopped]
+            }
+            Stored::Starting | Stored::Pending => {
+                &[WorkspaceState::Running, WorkspaceState::Failed]
+            }
+            Stored::Stopped => &[WorkspaceState::Stopped],
+            Stored::Failed => &[WorkspaceState::Failed],
+            Stored::Running => &[WorkspaceState::Running, WorkspaceState::Stopped],
+        };
+        if !allowed.contains(&workspace.state) {
+            return Some(format!(
+                "workspace {} was {:?} in the database when killed (a container before: {}), \
+                 and is {:?} ({:?}) after the restart; allowed: {allowed:?}",
+                workspace.id, row.state, row.had_container, workspace.state, workspace.state_reason
+            ));
+        }
+    }
+    None
+}
+
 /// Polls until the API and the engine agree; fails after [`AGREEMENT`] with the last view.
 fn until_agreed(client: &Client, instance: &str, round: usize) -> Vec<WorkspaceView> {
     let deadline = Instant::now() + AGREEMENT;
@@ -159,7 +227,15 @@ fn a_kill_at_any_point_of_a_start_or_stop_leaves_api_and_engine_agreeing() {
     let mut server = Server::start(home.path());
     let admin = server.admin();
     admin.create_template(&Template::new("crash", "berth-test/base"));
-    admin.create_user(USER, PASSWORD, &["crash"]);
+    // For the last round (see there): a main process that ignores SIGTERM.
+    let mut slow = Template::new("crash-slow-stop", "berth-test/base");
+    slow.command = Some(vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        "trap '' TERM; while :; do sleep 1; done".into(),
+    ]);
+    admin.create_template(&slow);
+    admin.create_user(USER, PASSWORD, &["crash", "crash-slow-stop"]);
     let login = block_on(Client::new(&server.url()).unwrap().login(USER, PASSWORD)).unwrap();
     // The signing key lives in the home, so the token outlives every restart.
     let token = login.token.expose().to_owned();
@@ -167,6 +243,8 @@ fn a_kill_at_any_point_of_a_start_or_stop_leaves_api_and_engine_agreeing() {
 
     let mut workspaces = Vec::new();
     let mut asked = BTreeMap::<&str, usize>::new();
+    // The rows' states the kills left, counted over all rounds.
+    let mut killed = BTreeMap::<&str, usize>::new();
     for round in 0..ROUNDS {
         let mut choices: Vec<Request> = workspaces
             .iter()
@@ -199,17 +277,59 @@ fn a_kill_at_any_point_of_a_start_or_stop_leaves_api_and_engine_agreeing() {
         std::thread::sleep(delay);
         server.crash();
         sender.join().unwrap();
+        let before = rows(home.path());
+        for row in before.values() {
+            *killed.entry(row.state.as_str()).or_default() += 1;
+        }
 
         server = Server::start(home.path());
         client = Client::new(&server.url()).unwrap().with_token(&token);
         workspaces = until_agreed(&client, &instance, round);
+        if let Some(why) = broken_rule(&before, &workspaces) {
+            panic!("round {round}: {why}");
+        }
         let states: Vec<String> = workspaces
             .iter()
             .map(|w| format!("{:?} {:?}", w.state, w.state_reason))
             .collect();
         println!("  agreed: {states:?}");
     }
-    println!("requests: {asked:?}");
+    println!("requests: {asked:?}; rows as the kills left them: {killed:?}");
     // Every kind of request was interrupted at least once in 50 rounds.
     assert_eq!(asked.len(), 3, "{asked:?}");
+
+    // The test image stops at once, so the engine has usually finished a stop before the
+    // restarted server looks. A container that ignores SIGTERM keeps its stop going for the
+    // stop timeout: killed while the row says `stopping`, the restarted server finds the
+    // container still running, and must finish the stop, not adopt it.
+    let start = StartWorkspace {
+        template: "crash-slow-stop".into(),
+        persist: Some(false),
+        network: None,
+    };
+    let workspace = block_on(client.start_workspace(&start)).unwrap();
+    assert_eq!(workspace.state, WorkspaceState::Running);
+    let sender = {
+        let client = client.clone();
+        std::thread::spawn(move || block_on(Request::Stop(workspace.id).send(&client)))
+    };
+    let deadline = Instant::now() + AGREEMENT;
+    while rows(home.path())[&workspace.id.to_string()].state
+        != berth_store::WorkspaceState::Stopping
+    {
+        assert!(Instant::now() < deadline, "the stop never began");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.crash();
+    sender.join().unwrap();
+    let before = rows(home.path());
+    server = Server::start(home.path());
+    client = Client::new(&server.url()).unwrap().with_token(&token);
+    let after = until_agreed(&client, &instance, ROUNDS);
+    if let Some(why) = broken_rule(&before, &after) {
+        panic!("a stop killed with its container still running: {why}");
+    }
+    let view = after.iter().find(|w| w.id == workspace.id).unwrap();
+    assert_eq!(view.state_reason, "stopped by rita; finished at start-up");
+    drop(server);
 }
