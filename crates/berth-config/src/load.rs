@@ -289,14 +289,8 @@ fn load<T: DeserializeOwned>(
             return None;
         }
     };
-    // A document that is only `---`, `~` or `null`, or a list file cut off right after its
-    // key (`users:` and nothing more), is as empty as a file of comments.
-    let list_key = match file {
-        USERS => Some("users"),
-        CONTAINERS => Some("templates"),
-        _ => None,
-    };
-    if root.is_null() || list_key.is_some_and(|key| root.get(key).is_some_and(Node::is_null)) {
+    // A document that is only `---`, `~` or `null` is as empty as a file of comments.
+    if root.is_null() {
         errors.push(ConfigError::new(
             file,
             Some(root.line),
