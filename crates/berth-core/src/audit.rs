@@ -127,6 +127,16 @@ actions! {
     RecordingDelete => "recording.delete",
     /// Recordings past the retention limits were deleted.
     RecordingExpire => "recording.expire",
+    /// The fleet inventory was synced from its repository (applied, unchanged or failed).
+    FleetSync => "fleet.sync",
+    /// A machine's enrollment was checked on request.
+    MachineVerify => "machine.verify",
+    /// An admin trusted a machine's host key.
+    MachineTrust => "machine.trust",
+    /// A machine's health changed (online, degraded, offline).
+    MachineHealth => "machine.health",
+    /// A machine's enrollment changed (enrolled, mismatch, host key changed, ...).
+    MachineEnrollment => "machine.enrollment",
 }
 
 impl fmt::Display for AuditAction {

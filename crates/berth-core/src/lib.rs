@@ -21,6 +21,7 @@ pub mod bridge;
 mod clock;
 mod error;
 mod events;
+pub mod fleet;
 mod live_config;
 mod members;
 mod plan;
@@ -45,11 +46,13 @@ pub use berth_store::{
     AuditOutcome, Client, ClientPing, LoginPressure, Member, MemberRole, Recording, RecordingId,
     StoreError, TableQuery, TableResult, WebSession, Workspace, WorkspaceFilter, WorkspaceState,
 };
+pub use berth_store::{MachineRecord, MachineSpec, SyncRecord, TableScope};
 pub use berth_types::SessionRole;
 pub use bridge::{AttachRequest, TerminalSession, Terminals};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::WorkspaceError;
 pub use events::WorkspaceEvent;
+pub use fleet::{Fleet, FleetError, FleetEvent, FleetSettings, FleetStatus};
 pub use live_config::LiveConfig;
 pub use plan::{Persistence, Plan, Policy, StartOptions};
 pub use policy::{

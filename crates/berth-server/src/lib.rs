@@ -23,6 +23,7 @@ mod auth;
 mod client_config;
 mod error;
 mod extract;
+mod fleet;
 mod guard;
 mod host;
 mod limits;

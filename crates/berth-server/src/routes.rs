@@ -10,7 +10,8 @@ use axum::response::IntoResponse;
 use axum::routing::{self, MethodRouter};
 use berth_config::Template;
 use berth_types::api::{
-    AddMember, ClientConfig, ConnectAll, ErrorBody, GridView, LoginRequest, LoginResponse,
+    AddMember, ClientConfig, ConnectAll, ErrorBody, FleetSyncStatus, GridView, MachineList,
+    MachineQuery, MachineView, SecretsKeyView, SyncView, TrustHostKey, VerifyAll, WebhookAccepted, LoginRequest, LoginResponse,
     MemberList, MemberView, Monitor, NewGrid, NewTokenRequest, PingRequest, PingResponse,
     RecordingList, RecordingView, SetPanes, StartWorkspace, TableQuery, TableResult, TemplateList,
     TokenResponse, UserBody, UserList, UserView, WorkspaceList, WorkspaceQuery, WorkspaceView,
@@ -22,7 +23,7 @@ use crate::guard::{Access, Limit, RouteInfo, guard, method_not_allowed, not_foun
 use crate::state::AppState;
 use crate::terminal::{asset, grids, members, pages, recordings};
 use crate::{
-    auth, client_config, metrics, monitor, pings, tables, templates, terminal, ui, users,
+    auth, client_config, fleet, metrics, monitor, pings, tables, templates, terminal, ui, users,
     workspaces,
 };
 
@@ -404,6 +405,69 @@ pub(crate) fn table() -> Vec<Route> {
             templates::delete,
         )
         .admin(),
+        get(
+            "/api/v1/machines",
+            "Machines you may see, with enrollment and health (filters, sort, cursor)",
+            fleet::list,
+        )
+        .query::<MachineQuery>()
+        .returns::<MachineList>(200),
+        post(
+            "/api/v1/machines/verify",
+            "Check every machine's enrollment now",
+            fleet::verify_all,
+        )
+        .admin()
+        .returns::<VerifyAll>(200),
+        get(
+            "/api/v1/machines/{id}",
+            "A machine: SSH settings (no secrets), enrollment, health and its history",
+            fleet::get,
+        )
+        .returns::<MachineView>(200),
+        post(
+            "/api/v1/machines/{id}/verify",
+            "Check a machine's enrollment now",
+            fleet::verify,
+        )
+        .admin()
+        .returns::<MachineView>(200),
+        post(
+            "/api/v1/machines/{id}/trust",
+            "Trust the host key a machine presents, by its fingerprint",
+            fleet::trust,
+        )
+        .admin()
+        .body::<TrustHostKey>()
+        .returns::<MachineView>(200),
+        get(
+            "/api/v1/fleet/sync",
+            "The inventory commit in force and the sync history",
+            fleet::sync_status,
+        )
+        .admin()
+        .returns::<FleetSyncStatus>(200),
+        post(
+            "/api/v1/fleet/sync",
+            "Sync the inventory repository now",
+            fleet::sync_now,
+        )
+        .admin()
+        .returns::<SyncView>(200),
+        get(
+            "/api/v1/fleet/secrets-key",
+            "The age recipient secrets.ini is encrypted to",
+            fleet::secrets_key,
+        )
+        .admin()
+        .returns::<SecretsKeyView>(200),
+        post(
+            "/api/v1/fleet/webhook",
+            "A push webhook (GitHub, Gitea/Forgejo or GitLab signature): sync now",
+            fleet::webhook,
+        )
+        .public()
+        .returns::<WebhookAccepted>(202),
         post(
             "/api/v1/tables/query",
             "One page of a table of runtime state",

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use berth_config::ConfigStore;
 use berth_core::{
+    Fleet,
     Accounts, Audit, Clients, LiveConfig, Logins, Retention, Tables, Terminals, WebSessions,
     Workspaces,
 };
@@ -49,6 +50,8 @@ pub struct AppState {
     pub logins: Logins,
     /// Table queries over runtime state.
     pub tables: Tables,
+    /// The fleet of machines, when main.yaml sets `fleet.repository`.
+    pub fleet: Option<Fleet>,
     /// Web sessions as stored.
     pub(crate) web_sessions: WebSessions,
     pub(crate) shared: Arc<Shared>,
@@ -103,6 +106,7 @@ impl AppState {
             clients: Clients::new(Arc::clone(&store)),
             logins: Logins::new(Arc::clone(&store)),
             tables: Tables::new(Arc::clone(&store)),
+            fleet: None,
             web_sessions: WebSessions::new(Arc::clone(&store)),
             store,
             workspaces,
@@ -124,6 +128,13 @@ impl AppState {
                 sessions: crate::auth::session::Sessions::with_clock(jwt.clone(), clock),
             }),
         }
+    }
+
+    /// The same state with the fleet `fleet` (started by the caller).
+    #[must_use]
+    pub fn with_fleet(mut self, fleet: Fleet) -> Self {
+        self.fleet = Some(fleet);
+        self
     }
 
     /// Takes the turn of `username` in the login queue, as an admitted login attempt does from

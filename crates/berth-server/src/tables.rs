@@ -13,6 +13,10 @@ pub(crate) async fn query(
     AuthUser(caller): AuthUser,
     Json(query): Json<TableQuery>,
 ) -> Result<Json<TableResult>, ApiError> {
-    let scope = (!caller.is_admin()).then_some(&caller.username);
-    Ok(Json(state.tables.query(&query, scope).await?))
+    // A user's rows: their own, and the machines their users.yaml selectors match.
+    let scope = crate::fleet::selectors(&state, &caller).map(|machines| berth_core::TableScope {
+        user: caller.username.clone(),
+        machines,
+    });
+    Ok(Json(state.tables.query(&query, scope.as_ref()).await?))
 }

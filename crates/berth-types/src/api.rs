@@ -14,6 +14,7 @@ const PRINTABLE: &str = r"^[^\u0000-\u001f\u007f-\u009f]*$";
 
 mod auth;
 mod errors;
+mod fleet;
 mod lab;
 mod tables;
 mod terminals;
@@ -22,6 +23,10 @@ mod workspaces;
 
 pub use auth::{LoginRequest, LoginResponse, NewTokenRequest, Secret, TokenResponse};
 pub use errors::{ErrorBody, ErrorDetail};
+pub use fleet::{
+    EnrollmentView, FleetSyncStatus, HealthView, MachineList, MachineQuery, MachineView, ProbeView,
+    SecretsKeyView, SyncView, TrustHostKey, VerifyAll, WebhookAccepted,
+};
 pub use lab::{
     ClientConfig, ClientSeen, DiskStats, HostStats, LoadAverage, LocalWorkspace, Me, MemoryStats,
     Monitor, PingRequest, PingResponse, PoolSize, RunningWorkspace, RuntimeDefaults, TemplateList,

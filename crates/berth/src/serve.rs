@@ -10,7 +10,7 @@ use std::sync::Arc;
 use berth_config::ConfigStore;
 use berth_core::bridge::TerminalSettings;
 use berth_core::{
-    Audit, ConfigPolicy, LiveConfig, Recordings, Terminals, WorkspaceTerminals, Workspaces,
+    Audit, ConfigPolicy, Fleet, FleetSettings, LiveConfig, Recordings, Terminals, WorkspaceTerminals, Workspaces,
     WorkspacesSettings,
 };
 use berth_runtime::{DockerOptions, DockerRuntime, parse_endpoint};
@@ -173,15 +173,33 @@ async fn services(
         Audit::new(Arc::clone(&store)),
         TerminalSettings::default(),
     );
-    Ok(AppState::new(
+    let clock = workspaces.clock();
+    let state = AppState::new(
         config.clone(),
         Arc::new(config_store),
-        store,
+        Arc::clone(&store),
         workspaces,
         terminals,
         jwt,
         home.root().to_owned(),
-    ))
+    );
+    // The fleet, when main.yaml names an inventory repository: its first sync runs at once,
+    // in the background, so an unreachable git host never delays serving.
+    let fleet_settings = FleetSettings::from_config(&main.fleet, home.root(), clock)
+        .map_err(|e| anyhow::anyhow!("main.yaml fleet.repository: {e}"))?;
+    Ok(match fleet_settings {
+        Some(settings) => {
+            let fleet = Fleet::new(settings, store);
+            fleet
+                .start()
+                .await
+                .context("cannot prepare the fleet (fleet in main.yaml)")?;
+            fleet.spawn_loops();
+            tracing::info!(repository = %fleet.settings().repository, branch = %fleet.settings().branch, "fleet enabled");
+            state.with_fleet(fleet)
+        }
+        None => state,
+    })
 }
 
 async fn serve(

@@ -58,6 +58,11 @@ pub struct User {
     /// Free-form labels (team, e-mail, course), shown in the admin UI.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+    /// The fleet machines this user may see (and, with the operations and terminals that
+    /// come with them, use): machine ids from links.yaml, or tags as `tag:NAME`. None by
+    /// default; admins see every machine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub machines: Vec<berth_types::fleet::MachineSelector>,
 }
 
 /// A client token of a user: one CLI installation.

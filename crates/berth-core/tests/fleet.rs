@@ -1,0 +1,362 @@
+//! The fleet service end to end: a real inventory repository synced with the `git` binary
+//! over file://, the real SSH test machines (`scripts/test-machines.sh`), a SQLite store.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../berth-ssh/tests/common/mod.rs"]
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_core::fleet::{Fleet, FleetEvent, FleetSettings, KNOWN_HOSTS_FILE};
+use berth_core::{Actor, SystemClock};
+use berth_fleet::RepositoryUrl;
+use berth_ssh::ConnectOptions;
+use berth_store::Store;
+use berth_types::MachineId;
+use berth_types::fleet::{EnrollmentStatus, HealthStatus, SyncResult, SyncTrigger};
+
+struct Repo {
+    dir: PathBuf,
+}
+
+impl Repo {
+    fn new(root: &Path) -> Self {
+        let dir = root.join("inventory");
+        std::fs::create_dir_all(&dir).unwrap();
+        let repo = Self { dir };
+        repo.git(&["init", "--quiet", "--initial-branch=main"]);
+        repo
+    }
+
+    fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&self.dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", &self.dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    fn commit(&self, files: &[(&str, &str)]) -> String {
+        for (path, text) in files {
+            let path = self.dir.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        self.git(&["add", "--all"]);
+        self.git(&["commit", "--quiet", "--allow-empty", "-m", "change"]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+}
+
+struct Setup {
+    _root: tempfile::TempDir,
+    repo: Repo,
+    fleet: Fleet,
+    store: Arc<dyn Store>,
+    keys_dir: PathBuf,
+    known_hosts: PathBuf,
+}
+
+/// links.yaml for the test machines: each with its own client id, `hidden` through `jump`.
+fn links(lab: &common::Lab, ids: &[(&str, Option<&str>)]) -> String {
+    let mut text = String::from("machines:\n");
+    for (name, client_id) in ids {
+        let m = lab.machine(name);
+        text.push_str(&format!(
+            "  - id: {name}\n    name: {name}\n    host: {}\n    port: {}\n    user: {}\n    key: id_ed25519\n    tags: [lab, {}]\n",
+            m.host, m.port, m.user, if m.jump.is_some() { "far" } else { "near" }
+        ));
+        if let Some(jump) = &m.jump {
+            text.push_str(&format!("    proxy_jump: {jump}\n"));
+        }
+        match client_id {
+            Some(id) => text.push_str(&format!("    client_id: {id}\n")),
+            None => text.push_str(&format!("    client_id: {}\n", m.client_id)),
+        }
+    }
+    text
+}
+
+async fn setup(lab: &common::Lab) -> Setup {
+    let root = tempfile::tempdir().unwrap();
+    let repo = Repo::new(root.path());
+    let home = root.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let keys_dir = home.join("fleet/keys");
+    std::fs::create_dir_all(&keys_dir).unwrap();
+    let key = keys_dir.join("id_ed25519");
+    std::fs::copy(lab.keys.join("id_ed25519"), &key).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let store = berth_store::open(&home.join("berth.db").display().to_string())
+        .await
+        .unwrap();
+    let settings = FleetSettings {
+        repository: RepositoryUrl::parse(&format!("file://{}", repo.dir.display())).unwrap(),
+        branch: "main".into(),
+        dir: home.join("fleet"),
+        keys_dir: keys_dir.clone(),
+        sync_interval: Duration::from_secs(3600),
+        health_interval: Duration::from_secs(3600),
+        connect: ConnectOptions {
+            connect_timeout: Duration::from_secs(5),
+            retries: 0,
+            ..ConnectOptions::default()
+        },
+        client_id_path: "/etc/berth/client_id".into(),
+        trust_on_first_use: false,
+        max_concurrency: 8,
+        git_timeout: Duration::from_secs(60),
+        clock: Arc::new(SystemClock),
+    };
+    let known_hosts = settings.known_hosts();
+    let fleet = Fleet::new(settings, Arc::clone(&store));
+    fleet.start().await.unwrap();
+    Setup {
+        _root: root,
+        repo,
+        fleet,
+        store,
+        keys_dir,
+        known_hosts,
+    }
+}
+
+/// known_hosts lines for the machines, as an admin would have them.
+fn known_hosts_of(lab: &common::Lab, names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|name| {
+            let m = lab.machine(name);
+            format!("{} {}\n", berth_ssh::host_keys::host_pattern(&m.host, m.port), m.host_key)
+        })
+        .collect()
+}
+
+fn id(name: &str) -> MachineId {
+    MachineId::new(name).unwrap()
+}
+
+#[tokio::test]
+async fn a_synced_inventory_is_verified_over_ssh_and_every_status_is_told_apart() {
+    let Some(lab) = common::lab() else { return };
+    let s = setup(&lab).await;
+    let mut events = s.fleet.subscribe();
+    let m2 = lab.machine("m2").client_id.clone();
+    let commit = s.repo.commit(&[(
+        "links.yaml",
+        &links(&lab, &[("m1", None), ("m3", Some(&m2)), ("jump", None), ("hidden", None)]),
+    )]);
+    // m1, jump and hidden are known; m3's key is not: it must stay host_key_unknown.
+    std::fs::write(&s.known_hosts, known_hosts_of(&lab, &["m1", "jump", "hidden"])).unwrap();
+    let sync = s.fleet.sync(SyncTrigger::Api, Actor::named("admin")).await.unwrap();
+    assert_eq!(sync.result, SyncResult::Succeeded, "{:?}", sync.errors);
+    assert_eq!(sync.commit.as_deref(), Some(commit.as_str()));
+    assert_eq!(sync.changes.machines.added, ["hidden", "jump", "m1", "m3"]);
+    assert_eq!(s.fleet.inventory().commit.as_deref(), Some(commit.as_str()));
+    // A sync event was published for the start and the end.
+    let mut saw_finished = false;
+    while let Ok(event) = events.try_recv() {
+        if let FleetEvent::Sync(record) = event {
+            saw_finished |= record.result == SyncResult::Succeeded;
+        }
+    }
+    assert!(saw_finished);
+
+    let outcomes = s.fleet.verify_all(&Actor::named("admin")).await;
+    let status = |name: &str| {
+        outcomes
+            .iter()
+            .find(|o| o.id.as_str() == name)
+            .and_then(|o| o.record.clone())
+            .unwrap()
+    };
+    assert_eq!(status("m1").enrollment, EnrollmentStatus::Enrolled, "{}", status("m1").enrollment_message);
+    assert_eq!(status("hidden").enrollment, EnrollmentStatus::Enrolled, "through the jump host: {}", status("hidden").enrollment_message);
+    let m3 = status("m3");
+    assert_eq!(m3.enrollment, EnrollmentStatus::HostKeyUnknown, "{}", m3.enrollment_message);
+    let fingerprint = m3.fingerprint.clone().expect("the unknown key's fingerprint");
+    assert!(m3.enrollment_message.contains(&fingerprint), "{}", m3.enrollment_message);
+    assert_eq!(status("m1").health, HealthStatus::Online);
+    assert!(status("m1").latency_ms.is_some() && status("m1").last_seen.is_some());
+
+    // Trusting a wrong fingerprint is refused; the right one records the key, and m3 then
+    // shows that links.yaml expects another machine's id.
+    let wrong = s
+        .fleet
+        .trust(&id("m3"), "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", &Actor::named("admin"))
+        .await;
+    assert!(wrong.is_err());
+    let trusted = s.fleet.trust(&id("m3"), &fingerprint, &Actor::named("admin")).await.unwrap();
+    assert_eq!(trusted.enrollment, EnrollmentStatus::Mismatch, "{}", trusted.enrollment_message);
+    assert!(std::fs::read_to_string(&s.known_hosts).unwrap().contains(&lab.machine("m3").host_key));
+
+    // The audit log has the sync, the verifications, the trust and the enrollment changes.
+    let query: berth_store::TableQuery =
+        serde_json::from_value(serde_json::json!({"table": "audit", "columns": ["action"], "limit": 500}))
+            .unwrap();
+    let actions: Vec<String> = s
+        .store
+        .query_table(&query, None)
+        .await
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|row| row["action"].as_str().unwrap().to_owned())
+        .collect();
+    for action in ["fleet.sync", "machine.verify", "machine.trust", "machine.enrollment", "machine.health"] {
+        assert!(actions.iter().any(|a| a == action), "{action} missing from {actions:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_changed_host_key_and_a_dead_address_are_reported() {
+    let Some(lab) = common::lab() else { return };
+    let s = setup(&lab).await;
+    let mut text = links(&lab, &[("m1", None), ("m2", None)]);
+    // A machine on an address nothing listens on.
+    text.push_str("  - id: dead\n    name: dead\n    host: 127.0.20.250\n    port: 22\n    user: berth\n    key: id_ed25519\n    client_id: 00000000-0000-4000-8000-000000000000\n");
+    s.repo.commit(&[("links.yaml", &text)]);
+    // m2 recorded with m1's key: the key it presents has changed.
+    let m1 = lab.machine("m1");
+    let m2 = lab.machine("m2");
+    std::fs::write(
+        &s.known_hosts,
+        format!(
+            "{}{} {}\n",
+            known_hosts_of(&lab, &["m1"]),
+            berth_ssh::host_keys::host_pattern(&m2.host, m2.port),
+            m1.host_key
+        ),
+    )
+    .unwrap();
+    let sync = s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
+    assert_eq!(sync.result, SyncResult::Succeeded, "{:?}", sync.errors);
+    let m2_row = s.fleet.verify(&id("m2"), &Actor::System).await.unwrap();
+    assert_eq!(m2_row.enrollment, EnrollmentStatus::HostKeyChanged, "{}", m2_row.enrollment_message);
+    // Trusting a changed key is refused: the old entry stays until an admin removes it.
+    let fp = m2_row.fingerprint.clone().unwrap();
+    assert!(s.fleet.trust(&id("m2"), &fp, &Actor::System).await.is_err());
+    let dead = s.fleet.verify(&id("dead"), &Actor::System).await.unwrap();
+    assert_eq!(dead.enrollment, EnrollmentStatus::Unreachable, "{}", dead.enrollment_message);
+    assert_eq!(dead.health, HealthStatus::Offline);
+    assert_eq!(dead.consecutive_failures, 1);
+    assert!(dead.last_seen.is_none());
+    // A wrong or missing client id.
+    let mut wrong = links(&lab, &[("m1", Some("11111111-1111-4111-8111-111111111111"))]);
+    wrong.push_str(&format!(
+        "  - id: noid\n    name: noid\n    host: {}\n    port: {}\n    user: {}\n    key: id_ed25519\n",
+        m1.host, m1.port, m1.user
+    ));
+    s.repo.commit(&[("links.yaml", &wrong)]);
+    let sync = s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
+    assert_eq!(sync.result, SyncResult::Succeeded, "{:?}", sync.errors);
+    assert_eq!(sync.changes.machines.removed, ["dead", "m2"]);
+    assert_eq!(sync.changes.machines.changed, ["m1"]);
+    let m1_row = s.fleet.machine(&id("m1")).await.unwrap();
+    assert_eq!(m1_row.enrollment, EnrollmentStatus::Unknown, "changed SSH settings reset it");
+    let m1_row = s.fleet.verify(&id("m1"), &Actor::System).await.unwrap();
+    assert_eq!(m1_row.enrollment, EnrollmentStatus::Mismatch, "{}", m1_row.enrollment_message);
+    let noid = s.fleet.verify(&id("noid"), &Actor::System).await.unwrap();
+    assert_eq!(noid.enrollment, EnrollmentStatus::Missing, "{}", noid.enrollment_message);
+    assert!(s.fleet.machine(&id("dead")).await.is_err(), "removed machines leave the table");
+}
+
+#[tokio::test]
+async fn an_invalid_repository_never_replaces_the_inventory_in_force() {
+    let Some(lab) = common::lab() else { return };
+    let s = setup(&lab).await;
+    let good = s.repo.commit(&[
+        ("links.yaml", &links(&lab, &[("m1", None)])),
+        ("scripts.yaml", "scripts:\n  - name: uptime\n    file: scripts/uptime.sh\n"),
+        ("scripts/uptime.sh", "#!/bin/bash\nuptime\n"),
+    ]);
+    let first = s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
+    assert_eq!(first.result, SyncResult::Succeeded, "{:?}", first.errors);
+    assert_eq!(s.fleet.inventory().scripts.len(), 1);
+
+    // Each bad commit fails the sync with the file (and line) and keeps `good` in force.
+    let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
+        (vec![("links.yaml", "machines:\n  - id: m1\n    name: [unclosed\n".into())], "links.yaml"),
+        (vec![("links.yaml", "machines:\n  - id: m1\n    name: m1\n    host: h\n    user: u\n    key: id_ed25519\n    colour: red\n".into())], "colour"),
+        (vec![("links.yaml", "machines:\n  - id: m1\n    name: m1\n".into())], "host"),
+        (vec![("links.yaml", links(&lab, &[("m1", None)])), ("scripts/uptime.sh", "#!/usr/bin/python3\nprint(1)\n".into())], "scripts/uptime.sh"),
+        (vec![("scripts/uptime.sh", "#!/bin/bash\nif true; then\n  echo\n".into())], "scripts/uptime.sh"),
+        (vec![("scripts/uptime.sh", "#!/bin/bash\nuptime\n".into()), ("secrets.ini", "[env]\nTOKEN = plain\n".into())], "not encrypted"),
+    ];
+    for (files, expected) in cases {
+        let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+        s.repo.commit(&files);
+        let sync = s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
+        assert_eq!(sync.result, SyncResult::Failed, "{expected}");
+        let text = format!("{:?}", sync.errors);
+        assert!(text.contains(expected), "{expected} not in {text}");
+        assert_eq!(s.fleet.inventory().commit.as_deref(), Some(good.as_str()));
+        assert_eq!(s.store.commit_in_force().await.unwrap().as_deref(), Some(good.as_str()));
+        assert!(s.fleet.machine(&id("m1")).await.is_ok());
+        assert_eq!(s.fleet.inventory().scripts.len(), 1);
+    }
+    // A line number comes with a YAML error.
+    s.repo.commit(&[
+        ("secrets.ini", ""),
+        ("links.yaml", "machines:\n  - id: m1\n    name: m1\n    host: h\n    port: 99999\n    user: u\n    key: id_ed25519\n"),
+    ]);
+    std::fs::remove_file(s.repo.dir.join("secrets.ini")).unwrap();
+    s.repo.commit(&[]);
+    let sync = s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
+    assert_eq!(sync.result, SyncResult::Failed);
+    let port = sync.errors.iter().find(|e| e.message.contains("port") || e.path.as_deref().is_some_and(|p| p.contains("port"))).unwrap();
+    assert_eq!((port.file.as_deref(), port.line), (Some("links.yaml"), Some(5)), "{port:?}");
+
+    // A world-readable key fails the sync with the file and its mode.
+    s.repo.commit(&[("links.yaml", &links(&lab, &[("m1", None)]))]);
+    let key = s.keys_dir.join("id_ed25519");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let sync = s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
+    assert_eq!(sync.result, SyncResult::Failed);
+    let text = format!("{:?}", sync.errors);
+    assert!(text.contains("0644") && text.contains("id_ed25519"), "{text}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let sync = s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
+    assert_eq!(sync.result, SyncResult::Succeeded, "{:?}", sync.errors);
+    // The same commit again is `unchanged`.
+    let again = s.fleet.sync(SyncTrigger::Schedule, Actor::System).await.unwrap();
+    assert_eq!(again.result, SyncResult::Unchanged);
+    let history = s.fleet.status().await.unwrap().history;
+    assert_eq!(history.first().map(|h| h.id), Some(again.id));
+    assert!(history.iter().filter(|h| h.result == SyncResult::Failed).count() >= 8);
+}
+
+#[tokio::test]
+async fn a_restart_keeps_the_inventory_and_interrupts_a_running_sync() {
+    let Some(lab) = common::lab() else { return };
+    let s = setup(&lab).await;
+    let good = s.repo.commit(&[
+        ("links.yaml", &links(&lab, &[("m1", None)])),
+        ("scripts.yaml", "scripts:\n  - name: uptime\n    file: uptime.sh\n"),
+        ("uptime.sh", "uptime\n"),
+    ]);
+    s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
+    let running = s.store.begin_sync(SyncTrigger::Schedule, "(berth)", time::OffsetDateTime::now_utc()).await.unwrap();
+    // A second service over the same home, as after a restart.
+    let again = Fleet::new(s.fleet.settings().clone(), Arc::clone(&s.store));
+    again.start().await.unwrap();
+    let inventory = again.inventory();
+    assert_eq!(inventory.commit.as_deref(), Some(good.as_str()));
+    assert_eq!(inventory.scripts.len(), 1);
+    assert_eq!(inventory.scripts[0].content, b"uptime\n");
+    assert!(inventory.machines.contains_key(&id("m1")));
+    let history = again.status().await.unwrap().history;
+    let interrupted = history.iter().find(|h| h.id == running.id).unwrap();
+    assert_eq!(interrupted.result, SyncResult::Interrupted);
+    let _ = KNOWN_HOSTS_FILE;
+}
