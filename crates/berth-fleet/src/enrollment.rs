@@ -5,7 +5,6 @@
 //! `client_id` of the machine in links.yaml. The outcome is one [`EnrollmentStatus`] with a
 //! message a person can act on.
 
-use std::fmt;
 use std::time::{Duration, Instant};
 
 use berth_ssh::{ConnectOptions, ExecRequest, ExitStatus, SshError, Target, connect};
@@ -13,61 +12,7 @@ use berth_ssh::{ConnectOptions, ExecRequest, ExitStatus, SshError, Target, conne
 /// The most of a client id file read; a client id is a UUID.
 const MAX_CLIENT_ID_BYTES: usize = 256;
 
-/// Where a machine stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EnrollmentStatus {
-    /// The client id file matches links.yaml.
-    Enrolled,
-    /// The file names another client id.
-    Mismatch,
-    /// There is no client id file (or it cannot be read, or is empty).
-    Missing,
-    /// The machine (or a jump host) cannot be reached.
-    Unreachable,
-    /// The machine refused the client key, or the key cannot be used.
-    AuthFailed,
-    /// The host key is neither pinned nor in known_hosts: an admin must trust it.
-    HostKeyUnknown,
-    /// The host key differs from the pinned or recorded one (or is revoked).
-    HostKeyChanged,
-}
-
-impl EnrollmentStatus {
-    /// Every status, for schemas and filters.
-    pub const ALL: [Self; 7] = [
-        Self::Enrolled,
-        Self::Mismatch,
-        Self::Missing,
-        Self::Unreachable,
-        Self::AuthFailed,
-        Self::HostKeyUnknown,
-        Self::HostKeyChanged,
-    ];
-
-    /// The name used in the API, the store and the UI.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Enrolled => "enrolled",
-            Self::Mismatch => "mismatch",
-            Self::Missing => "missing",
-            Self::Unreachable => "unreachable",
-            Self::AuthFailed => "auth_failed",
-            Self::HostKeyUnknown => "host_key_unknown",
-            Self::HostKeyChanged => "host_key_changed",
-        }
-    }
-
-    /// The status named `text`.
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-}
-
-impl fmt::Display for EnrollmentStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use berth_types::fleet::EnrollmentStatus;
 
 /// The outcome of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,6 @@
 //! audits changes, not every check.
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::time::{Duration, SystemTime};
 
 /// Checks kept per machine.
@@ -24,38 +23,7 @@ pub const SLOW: Duration = Duration::from_secs(2);
 /// This many failures among the last [`HISTORY`] checks make a machine `degraded`.
 pub const FLAPPING_FAILURES: usize = 3;
 
-/// A machine's health.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum HealthStatus {
-    /// Not checked yet.
-    Unknown,
-    Online,
-    Degraded,
-    Offline,
-}
-
-impl HealthStatus {
-    pub const ALL: [Self; 4] = [Self::Unknown, Self::Online, Self::Degraded, Self::Offline];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Unknown => "unknown",
-            Self::Online => "online",
-            Self::Degraded => "degraded",
-            Self::Offline => "offline",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-}
-
-impl fmt::Display for HealthStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use berth_types::fleet::HealthStatus;
 
 /// One check.
 #[derive(Debug, Clone, PartialEq, Eq)]

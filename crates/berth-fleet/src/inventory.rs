@@ -29,7 +29,7 @@
 //! Every problem of both files is reported at once; an inventory with any problem is never put
 //! in force (the caller keeps the old one).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use berth_types::MachineId;
 use berth_types::units::HumanDuration;
@@ -355,39 +355,7 @@ pub fn parse_scripts(text: &str) -> Result<Vec<Script>, Vec<FileError>> {
     }
 }
 
-/// What changed between two inventories, by machine id and script name.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Changes {
-    pub added: Vec<String>,
-    pub changed: Vec<String>,
-    pub removed: Vec<String>,
-}
-
-impl Changes {
-    /// The changes from `old` to `new`, entries keyed by `key`.
-    pub fn between<T: PartialEq>(old: &[T], new: &[T], key: impl Fn(&T) -> String) -> Self {
-        let old: BTreeMap<String, &T> = old.iter().map(|t| (key(t), t)).collect();
-        let new: BTreeMap<String, &T> = new.iter().map(|t| (key(t), t)).collect();
-        let mut changes = Self::default();
-        for (k, n) in &new {
-            match old.get(k) {
-                None => changes.added.push(k.clone()),
-                Some(o) if o != n => changes.changed.push(k.clone()),
-                Some(_) => {}
-            }
-        }
-        changes.removed = old
-            .keys()
-            .filter(|k| !new.contains_key(*k))
-            .cloned()
-            .collect();
-        changes
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
-    }
-}
+pub use berth_types::fleet::Changes;
 
 /// A file read: its value with the entries that could not be read left out, the errors
 /// found so far, and the tree.
@@ -478,12 +446,7 @@ fn truncate(text: &str) -> String {
 
 /// A tag, a type, a script name: `a-z 0-9 _ . -`, starting with a letter or digit, 1 to 63.
 fn is_label(text: &str) -> bool {
-    !text.is_empty()
-        && text.len() <= 63
-        && text.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && text
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c))
+    berth_types::fleet::is_label(text)
 }
 
 /// A login name as `useradd` takes it (the portable subset).

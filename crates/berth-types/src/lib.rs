@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod fleet;
 pub mod grid;
 mod ids;
 mod image;
@@ -16,6 +17,10 @@ pub mod terminal;
 pub mod units;
 mod user;
 
+pub use fleet::{
+    Changes, EnrollmentStatus, HealthStatus, MachineSelector, MachineSelectorError, SyncChanges,
+    SyncFileError, SyncResult, SyncTrigger,
+};
 pub use ids::{ClientId, GridId, RecordingId, UserId, WorkspaceId};
 pub use image::{ImageRef, ImageRefError};
 pub use target::{MachineId, MachineIdError, TargetError, TargetKind, TerminalTarget};
