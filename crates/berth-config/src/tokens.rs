@@ -113,6 +113,7 @@ mod tests {
             disabled: false,
             client_tokens: tokens,
             metadata: Default::default(),
+            machines: Vec::new(),
         }
     }
 

@@ -66,6 +66,7 @@ impl ConfigStore {
                 disabled: false,
                 client_tokens: Vec::new(),
                 metadata: new.metadata,
+                machines: Vec::new(),
             };
             config.users.push(user.clone());
             Ok(user)

@@ -19,7 +19,8 @@ pub struct EnrollmentView {
     /// /etc/ssh/ssh_host_ed25519_key.pub`) before trusting it.
     pub fingerprint: Option<String>,
     /// The last check.
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "super::rfc3339::option")]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub verified_at: Option<OffsetDateTime>,
 }
 
@@ -27,7 +28,8 @@ pub struct EnrollmentView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ProbeView {
     /// When.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "super::rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
     pub at: OffsetDateTime,
     /// Connect and auth time in milliseconds; `null`: the machine could not be reached.
     pub latency_ms: Option<i64>,
@@ -41,12 +43,14 @@ pub struct HealthView {
     /// The last connect and auth time in milliseconds.
     pub latency_ms: Option<i64>,
     /// When it last answered.
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "super::rfc3339::option")]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub last_seen: Option<OffsetDateTime>,
     /// Failed checks since the last success.
     pub consecutive_failures: i64,
     /// The last check.
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "super::rfc3339::option")]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub checked_at: Option<OffsetDateTime>,
     /// The recent checks, oldest first (in `GET /api/v1/machines/{id}` only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -160,10 +164,12 @@ pub struct SyncView {
     /// Who started it (`(berth)` for the schedule, the webhook and start-up).
     pub actor: String,
     /// When it started.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "super::rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
     pub started: OffsetDateTime,
     /// When it finished.
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "super::rfc3339::option")]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub finished: Option<OffsetDateTime>,
     /// How it ended.
     pub result: SyncResult,
