@@ -96,6 +96,7 @@ mod tests {
                 label: None,
             }],
             metadata: Default::default(),
+            machines: Vec::new(),
         };
         (user, id)
     }
