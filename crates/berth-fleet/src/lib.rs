@@ -13,7 +13,7 @@
 //! - [`keys`]: the secret files of the keys dir, refused unless only their owner may read them.
 //!
 //! Nothing here knows HTTP or the store (it reaches machines through `berth-ssh`); `berth-core`
-//! is to tie it to them (issue 13: not wired into `berth serve` yet).
+//! ties it to them (`berth_core::fleet`).
 #![forbid(unsafe_code)]
 
 pub mod enrollment;

@@ -67,8 +67,7 @@ impl Default for MainConfig {
 }
 
 /// The fleet: the inventory repository (`links.yaml`, `scripts.yaml`), how Berth reaches its
-/// machines over SSH, and how often it looks. Not in force yet: this build reads and checks
-/// the section, the fleet itself arrives with issue 13.
+/// machines over SSH, and how often it looks (docs/fleet.md). Read when Berth starts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Fleet {
