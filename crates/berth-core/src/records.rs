@@ -7,7 +7,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use berth_store::{
-    Client, ClientPing, LoginPressure, Store, StoreError, TableQuery, TableResult, WebSession,
+    Client, ClientPing, LoginPressure, Store, StoreError, TableQuery, TableResult, TableScope,
+    WebSession,
 };
 use berth_types::Username;
 use time::OffsetDateTime;
@@ -131,11 +132,12 @@ impl Tables {
         Self { store }
     }
 
-    /// Runs `query`; `scope` restricts the rows to that user's (owner, username or actor).
+    /// Runs `query`; `scope` restricts the rows to a user's (their own rows, and the machines
+    /// their selectors match); `None` is an admin's query.
     pub async fn query(
         &self,
         query: &TableQuery,
-        scope: Option<&Username>,
+        scope: Option<&TableScope>,
     ) -> Result<TableResult, StoreError> {
         self.store.query_table(query, scope).await
     }

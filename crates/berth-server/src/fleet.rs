@@ -119,7 +119,7 @@ pub(crate) fn selectors(state: &AppState, caller: &Caller) -> Option<Vec<Machine
     let config = state.config.current();
     Some(
         config
-            .user(&caller.username)
+            .user(caller.username.as_str())
             .map(|user| user.machines.clone())
             .unwrap_or_default(),
     )
@@ -240,7 +240,7 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     Path(id): Path<MachineId>,
-    _: NoQuery,
+    Query(NoQuery {}): Query<NoQuery>,
 ) -> Result<Json<MachineView>, ApiError> {
     Ok(Json(machine_view(visible(&state, &caller, &id).await?, true)))
 }
@@ -250,7 +250,7 @@ pub(crate) async fn verify(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     Path(id): Path<MachineId>,
-    _: NoQuery,
+    Query(NoQuery {}): Query<NoQuery>,
 ) -> Result<Json<MachineView>, ApiError> {
     let fleet = fleet(&state)?;
     let record = fleet
@@ -264,7 +264,7 @@ pub(crate) async fn verify(
 pub(crate) async fn verify_all(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
-    _: NoQuery,
+    Query(NoQuery {}): Query<NoQuery>,
 ) -> Result<Json<VerifyAll>, ApiError> {
     let fleet = fleet(&state)?;
     let outcomes = fleet.verify_all(&Actor::from(&caller.username)).await;
@@ -296,7 +296,7 @@ pub(crate) async fn trust(
 pub(crate) async fn sync_status(
     State(state): State<AppState>,
     _: AuthUser,
-    _: NoQuery,
+    Query(NoQuery {}): Query<NoQuery>,
 ) -> Result<Json<FleetSyncStatus>, ApiError> {
     let status = fleet(&state)?.status().await.map_err(fleet_error)?;
     Ok(Json(FleetSyncStatus {
@@ -312,7 +312,7 @@ pub(crate) async fn sync_status(
 pub(crate) async fn sync_now(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
-    _: NoQuery,
+    Query(NoQuery {}): Query<NoQuery>,
 ) -> Result<Json<SyncView>, ApiError> {
     let sync = fleet(&state)?
         .sync(SyncTrigger::Api, Actor::from(&caller.username))
@@ -325,7 +325,7 @@ pub(crate) async fn sync_now(
 pub(crate) async fn secrets_key(
     State(state): State<AppState>,
     _: AuthUser,
-    _: NoQuery,
+    Query(NoQuery {}): Query<NoQuery>,
 ) -> Result<Json<SecretsKeyView>, ApiError> {
     let recipient = fleet(&state)?
         .secrets_recipient()
@@ -338,13 +338,10 @@ pub(crate) async fn secrets_key(
 pub(crate) async fn webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
-    _: NoQuery,
+    Query(NoQuery {}): Query<NoQuery>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<WebhookAccepted>), ApiError> {
-    let fleet = state
-        .fleet
-        .as_ref()
-        .ok_or_else(|| ApiError::not_found("there is no fleet"))?;
+    let fleet = fleet(&state)?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     match fleet.webhook(header, &body) {
         Ok(sender) => {

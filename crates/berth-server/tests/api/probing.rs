@@ -26,6 +26,7 @@ enum Names {
     User,
     Template,
     Member,
+    Machine,
 }
 
 /// What `{param}` of `path` names, by the segment before it; `None` for the static files,
@@ -45,6 +46,7 @@ fn names(path: &str, param: &str) -> Option<Names> {
         ("users", "name") => Names::User,
         ("templates", "name") => Names::Template,
         ("members", "name") => Names::Member,
+        ("machines", "id") => Names::Machine,
         ("static", "file") => return None,
         _ => panic!(
             "{path}: the probing test does not know what {{{param}}} names; add it to `names` \
@@ -311,6 +313,9 @@ async fn another_users_ids_answer_like_ids_that_do_not_exist() {
         (Names::User, "alice".to_owned()),
         (Names::Template, "pair".to_owned()),
         (Names::Member, "carol".to_owned()),
+        // This server has no fleet: a machine id answers as one that does not exist (the
+        // fleet tests cover selectors on a server with machines).
+        (Names::Machine, "web-1".to_owned()),
     ]
     .into();
     // Made-up values of the same shape.
@@ -323,6 +328,7 @@ async fn another_users_ids_answer_like_ids_that_do_not_exist() {
         (Names::User, "nobody".to_owned()),
         (Names::Template, "nothing".to_owned()),
         (Names::Member, "noone".to_owned()),
+        (Names::Machine, "no-such-machine".to_owned()),
     ]
     .into();
 
