@@ -7,7 +7,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use berth_store::{
-    Client, ClientPing, LoginPressure, Store, StoreError, TableQuery, TableResult, WebSession,
+    Client, ClientPing, LoginPressure, Store, StoreError, TableQuery, TableResult, TableScope,
+    WebSession,
 };
 use berth_types::Username;
 use time::OffsetDateTime;
@@ -137,6 +138,9 @@ impl Tables {
         query: &TableQuery,
         scope: Option<&Username>,
     ) -> Result<TableResult, StoreError> {
-        self.store.query_table(query, scope).await
+        // machines: the user's users.yaml `machines:` selectors go here; none for now, so a
+        // user sees no machines.
+        let scope = scope.map(|user| TableScope::new(user.clone()));
+        self.store.query_table(query, scope.as_ref()).await
     }
 }
