@@ -176,6 +176,48 @@ impl Tx {
         })
     }
 
+    /// Every row a query returns, read inside the transaction.
+    pub(crate) async fn fetch_all(
+        &mut self,
+        sql: impl Into<Cow<'static, str>>,
+        binds: &[Bind],
+    ) -> Result<Vec<Row>, StoreError> {
+        let sql = AssertSqlSafe(sql.into());
+        Ok(match self {
+            Tx::Sqlite(tx) => sqlx::query_with(sql, sqlite_arguments(binds)?)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(Row::Sqlite)
+                .collect(),
+            Tx::Postgres(tx) => sqlx::query_with(sql, pg_arguments(binds)?)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(Row::Postgres)
+                .collect(),
+        })
+    }
+
+    /// The row a query returns inside the transaction, if any.
+    pub(crate) async fn fetch_optional(
+        &mut self,
+        sql: impl Into<Cow<'static, str>>,
+        binds: &[Bind],
+    ) -> Result<Option<Row>, StoreError> {
+        let sql = AssertSqlSafe(sql.into());
+        Ok(match self {
+            Tx::Sqlite(tx) => sqlx::query_with(sql, sqlite_arguments(binds)?)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(Row::Sqlite),
+            Tx::Postgres(tx) => sqlx::query_with(sql, pg_arguments(binds)?)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(Row::Postgres),
+        })
+    }
+
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
         match self {
             Tx::Sqlite(tx) => tx.commit().await?,
@@ -192,6 +234,7 @@ pub(crate) enum Bind {
     Text(String),
     OptText(Option<String>),
     Int(i64),
+    OptInt(Option<i64>),
     Bool(bool),
     Uuid(Uuid),
     Time(OffsetDateTime),
@@ -211,6 +254,7 @@ fn sqlite_arguments(binds: &[Bind]) -> Result<SqliteArguments, StoreError> {
             Bind::Text(text) => args.add(text.clone()),
             Bind::OptText(text) => args.add(text.clone()),
             Bind::Int(n) => args.add(*n),
+            Bind::OptInt(n) => args.add(*n),
             Bind::Bool(b) => args.add(*b),
             Bind::Uuid(u) => args.add(u.hyphenated().to_string()),
             Bind::Time(at) => args.add(timestamp::to_text(*at)?),
@@ -228,6 +272,7 @@ fn pg_arguments(binds: &[Bind]) -> Result<PgArguments, StoreError> {
             Bind::Text(text) => args.add(text.clone()),
             Bind::OptText(text) => args.add(text.clone()),
             Bind::Int(n) => args.add(*n),
+            Bind::OptInt(n) => args.add(*n),
             Bind::Bool(b) => args.add(*b),
             Bind::Uuid(u) => args.add(*u),
             Bind::Time(at) => args.add(timestamp::checked(*at)?),
@@ -281,6 +326,10 @@ impl Row {
     }
 
     pub(crate) fn get_i64(&self, column: impl Index) -> Result<i64, StoreError> {
+        self.get(column)
+    }
+
+    pub(crate) fn get_opt_i64(&self, column: impl Index) -> Result<Option<i64>, StoreError> {
         self.get(column)
     }
 
@@ -344,6 +393,10 @@ impl Row {
                 .map_or(Value::Null, Value::from),
             Kind::Json => match text()? {
                 Some(text) => sql::json(&text)?,
+                None => Value::Null,
+            },
+            Kind::Tags => match text()? {
+                Some(text) => Value::from(sql::tags(&text)?),
                 None => Value::Null,
             },
         })

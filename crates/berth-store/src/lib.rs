@@ -1,11 +1,13 @@
 //! Berth's runtime state in SQL: workspaces and their members, client pings, login attempts,
-//! the audit log and the index of terminal recordings.
+//! the audit log, the index of terminal recordings, and the fleet (machines and inventory
+//! syncs).
 //! (The configuration, users and templates, lives in YAML files and is not here.)
 //!
 //! Each aggregate has its own small object-safe trait: [`WorkspaceStore`], [`MemberStore`],
-//! [`RecordingStore`], [`ClientStore`], [`LoginStore`], [`WebSessionStore`], [`AuditStore`]
-//! and [`TableStore`]. [`Store`] is all of them plus `backend` and `close`, so services hold
-//! an `Arc<dyn Store>` and hand out the parts (`Arc<dyn WorkspaceStore>`, ...) by upcasting.
+//! [`RecordingStore`], [`ClientStore`], [`LoginStore`], [`WebSessionStore`], [`AuditStore`],
+//! [`MachineStore`], [`FleetSyncStore`] and [`TableStore`]. [`Store`] is all of them plus
+//! `backend` and `close`, so services hold an `Arc<dyn Store>` and hand out the parts
+//! (`Arc<dyn WorkspaceStore>`, ...) by upcasting.
 //!
 //! One type implements them all, [`SqlStore`], over either of two backends that pass the same
 //! conformance stories:
@@ -29,7 +31,9 @@ mod audit;
 mod clients;
 mod db;
 mod error;
+mod fleet_syncs;
 mod logins;
+mod machines;
 mod members;
 mod postgres;
 mod recordings;
@@ -47,14 +51,18 @@ pub use audit::{AuditOutcome, AuditStore, NewAuditEntry};
 pub use clients::{Client, ClientPing, ClientStore};
 pub use db::SqlStore;
 pub use error::{StoreError, redact_location};
+pub use fleet_syncs::{FleetSyncStore, SYNC_HISTORY, SyncOutcome, SyncRecord};
 pub use logins::{LoginPressure, LoginStore};
+pub use machines::{
+    EnrollmentUpdate, HealthUpdate, MachineRecord, MachineSpec, MachineStore, ProbeRecord,
+};
 pub use members::{Member, MemberRole, MemberStore};
 pub use postgres::PostgresStore;
 pub use recordings::{Recording, RecordingId, RecordingStore};
 pub use sessions::{WebSession, WebSessionStore};
 pub use sqlite::SqliteStore;
 pub use store::Store;
-pub use tables::{FilterOp, SortKey, TableFilter, TableQuery, TableResult, TableStore};
+pub use tables::{FilterOp, SortKey, TableFilter, TableQuery, TableResult, TableScope, TableStore};
 pub use timestamp::normalize_time;
 pub use workspaces::{
     StateUpdate, UnknownState, Workspace, WorkspaceFilter, WorkspaceState, WorkspaceStore,

@@ -167,6 +167,28 @@ pub(crate) fn json(text: &str) -> Result<Value, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("stored JSON document: {e}")))
 }
 
+/// A stored tag list (`,a,b,`, or empty text for none: see `tables::filters::tags_text`).
+pub(crate) fn tags(text: &str) -> Result<Vec<String>, StoreError> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let inner = text
+        .strip_prefix(',')
+        .and_then(|t| t.strip_suffix(','))
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| StoreError::Corrupt(format!("stored tag list {text:?}")))?;
+    inner
+        .split(',')
+        .map(|tag| {
+            if berth_types::fleet::is_label(tag) {
+                Ok(tag.to_owned())
+            } else {
+                Err(StoreError::Corrupt(format!("stored tag {tag:?}")))
+            }
+        })
+        .collect()
+}
+
 /// A timestamp as table queries return it.
 pub(crate) fn time_json(at: OffsetDateTime) -> Result<Value, StoreError> {
     timestamp::to_text(at)

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 
 use crate::db::SqlStore;
 use crate::{
-    AuditStore, ClientStore, LoginStore, MemberStore, RecordingStore, TableStore, WebSessionStore,
-    WorkspaceStore,
+    AuditStore, ClientStore, FleetSyncStore, LoginStore, MachineStore, MemberStore, RecordingStore,
+    TableStore, WebSessionStore, WorkspaceStore,
 };
 
 /// Berth's runtime state: every per-aggregate store, plus what concerns the database as a
@@ -31,6 +31,8 @@ pub trait Store:
     + LoginStore
     + WebSessionStore
     + AuditStore
+    + MachineStore
+    + FleetSyncStore
     + TableStore
 {
     /// `"sqlite"` or `"postgres"`, for logs and metrics.

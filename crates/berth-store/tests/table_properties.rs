@@ -1,9 +1,10 @@
 //! Property tests of table queries against an in-memory model: a query returns exactly the
 //! rows the model's filter selects, in the model's order; pages concatenate to the whole result;
 //! and pages stay consistent (no row twice, none of the earlier rows missed) while rows are
-//! inserted between fetches. The model covers two tables: `workspaces` (every column kind) and
-//! `recordings` (the target kind and id, integers). Each case runs on a fresh database, on
-//! SQLite and on PostgreSQL (fewer cases there: each one creates a database).
+//! inserted between fetches. The model covers three tables: `workspaces` (every column kind),
+//! `recordings` (the target kind and id, integers) and `machines` (tag lists and `has`, scopes
+//! by machine selectors, rows put in force by inventory syncs). Each case runs on a fresh
+//! database, on SQLite and on PostgreSQL (fewer cases there: each one creates a database).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod support;
@@ -11,8 +12,14 @@ mod support;
 use std::cmp::Ordering;
 use std::collections::HashSet;
 
-use berth_store::{Recording, RecordingId, Store, TableQuery, Workspace, WorkspaceState};
-use berth_types::{MachineId, TerminalTarget, Username, WorkspaceId};
+use berth_store::{
+    EnrollmentUpdate, HealthUpdate, MachineSpec, Recording, RecordingId, Store, SyncOutcome,
+    TableQuery, TableScope, Workspace, WorkspaceState,
+};
+use berth_types::{
+    EnrollmentStatus, HealthStatus, MachineId, MachineSelector, SyncChanges, SyncResult,
+    SyncTrigger, TerminalTarget, Username, WorkspaceId,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Map, Value, json};
@@ -36,11 +43,29 @@ const TARGET_WORKSPACES: [&str; 2] = [
 const TARGET_MACHINES: [&str; 2] = ["db-1", "web-1"];
 const BYTES: [u64; 3] = [0, 4096, 1 << 40];
 
+/// Machine ids: few, so syncs replace and keep rows, and the jump hosts name them.
+const MACHINE_IDS: [&str; 8] = ["0x", "a", "b-1", "db-1", "m-10", "m-9", "web-1", "web-2"];
+/// Tags whose look-alikes would match each other if `_` or a part of a tag matched.
+const TAGS: [&str; 6] = ["db", "eu-1", "eu11", "eu_1", "web", "webx"];
+const MACHINE_NAMES: [&str; 3] = ["Web 1", "db", "edge"];
+const HOSTS: [&str; 3] = ["10.0.0.1", "10.0.0.10", "10.0.0.2"];
+const PORTS: [u16; 3] = [22, 2222, 65535];
+const LOGINS: [&str; 2] = ["ops", "root"];
+const KINDS: [&str; 2] = ["db", "web"];
+const CLIENT_IDS: [&str; 2] = ["5de3", "aaaa"];
+const DESCRIPTIONS: [&str; 2] = ["", "front end"];
+const COMMITS: [&str; 2] = [
+    "1111111111111111111111111111111111111111",
+    "2222222222222222222222222222222222222222",
+];
+const LATENCIES: [i64; 3] = [0, 12, 2500];
+
 /// The tables the model knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Table {
     Workspaces,
     Recordings,
+    Machines,
 }
 
 impl Table {
@@ -48,6 +73,7 @@ impl Table {
         match self {
             Table::Workspaces => "workspaces",
             Table::Recordings => "recordings",
+            Table::Machines => "machines",
         }
     }
 
@@ -55,6 +81,7 @@ impl Table {
         match self {
             Table::Workspaces => &SORTABLE,
             Table::Recordings => &RECORDING_SORTABLE,
+            Table::Machines => &MACHINE_SORTABLE,
         }
     }
 
@@ -62,6 +89,7 @@ impl Table {
         match self {
             Table::Workspaces => ("created_at", true),
             Table::Recordings => ("started_at", true),
+            Table::Machines => ("id", false),
         }
     }
 
@@ -69,6 +97,7 @@ impl Table {
         match self {
             Table::Workspaces => columns(),
             Table::Recordings => recording_columns(),
+            Table::Machines => machine_columns(),
         }
     }
 
@@ -78,6 +107,7 @@ impl Table {
                 .prop_map(|r| Item::Workspace(r.workspace()))
                 .boxed(),
             Table::Recordings => recording_spec().boxed(),
+            Table::Machines => machine_item().boxed(),
         }
     }
 }
@@ -87,13 +117,15 @@ impl Table {
 enum Item {
     Workspace(Workspace),
     Recording(Recording),
+    Machine(Box<MachineItem>),
 }
 
 impl Item {
-    fn id(&self) -> Uuid {
+    fn id(&self) -> String {
         match self {
-            Item::Workspace(w) => w.id.as_uuid(),
-            Item::Recording(r) => r.id.as_uuid(),
+            Item::Workspace(w) => w.id.to_string(),
+            Item::Recording(r) => r.id.to_string(),
+            Item::Machine(m) => m.spec.id.to_string(),
         }
     }
 
@@ -101,6 +133,7 @@ impl Item {
         match self {
             Item::Workspace(w) => model_row(w),
             Item::Recording(r) => recording_model_row(r),
+            Item::Machine(m) => m.model_row(),
         }
     }
 
@@ -108,8 +141,251 @@ impl Item {
         match self {
             Item::Workspace(w) => store.insert_workspace(w).await.unwrap(),
             Item::Recording(r) => store.insert_recording(r).await.unwrap(),
+            Item::Machine(m) => m.insert(store).await,
         }
     }
+}
+
+/// A machine, and the checks recorded after the sync that added it.
+#[derive(Clone, Debug)]
+struct MachineItem {
+    spec: MachineSpec,
+    /// The sync that adds it: its commit and when it ends.
+    commit: usize,
+    added: i64,
+    /// (status, when) of an enrollment check.
+    enrollment: Option<(usize, i64)>,
+    /// A health check.
+    health: Option<HealthSpec>,
+}
+
+/// (status, latency, last seen, failures, when) of a health check, as indexes and steps.
+type HealthSpec = (usize, Option<usize>, Option<i64>, i64, i64);
+
+fn machine_item() -> impl Strategy<Value = Item> {
+    let spec = (
+        (0..MACHINE_IDS.len(), 0..MACHINE_NAMES.len(), 0..HOSTS.len()),
+        (
+            0..PORTS.len(),
+            0..LOGINS.len(),
+            prop::option::of(0..KINDS.len()),
+        ),
+        prop::collection::vec(0..TAGS.len(), 0..4),
+        (
+            prop::option::of(0..MACHINE_IDS.len()),
+            prop::option::of(0..CLIENT_IDS.len()),
+            0..DESCRIPTIONS.len(),
+        ),
+    )
+        .prop_map(
+            |((id, name, host), (port, user, kind), tags, (jump, client, description))| {
+                let mut tag_list: Vec<String> = Vec::new();
+                for t in tags {
+                    if !tag_list.iter().any(|x| x == TAGS[t]) {
+                        tag_list.push(TAGS[t].to_owned());
+                    }
+                }
+                MachineSpec {
+                    id: MachineId::new(MACHINE_IDS[id]).unwrap(),
+                    name: MACHINE_NAMES[name].to_owned(),
+                    host: HOSTS[host].to_owned(),
+                    port: PORTS[port],
+                    user: LOGINS[user].to_owned(),
+                    kind: kind.map(|k| KINDS[k].to_owned()),
+                    tags: tag_list,
+                    key: "ops.key".to_owned(),
+                    host_key: None,
+                    proxy_jump: jump.map(|j| MachineId::new(MACHINE_IDS[j]).unwrap()),
+                    client_id: client.map(|c| CLIENT_IDS[c].to_owned()),
+                    description: DESCRIPTIONS[description].to_owned(),
+                }
+            },
+        );
+    (
+        spec,
+        (0..COMMITS.len(), 0..TIMES),
+        prop::option::of((0..EnrollmentStatus::ALL.len(), 0..TIMES)),
+        prop::option::of((
+            0..HealthStatus::ALL.len(),
+            prop::option::of(0..LATENCIES.len()),
+            prop::option::of(0..TIMES),
+            0..3i64,
+            0..TIMES,
+        )),
+    )
+        .prop_map(|(spec, (commit, added), enrollment, health)| {
+            Item::Machine(Box::new(MachineItem {
+                spec,
+                commit,
+                added,
+                enrollment,
+                health,
+            }))
+        })
+}
+
+impl MachineItem {
+    /// A sync that puts in force the machines stored so far and this one, then its checks.
+    async fn insert(&self, store: &dyn Store) {
+        let mut specs: Vec<MachineSpec> = store
+            .list_machines()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.spec)
+            .collect();
+        specs.push(self.spec.clone());
+        let sync = store
+            .begin_sync(SyncTrigger::Schedule, "(berth)", time(self.added))
+            .await
+            .unwrap();
+        let outcome = SyncOutcome {
+            result: SyncResult::Succeeded,
+            commit: Some(COMMITS[self.commit].to_owned()),
+            errors: Vec::new(),
+            changes: SyncChanges::default(),
+            at: time(self.added),
+        };
+        store
+            .finish_sync(sync.id, &outcome, Some(&specs))
+            .await
+            .unwrap();
+        if let Some((status, at)) = self.enrollment {
+            let update = EnrollmentUpdate {
+                status: EnrollmentStatus::ALL[status],
+                message: "checked".to_owned(),
+                fingerprint: None,
+                at: time(at),
+            };
+            store
+                .record_enrollment(&self.spec.id, &update)
+                .await
+                .unwrap();
+        }
+        if let Some((status, latency, seen, failures, at)) = self.health {
+            let update = HealthUpdate {
+                status: HealthStatus::ALL[status],
+                latency_ms: latency.map(|l| LATENCIES[l]),
+                last_seen: seen.map(time),
+                consecutive_failures: failures,
+                checked_at: time(at),
+                probes: Vec::new(),
+            };
+            store.record_health(&self.spec.id, &update).await.unwrap();
+        }
+    }
+
+    /// The machine as a table query should return it, built independently of the store.
+    fn model_row(&self) -> Map<String, Value> {
+        let s = &self.spec;
+        let t = |at: Option<i64>| at.map_or(Value::Null, |at| json!(time_text(time(at))));
+        let health = self.health;
+        json!({
+            "id": s.id.as_str(),
+            "name": s.name,
+            "host": s.host,
+            "port": s.port,
+            "user": s.user,
+            "type": s.kind,
+            "tags": s.tags,
+            "enrollment": self.enrollment.map_or("unknown", |(e, _)| EnrollmentStatus::ALL[e].as_str()),
+            "health": health.map_or("unknown", |h| HealthStatus::ALL[h.0].as_str()),
+            "latency_ms": health.and_then(|h| h.1).map(|l| LATENCIES[l]),
+            "last_seen": t(health.and_then(|h| h.2)),
+            "consecutive_failures": health.map_or(0, |h| h.3),
+            "verified_at": t(self.enrollment.map(|e| e.1)),
+            "checked_at": t(health.map(|h| h.4)),
+            "client_id": s.client_id,
+            "proxy_jump": s.proxy_jump.as_ref().map(MachineId::as_str),
+            "description": s.description,
+            "commit": COMMITS[self.commit],
+            "created_at": t(Some(self.added)),
+            "updated_at": t(Some(self.added)),
+        })
+        .as_object()
+        .unwrap()
+        .clone()
+    }
+}
+
+fn machine_columns() -> Vec<(&'static str, Vec<Value>, &'static [&'static str])> {
+    const ALL: &[&str] = &["eq", "in", "gt", "lt", "gte", "lte"];
+    const EQ: &[&str] = &["eq", "in"];
+    const HAS: &[&str] = &["has"];
+    let strings = |v: &[&str]| v.iter().map(|s| json!(s)).collect::<Vec<_>>();
+    let with_null = |mut v: Vec<Value>| {
+        v.push(Value::Null);
+        v
+    };
+    let times: Vec<Value> = (-1..=TIMES).map(|i| json!(time_text(time(i)))).collect();
+    let mut ids = strings(&MACHINE_IDS);
+    ids.push(json!("c"));
+    vec![
+        ("id", ids.clone(), ALL),
+        ("name", strings(&MACHINE_NAMES), ALL),
+        ("host", strings(&HOSTS), ALL),
+        ("port", PORTS.iter().map(|p| json!(p)).collect(), ALL),
+        ("user", strings(&LOGINS), ALL),
+        ("type", with_null(strings(&KINDS)), ALL),
+        (
+            "tags",
+            strings(&["db", "eu-1", "eu11", "eu_1", "web", "webx", "eu", "e"]),
+            HAS,
+        ),
+        ("enrollment", strings(&EnrollmentStatus::NAMES), EQ),
+        ("health", strings(&HealthStatus::NAMES), EQ),
+        (
+            "latency_ms",
+            with_null(LATENCIES.iter().map(|l| json!(l)).collect()),
+            ALL,
+        ),
+        ("last_seen", with_null(times.clone()), ALL),
+        (
+            "consecutive_failures",
+            vec![json!(0), json!(1), json!(2)],
+            ALL,
+        ),
+        ("verified_at", with_null(times.clone()), ALL),
+        ("checked_at", with_null(times.clone()), ALL),
+        ("client_id", with_null(strings(&CLIENT_IDS)), ALL),
+        ("proxy_jump", with_null(ids), ALL),
+        ("description", strings(&DESCRIPTIONS), ALL),
+        ("commit", strings(&COMMITS), ALL),
+        ("created_at", times.clone(), ALL),
+        ("updated_at", times, ALL),
+    ]
+}
+
+const MACHINE_SORTABLE: [&str; 20] = [
+    "id",
+    "name",
+    "host",
+    "port",
+    "user",
+    "type",
+    "tags",
+    "enrollment",
+    "health",
+    "latency_ms",
+    "last_seen",
+    "consecutive_failures",
+    "verified_at",
+    "checked_at",
+    "client_id",
+    "proxy_jump",
+    "description",
+    "commit",
+    "created_at",
+    "updated_at",
+];
+
+/// Selectors a scope draws from: ids (some of no machine) and tags (some look-alikes).
+fn selector(index: usize) -> MachineSelector {
+    const SELECTORS: [&str; 10] = [
+        "a", "web-1", "m-9", "zz", "tag:web", "tag:eu_1", "tag:eu11", "tag:eu", "tag:db",
+        "tag:webx",
+    ];
+    SELECTORS[index % SELECTORS.len()].parse().unwrap()
 }
 
 /// A recording drawn from small vocabularies.
@@ -375,7 +651,7 @@ struct FilterSpec {
     column: usize,
     op: usize,
     value: usize,
-    in_mask: u8,
+    in_mask: u16,
 }
 
 fn filter(table: Table, spec: &FilterSpec) -> Value {
@@ -387,7 +663,11 @@ fn filter(table: Table, spec: &FilterSpec) -> Value {
             values
                 .iter()
                 .enumerate()
-                .filter(|(i, _)| spec.in_mask & (1 << i) != 0)
+                .filter(|(i, _)| {
+                    spec.in_mask
+                        .checked_shr(*i as u32)
+                        .is_some_and(|m| m & 1 != 0)
+                })
                 .map(|(_, v)| v.clone())
                 .collect(),
         ),
@@ -407,10 +687,12 @@ struct QuerySpec {
     sort: Vec<(usize, bool)>,
     limit: u32,
     scope: Option<usize>,
+    /// The scope's machine selectors (see [`selector`]).
+    selectors: Vec<usize>,
 }
 
 fn query_spec(table: Table) -> impl Strategy<Value = QuerySpec> {
-    let filter = (any::<usize>(), any::<usize>(), any::<usize>(), any::<u8>()).prop_map(
+    let filter = (any::<usize>(), any::<usize>(), any::<usize>(), any::<u16>()).prop_map(
         |(column, op, value, in_mask)| FilterSpec {
             column,
             op,
@@ -423,13 +705,15 @@ fn query_spec(table: Table) -> impl Strategy<Value = QuerySpec> {
         prop::collection::vec((0..table.sortable().len(), any::<bool>()), 0..4),
         1..8u32,
         prop::option::of(0..OWNERS.len()),
+        prop::collection::vec(any::<usize>(), 0..4),
     )
-        .prop_map(move |(filters, sort, limit, scope)| QuerySpec {
+        .prop_map(move |(filters, sort, limit, scope, selectors)| QuerySpec {
             table,
             filters,
             sort,
             limit,
             scope,
+            selectors,
         })
 }
 
@@ -460,8 +744,11 @@ impl QuerySpec {
         .unwrap()
     }
 
-    fn scope(&self) -> Option<Username> {
-        self.scope.map(|i| Username::new(OWNERS[i]).unwrap())
+    fn scope(&self) -> Option<TableScope> {
+        self.scope.map(|i| TableScope {
+            user: Username::new(OWNERS[i]).unwrap(),
+            machines: self.selectors.iter().map(|&s| selector(s)).collect(),
+        })
     }
 
     /// The full order the store must follow: the sort (or the default, newest first), then id.
@@ -476,8 +763,27 @@ impl QuerySpec {
         keys
     }
 
+    /// Whether the scope lets its user see `row`: their own, or for machines, a plain Rust
+    /// reading of the selectors.
+    fn visible(&self, row: &Map<String, Value>) -> bool {
+        let Some(scope) = self.scope() else {
+            return true;
+        };
+        if self.table != Table::Machines {
+            return row["owner"] == json!(scope.user.as_str());
+        }
+        let id = MachineId::new(row["id"].as_str().unwrap()).unwrap();
+        let tags: Vec<String> = row["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_owned())
+            .collect();
+        scope.machines.iter().any(|s| s.matches(&id, &tags))
+    }
+
     fn matches(&self, row: &Map<String, Value>) -> bool {
-        let scoped = self.scope.is_none_or(|i| row["owner"] == json!(OWNERS[i]));
+        let scoped = self.visible(row);
         scoped
             && self
                 .filters
@@ -508,8 +814,18 @@ fn compare_values(a: &Value, b: &Value) -> Ordering {
         (Value::String(a), Value::String(b)) => a.as_bytes().cmp(b.as_bytes()),
         (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
         (Value::Number(a), Value::Number(b)) => a.as_i64().cmp(&b.as_i64()),
+        // Tag lists sort as their stored text, `,a,b,` (empty for none).
+        (Value::Array(a), Value::Array(b)) => tags_text(a).cmp(&tags_text(b)),
         _ => panic!("mixed types {a} {b}"),
     }
+}
+
+fn tags_text(tags: &[Value]) -> Vec<u8> {
+    if tags.is_empty() {
+        return Vec::new();
+    }
+    let tags: Vec<&str> = tags.iter().map(|t| t.as_str().unwrap()).collect();
+    format!(",{},", tags.join(",")).into_bytes()
 }
 
 fn filter_matches(filter: &Value, row: &Map<String, Value>) -> bool {
@@ -526,6 +842,7 @@ fn filter_matches(filter: &Value, row: &Map<String, Value>) -> bool {
         return false; // SQL: a comparison with NULL is not true
     }
     match filter["op"].as_str().unwrap() {
+        "has" => cell.as_array().unwrap().contains(value),
         "eq" => eq(value),
         "in" => value.as_array().unwrap().iter().any(eq),
         "gt" => compare_values(cell, value) == Ordering::Greater,
@@ -722,4 +1039,24 @@ fn postgres_recording_pages_concatenate_to_the_filtered_sorted_rows() {
 #[test]
 fn postgres_recording_pages_stay_consistent_while_rows_arrive() {
     run_cases(Backend::Postgres, Table::Recordings, 12, true);
+}
+
+#[test]
+fn sqlite_machine_pages_concatenate_to_the_filtered_sorted_rows() {
+    run_cases(Backend::Sqlite, Table::Machines, 48, false);
+}
+
+#[test]
+fn sqlite_machine_pages_stay_consistent_while_machines_arrive() {
+    run_cases(Backend::Sqlite, Table::Machines, 32, true);
+}
+
+#[test]
+fn postgres_machine_pages_concatenate_to_the_filtered_sorted_rows() {
+    run_cases(Backend::Postgres, Table::Machines, 16, false);
+}
+
+#[test]
+fn postgres_machine_pages_stay_consistent_while_machines_arrive() {
+    run_cases(Backend::Postgres, Table::Machines, 12, true);
 }

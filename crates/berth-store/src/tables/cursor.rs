@@ -87,7 +87,7 @@ pub(crate) fn render_keyset(
         sql.push("1 = 0");
         return;
     };
-    let name = column.name;
+    let name = column.sql;
     let more = order.len() > 1;
     sql.push("(");
     let mut has_after = true;

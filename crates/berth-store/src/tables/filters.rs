@@ -1,5 +1,6 @@
 //! Filters: each value is checked against its column's type and becomes a bound parameter.
 
+use berth_types::fleet::is_label;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -21,6 +22,49 @@ pub(crate) enum Condition {
         values: Vec<Bind>,
         or_null: bool,
     },
+    /// A tags column holds a tag: the bound value is a `LIKE` pattern (see [`has_pattern`]).
+    Has(&'static Column, Bind),
+}
+
+/// The `LIKE` pattern (with `\` as the escape character) of a tags column holding `tag`:
+/// tags are stored as `,a,b,`, so `%,tag,%`, with `\`, `%` and `_` in the tag escaped so they
+/// match only themselves (`_` is a tag character; the others cannot be in one, but stay
+/// harmless should a caller pass them).
+pub(crate) fn has_pattern(tag: &str) -> String {
+    let mut pattern = String::with_capacity(tag.len() + 4);
+    pattern.push_str("%,");
+    for c in tag.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push_str(",%");
+    pattern
+}
+
+/// Tags as a tags column stores them: `,a,b,`, or empty text for none.
+pub(crate) fn tags_text<S: AsRef<str>>(tags: &[S]) -> String {
+    if tags.is_empty() {
+        return String::new();
+    }
+    let mut text = String::from(",");
+    for tag in tags {
+        text.push_str(tag.as_ref());
+        text.push(',');
+    }
+    text
+}
+
+/// Renders `column LIKE $n ESCAPE '\'`: the same on SQLite and PostgreSQL (whose
+/// `standard_conforming_strings`, on by default since 9.1, reads `'\'` as one backslash).
+/// SQLite's `LIKE` folds ASCII case and PostgreSQL's does not; tags and `has` values are
+/// lowercase, so both give the same rows.
+pub(crate) fn render_like(sql: &mut Sql, column: &str, pattern: Bind) {
+    sql.push(column);
+    sql.push(" LIKE ");
+    sql.bind(pattern);
+    sql.push(" ESCAPE '\\'");
 }
 
 /// Checks that `value` fits `column` and converts it; `None` is JSON `null` (allowed only for
@@ -87,6 +131,19 @@ pub(crate) fn typed_value(
                 column.name
             )));
         }
+        // Only a cursor carries a whole tag list (the row's value); filters use `has`.
+        Kind::Tags => {
+            let tags = value
+                .as_array()
+                .and_then(|items| {
+                    items
+                        .iter()
+                        .map(|t| t.as_str().filter(|t| is_label(t)))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .ok_or_else(|| wrong("an array of tags"))?;
+            Bind::Text(tags_text(&tags))
+        }
     };
     Ok(Some(bind))
 }
@@ -106,7 +163,32 @@ pub(crate) fn condition(
 ) -> Result<Condition, StoreError> {
     let column = table.lookup(&filter.column)?;
     let what = "filter";
+    if column.kind == Kind::Tags && filter.op != FilterOp::Has {
+        return Err(invalid(format!(
+            "column {:?} holds lists of tags: filter it with \"has\" and one tag",
+            column.name
+        )));
+    }
     let comparison = match filter.op {
+        FilterOp::Has => {
+            if column.kind != Kind::Tags {
+                return Err(invalid(format!(
+                    "filter \"has\" applies to lists of tags (machines.tags), not to column {:?}",
+                    column.name
+                )));
+            }
+            return match filter.value.as_str() {
+                Some(tag) if is_label(tag) => {
+                    Ok(Condition::Has(column, Bind::Text(has_pattern(tag))))
+                }
+                _ => Err(invalid(format!(
+                    "filter \"has\" on column {:?} needs one tag (a-z, 0-9, '_', '.' and '-', \
+                     starting with a letter or a digit, at most 63), not {}",
+                    column.name,
+                    short(&filter.value)
+                ))),
+            };
+        }
         FilterOp::Eq => {
             return Ok(match typed_value(column, &filter.value, what)? {
                 None => Condition::IsNull(column),
@@ -164,11 +246,12 @@ pub(crate) fn condition(
 pub(crate) fn render_condition(sql: &mut Sql, condition: &Condition) {
     match condition {
         Condition::IsNull(column) => {
-            sql.push(column.name);
+            sql.push(column.sql);
             sql.push(" IS NULL");
         }
+        Condition::Has(column, pattern) => render_like(sql, column.sql, pattern.clone()),
         Condition::Compare(column, op, value) => {
-            sql.push(column.name);
+            sql.push(column.sql);
             sql.push(" ");
             sql.push(op);
             sql.push(" ");
@@ -183,7 +266,7 @@ pub(crate) fn render_condition(sql: &mut Sql, condition: &Condition) {
             if values.is_empty() {
                 sql.push("1 = 0");
             } else {
-                sql.push(column.name);
+                sql.push(column.sql);
                 sql.push(" IN (");
                 for (i, value) in values.iter().enumerate() {
                     if i > 0 {
@@ -195,7 +278,7 @@ pub(crate) fn render_condition(sql: &mut Sql, condition: &Condition) {
             }
             if *or_null {
                 sql.push(" OR ");
-                sql.push(column.name);
+                sql.push(column.sql);
                 sql.push(" IS NULL");
             }
             sql.push(")");

@@ -1,8 +1,8 @@
 //! Table queries: the small query language behind `POST /api/v1/tables/query`.
 //!
 //! [`TableStore::query_table`] runs them. A query names a table and columns from a
-//! whitelist: `workspaces`, `clients`, `audit` and `recordings` (`docs/store.md` lists their
-//! columns). Every column has a type, so filter values are checked
+//! whitelist: `workspaces`, `clients`, `audit`, `recordings` and `machines` (`docs/store.md`
+//! lists their columns). Every column has a type, so filter values are checked
 //! and bound as parameters, never spliced into SQL; a wrong name or type is
 //! [`crate::StoreError::InvalidQuery`]. Results come in pages with keyset pagination: a cursor
 //! holds the last row's sort-key values, so the next page starts strictly after that row and
@@ -22,7 +22,7 @@ pub(crate) mod schema;
 use std::fmt;
 
 use async_trait::async_trait;
-use berth_types::Username;
+use berth_types::{MachineSelector, Username};
 
 use crate::StoreError;
 use crate::db::SqlStore;
@@ -39,17 +39,39 @@ pub(crate) fn invalid(message: String) -> StoreError {
     StoreError::InvalidQuery(message)
 }
 
+/// What a user who is not an admin may see in a table query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableScope {
+    /// Tables with an owner restrict to this user's rows: `owner` of workspaces and
+    /// recordings, `username` of clients, `actor` of audit entries.
+    pub user: Username,
+    /// The machines table restricts to the machines one of these picks (users.yaml
+    /// `machines:`): an id, or a tag the machine has. None when empty.
+    pub machines: Vec<MachineSelector>,
+}
+
+impl TableScope {
+    /// `user`'s rows, and no machines.
+    #[must_use]
+    pub fn new(user: Username) -> Self {
+        Self {
+            user,
+            machines: Vec::new(),
+        }
+    }
+}
+
 /// Table queries over the whitelisted tables: read-only, for the API's lists and admin pages.
 #[async_trait]
 pub trait TableStore: Send + Sync + fmt::Debug {
-    /// Runs a table query (see [`crate::tables`]). `scope` restricts the rows to those owned
-    /// by that user (`owner` of workspaces and recordings, `username` of clients, `actor` of
-    /// audit entries). [`StoreError::InvalidQuery`] for an unknown table or column, a value of
-    /// the wrong type or a bad cursor.
+    /// Runs a table query (see [`crate::tables`]). `scope` restricts the rows to those its
+    /// user may see (see [`TableScope`]); `None` is an admin's query, over every row.
+    /// [`StoreError::InvalidQuery`] for an unknown table or column, a value of the wrong type,
+    /// an operator the column does not take or a bad cursor.
     async fn query_table(
         &self,
         query: &TableQuery,
-        scope: Option<&Username>,
+        scope: Option<&TableScope>,
     ) -> Result<TableResult, StoreError>;
 }
 
@@ -58,7 +80,7 @@ impl TableStore for SqlStore {
     async fn query_table(
         &self,
         query: &TableQuery,
-        scope: Option<&Username>,
+        scope: Option<&TableScope>,
     ) -> Result<TableResult, StoreError> {
         let plan = plan::plan(query, scope)?;
         let total = self

@@ -6,13 +6,13 @@
 
 use std::fmt::Write as _;
 
-use berth_types::Username;
+use berth_types::MachineSelector;
 use serde_json::{Map, Value};
 
 use super::cursor::{self, render_keyset};
-use super::filters::{Condition, condition, render_condition, short};
-use super::schema::{self, Column, Kind, Table};
-use super::{DEFAULT_LIMIT, MAX_LIMIT, TableQuery, TableResult, invalid};
+use super::filters::{Condition, condition, has_pattern, render_condition, render_like, short};
+use super::schema::{self, Column, Kind, Scope, Table};
+use super::{DEFAULT_LIMIT, MAX_LIMIT, TableQuery, TableResult, TableScope, invalid};
 use crate::StoreError;
 
 const MAX_FILTERS: usize = 32;
@@ -53,17 +53,77 @@ pub(crate) struct Plan {
     limit: usize,
 }
 
-fn render_where(sql: &mut Sql, table: &Table, scope: Option<&Username>, conditions: &[Condition]) {
+fn render_where(
+    sql: &mut Sql,
+    table: &Table,
+    scope: Option<&TableScope>,
+    conditions: &[Condition],
+) {
     sql.push(" WHERE 1 = 1");
-    if let Some(owner) = scope {
+    if let Some(scope) = scope {
         sql.push(" AND ");
-        sql.push(table.scope);
-        sql.push(" = ");
-        sql.bind(Bind::Text(owner.as_str().to_owned()));
+        render_scope(sql, table, scope);
     }
     for condition in conditions {
         sql.push(" AND ");
         render_condition(sql, condition);
+    }
+}
+
+/// The rows a user may see: their own, or the machines their selectors pick (none without
+/// selectors).
+fn render_scope(sql: &mut Sql, table: &Table, scope: &TableScope) {
+    let sql_name = |name: &'static str| table.column(name).map_or(name, |c| c.sql);
+    match table.scope {
+        Scope::Owner(owner) => {
+            sql.push(sql_name(owner));
+            sql.push(" = ");
+            sql.bind(Bind::Text(scope.user.as_str().to_owned()));
+        }
+        Scope::Selectors { id, tags } => {
+            let ids: Vec<&str> = scope
+                .machines
+                .iter()
+                .filter_map(|s| match s {
+                    MachineSelector::Id(id) => Some(id.as_str()),
+                    MachineSelector::Tag(_) => None,
+                })
+                .collect();
+            let tag_list: Vec<&str> = scope
+                .machines
+                .iter()
+                .filter_map(|s| match s {
+                    MachineSelector::Tag(tag) => Some(tag.as_str()),
+                    MachineSelector::Id(_) => None,
+                })
+                .collect();
+            if ids.is_empty() && tag_list.is_empty() {
+                sql.push("1 = 0");
+                return;
+            }
+            sql.push("(");
+            let mut first = true;
+            if !ids.is_empty() {
+                sql.push(sql_name(id));
+                sql.push(" IN (");
+                for (i, machine) in ids.iter().enumerate() {
+                    if i > 0 {
+                        sql.push(", ");
+                    }
+                    sql.bind(Bind::Text((*machine).to_owned()));
+                }
+                sql.push(")");
+                first = false;
+            }
+            for tag in tag_list {
+                if !first {
+                    sql.push(" OR ");
+                }
+                render_like(sql, sql_name(tags), Bind::Text(has_pattern(tag)));
+                first = false;
+            }
+            sql.push(")");
+        }
     }
 }
 
@@ -124,9 +184,9 @@ fn resolve_order(
     Ok(order)
 }
 
-/// Checks `query` against the whitelist and builds its SQL. `scope` restricts the rows to one
-/// owner (the API passes the caller's username unless they are an admin).
-pub(crate) fn plan(query: &TableQuery, scope: Option<&Username>) -> Result<Plan, StoreError> {
+/// Checks `query` against the whitelist and builds its SQL. `scope` restricts the rows to what
+/// one user may see (the API passes the caller's unless they are an admin).
+pub(crate) fn plan(query: &TableQuery, scope: Option<&TableScope>) -> Result<Plan, StoreError> {
     let table = schema::table(&query.table).ok_or_else(|| {
         invalid(format!(
             "unknown table {:?}; tables: {}",
@@ -176,13 +236,7 @@ pub(crate) fn plan(query: &TableQuery, scope: Option<&Username>) -> Result<Plan,
 
     let mut select = Sql::default();
     select.push("SELECT ");
-    select.push(
-        &fetched
-            .iter()
-            .map(|c| c.name)
-            .collect::<Vec<_>>()
-            .join(", "),
-    );
+    select.push(&fetched.iter().map(|c| c.sql).collect::<Vec<_>>().join(", "));
     select.push(" FROM ");
     select.push(table.sql_name);
     render_where(&mut select, table, scope, &conditions);
@@ -195,7 +249,7 @@ pub(crate) fn plan(query: &TableQuery, scope: Option<&Username>) -> Result<Plan,
         if i > 0 {
             select.push(", ");
         }
-        select.push(column.name);
+        select.push(column.sql);
         select.push(if *desc {
             " DESC NULLS LAST"
         } else {
@@ -261,6 +315,7 @@ impl Plan {
 mod tests {
     use super::*;
     use crate::tables::{FilterOp, TableFilter};
+    use berth_types::Username;
     use serde_json::json;
     use uuid::Uuid;
 
@@ -288,7 +343,7 @@ mod tests {
                 }],
                 ..TableQuery::default()
             },
-            Some(&Username::new("alice").unwrap()),
+            Some(&TableScope::new(Username::new("alice").unwrap())),
         )
         .unwrap();
         assert!(!plan.select.text.contains(hostile), "{}", plan.select.text);
@@ -399,5 +454,176 @@ mod tests {
         let mut q = query(base);
         q.cursor = Some(good);
         assert!(plan(&q, None).is_ok());
+    }
+
+    #[test]
+    fn machines_tags_have_their_own_operator() {
+        let planned = plan(
+            &query(
+                json!({"table": "machines", "columns": ["id", "user", "type"],
+                "filters": [{"column": "tags", "op": "has", "value": "eu_west.1"},
+                            {"column": "type", "op": "eq", "value": "web"}],
+                "sort": [{"column": "user", "desc": true}]}),
+            ),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            planned.count.text,
+            "SELECT COUNT(*) FROM machines WHERE 1 = 1 AND tags LIKE $1 ESCAPE '\\' AND kind = $2"
+        );
+        // `_` is a tag character, and a LIKE wildcard unless escaped.
+        assert_eq!(planned.count.binds[0], Bind::Text("%,eu\\_west.1,%".into()));
+        assert!(
+            planned
+                .select
+                .text
+                .starts_with("SELECT id, ssh_user, kind FROM machines"),
+            "{}",
+            planned.select.text
+        );
+        assert!(
+            planned
+                .select
+                .text
+                .ends_with("ORDER BY ssh_user DESC NULLS LAST, id ASC NULLS FIRST LIMIT 51"),
+            "{}",
+            planned.select.text
+        );
+        for (filter, expected) in [
+            (
+                json!({"column": "host", "op": "has", "value": "web"}),
+                "applies to lists of tags",
+            ),
+            (
+                json!({"column": "tags", "op": "eq", "value": "web"}),
+                "filter it with \"has\"",
+            ),
+            (
+                json!({"column": "tags", "op": "in", "value": ["web"]}),
+                "filter it with \"has\"",
+            ),
+            (
+                json!({"column": "tags", "op": "gt", "value": "web"}),
+                "filter it with \"has\"",
+            ),
+            (
+                json!({"column": "tags", "op": "has", "value": "%"}),
+                "needs one tag",
+            ),
+            (
+                json!({"column": "tags", "op": "has", "value": "a%b"}),
+                "needs one tag",
+            ),
+            (
+                json!({"column": "tags", "op": "has", "value": "Web"}),
+                "needs one tag",
+            ),
+            (
+                json!({"column": "tags", "op": "has", "value": "a,b"}),
+                "needs one tag",
+            ),
+            (
+                json!({"column": "tags", "op": "has", "value": ""}),
+                "needs one tag",
+            ),
+            (
+                json!({"column": "tags", "op": "has", "value": ["web"]}),
+                "needs one tag",
+            ),
+            (
+                json!({"column": "tags", "op": "has", "value": null}),
+                "needs one tag",
+            ),
+            (
+                json!({"column": "tags", "op": "has", "value": 5}),
+                "needs one tag",
+            ),
+            (
+                json!({"column": "enrollment", "op": "eq", "value": "online"}),
+                "one of unknown",
+            ),
+            (
+                json!({"column": "health", "op": "gt", "value": "online"}),
+                "\"eq\" and \"in\"",
+            ),
+            (
+                json!({"column": "port", "op": "eq", "value": "22"}),
+                "an integer",
+            ),
+        ] {
+            let message = refused(json!({"table": "machines", "filters": [filter]}));
+            assert!(message.contains(expected), "{filter}: {message}");
+        }
+        // Tags sort as text; keys, probes and host keys are not columns.
+        assert!(
+            plan(
+                &query(json!({"table": "machines", "sort": [{"column": "tags"}]})),
+                None
+            )
+            .is_ok()
+        );
+        for hidden in [
+            "key",
+            "key_file",
+            "host_key",
+            "probes",
+            "fingerprint",
+            "ssh_user",
+            "kind",
+        ] {
+            assert!(
+                refused(json!({"table": "machines", "columns": [hidden]}))
+                    .contains("unknown column"),
+                "{hidden}"
+            );
+        }
+    }
+
+    #[test]
+    fn machines_are_scoped_by_selectors() {
+        let alice = Username::new("alice").unwrap();
+        let scoped = |machines: &[&str]| {
+            let scope = TableScope {
+                user: alice.clone(),
+                machines: machines.iter().map(|s| s.parse().unwrap()).collect(),
+            };
+            plan(&query(json!({"table": "machines"})), Some(&scope))
+                .unwrap()
+                .count
+        };
+        assert_eq!(
+            scoped(&[]).text,
+            "SELECT COUNT(*) FROM machines WHERE 1 = 1 AND 1 = 0"
+        );
+        let both = scoped(&["web-1", "tag:eu_1", "db", "tag:web"]);
+        assert_eq!(
+            both.text,
+            "SELECT COUNT(*) FROM machines WHERE 1 = 1 AND (id IN ($1, $2) \
+             OR tags LIKE $3 ESCAPE '\\' OR tags LIKE $4 ESCAPE '\\')"
+        );
+        assert_eq!(
+            both.binds,
+            vec![
+                Bind::Text("web-1".into()),
+                Bind::Text("db".into()),
+                Bind::Text("%,eu\\_1,%".into()),
+                Bind::Text("%,web,%".into()),
+            ]
+        );
+        assert_eq!(
+            scoped(&["tag:web"]).text,
+            "SELECT COUNT(*) FROM machines WHERE 1 = 1 AND (tags LIKE $1 ESCAPE '\\')"
+        );
+        // Owner tables ignore the selectors.
+        let scope = TableScope {
+            user: alice,
+            machines: vec!["web-1".parse().unwrap()],
+        };
+        let plan = plan(&query(json!({"table": "workspaces"})), Some(&scope)).unwrap();
+        assert_eq!(
+            plan.count.text,
+            "SELECT COUNT(*) FROM workspaces WHERE 1 = 1 AND owner = $1"
+        );
     }
 }

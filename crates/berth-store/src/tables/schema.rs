@@ -1,6 +1,6 @@
 //! The whitelist: which tables and columns a table query may touch, and their types.
 
-use berth_types::TargetKind;
+use berth_types::{EnrollmentStatus, HealthStatus, TargetKind};
 
 use crate::StoreError;
 use crate::audit::AuditOutcome;
@@ -24,13 +24,40 @@ pub(crate) enum Kind {
     Int,
     /// A JSON document: returned, never filtered or sorted on.
     Json,
+    /// A list of tags (`a-z 0-9 _ . -`), a JSON array of strings. Stored as text with a comma
+    /// before and after each tag (`,web,eu,`; empty text for none), so `has` is one `LIKE` and
+    /// sorting is text order of that form. Filtered with `has` only.
+    Tags,
 }
 
 #[derive(Debug)]
 pub(crate) struct Column {
+    /// The name in queries and in the rows returned.
     pub name: &'static str,
+    /// The name in SQL: the same unless the query name is an SQL keyword (`user`, `type`).
+    pub sql: &'static str,
     pub kind: Kind,
     pub nullable: bool,
+}
+
+impl Column {
+    /// Stored under another name.
+    const fn stored_as(self, sql: &'static str) -> Self {
+        Self { sql, ..self }
+    }
+}
+
+/// Which rows a scoped query (a user who is not an admin) may see.
+#[derive(Debug)]
+pub(crate) enum Scope {
+    /// Rows whose owner column holds the user's name.
+    Owner(&'static str),
+    /// Machines that one of the user's selectors picks: by the id column or the tags column
+    /// (query names).
+    Selectors {
+        id: &'static str,
+        tags: &'static str,
+    },
 }
 
 #[derive(Debug)]
@@ -41,8 +68,8 @@ pub(crate) struct Table {
     pub sql_name: &'static str,
     /// A unique, never-null column: the last sort key of every query.
     pub key: &'static str,
-    /// The column a user's scope restricts (the owner of a row).
-    pub scope: &'static str,
+    /// What a user's scope restricts.
+    pub scope: Scope,
     /// The order of a query that gives none: (column, descending).
     pub default_sort: &'static [(&'static str, bool)],
     pub columns: &'static [Column],
@@ -76,6 +103,7 @@ impl Table {
 const fn col(name: &'static str, kind: Kind) -> Column {
     Column {
         name,
+        sql: name,
         kind,
         nullable: false,
     }
@@ -84,17 +112,18 @@ const fn col(name: &'static str, kind: Kind) -> Column {
 const fn opt(name: &'static str, kind: Kind) -> Column {
     Column {
         name,
+        sql: name,
         kind,
         nullable: true,
     }
 }
 
-static TABLES: [Table; 4] = [
+static TABLES: [Table; 5] = [
     Table {
         name: "workspaces",
         sql_name: "workspaces",
         key: "id",
-        scope: "owner",
+        scope: Scope::Owner("owner"),
         default_sort: &[("created_at", true)],
         columns: &[
             col("id", Kind::Uuid),
@@ -115,7 +144,7 @@ static TABLES: [Table; 4] = [
         name: "clients",
         sql_name: "clients",
         key: "client_id",
-        scope: "username",
+        scope: Scope::Owner("username"),
         default_sort: &[("last_seen", true)],
         columns: &[
             col("client_id", Kind::Uuid),
@@ -132,7 +161,7 @@ static TABLES: [Table; 4] = [
         name: "audit",
         sql_name: "audit_log",
         key: "id",
-        scope: "actor",
+        scope: Scope::Owner("actor"),
         default_sort: &[("id", true)],
         columns: &[
             col("id", Kind::Int),
@@ -149,7 +178,7 @@ static TABLES: [Table; 4] = [
         name: "recordings",
         sql_name: "recordings",
         key: "id",
-        scope: "owner",
+        scope: Scope::Owner("owner"),
         default_sort: &[("started_at", true)],
         columns: &[
             col("id", Kind::Uuid),
@@ -163,6 +192,38 @@ static TABLES: [Table; 4] = [
             col("started_at", Kind::Time),
             opt("ended_at", Kind::Time),
             col("bytes", Kind::Int),
+        ],
+    },
+    Table {
+        name: "machines",
+        sql_name: "machines",
+        key: "id",
+        scope: Scope::Selectors {
+            id: "id",
+            tags: "tags",
+        },
+        default_sort: &[("id", false)],
+        columns: &[
+            col("id", Kind::Text),
+            col("name", Kind::Text),
+            col("host", Kind::Text),
+            col("port", Kind::Int),
+            col("user", Kind::Text).stored_as("ssh_user"),
+            opt("type", Kind::Text).stored_as("kind"),
+            col("tags", Kind::Tags),
+            col("enrollment", Kind::Enum(&EnrollmentStatus::NAMES)),
+            col("health", Kind::Enum(&HealthStatus::NAMES)),
+            opt("latency_ms", Kind::Int),
+            opt("last_seen", Kind::Time),
+            col("consecutive_failures", Kind::Int),
+            opt("verified_at", Kind::Time),
+            opt("checked_at", Kind::Time),
+            opt("client_id", Kind::Text),
+            opt("proxy_jump", Kind::Text),
+            col("description", Kind::Text),
+            col("commit", Kind::Text).stored_as("commit_id"),
+            col("created_at", Kind::Time),
+            col("updated_at", Kind::Time),
         ],
     },
 ];
@@ -184,7 +245,31 @@ mod tests {
         for t in &TABLES {
             let key = t.column(t.key).unwrap();
             assert!(!key.nullable, "{}: the key must never be null", t.name);
-            assert!(t.column(t.scope).is_some(), "{}: scope column", t.name);
+            match t.scope {
+                Scope::Owner(owner) => {
+                    assert_eq!(
+                        t.column(owner).map(|c| c.kind),
+                        Some(Kind::Text),
+                        "{}",
+                        t.name
+                    );
+                }
+                Scope::Selectors { id, tags } => {
+                    assert_eq!(t.column(id).map(|c| c.kind), Some(Kind::Text), "{}", t.name);
+                    assert_eq!(
+                        t.column(tags).map(|c| c.kind),
+                        Some(Kind::Tags),
+                        "{}",
+                        t.name
+                    );
+                }
+            }
+            for c in t.columns {
+                let plain = |s: &str| s.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+                assert!(plain(c.name) && plain(c.sql), "{}.{}", t.name, c.name);
+                // SQL keywords are stored under another name, never spliced as they are.
+                assert!(!["user", "type", "commit", "key", "trigger"].contains(&c.sql));
+            }
             for (c, _) in t.default_sort {
                 assert!(t.column(c).is_some(), "{}: default sort {c}", t.name);
             }

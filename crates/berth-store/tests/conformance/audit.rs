@@ -7,7 +7,7 @@ use berth_store::{AuditOutcome, NewAuditEntry};
 use serde_json::{Value, json};
 
 use crate::support::TestDb;
-use crate::{at, query, user};
+use crate::{at, query, scope};
 
 stories!(audit_is_append_only,);
 
@@ -53,7 +53,7 @@ async fn audit_is_append_only(db: &TestDb) {
 
     // Users see their own entries only (scope is the actor).
     let mine = store
-        .query_table(&query(json!({"table": "audit"})), Some(&user("alice")))
+        .query_table(&query(json!({"table": "audit"})), Some(&scope("alice")))
         .await
         .unwrap();
     assert_eq!(mine.total, 1);

@@ -7,7 +7,7 @@ use berth_types::ClientId;
 use serde_json::json;
 
 use crate::support::TestDb;
-use crate::{at, query, user};
+use crate::{at, query, scope, user};
 
 stories!(pings_upsert_latest_wins,);
 
@@ -72,7 +72,7 @@ async fn pings_upsert_latest_wins(db: &TestDb) {
 
     // Clients are a table too.
     let page = store
-        .query_table(&query(json!({"table": "clients", "columns": ["client_id", "local_workspaces", "last_seen"]})), Some(&user("bob")))
+        .query_table(&query(json!({"table": "clients", "columns": ["client_id", "local_workspaces", "last_seen"]})), Some(&scope("bob")))
         .await
         .unwrap();
     assert_eq!(page.total, 1);

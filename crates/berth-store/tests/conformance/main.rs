@@ -35,7 +35,9 @@ macro_rules! stories {
 
 mod audit;
 mod clients;
+mod fleet_syncs;
 mod logins;
+mod machines;
 mod members;
 mod recordings;
 mod sessions;
@@ -43,8 +45,8 @@ mod store;
 mod tables;
 mod workspaces;
 
-use berth_store::{TableQuery, Workspace, WorkspaceState};
-use berth_types::{Username, WorkspaceId};
+use berth_store::{MachineSpec, SyncOutcome, TableQuery, TableScope, Workspace, WorkspaceState};
+use berth_types::{MachineId, SyncChanges, SyncResult, SyncTrigger, Username, WorkspaceId};
 use serde_json::Value;
 use support::TestDb;
 use time::macros::datetime;
@@ -60,6 +62,11 @@ fn at(seconds: i64) -> OffsetDateTime {
 
 fn user(name: &str) -> Username {
     Username::new(name).unwrap()
+}
+
+/// What `name` may see in table queries: their own rows, and no machines.
+fn scope(name: &str) -> TableScope {
+    TableScope::new(user(name))
 }
 
 /// A pending workspace of `owner`'s, created `created` seconds after [`T0`] (not stored).
@@ -99,4 +106,47 @@ fn ids(rows: &[serde_json::Map<String, Value>]) -> Vec<String> {
     rows.iter()
         .map(|r| r["id"].as_str().unwrap().to_owned())
         .collect()
+}
+
+fn machine_id(id: &str) -> MachineId {
+    MachineId::new(id).unwrap()
+}
+
+/// A machine of links.yaml with `tags` and otherwise plain settings.
+fn machine(id: &str, tags: &[&str]) -> MachineSpec {
+    MachineSpec {
+        id: machine_id(id),
+        name: id.to_uppercase(),
+        host: "127.0.0.1".to_owned(),
+        port: 22,
+        user: "ops".to_owned(),
+        kind: None,
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        key: "ops.key".to_owned(),
+        host_key: None,
+        proxy_jump: None,
+        client_id: None,
+        description: String::new(),
+    }
+}
+
+/// A sync that succeeds with `commit` at `seconds` after [`T0`] and puts `machines` in force.
+async fn sync_machines(db: &TestDb, machines: &[MachineSpec], commit: &str, seconds: i64) -> i64 {
+    let sync = db
+        .store
+        .begin_sync(SyncTrigger::Schedule, "(berth)", at(seconds))
+        .await
+        .unwrap();
+    let outcome = SyncOutcome {
+        result: SyncResult::Succeeded,
+        commit: Some(commit.to_owned()),
+        errors: Vec::new(),
+        changes: SyncChanges::default(),
+        at: at(seconds),
+    };
+    db.store
+        .finish_sync(sync.id, &outcome, Some(machines))
+        .await
+        .unwrap();
+    sync.id
 }

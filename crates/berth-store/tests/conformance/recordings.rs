@@ -7,7 +7,7 @@ use berth_types::{MachineId, TerminalTarget, WorkspaceId};
 use time::macros::datetime;
 
 use crate::support::{Backend, Database, TestDb};
-use crate::{at, running_workspace, user};
+use crate::{at, running_workspace, scope, user};
 
 stories!(
     recordings_are_indexed_per_workspace_and_outlive_it,
@@ -233,12 +233,15 @@ async fn recordings_are_a_table_scoped_to_their_owner(db: &TestDb) {
 
     // A user sees the recordings of their workspaces, whoever attached: not another's.
     let alices = store
-        .query_table(&query, Some(&user("alice")))
+        .query_table(&query, Some(&scope("alice")))
         .await
         .unwrap();
     assert_eq!(alices.total, 2);
     assert!(alices.rows.iter().all(|r| r["owner"] == "alice"));
-    let bobs = store.query_table(&query, Some(&user("bob"))).await.unwrap();
+    let bobs = store
+        .query_table(&query, Some(&scope("bob")))
+        .await
+        .unwrap();
     assert_eq!(
         bobs.total, 0,
         "bob attached to alice's workspace; the recording is hers"

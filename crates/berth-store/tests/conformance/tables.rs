@@ -6,7 +6,7 @@ use berth_store::{StoreError, WorkspaceState};
 use serde_json::{Value, json};
 
 use crate::support::TestDb;
-use crate::{ids, query, user, workspace};
+use crate::{ids, query, scope, workspace};
 
 stories!(
     table_queries_filter_sort_and_scope,
@@ -98,13 +98,13 @@ async fn table_queries_filter_sort_and_scope(db: &TestDb) {
     let bobs = store
         .query_table(
             &query(json!({"table": "workspaces", "filters": [{"column": "owner", "op": "eq", "value": "alice"}]})),
-            Some(&user("bob")),
+            Some(&scope("bob")),
         )
         .await
         .unwrap();
     assert_eq!((bobs.total, bobs.rows.len()), (0, 0));
     let bobs = store
-        .query_table(&query(json!({"table": "workspaces"})), Some(&user("bob")))
+        .query_table(&query(json!({"table": "workspaces"})), Some(&scope("bob")))
         .await
         .unwrap();
     assert_eq!(bobs.total, 2);

@@ -4,13 +4,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// `POST /api/v1/tables/query`: one page of one table (`workspaces`, `clients`, `audit` or
-/// `recordings`). Users get only their own rows.
+/// `POST /api/v1/tables/query`: one page of one table (`workspaces`, `clients`, `audit`,
+/// `recordings` or `machines`). Users get only their own rows, and the machines their
+/// users.yaml `machines:` selectors pick.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TableQuery {
-    /// `workspaces`, `clients`, `audit` or `recordings`.
-    #[schemars(extend("enum" = ["workspaces", "clients", "audit", "recordings"]))]
+    /// `workspaces`, `clients`, `audit`, `recordings` or `machines`.
+    #[schemars(extend("enum" = ["workspaces", "clients", "audit", "recordings", "machines"]))]
     pub table: String,
     /// The columns to return; empty means all of them.
     #[serde(default)]
@@ -41,8 +42,8 @@ pub struct TableFilter {
     pub column: String,
     /// The comparison.
     pub op: FilterOp,
-    /// A value of the column's type (an array for `in`); `null` with `eq` matches empty
-    /// columns.
+    /// A value of the column's type (an array for `in`, one tag for `has`); `null` with `eq`
+    /// matches empty columns.
     pub value: Value,
 }
 
@@ -62,6 +63,9 @@ pub enum FilterOp {
     Gte,
     /// Less than or equal.
     Lte,
+    /// A list of tags (`machines.tags`) holds this tag; the only comparison such a column
+    /// takes.
+    Has,
 }
 
 /// One sort key.
