@@ -6,6 +6,10 @@
 #   scripts/test-machines.sh stop       remove the machines' containers and their files
 #   scripts/test-machines.sh status     exit 0 when every machine's sshd answers, 1 otherwise
 #   scripts/test-machines.sh env        print `export BERTH_TEST_MACHINES=... BERTH_TEST_SSH_KEYS=...`
+#   scripts/test-machines.sh start-bench [N]  start N bench machines (default 100), see below
+#   scripts/test-machines.sh stop-bench       remove the bench machines' containers and files
+#   scripts/test-machines.sh status-bench     exit 0 when every bench machine's sshd answers
+#   scripts/test-machines.sh env-bench        print `export BERTH_BENCH_MACHINES=...`
 #
 # Plain machines (`m1`, `m2`, ...): `--network host` containers whose sshd listens on its own
 # loopback address 127.0.20.<i>, port 22.
@@ -32,6 +36,14 @@
 #   name  address  port  user  host-key-line  client-id  jump (the machine to go through, or -)
 # BERTH_TEST_SSH_KEYS names the directory with id_ed25519, id_ecdsa, id_rsa, id_ed25519_enc,
 # passphrase, and `other_ed25519` (a key no machine accepts).
+#
+# Bench machines (`b1` ... `bN`, for the fleet's enrollment benchmark): like the plain machines,
+# one `--network host` container each with its own sshd on 127.0.21.<i> port 22, its own host
+# key and its own /etc/berth/client_id (cached under $BERTH_TEST_CACHE/ssh-machines/bench-hosts).
+# One container per machine rather than one sshd on 16 addresses, because a machine is told apart
+# by the file /etc/berth/client_id, which an sshd's processes share. They carry the label
+# berth.test.bench, so `stop` leaves them alone and `stop-bench` removes exactly them; their
+# list, in the same format, is BERTH_BENCH_MACHINES ($BERTH_TEST_RUN/ssh-bench/machines.tsv).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -42,11 +54,14 @@ USER_NAME=berth
 CACHE="$BERTH_TEST_CACHE/ssh-machines"
 RUN="$BERTH_TEST_RUN/ssh-machines"
 MACHINES_FILE="$RUN/machines.tsv"
+BENCH_LABEL=berth.test.bench
+BENCH_RUN="$BERTH_TEST_RUN/ssh-bench"
+BENCH_FILE="$BENCH_RUN/machines.tsv"
 KEYS="$CACHE/client"
 START_TIMEOUT="${BERTH_TEST_MACHINES_TIMEOUT:-30}"
 
 usage() {
-	echo "usage: ${0##*/} start [N] | stop | status | env" >&2
+	echo "usage: ${0##*/} start [N] | stop | status | env | start-bench [N] | stop-bench | status-bench | env-bench" >&2
 	exit 2
 }
 
@@ -72,9 +87,10 @@ client_keys() {
 	keygen "$KEYS/other_ed25519" ed25519
 }
 
-# machine_files NAME LISTEN prepares the directory mounted read-only at /berth in the container.
+# machine_files NAME LISTEN [RUN_DIR HOSTS_DIR] prepares the directory mounted read-only at
+# /berth in the container (RUN_DIR/NAME), with the host key and client id kept in HOSTS_DIR/NAME.
 machine_files() {
-	local name=$1 listen=$2 dir="$RUN/$1" keydir="$CACHE/hosts/$1"
+	local name=$1 listen=$2 dir="${3:-$RUN}/$1" keydir="${4:-$CACHE/hosts}/$1"
 	mkdir -p "$dir" "$keydir"
 	keygen "$keydir/ssh_host_ed25519_key" ed25519
 	[ -f "$keydir/client_id" ] || cat /proc/sys/kernel/random/uuid >"$keydir/client_id"
@@ -103,11 +119,12 @@ EOF
 	chmod 0755 "$dir"
 }
 
-# run_machine NAME NETWORK starts the container; sshd runs in the foreground as its process 1's child.
+# run_machine NAME NETWORK [LABEL RUN_DIR PREFIX] starts the container PREFIX-NAME (default
+# berth-tm-NAME); sshd runs in the foreground as its process 1's child.
 run_machine() {
-	local name=$1 network=$2
-	docker_cli run -d --name "berth-tm-$name" --label "$LABEL=1" --network "$network" \
-		--hostname "$name" -v "$RUN/$name:/berth:ro" "$IMAGE" bash -c "
+	local name=$1 network=$2 label=${3:-$LABEL} dir=${4:-$RUN} prefix=${5:-berth-tm}
+	docker_cli run -d --name "$prefix-$name" --label "$label=1" --network "$network" \
+		--hostname "$name" -v "$dir/$name:/berth:ro" "$IMAGE" bash -c "
 			set -e
 			mkdir -p /etc/berth /run/sshd
 			cp /berth/client_id /etc/berth/client_id
@@ -165,13 +182,15 @@ wait_for() {
 	done
 }
 
-host_key_line() { cut -d' ' -f1,2 "$CACHE/hosts/$1/ssh_host_ed25519_key.pub"; }
+# host_key_line NAME [HOSTS_DIR]
+host_key_line() { cut -d' ' -f1,2 "${2:-$CACHE/hosts}/$1/ssh_host_ed25519_key.pub"; }
 
 # How many plain machines the machines file lists.
 plain_count() { grep -c '^m[0-9]' "$MACHINES_FILE" 2>/dev/null || true; }
 
 status() {
-	[ -f "$MACHINES_FILE" ] || return 1
+	local file=${1:-$MACHINES_FILE}
+	[ -f "$file" ] || return 1
 	local name address port user key id jump jpid
 	while IFS=$'\t' read -r name address port user key id jump; do
 		case "$jump" in
@@ -181,7 +200,7 @@ status() {
 			banner_from "$jpid" "$address" || return 1
 			;;
 		esac
-	done <"$MACHINES_FILE"
+	done <"$file"
 }
 
 start() {
@@ -225,18 +244,63 @@ start() {
 stop() {
 	require_root
 	rm -f "$MACHINES_FILE"
-	if engine_answers; then
-		local ids
-		ids="$(docker_cli ps -aq --filter "label=$LABEL")"
-		if [ -n "$ids" ]; then
-			# shellcheck disable=SC2086
-			docker_cli rm -f $ids >/dev/null || die "cannot remove the machine containers"
-		fi
-	fi
+	remove_labelled "$LABEL"
 	# The peers die with the containers' namespaces, which takes the host end with them.
 	if ip link show btm-j0 >/dev/null 2>&1; then ip link del btm-j0 || true; fi
 	ip route del unreachable 10.217.0.0/16 2>/dev/null || true
 	rm -rf "$RUN"
+}
+
+# remove_labelled LABEL removes the containers that carry LABEL.
+remove_labelled() {
+	engine_answers || return 0
+	local ids
+	ids="$(docker_cli ps -aq --filter "label=$1")"
+	if [ -n "$ids" ]; then
+		# shellcheck disable=SC2086
+		docker_cli rm -f $ids >/dev/null || die "cannot remove the containers labelled $1"
+	fi
+}
+
+start_bench() {
+	require_root
+	local count=${1:-100}
+	[[ "$count" =~ ^[0-9]+$ ]] && [ "$count" -ge 1 ] && [ "$count" -le 250 ] || die "N must be 1..250"
+	ensure_packages openssh-client
+	require_engine
+	docker_cli image inspect "$IMAGE" >/dev/null 2>&1 || die "the test image $IMAGE is missing; run scripts/test-image.sh"
+	if status "$BENCH_FILE" && [ "$(wc -l <"$BENCH_FILE")" -eq "$count" ]; then return 0; fi
+	stop_bench
+	mkdir -p "$BENCH_RUN" "$CACHE"
+	chmod 0755 "$BENCH_RUN"
+	client_keys
+	local i name hosts="$CACHE/bench-hosts" lines=() pids=()
+	for i in $(seq 1 "$count"); do
+		machine_files "b$i" "127.0.21.$i:22" "$BENCH_RUN" "$hosts"
+		lines+=("b$i	127.0.21.$i	22	$USER_NAME	$(host_key_line "b$i" "$hosts")	$(cat "$hosts/b$i/client_id")	-")
+	done
+	# A few `docker run`s at a time: one after the other, 100 take most of a minute.
+	for i in $(seq 1 "$count"); do
+		run_machine "b$i" host "$BENCH_LABEL" "$BENCH_RUN" berth-tb &
+		pids+=($!)
+		if [ "${#pids[@]}" -ge 8 ]; then
+			wait "${pids[0]}" || die "cannot start the bench machines"
+			pids=("${pids[@]:1}")
+		fi
+	done
+	for i in "${pids[@]}"; do wait "$i" || die "cannot start the bench machines"; done
+	for i in $(seq 1 "$count"); do
+		wait_for "bench machine b$i (127.0.21.$i)" banner_from "127.0.21.$i"
+	done
+	printf '%s\n' "${lines[@]}" >"$BENCH_FILE.tmp"
+	mv "$BENCH_FILE.tmp" "$BENCH_FILE"
+}
+
+stop_bench() {
+	require_root
+	rm -f "$BENCH_FILE"
+	remove_labelled "$BENCH_LABEL"
+	rm -rf "$BENCH_RUN"
 }
 
 env_() {
@@ -249,5 +313,9 @@ start) start "${2:-3}" ;;
 stop) stop ;;
 status) status ;;
 env) env_ ;;
+start-bench) start_bench "${2:-100}" ;;
+stop-bench) stop_bench ;;
+status-bench) status "$BENCH_FILE" ;;
+env-bench) echo "export BERTH_BENCH_MACHINES=$BENCH_FILE" ;;
 *) usage ;;
 esac
