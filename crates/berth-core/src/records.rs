@@ -139,9 +139,6 @@ impl Tables {
         query: &TableQuery,
         scope: Option<&TableScope>,
     ) -> Result<TableResult, StoreError> {
-        // machines: the user's users.yaml `machines:` selectors go here; none for now, so a
-        // user sees no machines.
-        let scope = scope.map(|user| TableScope::new(user.clone()));
-        self.store.query_table(query, scope.as_ref()).await
+        self.store.query_table(query, scope).await
     }
 }

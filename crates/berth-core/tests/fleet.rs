@@ -42,7 +42,11 @@ impl Repo {
             .env("HOME", &self.dir)
             .output()
             .unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
@@ -137,7 +141,11 @@ fn known_hosts_of(lab: &common::Lab, names: &[&str]) -> String {
         .iter()
         .map(|name| {
             let m = lab.machine(name);
-            format!("{} {}\n", berth_ssh::host_keys::host_pattern(&m.host, m.port), m.host_key)
+            format!(
+                "{} {}\n",
+                berth_ssh::host_keys::host_pattern(&m.host, m.port),
+                m.host_key
+            )
         })
         .collect()
 }
@@ -154,11 +162,27 @@ async fn a_synced_inventory_is_verified_over_ssh_and_every_status_is_told_apart(
     let m2 = lab.machine("m2").client_id.clone();
     let commit = s.repo.commit(&[(
         "links.yaml",
-        &links(&lab, &[("m1", None), ("m3", Some(&m2)), ("jump", None), ("hidden", None)]),
+        &links(
+            &lab,
+            &[
+                ("m1", None),
+                ("m3", Some(&m2)),
+                ("jump", None),
+                ("hidden", None),
+            ],
+        ),
     )]);
     // m1, jump and hidden are known; m3's key is not: it must stay host_key_unknown.
-    std::fs::write(&s.known_hosts, known_hosts_of(&lab, &["m1", "jump", "hidden"])).unwrap();
-    let sync = s.fleet.sync(SyncTrigger::Api, Actor::named("admin")).await.unwrap();
+    std::fs::write(
+        &s.known_hosts,
+        known_hosts_of(&lab, &["m1", "jump", "hidden"]),
+    )
+    .unwrap();
+    let sync = s
+        .fleet
+        .sync(SyncTrigger::Api, Actor::named("admin"))
+        .await
+        .unwrap();
     assert_eq!(sync.result, SyncResult::Succeeded, "{:?}", sync.errors);
     assert_eq!(sync.commit.as_deref(), Some(commit.as_str()));
     assert_eq!(sync.changes.machines.added, ["hidden", "jump", "m1", "m3"]);
@@ -180,12 +204,34 @@ async fn a_synced_inventory_is_verified_over_ssh_and_every_status_is_told_apart(
             .and_then(|o| o.record.clone())
             .unwrap()
     };
-    assert_eq!(status("m1").enrollment, EnrollmentStatus::Enrolled, "{}", status("m1").enrollment_message);
-    assert_eq!(status("hidden").enrollment, EnrollmentStatus::Enrolled, "through the jump host: {}", status("hidden").enrollment_message);
+    assert_eq!(
+        status("m1").enrollment,
+        EnrollmentStatus::Enrolled,
+        "{}",
+        status("m1").enrollment_message
+    );
+    assert_eq!(
+        status("hidden").enrollment,
+        EnrollmentStatus::Enrolled,
+        "through the jump host: {}",
+        status("hidden").enrollment_message
+    );
     let m3 = status("m3");
-    assert_eq!(m3.enrollment, EnrollmentStatus::HostKeyUnknown, "{}", m3.enrollment_message);
-    let fingerprint = m3.fingerprint.clone().expect("the unknown key's fingerprint");
-    assert!(m3.enrollment_message.contains(&fingerprint), "{}", m3.enrollment_message);
+    assert_eq!(
+        m3.enrollment,
+        EnrollmentStatus::HostKeyUnknown,
+        "{}",
+        m3.enrollment_message
+    );
+    let fingerprint = m3
+        .fingerprint
+        .clone()
+        .expect("the unknown key's fingerprint");
+    assert!(
+        m3.enrollment_message.contains(&fingerprint),
+        "{}",
+        m3.enrollment_message
+    );
     assert_eq!(status("m1").health, HealthStatus::Online);
     assert!(status("m1").latency_ms.is_some() && status("m1").last_seen.is_some());
 
@@ -193,17 +239,35 @@ async fn a_synced_inventory_is_verified_over_ssh_and_every_status_is_told_apart(
     // shows that links.yaml expects another machine's id.
     let wrong = s
         .fleet
-        .trust(&id("m3"), "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", &Actor::named("admin"))
+        .trust(
+            &id("m3"),
+            "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            &Actor::named("admin"),
+        )
         .await;
     assert!(wrong.is_err());
-    let trusted = s.fleet.trust(&id("m3"), &fingerprint, &Actor::named("admin")).await.unwrap();
-    assert_eq!(trusted.enrollment, EnrollmentStatus::Mismatch, "{}", trusted.enrollment_message);
-    assert!(std::fs::read_to_string(&s.known_hosts).unwrap().contains(&lab.machine("m3").host_key));
+    let trusted = s
+        .fleet
+        .trust(&id("m3"), &fingerprint, &Actor::named("admin"))
+        .await
+        .unwrap();
+    assert_eq!(
+        trusted.enrollment,
+        EnrollmentStatus::Mismatch,
+        "{}",
+        trusted.enrollment_message
+    );
+    assert!(
+        std::fs::read_to_string(&s.known_hosts)
+            .unwrap()
+            .contains(&lab.machine("m3").host_key)
+    );
 
     // The audit log has the sync, the verifications, the trust and the enrollment changes.
-    let query: berth_store::TableQuery =
-        serde_json::from_value(serde_json::json!({"table": "audit", "columns": ["action"], "limit": 500}))
-            .unwrap();
+    let query: berth_store::TableQuery = serde_json::from_value(
+        serde_json::json!({"table": "audit", "columns": ["action"], "limit": 500}),
+    )
+    .unwrap();
     let actions: Vec<String> = s
         .store
         .query_table(&query, None)
@@ -213,8 +277,17 @@ async fn a_synced_inventory_is_verified_over_ssh_and_every_status_is_told_apart(
         .into_iter()
         .map(|row| row["action"].as_str().unwrap().to_owned())
         .collect();
-    for action in ["fleet.sync", "machine.verify", "machine.trust", "machine.enrollment", "machine.health"] {
-        assert!(actions.iter().any(|a| a == action), "{action} missing from {actions:?}");
+    for action in [
+        "fleet.sync",
+        "machine.verify",
+        "machine.trust",
+        "machine.enrollment",
+        "machine.health",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} missing from {actions:?}"
+        );
     }
 }
 
@@ -242,18 +315,31 @@ async fn a_changed_host_key_and_a_dead_address_are_reported() {
     let sync = s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
     assert_eq!(sync.result, SyncResult::Succeeded, "{:?}", sync.errors);
     let m2_row = s.fleet.verify(&id("m2"), &Actor::System).await.unwrap();
-    assert_eq!(m2_row.enrollment, EnrollmentStatus::HostKeyChanged, "{}", m2_row.enrollment_message);
+    assert_eq!(
+        m2_row.enrollment,
+        EnrollmentStatus::HostKeyChanged,
+        "{}",
+        m2_row.enrollment_message
+    );
     // Trusting a changed key is refused: the old entry stays until an admin removes it.
     let fp = m2_row.fingerprint.clone().unwrap();
     assert!(s.fleet.trust(&id("m2"), &fp, &Actor::System).await.is_err());
     let dead = s.fleet.verify(&id("dead"), &Actor::System).await.unwrap();
-    assert_eq!(dead.enrollment, EnrollmentStatus::Unreachable, "{}", dead.enrollment_message);
+    assert_eq!(
+        dead.enrollment,
+        EnrollmentStatus::Unreachable,
+        "{}",
+        dead.enrollment_message
+    );
     assert_eq!(dead.health, HealthStatus::Offline);
     // The sync verified new machines in the background too: at least this check failed.
     assert!(dead.consecutive_failures >= 1);
     assert!(dead.last_seen.is_none());
     // A wrong or missing client id.
-    let mut wrong = links(&lab, &[("m1", Some("11111111-1111-4111-8111-111111111111"))]);
+    let mut wrong = links(
+        &lab,
+        &[("m1", Some("11111111-1111-4111-8111-111111111111"))],
+    );
     wrong.push_str(&format!(
         "  - id: noid\n    name: noid\n    host: {}\n    port: {}\n    user: {}\n    key: id_ed25519\n",
         m1.host, m1.port, m1.user
@@ -264,10 +350,23 @@ async fn a_changed_host_key_and_a_dead_address_are_reported() {
     assert_eq!(sync.changes.machines.removed, ["dead", "m2"]);
     assert_eq!(sync.changes.machines.changed, ["m1"]);
     let m1_row = s.fleet.verify(&id("m1"), &Actor::System).await.unwrap();
-    assert_eq!(m1_row.enrollment, EnrollmentStatus::Mismatch, "{}", m1_row.enrollment_message);
+    assert_eq!(
+        m1_row.enrollment,
+        EnrollmentStatus::Mismatch,
+        "{}",
+        m1_row.enrollment_message
+    );
     let noid = s.fleet.verify(&id("noid"), &Actor::System).await.unwrap();
-    assert_eq!(noid.enrollment, EnrollmentStatus::Missing, "{}", noid.enrollment_message);
-    assert!(s.fleet.machine(&id("dead")).await.is_err(), "removed machines leave the table");
+    assert_eq!(
+        noid.enrollment,
+        EnrollmentStatus::Missing,
+        "{}",
+        noid.enrollment_message
+    );
+    assert!(
+        s.fleet.machine(&id("dead")).await.is_err(),
+        "removed machines leave the table"
+    );
 }
 
 #[tokio::test]
@@ -276,7 +375,10 @@ async fn an_invalid_repository_never_replaces_the_inventory_in_force() {
     let s = setup(&lab).await;
     let good = s.repo.commit(&[
         ("links.yaml", &links(&lab, &[("m1", None)])),
-        ("scripts.yaml", "scripts:\n  - name: uptime\n    file: scripts/uptime.sh\n"),
+        (
+            "scripts.yaml",
+            "scripts:\n  - name: uptime\n    file: scripts/uptime.sh\n",
+        ),
         ("scripts/uptime.sh", "#!/bin/bash\nuptime\n"),
     ]);
     let first = s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
@@ -300,7 +402,10 @@ async fn an_invalid_repository_never_replaces_the_inventory_in_force() {
         let text = format!("{:?}", sync.errors);
         assert!(text.contains(expected), "{expected} not in {text}");
         assert_eq!(s.fleet.inventory().commit.as_deref(), Some(good.as_str()));
-        assert_eq!(s.store.commit_in_force().await.unwrap().as_deref(), Some(good.as_str()));
+        assert_eq!(
+            s.store.commit_in_force().await.unwrap().as_deref(),
+            Some(good.as_str())
+        );
         assert!(s.fleet.machine(&id("m1")).await.is_ok());
         assert_eq!(s.fleet.inventory().scripts.len(), 1);
     }
@@ -313,26 +418,50 @@ async fn an_invalid_repository_never_replaces_the_inventory_in_force() {
     s.repo.commit(&[]);
     let sync = s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
     assert_eq!(sync.result, SyncResult::Failed);
-    let port = sync.errors.iter().find(|e| e.message.contains("port") || e.path.as_deref().is_some_and(|p| p.contains("port"))).unwrap();
-    assert_eq!((port.file.as_deref(), port.line), (Some("links.yaml"), Some(5)), "{port:?}");
+    let port = sync
+        .errors
+        .iter()
+        .find(|e| {
+            e.message.contains("port") || e.path.as_deref().is_some_and(|p| p.contains("port"))
+        })
+        .unwrap();
+    assert_eq!(
+        (port.file.as_deref(), port.line),
+        (Some("links.yaml"), Some(5)),
+        "{port:?}"
+    );
 
     // A world-readable key fails the sync with the file and its mode.
-    s.repo.commit(&[("links.yaml", &links(&lab, &[("m1", None)]))]);
+    s.repo
+        .commit(&[("links.yaml", &links(&lab, &[("m1", None)]))]);
     let key = s.keys_dir.join("id_ed25519");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let sync = s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
     assert_eq!(sync.result, SyncResult::Failed);
     let text = format!("{:?}", sync.errors);
-    assert!(text.contains("0644") && text.contains("id_ed25519"), "{text}");
+    assert!(
+        text.contains("0644") && text.contains("id_ed25519"),
+        "{text}"
+    );
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let sync = s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
     assert_eq!(sync.result, SyncResult::Succeeded, "{:?}", sync.errors);
     // The same commit again is `unchanged`.
-    let again = s.fleet.sync(SyncTrigger::Schedule, Actor::System).await.unwrap();
+    let again = s
+        .fleet
+        .sync(SyncTrigger::Schedule, Actor::System)
+        .await
+        .unwrap();
     assert_eq!(again.result, SyncResult::Unchanged);
     let history = s.fleet.status().await.unwrap().history;
     assert_eq!(history.first().map(|h| h.id), Some(again.id));
-    assert!(history.iter().filter(|h| h.result == SyncResult::Failed).count() >= 8);
+    assert!(
+        history
+            .iter()
+            .filter(|h| h.result == SyncResult::Failed)
+            .count()
+            >= 8
+    );
 }
 
 #[tokio::test]
@@ -341,11 +470,22 @@ async fn a_restart_keeps_the_inventory_and_interrupts_a_running_sync() {
     let s = setup(&lab).await;
     let good = s.repo.commit(&[
         ("links.yaml", &links(&lab, &[("m1", None)])),
-        ("scripts.yaml", "scripts:\n  - name: uptime\n    file: uptime.sh\n"),
+        (
+            "scripts.yaml",
+            "scripts:\n  - name: uptime\n    file: uptime.sh\n",
+        ),
         ("uptime.sh", "uptime\n"),
     ]);
     s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
-    let running = s.store.begin_sync(SyncTrigger::Schedule, "(berth)", time::OffsetDateTime::now_utc()).await.unwrap();
+    let running = s
+        .store
+        .begin_sync(
+            SyncTrigger::Schedule,
+            "(berth)",
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
     // A second service over the same home, as after a restart.
     let again = Fleet::new(s.fleet.settings().clone(), Arc::clone(&s.store));
     again.start().await.unwrap();

@@ -16,9 +16,9 @@ use berth_core::fleet::{Fleet, FleetError};
 use berth_core::{Actor, MachineRecord, SyncRecord, TableQuery};
 use berth_types::MachineId;
 use berth_types::api::{
-    EnrollmentView, FilterOp, FleetSyncStatus, HealthView, MachineList, MachineQuery,
-    MachineView, ProbeView, SecretsKeyView, SortKey, SyncView, TableFilter, TrustHostKey,
-    VerifyAll, WebhookAccepted,
+    EnrollmentView, FilterOp, FleetSyncStatus, HealthView, MachineList, MachineQuery, MachineView,
+    ProbeView, SecretsKeyView, SortKey, SyncView, TableFilter, TrustHostKey, VerifyAll,
+    WebhookAccepted,
 };
 use berth_types::fleet::{MachineSelector, SyncTrigger};
 use serde_json::json;
@@ -190,11 +190,7 @@ pub(crate) async fn list(
         user: caller.username.clone(),
         machines,
     });
-    let page = state
-        .tables
-        .query(&table_query, scope.as_ref())
-        .await
-        ?;
+    let page = state.tables.query(&table_query, scope.as_ref()).await?;
     let mut records: HashMap<String, MachineRecord> = state
         .store
         .list_machines()
@@ -242,7 +238,10 @@ pub(crate) async fn get(
     Path(id): Path<MachineId>,
     Query(NoQuery {}): Query<NoQuery>,
 ) -> Result<Json<MachineView>, ApiError> {
-    Ok(Json(machine_view(visible(&state, &caller, &id).await?, true)))
+    Ok(Json(machine_view(
+        visible(&state, &caller, &id).await?,
+        true,
+    )))
 }
 
 /// `POST /api/v1/machines/{id}/verify` (admins).

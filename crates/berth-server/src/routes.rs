@@ -10,11 +10,12 @@ use axum::response::IntoResponse;
 use axum::routing::{self, MethodRouter};
 use berth_config::Template;
 use berth_types::api::{
-    AddMember, ClientConfig, ConnectAll, ErrorBody, FleetSyncStatus, GridView, MachineList,
-    MachineQuery, MachineView, SecretsKeyView, SyncView, TrustHostKey, VerifyAll, WebhookAccepted, LoginRequest, LoginResponse,
-    MemberList, MemberView, Monitor, NewGrid, NewTokenRequest, PingRequest, PingResponse,
-    RecordingList, RecordingView, SetPanes, StartWorkspace, TableQuery, TableResult, TemplateList,
-    TokenResponse, UserBody, UserList, UserView, WorkspaceList, WorkspaceQuery, WorkspaceView,
+    AddMember, ClientConfig, ConnectAll, ErrorBody, FleetSyncStatus, GridView, LoginRequest,
+    LoginResponse, MachineList, MachineQuery, MachineView, MemberList, MemberView, Monitor,
+    NewGrid, NewTokenRequest, PingRequest, PingResponse, RecordingList, RecordingView,
+    SecretsKeyView, SetPanes, StartWorkspace, SyncView, TableQuery, TableResult, TemplateList,
+    TokenResponse, TrustHostKey, UserBody, UserList, UserView, VerifyAll, WebhookAccepted,
+    WorkspaceList, WorkspaceQuery, WorkspaceView,
 };
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 

@@ -5,8 +5,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use berth_config::ConfigStore;
 use berth_core::{
-    Fleet,
-    Accounts, Audit, Clients, LiveConfig, Logins, Retention, Tables, Terminals, WebSessions,
+    Accounts, Audit, Clients, Fleet, LiveConfig, Logins, Retention, Tables, Terminals, WebSessions,
     Workspaces,
 };
 use berth_store::Store;

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use berth_config::ConfigStore;
 use berth_core::bridge::TerminalSettings;
 use berth_core::{
-    Audit, ConfigPolicy, Fleet, FleetSettings, LiveConfig, Recordings, Terminals, WorkspaceTerminals, Workspaces,
-    WorkspacesSettings,
+    Audit, ConfigPolicy, Fleet, FleetSettings, LiveConfig, Recordings, Terminals,
+    WorkspaceTerminals, Workspaces, WorkspacesSettings,
 };
 use berth_runtime::{DockerOptions, DockerRuntime, parse_endpoint};
 use berth_server::{AppState, JwtKey};

@@ -3,10 +3,14 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use berth_fleet::{EnrollmentCheck, EnrollmentStatus, Health, HealthStatus, Probe, check_enrollment};
 use berth_fleet::enrollment::from_ssh_error;
+use berth_fleet::{
+    EnrollmentCheck, EnrollmentStatus, Health, HealthStatus, Probe, check_enrollment,
+};
 use berth_ssh::{ClientKey, HostKeyPolicy, Passphrase, Target};
-use berth_store::{AuditOutcome, EnrollmentUpdate, HealthUpdate, MachineRecord, MachineSpec, ProbeRecord};
+use berth_store::{
+    AuditOutcome, EnrollmentUpdate, HealthUpdate, MachineRecord, MachineSpec, ProbeRecord,
+};
 use berth_types::MachineId;
 use serde_json::json;
 use tokio::task::JoinSet;
@@ -29,12 +33,14 @@ pub struct VerifyOutcome {
 
 /// The health a stored row describes (its recent probes).
 pub(super) fn health_of(record: &MachineRecord) -> Health {
-    Health::from_probes(record.probes.iter().map(|p| Probe {
-        at: SystemTime::from(p.at),
-        latency: p
-            .latency_ms
-            .and_then(|ms| u64::try_from(ms).ok())
-            .map(Duration::from_millis),
+    Health::from_probes(record.probes.iter().map(|p| {
+        Probe {
+            at: SystemTime::from(p.at),
+            latency: p
+                .latency_ms
+                .and_then(|ms| u64::try_from(ms).ok())
+                .map(Duration::from_millis),
+        }
     }))
 }
 
@@ -59,7 +65,9 @@ impl Fleet {
                 )));
             }
             let hop = inventory.machines.get(&jump).ok_or_else(|| {
-                FleetError::Invalid(format!("machine {id}: jump host {jump} is not in links.yaml"))
+                FleetError::Invalid(format!(
+                    "machine {id}: jump host {jump} is not in links.yaml"
+                ))
             })?;
             target.jump.insert(0, self.hop(inventory, hop));
             via = hop.proxy_jump.clone();
@@ -145,9 +153,7 @@ impl Fleet {
             let _permit = self.inner.permits.acquire().await;
             let started = Instant::now();
             let check = match self.target(&inventory, id) {
-                Ok(target) => {
-                    self.enrollment_of(&target, &spec).await
-                }
+                Ok(target) => self.enrollment_of(&target, &spec).await,
                 Err(e) => EnrollmentCheck {
                     status: EnrollmentStatus::Unreachable,
                     message: e.to_string(),
@@ -160,7 +166,10 @@ impl Fleet {
             (check, latency)
         };
         let (check, latency) = check;
-        if let Err(e) = self.record_check(&spec, &check, latency, actor, requested).await {
+        if let Err(e) = self
+            .record_check(&spec, &check, latency, actor, requested)
+            .await
+        {
             tracing::error!(machine = %id, error = %e, "cannot record a machine check");
         }
     }
@@ -169,7 +178,13 @@ impl Fleet {
         let settings = &self.inner.settings;
         match &spec.client_id {
             Some(expected) => {
-                check_enrollment(target, &settings.connect, &settings.client_id_path, expected).await
+                check_enrollment(
+                    target,
+                    &settings.connect,
+                    &settings.client_id_path,
+                    expected,
+                )
+                .await
             }
             None => {
                 // No client id to compare: only reachability, auth and the host key are checked.
@@ -314,8 +329,13 @@ impl Fleet {
         let settings = &self.inner.settings;
         let trusted = {
             let _permit = self.inner.permits.acquire().await;
-            berth_ssh::trust_fingerprint(&target, &settings.connect, &settings.known_hosts(), fingerprint)
-                .await
+            berth_ssh::trust_fingerprint(
+                &target,
+                &settings.connect,
+                &settings.known_hosts(),
+                fingerprint,
+            )
+            .await
         };
         let now = self.now();
         match trusted {
@@ -358,7 +378,12 @@ impl Fleet {
         let all = crate::workspaces::lock(&self.inner.health);
         HealthStatus::ALL
             .into_iter()
-            .map(|status| (status, all.values().filter(|h| h.status() == status).count()))
+            .map(|status| {
+                (
+                    status,
+                    all.values().filter(|h| h.status() == status).count(),
+                )
+            })
             .collect()
     }
 }

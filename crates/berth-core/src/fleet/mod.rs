@@ -83,10 +83,7 @@ impl FleetSettings {
         };
         let repository = RepositoryUrl::parse(repository)?;
         let dir = home.join("fleet");
-        let keys_dir = config
-            .keys_dir
-            .clone()
-            .unwrap_or_else(|| dir.join("keys"));
+        let keys_dir = config.keys_dir.clone().unwrap_or_else(|| dir.join("keys"));
         let connect_timeout = config.connect_timeout.get();
         Ok(Some(Self {
             repository,
@@ -251,9 +248,8 @@ impl Fleet {
     pub async fn start(&self) -> Result<(), FleetError> {
         let settings = &self.inner.settings;
         for dir in [&settings.dir, &settings.keys_dir] {
-            make_private_dir(dir).map_err(|e| {
-                FleetError::Invalid(format!("cannot make {}: {e}", dir.display()))
-            })?;
+            make_private_dir(dir)
+                .map_err(|e| FleetError::Invalid(format!("cannot make {}: {e}", dir.display())))?;
         }
         let now = self.now();
         let interrupted = self.inner.store.interrupt_running_syncs(now).await?;
@@ -287,7 +283,10 @@ impl Fleet {
                     inventory.complete = true;
                 }
                 Err(errors) => {
-                    let first = errors.first().map(|e| e.message.clone()).unwrap_or_default();
+                    let first = errors
+                        .first()
+                        .map(|e| e.message.clone())
+                        .unwrap_or_default();
                     tracing::warn!(%commit, error = %first, "cannot re-read the inventory in force from the mirror; the next sync reads it");
                 }
             }

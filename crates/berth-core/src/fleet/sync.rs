@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use berth_fleet::inventory::{self, LINKS_FILE, SCRIPTS_FILE};
 use berth_fleet::scripts::{MAX_SCRIPT_BYTES, check_script};
 use berth_fleet::secrets::{MAX_SECRETS_BYTES, Secrets, is_age_file};
-use berth_fleet::{CommitId, key_path, check_secret_file};
+use berth_fleet::{CommitId, check_secret_file, key_path};
 use berth_store::{MachineSpec, SyncOutcome, SyncRecord};
 use berth_types::fleet::{Changes, SyncChanges, SyncFileError, SyncResult, SyncTrigger};
 use serde_json::json;

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::MachineId;
-use crate::fleet::{EnrollmentStatus, HealthStatus, SyncChanges, SyncFileError, SyncResult, SyncTrigger};
+use crate::fleet::{
+    EnrollmentStatus, HealthStatus, SyncChanges, SyncFileError, SyncResult, SyncTrigger,
+};
 
 /// A machine's enrollment: does its client id file match links.yaml?
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
