@@ -356,6 +356,14 @@ fn walls(samples: &[Sample]) -> Vec<Duration> {
     samples.iter().map(|s| s.wall).collect()
 }
 
+/// The 1-minute load average: the machine is shared, and what else ran shows here.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split(' ').next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 fn ssh_version() -> String {
     Command::new("ssh")
         .arg("-V")
@@ -376,6 +384,7 @@ fn main() {
     // ML-KEM); OpenSSH's own default is sntrup761x25519-sha512.
     let same_kex = ["KexAlgorithms=curve25519-sha256"];
 
+    let load_before = load_average();
     // Warm up the page cache, the sshds and the connection paths once, untimed.
     pssh_round(&fleet, &[]);
     runtime.block_on(berth_round(&fleet));
@@ -403,6 +412,7 @@ fn main() {
         berth.push(b);
         pssh.push(p);
     }
+    let load_after = load_average();
     latencies.sort();
     ratios.sort_by(f64::total_cmp);
     let baseline = median(&walls(&pssh));
@@ -445,7 +455,9 @@ fn main() {
     println!("{}", row("Berth", &berth, baseline));
     println!(
         "\nBerth's connect and login per machine, within a run ({} samples): p50 {}, p90 {}, \
-         max {}. Berth's time over pssh's, per round: {:.2} – {:.2}.",
+         max {}. Berth's time over pssh's, per round: {:.2} – {:.2}. The 1-minute load \
+         average was {load_before} before the run and {load_after} at its end (every sshd and \
+         client counts; so do other jobs on the machine).",
         latencies.len(),
         ms(latencies[latencies.len() / 2]),
         ms(latencies[latencies.len() * 9 / 10]),
