@@ -96,7 +96,7 @@ impl Fleet {
             .await?;
         self.publish(FleetEvent::Sync(Box::new(record.clone())));
         let current = self.inventory();
-        let (outcome, candidate) = match self.read_candidate(&current).await {
+        let (outcome, candidate) = match self.read_candidate().await {
             Ok(candidate) => {
                 let unchanged =
                     current.complete && current.commit.as_deref() == Some(&candidate.commit);
@@ -238,10 +238,7 @@ impl Fleet {
 
     /// Fetches the repository and reads and checks everything a commit holds. On failure:
     /// the commit fetched (if any) and every problem found.
-    async fn read_candidate(
-        &self,
-        current: &Inventory,
-    ) -> Result<Candidate, (Option<String>, Vec<SyncFileError>)> {
+    async fn read_candidate(&self) -> Result<Candidate, (Option<String>, Vec<SyncFileError>)> {
         let settings = &self.inner.settings;
         let commit = self
             .inner
@@ -273,7 +270,6 @@ impl Fleet {
             }
         };
         errors.extend(self.key_file_problems(&machines));
-        let _ = current;
         if errors.is_empty() {
             Ok(Candidate {
                 commit: commit.as_str().to_owned(),
