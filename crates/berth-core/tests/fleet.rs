@@ -19,48 +19,7 @@ use berth_store::Store;
 use berth_types::MachineId;
 use berth_types::fleet::{EnrollmentStatus, HealthStatus, SyncResult, SyncTrigger};
 
-struct Repo {
-    dir: PathBuf,
-}
-
-impl Repo {
-    fn new(root: &Path) -> Self {
-        let dir = root.join("inventory");
-        std::fs::create_dir_all(&dir).unwrap();
-        let repo = Self { dir };
-        repo.git(&["init", "--quiet", "--initial-branch=main"]);
-        repo
-    }
-
-    fn git(&self, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(&self.dir)
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-            .args(args)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("HOME", &self.dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    }
-
-    fn commit(&self, files: &[(&str, &str)]) -> String {
-        for (path, text) in files {
-            let path = self.dir.join(path);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text).unwrap();
-        }
-        self.git(&["add", "--all"]);
-        self.git(&["commit", "--quiet", "--allow-empty", "-m", "change"]);
-        self.git(&["rev-parse", "HEAD"])
-    }
-}
+use common::inventory::{Repo, known_hosts as known_hosts_of, links};
 
 struct Setup {
     _root: tempfile::TempDir,
@@ -71,41 +30,18 @@ struct Setup {
     known_hosts: PathBuf,
 }
 
-/// links.yaml for the test machines: each with its own client id, `hidden` through `jump`.
-fn links(lab: &common::Lab, ids: &[(&str, Option<&str>)]) -> String {
-    let mut text = String::from("machines:\n");
-    for (name, client_id) in ids {
-        let m = lab.machine(name);
-        text.push_str(&format!(
-            "  - id: {name}\n    name: {name}\n    host: {}\n    port: {}\n    user: {}\n    key: id_ed25519\n    tags: [lab, {}]\n",
-            m.host, m.port, m.user, if m.jump.is_some() { "far" } else { "near" }
-        ));
-        if let Some(jump) = &m.jump {
-            text.push_str(&format!("    proxy_jump: {jump}\n"));
-        }
-        match client_id {
-            Some(id) => text.push_str(&format!("    client_id: {id}\n")),
-            None => text.push_str(&format!("    client_id: {}\n", m.client_id)),
-        }
-    }
-    text
-}
-
 async fn setup(lab: &common::Lab) -> Setup {
     let root = tempfile::tempdir().unwrap();
-    let repo = Repo::new(root.path());
+    let repo = Repo::new(root.path(), "inventory");
     let home = root.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     let keys_dir = home.join("fleet/keys");
-    std::fs::create_dir_all(&keys_dir).unwrap();
-    let key = keys_dir.join("id_ed25519");
-    std::fs::copy(lab.keys.join("id_ed25519"), &key).unwrap();
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    common::inventory::install_key(lab, &keys_dir);
     let store = berth_store::open(&home.join("berth.db").display().to_string())
         .await
         .unwrap();
     let settings = FleetSettings {
-        repository: RepositoryUrl::parse(&format!("file://{}", repo.dir.display())).unwrap(),
+        repository: RepositoryUrl::parse(&repo.file_url()).unwrap(),
         branch: "main".into(),
         dir: home.join("fleet"),
         keys_dir: keys_dir.clone(),
@@ -136,21 +72,6 @@ async fn setup(lab: &common::Lab) -> Setup {
     }
 }
 
-/// known_hosts lines for the machines, as an admin would have them.
-fn known_hosts_of(lab: &common::Lab, names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|name| {
-            let m = lab.machine(name);
-            format!(
-                "{} {}\n",
-                berth_ssh::host_keys::host_pattern(&m.host, m.port),
-                m.host_key
-            )
-        })
-        .collect()
-}
-
 fn id(name: &str) -> MachineId {
     MachineId::new(name).unwrap()
 }
@@ -161,18 +82,21 @@ async fn a_synced_inventory_is_verified_over_ssh_and_every_status_is_told_apart(
     let s = setup(&lab).await;
     let mut events = s.fleet.subscribe();
     let m2 = lab.machine("m2").client_id.clone();
-    let commit = s.repo.commit(&[(
-        "links.yaml",
-        &links(
-            &lab,
-            &[
-                ("m1", None),
-                ("m3", Some(&m2)),
-                ("jump", None),
-                ("hidden", None),
-            ],
-        ),
-    )]);
+    let commit = s.repo.commit(
+        &[(
+            "links.yaml",
+            &links(
+                &lab,
+                &[
+                    ("m1", None),
+                    ("m3", Some(&m2)),
+                    ("jump", None),
+                    ("hidden", None),
+                ],
+            ),
+        )],
+        "change",
+    );
     // m1, jump and hidden are known; m3's key is not: it must stay host_key_unknown.
     std::fs::write(
         &s.known_hosts,
@@ -303,7 +227,7 @@ async fn a_changed_host_key_and_a_dead_address_are_reported() {
     let mut text = links(&lab, &[("m1", None), ("m2", None)]);
     // A machine on an address nothing listens on.
     text.push_str("  - id: dead\n    name: dead\n    host: 127.0.20.250\n    port: 22\n    user: berth\n    key: id_ed25519\n    client_id: 00000000-0000-4000-8000-000000000000\n");
-    s.repo.commit(&[("links.yaml", &text)]);
+    s.repo.commit(&[("links.yaml", &text)], "change");
     // m2 recorded with m1's key: the key it presents has changed.
     let m1 = lab.machine("m1");
     let m2 = lab.machine("m2");
@@ -349,7 +273,7 @@ async fn a_changed_host_key_and_a_dead_address_are_reported() {
         "  - id: noid\n    name: noid\n    host: {}\n    port: {}\n    user: {}\n    key: id_ed25519\n",
         m1.host, m1.port, m1.user
     ));
-    s.repo.commit(&[("links.yaml", &wrong)]);
+    s.repo.commit(&[("links.yaml", &wrong)], "change");
     let sync = s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
     assert_eq!(sync.result, SyncResult::Succeeded, "{:?}", sync.errors);
     assert_eq!(sync.changes.machines.removed, ["dead", "m2"]);
@@ -378,14 +302,17 @@ async fn a_changed_host_key_and_a_dead_address_are_reported() {
 async fn an_invalid_repository_never_replaces_the_inventory_in_force() {
     let Some(lab) = common::lab() else { return };
     let s = setup(&lab).await;
-    let good = s.repo.commit(&[
-        ("links.yaml", &links(&lab, &[("m1", None)])),
-        (
-            "scripts.yaml",
-            "scripts:\n  - name: uptime\n    file: scripts/uptime.sh\n",
-        ),
-        ("scripts/uptime.sh", "#!/bin/bash\nuptime\n"),
-    ]);
+    let good = s.repo.commit(
+        &[
+            ("links.yaml", &links(&lab, &[("m1", None)])),
+            (
+                "scripts.yaml",
+                "scripts:\n  - name: uptime\n    file: scripts/uptime.sh\n",
+            ),
+            ("scripts/uptime.sh", "#!/bin/bash\nuptime\n"),
+        ],
+        "change",
+    );
     let first = s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
     assert_eq!(first.result, SyncResult::Succeeded, "{:?}", first.errors);
     assert_eq!(s.fleet.inventory().scripts.len(), 1);
@@ -401,7 +328,7 @@ async fn an_invalid_repository_never_replaces_the_inventory_in_force() {
     ];
     for (files, expected) in cases {
         let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
-        s.repo.commit(&files);
+        s.repo.commit(&files, "change");
         let sync = s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
         assert_eq!(sync.result, SyncResult::Failed, "{expected}");
         let text = format!("{:?}", sync.errors);
@@ -418,9 +345,9 @@ async fn an_invalid_repository_never_replaces_the_inventory_in_force() {
     s.repo.commit(&[
         ("secrets.ini", ""),
         ("links.yaml", "machines:\n  - id: m1\n    name: m1\n    host: h\n    port: 99999\n    user: u\n    key: id_ed25519\n"),
-    ]);
+    ], "change");
     std::fs::remove_file(s.repo.dir.join("secrets.ini")).unwrap();
-    s.repo.commit(&[]);
+    s.repo.commit(&[], "change");
     let sync = s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
     assert_eq!(sync.result, SyncResult::Failed);
     let port = sync
@@ -438,7 +365,7 @@ async fn an_invalid_repository_never_replaces_the_inventory_in_force() {
 
     // A world-readable key fails the sync with the file and its mode.
     s.repo
-        .commit(&[("links.yaml", &links(&lab, &[("m1", None)]))]);
+        .commit(&[("links.yaml", &links(&lab, &[("m1", None)]))], "change");
     let key = s.keys_dir.join("id_ed25519");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let sync = s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
@@ -473,14 +400,17 @@ async fn an_invalid_repository_never_replaces_the_inventory_in_force() {
 async fn a_restart_keeps_the_inventory_and_interrupts_a_running_sync() {
     let Some(lab) = common::lab() else { return };
     let s = setup(&lab).await;
-    let good = s.repo.commit(&[
-        ("links.yaml", &links(&lab, &[("m1", None)])),
-        (
-            "scripts.yaml",
-            "scripts:\n  - name: uptime\n    file: uptime.sh\n",
-        ),
-        ("uptime.sh", "uptime\n"),
-    ]);
+    let good = s.repo.commit(
+        &[
+            ("links.yaml", &links(&lab, &[("m1", None)])),
+            (
+                "scripts.yaml",
+                "scripts:\n  - name: uptime\n    file: uptime.sh\n",
+            ),
+            ("uptime.sh", "uptime\n"),
+        ],
+        "change",
+    );
     s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
     let running = s
         .store

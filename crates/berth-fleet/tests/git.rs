@@ -14,60 +14,10 @@ use std::time::Duration;
 
 use berth_fleet::{EntryKind, GitError, Mirror, RepositoryUrl};
 
-/// A source repository the test commits to.
-struct Source {
-    dir: PathBuf,
-}
+use common::inventory::Repo as Source;
 
-impl Source {
-    fn new(root: &Path) -> Self {
-        let dir = root.join("source");
-        std::fs::create_dir_all(&dir).unwrap();
-        let source = Self { dir };
-        source.git(&["init", "--quiet", "--initial-branch=main"]);
-        source
-    }
-
-    fn git(&self, args: &[&str]) -> String {
-        self.git_with(args, &[])
-    }
-
-    fn git_with(&self, args: &[&str], env: &[(&str, &str)]) -> String {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(&self.dir)
-            .args(args)
-            .envs(env.iter().copied())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_AUTHOR_NAME", "Ops")
-            .env("GIT_AUTHOR_EMAIL", "ops@example.invalid")
-            .env("GIT_COMMITTER_NAME", "Ops")
-            .env("GIT_COMMITTER_EMAIL", "ops@example.invalid")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    }
-
-    fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
-        for (path, content) in files {
-            let path = self.dir.join(path);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, content).unwrap();
-        }
-        self.git(&["add", "--all"]);
-        self.git(&["commit", "--quiet", "--allow-empty", "-m", message]);
-        self.git(&["rev-parse", "HEAD"])
-    }
-
-    fn url(&self) -> RepositoryUrl {
-        RepositoryUrl::parse(&format!("file://{}", self.dir.display())).unwrap()
-    }
+fn url(source: &Source) -> RepositoryUrl {
+    RepositoryUrl::parse(&source.file_url()).unwrap()
 }
 
 fn mirror(root: &Path) -> Mirror {
@@ -84,7 +34,7 @@ fn mirror(root: &Path) -> Mirror {
 #[tokio::test]
 async fn first_sync_creates_a_bare_mirror_and_later_syncs_fetch() {
     let root = tempfile::tempdir().unwrap();
-    let source = Source::new(root.path());
+    let source = Source::new(root.path(), "source");
     let first = source.commit(
         &[
             ("links.yaml", "machines: []\n"),
@@ -94,7 +44,7 @@ async fn first_sync_creates_a_bare_mirror_and_later_syncs_fetch() {
     );
     let mirror = mirror(root.path());
 
-    let commit = mirror.fetch(&source.url(), "main").await.unwrap();
+    let commit = mirror.fetch(&url(&source), "main").await.unwrap();
     assert_eq!(commit.as_str(), first);
     // A bare repository, no work tree.
     assert!(mirror.dir().join("HEAD").is_file());
@@ -120,7 +70,7 @@ async fn first_sync_creates_a_bare_mirror_and_later_syncs_fetch() {
     );
 
     let second = source.commit(&[("links.yaml", "machines: [] # v2\n")], "second");
-    let commit2 = mirror.fetch(&source.url(), "main").await.unwrap();
+    let commit2 = mirror.fetch(&url(&source), "main").await.unwrap();
     assert_eq!(commit2.as_str(), second);
     assert_eq!(
         mirror
@@ -151,16 +101,16 @@ async fn first_sync_creates_a_bare_mirror_and_later_syncs_fetch() {
 #[tokio::test]
 async fn a_rewritten_history_is_followed() {
     let root = tempfile::tempdir().unwrap();
-    let source = Source::new(root.path());
+    let source = Source::new(root.path(), "source");
     source.commit(&[("links.yaml", "a\n")], "a");
     let mirror = mirror(root.path());
-    mirror.fetch(&source.url(), "main").await.unwrap();
+    mirror.fetch(&url(&source), "main").await.unwrap();
     source.commit(&[("links.yaml", "b\n")], "b");
-    mirror.fetch(&source.url(), "main").await.unwrap();
+    mirror.fetch(&url(&source), "main").await.unwrap();
     // Force-push: the branch moves back and on to an unrelated commit.
     source.git(&["reset", "--quiet", "--hard", "HEAD~1"]);
     let rewritten = source.commit(&[("links.yaml", "c\n")], "c");
-    let commit = mirror.fetch(&source.url(), "main").await.unwrap();
+    let commit = mirror.fetch(&url(&source), "main").await.unwrap();
     assert_eq!(commit.as_str(), rewritten);
     assert_eq!(
         mirror
@@ -175,10 +125,10 @@ async fn a_rewritten_history_is_followed() {
 #[tokio::test]
 async fn a_missing_branch_or_repository_is_a_clear_error() {
     let root = tempfile::tempdir().unwrap();
-    let source = Source::new(root.path());
+    let source = Source::new(root.path(), "source");
     source.commit(&[("links.yaml", "a\n")], "a");
     let mirror = mirror(root.path());
-    let err = mirror.fetch(&source.url(), "production").await.unwrap_err();
+    let err = mirror.fetch(&url(&source), "production").await.unwrap_err();
     assert!(matches!(err, GitError::BranchNotFound { .. }), "{err}");
     assert!(err.to_string().contains("production"), "{err}");
 
@@ -199,7 +149,7 @@ async fn a_missing_branch_or_repository_is_a_clear_error() {
 
     // A branch that looks like an option never reaches git.
     let err = mirror
-        .fetch(&source.url(), "--upload-pack=touch")
+        .fetch(&url(&source), "--upload-pack=touch")
         .await
         .unwrap_err();
     assert!(matches!(err, GitError::BadPath { .. }), "{err}");
@@ -208,7 +158,7 @@ async fn a_missing_branch_or_repository_is_a_clear_error() {
 #[tokio::test]
 async fn symlinks_directories_and_large_files_are_not_read() {
     let root = tempfile::tempdir().unwrap();
-    let source = Source::new(root.path());
+    let source = Source::new(root.path(), "source");
     std::fs::write(root.path().join("secret"), "root password\n").unwrap();
     std::fs::create_dir_all(&source.dir).unwrap();
     std::os::unix::fs::symlink(root.path().join("secret"), source.dir.join("links.yaml")).unwrap();
@@ -217,7 +167,7 @@ async fn symlinks_directories_and_large_files_are_not_read() {
         "odd files",
     );
     let mirror = mirror(root.path());
-    let fetched = mirror.fetch(&source.url(), "main").await.unwrap();
+    let fetched = mirror.fetch(&url(&source), "main").await.unwrap();
     assert_eq!(fetched.as_str(), commit);
 
     let err = mirror
@@ -464,7 +414,7 @@ async fn clone_and_fetch_over_ssh_from_a_test_machine() {
     let machine = lab.machine("m1").clone();
     let remote = RemoteRepo::create(&lab, &machine);
     let root = tempfile::tempdir().unwrap();
-    let source = Source::new(root.path());
+    let source = Source::new(root.path(), "source");
     let first = source.commit(
         &[
             ("links.yaml", "machines: []\n"),
@@ -536,7 +486,7 @@ async fn an_unknown_host_key_is_refused_and_not_recorded() {
     let machine = lab.machine("m1").clone();
     let remote = RemoteRepo::create(&lab, &machine);
     let root = tempfile::tempdir().unwrap();
-    let source = Source::new(root.path());
+    let source = Source::new(root.path(), "source");
     source.commit(&[("links.yaml", "machines: []\n")], "first");
     remote.push(&source);
 
@@ -568,7 +518,7 @@ async fn a_changed_host_key_is_refused() {
     let machine = lab.machine("m1").clone();
     let remote = RemoteRepo::create(&lab, &machine);
     let root = tempfile::tempdir().unwrap();
-    let source = Source::new(root.path());
+    let source = Source::new(root.path(), "source");
     source.commit(&[("links.yaml", "machines: []\n")], "first");
     remote.push(&source);
 
@@ -603,7 +553,7 @@ async fn the_right_known_hosts_line_lets_a_refused_mirror_sync() {
     let machine = lab.machine("m1").clone();
     let remote = RemoteRepo::create(&lab, &machine);
     let root = tempfile::tempdir().unwrap();
-    let source = Source::new(root.path());
+    let source = Source::new(root.path(), "source");
     let first = source.commit(&[("links.yaml", "machines: []\n")], "first");
     remote.push(&source);
 

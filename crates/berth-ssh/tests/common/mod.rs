@@ -4,6 +4,8 @@
 #![allow(dead_code)] // each test file uses a different part
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is the failure report
 
+pub mod inventory;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
