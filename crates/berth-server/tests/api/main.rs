@@ -8,6 +8,7 @@ mod common;
 mod admin;
 mod auth;
 mod config_files;
+mod fleet;
 mod hostile;
 mod lab;
 mod openapi;

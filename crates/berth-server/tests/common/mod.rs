@@ -5,6 +5,10 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is the failure report
 
+/// The SSH test machines and inventory helpers shared with the other crates' fleet tests.
+#[path = "../../../berth-ssh/tests/common/mod.rs"]
+pub mod machines;
+
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,7 +17,9 @@ use std::time::Duration;
 
 use berth_client::{Client, ClientError, RawResponse};
 use berth_config::{ConfigStore, NewUser, hash_password};
-use berth_core::{ConfigPolicy, LiveConfig, Terminals, Workspaces, WorkspacesSettings};
+use berth_core::{
+    ConfigPolicy, Fleet, FleetSettings, LiveConfig, Terminals, Workspaces, WorkspacesSettings,
+};
 use berth_runtime::{DockerOptions, DockerRuntime};
 use berth_server::{AppState, JwtKey};
 use berth_types::{Role, Username};
@@ -32,6 +38,7 @@ struct NewTestUser {
     password: &'static str,
     templates: Vec<&'static str>,
     role: Role,
+    machines: Vec<&'static str>,
 }
 
 /// What the server is started with.
@@ -39,6 +46,7 @@ pub struct Builder {
     security: Vec<(&'static str, String)>,
     runtime: Vec<(&'static str, String)>,
     recordings: Vec<(&'static str, String)>,
+    fleet: Vec<(&'static str, String)>,
     templates: Vec<String>,
     users: Vec<NewTestUser>,
 }
@@ -60,6 +68,25 @@ impl Builder {
     /// A `recordings:` key of main.yaml, as YAML, e.g. `("max_age", "null")`.
     pub fn recordings(mut self, key: &'static str, value: impl Into<String>) -> Self {
         self.recordings.push((key, value.into()));
+        self
+    }
+
+    /// A `fleet:` key of main.yaml, as YAML, e.g. `("repository", "file:///…")`. With a
+    /// repository the server has a fleet, started but without its timers: tests sync with
+    /// `POST /api/v1/fleet/sync` (or [`TestServer::fleet`]).
+    pub fn fleet(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.fleet.push((key, value.into()));
+        self
+    }
+
+    /// The users.yaml `machines:` selectors of a user added before (`["m1", "tag:web"]`).
+    pub fn machines(mut self, user: &str, selectors: &[&'static str]) -> Self {
+        let user = self
+            .users
+            .iter_mut()
+            .find(|u| u.name == user)
+            .unwrap_or_else(|| panic!("no user {user} added before"));
+        user.machines = selectors.to_vec();
         self
     }
 
@@ -92,6 +119,7 @@ impl Builder {
             password,
             templates: templates.to_vec(),
             role: Role::User,
+            machines: Vec::new(),
         });
         self
     }
@@ -103,6 +131,7 @@ impl Builder {
             password,
             templates: Vec::new(),
             role: Role::Admin,
+            machines: Vec::new(),
         });
         self
     }
@@ -147,6 +176,12 @@ impl Builder {
         for (key, value) in &self.recordings {
             let _ = writeln!(main, "  {key}: {value}");
         }
+        if !self.fleet.is_empty() {
+            main.push_str("fleet:\n");
+        }
+        for (key, value) in &self.fleet {
+            let _ = writeln!(main, "  {key}: {value}");
+        }
         std::fs::write(config_dir.join("main.yaml"), main).unwrap();
         std::fs::write(
             config_dir.join("containers.yaml"),
@@ -163,6 +198,16 @@ impl Builder {
                 new.templates = user.templates.iter().map(|t| (*t).to_owned()).collect();
                 new.role = user.role;
                 store.add_user(new).unwrap();
+                if !user.machines.is_empty() {
+                    let selectors = user
+                        .machines
+                        .iter()
+                        .map(|m| m.parse().unwrap())
+                        .collect::<Vec<_>>();
+                    store
+                        .update_user(user.name, |u| u.machines = selectors)
+                        .unwrap();
+                }
             })
             .await
             .unwrap();
@@ -189,6 +234,19 @@ impl Builder {
                 ..WorkspacesSettings::default()
             },
         );
+        let fleet = match FleetSettings::from_config(
+            &config.current().main.fleet,
+            &home,
+            Arc::new(clock.clone()),
+        ) {
+            Ok(Some(settings)) => {
+                let fleet = Fleet::new(settings, Arc::clone(&store));
+                fleet.start().await.unwrap();
+                Some(fleet)
+            }
+            Ok(None) => None,
+            Err(e) => panic!("the test fleet section is invalid: {e}"),
+        };
         let jwt = JwtKey::load_or_create(&home.join("jwt.key")).unwrap();
         let terminals = Terminals::for_workspaces(&workspaces, home.join("recordings"));
         let state = AppState::new(
@@ -200,6 +258,10 @@ impl Builder {
             jwt,
             home.clone(),
         );
+        let state = match fleet {
+            Some(fleet) => state.with_fleet(fleet),
+            None => state,
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, mut stopped) = watch::channel(false);
@@ -242,9 +304,18 @@ impl TestServer {
             security: Vec::new(),
             runtime: Vec::new(),
             recordings: Vec::new(),
+            fleet: Vec::new(),
             templates: Vec::new(),
             users: Vec::new(),
         }
+    }
+
+    /// The server's fleet (a `fleet` repository was given to the builder).
+    pub fn fleet(&self) -> &Fleet {
+        self.state
+            .fleet
+            .as_ref()
+            .expect("the test server has no fleet")
     }
 
     /// A client without credentials.
