@@ -30,6 +30,10 @@ struct Setup {
 }
 
 async fn setup(lab: &common::Lab) -> Setup {
+    setup_with(lab, |_| {}).await
+}
+
+async fn setup_with(lab: &common::Lab, adjust: impl FnOnce(&mut FleetSettings)) -> Setup {
     let root = tempfile::tempdir().unwrap();
     let repo = Repo::new(root.path(), "inventory");
     let home = root.path().join("home");
@@ -58,6 +62,8 @@ async fn setup(lab: &common::Lab) -> Setup {
         git_timeout: Duration::from_secs(60),
         clock: Arc::new(SystemClock),
     };
+    let mut settings = settings;
+    adjust(&mut settings);
     let known_hosts = settings.known_hosts();
     let fleet = Fleet::new(settings, Arc::clone(&store));
     fleet.start().await.unwrap();
@@ -120,7 +126,7 @@ async fn a_synced_inventory_is_verified_over_ssh_and_every_status_is_told_apart(
     }
     assert!(saw_finished);
 
-    let outcomes = s.fleet.verify_all(&Actor::named("admin")).await;
+    let outcomes = s.fleet.verify_all(&Actor::named("admin")).await.unwrap();
     let status = |name: &str| {
         outcomes
             .iter()
@@ -162,6 +168,9 @@ async fn a_synced_inventory_is_verified_over_ssh_and_every_status_is_told_apart(
         HealthStatus::Online | HealthStatus::Degraded
     ));
     assert!(status("m1").latency_ms.is_some() && status("m1").last_seen.is_some());
+    // A host key Berth cannot accept is no login: the check counts as failed.
+    assert_eq!(m3.health, HealthStatus::Offline);
+    assert!(m3.consecutive_failures >= 1 && m3.last_seen.is_none());
 
     // Trusting a wrong fingerprint is refused; the right one records the key, and m3 then
     // shows that links.yaml expects another machine's id.
@@ -316,22 +325,34 @@ async fn an_invalid_repository_never_replaces_the_inventory_in_force() {
     assert_eq!(first.result, SyncResult::Succeeded, "{:?}", first.errors);
     assert_eq!(s.fleet.inventory().scripts.len(), 1);
 
-    // Each bad commit fails the sync with the file (and line) and keeps `good` in force.
-    let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
-        (vec![("links.yaml", "machines:\n  - id: m1\n    name: [unclosed\n".into())], "links.yaml"),
-        (vec![("links.yaml", "machines:\n  - id: m1\n    name: m1\n    host: h\n    user: u\n    key: id_ed25519\n    colour: red\n".into())], "colour"),
-        (vec![("links.yaml", "machines:\n  - id: m1\n    name: m1\n".into())], "host"),
-        (vec![("links.yaml", links(&lab, &[("m1", None)])), ("scripts/uptime.sh", "#!/usr/bin/python3\nprint(1)\n".into())], "scripts/uptime.sh"),
-        (vec![("scripts/uptime.sh", "#!/bin/bash\nif true; then\n  echo\n".into())], "scripts/uptime.sh"),
-        (vec![("scripts/uptime.sh", "#!/bin/bash\nuptime\n".into()), ("secrets.ini", "[env]\nTOKEN = plain\n".into())], "not encrypted"),
+    // Each bad commit fails the sync with the file (and line) and keeps `good` in force:
+    // (files, the file blamed, a word of the message, whether a line is known).
+    type Case<'a> = (Vec<(&'a str, String)>, &'a str, &'a str, bool);
+    let cases: Vec<Case> = vec![
+        (vec![("links.yaml", "machines:\n  - id: m1\n    name: [unclosed\n".into())], "links.yaml", "", true),
+        (vec![("links.yaml", "machines:\n  - id: m1\n    name: m1\n    host: h\n    user: u\n    key: id_ed25519\n    colour: red\n".into())], "links.yaml", "colour", true),
+        (vec![("links.yaml", "machines:\n  - id: m1\n    name: m1\n".into())], "links.yaml", "host", true),
+        (vec![("links.yaml", links(&lab, &[("m1", None)])), ("scripts/uptime.sh", "#!/usr/bin/python3\nprint(1)\n".into())], "scripts/uptime.sh", "bash", false),
+        (vec![("scripts/uptime.sh", "#!/bin/bash\nif true; then\n  echo\n".into())], "scripts/uptime.sh", "", true),
+        (vec![("scripts/uptime.sh", "#!/bin/bash\nuptime\n".into()), ("secrets.ini", "[env]\nTOKEN = plain\n".into())], "secrets.ini", "not encrypted", false),
     ];
-    for (files, expected) in cases {
+    let failures = cases.len();
+    for (files, file, word, with_line) in cases {
         let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
         s.repo.commit(&files, "change");
         let sync = s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
-        assert_eq!(sync.result, SyncResult::Failed, "{expected}");
-        let text = format!("{:?}", sync.errors);
-        assert!(text.contains(expected), "{expected} not in {text}");
+        assert_eq!(sync.result, SyncResult::Failed, "{file} {word}");
+        assert!(
+            sync.errors.iter().any(|e| e.file.as_deref() == Some(file)
+                && e.message.contains(word)
+                && (!with_line || e.line.is_some())),
+            "no error in {file} with {word:?} (line: {with_line}) in {:#?}",
+            sync.errors
+        );
+        assert!(
+            !format!("{:?}", sync.errors).contains("TOKEN = plain"),
+            "a secret's value reached the errors"
+        );
         assert_eq!(s.fleet.inventory().commit.as_deref(), Some(good.as_str()));
         assert_eq!(
             s.store.commit_in_force().await.unwrap().as_deref(),
@@ -386,12 +407,13 @@ async fn an_invalid_repository_never_replaces_the_inventory_in_force() {
     assert_eq!(again.result, SyncResult::Unchanged);
     let history = s.fleet.status().await.unwrap().history;
     assert_eq!(history.first().map(|h| h.id), Some(again.id));
-    assert!(
+    // The cases above, the bad port and the world-readable key.
+    assert_eq!(
         history
             .iter()
             .filter(|h| h.result == SyncResult::Failed)
-            .count()
-            >= 8
+            .count(),
+        failures + 2
     );
 }
 
@@ -431,4 +453,73 @@ async fn a_restart_keeps_the_inventory_and_interrupts_a_running_sync() {
     let history = again.status().await.unwrap().history;
     let interrupted = history.iter().find(|h| h.id == running.id).unwrap();
     assert_eq!(interrupted.result, SyncResult::Interrupted);
+}
+
+#[tokio::test]
+async fn a_check_made_with_replaced_settings_never_lands_on_the_new_row() {
+    let Some(lab) = common::lab() else { return };
+    let s = setup_with(&lab, |settings| {
+        settings.connect.connect_timeout = Duration::from_secs(4);
+        settings.connect.retries = 0;
+    })
+    .await;
+    // A server that accepts connections and never says a word: a check of it hangs until the
+    // connect timeout, then fails as unreachable.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let m2 = lab.machine("m2");
+    let entry = |host: &str, port: u16| {
+        format!(
+            "machines:\n  - id: moved\n    name: moved\n    host: {host}\n    port: {port}\n    user: {}\n    key: id_ed25519\n    client_id: {}\n",
+            m2.user, m2.client_id
+        )
+    };
+    std::fs::write(&s.known_hosts, known_hosts_of(&lab, &["m2"])).unwrap();
+    s.repo.commit(
+        &[("links.yaml", &entry("127.0.0.1", silent_port))],
+        "silent",
+    );
+    let first = s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
+    assert_eq!(first.result, SyncResult::Succeeded, "{:?}", first.errors);
+    // The sync's own check of the new machine, then an admin's, reach the silent server.
+    let fleet = s.fleet.clone();
+    let old_check = tokio::spawn(async move { fleet.verify(&id("moved"), &Actor::System).await });
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let (connection, _) = tokio::time::timeout(Duration::from_secs(60), silent.accept())
+            .await
+            .expect("the checks never connected")
+            .unwrap();
+        held.push(connection);
+    }
+    // While they hang, the machine moves to m2; the sync verifies it there at once.
+    s.repo
+        .commit(&[("links.yaml", &entry(&m2.host, m2.port))], "moved");
+    let second = s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
+    assert_eq!(second.changes.machines.changed, ["moved"]);
+    let answered = old_check.await.unwrap().unwrap();
+    drop(held);
+    assert_ne!(
+        answered.enrollment,
+        EnrollmentStatus::Unreachable,
+        "the old check's result landed: {}",
+        answered.enrollment_message
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let row = loop {
+        let row = s.fleet.machine(&id("moved")).await.unwrap();
+        if row.enrollment != EnrollmentStatus::Unknown || std::time::Instant::now() > deadline {
+            break row;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        row.enrollment,
+        EnrollmentStatus::Enrolled,
+        "{}",
+        row.enrollment_message
+    );
+    // The failed probes of the old address do not count against the new one.
+    assert_eq!(row.consecutive_failures, 0);
+    assert_eq!(row.health, HealthStatus::Online);
 }

@@ -98,6 +98,18 @@ fn semantic_checks_name_the_line_of_the_field() {
 }
 
 #[test]
+fn an_id_the_api_uses_for_an_action_is_refused_with_its_line() {
+    let text = "machines:\n  - id: web\n    host: h\n    user: ops\n    key: k\n  - id: verify\n    host: h\n    user: ops\n    key: k\n";
+    let errors = errors_of(parse_links(text));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("links.yaml:6") && e.contains("reserved")),
+        "{errors:#?}"
+    );
+}
+
+#[test]
 fn jump_chains_are_allowed_and_cycles_refused() {
     let machine = |id: &str, via: Option<&str>| {
         let via = via

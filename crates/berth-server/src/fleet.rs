@@ -39,16 +39,27 @@ fn fleet(state: &AppState) -> Result<&Fleet, ApiError> {
     state.fleet.as_ref().ok_or_else(disabled)
 }
 
+/// The largest webhook body: a push of many commits is far larger than an API request.
+pub(crate) const MAX_WEBHOOK_BODY: usize = 4 * 1024 * 1024;
+
+/// The answer for a fleet failure. Only admins act on the fleet, so messages are shown whole;
+/// none of them holds a secret.
 fn fleet_error(error: FleetError) -> ApiError {
     match error {
         FleetError::NotFound(_) => ApiError::not_found("no such machine"),
         FleetError::Invalid(message) => ApiError::invalid(message),
         FleetError::HostKey(message) => ApiError::conflict("host_key", message),
+        FleetError::Unreachable(message) => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "machine_unreachable", message)
+        }
+        FleetError::Cancelled(message) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
+        }
         FleetError::WebhookDisabled(_) => ApiError::not_found(
             "the webhook is not set up: put its secret in the keys dir as webhook.secret",
         ),
         FleetError::Webhook(e) => ApiError::unauthenticated(e.to_string()),
-        FleetError::Secrets(e) => ApiError::internal(e),
+        FleetError::Secrets(e) => ApiError::conflict("secrets_key", e.to_string()),
         FleetError::Store(e) => ApiError::internal(e),
     }
 }
@@ -266,7 +277,10 @@ pub(crate) async fn verify_all(
     Query(NoQuery {}): Query<NoQuery>,
 ) -> Result<Json<VerifyAll>, ApiError> {
     let fleet = fleet(&state)?;
-    let outcomes = fleet.verify_all(&Actor::from(&caller.username)).await;
+    let outcomes = fleet
+        .verify_all(&Actor::from(&caller.username))
+        .await
+        .map_err(fleet_error)?;
     Ok(Json(VerifyAll {
         machines: outcomes
             .into_iter()

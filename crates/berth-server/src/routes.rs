@@ -61,6 +61,8 @@ pub(crate) struct Route {
     /// A row of the admin UI (a page, a form post, its static files): not in the OpenAPI
     /// document, refusals as HTML pages, the configuration re-read when a file changed.
     pub(crate) page: bool,
+    /// The largest body accepted, when not [`MAX_JSON_BODY`].
+    max_body: Option<usize>,
     handler: MethodRouter<AppState>,
 }
 
@@ -105,6 +107,7 @@ impl Route {
             query: None,
             success: Success::Empty(204),
             page: false,
+            max_body: None,
             handler,
         }
     }
@@ -122,6 +125,12 @@ impl Route {
 
     fn admin(mut self) -> Self {
         self.access = Access::Admin;
+        self
+    }
+
+    /// Accepts bodies up to `bytes` instead of [`MAX_JSON_BODY`].
+    fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = Some(bytes);
         self
     }
 
@@ -468,6 +477,7 @@ pub(crate) fn table() -> Vec<Route> {
             fleet::webhook,
         )
         .public()
+        .max_body(crate::fleet::MAX_WEBHOOK_BODY)
         .returns::<WebhookAccepted>(202),
         post(
             "/api/v1/tables/query",
@@ -641,6 +651,10 @@ pub(crate) fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(ui::MAX_FORM_BODY))
         } else {
             guarded
+        };
+        let handler = match route.max_body {
+            Some(bytes) => handler.layer(DefaultBodyLimit::max(bytes)),
+            None => handler,
         };
         router = router.route(route.path, handler);
     }

@@ -28,7 +28,8 @@ pub struct SyncRecord {
     pub id: i64,
     /// What started it.
     pub trigger: SyncTrigger,
-    /// Who: the admin of an API call, `(berth)` for Berth itself, the webhook's sender.
+    /// Who: the admin of an API call, `(berth)` for Berth itself (timers and webhooks; the
+    /// trigger tells them apart).
     pub actor: String,
     /// When it began.
     #[serde(with = "time::serde::rfc3339")]
@@ -129,7 +130,9 @@ const LIST_SYNCS: &str = concat!(
     " FROM fleet_syncs ORDER BY id DESC LIMIT $1"
 );
 
-/// The sync whose commit is in force: the last to end with an inventory.
+/// The sync whose commit is in force: the last to end with an inventory, as the machines
+/// table holds the inventory of the last `finish_sync` (the fleet runs one sync at a time, so
+/// this is also the latest by id).
 macro_rules! in_force {
     ($column:literal) => {
         concat!(

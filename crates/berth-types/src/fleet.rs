@@ -93,6 +93,16 @@ pub enum EnrollmentStatus {
     HostKeyChanged,
 }
 
+impl EnrollmentStatus {
+    /// Whether the check logged in: the host key was accepted and the client key too, so the
+    /// machine counts as answering in its health. A machine that refuses the key, or whose
+    /// host key cannot be accepted, does not.
+    #[must_use]
+    pub fn logged_in(self) -> bool {
+        matches!(self, Self::Enrolled | Self::Mismatch | Self::Missing)
+    }
+}
+
 named_enum!(EnrollmentStatus, "enrollment status", [
     Unknown => "unknown",
     Enrolled => "enrolled",

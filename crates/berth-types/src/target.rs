@@ -20,15 +20,24 @@ pub struct MachineId(String);
 
 /// Why a string is not a [`MachineId`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "a machine id has 1 to {max} characters of a-z, 0-9 and '-', starting with a letter or a digit",
-    max = MachineId::MAX_LEN
-)]
-pub struct MachineIdError;
+pub enum MachineIdError {
+    /// Not the shape of an id.
+    #[error(
+        "a machine id has 1 to {max} characters of a-z, 0-9 and '-', starting with a letter or a digit",
+        max = MachineId::MAX_LEN
+    )]
+    Invalid,
+    /// A word the API uses in the place of an id.
+    #[error("the machine id {0:?} is reserved: /api/v1/machines/{0} names an action")]
+    Reserved(&'static str),
+}
 
 impl MachineId {
     /// The longest machine id accepted.
     pub const MAX_LEN: usize = 63;
+
+    /// Ids the API uses for something else (`POST /api/v1/machines/verify`).
+    pub const RESERVED: &'static [&'static str] = &["verify"];
 
     /// Checks `id` and wraps it.
     pub fn new(id: impl Into<String>) -> Result<Self, MachineIdError> {
@@ -39,11 +48,13 @@ impl MachineId {
             && id
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if valid {
-            Ok(Self(id))
-        } else {
-            Err(MachineIdError)
+        if !valid {
+            return Err(MachineIdError::Invalid);
         }
+        if let Some(word) = Self::RESERVED.iter().find(|w| **w == id) {
+            return Err(MachineIdError::Reserved(word));
+        }
+        Ok(Self(id))
     }
 
     /// The id as text.
@@ -258,6 +269,14 @@ mod tests {
             assert!(MachineId::new(bad).is_err(), "{bad:?}");
         }
         assert!(serde_json::from_str::<MachineId>("\"UPPER\"").is_err());
+    }
+
+    #[test]
+    fn an_id_the_api_uses_for_an_action_is_reserved() {
+        let err = MachineId::new("verify").unwrap_err();
+        assert_eq!(err, MachineIdError::Reserved("verify"));
+        assert!(err.to_string().contains("reserved"), "{err}");
+        assert!(MachineId::new("verify-1").is_ok());
     }
 
     #[test]

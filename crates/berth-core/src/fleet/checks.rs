@@ -44,6 +44,28 @@ pub(super) fn health_of(record: &MachineRecord) -> Health {
     }))
 }
 
+/// The specs of `id` and of every jump host before it: what a check of `id` depended on.
+fn route_of(inventory: &Inventory, id: &MachineId) -> Vec<MachineSpec> {
+    let mut route = Vec::new();
+    let mut next = Some(id.clone());
+    while let Some(id) = next {
+        let Some(spec) = inventory.machines.get(&id) else {
+            break;
+        };
+        if route.len() > MAX_JUMPS || route.iter().any(|s: &MachineSpec| s.id == id) {
+            break;
+        }
+        next = spec.proxy_jump.clone();
+        route.push(spec.clone());
+    }
+    route
+}
+
+/// Whether two routes reach the same machine the same way (names and tags aside).
+fn same_route(a: &[MachineSpec], b: &[MachineSpec]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| !a.ssh_settings_differ(b))
+}
+
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
@@ -101,20 +123,26 @@ impl Fleet {
     }
 
     /// Checks one machine's enrollment now (and counts it as a health check); audited as
-    /// `machine.verify` by `actor`.
+    /// `machine.verify` by `actor`. The check runs in a task of its own: a caller that goes
+    /// away (an HTTP client disconnecting) does not cut it short.
     pub async fn verify(&self, id: &MachineId, actor: &Actor) -> Result<MachineRecord, FleetError> {
         if !self.inventory().machines.contains_key(id) {
             return Err(FleetError::NotFound(id.clone()));
         }
-        self.check_one(id, actor, true).await;
-        self.machine(id).await
+        let (fleet, id, actor) = (self.clone(), id.clone(), actor.clone());
+        super::detached(async move {
+            fleet.check_one(&id, &actor, true).await;
+            fleet.machine(&id).await
+        })
+        .await?
     }
 
     /// Checks every machine (at most `fleet.max_concurrency` at once); audited per machine as
-    /// `machine.verify` by `actor`.
-    pub async fn verify_all(&self, actor: &Actor) -> Vec<VerifyOutcome> {
+    /// `machine.verify` by `actor`. Runs in a task of its own, as [`Fleet::verify`] does.
+    pub async fn verify_all(&self, actor: &Actor) -> Result<Vec<VerifyOutcome>, FleetError> {
         let ids: Vec<MachineId> = self.inventory().machines.keys().cloned().collect();
-        self.check_many(&ids, actor, true).await
+        let (fleet, actor) = (self.clone(), actor.clone());
+        super::detached(async move { fleet.check_many(&ids, &actor, true).await }).await
     }
 
     pub(super) async fn check_many(
@@ -143,13 +171,16 @@ impl Fleet {
     }
 
     /// One connection to `id`: reads its client id, records enrollment and a health probe,
-    /// logs and audits changes, publishes the row.
+    /// logs and audits changes, publishes the row. A result obtained with settings that a
+    /// sync replaced meanwhile (the machine's or a jump host's) is dropped: it says nothing
+    /// about the machine as links.yaml now describes it, and the sync verifies it anew.
     async fn check_one(&self, id: &MachineId, actor: &Actor, requested: bool) {
         let inventory = self.inventory();
         let Some(spec) = inventory.machines.get(id).cloned() else {
             return;
         };
-        let check = {
+        let route = route_of(&inventory, id);
+        let (check, latency) = {
             let _permit = self.inner.permits.acquire().await;
             let started = Instant::now();
             let check = match self.target(&inventory, id) {
@@ -161,11 +192,19 @@ impl Fleet {
                     latency: None,
                 },
             };
-            let reached = check.status != EnrollmentStatus::Unreachable;
-            let latency = check.latency.or_else(|| reached.then(|| started.elapsed()));
+            // Only a login counts as an answer: a refused key or host key is a failed probe.
+            let latency = if check.status.logged_in() {
+                check.latency.or_else(|| Some(started.elapsed()))
+            } else {
+                None
+            };
             (check, latency)
         };
-        let (check, latency) = check;
+        let _in_force = self.inner.in_force.read().await;
+        if !same_route(&route_of(&self.inventory(), id), &route) {
+            tracing::debug!(machine = %id, "a sync changed how the machine is reached during its check; the result is dropped");
+            return;
+        }
         if let Err(e) = self
             .record_check(&spec, &check, latency, actor, requested)
             .await
@@ -307,6 +346,21 @@ impl Fleet {
         fingerprint: &str,
         actor: &Actor,
     ) -> Result<MachineRecord, FleetError> {
+        let (fleet, id, fingerprint, actor) = (
+            self.clone(),
+            id.clone(),
+            fingerprint.to_owned(),
+            actor.clone(),
+        );
+        super::detached(async move { fleet.trust_here(&id, &fingerprint, &actor).await }).await?
+    }
+
+    async fn trust_here(
+        &self,
+        id: &MachineId,
+        fingerprint: &str,
+        actor: &Actor,
+    ) -> Result<MachineRecord, FleetError> {
         let inventory = self.inventory();
         let spec = inventory
             .machines
@@ -356,7 +410,12 @@ impl Fleet {
                     .details(json!({"fingerprint": fingerprint, "error": e.to_string()}))
                     .record_to(&self.inner.audit)
                     .await;
-                Err(FleetError::HostKey(e.to_string()))
+                Err(match e {
+                    berth_ssh::SshError::Unreachable { .. } => {
+                        FleetError::Unreachable(e.to_string())
+                    }
+                    _ => FleetError::HostKey(e.to_string()),
+                })
             }
         }
     }

@@ -141,6 +141,12 @@ pub enum FleetError {
     /// The presented host key is not the one an admin asked to trust, or cannot be read.
     #[error("{0}")]
     HostKey(String),
+    /// The machine could not be reached to read its host key.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The work was cut short (the runtime is shutting down).
+    #[error("the fleet task was cancelled: {0}")]
+    Cancelled(String),
     /// The age identity cannot be made or read.
     #[error(transparent)]
     Secrets(#[from] SecretsError),
@@ -207,6 +213,12 @@ struct Inner {
     /// One sync at a time.
     sync_lock: tokio::sync::Mutex<()>,
     syncing: AtomicBool,
+    /// A webhook sync is queued and has not started: later webhooks join it.
+    webhook_pending: AtomicBool,
+    /// Held for writing while a sync puts an inventory in force (store and memory), for
+    /// reading while a check records its result: a check made with settings a sync just
+    /// replaced is dropped instead of landing on the new row.
+    in_force: tokio::sync::RwLock<()>,
     /// SSH connections at once (`fleet.max_concurrency`).
     permits: Arc<Semaphore>,
     /// Recent checks per machine.
@@ -236,6 +248,8 @@ impl Fleet {
                 inventory: RwLock::default(),
                 sync_lock: tokio::sync::Mutex::new(()),
                 syncing: AtomicBool::new(false),
+                webhook_pending: AtomicBool::new(false),
+                in_force: tokio::sync::RwLock::new(()),
                 health: Mutex::default(),
                 events,
             }),
@@ -374,6 +388,16 @@ impl Fleet {
     fn publish(&self, event: FleetEvent) {
         let _ = self.inner.events.send(event);
     }
+}
+
+/// Runs `work` in a task of its own and waits for it, so that a caller that goes away (an
+/// HTTP handler whose client disconnected) never leaves a sync, a check or a trust half done.
+async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, FleetError> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| FleetError::Cancelled(e.to_string()))
 }
 
 /// Makes `dir` (and its parents) when missing; a directory Berth makes is 0700.

@@ -76,11 +76,25 @@ fn spec_of(machine: inventory::Machine) -> MachineSpec {
 impl Fleet {
     /// Syncs the inventory now and waits for it: one sync at a time (a second caller waits
     /// for the first, then syncs again). A sync that finds an invalid repository is recorded
-    /// `failed` with every error and leaves the inventory in force as it was.
+    /// `failed` with every error and leaves the inventory in force as it was. The sync runs in
+    /// a task of its own: a caller that goes away does not leave it half done.
     pub async fn sync(&self, trigger: SyncTrigger, actor: Actor) -> Result<SyncRecord, FleetError> {
+        let fleet = self.clone();
+        super::detached(async move { fleet.sync_now(trigger, &actor).await }).await?
+    }
+
+    async fn sync_now(
+        &self,
+        trigger: SyncTrigger,
+        actor: &Actor,
+    ) -> Result<SyncRecord, FleetError> {
         let _one = self.inner.sync_lock.lock().await;
+        if trigger == SyncTrigger::Webhook {
+            // From here on a new push needs a new sync: the fetch below may miss it.
+            self.inner.webhook_pending.store(false, Ordering::SeqCst);
+        }
         self.inner.syncing.store(true, Ordering::SeqCst);
-        let result = self.sync_locked(trigger, &actor).await;
+        let result = self.sync_locked(trigger, actor).await;
         self.inner.syncing.store(false, Ordering::SeqCst);
         result
     }
@@ -133,21 +147,38 @@ impl Fleet {
                 None,
             ),
         };
-        store
+        let in_force = self.inner.in_force.write().await;
+        let (outcome, candidate) = match store
             .finish_sync(
                 record.id,
                 &outcome,
                 candidate.as_ref().map(|c| c.machines.as_slice()),
             )
-            .await?;
-        let finished = SyncRecord {
-            finished_at: Some(outcome.at),
-            result: outcome.result,
-            commit: outcome.commit.clone(),
-            errors: outcome.errors.clone(),
-            changes: outcome.changes.clone(),
-            ..record
+            .await
+        {
+            Ok(()) => (outcome, candidate),
+            Err(e) => {
+                // Nothing of it is in force: record the sync as failed, if the store lets us.
+                tracing::error!(error = %e, "cannot put the synced inventory in force");
+                let failed = SyncOutcome {
+                    result: SyncResult::Failed,
+                    commit: outcome.commit,
+                    errors: vec![whole(format!(
+                        "the store refused the new inventory, the old one stays in force: {e}"
+                    ))],
+                    changes: SyncChanges::default(),
+                    at: self.now(),
+                };
+                if let Err(again) = store.finish_sync(record.id, &failed, None).await {
+                    tracing::error!(error = %again, "cannot record the fleet sync as failed; the next start marks it interrupted");
+                }
+                let finished = finished_record(record, &failed);
+                self.log_and_audit(&finished, actor).await;
+                self.publish(FleetEvent::Sync(Box::new(finished)));
+                return Err(FleetError::Store(e));
+            }
         };
+        let finished = finished_record(record, &outcome);
         let mut to_verify = Vec::new();
         if let Some(candidate) = candidate {
             to_verify.extend(
@@ -165,12 +196,15 @@ impl Fleet {
                 .map(|m| (m.id.clone(), m))
                 .collect();
             {
+                // Health is kept across changes of name, tags or description; a machine
+                // reached another way starts again, as its enrollment does.
                 let mut health = crate::workspaces::lock(&self.inner.health);
-                health.retain(|id, _| machines.contains_key(id));
-                for id in &outcome.changes.machines.changed {
-                    if let Ok(id) = berth_types::MachineId::new(id.clone()) {
-                        health.remove(&id);
-                    }
+                health.retain(|id, _| match (current.machines.get(id), machines.get(id)) {
+                    (Some(old), Some(new)) => !old.ssh_settings_differ(new),
+                    _ => false,
+                });
+                for id in machines.keys() {
+                    health.entry(id.clone()).or_default();
                 }
             }
             *self.inventory_lock_mut() = Arc::new(Inventory {
@@ -180,6 +214,7 @@ impl Fleet {
                 secrets: candidate.secrets,
                 complete: true,
             });
+            drop(in_force);
             for id in &outcome.changes.machines.removed {
                 if let Ok(id) = berth_types::MachineId::new(id.clone()) {
                     self.publish(FleetEvent::Removed(id));
@@ -431,7 +466,8 @@ impl Fleet {
     }
 
     /// Verifies a webhook request with the secret in the keys dir and starts a sync in the
-    /// background; the sender's name is returned for the response and the log.
+    /// background; the sender's name is returned for the response and the log. Pushes that
+    /// arrive while a webhook sync waits for its turn join it instead of queueing more.
     pub fn webhook<'a>(
         &self,
         header: impl Fn(&str) -> Option<&'a str>,
@@ -442,6 +478,10 @@ impl Fleet {
             .map_err(|e| FleetError::WebhookDisabled(e.to_string()))?;
         let now = std::time::SystemTime::from(self.now());
         let sender = berth_fleet::webhook::verify(header, body, &secret, now)?;
+        if self.inner.webhook_pending.swap(true, Ordering::SeqCst) {
+            // A webhook sync is queued and has not fetched yet: it will see this push too.
+            return Ok(sender.name());
+        }
         let fleet = self.clone();
         tokio::spawn(async move {
             if let Err(e) = fleet.sync(SyncTrigger::Webhook, Actor::System).await {
@@ -460,6 +500,18 @@ impl Fleet {
             trigger = SyncTrigger::Schedule;
             tokio::time::sleep(self.inner.settings.sync_interval).await;
         }
+    }
+}
+
+/// `record` as `outcome` finished it.
+fn finished_record(record: SyncRecord, outcome: &SyncOutcome) -> SyncRecord {
+    SyncRecord {
+        finished_at: Some(outcome.at),
+        result: outcome.result,
+        commit: outcome.commit.clone(),
+        errors: outcome.errors.clone(),
+        changes: outcome.changes.clone(),
+        ..record
     }
 }
 

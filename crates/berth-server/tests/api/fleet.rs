@@ -11,7 +11,7 @@ use crate::common::{TestServer, assert_error, send_json};
 
 struct Fleet {
     server: TestServer,
-    _repo: Repo,
+    repo: Repo,
     _root: tempfile::TempDir,
 }
 
@@ -51,7 +51,7 @@ async fn fleet(lab: &Lab) -> Fleet {
     .unwrap();
     Fleet {
         server,
-        _repo: repo,
+        repo,
         _root: root,
     }
 }
@@ -159,4 +159,130 @@ async fn an_admin_syncs_and_users_see_only_the_machines_their_selectors_match() 
     );
     let m3: MachineView = serde_json::from_slice(&trusted.body).unwrap();
     assert_eq!(m3.enrollment.status, EnrollmentStatus::Enrolled);
+}
+
+fn github_signature(body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"hook-secret").unwrap();
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+async fn deliver(client: &berth_client::Client, body: &[u8], signature: Option<&str>) -> u16 {
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(signature) = signature {
+        headers.push(("x-hub-signature-256", signature));
+    }
+    client
+        .send(
+            Method::POST,
+            "/api/v1/fleet/webhook",
+            &headers,
+            body.to_vec(),
+        )
+        .await
+        .unwrap()
+        .status
+}
+
+#[tokio::test]
+async fn a_signed_push_syncs_and_a_burst_of_pushes_joins_one_pending_sync() {
+    let Some(lab) = machines::lab() else { return };
+    let f = fleet(&lab).await;
+    let anyone = f.server.client();
+    let body = br#"{"ref":"refs/heads/main"}"#;
+    assert_eq!(deliver(&anyone, body, None).await, 401);
+    let forged = github_signature(b"another body");
+    assert_eq!(deliver(&anyone, body, Some(&forged)).await, 401);
+    // Nothing ran for the refused deliveries.
+    let admin = f.server.admin().await;
+    let status: FleetSyncStatus = get(&admin, "/api/v1/fleet/sync").await;
+    assert!(status.history.is_empty(), "{:?}", status.history);
+
+    // A push of many commits is larger than an API request may be.
+    let large = format!(
+        r#"{{"ref":"refs/heads/main","commits":"{}"}}"#,
+        "x".repeat(200 * 1024)
+    );
+    let signature = github_signature(large.as_bytes());
+    assert_eq!(
+        deliver(&anyone, large.as_bytes(), Some(&signature)).await,
+        202
+    );
+    let huge = "x".repeat(5 * 1024 * 1024);
+    let signature = github_signature(huge.as_bytes());
+    assert_eq!(
+        deliver(&anyone, huge.as_bytes(), Some(&signature)).await,
+        413
+    );
+
+    // Twenty pushes at once: one sync may be running, the others join one pending sync.
+    let signature = github_signature(body);
+    let answers =
+        futures_util::future::join_all((0..20).map(|_| deliver(&anyone, body, Some(&signature))))
+            .await;
+    assert!(answers.iter().all(|s| *s == 202), "{answers:?}");
+    // An admin's sync waits for the syncs queued before it.
+    let answer = send_json(&admin, "POST", "/api/v1/fleet/sync", "").await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let status: FleetSyncStatus = get(&admin, "/api/v1/fleet/sync").await;
+    let webhook_syncs = status
+        .history
+        .iter()
+        .filter(|s| s.trigger == berth_types::fleet::SyncTrigger::Webhook)
+        .count();
+    // The large push's sync, then at most one running and one pending for the burst.
+    assert!(
+        (1..=4).contains(&webhook_syncs),
+        "{webhook_syncs} webhook syncs for 21 pushes: {:#?}",
+        status.history
+    );
+    assert!(
+        status
+            .history
+            .iter()
+            .all(|s| s.result != SyncResult::Failed),
+        "{:#?}",
+        status.history
+    );
+}
+
+#[tokio::test]
+async fn trusting_a_machine_that_cannot_be_reached_is_a_bad_gateway() {
+    let Some(lab) = machines::lab() else { return };
+    let f = fleet(&lab).await;
+    let mut text = links(&lab, &[("m1", None)]);
+    // An address nothing listens on.
+    text.push_str("  - id: dead\n    name: dead\n    host: 127.0.20.250\n    port: 22\n    user: berth\n    key: id_ed25519\n");
+    f.repo.commit(&[("links.yaml", &text)], "a dead machine");
+    let admin = f.server.admin().await;
+    let answer = send_json(&admin, "POST", "/api/v1/fleet/sync", "").await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let body = r#"{"fingerprint":"SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}"#;
+    let answer = send_json(&admin, "POST", "/api/v1/machines/dead/trust", body).await;
+    assert_error(&answer, 502, "machine_unreachable");
+    let answer = send_json(&admin, "POST", "/api/v1/machines/nowhere/trust", body).await;
+    assert_error(&answer, 404, "not_found");
+    // `verify` names the action on every machine, never a machine.
+    let answer = admin
+        .send(Method::GET, "/api/v1/machines/verify", &[], "")
+        .await
+        .unwrap();
+    assert!(
+        answer.status == 404 || answer.status == 400 || answer.status == 405,
+        "{}",
+        answer.status
+    );
 }
