@@ -11,6 +11,9 @@
 # The two WebSocket routes are not fuzzed: schemathesis does not speak WebSocket, and the
 # terminal and grid sockets have tests of their own (crates/berth-server/tests/terminal.rs).
 #
+# The admin's server runs a fleet (an inventory repository of the SSH test machine m1, see
+# with_fleet), so the fleet routes are fuzzed against real syncs and real SSH checks.
+#
 # Each role runs on a server of its own, both at once, in about two minutes: the coverage pass
 # (boundary values of valid input) and then the fuzzing pass (ST_MAX_EXAMPLES random valid
 # and invalid cases per operation, default 15). ST_SEED replays a run's seed. Each pass has a
@@ -126,8 +129,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# serve NAME: starts `berth serve` in a fresh home $work/NAME on a loopback port; sets $url and
-# $password (the admin's, printed on first start).
+# serve NAME [again]: starts `berth serve` in the home $work/NAME (fresh, unless `again`) on a
+# loopback port; sets $url and, on a fresh home, $password (the admin's, printed on first start).
 serve() {
   local home="$work/$1"
   mkdir -p "$home"
@@ -142,8 +145,45 @@ serve() {
     sleep 0.5
   done
   [ -n "$url" ] || die "berth serve did not start within 60 s: $(cat "$home/serve.stderr")"
+  [ "${2:-}" = again ] && return 0
   password=$(sed -n 's/^ *password: \([^ ]*\)$/\1/p' "$home/serve.stderr" | head -n1)
   [ -n "$password" ] || die "berth serve printed no admin password"
+}
+
+# stop_last_server: stops the server started last and waits for it.
+stop_last_server() {
+  kill -TERM "${servers[-1]}" 2>/dev/null || true
+  wait "${servers[-1]}" 2>/dev/null || true
+  unset 'servers[-1]'
+}
+
+# with_fleet HOME: turns on the fleet in HOME's main.yaml, syncing a repository of the SSH test
+# machine m1 (or of no machine, outside the test environment), with m1's key and host key in
+# place, so the fleet routes are fuzzed against real syncs and real SSH checks.
+with_fleet() {
+  local home=$1 inventory="$work/inventory" links="machines: []"
+  local name host port user host_key client_id jump pattern
+  ensure_packages git
+  git init -q --initial-branch=main "$inventory"
+  install -d -m 700 "$home/fleet" "$home/fleet/keys"
+  if [ -n "${BERTH_TEST_MACHINES:-}" ] && [ -f "$BERTH_TEST_MACHINES" ]; then
+    IFS=$'\t' read -r name host port user host_key client_id jump \
+      < <(awk -F'\t' '$1 == "m1"' "$BERTH_TEST_MACHINES")
+    [ "$name" = m1 ] || die "no machine m1 in $BERTH_TEST_MACHINES"
+    links=$(printf 'machines:\n  - id: m1\n    name: m1\n    host: %s\n    port: %s\n    user: %s\n    key: id_ed25519\n    client_id: %s\n' \
+      "$host" "$port" "$user" "$client_id")
+    install -m 600 "$BERTH_TEST_SSH_KEYS/id_ed25519" "$home/fleet/keys/id_ed25519"
+    pattern=$host
+    [ "$port" = 22 ] || pattern="[$host]:$port"
+    printf '%s %s\n' "$pattern" "$host_key" >"$home/fleet/known_hosts"
+  fi
+  printf '%s\n' "$links" >"$inventory/links.yaml"
+  GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null git -C "$inventory" add links.yaml
+  GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null git -C "$inventory" \
+    -c user.name=berth -c user.email=berth@example.invalid commit -q -m inventory
+  grep -q '^  repository: null$' "$home/config/main.yaml" ||
+    die "$home/config/main.yaml has no 'repository: null' line in its fleet section to replace"
+  sed -i "s|^  repository: null\$|  repository: file://$inventory|" "$home/config/main.yaml"
 }
 
 # api METHOD PATH TOKEN [BODY]: the JSON answer of a call to $url that must succeed.
@@ -254,10 +294,16 @@ ann_login=$(api POST /api/v1/auth/login "" \
   '{"username": "ann", "password": "ann-password-1"}' | jq -er .token)
 user_token=$(api POST /api/v1/auth/tokens "$ann_login" '{"label": "schemathesis"}' | jq -er .token)
 
-# The main.yaml admin has no client tokens: a login token.
+# The main.yaml admin has no client tokens: a login token. Its server runs a fleet, which is
+# read at start-up: the first start writes the default main.yaml and prints the password.
 serve admin
+stop_last_server
+with_fleet "$work/admin"
+serve admin again
 admin_url=$url
 admin_token=$(admin_login)
+api POST /api/v1/fleet/sync "$admin_token" | jq -e '.result == "succeeded" or .result == "unchanged"' >/dev/null ||
+  die "the admin server's fleet did not sync: $(api GET /api/v1/fleet/sync "$admin_token")"
 
 # Each fuzz job leads a process group of its own (job control on while they start), so the
 # cleanup stops it with everything it started, also on Ctrl-C or TERM.

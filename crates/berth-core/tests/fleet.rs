@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_core::fleet::{Fleet, FleetEvent, FleetSettings};
+use berth_core::fleet::{Fleet, FleetError, FleetEvent, FleetSettings};
 use berth_core::{Actor, SystemClock};
 use berth_fleet::RepositoryUrl;
 use berth_ssh::ConnectOptions;
@@ -27,6 +27,7 @@ struct Setup {
     store: Arc<dyn Store>,
     keys_dir: PathBuf,
     known_hosts: PathBuf,
+    database: PathBuf,
 }
 
 async fn setup(lab: &common::Lab) -> Setup {
@@ -74,6 +75,7 @@ async fn setup_with(lab: &common::Lab, adjust: impl FnOnce(&mut FleetSettings)) 
         store,
         keys_dir,
         known_hosts,
+        database: home.join("berth.db"),
     }
 }
 
@@ -522,4 +524,68 @@ async fn a_check_made_with_replaced_settings_never_lands_on_the_new_row() {
     // The failed probes of the old address do not count against the new one.
     assert_eq!(row.consecutive_failures, 0);
     assert_eq!(row.health, HealthStatus::Online);
+}
+
+#[tokio::test]
+async fn a_sync_the_store_refuses_is_recorded_failed_and_changes_nothing() {
+    let Some(lab) = common::lab() else { return };
+    let s = setup(&lab).await;
+    let good = s
+        .repo
+        .commit(&[("links.yaml", &links(&lab, &[("m1", None)]))], "good");
+    let first = s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
+    assert_eq!(first.result, SyncResult::Succeeded, "{:?}", first.errors);
+    // From now on the database refuses to record a sync that puts an inventory in force.
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", s.database.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_inventory BEFORE UPDATE ON fleet_syncs \
+         WHEN NEW.result IN ('succeeded', 'unchanged') \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    s.repo.commit(
+        &[("links.yaml", &links(&lab, &[("m1", None), ("m2", None)]))],
+        "more",
+    );
+    let err = s
+        .fleet
+        .sync(SyncTrigger::Api, Actor::named("admin"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FleetError::Store(_)), "{err}");
+    // The sync is recorded failed with the reason, not left running; nothing changed.
+    let status = s.fleet.status().await.unwrap();
+    assert!(!status.syncing);
+    let last = &status.history[0];
+    assert_eq!(last.result, SyncResult::Failed);
+    assert!(
+        last.errors
+            .iter()
+            .any(|e| e.message.contains("refused by the test")),
+        "{:?}",
+        last.errors
+    );
+    assert_eq!(s.fleet.inventory().commit.as_deref(), Some(good.as_str()));
+    assert_eq!(
+        s.store.commit_in_force().await.unwrap().as_deref(),
+        Some(good.as_str())
+    );
+    assert!(s.fleet.machine(&id("m2")).await.is_err());
+    assert!(!s.fleet.inventory().machines.contains_key(&id("m2")));
+    let query = serde_json::from_value(serde_json::json!({
+        "table": "audit",
+        "columns": ["action", "outcome"],
+        "filters": [{"column": "action", "op": "eq", "value": "fleet.sync"}],
+        "limit": 10
+    }))
+    .unwrap();
+    let rows = s.store.query_table(&query, None).await.unwrap().rows;
+    assert!(
+        rows.iter().any(|r| r["outcome"] == "failure"),
+        "no failed fleet.sync in {rows:?}"
+    );
 }
