@@ -186,6 +186,11 @@ fn admins_sync_verify_and_trust_and_users_see_their_machines() {
     );
     let all = admin.json(&["machines"]);
     assert_eq!(ids(&all), ["m1", "m2", "m3"]);
+    assert_eq!(
+        ids(&admin.json(&["machines", "--page-size", "1"])),
+        ["m1", "m2", "m3"],
+        "every page is fetched"
+    );
     assert_eq!(all[0]["host"], lab.machine("m1").host.as_str());
     assert!(all[0]["enrollment"]["status"].is_string(), "{all:#}");
     assert!(
@@ -402,6 +407,7 @@ fn fleet_commands_check_their_arguments_and_need_a_login() {
         (&["machines", "--enrollment", "fine"], "host_key_unknown"),
         (&["machines", "--tag", "Web!"], "1 to 63 characters"),
         (&["machines", "--type", ""], "1 to 63 characters"),
+        (&["machines", "--page-size", "0"], "1..=500"),
         (&["machines", "show", "Not_An_Id"], "a machine id has"),
         (
             &["machines", "--tag", "web", "show", "m1"],

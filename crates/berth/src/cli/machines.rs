@@ -15,9 +15,6 @@ use super::errors::CliError;
 use super::fleet::{explain, trust_hint};
 use super::output::{self, Spinner, Style};
 
-/// Rows asked for per page: the API's largest, so a fleet of hundreds is a few calls.
-const PAGE: u32 = 500;
-
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct MachinesArgs {
@@ -57,6 +54,11 @@ struct ListArgs {
     /// Print the machines as a JSON array (the API's machine objects, every page).
     #[arg(long)]
     json: bool,
+    /// Machines asked for per call (1 to 500): the API's largest by default, so a fleet of
+    /// hundreds is a few calls. For tests of paging.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=500),
+        hide = true)]
+    page_size: u32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,7 +93,7 @@ async fn list(session: &Session, args: &ListArgs) -> Result<ExitCode, CliError> 
         status: args.status,
         enrollment: args.enrollment,
         tag: args.tag.clone(),
-        limit: Some(PAGE),
+        limit: Some(args.page_size),
         ..MachineQuery::default()
     };
     let spinner = Spinner::start("listing machines");
