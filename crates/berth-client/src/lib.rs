@@ -32,11 +32,15 @@ use berth_types::api::{
     Secret, StartWorkspace, TableQuery, TableResult, TemplateList, TokenResponse, UserBody,
     UserList, UserView, WorkspaceList, WorkspaceQuery, WorkspaceView,
 };
+use berth_types::api::{
+    FleetSyncStatus, MachineList, MachineQuery, MachineView, SecretsKeyView, SyncView,
+    TrustHostKey, VerifyAll,
+};
 
 pub use berth_types::api;
 pub use berth_types::template::Template;
 pub use berth_types::{
-    ClientId, GridId, Layout, MemberRole, RecordingId, SessionRole, WorkspaceId,
+    ClientId, GridId, Layout, MachineId, MemberRole, RecordingId, SessionRole, WorkspaceId,
 };
 pub use error::{ApiFailure, ClientError};
 pub use http::Method;
@@ -54,6 +58,40 @@ fn encode(s: &str) -> String {
         }
     }
     out
+}
+
+/// `GET /api/v1/machines` with the filters, sort and paging of `query` in its query string.
+fn machines_path(query: &MachineQuery) -> String {
+    let mut params = Vec::new();
+    if let Some(kind) = &query.kind {
+        params.push(format!("type={}", encode(kind)));
+    }
+    if let Some(status) = query.status {
+        params.push(format!("status={status}"));
+    }
+    if let Some(enrollment) = query.enrollment {
+        params.push(format!("enrollment={enrollment}"));
+    }
+    if let Some(tag) = &query.tag {
+        params.push(format!("tag={}", encode(tag)));
+    }
+    if let Some(sort) = &query.sort {
+        params.push(format!("sort={}", encode(sort)));
+    }
+    if let Some(desc) = query.desc {
+        params.push(format!("desc={desc}"));
+    }
+    if let Some(limit) = query.limit {
+        params.push(format!("limit={limit}"));
+    }
+    if let Some(cursor) = &query.cursor {
+        params.push(format!("cursor={}", encode(cursor)));
+    }
+    if params.is_empty() {
+        "/api/v1/machines".to_owned()
+    } else {
+        format!("/api/v1/machines?{}", params.join("&"))
+    }
 }
 
 impl Client {
@@ -426,11 +464,112 @@ impl Client {
         )
         .await
     }
+
+    /// `GET /api/v1/machines`: one page of the fleet machines the caller may see (admins:
+    /// all; users: those their users.yaml `machines:` selectors match). Pass the page's
+    /// `next_cursor` as `query.cursor` for the next one; [`Client::all_machines`] does.
+    pub async fn machines(&self, query: &MachineQuery) -> Result<MachineList, ClientError> {
+        self.json(Method::GET, &machines_path(query), None::<&()>)
+            .await
+    }
+
+    /// Every page of `GET /api/v1/machines` for `query` (its `cursor` is where to begin).
+    pub async fn all_machines(
+        &self,
+        query: &MachineQuery,
+    ) -> Result<Vec<MachineView>, ClientError> {
+        let mut query = query.clone();
+        let mut machines = Vec::new();
+        loop {
+            let page = self.machines(&query).await?;
+            machines.extend(page.machines);
+            match page.next_cursor {
+                // A cursor that does not move would loop for ever: the answer is wrong.
+                Some(next) if query.cursor.as_ref() == Some(&next) => {
+                    return Err(ClientError::Decode {
+                        status: 200,
+                        reason: format!("the machines list gave the same cursor twice ({next})"),
+                    });
+                }
+                Some(next) => query.cursor = Some(next),
+                None => return Ok(machines),
+            }
+        }
+    }
+
+    /// `GET /api/v1/machines/{id}`: its SSH settings, enrollment, and health with its recent
+    /// history. 404 for a machine the caller may not see, as for one that does not exist.
+    pub async fn machine(&self, id: &MachineId) -> Result<MachineView, ClientError> {
+        self.json(
+            Method::GET,
+            &format!("/api/v1/machines/{}", encode(id.as_str())),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `POST /api/v1/machines/{id}/verify` (admins): checks its enrollment and health now.
+    pub async fn verify_machine(&self, id: &MachineId) -> Result<MachineView, ClientError> {
+        self.json(
+            Method::POST,
+            &format!("/api/v1/machines/{}/verify", encode(id.as_str())),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `POST /api/v1/machines/verify` (admins): checks every machine now.
+    pub async fn verify_machines(&self) -> Result<VerifyAll, ClientError> {
+        self.json(Method::POST, "/api/v1/machines/verify", None::<&()>)
+            .await
+    }
+
+    /// `POST /api/v1/machines/{id}/trust` (admins): trusts the host key the machine presents
+    /// if its SHA256 fingerprint is `fingerprint`, and verifies the machine again.
+    pub async fn trust_host_key(
+        &self,
+        id: &MachineId,
+        fingerprint: &str,
+    ) -> Result<MachineView, ClientError> {
+        let body = TrustHostKey {
+            fingerprint: fingerprint.to_owned(),
+        };
+        self.json(
+            Method::POST,
+            &format!("/api/v1/machines/{}/trust", encode(id.as_str())),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/fleet/sync` (admins): the commit in force, whether a sync runs, and the
+    /// recent syncs.
+    pub async fn fleet_sync_status(&self) -> Result<FleetSyncStatus, ClientError> {
+        self.json(Method::GET, "/api/v1/fleet/sync", None::<&()>)
+            .await
+    }
+
+    /// `POST /api/v1/fleet/sync` (admins): syncs the inventory now (after a sync already
+    /// running) and answers the sync, failed or not.
+    pub async fn sync_fleet(&self) -> Result<SyncView, ClientError> {
+        self.json(Method::POST, "/api/v1/fleet/sync", None::<&()>)
+            .await
+    }
+
+    /// `GET /api/v1/fleet/secrets-key` (admins): the age recipient `secrets.ini` is
+    /// encrypted to.
+    pub async fn fleet_secrets_key(&self) -> Result<SecretsKeyView, ClientError> {
+        self.json(Method::GET, "/api/v1/fleet/secrets-key", None::<&()>)
+            .await
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::encode;
+    use berth_types::api::MachineQuery;
+    use berth_types::fleet::{EnrollmentStatus, HealthStatus};
+
+    use super::{encode, machines_path};
 
     #[test]
     fn path_segments_are_percent_encoded() {
@@ -438,5 +577,25 @@ mod tests {
         assert_eq!(encode("../etc/passwd"), "..%2Fetc%2Fpasswd");
         assert_eq!(encode("a b?c#d"), "a%20b%3Fc%23d");
         assert_eq!(encode("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn machine_filters_go_into_the_query_string() {
+        assert_eq!(machines_path(&MachineQuery::default()), "/api/v1/machines");
+        let query = MachineQuery {
+            kind: Some("db server".into()),
+            status: Some(HealthStatus::Offline),
+            enrollment: Some(EnrollmentStatus::HostKeyUnknown),
+            tag: Some("lab".into()),
+            sort: Some("last_seen".into()),
+            desc: Some(true),
+            limit: Some(500),
+            cursor: Some("a+b/c=".into()),
+        };
+        assert_eq!(
+            machines_path(&query),
+            "/api/v1/machines?type=db%20server&status=offline&enrollment=host_key_unknown\
+             &tag=lab&sort=last_seen&desc=true&limit=500&cursor=a%2Bb%2Fc%3D"
+        );
     }
 }

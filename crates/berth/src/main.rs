@@ -124,6 +124,25 @@ enum Command {
         new one of the same template with the new network."
     )]
     Net(cli::recreate::NetArgs),
+    /// List the fleet machines you may see, with enrollment and health; or show one.
+    #[command(
+        after_help = "Examples:\n  berth machines\n  berth machines --tag web --status \
+        offline\n  berth machines --enrollment host_key_unknown\n  berth machines --json | jq -r \
+        '.[].id'\n  berth machines show web-1\n\n\
+        Admins see every machine of links.yaml; a user sees those the `machines:` selectors of \
+        their users.yaml entry match. Every page is fetched."
+    )]
+    Machines(cli::machines::MachinesArgs),
+    /// The fleet (admins): sync the inventory, see its syncs, verify machines, trust host keys.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  berth fleet sync\n  berth fleet status\n  berth fleet \
+        verify\n  berth fleet trust web-1 SHA256:…\n  age -r \"$(berth fleet secrets-key)\" -a \
+        -o secrets.ini secrets.plain.ini\n\n\
+        Exit status: 0 done, 1 failed (a failed sync too), 3 machines checked but some not \
+        enrolled (verify, trust). docs/fleet.md has the whole story."
+    )]
+    Fleet(cli::fleet::FleetCommand),
     /// Print a shell completion script.
     #[command(after_help = "Examples:\n  berth completions bash > \
         /etc/bash_completion.d/berth\n  berth completions zsh > \"${fpath[1]}/_berth\"\n  \
@@ -169,6 +188,8 @@ fn main() -> ExitCode {
         Command::Recordings(args) => cli::execute(cli::sharing::recordings(args)),
         Command::Persist(args) => cli::execute(cli::recreate::persist(args)),
         Command::Net(args) => cli::execute(cli::recreate::net(args)),
+        Command::Machines(args) => cli::execute(cli::machines::run(args)),
+        Command::Fleet(command) => cli::execute(cli::fleet::run(command)),
         Command::Completions(args) => cli::completions::run(&args, &mut Cli::command()),
         Command::Agent(args) => agent::run(args),
     }

@@ -64,6 +64,10 @@ impl CliError {
                 Self::new(format!("{server} did not answer within {seconds} s"))
                     .hint("the server or the network is overloaded; try again")
             }
+            ClientError::Api(failure) if failure.code == "fleet_disabled" => {
+                Self::new("this Berth has no fleet: set fleet.repository in main.yaml")
+                    .hint("docs/fleet.md says how; restart Berth after changing the fleet section")
+            }
             ClientError::Api(failure) => match failure.status {
                 401 => Self::new("your token was refused (it expired or was revoked)")
                     .hint(format!("run `berth login {server}`")),
@@ -187,5 +191,17 @@ mod tests {
         assert!(err.to_string().contains("7 s"), "{err}");
         let err = CliError::from_client(&api(500, "internal"), server);
         assert!(err.message().contains("500"), "{err}");
+        let disabled = ClientError::Api(Box::new(ApiFailure {
+            status: 409,
+            code: "fleet_disabled".into(),
+            message: "there is no fleet".into(),
+            details: None,
+            retry_after: None,
+        }));
+        let err = CliError::from_client(&disabled, server);
+        assert_eq!(
+            err.message(),
+            "this Berth has no fleet: set fleet.repository in main.yaml"
+        );
     }
 }

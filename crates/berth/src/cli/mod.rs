@@ -1,5 +1,6 @@
 //! The `berth` CLI: log in, list, start, stop, attach to workspaces on a Berth server or on the
-//! local Docker Engine, and keep a cached copy of the server's configuration for the user.
+//! local Docker Engine, keep a cached copy of the server's configuration for the user, and see
+//! and tend the server's fleet of machines.
 //!
 //! One module per command group; this one holds what they share: running a command on a Tokio
 //! runtime, and the [`Session`] of a logged-in user (settings, API client, cached config).
@@ -8,8 +9,10 @@ pub mod attach;
 pub mod completions;
 pub mod errors;
 mod flat_yaml;
+pub mod fleet;
 pub mod local;
 pub mod login;
+pub mod machines;
 pub mod output;
 pub mod paths;
 mod prompt;

@@ -60,12 +60,15 @@ impl Style {
         self.paint("33", text)
     }
 
-    /// A workspace or container state, coloured by what it means.
+    /// A state, coloured by what it means: of a workspace or container, a machine's health
+    /// or enrollment, a sync's result.
     pub fn state(self, state: &str) -> String {
         match state {
-            "running" => self.green(state),
-            "failed" => self.red(state),
-            "pending" | "starting" | "stopping" => self.yellow(state),
+            "running" | "online" | "enrolled" | "succeeded" | "unchanged" => self.green(state),
+            "failed" | "offline" | "mismatch" | "missing" | "unreachable" | "auth_failed"
+            | "host_key_changed" => self.red(state),
+            "pending" | "starting" | "stopping" | "degraded" | "host_key_unknown"
+            | "interrupted" => self.yellow(state),
             _ => self.dim(state),
         }
     }
