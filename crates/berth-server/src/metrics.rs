@@ -2,7 +2,8 @@
 //!
 //! HTTP requests are counted by route pattern (`/api/v1/workspaces/{id}`, never the concrete
 //! path, so the number of series stays bounded), method and status, with a latency histogram
-//! per route and method. Workspaces by state and pool sizes are read when scraped.
+//! per route and method. Workspaces by state and pool sizes are read when scraped, and so
+//! are, with a fleet, its machines by health and enrollment and the last sync.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -13,7 +14,8 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use berth_core::{WorkspaceFilter, WorkspaceState};
+use berth_core::{Fleet, WorkspaceFilter, WorkspaceState};
+use berth_types::fleet::EnrollmentStatus;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -179,6 +181,9 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<impl IntoRe
         "berth_pending_pings {}",
         state.shared.pings.pending().len()
     );
+    if let Some(fleet) = &state.fleet {
+        render_fleet(&mut out, fleet).await?;
+    }
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -186,6 +191,57 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<impl IntoRe
         )],
         out,
     ))
+}
+
+/// The fleet's gauges: machines by health (the health checks' view) and by enrollment, and
+/// the last finished sync.
+async fn render_fleet(out: &mut String, fleet: &Fleet) -> Result<(), ApiError> {
+    out.push_str("# HELP berth_fleet_machines Machines of the fleet, by health.\n");
+    out.push_str("# TYPE berth_fleet_machines gauge\n");
+    for (health, n) in fleet.health_counts() {
+        let _ = writeln!(out, "berth_fleet_machines{{health=\"{health}\"}} {n}");
+    }
+    let machines = fleet.machines().await.map_err(ApiError::internal)?;
+    out.push_str(
+        "# HELP berth_fleet_machines_enrollment Machines of the fleet, by enrollment status.\n",
+    );
+    out.push_str("# TYPE berth_fleet_machines_enrollment gauge\n");
+    for status in EnrollmentStatus::ALL {
+        let n = machines.iter().filter(|m| m.enrollment == status).count();
+        let _ = writeln!(
+            out,
+            "berth_fleet_machines_enrollment{{status=\"{status}\"}} {n}"
+        );
+    }
+    let status = fleet.status().await.map_err(ApiError::internal)?;
+    out.push_str("# HELP berth_fleet_syncing 1 while a sync of the inventory runs.\n");
+    out.push_str("# TYPE berth_fleet_syncing gauge\n");
+    let _ = writeln!(out, "berth_fleet_syncing {}", u8::from(status.syncing));
+    let last = status
+        .history
+        .iter()
+        .find_map(|s| s.finished_at.map(|at| (s.result, at)));
+    if let Some((result, finished)) = last {
+        out.push_str(
+            "# HELP berth_fleet_last_sync_success 1 if the last finished sync put an inventory in force (succeeded or unchanged), 0 if it failed or was interrupted.\n",
+        );
+        out.push_str("# TYPE berth_fleet_last_sync_success gauge\n");
+        let _ = writeln!(
+            out,
+            "berth_fleet_last_sync_success {}",
+            u8::from(result.in_force())
+        );
+        out.push_str(
+            "# HELP berth_fleet_last_sync_timestamp_seconds When the last finished sync ended (Unix time).\n",
+        );
+        out.push_str("# TYPE berth_fleet_last_sync_timestamp_seconds gauge\n");
+        let _ = writeln!(
+            out,
+            "berth_fleet_last_sync_timestamp_seconds {}",
+            finished.unix_timestamp()
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -196,7 +196,9 @@ impl Route {
 /// The admin UI: pages (GET) and their form posts (POST, each taking a `ui::CsrfForm`).
 /// Pages spend the caller's API budget; the login form spends the address's login budget.
 pub(crate) fn ui_table() -> Vec<Route> {
-    use crate::ui::{audit, dashboard, home, login, recordings as recs, templates as tpls, users};
+    use crate::ui::{
+        audit, dashboard, fleet, home, login, machine, recordings as recs, templates as tpls, users,
+    };
     vec![
         get("/", "Your workspaces, templates and recordings", home::page).page(),
         post("/workspaces", "Start a workspace", home::start).page(),
@@ -225,6 +227,49 @@ pub(crate) fn ui_table() -> Vec<Route> {
             "/admin/workspaces/{id}/stop",
             "Stop anyone's workspace",
             dashboard::stop,
+        )
+        .admin_page(),
+        get(
+            "/admin/fleet",
+            "The fleet: syncs and machines (filters and sort of GET /api/v1/machines)",
+            fleet::page,
+        )
+        .admin_page(),
+        get(
+            "/admin/fleet/events",
+            "The fleet page's live part, with its filters (SSE)",
+            fleet::events,
+        )
+        .admin_page(),
+        post("/admin/fleet/sync", "Sync the inventory now", fleet::sync).admin_page(),
+        post(
+            "/admin/fleet/verify",
+            "Check every machine's enrollment now",
+            fleet::verify_all,
+        )
+        .admin_page(),
+        get(
+            "/admin/fleet/machines/{id}",
+            "A machine: SSH settings, enrollment, health",
+            machine::page,
+        )
+        .admin_page(),
+        get(
+            "/admin/fleet/machines/{id}/events",
+            "A machine page's live part (SSE)",
+            machine::events,
+        )
+        .admin_page(),
+        post(
+            "/admin/fleet/machines/{id}/verify",
+            "Check a machine's enrollment now",
+            machine::verify,
+        )
+        .admin_page(),
+        post(
+            "/admin/fleet/machines/{id}/trust",
+            "Trust the host key a machine presents (its fingerprint)",
+            machine::trust,
         )
         .admin_page(),
         get("/admin/users", "Users", users::list).admin_page(),

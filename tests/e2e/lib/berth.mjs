@@ -2,7 +2,7 @@
 // through playwright-core. Every server gets its own `berth.instance` label, so its containers
 // never meet another test's, and stopping it removes them.
 import { spawn, execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,11 +22,39 @@ export function berthBinary() {
   return process.env.BERTH_BIN ?? join(target, 'debug/berth');
 }
 
-/** Starts `berth serve`; resolves once it listens, with its URL and first-start admin password. */
-export async function startBerth() {
+/** Starts `berth serve`; resolves once it listens, with its URL and first-start admin password.
+ * With `fleet` (main.yaml `fleet:` keys, e.g. `{ repository: 'file:///…', keys_dir: '…' }`),
+ * Berth starts once to write its default configuration and the admin, stops, gets the fleet
+ * section (read at start-up only) and starts again; `beforeFleet(home)` runs in between, for
+ * files such as `fleet/known_hosts`. */
+export async function startBerth({ fleet, beforeFleet } = {}) {
   if (!process.env.DOCKER_HOST) throw new Error(`DOCKER_HOST is not set: ${HOW_TO}`);
   const home = mkdtempSync(join(tmpdir(), 'berth-e2e-'));
   const instance = `e2e-${randomBytes(4).toString('hex')}`;
+  let server = await serve(home, instance);
+  const password = server.password;
+  if (fleet) {
+    await server.stop();
+    const main = join(home, 'config/main.yaml');
+    writeFileSync(main, withFleet(readFileSync(main, 'utf8'), fleet));
+    if (beforeFleet) await beforeFleet(home);
+    server = await serve(home, instance);
+  }
+  return {
+    url: server.url,
+    home,
+    instance,
+    adminPassword: password,
+    async stop() {
+      await server.stop();
+      removeContainers(instance);
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+/** One `berth serve` process in `home`; resolves once it listens. */
+async function serve(home, instance) {
   const child = spawn(berthBinary(), ['serve', '--listen', '127.0.0.1:0', '--home', home], {
     env: { ...process.env, BERTH_INSTANCE: instance, BERTH_HOME: '', BERTH_LISTEN: '' },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -52,19 +80,35 @@ export async function startBerth() {
   child.removeAllListeners('exit');
   return {
     url,
-    home,
-    instance,
-    adminPassword: password,
+    password,
     async stop() {
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once('exit', r));
         child.kill('SIGTERM');
         await exited;
       }
-      removeContainers(instance);
-      rmSync(home, { recursive: true, force: true });
     },
   };
+}
+
+/** main.yaml `text` with the keys of `fleet` set in its `fleet:` section (as YAML scalars). */
+export function withFleet(text, fleet) {
+  const lines = text.split('\n');
+  const start = lines.findIndex((l) => l === 'fleet:');
+  assert.ok(start >= 0, 'main.yaml has a fleet section');
+  let end = lines.findIndex((l, i) => i > start && /^\S/.test(l));
+  if (end < 0) end = lines.length;
+  for (const [key, value] of Object.entries(fleet)) {
+    const line = `  ${key}: ${JSON.stringify(value)}`;
+    const at = lines.findIndex((l, i) => i > start && i < end && l.startsWith(`  ${key}:`));
+    if (at >= 0) {
+      lines[at] = line;
+    } else {
+      lines.splice(start + 1, 0, line);
+      end += 1;
+    }
+  }
+  return lines.join('\n');
 }
 
 function removeContainers(instance) {

@@ -70,12 +70,12 @@ pub(crate) async fn page(
         to: &filters.to,
         cursor: &filters.cursor,
     };
-    let (result, next) = match paging::fetch(state, &viewer.0, &query).await {
+    let (result, next) = match paging::fetch(state.clone(), &viewer.0, &query).await {
         Ok(page) => page,
         Err(page) => return page,
     };
     render(&AuditPage {
-        nav: viewer.0.nav(),
+        nav: viewer.0.nav(&state),
         entries: result
             .rows
             .iter()

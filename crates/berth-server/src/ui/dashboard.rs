@@ -1,5 +1,8 @@
 //! `/admin/dashboard`: clients, host stats and running workspaces, live over SSE.
 //!
+//! With a fleet, a client whose id is a machine's links.yaml `client_id` shows that machine
+//! (linked to its page): the agent's pings and the fleet's checks in one row.
+//!
 //! `GET /admin/dashboard/events` sends the whole live part of the page, rendered on the server,
 //! as one `update` event whenever a workspace changes (`Workspaces::subscribe`) and every 2 s
 //! for the host stats and ping ages; `static/ui.js` swaps it in. The stream ends when the
@@ -13,12 +16,14 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
+use berth_core::MachineRecord;
 use berth_types::WorkspaceId;
 use berth_types::api::Monitor;
 use futures_util::Stream;
 use time::OffsetDateTime;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::fleet::Badge;
 use super::{AdminViewer, CsrfForm, Nav, age, api_error_page, bytes, current_session, render};
 use crate::auth::ClientIp;
 use crate::extract::{Json, NoQuery, PagePath, Path, Query};
@@ -32,6 +37,16 @@ struct Client {
     hostname: String,
     last_ping: String,
     templates: String,
+    /// The fleet machine that expects this client id.
+    machine: Option<Machine>,
+}
+
+/// A fleet machine beside the client it is enrolled as.
+struct Machine {
+    id: String,
+    name: String,
+    enrollment: Badge,
+    health: Badge,
 }
 
 struct Running {
@@ -53,6 +68,8 @@ struct Live {
     memory: String,
     disk: String,
     load: String,
+    /// A fleet is configured: the clients table has a machine column.
+    fleet: bool,
     clients: Vec<Client>,
     workspaces: Vec<Running>,
 }
@@ -70,10 +87,32 @@ async fn live(state: &AppState, viewer: &AdminViewer) -> Result<Live, Response> 
         crate::monitor::monitor(State(state.clone()), viewer.0.admin(), Query(NoQuery {}))
             .await
             .map_err(|e| api_error_page(&e))?;
-    Ok(fragment(state, &monitor, viewer.0.session.csrf.clone()))
+    let machines = match &state.fleet {
+        Some(fleet) => fleet.machines().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the dashboard cannot read the fleet's machines");
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
+    Ok(fragment(
+        state,
+        &monitor,
+        &machines,
+        viewer.0.session.csrf.clone(),
+    ))
 }
 
-fn fragment(state: &AppState, monitor: &Monitor, csrf: String) -> Live {
+/// The machine whose links.yaml `client_id` is `client_id` (ids compared without case).
+fn enrolled_as<'a>(machines: &'a [MachineRecord], client_id: &str) -> Option<&'a MachineRecord> {
+    machines.iter().find(|m| {
+        m.spec
+            .client_id
+            .as_deref()
+            .is_some_and(|expected| expected.trim().eq_ignore_ascii_case(client_id))
+    })
+}
+
+fn fragment(state: &AppState, monitor: &Monitor, machines: &[MachineRecord], csrf: String) -> Live {
     let config = state.config.current();
     let now = OffsetDateTime::now_utc();
     let host = &monitor.host;
@@ -103,18 +142,28 @@ fn fragment(state: &AppState, monitor: &Monitor, csrf: String) -> Live {
             "{:.2} {:.2} {:.2}",
             host.load.one, host.load.five, host.load.fifteen
         ),
+        fleet: state.fleet.is_some(),
         clients: monitor
             .clients
             .iter()
-            .map(|c| Client {
-                username: c.username.to_string(),
-                client_id: c.client_id.to_string(),
-                hostname: c.hostname.clone(),
-                last_ping: age((now - c.last_seen).whole_seconds()),
-                templates: config
-                    .user(c.username.as_str())
-                    .map(|u| u.templates.join(", "))
-                    .unwrap_or_default(),
+            .map(|c| {
+                let client_id = c.client_id.to_string();
+                Client {
+                    username: c.username.to_string(),
+                    hostname: c.hostname.clone(),
+                    last_ping: age((now - c.last_seen).whole_seconds()),
+                    templates: config
+                        .user(c.username.as_str())
+                        .map(|u| u.templates.join(", "))
+                        .unwrap_or_default(),
+                    machine: enrolled_as(machines, &client_id).map(|m| Machine {
+                        id: m.spec.id.to_string(),
+                        name: m.spec.name.clone(),
+                        enrollment: Badge::enrollment(m.enrollment),
+                        health: Badge::health(m.health),
+                    }),
+                    client_id,
+                }
             })
             .collect(),
         workspaces: monitor
@@ -143,7 +192,7 @@ fn fragment(state: &AppState, monitor: &Monitor, csrf: String) -> Live {
 pub(crate) async fn page(State(state): State<AppState>, viewer: AdminViewer) -> Response {
     match live(&state, &viewer).await {
         Ok(live) => render(&DashboardPage {
-            nav: viewer.0.nav(),
+            nav: viewer.0.nav(&state),
             live: live.render().unwrap_or_default(),
         }),
         Err(response) => response,

@@ -151,7 +151,7 @@ async fn home(state: AppState, viewer: Viewer, error: String) -> Response {
             Vec::new()
         });
     let page = HomePage {
-        nav: viewer.nav(),
+        nav: viewer.nav(&state),
         templates: config
             .templates
             .iter()

@@ -12,8 +12,10 @@
 
 pub(crate) mod audit;
 pub(crate) mod dashboard;
+pub(crate) mod fleet;
 pub(crate) mod home;
 pub(crate) mod login;
+pub(crate) mod machine;
 mod paging;
 pub(crate) mod recordings;
 pub(crate) mod security;
@@ -164,6 +166,8 @@ pub(crate) struct Nav {
     pub(crate) username: String,
     pub(crate) admin: bool,
     pub(crate) csrf: String,
+    /// main.yaml sets `fleet.repository`: the Fleet page is in the menu.
+    pub(crate) fleet: bool,
 }
 
 /// A logged-in browser: the session cookie names a session in force and an account that is
@@ -176,11 +180,12 @@ pub(crate) struct Viewer {
 }
 
 impl Viewer {
-    pub(crate) fn nav(&self) -> Nav {
+    pub(crate) fn nav(&self, state: &AppState) -> Nav {
         Nav {
             username: self.caller.username.to_string(),
             admin: self.caller.is_admin(),
             csrf: self.session.csrf.clone(),
+            fleet: state.fleet.is_some(),
         }
     }
 

@@ -126,7 +126,7 @@ fn next_page(fields: &[(&str, &str)], cursor: Option<&str>) -> String {
 }
 
 /// Percent-encodes a query value.
-fn encode(value: &str) -> String {
+pub(super) fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| {

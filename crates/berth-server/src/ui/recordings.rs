@@ -82,7 +82,7 @@ pub(crate) async fn page(
         to: &filters.to,
         cursor: &filters.cursor,
     };
-    let (result, next) = match paging::fetch(state, &viewer.0, &query).await {
+    let (result, next) = match paging::fetch(state.clone(), &viewer.0, &query).await {
         Ok(page) => page,
         Err(page) => return page,
     };
@@ -114,7 +114,7 @@ pub(crate) async fn page(
         })
         .collect();
     render(&RecordingsPage {
-        nav: viewer.0.nav(),
+        nav: viewer.0.nav(&state),
         rows,
         total: result.total,
         next,

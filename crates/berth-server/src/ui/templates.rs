@@ -189,7 +189,7 @@ fn edit_page(
         .unwrap_or_default();
     let config = state.config.current();
     let page = EditPage {
-        nav: viewer.0.nav(),
+        nav: viewer.0.nav(state),
         editing: editing.clone(),
         fields: TEXT
             .iter()
@@ -375,7 +375,7 @@ async fn assign(
 fn list_page(state: &AppState, viewer: &AdminViewer, error: Option<&ApiError>) -> Response {
     let config = state.config.current();
     let page = ListPage {
-        nav: viewer.0.nav(),
+        nav: viewer.0.nav(state),
         templates: config
             .templates
             .iter()

@@ -120,7 +120,7 @@ pub(crate) async fn list(
         .map(|u| row(&u))
         .collect();
     render(&UsersPage {
-        nav: viewer.0.nav(),
+        nav: viewer.0.nav(&state),
         q: search.q,
         users,
     })
@@ -135,7 +135,7 @@ fn edit_page(
 ) -> Response {
     let config = state.config.current();
     let page = EditPage {
-        nav: viewer.0.nav(),
+        nav: viewer.0.nav(state),
         editing,
         username: body.username.to_string(),
         admin_role: body.role == Role::Admin,
@@ -342,7 +342,7 @@ pub(crate) async fn reset_token(
         label: (!label.is_empty()).then_some(label),
     };
     match crate::auth::tokens::reset(
-        State(state),
+        State(state.clone()),
         viewer.0.admin(),
         ip,
         Path(name.clone()),
@@ -352,7 +352,7 @@ pub(crate) async fn reset_token(
     {
         Ok((_, Json(issued))) => {
             let mut response = render(&TokenPage {
-                nav: viewer.0.nav(),
+                nav: viewer.0.nav(&state),
                 username: name,
                 client_id: issued.client_id.to_string(),
                 token: issued.token.expose().to_owned(),
