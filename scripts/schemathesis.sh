@@ -167,8 +167,10 @@ with_fleet() {
   git init -q --initial-branch=main "$inventory"
   install -d -m 700 "$home/fleet" "$home/fleet/keys"
   if [ -n "${BERTH_TEST_MACHINES:-}" ] && [ -f "$BERTH_TEST_MACHINES" ]; then
+    [ -n "${BERTH_TEST_SSH_KEYS:-}" ] || die "BERTH_TEST_MACHINES is set but not BERTH_TEST_SSH_KEYS"
+    name=""
     IFS=$'\t' read -r name host port user host_key client_id jump \
-      < <(awk -F'\t' '$1 == "m1"' "$BERTH_TEST_MACHINES")
+      < <(awk -F'\t' '$1 == "m1"' "$BERTH_TEST_MACHINES") || true
     [ "$name" = m1 ] || die "no machine m1 in $BERTH_TEST_MACHINES"
     links=$(printf 'machines:\n  - id: m1\n    name: m1\n    host: %s\n    port: %s\n    user: %s\n    key: id_ed25519\n    client_id: %s\n' \
       "$host" "$port" "$user" "$client_id")

@@ -220,10 +220,16 @@ pub fn parse_links(text: &str) -> Result<Vec<Machine>, Vec<FileError>> {
                 "a client id is 1 to 256 characters without spaces".to_owned(),
             ));
         }
-        if machine.description.len() > 1024 {
+        if machine.description.len() > 1024
+            || machine
+                .description
+                .chars()
+                .any(|c| c.is_control() && c != '\n')
+        {
             errors.push(err(
                 "description",
-                "a description is at most 1024 bytes".to_owned(),
+                "a description is at most 1024 bytes, without control characters but line breaks"
+                    .to_owned(),
             ));
         }
     }

@@ -110,6 +110,20 @@ fn an_id_the_api_uses_for_an_action_is_refused_with_its_line() {
 }
 
 #[test]
+fn a_description_with_a_terminal_escape_is_refused() {
+    let text = "machines:\n  - id: web\n    host: h\n    user: ops\n    key: k\n    description: \"ok\\e]0;pwn\\a\"\n";
+    let errors = errors_of(parse_links(text));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("links.yaml:6") && e.contains("control characters")),
+        "{errors:#?}"
+    );
+    let fine = "machines:\n  - id: web\n    host: h\n    user: ops\n    key: k\n    description: |\n      two\n      lines\n";
+    assert_eq!(parse_links(fine).unwrap()[0].description, "two\nlines\n");
+}
+
+#[test]
 fn jump_chains_are_allowed_and_cycles_refused() {
     let machine = |id: &str, via: Option<&str>| {
         let via = via

@@ -71,13 +71,31 @@ where
 }
 
 async fn body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    body_up_to(req, state, MAX_JSON_BODY).await
+}
+
+/// The body as bytes, of any content type, refused with 413 `payload_too_large` over `MAX`
+/// bytes (announced or streamed). The route must allow bodies that large
+/// (`Route::max_body`): the router refuses more than [`MAX_JSON_BODY`] otherwise.
+pub(crate) struct RawBody<const MAX: usize>(pub Bytes);
+
+impl<S: Send + Sync, const MAX: usize> FromRequest<S> for RawBody<MAX> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        body_up_to(req, state, MAX).await.map(Self)
+    }
+}
+
+async fn body_up_to<S: Send + Sync>(
+    req: Request,
+    state: &S,
+    max: usize,
+) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::from_status(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the request body is larger than {} KiB",
-                MAX_JSON_BODY / 1024
-            ),
+            format!("the request body is larger than {} KiB", max / 1024),
         )
     };
     // An announced length over the limit is refused before waiting for a byte of it.
@@ -86,7 +104,7 @@ async fn body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > MAX_JSON_BODY as u64) {
+    if announced.is_some_and(|n| n > max as u64) {
         return Err(too_large());
     }
     Bytes::from_request(req, state).await.map_err(|rejection| {

@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use berth_core::fleet::{Fleet, FleetError};
@@ -25,7 +24,7 @@ use serde_json::json;
 
 use crate::auth::{AuthUser, Caller};
 use crate::error::ApiError;
-use crate::extract::{Json, NoQuery, Path, Query};
+use crate::extract::{Json, NoQuery, Path, Query, RawBody};
 use crate::state::AppState;
 
 fn disabled() -> ApiError {
@@ -352,7 +351,7 @@ pub(crate) async fn webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(NoQuery {}): Query<NoQuery>,
-    body: Bytes,
+    RawBody(body): RawBody<MAX_WEBHOOK_BODY>,
 ) -> Result<(StatusCode, Json<WebhookAccepted>), ApiError> {
     let fleet = fleet(&state)?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());

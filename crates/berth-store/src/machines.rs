@@ -197,8 +197,11 @@ const UPDATE_MACHINE_SPEC: &str = "UPDATE machines SET name = $2, host = $3, por
      client_id = $11, description = $12, commit_id = $13, updated_at = $14 WHERE id = $1";
 
 /// Forgets an enrollment verified with other SSH settings.
+/// A machine reached another way starts again: enrollment and health both.
 const RESET_ENROLLMENT: &str = "UPDATE machines SET enrollment = 'unknown', \
-     enrollment_message = $2, fingerprint = NULL, verified_at = NULL WHERE id = $1";
+     enrollment_message = $2, fingerprint = NULL, verified_at = NULL, health = 'unknown', \
+     latency_ms = NULL, last_seen = NULL, consecutive_failures = 0, checked_at = NULL, \
+     probes = '[]' WHERE id = $1";
 
 const DELETE_MACHINE: &str = "DELETE FROM machines WHERE id = $1";
 

@@ -411,7 +411,9 @@ impl Fleet {
                     .record_to(&self.inner.audit)
                     .await;
                 Err(match e {
-                    berth_ssh::SshError::Unreachable { .. } => {
+                    berth_ssh::SshError::Unreachable { .. }
+                    | berth_ssh::SshError::Closed { .. }
+                    | berth_ssh::SshError::Protocol { .. } => {
                         FleetError::Unreachable(e.to_string())
                     }
                     _ => FleetError::HostKey(e.to_string()),

@@ -395,9 +395,12 @@ impl Fleet {
 async fn detached<T: Send + 'static>(
     work: impl std::future::Future<Output = T> + Send + 'static,
 ) -> Result<T, FleetError> {
-    tokio::spawn(work)
-        .await
-        .map_err(|e| FleetError::Cancelled(e.to_string()))
+    match tokio::spawn(work).await {
+        Ok(done) => Ok(done),
+        // A panic stays a panic: the server answers it as every panic (a 500, cause logged).
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(FleetError::Cancelled(e.to_string())),
+    }
 }
 
 /// Makes `dir` (and its parents) when missing; a directory Berth makes is 0700.

@@ -93,10 +93,16 @@ impl Fleet {
             // From here on a new push needs a new sync: the fetch below may miss it.
             self.inner.webhook_pending.store(false, Ordering::SeqCst);
         }
+        /// Clears `syncing` however the sync ends, a panic included.
+        struct Syncing<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Syncing<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::SeqCst);
+            }
+        }
         self.inner.syncing.store(true, Ordering::SeqCst);
-        let result = self.sync_locked(trigger, actor).await;
-        self.inner.syncing.store(false, Ordering::SeqCst);
-        result
+        let _syncing = Syncing(&self.inner.syncing);
+        self.sync_locked(trigger, actor).await
     }
 
     async fn sync_locked(
@@ -147,7 +153,11 @@ impl Fleet {
                 None,
             ),
         };
-        let in_force = self.inner.in_force.write().await;
+        // Checks must not record results while the inventory they were made for is replaced.
+        let in_force = match candidate {
+            Some(_) => Some(self.inner.in_force.write().await),
+            None => None,
+        };
         let (outcome, candidate) = match store
             .finish_sync(
                 record.id,
@@ -169,6 +179,7 @@ impl Fleet {
                     changes: SyncChanges::default(),
                     at: self.now(),
                 };
+                drop(in_force);
                 if let Err(again) = store.finish_sync(record.id, &failed, None).await {
                     tracing::error!(error = %again, "cannot record the fleet sync as failed; the next start marks it interrupted");
                 }
@@ -179,6 +190,7 @@ impl Fleet {
             }
         };
         let finished = finished_record(record, &outcome);
+        let mut in_force = in_force;
         let mut to_verify = Vec::new();
         if let Some(candidate) = candidate {
             to_verify.extend(
@@ -214,7 +226,7 @@ impl Fleet {
                 secrets: candidate.secrets,
                 complete: true,
             });
-            drop(in_force);
+            in_force = None;
             for id in &outcome.changes.machines.removed {
                 if let Ok(id) = berth_types::MachineId::new(id.clone()) {
                     self.publish(FleetEvent::Removed(id));
@@ -226,6 +238,7 @@ impl Fleet {
                 }
             }
         }
+        drop(in_force);
         self.log_and_audit(&finished, actor).await;
         self.publish(FleetEvent::Sync(Box::new(finished.clone())));
         if !to_verify.is_empty() {

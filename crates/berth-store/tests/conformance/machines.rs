@@ -236,7 +236,19 @@ async fn changed_ssh_settings_reset_enrollment(db: &TestDb) {
             "{field}"
         );
         assert_eq!((m.fingerprint, m.verified_at), (None, None), "{field}");
-        assert_eq!(m.health, HealthStatus::Online, "{field}: health is kept");
+        // Health starts again too: the old address's checks say nothing about the new one.
+        assert_eq!(m.health, HealthStatus::Unknown, "{field}");
+        assert_eq!(
+            (
+                m.latency_ms,
+                m.last_seen,
+                m.consecutive_failures,
+                m.checked_at
+            ),
+            (None, None, 0, None),
+            "{field}"
+        );
+        assert!(m.probes.is_empty(), "{field}");
         assert_eq!(
             (m.commit.as_str(), m.updated_at),
             (commit.as_str(), at(seconds))

@@ -217,7 +217,7 @@ pub fn located(error: &SyncFileError) -> String {
         let _ = write!(out, "{path}: ");
     }
     out.push_str(&error.message);
-    out
+    output::safe(&out)
 }
 
 /// `added m4, m5; changed m2` for one kind of entry, or `None` when nothing changed.
@@ -468,7 +468,7 @@ fn enrollment_table(style: Style, machines: &[MachineView]) -> String {
                 m.id.to_string(),
                 style.state(m.enrollment.status.as_str()),
                 style.state(m.health.status.as_str()),
-                m.enrollment.message.clone(),
+                output::safe(&m.enrollment.message),
             ]
         })
         .collect();

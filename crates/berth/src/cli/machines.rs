@@ -160,13 +160,13 @@ fn machines_table(style: Style, machines: &[MachineView]) -> String {
         .map(|m| {
             vec![
                 m.id.to_string(),
-                m.name.clone(),
-                address(m),
-                m.kind.clone().unwrap_or_else(|| "-".to_owned()),
+                output::safe(&m.name),
+                output::safe(&address(m)),
+                output::safe(m.kind.as_deref().unwrap_or("-")),
                 if m.tags.is_empty() {
                     "-".to_owned()
                 } else {
-                    m.tags.join(",")
+                    output::safe(&m.tags.join(","))
                 },
                 style.state(m.enrollment.status.as_str()),
                 style.state(m.health.status.as_str()),
@@ -213,9 +213,14 @@ fn describe(style: Style, m: &MachineView) -> String {
     let now = OffsetDateTime::now_utc();
     let or_dash = |v: Option<&str>| v.unwrap_or("-").to_owned();
     let mut out = String::new();
-    let _ = writeln!(out, "{} ({})", style.bold(m.id.as_str()), m.name);
+    let _ = writeln!(
+        out,
+        "{} ({})",
+        style.bold(m.id.as_str()),
+        output::safe(&m.name)
+    );
     if !m.description.is_empty() {
-        let _ = writeln!(out, "{}", m.description);
+        let _ = writeln!(out, "{}", output::safe(&m.description));
     }
     let fields = [
         ("address", address(m)),
@@ -247,7 +252,7 @@ fn describe(style: Style, m: &MachineView) -> String {
     ];
     out.push_str(&style.bold("\nSSH\n"));
     for (name, value) in fields {
-        let _ = writeln!(out, "  {name:<10} {value}");
+        let _ = writeln!(out, "  {name:<10} {}", output::safe(&value));
     }
     let e = &m.enrollment;
     out.push_str(&style.bold("\nEnrollment\n"));
@@ -259,10 +264,10 @@ fn describe(style: Style, m: &MachineView) -> String {
         ago(e.verified_at, now, "never")
     );
     if !e.message.is_empty() {
-        let _ = writeln!(out, "  {:<10} {}", "message", e.message);
+        let _ = writeln!(out, "  {:<10} {}", "message", output::safe(&e.message));
     }
     if let Some(fingerprint) = &e.fingerprint {
-        let _ = writeln!(out, "  {:<10} {fingerprint}", "presents");
+        let _ = writeln!(out, "  {:<10} {}", "presents", output::safe(fingerprint));
     }
     let h = &m.health;
     out.push_str(&style.bold("\nHealth\n"));

@@ -74,6 +74,35 @@ impl Style {
     }
 }
 
+/// `text` from the server (or from what it read: links.yaml, a machine's stderr, git) made
+/// safe to print on a terminal: control characters (C0, DEL, C1: escape sequences could move
+/// the cursor, retitle the window or hide text) and the bidirectional and invisible format
+/// characters (which could make one line read as another) are shown as `\u{..}`; line breaks
+/// and tabs become spaces, so a value stays on its line of a table.
+#[must_use]
+pub fn safe(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if c.is_control() || is_format(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Invisible characters that change how text around them reads: bidirectional marks,
+/// embeddings, overrides and isolates, zero-width characters and the byte order mark.
+fn is_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}'
+    )
+}
+
 /// Renders rows under a header with columns padded to their widest cell. Cells may carry ANSI
 /// codes: widths are measured without them.
 pub fn table(style: Style, header: &[&str], rows: &[Vec<String>]) -> String {
@@ -198,6 +227,22 @@ impl Spinner {
 impl Drop for Spinner {
     fn drop(&mut self) {
         self.clear();
+    }
+}
+
+#[cfg(test)]
+mod safe_tests {
+    use super::safe;
+
+    #[test]
+    fn escape_sequences_and_bidi_overrides_are_shown_not_obeyed() {
+        assert_eq!(safe("web-1"), "web-1");
+        assert_eq!(safe("ünïcode ok"), "ünïcode ok");
+        assert_eq!(safe("\x1b]0;pwn\x07x"), "\\u{1b}]0;pwn\\u{7}x");
+        assert_eq!(safe("a\u{9b}31mb"), "a\\u{9b}31mb");
+        assert_eq!(safe("evil\u{202e}txt.sh"), "evil\\u{202e}txt.sh");
+        assert_eq!(safe("one\ntwo\tthree\r"), "one two three ");
+        assert_eq!(safe("\u{7f}"), "\\u{7f}");
     }
 }
 
