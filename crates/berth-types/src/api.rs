@@ -16,6 +16,7 @@ mod auth;
 mod errors;
 mod fleet;
 mod lab;
+mod operations;
 mod tables;
 mod terminals;
 mod users;
@@ -31,6 +32,11 @@ pub use lab::{
     ClientConfig, ClientSeen, DiskStats, HostStats, LoadAverage, LocalWorkspace, Me, MemoryStats,
     Monitor, PingRequest, PingResponse, PoolSize, RunningWorkspace, RuntimeDefaults, TemplateList,
     UserLimits,
+};
+pub use operations::{
+    MAX_OPERATION_MACHINES, MachineRunView, MachineStatusEvent, OperationList, OperationQuery,
+    OperationSelector, OperationStatusEvent, OperationView, OutputEvent, OutputGroup,
+    StartOperation, Timeout,
 };
 pub use tables::{FilterOp, SortKey, TableFilter, TableQuery, TableResult};
 pub use terminals::{

@@ -85,6 +85,10 @@ uuid_id!(
     /// A grid: up to four terminals on one page.
     GridId
 );
+uuid_id!(
+    /// An operation: one run of an inventory script on a set of machines.
+    OperationId
+);
 
 #[cfg(test)]
 mod tests {

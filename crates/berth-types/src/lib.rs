@@ -6,10 +6,12 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+#[macro_use]
 pub mod fleet;
 pub mod grid;
 mod ids;
 mod image;
+pub mod operation;
 pub mod repository;
 mod target;
 pub mod template;
@@ -21,7 +23,7 @@ pub use fleet::{
     Changes, EnrollmentStatus, HealthStatus, MachineSelector, MachineSelectorError, SyncChanges,
     SyncFileError, SyncResult, SyncTrigger,
 };
-pub use ids::{ClientId, GridId, RecordingId, UserId, WorkspaceId};
+pub use ids::{ClientId, GridId, OperationId, RecordingId, UserId, WorkspaceId};
 pub use image::{ImageRef, ImageRefError};
 pub use target::{MachineId, MachineIdError, TargetError, TargetKind, TerminalTarget};
 pub use terminal::{Layout, MemberRole, SessionRole};
