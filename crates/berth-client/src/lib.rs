@@ -480,12 +480,13 @@ impl Client {
     ) -> Result<Vec<MachineView>, ClientError> {
         let mut query = query.clone();
         let mut machines = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         loop {
             let page = self.machines(&query).await?;
             machines.extend(page.machines);
             match page.next_cursor {
-                // A cursor that does not move would loop for ever: the answer is wrong.
-                Some(next) if query.cursor.as_ref() == Some(&next) => {
+                // A cursor seen before would loop for ever: the answer is wrong.
+                Some(next) if !seen.insert(next.clone()) => {
                     return Err(ClientError::Decode {
                         status: 200,
                         reason: format!("the machines list gave the same cursor twice ({next})"),

@@ -46,6 +46,7 @@ pub(crate) fn user_view(user: &User) -> UserView {
             })
             .collect(),
         metadata: user.metadata.clone(),
+        machines: user.machines.clone(),
     }
 }
 
@@ -128,11 +129,15 @@ pub(crate) async fn create(
         metadata: body.metadata,
     };
     let disabled = body.disabled;
+    let machines = body.machines;
     let user = state
         .change_config(move |store| {
             let user = store.add_user(new)?;
-            if disabled {
-                return store.update_user(user.username.as_str(), |u| u.disabled = true);
+            if disabled || !machines.is_empty() {
+                return store.update_user(user.username.as_str(), |u| {
+                    u.disabled = disabled;
+                    u.machines = machines;
+                });
             }
             Ok(user)
         })
@@ -184,6 +189,7 @@ pub(crate) async fn update(
                 user.access_locked = body.access_locked;
                 user.disabled = body.disabled;
                 user.metadata = body.metadata;
+                user.machines = body.machines;
             })
         })
         .await?;

@@ -338,6 +338,7 @@ fn config_fetch_caches_what_the_server_says_and_show_prints_it() {
         access_locked: false,
         disabled: false,
         metadata: Default::default(),
+        machines: Vec::new(),
     };
     common::block_on(admin.client.update_user("alice", &body)).unwrap();
     assert_eq!(names(&cli.json(&["config", "show"])), ["base"], "cached");

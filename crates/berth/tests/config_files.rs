@@ -41,6 +41,7 @@ fn user(name: &str) -> berth_client::api::UserBody {
         access_locked: false,
         disabled: false,
         metadata: Default::default(),
+        machines: Vec::new(),
     }
 }
 

@@ -77,8 +77,8 @@ impl ConfigStore {
     /// are never lost), and returns the user as saved.
     ///
     /// Refused: changing the id or the client tokens (see [`ConfigStore::issue_client_token`]),
-    /// and, for a user with `access_locked`, changing `templates` or `role` or clearing the
-    /// lock. Renaming to a free name moves `users.d/<old>.yaml` along.
+    /// and, for a user with `access_locked`, changing `templates`, `role` or `machines` or
+    /// clearing the lock. Renaming to a free name moves `users.d/<old>.yaml` along.
     pub fn update_user(
         &self,
         username: &str,
@@ -104,6 +104,9 @@ impl ConfigStore {
                 }
                 if after.role != before.role {
                     return Err(locked("role"));
+                }
+                if after.machines != before.machines {
+                    return Err(locked("machines"));
                 }
                 if !after.access_locked {
                     return Err(locked("access_locked flag"));

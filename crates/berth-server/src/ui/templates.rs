@@ -354,6 +354,7 @@ async fn assign(
             access_locked: user.access_locked,
             disabled: user.disabled,
             metadata: user.metadata.clone(),
+            machines: user.machines.clone(),
         };
         if wants {
             body.templates.push(template.to_owned());

@@ -57,6 +57,8 @@ struct EditPage {
     access_locked: bool,
     disabled: bool,
     metadata: String,
+    /// The fleet machines the user may see, as typed: ids and `tag:NAME`, space separated.
+    machines: String,
     error: String,
     errors: Vec<(String, String)>,
 }
@@ -154,6 +156,12 @@ fn edit_page(
             .iter()
             .map(|(k, v)| format!("{k}={v}\n"))
             .collect(),
+        machines: body
+            .machines
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" "),
         error: error.map(|e| e.message.clone()).unwrap_or_default(),
         errors: error.map(field_errors).unwrap_or_default(),
     };
@@ -171,6 +179,7 @@ pub(crate) async fn new(State(state): State<AppState>, viewer: AdminViewer) -> R
         access_locked: false,
         disabled: false,
         metadata: BTreeMap::new(),
+        machines: Vec::new(),
     };
     edit_page(&state, &viewer, None, &body, None)
 }
@@ -193,6 +202,7 @@ pub(crate) async fn edit(
         access_locked: user.access_locked,
         disabled: user.disabled,
         metadata: user.metadata.clone(),
+        machines: user.machines.clone(),
     };
     edit_page(&state, &viewer, Some(name), &body, None)
 }
@@ -215,6 +225,18 @@ fn body(form: &Form) -> Result<UserBody, (UserBody, ApiError)> {
             None => bad_metadata = Some(line.to_owned()),
         }
     }
+    let mut machines = Vec::new();
+    let mut bad_machine = None;
+    for word in form
+        .text("machines")
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|w| !w.is_empty())
+    {
+        match word.parse::<berth_types::fleet::MachineSelector>() {
+            Ok(selector) => machines.push(selector),
+            Err(e) => bad_machine = Some(e.to_string()),
+        }
+    }
     let typed = form.text("username");
     let username = Username::new(&typed);
     let body = UserBody {
@@ -231,6 +253,7 @@ fn body(form: &Form) -> Result<UserBody, (UserBody, ApiError)> {
         access_locked: form.checked("access_locked"),
         disabled: form.checked("disabled"),
         metadata,
+        machines,
     };
     let field = |field: &str, message: String| {
         ApiError::invalid(format!("{field}: {message}"))
@@ -238,6 +261,9 @@ fn body(form: &Form) -> Result<UserBody, (UserBody, ApiError)> {
     };
     if let Err(e) = username {
         return Err((body, field("username", e.to_string())));
+    }
+    if let Some(message) = bad_machine {
+        return Err((body, field("machines", message)));
     }
     if let Some(line) = bad_metadata {
         return Err((

@@ -18,6 +18,7 @@ fn user(name: &str) -> UserBody {
         access_locked: false,
         disabled: false,
         metadata: Default::default(),
+        machines: Vec::new(),
     }
 }
 
@@ -121,6 +122,15 @@ async fn users_are_added_changed_renamed_and_removed() {
     frank.access_locked = true;
     admin.create_user(&frank).await.unwrap();
     frank.templates = vec!["base".into()];
+    assert_api_error(
+        admin.update_user("frank", &frank).await,
+        403,
+        "access_locked",
+    );
+
+    // The same lock covers the machines the user may see.
+    frank.templates = Vec::new();
+    frank.machines = vec!["m1".parse().unwrap()];
     assert_api_error(
         admin.update_user("frank", &frank).await,
         403,
@@ -314,4 +324,28 @@ async fn expired_recordings_are_deleted_and_audited() {
     // Nothing more to delete: no new entry.
     server.state.expire_recordings().await;
     assert_eq!(audit_of(&admin, "recording.expire").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_users_fleet_machines_are_set_through_the_api_and_kept_in_users_yaml() {
+    let server = TestServer::builder().start().await;
+    let admin = server.admin().await;
+    let mut grace = user("grace");
+    grace.machines = vec!["web-1".parse().unwrap(), "tag:lab".parse().unwrap()];
+    let created = admin.create_user(&grace).await.unwrap();
+    assert_eq!(created.machines, grace.machines);
+    let text = std::fs::read_to_string(server.config_dir().join("users.yaml")).unwrap();
+    assert!(text.contains("tag:lab"), "{text}");
+    // PUT replaces: without `machines` the user sees none again.
+    grace.machines = Vec::new();
+    let updated = admin.update_user("grace", &grace).await.unwrap();
+    assert!(updated.machines.is_empty());
+    // A selector that is neither an id nor tag:NAME names the field.
+    for bad in [r#"["Web_1"]"#, r#"["tag:"]"#, r#"["tag:A B"]"#, r#"[7]"#] {
+        let body = format!(r#"{{"username": "heidi", "machines": {bad}}}"#);
+        let answer = send_json(&admin, "POST", "/api/v1/users", &body).await;
+        let error = assert_error(&answer, 422, "invalid_body");
+        assert!(error.to_string().contains("machines"), "{bad}: {error}");
+    }
+    assert_api_error(admin.user("heidi").await, 404, "not_found");
 }

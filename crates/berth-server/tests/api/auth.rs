@@ -217,6 +217,7 @@ async fn deleting_disabling_or_changing_a_password_invalidates_tokens_at_once() 
         access_locked: false,
         disabled: true,
         metadata: Default::default(),
+        machines: Vec::new(),
     };
     admin.update_user("alice", &body).await.unwrap();
     assert_api_error(alice.config().await, 401, "unauthenticated");

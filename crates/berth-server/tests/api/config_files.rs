@@ -21,6 +21,7 @@ fn user(name: &str) -> UserBody {
         access_locked: false,
         disabled: false,
         metadata: Default::default(),
+        machines: Vec::new(),
     }
 }
 

@@ -1222,3 +1222,64 @@ async fn a_form_posted_to_a_malformed_id_is_answered_with_an_html_page() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_user_form_shows_and_keeps_the_users_fleet_machines() {
+    let server = TestServer::builder()
+        .template("base", "")
+        .user("ann", "ann-password-1", &["base"])
+        .machines("ann", &["m1", "tag:lab"])
+        .start()
+        .await;
+    let admin = login(&server, "admin", &server.admin_password, "").await;
+    let page = send(&server, "GET", "/admin/users/ann", &admin.cookie, None, &[]).await;
+    assert!(
+        page.body.contains("name=\"machines\" value=\"m1 tag:lab\""),
+        "{}",
+        page.body
+    );
+    let origin = format!("http://{}", server.addr);
+    let post = |machines: &str| {
+        format!(
+            "_csrf={}&username=ann&role=user&templates=base&machines={}",
+            admin.csrf,
+            encode(machines)
+        )
+    };
+    let machines = || {
+        server
+            .state
+            .config
+            .current()
+            .user("ann")
+            .unwrap()
+            .machines
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    };
+    // Saving the form with other fields changed keeps what the field holds.
+    let answer = send(
+        &server,
+        "POST",
+        "/admin/users/ann",
+        &admin.cookie,
+        Some(&post("m1 tag:lab, m2")),
+        &[("Origin", &origin)],
+    )
+    .await;
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    assert_eq!(machines(), ["m1", "tag:lab", "m2"]);
+    let answer = send(
+        &server,
+        "POST",
+        "/admin/users/ann",
+        &admin.cookie,
+        Some(&post("Web_1")),
+        &[("Origin", &origin)],
+    )
+    .await;
+    assert_eq!(answer.status, 422, "{}", answer.body);
+    assert!(answer.body.contains("tag:TAG"), "{}", answer.body);
+    assert_eq!(machines(), ["m1", "tag:lab", "m2"], "nothing saved");
+}

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::Secret;
+use crate::fleet::MachineSelector;
 use crate::{ClientId, Role, UserId, Username};
 
 /// `POST /api/v1/users` and `PUT /api/v1/users/{name}`: a users.yaml entry, with the password
@@ -27,7 +28,7 @@ pub struct UserBody {
     /// Templates the user may start.
     #[serde(default)]
     pub templates: Vec<String>,
-    /// Forbid changing this user's access (templates, role) through Berth.
+    /// Forbid changing this user's access (templates, role, machines) through Berth.
     #[serde(default)]
     pub access_locked: bool,
     /// A disabled user cannot log in and their tokens are refused.
@@ -36,6 +37,11 @@ pub struct UserBody {
     /// Free-form labels.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// The fleet machines the user may see: ids, or tags as `tag:NAME` (users.yaml
+    /// `machines:`); none by default.
+    #[serde(default)]
+    #[schemars(length(max = 1000))]
+    pub machines: Vec<MachineSelector>,
 }
 
 /// A user as the API shows it: no password hash, no token hashes.
@@ -59,6 +65,8 @@ pub struct UserView {
     pub clients: Vec<ClientTokenView>,
     /// Free-form labels.
     pub metadata: BTreeMap<String, String>,
+    /// The fleet machines the user may see (users.yaml `machines:`).
+    pub machines: Vec<MachineSelector>,
 }
 
 /// A client token of a user, without the token.

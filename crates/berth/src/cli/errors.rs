@@ -68,6 +68,13 @@ impl CliError {
                 Self::new("this Berth has no fleet: set fleet.repository in main.yaml")
                     .hint("docs/fleet.md says how; restart Berth after changing the fleet section")
             }
+            ClientError::Api(failure) if failure.code == "machine_unreachable" => {
+                Self::new(failure.message.clone())
+                    .hint("the machine did not answer over SSH: check that it is up and reachable from the server, then try again")
+            }
+            ClientError::Api(failure) if failure.code == "shutting_down" => {
+                Self::new("the server is shutting down").hint("try again once it is back")
+            }
             ClientError::Api(failure) => match failure.status {
                 401 => Self::new("your token was refused (it expired or was revoked)")
                     .hint(format!("run `berth login {server}`")),

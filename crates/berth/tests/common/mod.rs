@@ -316,6 +316,7 @@ impl Admin {
             access_locked: false,
             disabled: false,
             metadata: Default::default(),
+            machines: Vec::new(),
         };
         block_on(self.client.create_user(&body)).unwrap();
     }
