@@ -608,4 +608,25 @@ async fn a_sync_the_store_refuses_is_recorded_failed_and_changes_nothing() {
         rows.iter().any(|r| r["outcome"] == "failure"),
         "no failed fleet.sync in {rows:?}"
     );
+    // A database that refuses even the failure leaves the row running, until the next sync
+    // (one at a time) marks it interrupted.
+    sqlx::query(
+        "CREATE TRIGGER refuse_all BEFORE UPDATE ON fleet_syncs \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    assert!(s.fleet.sync(SyncTrigger::Api, Actor::System).await.is_err());
+    let stuck = s.fleet.status().await.unwrap().history[0].clone();
+    assert_eq!(stuck.result, SyncResult::Running);
+    for drop in ["DROP TRIGGER refuse_all", "DROP TRIGGER refuse_inventory"] {
+        sqlx::query(drop).execute(&db).await.unwrap();
+    }
+    let healed = s.fleet.sync(SyncTrigger::Api, Actor::System).await.unwrap();
+    assert_eq!(healed.result, SyncResult::Succeeded, "{:?}", healed.errors);
+    let history = s.fleet.status().await.unwrap().history;
+    let stuck = history.iter().find(|h| h.id == stuck.id).unwrap();
+    assert_eq!(stuck.result, SyncResult::Interrupted);
+    assert!(s.fleet.machine(&id("m2")).await.is_ok());
 }

@@ -111,6 +111,8 @@ impl Fleet {
         actor: &Actor,
     ) -> Result<SyncRecord, FleetError> {
         let store = &self.inner.store;
+        // One sync at a time: a row still running is one whose end could not be recorded.
+        store.interrupt_running_syncs(self.now()).await?;
         let record = store
             .begin_sync(trigger, &actor.to_string(), self.now())
             .await?;
