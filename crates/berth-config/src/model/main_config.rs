@@ -102,6 +102,24 @@ pub struct Fleet {
     #[serde(deserialize_with = "within::<_, _, 1, 1000>")]
     #[schemars(range(min = 1, max = 1000))]
     pub max_concurrency: u32,
+    /// Output of a script kept per machine and stream in an operation's history (1m to 64m):
+    /// the first and the last half of it; what lies between is dropped and marked.
+    #[serde(deserialize_with = "max_output")]
+    pub max_output: DiskSize,
+}
+
+/// The largest `fleet.max_output`.
+pub const MAX_OUTPUT_LIMIT: u64 = 64 << 20;
+
+fn max_output<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<DiskSize, D::Error> {
+    use serde::Deserialize as _;
+    let size = DiskSize::deserialize(deserializer)?;
+    if size.bytes() > MAX_OUTPUT_LIMIT {
+        return Err(serde::de::Error::custom(format!(
+            "at most 64m of output is kept per machine, found {size}"
+        )));
+    }
+    Ok(size)
 }
 
 impl Default for Fleet {
@@ -117,6 +135,7 @@ impl Default for Fleet {
             client_id_path: "/etc/berth/client_id".to_owned(),
             trust_on_first_use: false,
             max_concurrency: 32,
+            max_output: DiskSize::from_bytes_unchecked(1 << 20),
         }
     }
 }
