@@ -7,6 +7,9 @@
 //! - [`enrollment`]: does the machine's client id file match links.yaml (over SSH, host key
 //!   checked)?
 //! - [`health`]: online, degraded or offline from the recent connect checks;
+//! - [`operation`]: a script run on one machine over SSH (live output, timeout and cancel that
+//!   end every process of the script, at most `fleet.max_output` kept) and the grouping of
+//!   machines that ended alike;
 //! - [`scripts`]: inventory scripts are bash only (shebang and `bash -n`, with its line);
 //! - [`secrets`]: `secrets.ini`, read only when encrypted to the server's age identity;
 //! - [`inventory`]: `links.yaml` and `scripts.yaml`, with file:line errors;
@@ -21,6 +24,7 @@ pub mod git;
 pub mod health;
 pub mod inventory;
 pub mod keys;
+pub mod operation;
 pub mod scripts;
 pub mod secrets;
 pub mod webhook;
@@ -29,4 +33,5 @@ pub use enrollment::{EnrollmentCheck, EnrollmentStatus, check_enrollment};
 pub use git::{CommitId, EntryKind, GitError, Mirror, RepositoryUrl};
 pub use health::{Health, HealthStatus, Probe, Transition};
 pub use keys::{KeyFileError, check_secret_file, key_path, read_secret_file};
+pub use operation::{RunEnd, RunEvent, RunSpec, run_on_machine};
 pub use webhook::{Sender, WebhookError};
