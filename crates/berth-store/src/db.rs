@@ -237,8 +237,11 @@ pub(crate) enum Bind {
     OptInt(Option<i64>),
     Bool(bool),
     Uuid(Uuid),
+    OptUuid(Option<Uuid>),
     Time(OffsetDateTime),
     OptTime(Option<OffsetDateTime>),
+    /// Bytes as they are (BLOB, `bytea`): output that need not be UTF-8.
+    Bytes(Vec<u8>),
 }
 
 impl Bind {
@@ -257,8 +260,10 @@ fn sqlite_arguments(binds: &[Bind]) -> Result<SqliteArguments, StoreError> {
             Bind::OptInt(n) => args.add(*n),
             Bind::Bool(b) => args.add(*b),
             Bind::Uuid(u) => args.add(u.hyphenated().to_string()),
+            Bind::OptUuid(u) => args.add(u.map(|u| u.hyphenated().to_string())),
             Bind::Time(at) => args.add(timestamp::to_text(*at)?),
             Bind::OptTime(at) => args.add(at.map(timestamp::to_text).transpose()?),
+            Bind::Bytes(bytes) => args.add(bytes.clone()),
         };
         added.map_err(|e| StoreError::InvalidInput(format!("cannot bind {value:?}: {e}")))?;
     }
@@ -275,8 +280,10 @@ fn pg_arguments(binds: &[Bind]) -> Result<PgArguments, StoreError> {
             Bind::OptInt(n) => args.add(*n),
             Bind::Bool(b) => args.add(*b),
             Bind::Uuid(u) => args.add(*u),
+            Bind::OptUuid(u) => args.add(*u),
             Bind::Time(at) => args.add(timestamp::checked(*at)?),
             Bind::OptTime(at) => args.add(at.map(timestamp::checked).transpose()?),
+            Bind::Bytes(bytes) => args.add(bytes.clone()),
         };
         added.map_err(|e| StoreError::InvalidInput(format!("cannot bind {value:?}: {e}")))?;
     }
@@ -334,6 +341,10 @@ impl Row {
     }
 
     pub(crate) fn get_bool(&self, column: impl Index) -> Result<bool, StoreError> {
+        self.get(column)
+    }
+
+    pub(crate) fn get_bytes(&self, column: impl Index) -> Result<Vec<u8>, StoreError> {
         self.get(column)
     }
 

@@ -1,13 +1,13 @@
 //! Berth's runtime state in SQL: workspaces and their members, client pings, login attempts,
-//! the audit log, the index of terminal recordings, and the fleet (machines and inventory
-//! syncs).
+//! the audit log, the index of terminal recordings, and the fleet (machines, inventory syncs
+//! and operations: script runs on machines, with their output and events).
 //! (The configuration, users and templates, lives in YAML files and is not here.)
 //!
 //! Each aggregate has its own small object-safe trait: [`WorkspaceStore`], [`MemberStore`],
 //! [`RecordingStore`], [`ClientStore`], [`LoginStore`], [`WebSessionStore`], [`AuditStore`],
-//! [`MachineStore`], [`FleetSyncStore`] and [`TableStore`]. [`Store`] is all of them plus
-//! `backend` and `close`, so services hold an `Arc<dyn Store>` and hand out the parts
-//! (`Arc<dyn WorkspaceStore>`, ...) by upcasting.
+//! [`MachineStore`], [`FleetSyncStore`], [`OperationStore`] and [`TableStore`]. [`Store`] is
+//! all of them plus `backend` and `close`, so services hold an `Arc<dyn Store>` and hand out
+//! the parts (`Arc<dyn WorkspaceStore>`, ...) by upcasting.
 //!
 //! One type implements them all, [`SqlStore`], over either of two backends that pass the same
 //! conformance stories:
@@ -35,6 +35,7 @@ mod fleet_syncs;
 mod logins;
 mod machines;
 mod members;
+mod operations;
 mod postgres;
 mod recordings;
 mod sessions;
@@ -57,6 +58,10 @@ pub use machines::{
     EnrollmentUpdate, HealthUpdate, MachineRecord, MachineSpec, MachineStore, ProbeRecord,
 };
 pub use members::{Member, MemberRole, MemberStore};
+pub use operations::{
+    INTERRUPTED_MESSAGE, MachineRunRecord, MachineRunUpdate, NewOperation, OPERATION_HISTORY,
+    OperationEventKind, OperationEventRecord, OperationRecord, OperationStore,
+};
 pub use postgres::PostgresStore;
 pub use recordings::{Recording, RecordingId, RecordingStore};
 pub use sessions::{WebSession, WebSessionStore};

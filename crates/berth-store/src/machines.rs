@@ -224,7 +224,7 @@ fn corrupt(what: &str, text: &str) -> StoreError {
     ))
 }
 
-fn machine_id(text: String) -> Result<MachineId, StoreError> {
+pub(crate) fn machine_id(text: String) -> Result<MachineId, StoreError> {
     MachineId::new(text.clone()).map_err(|_| corrupt("machine id", &text))
 }
 

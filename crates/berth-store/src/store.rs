@@ -9,8 +9,8 @@ use async_trait::async_trait;
 
 use crate::db::SqlStore;
 use crate::{
-    AuditStore, ClientStore, FleetSyncStore, LoginStore, MachineStore, MemberStore, RecordingStore,
-    TableStore, WebSessionStore, WorkspaceStore,
+    AuditStore, ClientStore, FleetSyncStore, LoginStore, MachineStore, MemberStore, OperationStore,
+    RecordingStore, TableStore, WebSessionStore, WorkspaceStore,
 };
 
 /// Berth's runtime state: every per-aggregate store, plus what concerns the database as a
@@ -33,6 +33,7 @@ pub trait Store:
     + AuditStore
     + MachineStore
     + FleetSyncStore
+    + OperationStore
     + TableStore
 {
     /// `"sqlite"` or `"postgres"`, for logs and metrics.

@@ -1,9 +1,10 @@
 //! Property tests of table queries against an in-memory model: a query returns exactly the
 //! rows the model's filter selects, in the model's order; pages concatenate to the whole result;
 //! and pages stay consistent (no row twice, none of the earlier rows missed) while rows are
-//! inserted between fetches. The model covers three tables: `workspaces` (every column kind),
-//! `recordings` (the target kind and id, integers) and `machines` (tag lists and `has`, scopes
-//! by machine selectors, rows put in force by inventory syncs). Each case runs on a fresh
+//! inserted between fetches. The model covers four tables: `workspaces` (every column kind),
+//! `recordings` (the target kind and id, integers), `machines` (tag lists and `has`, scopes
+//! by machine selectors, rows put in force by inventory syncs) and `operations` (machine lists
+//! in the order given and `has`, nullable UUIDs, the `user` scope). Each case runs on a fresh
 //! database, on SQLite and on PostgreSQL (fewer cases there: each one creates a database).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
@@ -13,12 +14,13 @@ use std::cmp::Ordering;
 use std::collections::HashSet;
 
 use berth_store::{
-    EnrollmentUpdate, HealthUpdate, MachineSpec, Recording, RecordingId, Store, SyncOutcome,
-    TableQuery, TableScope, Workspace, WorkspaceState,
+    EnrollmentUpdate, HealthUpdate, MachineSpec, NewOperation, Recording, RecordingId, Store,
+    SyncOutcome, TableQuery, TableScope, Workspace, WorkspaceState,
 };
+use berth_types::operation::OperationStatus;
 use berth_types::{
-    EnrollmentStatus, HealthStatus, MachineId, MachineSelector, SyncChanges, SyncResult,
-    SyncTrigger, TerminalTarget, Username, WorkspaceId,
+    EnrollmentStatus, HealthStatus, MachineId, MachineSelector, OperationId, SyncChanges,
+    SyncResult, SyncTrigger, TerminalTarget, Username, WorkspaceId,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -60,12 +62,22 @@ const COMMITS: [&str; 2] = [
 ];
 const LATENCIES: [i64; 3] = [0, 12, 2500];
 
+const SCRIPTS: [&str; 3] = ["deploy", "disk", "uptime"];
+const CONCURRENCIES: [u32; 3] = [1, 5, 1000];
+const TIMEOUTS: [u64; 3] = [1, 300, 31_536_000];
+/// Operations that operations rerun (not among the rows: the rerun may have left the history).
+const RERUNS: [&str; 2] = [
+    "00000000-0000-4000-8000-00000000000a",
+    "f0000000-0000-4000-8000-00000000000b",
+];
+
 /// The tables the model knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Table {
     Workspaces,
     Recordings,
     Machines,
+    Operations,
 }
 
 impl Table {
@@ -74,6 +86,15 @@ impl Table {
             Table::Workspaces => "workspaces",
             Table::Recordings => "recordings",
             Table::Machines => "machines",
+            Table::Operations => "operations",
+        }
+    }
+
+    /// The column a user's scope restricts (machines have selectors instead).
+    fn owner(self) -> &'static str {
+        match self {
+            Table::Operations => "user",
+            Table::Workspaces | Table::Recordings | Table::Machines => "owner",
         }
     }
 
@@ -82,6 +103,7 @@ impl Table {
             Table::Workspaces => &SORTABLE,
             Table::Recordings => &RECORDING_SORTABLE,
             Table::Machines => &MACHINE_SORTABLE,
+            Table::Operations => &OPERATION_SORTABLE,
         }
     }
 
@@ -90,6 +112,7 @@ impl Table {
             Table::Workspaces => ("created_at", true),
             Table::Recordings => ("started_at", true),
             Table::Machines => ("id", false),
+            Table::Operations => ("created_at", true),
         }
     }
 
@@ -98,6 +121,7 @@ impl Table {
             Table::Workspaces => columns(),
             Table::Recordings => recording_columns(),
             Table::Machines => machine_columns(),
+            Table::Operations => operation_columns(),
         }
     }
 
@@ -108,6 +132,7 @@ impl Table {
                 .boxed(),
             Table::Recordings => recording_spec().boxed(),
             Table::Machines => machine_item().boxed(),
+            Table::Operations => operation_item().boxed(),
         }
     }
 }
@@ -118,6 +143,7 @@ enum Item {
     Workspace(Workspace),
     Recording(Recording),
     Machine(Box<MachineItem>),
+    Operation(Box<OperationItem>),
 }
 
 impl Item {
@@ -126,6 +152,7 @@ impl Item {
             Item::Workspace(w) => w.id.to_string(),
             Item::Recording(r) => r.id.to_string(),
             Item::Machine(m) => m.spec.id.to_string(),
+            Item::Operation(o) => o.new.id.to_string(),
         }
     }
 
@@ -134,6 +161,7 @@ impl Item {
             Item::Workspace(w) => model_row(w),
             Item::Recording(r) => recording_model_row(r),
             Item::Machine(m) => m.model_row(),
+            Item::Operation(o) => o.model_row(),
         }
     }
 
@@ -142,6 +170,7 @@ impl Item {
             Item::Workspace(w) => store.insert_workspace(w).await.unwrap(),
             Item::Recording(r) => store.insert_recording(r).await.unwrap(),
             Item::Machine(m) => m.insert(store).await,
+            Item::Operation(o) => o.insert(store).await,
         }
     }
 }
@@ -387,6 +416,161 @@ fn selector(index: usize) -> MachineSelector {
     ];
     SELECTORS[index % SELECTORS.len()].parse().unwrap()
 }
+
+/// An operation, and where it stands after it was created.
+#[derive(Clone, Debug)]
+struct OperationItem {
+    new: NewOperation,
+    status: OperationStatus,
+    /// When it finished: exactly for a finished status.
+    finished: Option<i64>,
+}
+
+fn operation_item() -> impl Strategy<Value = Item> {
+    (
+        any::<u128>(),
+        (
+            0..SCRIPTS.len(),
+            0..OWNERS.len(),
+            0..OperationStatus::ALL.len(),
+            0..COMMITS.len(),
+        ),
+        (
+            0..CONCURRENCIES.len(),
+            0..TIMEOUTS.len(),
+            prop::option::of(0..RERUNS.len()),
+        ),
+        (0..TIMES, 0..TIMES),
+        prop::collection::vec(0..MACHINE_IDS.len(), 1..4),
+    )
+        .prop_map(
+            |(
+                id,
+                (script, owner, status, commit),
+                (concurrency, timeout, rerun),
+                (created, finished),
+                picks,
+            )| {
+                let mut machines: Vec<MachineId> = Vec::new();
+                for m in picks {
+                    let machine = MachineId::new(MACHINE_IDS[m]).unwrap();
+                    if !machines.contains(&machine) {
+                        machines.push(machine);
+                    }
+                }
+                let status = OperationStatus::ALL[status];
+                Item::Operation(Box::new(OperationItem {
+                    new: NewOperation {
+                        id: OperationId::from(Uuid::from_u128(id)),
+                        script: SCRIPTS[script].to_owned(),
+                        commit: COMMITS[commit].to_owned(),
+                        user: Username::new(OWNERS[owner]).unwrap(),
+                        concurrency: CONCURRENCIES[concurrency],
+                        timeout_seconds: TIMEOUTS[timeout],
+                        rerun_of: rerun.map(|r| RERUNS[r].parse().unwrap()),
+                        machines,
+                        created_at: time(created),
+                    },
+                    status,
+                    finished: status.is_finished().then_some(finished),
+                }))
+            },
+        )
+}
+
+impl OperationItem {
+    async fn insert(&self, store: &dyn Store) {
+        store.create_operation(&self.new).await.unwrap();
+        if self.status != OperationStatus::Queued {
+            store
+                .set_operation_status(self.new.id, self.status, self.finished.map(time))
+                .await
+                .unwrap();
+        }
+    }
+
+    /// The operation as a table query should return it, built independently of the store.
+    fn model_row(&self) -> Map<String, Value> {
+        let n = &self.new;
+        json!({
+            "id": n.id.to_string(),
+            "script": n.script,
+            "user": n.user.as_str(),
+            "status": self.status.as_str(),
+            "commit": n.commit,
+            "concurrency": n.concurrency,
+            "timeout_seconds": n.timeout_seconds,
+            "rerun_of": n.rerun_of.map(|r| r.to_string()),
+            "created_at": time_text(n.created_at),
+            "finished_at": self.finished.map(|f| time_text(time(f))),
+            "machines": n.machines.iter().map(MachineId::as_str).collect::<Vec<_>>(),
+        })
+        .as_object()
+        .unwrap()
+        .clone()
+    }
+}
+
+fn operation_columns() -> Vec<(&'static str, Vec<Value>, &'static [&'static str])> {
+    const ALL: &[&str] = &["eq", "in", "gt", "lt", "gte", "lte"];
+    const EQ: &[&str] = &["eq", "in"];
+    const HAS: &[&str] = &["has"];
+    let strings = |v: &[&str]| v.iter().map(|s| json!(s)).collect::<Vec<_>>();
+    let with_null = |mut v: Vec<Value>| {
+        v.push(Value::Null);
+        v
+    };
+    let times: Vec<Value> = (-1..=TIMES).map(|i| json!(time_text(time(i)))).collect();
+    let mut scripts = strings(&SCRIPTS);
+    scripts.push(json!("e"));
+    let mut machines = strings(&MACHINE_IDS);
+    // Look-alikes: a prefix of m-10, and a part of web-1.
+    machines.extend([json!("m-1"), json!("web")]);
+    let mut owners = strings(&OWNERS);
+    owners.push(json!("bobby"));
+    vec![
+        (
+            "id",
+            strings(&[
+                "00000000-0000-0000-0000-000000000000",
+                "80000000-0000-0000-0000-000000000000",
+            ]),
+            ALL,
+        ),
+        ("script", scripts, ALL),
+        ("user", owners, ALL),
+        ("status", strings(&OperationStatus::NAMES), EQ),
+        ("commit", strings(&COMMITS), ALL),
+        (
+            "concurrency",
+            CONCURRENCIES.iter().map(|c| json!(c)).collect(),
+            ALL,
+        ),
+        (
+            "timeout_seconds",
+            TIMEOUTS.iter().map(|t| json!(t)).collect(),
+            ALL,
+        ),
+        ("rerun_of", with_null(strings(&RERUNS)), ALL),
+        ("created_at", times.clone(), ALL),
+        ("finished_at", with_null(times), ALL),
+        ("machines", machines, HAS),
+    ]
+}
+
+const OPERATION_SORTABLE: [&str; 11] = [
+    "id",
+    "script",
+    "user",
+    "status",
+    "commit",
+    "concurrency",
+    "timeout_seconds",
+    "rerun_of",
+    "created_at",
+    "finished_at",
+    "machines",
+];
 
 /// A recording drawn from small vocabularies.
 fn recording_spec() -> impl Strategy<Value = Item> {
@@ -770,7 +954,7 @@ impl QuerySpec {
             return true;
         };
         if self.table != Table::Machines {
-            return row["owner"] == json!(scope.user.as_str());
+            return row[self.table.owner()] == json!(scope.user.as_str());
         }
         let id = MachineId::new(row["id"].as_str().unwrap()).unwrap();
         let tags: Vec<String> = row["tags"]
@@ -1059,4 +1243,24 @@ fn postgres_machine_pages_concatenate_to_the_filtered_sorted_rows() {
 #[test]
 fn postgres_machine_pages_stay_consistent_while_machines_arrive() {
     run_cases(Backend::Postgres, Table::Machines, 12, true);
+}
+
+#[test]
+fn sqlite_operation_pages_concatenate_to_the_filtered_sorted_rows() {
+    run_cases(Backend::Sqlite, Table::Operations, 48, false);
+}
+
+#[test]
+fn sqlite_operation_pages_stay_consistent_while_operations_arrive() {
+    run_cases(Backend::Sqlite, Table::Operations, 32, true);
+}
+
+#[test]
+fn postgres_operation_pages_concatenate_to_the_filtered_sorted_rows() {
+    run_cases(Backend::Postgres, Table::Operations, 16, false);
+}
+
+#[test]
+fn postgres_operation_pages_stay_consistent_while_operations_arrive() {
+    run_cases(Backend::Postgres, Table::Operations, 12, true);
 }

@@ -173,7 +173,8 @@ pub(crate) fn condition(
         FilterOp::Has => {
             if column.kind != Kind::Tags {
                 return Err(invalid(format!(
-                    "filter \"has\" applies to lists of tags (machines.tags), not to column {:?}",
+                    "filter \"has\" applies to lists of tags (machines.tags, operations.machines), \
+                     not to column {:?}",
                     column.name
                 )));
             }

@@ -1,8 +1,8 @@
 //! Table queries: the small query language behind `POST /api/v1/tables/query`.
 //!
 //! [`TableStore::query_table`] runs them. A query names a table and columns from a
-//! whitelist: `workspaces`, `clients`, `audit`, `recordings` and `machines` (`docs/store.md`
-//! lists their columns). Every column has a type, so filter values are checked
+//! whitelist: `workspaces`, `clients`, `audit`, `recordings`, `machines` and `operations`
+//! (`docs/store.md` lists their columns). Every column has a type, so filter values are checked
 //! and bound as parameters, never spliced into SQL; a wrong name or type is
 //! [`crate::StoreError::InvalidQuery`]. Results come in pages with keyset pagination: a cursor
 //! holds the last row's sort-key values, so the next page starts strictly after that row and
@@ -43,7 +43,7 @@ pub(crate) fn invalid(message: String) -> StoreError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableScope {
     /// Tables with an owner restrict to this user's rows: `owner` of workspaces and
-    /// recordings, `username` of clients, `actor` of audit entries.
+    /// recordings, `username` of clients, `actor` of audit entries, `user` of operations.
     pub user: Username,
     /// The machines table restricts to the machines one of these picks (users.yaml
     /// `machines:`): an id, or a tag the machine has. None when empty.

@@ -1,5 +1,6 @@
 //! The whitelist: which tables and columns a table query may touch, and their types.
 
+use berth_types::operation::OperationStatus;
 use berth_types::{EnrollmentStatus, HealthStatus, TargetKind};
 
 use crate::StoreError;
@@ -24,9 +25,10 @@ pub(crate) enum Kind {
     Int,
     /// A JSON document: returned, never filtered or sorted on.
     Json,
-    /// A list of tags (`a-z 0-9 _ . -`), a JSON array of strings. Stored as text with a comma
-    /// before and after each tag (`,web,eu,`; empty text for none), so `has` is one `LIKE` and
-    /// sorting is text order of that form. Filtered with `has` only.
+    /// A list of tags (`a-z 0-9 _ . -`; machine ids are such labels too), a JSON array of
+    /// strings. Stored as text with a comma before and after each tag (`,web,eu,`; empty text
+    /// for none), so `has` is one `LIKE` and sorting is text order of that form. Filtered with
+    /// `has` only.
     Tags,
 }
 
@@ -118,7 +120,7 @@ const fn opt(name: &'static str, kind: Kind) -> Column {
     }
 }
 
-static TABLES: [Table; 5] = [
+static TABLES: [Table; 6] = [
     Table {
         name: "workspaces",
         sql_name: "workspaces",
@@ -224,6 +226,27 @@ static TABLES: [Table; 5] = [
             col("commit", Kind::Text).stored_as("commit_id"),
             col("created_at", Kind::Time),
             col("updated_at", Kind::Time),
+        ],
+    },
+    Table {
+        name: "operations",
+        sql_name: "operations",
+        key: "id",
+        scope: Scope::Owner("user"),
+        default_sort: &[("created_at", true)],
+        columns: &[
+            col("id", Kind::Uuid),
+            col("script", Kind::Text),
+            col("user", Kind::Text).stored_as("username"),
+            col("status", Kind::Enum(&OperationStatus::NAMES)),
+            col("commit", Kind::Text).stored_as("commit_id"),
+            col("concurrency", Kind::Int),
+            col("timeout_seconds", Kind::Int),
+            opt("rerun_of", Kind::Uuid),
+            col("created_at", Kind::Time),
+            opt("finished_at", Kind::Time),
+            // The machine ids, in the order given: `has` finds the operations that ran on one.
+            col("machines", Kind::Tags),
         ],
     },
 ];

@@ -39,6 +39,7 @@ mod fleet_syncs;
 mod logins;
 mod machines;
 mod members;
+mod operations;
 mod recordings;
 mod sessions;
 mod store;

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use berth_store::{
-    AuditStore, ClientStore, LoginStore, MemberStore, RecordingStore, Store, TableStore,
-    WebSessionStore, WorkspaceStore,
+    AuditStore, ClientStore, FleetSyncStore, LoginStore, MachineStore, MemberStore, OperationStore,
+    RecordingStore, Store, TableStore, WebSessionStore, WorkspaceStore,
 };
 
 use crate::support::TestDb;
@@ -36,6 +36,18 @@ async fn a_store_upcasts_to_each_of_its_parts(db: &TestDb) {
     );
     let sessions: Arc<dyn WebSessionStore> = store.clone();
     assert!(sessions.list_sessions().await.unwrap().is_empty());
+    let machines: Arc<dyn MachineStore> = store.clone();
+    assert!(machines.list_machines().await.unwrap().is_empty());
+    let syncs: Arc<dyn FleetSyncStore> = store.clone();
+    assert!(syncs.list_syncs(1).await.unwrap().is_empty());
+    let operations: Arc<dyn OperationStore> = store.clone();
+    assert!(
+        operations
+            .operation(berth_types::OperationId::random())
+            .await
+            .unwrap()
+            .is_none()
+    );
     let audit: Arc<dyn AuditStore> = store.clone();
     let tables: Arc<dyn TableStore> = store.clone();
     drop((audit, tables));
