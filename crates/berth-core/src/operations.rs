@@ -186,6 +186,7 @@ impl Operations {
             let Some(record) = store.operation(*id).await? else {
                 continue;
             };
+            self.keep_logged_output(&record).await?;
             let mut seq = store.last_operation_event(*id).await?;
             let mut events = Vec::new();
             for machine in record
@@ -208,6 +209,47 @@ impl Operations {
                 .await;
         }
         Ok(ids)
+    }
+
+    /// An interrupted machine's output is what its kept output events hold (the run never
+    /// got to store it whole): written to its row, so the operation shows it like any other.
+    async fn keep_logged_output(&self, record: &OperationRecord) -> Result<(), OperationError> {
+        let store = &self.inner.store;
+        let mut output: HashMap<&MachineId, (Vec<u8>, Vec<u8>)> = record
+            .machines
+            .iter()
+            .filter(|m| m.status == MachineRunStatus::Interrupted)
+            .map(|m| (&m.machine, (Vec::new(), Vec::new())))
+            .collect();
+        if output.is_empty() {
+            return Ok(());
+        }
+        let mut after = 0;
+        loop {
+            let events = store.operation_events(record.id, after, 1000).await?;
+            let Some(last) = events.last() else { break };
+            after = last.seq;
+            for event in &events {
+                let (Some(machine), Some(stream)) = (&event.machine, event.stream) else {
+                    continue;
+                };
+                if let Some((stdout, stderr)) = output.get_mut(machine) {
+                    match stream {
+                        OutputStream::Stdout => stdout.extend_from_slice(&event.data),
+                        OutputStream::Stderr => stderr.extend_from_slice(&event.data),
+                    }
+                }
+            }
+        }
+        for (machine, (stdout, stderr)) in output {
+            let head = self.inner.settings.max_output - self.inner.settings.max_output / 2;
+            // Only the head is logged as it arrives: a full head means more was printed.
+            let truncated = stdout.len() >= head || stderr.len() >= head;
+            store
+                .store_machine_output(record.id, machine, &stdout, &stderr, truncated)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Checks `request` for `requester` and starts it: the operation as recorded (`queued`).

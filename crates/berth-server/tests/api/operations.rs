@@ -472,3 +472,111 @@ async fn users_run_only_where_their_selectors_allow_and_see_only_their_operation
     .await;
     assert_error(&bob_none, 422, "invalid");
 }
+
+#[tokio::test]
+async fn concurrency_holds_on_the_machines_and_an_unreachable_machine_fails_alone() {
+    let Some(lab) = machines::lab() else { return };
+    let f = ready(&lab).await;
+    let admin = f.server.admin().await;
+    // A relay to m1's sshd: a machine that is enrolled, then goes away.
+    let relay = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_port = relay.local_addr().unwrap().port();
+    let m1 = lab.machine("m1").clone();
+    let relaying = tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = relay.accept().await else {
+                return;
+            };
+            let to = format!("{}:{}", m1.host, m1.port);
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    let mut linked = crate::common::machines::inventory::links(&lab, &[("m1", None), ("m2", None)]);
+    linked.push_str(&format!(
+        "  - id: relay\n    name: relay\n    host: 127.0.0.1\n    port: {relay_port}\n    user: {}\n    key: id_ed25519\n    client_id: {}\n",
+        lab.machine("m1").user,
+        lab.machine("m1").client_id
+    ));
+    let files = scripts(&lab);
+    let mut all: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+    all.push(("links.yaml", &linked));
+    all.push((
+        "scripts.yaml",
+        "scripts:\n  - name: hello\n    file: hello.sh\n  - name: clock\n    file: clock.sh\n",
+    ));
+    all.push((
+        "clock.sh",
+        "#!/bin/bash\necho \"start $(date +%s%N)\"\nsleep 1\necho \"end $(date +%s%N)\"\n",
+    ));
+    f.repo.commit(&all, "a relay and a clock");
+    let answer = send_json(&admin, "POST", "/api/v1/fleet/sync", "").await;
+    assert_eq!(answer.status, 200, "{}", text(&answer.body));
+    let known = format!(
+        "{}[127.0.0.1]:{relay_port} {}\n",
+        crate::common::machines::inventory::known_hosts(&lab, &["m1", "m2"]),
+        lab.machine("m1").host_key
+    );
+    std::fs::write(f.server.home.join("fleet/known_hosts"), known).unwrap();
+    let answer = send_json(&admin, "POST", "/api/v1/machines/relay/verify", "").await;
+    let relay_view: MachineView = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(
+        relay_view.enrollment.status,
+        EnrollmentStatus::Enrolled,
+        "{}",
+        relay_view.enrollment.message
+    );
+
+    // One at a time: on the machines' own clocks, one ended before the other started.
+    let clock = start(
+        &admin,
+        r#"{"script": "clock", "machines": ["m1", "m2"], "concurrency": 1}"#,
+    )
+    .await;
+    let view = wait_for(&admin, &clock.id.to_string(), |v| v.status.is_finished()).await;
+    assert_eq!(view.status, OperationStatus::Succeeded, "{view:#?}");
+    let span = |run: &berth_types::api::MachineRunView| {
+        let out = run.stdout.clone().unwrap();
+        let number = |word: &str| -> u128 {
+            out.lines()
+                .find_map(|l| l.strip_prefix(word))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        (number("start "), number("end "))
+    };
+    let (a, b) = (span(&view.machines[0]), span(&view.machines[1]));
+    assert!(a.1 <= b.0 || b.1 <= a.0, "they overlapped: {a:?} {b:?}");
+
+    // The relay goes away: that machine fails as unreachable, the others run.
+    relaying.abort();
+    let _ = relaying.await;
+    let mixed = start(
+        &admin,
+        r#"{"script": "hello", "machines": ["m2", "relay"]}"#,
+    )
+    .await;
+    let view = wait_for(&admin, &mixed.id.to_string(), |v| v.status.is_finished()).await;
+    assert_eq!(view.status, OperationStatus::Failed);
+    let status = |id: &str| {
+        view.machines
+            .iter()
+            .find(|m| m.machine.as_str() == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(status("m2").status, MachineRunStatus::Succeeded);
+    let relay_run = status("relay");
+    assert_eq!(
+        relay_run.status,
+        MachineRunStatus::Unreachable,
+        "{relay_run:#?}"
+    );
+    assert!(relay_run.started.is_none());
+    assert!(!relay_run.message.is_empty());
+}
