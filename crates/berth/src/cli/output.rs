@@ -22,6 +22,12 @@ impl Style {
         }
     }
 
+    /// No styling: what tests compare.
+    #[cfg(test)]
+    pub fn plain() -> Self {
+        Self { enabled: false }
+    }
+
     /// Styling for stdout.
     pub fn stdout() -> Self {
         Self::for_terminal(std::io::stdout().is_terminal())
