@@ -137,6 +137,12 @@ actions! {
     MachineHealth => "machine.health",
     /// A machine's enrollment changed (enrolled, mismatch, host key changed, ...).
     MachineEnrollment => "machine.enrollment",
+    /// An operation was started (or rerun) on machines.
+    OperationStart => "operation.start",
+    /// Someone asked an operation to stop.
+    OperationStop => "operation.stop",
+    /// An operation ended (succeeded, failed, cancelled, or interrupted by a restart).
+    OperationEnd => "operation.end",
 }
 
 impl fmt::Display for AuditAction {

@@ -24,6 +24,7 @@ mod events;
 pub mod fleet;
 mod live_config;
 mod members;
+pub mod operations;
 mod plan;
 mod policy;
 mod pool;
@@ -54,6 +55,7 @@ pub use error::WorkspaceError;
 pub use events::WorkspaceEvent;
 pub use fleet::{Fleet, FleetError, FleetEvent, FleetSettings, FleetStatus};
 pub use live_config::LiveConfig;
+pub use operations::{OperationError, Operations, OperationsSettings, Requester};
 pub use plan::{Persistence, Plan, Policy, StartOptions};
 pub use policy::{
     ConfigPolicy, SpecLimits, allowed_templates, network_mode, role_of, template_spec,

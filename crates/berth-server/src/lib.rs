@@ -30,6 +30,7 @@ mod limits;
 mod metrics;
 mod monitor;
 mod openapi;
+mod operations;
 mod origin;
 mod pings;
 mod routes;

@@ -12,10 +12,11 @@ use berth_config::Template;
 use berth_types::api::{
     AddMember, ClientConfig, ConnectAll, ErrorBody, FleetSyncStatus, GridView, LoginRequest,
     LoginResponse, MachineList, MachineQuery, MachineView, MemberList, MemberView, Monitor,
-    NewGrid, NewTokenRequest, PingRequest, PingResponse, RecordingList, RecordingView,
-    SecretsKeyView, SetPanes, StartWorkspace, SyncView, TableQuery, TableResult, TemplateList,
-    TokenResponse, TrustHostKey, UserBody, UserList, UserView, VerifyAll, WebhookAccepted,
-    WorkspaceList, WorkspaceQuery, WorkspaceView,
+    NewGrid, NewTokenRequest, OperationList, OperationQuery, OperationView, PingRequest,
+    PingResponse, RecordingList, RecordingView, SecretsKeyView, SetPanes, StartOperation,
+    StartWorkspace, SyncView, TableQuery, TableResult, TemplateList, TokenResponse, TrustHostKey,
+    UserBody, UserList, UserView, VerifyAll, WebhookAccepted, WorkspaceList, WorkspaceQuery,
+    WorkspaceView,
 };
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
@@ -24,8 +25,8 @@ use crate::guard::{Access, Limit, RouteInfo, guard, method_not_allowed, not_foun
 use crate::state::AppState;
 use crate::terminal::{asset, grids, members, pages, recordings};
 use crate::{
-    auth, client_config, fleet, metrics, monitor, pings, tables, templates, terminal, ui, users,
-    workspaces,
+    auth, client_config, fleet, metrics, monitor, operations, pings, tables, templates, terminal,
+    ui, users, workspaces,
 };
 
 pub(crate) type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
@@ -524,6 +525,44 @@ pub(crate) fn table() -> Vec<Route> {
         .public()
         .max_body(crate::fleet::MAX_WEBHOOK_BODY)
         .returns::<WebhookAccepted>(202),
+        post(
+            "/api/v1/operations",
+            "Run an inventory script on machines (by id or selector)",
+            operations::start,
+        )
+        .body::<StartOperation>()
+        .returns::<OperationView>(201),
+        get(
+            "/api/v1/operations",
+            "Operations you may see, newest first (filters, cursor)",
+            operations::list,
+        )
+        .query::<OperationQuery>()
+        .returns::<OperationList>(200),
+        get(
+            "/api/v1/operations/{id}",
+            "An operation with every machine's state, output and the grouped output",
+            operations::get,
+        )
+        .returns::<OperationView>(200),
+        post(
+            "/api/v1/operations/{id}/stop",
+            "Stop an operation: queued machines cancelled, running scripts ended",
+            operations::stop,
+        )
+        .returns::<OperationView>(200),
+        post(
+            "/api/v1/operations/{id}/rerun",
+            "Run an operation's script again on its machines that did not succeed",
+            operations::rerun,
+        )
+        .returns::<OperationView>(201),
+        get(
+            "/api/v1/operations/{id}/events",
+            "An operation's events (SSE): operation, machine, output; Last-Event-ID resumes",
+            operations::events,
+        )
+        .text("text/event-stream"),
         post(
             "/api/v1/tables/query",
             "One page of a table of runtime state",

@@ -51,6 +51,8 @@ pub struct AppState {
     pub tables: Tables,
     /// The fleet of machines, when main.yaml sets `fleet.repository`.
     pub fleet: Option<Fleet>,
+    /// Script runs on the fleet's machines, with the fleet.
+    pub operations: Option<berth_core::Operations>,
     /// Web sessions as stored.
     pub(crate) web_sessions: WebSessions,
     pub(crate) shared: Arc<Shared>,
@@ -106,6 +108,7 @@ impl AppState {
             logins: Logins::new(Arc::clone(&store)),
             tables: Tables::new(Arc::clone(&store)),
             fleet: None,
+            operations: None,
             web_sessions: WebSessions::new(Arc::clone(&store)),
             store,
             workspaces,
@@ -133,6 +136,14 @@ impl AppState {
     #[must_use]
     pub fn with_fleet(mut self, fleet: Fleet) -> Self {
         self.fleet = Some(fleet);
+        self
+    }
+
+    /// The same state with the operations `operations` on the fleet's machines (started by
+    /// the caller: [`berth_core::Operations::start`]).
+    #[must_use]
+    pub fn with_operations(mut self, operations: berth_core::Operations) -> Self {
+        self.operations = Some(operations);
         self
     }
 

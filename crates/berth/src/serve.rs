@@ -10,8 +10,8 @@ use std::sync::Arc;
 use berth_config::ConfigStore;
 use berth_core::bridge::TerminalSettings;
 use berth_core::{
-    Audit, ConfigPolicy, Fleet, FleetSettings, LiveConfig, Recordings, Terminals,
-    WorkspaceTerminals, Workspaces, WorkspacesSettings,
+    Audit, ConfigPolicy, Fleet, FleetSettings, LiveConfig, Operations, OperationsSettings,
+    Recordings, Terminals, WorkspaceTerminals, Workspaces, WorkspacesSettings,
 };
 use berth_runtime::{DockerOptions, DockerRuntime, parse_endpoint};
 use berth_server::{AppState, JwtKey};
@@ -189,14 +189,28 @@ async fn services(
         .map_err(|e| anyhow::anyhow!("main.yaml fleet.repository: {e}"))?;
     Ok(match fleet_settings {
         Some(settings) => {
-            let fleet = Fleet::new(settings, store);
+            let fleet = Fleet::new(settings, Arc::clone(&store));
             fleet
                 .start()
                 .await
                 .context("cannot prepare the fleet (fleet in main.yaml)")?;
+            // Operations a killed Berth left running end `interrupted` before anything runs.
+            let operations = Operations::new(
+                fleet.clone(),
+                store,
+                OperationsSettings {
+                    max_output: usize::try_from(main.fleet.max_output.bytes())
+                        .unwrap_or(usize::MAX),
+                    ..OperationsSettings::default()
+                },
+            );
+            operations
+                .start()
+                .await
+                .context("cannot settle the operations a previous run left")?;
             fleet.spawn_loops();
             tracing::info!(repository = %fleet.settings().repository, branch = %fleet.settings().branch, "fleet enabled");
-            state.with_fleet(fleet)
+            state.with_fleet(fleet).with_operations(operations)
         }
         None => state,
     })

@@ -330,6 +330,11 @@ impl Fleet {
         &self.inner.settings
     }
 
+    /// The SSH connections at once (`fleet.max_concurrency`), shared by checks and operations.
+    pub(crate) fn permits(&self) -> Arc<Semaphore> {
+        Arc::clone(&self.inner.permits)
+    }
+
     /// The inventory in force.
     #[must_use]
     pub fn inventory(&self) -> Arc<Inventory> {

@@ -9,24 +9,26 @@ use crate::common::machines::inventory::{Repo, install_key, known_hosts, links};
 use crate::common::machines::{self, Lab};
 use crate::common::{TestServer, assert_error, send_json};
 
-struct Fleet {
-    server: TestServer,
-    repo: Repo,
+pub(crate) struct Fleet {
+    pub(crate) server: TestServer,
+    pub(crate) repo: Repo,
     _root: tempfile::TempDir,
 }
 
 /// A server whose fleet syncs a repository of m1, m2 and m3; alice may see m1 and the `far`
 /// machines (none of those three), bob none.
 async fn fleet(lab: &Lab) -> Fleet {
+    fleet_with(lab, &[]).await
+}
+
+/// [`fleet`] with more files in the repository's first commit (scripts).
+pub(crate) async fn fleet_with(lab: &Lab, files: &[(&str, &str)]) -> Fleet {
     let root = tempfile::tempdir().unwrap();
     let repo = Repo::new(root.path(), "inventory");
-    repo.commit(
-        &[(
-            "links.yaml",
-            &links(lab, &[("m1", None), ("m2", None), ("m3", None)]),
-        )],
-        "three machines",
-    );
+    let links = links(lab, &[("m1", None), ("m2", None), ("m3", None)]);
+    let mut all = vec![("links.yaml", links.as_str())];
+    all.extend_from_slice(files);
+    repo.commit(&all, "three machines");
     let keys = root.path().join("keys");
     install_key(lab, &keys);
     std::fs::write(keys.join("webhook.secret"), "hook-secret\n").unwrap();
@@ -56,7 +58,10 @@ async fn fleet(lab: &Lab) -> Fleet {
     }
 }
 
-async fn get<T: serde::de::DeserializeOwned>(client: &berth_client::Client, path: &str) -> T {
+pub(crate) async fn get<T: serde::de::DeserializeOwned>(
+    client: &berth_client::Client,
+    path: &str,
+) -> T {
     let answer = client.send(Method::GET, path, &[], "").await.unwrap();
     assert_eq!(
         answer.status,

@@ -12,5 +12,6 @@ mod fleet;
 mod hostile;
 mod lab;
 mod openapi;
+mod operations;
 mod probing;
 mod workspaces;

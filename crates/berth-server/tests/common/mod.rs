@@ -18,7 +18,8 @@ use std::time::Duration;
 use berth_client::{Client, ClientError, RawResponse};
 use berth_config::{ConfigStore, NewUser, hash_password};
 use berth_core::{
-    ConfigPolicy, Fleet, FleetSettings, LiveConfig, Terminals, Workspaces, WorkspacesSettings,
+    ConfigPolicy, Fleet, FleetSettings, LiveConfig, Operations, OperationsSettings, Terminals,
+    Workspaces, WorkspacesSettings,
 };
 use berth_runtime::{DockerOptions, DockerRuntime};
 use berth_server::{AppState, JwtKey};
@@ -242,7 +243,17 @@ impl Builder {
             Ok(Some(settings)) => {
                 let fleet = Fleet::new(settings, Arc::clone(&store));
                 fleet.start().await.unwrap();
-                Some(fleet)
+                let operations = Operations::new(
+                    fleet.clone(),
+                    Arc::clone(&store),
+                    OperationsSettings {
+                        max_output: usize::try_from(config.current().main.fleet.max_output.bytes())
+                            .unwrap(),
+                        ..OperationsSettings::default()
+                    },
+                );
+                operations.start().await.unwrap();
+                Some((fleet, operations))
             }
             Ok(None) => None,
             Err(e) => panic!("the test fleet section is invalid: {e}"),
@@ -259,7 +270,7 @@ impl Builder {
             home.clone(),
         );
         let state = match fleet {
-            Some(fleet) => state.with_fleet(fleet),
+            Some((fleet, operations)) => state.with_fleet(fleet).with_operations(operations),
             None => state,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,0 +1,419 @@
+//! `/api/v1/operations`: run an inventory script on machines, follow it live over SSE, find it
+//! in the history. The work is `berth_core::Operations`'; here are the HTTP shapes.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use berth_core::operations::group_outputs;
+use berth_core::{OperationError, Operations, Requester, TableQuery};
+use berth_store::{MachineRunRecord, OperationEventKind, OperationEventRecord, OperationRecord};
+use berth_types::OperationId;
+use berth_types::api::{
+    FilterOp, MachineRunView, OperationList, OperationQuery, OperationView, OutputEvent,
+    OutputGroup, StartOperation, TableFilter,
+};
+use futures_util::Stream;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::auth::{AuthUser, Caller};
+use crate::error::ApiError;
+use crate::extract::{Json, NoQuery, Path, Query};
+use crate::state::AppState;
+
+/// Stored events read at once while a watcher catches up.
+const CATCH_UP: u32 = 500;
+
+fn operations(state: &AppState) -> Result<&Operations, ApiError> {
+    state.operations.as_ref().ok_or_else(|| {
+        ApiError::conflict(
+            "fleet_disabled",
+            "there is no fleet: set fleet.repository in main.yaml (docs/fleet.md)",
+        )
+    })
+}
+
+fn requester(state: &AppState, caller: &Caller) -> Requester {
+    Requester {
+        user: caller.username.clone(),
+        admin: caller.is_admin(),
+        machines: crate::fleet::selectors(state, caller).unwrap_or_default(),
+    }
+}
+
+fn operation_error(error: OperationError) -> ApiError {
+    match error {
+        OperationError::NotFound => ApiError::not_found("no such operation"),
+        OperationError::UnknownScript(message) | OperationError::UnknownMachine(message) => {
+            ApiError::not_found(message)
+        }
+        OperationError::NotEnrolled(message) => ApiError::conflict("not_enrolled", message),
+        OperationError::Invalid(message) => ApiError::invalid(message),
+        OperationError::Conflict(message) => ApiError::conflict("conflict", message),
+        OperationError::Store(e) => ApiError::from(e),
+    }
+}
+
+/// Text for JSON, and the bytes as base64 when they are not UTF-8.
+fn text_of(bytes: &[u8]) -> (String, Option<String>) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => (text.to_owned(), None),
+        Err(_) => (
+            String::from_utf8_lossy(bytes).into_owned(),
+            Some(STANDARD.encode(bytes)),
+        ),
+    }
+}
+
+fn machine_view(run: &MachineRunRecord, with_output: bool) -> MachineRunView {
+    let (stdout, stdout_base64) = if with_output {
+        let (text, b64) = text_of(&run.stdout);
+        (Some(text), b64)
+    } else {
+        (None, None)
+    };
+    let (stderr, stderr_base64) = if with_output {
+        let (text, b64) = text_of(&run.stderr);
+        (Some(text), b64)
+    } else {
+        (None, None)
+    };
+    MachineRunView {
+        machine: run.machine.clone(),
+        status: run.status,
+        exit_code: run.exit_code,
+        signal: run.signal.clone(),
+        message: run.message.clone(),
+        started: run.started_at,
+        finished: run.finished_at,
+        duration_ms: run.duration_ms,
+        stdout,
+        stdout_base64,
+        stderr,
+        stderr_base64,
+        truncated: run.truncated,
+    }
+}
+
+pub(crate) fn operation_view(record: &OperationRecord, with_output: bool) -> OperationView {
+    let groups = if with_output && record.status.is_finished() {
+        group_outputs(record)
+            .into_iter()
+            .map(|(machines, run)| OutputGroup {
+                machines,
+                status: run.status,
+                exit_code: run.exit_code,
+                stdout: String::from_utf8_lossy(&run.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&run.stderr).into_owned(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    OperationView {
+        id: record.id,
+        script: record.script.clone(),
+        commit: record.commit.clone(),
+        user: record.user.clone(),
+        status: record.status,
+        concurrency: record.concurrency,
+        timeout_seconds: record.timeout_seconds,
+        rerun_of: record.rerun_of,
+        created: record.created_at,
+        finished: record.finished_at,
+        machines: record
+            .machines
+            .iter()
+            .map(|m| machine_view(m, with_output))
+            .collect(),
+        groups,
+    }
+}
+
+/// `POST /api/v1/operations`.
+pub(crate) async fn start(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Query(NoQuery {}): Query<NoQuery>,
+    Json(body): Json<StartOperation>,
+) -> Result<(StatusCode, Json<OperationView>), ApiError> {
+    let operations = operations(&state)?;
+    let record = operations
+        .start_operation(&requester(&state, &caller), &body)
+        .await
+        .map_err(operation_error)?;
+    Ok((StatusCode::CREATED, Json(operation_view(&record, false))))
+}
+
+/// `GET /api/v1/operations`: newest first, through the table-query engine.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Query(query): Query<OperationQuery>,
+) -> Result<Json<OperationList>, ApiError> {
+    let operations = operations(&state)?;
+    let mut filters = Vec::new();
+    let mut filter = |column: &str, op: FilterOp, value: serde_json::Value| {
+        filters.push(TableFilter {
+            column: column.into(),
+            op,
+            value,
+        });
+    };
+    if let Some(status) = query.status {
+        filter("status", FilterOp::Eq, json!(status.as_str()));
+    }
+    if let Some(script) = &query.script {
+        filter("script", FilterOp::Eq, json!(script));
+    }
+    if let Some(machine) = &query.machine {
+        filter("machines", FilterOp::Has, json!(machine.as_str()));
+    }
+    if let Some(user) = &query.user {
+        filter("user", FilterOp::Eq, json!(user.as_str()));
+    }
+    let rfc3339 = |at: time::OffsetDateTime| {
+        at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    if let Some(since) = query.since {
+        filter("created_at", FilterOp::Gte, json!(rfc3339(since)));
+    }
+    if let Some(until) = query.until {
+        filter("created_at", FilterOp::Lt, json!(rfc3339(until)));
+    }
+    let table_query = TableQuery {
+        table: "operations".into(),
+        columns: vec!["id".into()],
+        filters,
+        sort: Vec::new(),
+        limit: query.limit,
+        cursor: query.cursor.clone(),
+    };
+    let scope = (!caller.is_admin()).then(|| berth_core::TableScope {
+        user: caller.username.clone(),
+        machines: Vec::new(),
+    });
+    let page = state.tables.query(&table_query, scope.as_ref()).await?;
+    let who = requester(&state, &caller);
+    let mut views = Vec::with_capacity(page.rows.len());
+    for id in page
+        .rows
+        .iter()
+        .filter_map(|row| row.get("id").and_then(|v| v.as_str()))
+        .filter_map(|id| id.parse::<OperationId>().ok())
+    {
+        match operations.operation(&who, id).await {
+            Ok(record) => views.push(operation_view(&record, false)),
+            Err(OperationError::NotFound) => {}
+            Err(e) => return Err(operation_error(e)),
+        }
+    }
+    Ok(Json(OperationList {
+        operations: views,
+        total: page.total,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// `GET /api/v1/operations/{id}`: with every machine's kept output and the groups.
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path(id): Path<OperationId>,
+    Query(NoQuery {}): Query<NoQuery>,
+) -> Result<Json<OperationView>, ApiError> {
+    let record = operations(&state)?
+        .operation(&requester(&state, &caller), id)
+        .await
+        .map_err(operation_error)?;
+    Ok(Json(operation_view(&record, true)))
+}
+
+/// `POST /api/v1/operations/{id}/stop`.
+pub(crate) async fn stop(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path(id): Path<OperationId>,
+    Query(NoQuery {}): Query<NoQuery>,
+) -> Result<Json<OperationView>, ApiError> {
+    let record = operations(&state)?
+        .stop(&requester(&state, &caller), id)
+        .await
+        .map_err(operation_error)?;
+    Ok(Json(operation_view(&record, false)))
+}
+
+/// `POST /api/v1/operations/{id}/rerun`.
+pub(crate) async fn rerun(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path(id): Path<OperationId>,
+    Query(NoQuery {}): Query<NoQuery>,
+) -> Result<(StatusCode, Json<OperationView>), ApiError> {
+    let record = operations(&state)?
+        .rerun(&requester(&state, &caller), id)
+        .await
+        .map_err(operation_error)?;
+    Ok((StatusCode::CREATED, Json(operation_view(&record, false))))
+}
+
+/// The SSE form of a stored or live event.
+fn sse_event(event: &OperationEventRecord) -> Event {
+    let data = match event.kind {
+        OperationEventKind::Output => {
+            let (data, data_base64) = text_of(&event.data);
+            match (&event.machine, event.stream) {
+                (Some(machine), Some(stream)) => serde_json::to_string(&OutputEvent {
+                    machine: machine.clone(),
+                    stream,
+                    data,
+                    data_base64,
+                })
+                .unwrap_or_default(),
+                _ => String::new(),
+            }
+        }
+        OperationEventKind::Operation | OperationEventKind::Machine => {
+            String::from_utf8_lossy(&event.data).into_owned()
+        }
+    };
+    Event::default()
+        .event(event.kind.as_str())
+        .id(event.seq.to_string())
+        .data(data)
+}
+
+/// Whether `event` says the operation is over.
+fn is_end(event: &OperationEventRecord) -> bool {
+    event.kind == OperationEventKind::Operation
+        && serde_json::from_slice::<berth_types::api::OperationStatusEvent>(&event.data)
+            .is_ok_and(|e| e.status.is_finished())
+}
+
+/// `GET /api/v1/operations/{id}/events`: the stored events after `Last-Event-ID` (or all),
+/// then the live ones; ends after the operation's last event. A watcher that falls behind
+/// the live events catches up from the store (output past `fleet.max_output`'s head, which
+/// is not stored, is then skipped).
+pub(crate) async fn events(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path(id): Path<OperationId>,
+    Query(NoQuery {}): Query<NoQuery>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let operations = operations(&state)?.clone();
+    // 404 for an operation the caller may not see, before anything is streamed.
+    operations
+        .operation(&requester(&state, &caller), id)
+        .await
+        .map_err(operation_error)?;
+    let after = match headers.get("last-event-id") {
+        None => 0,
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| {
+                ApiError::bad_request("Last-Event-ID must be the id of an event (a number)")
+            })?,
+    };
+    // Subscribe before reading the store, so nothing falls between the two.
+    let live = operations.subscribe(id);
+    let stream = async_stream(operations, id, after, live);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+struct Follow {
+    operations: Operations,
+    id: OperationId,
+    /// The last seq sent.
+    sent: i64,
+    live: Option<tokio::sync::broadcast::Receiver<OperationEventRecord>>,
+    /// Stored events read but not sent yet.
+    backlog: std::collections::VecDeque<OperationEventRecord>,
+    /// The store has nothing more (until the live events say otherwise).
+    caught_up: bool,
+    done: bool,
+}
+
+fn async_stream(
+    operations: Operations,
+    id: OperationId,
+    after: i64,
+    live: Option<tokio::sync::broadcast::Receiver<OperationEventRecord>>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let follow = Follow {
+        operations,
+        id,
+        sent: after,
+        live,
+        backlog: std::collections::VecDeque::new(),
+        caught_up: false,
+        done: false,
+    };
+    futures_util::stream::unfold(follow, |mut f| async move {
+        loop {
+            if f.done {
+                return None;
+            }
+            if let Some(event) = f.backlog.pop_front() {
+                if event.seq <= f.sent {
+                    continue;
+                }
+                f.sent = event.seq;
+                f.done = is_end(&event);
+                return Some((Ok(sse_event(&event)), f));
+            }
+            if !f.caught_up {
+                match f.operations.stored_events(f.id, f.sent, CATCH_UP).await {
+                    Ok(events) if !events.is_empty() => {
+                        f.backlog.extend(events);
+                        continue;
+                    }
+                    Ok(_) => f.caught_up = true,
+                    Err(e) => {
+                        tracing::warn!(operation = %f.id, error = %e, "cannot read an operation's events");
+                        return None;
+                    }
+                }
+            }
+            let Some(live) = f.live.as_mut() else {
+                // Not running (any more): everything there is, is stored. An operation that
+                // ended while this stream read the store gets one more look.
+                if f.operations.subscribe(f.id).is_none() {
+                    match f.operations.stored_events(f.id, f.sent, CATCH_UP).await {
+                        Ok(events) if !events.is_empty() => {
+                            f.backlog.extend(events);
+                            continue;
+                        }
+                        _ => return None,
+                    }
+                }
+                return None;
+            };
+            match live.recv().await {
+                Ok(event) => {
+                    if event.seq <= f.sent {
+                        continue;
+                    }
+                    f.sent = event.seq;
+                    f.done = is_end(&event);
+                    return Some((Ok(sse_event(&event)), f));
+                }
+                Err(RecvError::Lagged(_)) => f.caught_up = false,
+                Err(RecvError::Closed) => {
+                    // The run is over: what is left is in the store.
+                    f.live = None;
+                    f.caught_up = false;
+                }
+            }
+        }
+    })
+}

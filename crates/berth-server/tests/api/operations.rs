@@ -1,0 +1,474 @@
+//! Operations over HTTP on the real SSH test machines: start, refusals, live events over SSE
+//! with resume, stop and timeout that leave nothing running on the machine, grouped output,
+//! rerun.
+
+use std::time::{Duration, Instant};
+
+use berth_types::api::{MachineView, OperationList, OperationView};
+use berth_types::fleet::EnrollmentStatus;
+use berth_types::operation::{MachineRunStatus, OperationStatus};
+use http::Method;
+
+use crate::common::machines::{self, Lab};
+use crate::common::{assert_error, send_json};
+use crate::fleet::{Fleet, fleet_with, get};
+
+const SCRIPTS: &str = "scripts:
+  - name: hello
+    file: hello.sh
+  - name: differ
+    file: differ.sh
+  - name: slow
+    file: slow.sh
+    timeout: 10m
+";
+
+fn scripts(lab: &Lab) -> Vec<(&'static str, String)> {
+    let m2 = &lab.machine("m2").client_id;
+    vec![
+        ("scripts.yaml", SCRIPTS.to_owned()),
+        (
+            "hello.sh",
+            "#!/bin/bash\necho \"hello $GREETING\"\necho warning >&2\nprintf '\\377\\376'\n"
+                .to_owned(),
+        ),
+        (
+            "differ.sh",
+            format!(
+                "#!/bin/bash\nif [ \"$(cat /etc/berth/client_id)\" = \"{m2}\" ]; then echo no; exit 3; fi\necho yes\n"
+            ),
+        ),
+        // A marker no other process has: the test looks for it on the machine.
+        ("slow.sh", "#!/bin/bash\nsleep 3137 &\nwait\n".to_owned()),
+    ]
+}
+
+/// A fleet with the scripts, synced, m1 and m2 enrolled (m3's host key stays unknown).
+async fn ready(lab: &Lab) -> Fleet {
+    let files = scripts(lab);
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+    let f = fleet_with(lab, &files).await;
+    let admin = f.server.admin().await;
+    let answer = send_json(&admin, "POST", "/api/v1/fleet/sync", "").await;
+    assert_eq!(answer.status, 200, "{}", text(&answer.body));
+    for id in ["m1", "m2", "m3"] {
+        let path = format!("/api/v1/machines/{id}/verify");
+        let answer = send_json(&admin, "POST", &path, "").await;
+        assert_eq!(answer.status, 200, "{}", text(&answer.body));
+        let machine: MachineView = serde_json::from_slice(&answer.body).unwrap();
+        let expected = if id == "m3" {
+            EnrollmentStatus::HostKeyUnknown
+        } else {
+            EnrollmentStatus::Enrolled
+        };
+        assert_eq!(machine.enrollment.status, expected, "{id}");
+    }
+    f
+}
+
+fn text(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).into_owned()
+}
+
+/// One server-sent event.
+#[derive(Debug)]
+struct Sse {
+    id: i64,
+    event: String,
+    data: serde_json::Value,
+}
+
+fn parse_sse(body: &str) -> Vec<Sse> {
+    body.split("\n\n")
+        .filter_map(|block| {
+            let (mut id, mut event, mut data) = (None, None, String::new());
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id:") {
+                    id = v.trim().parse().ok();
+                } else if let Some(v) = line.strip_prefix("event:") {
+                    event = Some(v.trim().to_owned());
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                }
+            }
+            Some(Sse {
+                id: id?,
+                event: event?,
+                data: serde_json::from_str(&data).ok()?,
+            })
+        })
+        .collect()
+}
+
+/// The whole event stream of an operation (it ends with the operation), after `after`.
+async fn events(client: &berth_client::Client, id: &str, after: Option<i64>) -> Vec<Sse> {
+    let after = after.map(|n| n.to_string());
+    let mut headers = vec![("accept", "text/event-stream")];
+    if let Some(after) = &after {
+        headers.push(("last-event-id", after.as_str()));
+    }
+    let answer = tokio::time::timeout(
+        Duration::from_secs(120),
+        client.send(
+            Method::GET,
+            &format!("/api/v1/operations/{id}/events"),
+            &headers,
+            "",
+        ),
+    )
+    .await
+    .expect("the event stream did not end with the operation")
+    .unwrap();
+    assert_eq!(answer.status, 200, "{}", text(&answer.body));
+    parse_sse(&text(&answer.body))
+}
+
+async fn start(client: &berth_client::Client, body: &str) -> OperationView {
+    let answer = send_json(client, "POST", "/api/v1/operations", body).await;
+    assert_eq!(answer.status, 201, "{body}: {}", text(&answer.body));
+    serde_json::from_slice(&answer.body).unwrap()
+}
+
+async fn wait_for(
+    client: &berth_client::Client,
+    id: &str,
+    done: impl Fn(&OperationView) -> bool,
+) -> OperationView {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let view: OperationView = get(client, &format!("/api/v1/operations/{id}")).await;
+        if done(&view) || Instant::now() > deadline {
+            return view;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Processes on `machine` whose command line holds `marker`.
+async fn processes(lab: &Lab, machine: &str, marker: &str) -> String {
+    let session = lab.connect(lab.machine(machine)).await;
+    let (out, _, _) = machines::run(
+        &session,
+        &format!("pgrep -af '{marker}' | grep -v pgrep || true"),
+    )
+    .await;
+    out.trim().to_owned()
+}
+
+#[tokio::test]
+async fn a_script_runs_on_machines_with_live_events_and_grouped_output() {
+    let Some(lab) = machines::lab() else { return };
+    let f = ready(&lab).await;
+    let admin = f.server.admin().await;
+    let started = start(
+        &admin,
+        r#"{"script": "hello", "machines": ["m1", "m2"], "timeout": "90s"}"#,
+    )
+    .await;
+    assert_eq!(started.status, OperationStatus::Queued);
+    assert_eq!(started.timeout_seconds, 90);
+    let ids: Vec<_> = started
+        .machines
+        .iter()
+        .map(|m| m.machine.as_str())
+        .collect();
+    assert_eq!(ids, ["m1", "m2"]);
+    let id = started.id.to_string();
+
+    let all = events(&admin, &id, None).await;
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id), "ids increase");
+    let last = all.last().unwrap();
+    assert_eq!(last.event, "operation");
+    assert_eq!(last.data["status"], "succeeded", "{all:#?}");
+    for machine in ["m1", "m2"] {
+        let states: Vec<&str> = all
+            .iter()
+            .filter(|e| e.event == "machine" && e.data["machine"] == machine)
+            .map(|e| e.data["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(states, ["connecting", "running", "succeeded"], "{machine}");
+        let stdout: String = all
+            .iter()
+            .filter(|e| e.event == "output" && e.data["machine"] == machine)
+            .filter(|e| e.data["stream"] == "stdout")
+            .map(|e| e.data["data"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(stdout.starts_with("hello \n"), "{machine}: {stdout:?}");
+        assert!(
+            all.iter().any(|e| e.event == "output"
+                && e.data["machine"] == machine
+                && e.data["stream"] == "stderr"
+                && e.data["data"] == "warning\n"),
+            "{machine}: stderr apart"
+        );
+    }
+    // Resume: only what came after the id given.
+    let middle = all[all.len() / 2].id;
+    let rest = events(&admin, &id, Some(middle)).await;
+    assert_eq!(
+        rest.iter().map(|e| e.id).collect::<Vec<_>>(),
+        all.iter()
+            .filter(|e| e.id > middle)
+            .map(|e| e.id)
+            .collect::<Vec<_>>()
+    );
+    // Two watchers of a finished operation read the same log.
+    let again = events(&admin, &id, None).await;
+    assert_eq!(again.len(), all.len());
+
+    let view: OperationView = get(&admin, &format!("/api/v1/operations/{id}")).await;
+    assert_eq!(view.status, OperationStatus::Succeeded);
+    for run in &view.machines {
+        assert_eq!(run.status, MachineRunStatus::Succeeded);
+        assert_eq!(run.exit_code, Some(0));
+        // Non-UTF-8 output survives as bytes.
+        let raw = base64_decode(run.stdout_base64.as_deref().expect("not UTF-8"));
+        assert!(raw.ends_with(b"hello \n\xff\xfe"), "{raw:?}");
+        assert_eq!(run.stderr.as_deref(), Some("warning\n"));
+    }
+    // Both printed the same: one group.
+    assert_eq!(view.groups.len(), 1, "{:#?}", view.groups);
+    assert_eq!(view.groups[0].machines.len(), 2);
+
+    // The test server's clock stands still unless moved: newest first needs it to move.
+    f.server.clock.advance(Duration::from_secs(1));
+    // Different output: two groups, and the operation failed.
+    let differ = start(&admin, r#"{"script": "differ", "machines": ["m1", "m2"]}"#).await;
+    let id = differ.id.to_string();
+    let view = wait_for(&admin, &id, |v| v.status.is_finished()).await;
+    assert_eq!(view.status, OperationStatus::Failed);
+    assert_eq!(view.groups.len(), 2, "{:#?}", view.groups);
+    let m2 = view
+        .machines
+        .iter()
+        .find(|m| m.machine.as_str() == "m2")
+        .unwrap();
+    assert_eq!(
+        (m2.status, m2.exit_code),
+        (MachineRunStatus::Failed, Some(3))
+    );
+    // Rerun: only the machine that did not succeed.
+    f.server.clock.advance(Duration::from_secs(1));
+    let answer = send_json(
+        &admin,
+        "POST",
+        &format!("/api/v1/operations/{id}/rerun"),
+        "",
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{}", text(&answer.body));
+    let rerun: OperationView = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(rerun.rerun_of, Some(differ.id));
+    let ids: Vec<_> = rerun.machines.iter().map(|m| m.machine.as_str()).collect();
+    assert_eq!(ids, ["m2"]);
+
+    // The history, newest first, filtered.
+    let list: OperationList = get(&admin, "/api/v1/operations").await;
+    assert_eq!(list.operations.len(), 3);
+    assert_eq!(list.operations[0].id, rerun.id);
+    let failed: OperationList = get(&admin, "/api/v1/operations?status=failed").await;
+    assert_eq!(failed.operations.len(), 1);
+    assert_eq!(failed.operations[0].id, differ.id);
+    let hello: OperationList = get(&admin, "/api/v1/operations?script=hello&machine=m2").await;
+    assert_eq!(hello.operations.len(), 1);
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn stop_and_timeout_leave_no_process_on_the_machine() {
+    let Some(lab) = machines::lab() else { return };
+    let f = ready(&lab).await;
+    let admin = f.server.admin().await;
+    let slow = start(&admin, r#"{"script": "slow", "machines": ["m1"]}"#).await;
+    let id = slow.id.to_string();
+    let running = wait_for(&admin, &id, |v| {
+        v.machines[0].status == MachineRunStatus::Running
+    })
+    .await;
+    assert_eq!(running.status, OperationStatus::Running);
+    assert!(!processes(&lab, "m1", "sleep 3137").await.is_empty());
+    let path = format!("/api/v1/operations/{id}/stop");
+    let answer = send_json(&admin, "POST", &path, "").await;
+    assert_eq!(answer.status, 200, "{}", text(&answer.body));
+    let view = wait_for(&admin, &id, |v| v.status.is_finished()).await;
+    assert_eq!(view.status, OperationStatus::Cancelled);
+    assert_eq!(view.machines[0].status, MachineRunStatus::Cancelled);
+    assert_eq!(processes(&lab, "m1", "sleep 3137").await, "");
+    // Stop is idempotent.
+    let answer = send_json(&admin, "POST", &path, "").await;
+    assert_eq!(answer.status, 200);
+
+    // A timeout ends it the same way.
+    let timed = start(
+        &admin,
+        r#"{"script": "slow", "machines": ["m2"], "timeout": 2}"#,
+    )
+    .await;
+    let view = wait_for(&admin, &timed.id.to_string(), |v| v.status.is_finished()).await;
+    assert_eq!(view.status, OperationStatus::Failed);
+    assert_eq!(view.machines[0].status, MachineRunStatus::TimedOut);
+    assert_eq!(processes(&lab, "m2", "sleep 3137").await, "");
+
+    // Queued machines of a stopped operation never start.
+    let queued = start(
+        &admin,
+        r#"{"script": "slow", "machines": ["m1", "m2"], "concurrency": 1}"#,
+    )
+    .await;
+    let id = queued.id.to_string();
+    wait_for(&admin, &id, |v| {
+        v.machines[0].status == MachineRunStatus::Running
+    })
+    .await;
+    send_json(&admin, "POST", &format!("/api/v1/operations/{id}/stop"), "").await;
+    let view = wait_for(&admin, &id, |v| v.status.is_finished()).await;
+    assert_eq!(view.machines[1].status, MachineRunStatus::Cancelled);
+    assert!(view.machines[1].started.is_none());
+    assert_eq!(processes(&lab, "m1", "sleep 3137").await, "");
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_with_what_is_wrong() {
+    let Some(lab) = machines::lab() else { return };
+    let f = ready(&lab).await;
+    let admin = f.server.admin().await;
+    let cases = [
+        (
+            r#"{"script": "nope", "machines": ["m1"]}"#,
+            404,
+            "not_found",
+        ),
+        (
+            r#"{"script": "hello", "machines": ["m9"]}"#,
+            404,
+            "not_found",
+        ),
+        (
+            r#"{"script": "hello", "machines": ["m3"]}"#,
+            409,
+            "not_enrolled",
+        ),
+        (
+            r#"{"script": "hello", "machines": ["m1", "m1"]}"#,
+            422,
+            "invalid",
+        ),
+        (
+            r#"{"script": "hello", "machines": ["m1"], "selector": {"tags": ["lab"]}}"#,
+            422,
+            "invalid",
+        ),
+        (r#"{"script": "hello"}"#, 422, "invalid"),
+        (r#"{"script": "hello", "selector": {}}"#, 422, "invalid"),
+        (
+            r#"{"script": "hello", "selector": {"tags": ["nothing-has-this"]}}"#,
+            422,
+            "invalid",
+        ),
+        (
+            r#"{"script": "hello", "machines": ["m1"], "concurrency": 0}"#,
+            422,
+            "invalid",
+        ),
+        (
+            r#"{"script": "hello", "machines": ["m1"], "concurrency": 1001}"#,
+            422,
+            "invalid",
+        ),
+        (
+            r#"{"script": "hello", "machines": ["m1"], "timeout": "soon"}"#,
+            422,
+            "invalid_body",
+        ),
+        (
+            r#"{"script": "hello", "machines": ["m1"], "timeout": 0}"#,
+            422,
+            "invalid_body",
+        ),
+        (
+            r#"{"script": "hello", "machines": ["m1"], "command": "rm -rf /"}"#,
+            422,
+            "invalid_body",
+        ),
+        (
+            r#"{"script": "hello", "machines": "m1"}"#,
+            422,
+            "invalid_body",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let answer = send_json(&admin, "POST", "/api/v1/operations", body).await;
+        let error = assert_error(&answer, status, code);
+        assert!(!error.to_string().is_empty(), "{body}");
+    }
+    let list: OperationList = get(&admin, "/api/v1/operations").await;
+    assert!(list.operations.is_empty(), "nothing started");
+    for path in [
+        "/api/v1/operations/00000000-0000-4000-8000-000000000000",
+        "/api/v1/operations/00000000-0000-4000-8000-000000000000/events",
+    ] {
+        let answer = admin.send(Method::GET, path, &[], "").await.unwrap();
+        assert_error(&answer, 404, "not_found");
+    }
+    let answer = admin
+        .send(Method::GET, "/api/v1/operations?status=exploded", &[], "")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 400, "{}", text(&answer.body));
+}
+
+#[tokio::test]
+async fn users_run_only_where_their_selectors_allow_and_see_only_their_operations() {
+    let Some(lab) = machines::lab() else { return };
+    let f = ready(&lab).await;
+    let admin = f.server.admin().await;
+    let alice = f.server.login("alice", "alice-password").await;
+    let bob = f.server.login("bob", "bob-password").await;
+    // alice may see m1 (and tag:far), not m2: m2 answers as unknown.
+    let answer = send_json(
+        &alice,
+        "POST",
+        "/api/v1/operations",
+        r#"{"script": "hello", "machines": ["m2"]}"#,
+    )
+    .await;
+    assert_error(&answer, 404, "not_found");
+    // By selector she gets only what she may run on.
+    let mine = start(
+        &alice,
+        r#"{"script": "hello", "selector": {"tags": ["lab"]}}"#,
+    )
+    .await;
+    let ids: Vec<_> = mine.machines.iter().map(|m| m.machine.as_str()).collect();
+    assert_eq!(ids, ["m1"]);
+    let id = mine.id.to_string();
+    wait_for(&alice, &id, |v| v.status.is_finished()).await;
+    // Bob sees none of it; the admin sees all.
+    for path in [
+        format!("/api/v1/operations/{id}"),
+        format!("/api/v1/operations/{id}/events"),
+    ] {
+        let answer = bob.send(Method::GET, &path, &[], "").await.unwrap();
+        assert_error(&answer, 404, "not_found");
+    }
+    let answer = send_json(&bob, "POST", &format!("/api/v1/operations/{id}/stop"), "").await;
+    assert_error(&answer, 404, "not_found");
+    let bobs: OperationList = get(&bob, "/api/v1/operations").await;
+    assert!(bobs.operations.is_empty());
+    let all: OperationList = get(&admin, "/api/v1/operations?user=alice").await;
+    assert_eq!(all.operations.len(), 1);
+    let bob_none = send_json(
+        &bob,
+        "POST",
+        "/api/v1/operations",
+        r#"{"script": "hello", "selector": {"tags": ["lab"]}}"#,
+    )
+    .await;
+    assert_error(&bob_none, 422, "invalid");
+}
