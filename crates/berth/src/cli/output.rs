@@ -22,8 +22,7 @@ impl Style {
         }
     }
 
-    /// No styling: what tests compare.
-    #[cfg(test)]
+    /// No styling: for text painted as a whole, and what tests compare.
     pub fn plain() -> Self {
         Self { enabled: false }
     }

@@ -171,21 +171,45 @@ pub fn ending(exit_code: Option<i64>, signal: Option<&str>) -> Option<String> {
     }
 }
 
-/// `* m1 failed (exit 1): message` for a machine's new state; nothing for `queued` (where
-/// every machine begins).
+/// `failed (exit 1)`, `unreachable: connection refused`: a machine's state and how it ended —
+/// the exit code or signal for `succeeded` and `failed` (the server's message only repeats
+/// them), else the server's message, which says why (and how the script was ended).
+pub fn how(
+    style: Style,
+    status: MachineRunStatus,
+    exit_code: Option<i64>,
+    signal: Option<&str>,
+    message: &str,
+) -> String {
+    let state = style.state(status.as_str());
+    let ending = ending(exit_code, signal);
+    let plain_end = matches!(
+        status,
+        MachineRunStatus::Succeeded | MachineRunStatus::Failed
+    );
+    match ending {
+        Some(ending) if plain_end || message.is_empty() => format!("{state} ({ending})"),
+        _ if message.is_empty() => state,
+        _ => format!("{state}: {}", output::safe(message)),
+    }
+}
+
+/// `* m1 failed (exit 1)` for a machine's new state; nothing for `queued` (where every
+/// machine begins).
 pub fn state_line(event: &MachineStatusEvent) -> Option<String> {
-    if event.status == MachineRunStatus::Queued {
-        return None;
-    }
-    let mut text = format!("* {} {}", event.machine, event.status);
-    if let Some(ending) = ending(event.exit_code, event.signal.as_deref()) {
-        text.push_str(&format!(" ({ending})"));
-    }
-    if !event.message.is_empty() {
-        text.push_str(": ");
-        text.push_str(&output::safe(&event.message));
-    }
-    Some(text)
+    (event.status != MachineRunStatus::Queued).then(|| {
+        format!(
+            "* {} {}",
+            event.machine,
+            how(
+                Style::plain(),
+                event.status,
+                event.exit_code,
+                event.signal.as_deref(),
+                &event.message
+            )
+        )
+    })
 }
 
 /// What Ctrl-C does while following.
@@ -321,12 +345,26 @@ mod tests {
             "* m2 running"
         );
         assert_eq!(
-            state_line(&event(S::Failed, Some(3), None, "")).unwrap(),
+            state_line(&event(S::Failed, Some(3), None, "exit code 3")).unwrap(),
             "* m2 failed (exit 3)"
         );
         assert_eq!(
-            state_line(&event(S::TimedOut, None, Some("TERM"), "ran past 5m")).unwrap(),
-            "* m2 timed_out (signal TERM): ran past 5m"
+            state_line(&event(S::Failed, None, None, "the connection closed")).unwrap(),
+            "* m2 failed: the connection closed"
+        );
+        assert_eq!(
+            state_line(&event(
+                S::TimedOut,
+                None,
+                Some("TERM"),
+                "ran past 5m (killed)"
+            ))
+            .unwrap(),
+            "* m2 timed_out: ran past 5m (killed)"
+        );
+        assert_eq!(
+            state_line(&event(S::Cancelled, None, Some("KILL"), "")).unwrap(),
+            "* m2 cancelled (signal KILL)"
         );
         assert_eq!(
             state_line(&event(S::Unreachable, None, None, "refused\n\x1b]0;x")).unwrap(),

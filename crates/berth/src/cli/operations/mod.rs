@@ -246,17 +246,18 @@ pub async fn ops(args: OpsArgs) -> Result<ExitCode, CliError> {
         }
         Some(OpsCommand::Rerun(args)) => {
             let id = find(&session, &args.id).await?;
+            // Known first, so that a 404 of the rerun is about its script or machines.
+            let old = session
+                .client
+                .operation(id)
+                .await
+                .map_err(|e| not_found(&session, &e, &args.id))?;
             let interrupt = signal(SignalKind::interrupt())?;
             let view = session
                 .client
                 .rerun_operation(id)
                 .await
-                .map_err(|e| match e.code() {
-                    Some("not_found") if e.status() == Some(404) => {
-                        not_found(&session, &e, &args.id)
-                    }
-                    _ => refused(&session, &e, &args.id),
-                })?;
+                .map_err(|e| refused(&session, &e, &old.script))?;
             started(&view);
             finish(&session, view.id, interrupt, OnInterrupt::Stop, args.json).await
         }

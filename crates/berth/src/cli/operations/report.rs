@@ -9,7 +9,7 @@ use berth_types::units::HumanDuration;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::follow::ending;
+use super::follow::{ending, how};
 use crate::cli::output::{self, Style};
 
 /// The first 8 characters of an id: what the table shows and what the commands accept.
@@ -189,14 +189,17 @@ pub fn outcome(style: Style, view: &OperationView) -> String {
 
 /// `m3 unreachable: connection refused`, `m2 failed (exit 1)`.
 fn machine_state(style: Style, m: &MachineRunView) -> String {
-    let mut text = format!("{} {}", m.machine, style.state(m.status.as_str()));
-    if let Some(ending) = ending(m.exit_code, m.signal.as_deref()) {
-        let _ = write!(text, " ({ending})");
-    }
-    if !m.message.is_empty() {
-        let _ = write!(text, ": {}", output::safe(&m.message));
-    }
-    text
+    format!(
+        "{} {}",
+        m.machine,
+        how(
+            style,
+            m.status,
+            m.exit_code,
+            m.signal.as_deref(),
+            &m.message
+        )
+    )
 }
 
 fn when(at: OffsetDateTime, now: OffsetDateTime) -> String {
