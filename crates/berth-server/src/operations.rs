@@ -38,6 +38,14 @@ fn operations(state: &AppState) -> Result<&Operations, ApiError> {
     })
 }
 
+/// For the routes of one operation: without a fleet there is no operation to find.
+fn operations_of_one(state: &AppState) -> Result<&Operations, ApiError> {
+    state
+        .operations
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("no such operation"))
+}
+
 fn requester(state: &AppState, caller: &Caller) -> Requester {
     Requester {
         user: caller.username.clone(),
@@ -228,7 +236,7 @@ pub(crate) async fn get(
     Path(id): Path<OperationId>,
     Query(NoQuery {}): Query<NoQuery>,
 ) -> Result<Json<OperationView>, ApiError> {
-    let record = operations(&state)?
+    let record = operations_of_one(&state)?
         .operation(&requester(&state, &caller), id)
         .await
         .map_err(operation_error)?;
@@ -242,7 +250,7 @@ pub(crate) async fn stop(
     Path(id): Path<OperationId>,
     Query(NoQuery {}): Query<NoQuery>,
 ) -> Result<Json<OperationView>, ApiError> {
-    let record = operations(&state)?
+    let record = operations_of_one(&state)?
         .stop(&requester(&state, &caller), id)
         .await
         .map_err(operation_error)?;
@@ -256,7 +264,7 @@ pub(crate) async fn rerun(
     Path(id): Path<OperationId>,
     Query(NoQuery {}): Query<NoQuery>,
 ) -> Result<(StatusCode, Json<OperationView>), ApiError> {
-    let record = operations(&state)?
+    let record = operations_of_one(&state)?
         .rerun(&requester(&state, &caller), id)
         .await
         .map_err(operation_error)?;
@@ -307,7 +315,7 @@ pub(crate) async fn events(
     Query(NoQuery {}): Query<NoQuery>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let operations = operations(&state)?.clone();
+    let operations = operations_of_one(&state)?.clone();
     // 404 for an operation the caller may not see, before anything is streamed.
     operations
         .operation(&requester(&state, &caller), id)

@@ -27,6 +27,7 @@ enum Names {
     Template,
     Member,
     Machine,
+    Operation,
 }
 
 /// What `{param}` of `path` names, by the segment before it; `None` for the static files,
@@ -47,6 +48,7 @@ fn names(path: &str, param: &str) -> Option<Names> {
         ("templates", "name") => Names::Template,
         ("members", "name") => Names::Member,
         ("machines", "id") => Names::Machine,
+        ("operations", "id") => Names::Operation,
         ("static", "file") => return None,
         _ => panic!(
             "{path}: the probing test does not know what {{{param}}} names; add it to `names` \
@@ -305,6 +307,7 @@ async fn another_users_ids_answer_like_ids_that_do_not_exist() {
     let recording =
         common::insert_recording(&server, "alice", "alice", time::OffsetDateTime::now_utc()).await;
     let token = alice.create_token(Some("laptop")).await.unwrap();
+    let uuid = || WorkspaceId::random().to_string();
     let theirs: HashMap<Names, String> = [
         (Names::Workspace, workspace.id.to_string()),
         (Names::Recording, recording.id.to_string()),
@@ -316,10 +319,11 @@ async fn another_users_ids_answer_like_ids_that_do_not_exist() {
         // This server has no fleet: a machine id answers as one that does not exist (the
         // fleet tests cover selectors on a server with machines).
         (Names::Machine, "web-1".to_owned()),
+        // Nor operations (tests/api/operations.rs shows another user's answering 404).
+        (Names::Operation, uuid()),
     ]
     .into();
     // Made-up values of the same shape.
-    let uuid = || WorkspaceId::random().to_string();
     let nobodys: HashMap<Names, String> = [
         (Names::Workspace, uuid()),
         (Names::Recording, uuid()),
@@ -329,6 +333,7 @@ async fn another_users_ids_answer_like_ids_that_do_not_exist() {
         (Names::Template, "nothing".to_owned()),
         (Names::Member, "noone".to_owned()),
         (Names::Machine, "no-such-machine".to_owned()),
+        (Names::Operation, uuid()),
     ]
     .into();
 
