@@ -1,7 +1,7 @@
 //! `berth machines` and `berth fleet` as processes against a real `berth serve` whose fleet
 //! syncs a file:// inventory of the SSH test machines: listing and filters, one machine,
 //! syncs (good and broken), verify and trust, the secrets key, what a user may see and do, a
-//! server without a fleet, and the usage errors clap catches.
+//! server without a fleet (operations too), and the usage errors clap catches.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is the failure report
 
@@ -319,6 +319,8 @@ fn a_server_without_a_fleet_says_how_to_get_one() {
             "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         ],
         &["fleet", "secrets-key"],
+        &["run", "hello", "--on", "m1"],
+        &["ops"],
     ] {
         let output = admin.run(args);
         assert_eq!(output.status.code(), Some(1), "{args:?}: {}", both(&output));
