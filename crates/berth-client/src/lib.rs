@@ -21,6 +21,8 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod operations;
+pub mod sse;
 mod transport;
 
 use berth_types::api::{
@@ -40,10 +42,12 @@ use berth_types::api::{
 pub use berth_types::api;
 pub use berth_types::template::Template;
 pub use berth_types::{
-    ClientId, GridId, Layout, MachineId, MemberRole, RecordingId, SessionRole, WorkspaceId,
+    ClientId, GridId, Layout, MachineId, MemberRole, OperationId, RecordingId, SessionRole,
+    WorkspaceId,
 };
 pub use error::{ApiFailure, ClientError};
 pub use http::Method;
+pub use operations::{OperationEvent, OperationEvents, output_bytes};
 pub use transport::{Client, RawResponse};
 
 /// `s` with everything but unreserved characters percent-encoded, for a path segment or a

@@ -4,9 +4,10 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, RETRY_AFTER};
-use http::{HeaderMap, HeaderValue, Method, Request, Uri};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client as Hyper;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -137,40 +138,14 @@ impl Client {
         body: impl Into<Bytes>,
     ) -> Result<RawResponse, ClientError> {
         let url = format!("{}{path}", self.base);
-        let transport = |reason: String| ClientError::Transport {
-            url: url.clone(),
-            reason,
-        };
-        let mut request = Request::builder().method(method).uri(&url);
-        let mut has_authorization = false;
-        for (name, value) in headers {
-            has_authorization |= name.eq_ignore_ascii_case("authorization");
-            request = request.header(*name, *value);
-        }
-        if let Some(token) = self.token.as_ref().filter(|_| !has_authorization) {
-            request = request.header(AUTHORIZATION, token.clone());
-        }
-        let request = request
-            .body(Full::new(body.into()))
-            .map_err(|e| transport(format!("cannot build the request: {e}")))?;
+        let request = self.request(method, &url, headers, body.into())?;
         let exchange = async {
             let response = self
                 .http
                 .request(request)
                 .await
-                .map_err(|e| transport(error_chain(&e)))?;
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            let body = Limited::new(response.into_body(), MAX_ANSWER)
-                .collect()
-                .await
-                .map_err(|e| transport(format!("reading the answer: {e}")))?
-                .to_bytes();
-            Ok(RawResponse {
-                status,
-                headers,
-                body,
-            })
+                .map_err(|e| transport(&url, error_chain(&e)))?;
+            read_whole(&url, response).await
         };
         match tokio::time::timeout(self.timeout, exchange).await {
             Ok(result) => result,
@@ -179,6 +154,83 @@ impl Client {
                 seconds: self.timeout.as_secs(),
             }),
         }
+    }
+
+    /// `GET path` whose body is read as it arrives (an event stream): the answer's head
+    /// must come within the client's timeout and be a success of `content_type`; the body
+    /// has no time limit.
+    pub(crate) async fn open_stream(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        content_type: &str,
+    ) -> Result<BodyStream, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let request = self.request(Method::GET, &url, headers, Bytes::new())?;
+        let head = async {
+            self.http
+                .request(request)
+                .await
+                .map_err(|e| transport(&url, error_chain(&e)))
+        };
+        let response = match tokio::time::timeout(self.timeout, head).await {
+            Ok(response) => response?,
+            Err(_) => {
+                return Err(ClientError::Timeout {
+                    url,
+                    seconds: self.timeout.as_secs(),
+                });
+            }
+        };
+        if !response.status().is_success() {
+            let failure = tokio::time::timeout(self.timeout, read_whole(&url, response))
+                .await
+                .map_err(|_| ClientError::Timeout {
+                    url: url.clone(),
+                    seconds: self.timeout.as_secs(),
+                })??;
+            return Err(failure_of(&failure));
+        }
+        let given = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !given
+            .split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case(content_type))
+        {
+            return Err(ClientError::Decode {
+                status: response.status().as_u16(),
+                reason: format!("expected {content_type}, got {given:?}"),
+            });
+        }
+        Ok(BodyStream {
+            url,
+            body: response.into_body(),
+        })
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<Request<Full<Bytes>>, ClientError> {
+        let mut request = Request::builder().method(method).uri(url);
+        let mut has_authorization = false;
+        for (name, value) in headers {
+            has_authorization |= name.eq_ignore_ascii_case("authorization");
+            request = request.header(*name, *value);
+        }
+        if let Some(token) = self.token.as_ref().filter(|_| !has_authorization) {
+            request = request.header(AUTHORIZATION, token.clone());
+        }
+        request
+            .body(Full::new(body))
+            .map_err(|e| transport(url, format!("cannot build the request: {e}")))
     }
 
     /// Sends `body` as JSON (or nothing) and returns the answer if it is a success.
@@ -207,16 +259,7 @@ impl Client {
         if (200..300).contains(&response.status) {
             return Ok(response);
         }
-        let retry_after = response
-            .headers
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        Err(ClientError::Api(Box::new(ApiFailure::from_body(
-            response.status,
-            &response.body,
-            retry_after,
-        ))))
+        Err(failure_of(&response))
     }
 
     /// A call whose answer is JSON of type `T`.
@@ -245,6 +288,75 @@ impl Client {
             status: response.status,
             reason: e.to_string(),
         })
+    }
+}
+
+/// A response body read as it arrives, from [`Client::open_stream`].
+pub(crate) struct BodyStream {
+    url: String,
+    body: Incoming,
+}
+
+impl fmt::Debug for BodyStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BodyStream")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BodyStream {
+    /// The next bytes; `None` once the server ended the body.
+    pub(crate) async fn chunk(&mut self) -> Option<Result<Bytes, ClientError>> {
+        loop {
+            match self.body.frame().await? {
+                Ok(frame) => {
+                    if let Ok(data) = frame.into_data()
+                        && !data.is_empty()
+                    {
+                        return Some(Ok(data));
+                    }
+                }
+                Err(e) => return Some(Err(transport(&self.url, error_chain(&e)))),
+            }
+        }
+    }
+}
+
+/// Reads a whole answer (at most [`MAX_ANSWER`] bytes).
+async fn read_whole(url: &str, response: Response<Incoming>) -> Result<RawResponse, ClientError> {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = Limited::new(response.into_body(), MAX_ANSWER)
+        .collect()
+        .await
+        .map_err(|e| transport(url, format!("reading the answer: {e}")))?
+        .to_bytes();
+    Ok(RawResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// An error answer as a [`ClientError::Api`].
+fn failure_of(response: &RawResponse) -> ClientError {
+    let retry_after = response
+        .headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    ClientError::Api(Box::new(ApiFailure::from_body(
+        response.status,
+        &response.body,
+        retry_after,
+    )))
+}
+
+fn transport(url: &str, reason: String) -> ClientError {
+    ClientError::Transport {
+        url: url.to_owned(),
+        reason,
     }
 }
 

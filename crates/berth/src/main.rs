@@ -143,6 +143,29 @@ enum Command {
         enrolled (verify, trust). docs/fleet.md has the whole story."
     )]
     Fleet(cli::fleet::FleetCommand),
+    /// Run an inventory script on fleet machines and follow its output live.
+    #[command(
+        after_help = "Examples:\n  berth run disk-usage --on m1,m2\n  berth run upgrade --on \
+        tag:web,db-1 --concurrency 5 --timeout 10m\n  berth run inventory --on type:vm --json | \
+        jq '.groups'\n\n\
+        Each line a machine prints shows as `m1: text` (its stderr on stderr as `m1 (stderr): \
+        text`), each change of its state as `* m1 succeeded (exit 0)`; at the end the machines \
+        that printed the same are grouped (`---- m1,m2 (succeeded, exit 0) ----`). --on takes \
+        machine ids, tag:NAME and type:NAME, all checked against the machines you may see \
+        before anything starts. Ctrl-C stops the operation (and waits for its end); a second \
+        Ctrl-C leaves at once.\n\n\
+        Exit status: 0 every machine succeeded, 1 some did not (or the run could not start), \
+        130 cancelled."
+    )]
+    Run(cli::operations::RunArgs),
+    /// The history of operations (yours; admins everyone's); show, stop, rerun or watch one.
+    #[command(
+        after_help = "Examples:\n  berth ops\n  berth ops --status failed --script upgrade\n  \
+        berth ops show 6f1c2a3b\n  berth ops stop 6f1c2a3b\n  berth ops rerun 6f1c2a3b\n  \
+        berth ops watch 6f1c2a3b\n\n\
+        An operation is named by its id or the start of it, as the table shows it."
+    )]
+    Ops(cli::operations::OpsArgs),
     /// Print a shell completion script.
     #[command(after_help = "Examples:\n  berth completions bash > \
         /etc/bash_completion.d/berth\n  berth completions zsh > \"${fpath[1]}/_berth\"\n  \
@@ -190,6 +213,8 @@ fn main() -> ExitCode {
         Command::Net(args) => cli::execute(cli::recreate::net(args)),
         Command::Machines(args) => cli::execute(cli::machines::run(args)),
         Command::Fleet(command) => cli::execute(cli::fleet::run(command)),
+        Command::Run(args) => cli::execute(cli::operations::run(args)),
+        Command::Ops(args) => cli::execute(cli::operations::ops(args)),
         Command::Completions(args) => cli::completions::run(&args, &mut Cli::command()),
         Command::Agent(args) => agent::run(args),
     }

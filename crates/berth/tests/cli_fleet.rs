@@ -1,37 +1,21 @@
 //! `berth machines` and `berth fleet` as processes against a real `berth serve` whose fleet
 //! syncs a file:// inventory of the SSH test machines: listing and filters, one machine,
 //! syncs (good and broken), verify and trust, the secrets key, what a user may see and do, a
-//! server without a fleet, and the usage errors clap catches.
+//! server without a fleet (operations too), and the usage errors clap catches.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is the failure report
 
 mod common;
+mod fleet;
 #[path = "../../berth-ssh/tests/common/mod.rs"]
 mod machines;
 
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::Path;
-use std::process::Output;
-use std::time::Duration;
+use std::os::unix::fs::PermissionsExt;
 
-use berth_config::{ConfigStore, NewUser, hash_password};
-use berth_types::Username;
-use common::{CliHome, Server, both, eventually, require_engine};
-use machines::Lab;
-use machines::inventory::{Repo, install_key, known_hosts, links};
+use common::{CliHome, Server, both, require_engine};
+use fleet::{ADMIN_PASSWORD, ALICE_PASSWORD, fleet_home, start_up_sync, stderr, stdout};
+use machines::inventory::{Repo, links};
 use serde_json::Value;
-
-const ADMIN_PASSWORD: &str = "fleet-admin-password";
-const ALICE_PASSWORD: &str = "alice-password";
-
-/// The text both streams of `output` carry.
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 /// The ids of a JSON array of machines (or of `{"machines": [...]}`).
 fn ids(json: &Value) -> Vec<String> {
@@ -60,48 +44,6 @@ fn on_path(program: &str) -> bool {
     })
 }
 
-/// A server home whose main.yaml has a fleet on `repo` (timers far apart: the test syncs),
-/// the test key in the keys dir, m1 and m2 in known_hosts (m3's key stays unknown), and
-/// alice, a user whose users.yaml `machines:` selects m1.
-fn fleet_home(lab: &Lab, root: &Path, repo: &Repo) -> std::path::PathBuf {
-    let keys = root.join("keys");
-    install_key(lab, &keys);
-    let home = root.join("home");
-    let config = home.join("config");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(home.join("fleet"))
-        .unwrap();
-    std::fs::write(
-        home.join("fleet/known_hosts"),
-        known_hosts(lab, &["m1", "m2"]),
-    )
-    .unwrap();
-    let admin_hash = hash_password(ADMIN_PASSWORD).unwrap();
-    std::fs::write(
-        config.join("main.yaml"),
-        format!(
-            "admin:\n  username: admin\n  password_hash: \"{}\"\nfleet:\n  repository: {}\n  \
-             keys_dir: {}\n  connect_timeout: 20s\n  sync_interval: 1h\n  health_interval: 1h\n",
-            admin_hash.as_str(),
-            repo.file_url(),
-            keys.display()
-        ),
-    )
-    .unwrap();
-    // The other files as a first start writes them (main.yaml exists: no admin is made).
-    assert!(berth_config::init(&config).unwrap().is_none());
-    let store = ConfigStore::open(&config).unwrap();
-    let mut alice = NewUser::new(Username::new("alice").unwrap());
-    alice.password_hash = Some(hash_password(ALICE_PASSWORD).unwrap());
-    store.add_user(alice).unwrap();
-    store
-        .update_user("alice", |u| u.machines = vec!["m1".parse().unwrap()])
-        .unwrap();
-    home
-}
-
 /// `links` with m2 given the type `db` and the extra tag `db`.
 fn with_m2_as_db(links: &str) -> String {
     let (before, m2) = links.split_once("  - id: m2\n").unwrap();
@@ -127,14 +69,7 @@ fn admins_sync_verify_and_trust_and_users_see_their_machines() {
     admin.login(&server, "admin", ADMIN_PASSWORD);
 
     // The sync Berth runs at start-up; then one asked for finds nothing new.
-    eventually(Duration::from_secs(120), "the start-up sync", || {
-        let status = admin.json(&["fleet", "status"]);
-        status["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["trigger"] == "start" && s["result"] != "running")
-    });
+    start_up_sync(&admin);
     let status = admin.json(&["fleet", "status"]);
     assert_eq!(status["commit"], first.as_str(), "{status:#}");
     let text = admin.ok(&["fleet", "status"]);
@@ -384,6 +319,8 @@ fn a_server_without_a_fleet_says_how_to_get_one() {
             "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         ],
         &["fleet", "secrets-key"],
+        &["run", "hello", "--on", "m1"],
+        &["ops"],
     ] {
         let output = admin.run(args);
         assert_eq!(output.status.code(), Some(1), "{args:?}: {}", both(&output));

@@ -70,8 +70,9 @@ struct ShowArgs {
     json: bool,
 }
 
-/// A tag or type as links.yaml allows them, checked before asking the server.
-fn label(text: &str) -> Result<String, String> {
+/// A tag, type or script name as the inventory allows them, checked before asking the
+/// server.
+pub fn label(text: &str) -> Result<String, String> {
     if is_label(text) {
         Ok(text.to_owned())
     } else {

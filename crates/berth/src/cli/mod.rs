@@ -1,6 +1,6 @@
 //! The `berth` CLI: log in, list, start, stop, attach to workspaces on a Berth server or on the
-//! local Docker Engine, keep a cached copy of the server's configuration for the user, and see
-//! and tend the server's fleet of machines.
+//! local Docker Engine, keep a cached copy of the server's configuration for the user, see
+//! and tend the server's fleet of machines, and run inventory scripts on them.
 //!
 //! One module per command group; this one holds what they share: running a command on a Tokio
 //! runtime, and the [`Session`] of a logged-in user (settings, API client, cached config).
@@ -13,6 +13,7 @@ pub mod fleet;
 pub mod local;
 pub mod login;
 pub mod machines;
+pub mod operations;
 pub mod output;
 pub mod paths;
 mod prompt;

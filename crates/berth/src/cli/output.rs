@@ -22,6 +22,11 @@ impl Style {
         }
     }
 
+    /// No styling: for text painted as a whole, and what tests compare.
+    pub fn plain() -> Self {
+        Self { enabled: false }
+    }
+
     /// Styling for stdout.
     pub fn stdout() -> Self {
         Self::for_terminal(std::io::stdout().is_terminal())
