@@ -14,7 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
 
 # package:bench target, in the order they appear in BENCHMARKS.md.
-all=(berth-core:start berth-server:ping berth-server:terminal berth-fleet:enrollment)
+all=(berth-core:start berth-server:ping berth-server:terminal berth-fleet:enrollment berth:operations)
 # How many SSH servers the fleet benchmark verifies.
 FLEET_MACHINES=100
 
@@ -27,6 +27,13 @@ run_one() {
   berth-fleet:enrollment)
     # pssh is the baseline; 100 more sshds (one container each), removed afterwards.
     ensure_packages pssh openssh-client
+    trap 'scripts/test-machines.sh stop-bench' EXIT
+    scripts/test-machines.sh start-bench "$FLEET_MACHINES"
+    eval "$(scripts/test-machines.sh env-bench)"
+    ;;
+  berth:operations)
+    # `uname -a` on the same 100 sshds through Berth's API, pssh, pdsh and ansible.
+    ensure_packages pssh pdsh ansible-core openssh-client git
     trap 'scripts/test-machines.sh stop-bench' EXIT
     scripts/test-machines.sh start-bench "$FLEET_MACHINES"
     eval "$(scripts/test-machines.sh env-bench)"

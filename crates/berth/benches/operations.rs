@@ -11,7 +11,7 @@
 //! machines and collects the Markdown this prints.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a panic is the failure report
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -118,7 +118,6 @@ fn git(dir: &Path, args: &[&str]) {
 /// A `berth serve` whose fleet is the bench machines, synced and verified.
 struct Berth {
     child: Child,
-    url: String,
     client: Client,
     pid: u32,
 }
@@ -214,12 +213,7 @@ fn berth(fleet: &Fleet, dir: &Path, runtime: &tokio::runtime::Runtime) -> Berth 
             .unwrap();
         assert_eq!(answer.status, 200, "{path}");
     }
-    Berth {
-        child,
-        url,
-        client,
-        pid,
-    }
+    Berth { child, client, pid }
 }
 
 /// One operation: POST, then the event stream to its end; the output checked.
@@ -267,7 +261,6 @@ fn berth_round(berth: &Berth, fleet: &Fleet, runtime: &tokio::runtime::Runtime) 
             .all(|m| m.stdout.as_deref().is_some_and(|o| o.starts_with("Linux "))),
         "every machine printed uname -a"
     );
-    let _ = &berth.url;
     elapsed
 }
 
@@ -453,5 +446,4 @@ fn main() {
     )
     .unwrap();
     drop(server);
-    let _ = std::io::stdin().read(&mut [0u8; 0]);
 }
