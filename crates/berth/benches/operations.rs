@@ -106,7 +106,12 @@ fn git(dir: &Path, args: &[&str]) {
     let status = Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["-c", "user.name=bench", "-c", "user.email=bench@example.invalid"])
+        .args([
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@example.invalid",
+        ])
         .args(args)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
@@ -227,7 +232,12 @@ fn berth_round(berth: &Berth, fleet: &Fleet, runtime: &tokio::runtime::Runtime) 
             r#"{"script": "uname", "selector": {"tags": ["bench"]}}"#,
         ))
         .unwrap();
-    assert_eq!(answer.status, 201, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(
+        answer.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
     let view: OperationView = serde_json::from_slice(&answer.body).unwrap();
     let events = runtime
         .block_on(berth.client.send(
@@ -282,7 +292,10 @@ fn tool_round(name: &str, mut command: Command, machines: usize) -> Duration {
             .join(" | ")
     );
     let printed = stdout.matches("Linux ").count();
-    assert_eq!(printed, machines, "{name} printed uname for {printed} machines");
+    assert_eq!(
+        printed, machines,
+        "{name} printed uname for {printed} machines"
+    );
     elapsed
 }
 
