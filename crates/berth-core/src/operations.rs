@@ -125,6 +125,8 @@ struct Inner {
     audit: Audit,
     settings: OperationsSettings,
     live: Mutex<HashMap<OperationId, Arc<Live>>>,
+    /// Berth is stopping: what its stop ends is `interrupted`, not `cancelled`.
+    shutting_down: std::sync::atomic::AtomicBool,
 }
 
 /// A running operation: its stop switch and its live events.
@@ -167,6 +169,7 @@ impl Operations {
                 store,
                 settings,
                 live: Mutex::default(),
+                shutting_down: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -352,16 +355,20 @@ impl Operations {
             })
             .collect();
         if !not_enrolled.is_empty() {
+            const NAMED: usize = 20;
+            let mut named = not_enrolled[..not_enrolled.len().min(NAMED)].join(", ");
+            if not_enrolled.len() > NAMED {
+                named.push_str(&format!(" and {} more", not_enrolled.len() - NAMED));
+            }
             return Err(OperationError::NotEnrolled(format!(
-                "not enrolled, so a script does not run there: {} (verify them, or fix what \
-                 their status says)",
-                not_enrolled.join(", ")
+                "not enrolled, so a script does not run there: {named} (verify them, or fix \
+                 what their status says)"
             )));
         }
         let concurrency = request
             .concurrency
             .or(script.script.concurrency)
-            .unwrap_or(u32::try_from(targets.len()).unwrap_or(u32::MAX));
+            .unwrap_or_else(|| u32::try_from(targets.len().min(1000)).unwrap_or(1000));
         if !(1..=1000).contains(&concurrency) {
             return Err(OperationError::Invalid(
                 "concurrency is 1 to 1000".to_owned(),
@@ -405,7 +412,18 @@ impl Operations {
             machines: targets,
             created_at: now,
         };
-        let record = self.inner.store.create_operation(&new).await?;
+        // Live before it exists in the store: a watcher that finds the row finds its events.
+        let (stop, _) = watch::channel(false);
+        let (events, _) = broadcast::channel(LIVE_EVENTS);
+        let live = Arc::new(Live { stop, events });
+        crate::workspaces::lock(&self.inner.live).insert(new.id, Arc::clone(&live));
+        let record = match self.inner.store.create_operation(&new).await {
+            Ok(record) => record,
+            Err(e) => {
+                crate::workspaces::lock(&self.inner.live).remove(&new.id);
+                return Err(e.into());
+            }
+        };
         AuditEvent::new(
             Actor::from(&requester.user),
             AuditAction::OperationStart,
@@ -423,10 +441,6 @@ impl Operations {
         .record_to(&self.inner.audit)
         .await;
         tracing::info!(operation = %record.id, script = %record.script, machines = record.machines.len(), by = %requester.user, "operation started");
-        let (stop, _) = watch::channel(false);
-        let (events, _) = broadcast::channel(LIVE_EVENTS);
-        let live = Arc::new(Live { stop, events });
-        crate::workspaces::lock(&self.inner.live).insert(record.id, Arc::clone(&live));
         let operations = self.clone();
         let run = record.clone();
         tokio::spawn(async move { operations.run(run, script, live).await });
@@ -512,6 +526,51 @@ impl Operations {
         self.launch(requester, checked, Some(id)).await
     }
 
+    /// When Berth stops: every running operation is stopped as `stop` does it (queued
+    /// machines never start, running scripts get SIGTERM, then SIGKILL), its unfinished
+    /// machines recorded `interrupted`; waits at most `limit` for them to end. New starts
+    /// are not refused (the HTTP server stops taking requests first).
+    pub async fn shutdown(&self, limit: Duration) {
+        self.inner
+            .shutting_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let lives: Vec<Arc<Live>> = crate::workspaces::lock(&self.inner.live)
+            .values()
+            .cloned()
+            .collect();
+        if lives.is_empty() {
+            return;
+        }
+        tracing::info!(operations = lives.len(), "stopping the running operations");
+        for live in &lives {
+            live.stop.send_replace(true);
+        }
+        let deadline = tokio::time::Instant::now() + limit;
+        while !crate::workspaces::lock(&self.inner.live).is_empty() {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    "operations still running at shutdown; the next start marks them interrupted"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A machine a stop ended while Berth shuts down was interrupted, not cancelled.
+    fn as_stopped(&self, mut update: MachineRunUpdate) -> MachineRunUpdate {
+        if update.status == MachineRunStatus::Cancelled
+            && self
+                .inner
+                .shutting_down
+                .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            update.status = MachineRunStatus::Interrupted;
+            berth_store::INTERRUPTED_MESSAGE.clone_into(&mut update.message);
+        }
+        update
+    }
+
     /// Live events of a running operation from now on (`None` once it has ended: its events
     /// are all in the store).
     #[must_use]
@@ -581,12 +640,12 @@ impl Operations {
                     let _ = notes
                         .send(Note::Done {
                             machine,
-                            update: ended(
+                            update: operations.as_stopped(ended(
                                 MachineRunStatus::Cancelled,
                                 "stopped before it started",
                                 None,
                                 now,
-                            ),
+                            )),
                             stdout: Vec::new(),
                             stderr: Vec::new(),
                             truncated: false,
@@ -702,7 +761,7 @@ impl Operations {
         let _ = notes
             .send(Note::Done {
                 machine,
-                update,
+                update: self.as_stopped(update),
                 stdout,
                 stderr,
                 truncated,
@@ -804,6 +863,38 @@ impl Operations {
             self.flush(id, &mut pending, &live).await;
         }
         self.flush(id, &mut pending, &live).await;
+        if !status.is_finished() {
+            // Every machine task is done, yet a state could not be recorded: end what is
+            // unfinished, so the operation never stays `running`.
+            let now = self.now();
+            let unfinished: Vec<MachineId> = states
+                .iter()
+                .filter(|(_, s)| !s.is_finished())
+                .map(|(m, _)| m.clone())
+                .collect();
+            for machine in unfinished {
+                let update = ended(
+                    MachineRunStatus::Failed,
+                    "Berth could not record this machine's end",
+                    None,
+                    now,
+                );
+                seq = self
+                    .record_state(id, &machine, &update, seq, &live, &mut states)
+                    .await;
+                if let Some((_, s)) = states.iter_mut().find(|(m, _)| *m == machine) {
+                    *s = MachineRunStatus::Failed;
+                }
+            }
+            status = OperationStatus::of(states.iter().map(|(_, s)| *s));
+            if let Err(e) = store.set_operation_status(id, status, Some(now)).await {
+                tracing::error!(operation = %id, error = %e, "cannot record an operation's end; the next start marks it interrupted");
+            }
+            seq += 1;
+            let mut end = vec![(operation_event(seq, now, id, status), true)];
+            self.flush(id, &mut end, &live).await;
+            self.ended(id, status, &states).await;
+        }
     }
 
     /// Writes a machine's new state, then its event; answers the last seq used.

@@ -348,6 +348,8 @@ struct Follow {
     backlog: std::collections::VecDeque<OperationEventRecord>,
     /// The store has nothing more (until the live events say otherwise).
     caught_up: bool,
+    /// The live events ended once: the run is over.
+    ended_once: bool,
     done: bool,
 }
 
@@ -364,6 +366,7 @@ fn async_stream(
         live,
         backlog: std::collections::VecDeque::new(),
         caught_up: false,
+        ended_once: false,
         done: false,
     };
     futures_util::stream::unfold(follow, |mut f| async move {
@@ -395,16 +398,21 @@ fn async_stream(
             let Some(live) = f.live.as_mut() else {
                 // Not running (any more): everything there is, is stored. An operation that
                 // ended while this stream read the store gets one more look.
-                if f.operations.subscribe(f.id).is_none() {
-                    match f.operations.stored_events(f.id, f.sent, CATCH_UP).await {
+                match f.operations.subscribe(f.id) {
+                    // Running after all (it began as the stream did): follow it.
+                    Some(receiver) if !f.ended_once => {
+                        f.live = Some(receiver);
+                        f.caught_up = false;
+                        continue;
+                    }
+                    _ => match f.operations.stored_events(f.id, f.sent, CATCH_UP).await {
                         Ok(events) if !events.is_empty() => {
                             f.backlog.extend(events);
                             continue;
                         }
                         _ => return None,
-                    }
+                    },
                 }
-                return None;
             };
             match live.recv().await {
                 Ok(event) => {
@@ -419,6 +427,7 @@ fn async_stream(
                 Err(RecvError::Closed) => {
                     // The run is over: what is left is in the store.
                     f.live = None;
+                    f.ended_once = true;
                     f.caught_up = false;
                 }
             }

@@ -32,6 +32,7 @@ struct Machine {
     host: String,
     port: u16,
     user: String,
+    client_id: String,
 }
 
 struct Fleet {
@@ -60,6 +61,7 @@ fn fleet(dir: &Path) -> Fleet {
             host: f[1].into(),
             port: f[2].parse().unwrap(),
             user: f[3].into(),
+            client_id: f[5].into(),
         };
         if m.port == 22 {
             known.push_str(&format!("{} {}\n", m.host, f[4]));
@@ -67,7 +69,7 @@ fn fleet(dir: &Path) -> Fleet {
             known.push_str(&format!("[{}]:{} {}\n", m.host, m.port, f[4]));
         }
         pssh.push_str(&format!("{}@{}:{}\n", m.user, m.host, m.port));
-        pdsh.push_str(&format!("{}@{}\n", m.user, m.host));
+        pdsh.push_str(&format!("{}\n", m.host));
         ansible.push_str(&format!(
             "{} ansible_host={} ansible_port={} ansible_user={}\n",
             m.name, m.host, m.port, m.user
@@ -75,8 +77,10 @@ fn fleet(dir: &Path) -> Fleet {
         machines.push(m);
     }
     assert!(
-        machines.iter().all(|m| m.port == machines[0].port),
-        "pdsh takes one port"
+        machines
+            .iter()
+            .all(|m| m.port == machines[0].port && m.user == machines[0].user),
+        "pdsh takes one port and one user"
     );
     let fleet = Fleet {
         machines,
@@ -142,8 +146,8 @@ fn berth(fleet: &Fleet, dir: &Path, runtime: &tokio::runtime::Runtime) -> Berth 
     let mut links = String::from("machines:\n");
     for m in &fleet.machines {
         links.push_str(&format!(
-            "  - id: {}\n    host: {}\n    port: {}\n    user: {}\n    key: id_ed25519\n    tags: [bench]\n",
-            m.name, m.host, m.port, m.user
+            "  - id: {}\n    host: {}\n    port: {}\n    user: {}\n    key: id_ed25519\n    tags: [bench]\n    client_id: {}\n",
+            m.name, m.host, m.port, m.user, m.client_id
         ));
     }
     std::fs::write(repo.join("links.yaml"), links).unwrap();
@@ -309,30 +313,41 @@ fn pssh(fleet: &Fleet) -> Command {
 
 fn pdsh(fleet: &Fleet) -> Command {
     let mut c = Command::new("pdsh");
-    c.args(["-R", "ssh", "-f", "100", "-w"])
-        .arg(format!("^{}", fleet.pdsh_hosts.display()))
-        .arg("uname -a")
-        .env(
-            "PDSH_SSH_ARGS",
-            format!(
-                "{} -p {} -l%u %h",
-                ssh_options(fleet),
-                fleet.machines[0].port
-            ),
-        );
+    c.args([
+        "-S",
+        "-R",
+        "ssh",
+        "-l",
+        &fleet.machines[0].user,
+        "-f",
+        "100",
+        "-w",
+    ])
+    .arg(format!("^{}", fleet.pdsh_hosts.display()))
+    .arg("uname -a")
+    .env(
+        "PDSH_SSH_ARGS",
+        format!(
+            "{} -p {} -l%u %h",
+            ssh_options(fleet),
+            fleet.machines[0].port
+        ),
+    );
     c
 }
 
 fn ansible(fleet: &Fleet, dir: &Path) -> Command {
     let home = dir.join("ansible-home");
     std::fs::create_dir_all(&home).unwrap();
+    // An empty configuration: ansible's defaults, no file of this machine's.
+    std::fs::write(home.join("ansible.cfg"), "").unwrap();
     let mut c = Command::new("ansible");
     c.args(["all", "-f", "32", "-m", "raw", "-a", "uname -a", "-i"])
         .arg(&fleet.ansible_inventory)
         .arg("--private-key")
         .arg(&fleet.key)
         .env("HOME", &home)
-        .env("ANSIBLE_CONFIG", "/dev/null")
+        .env("ANSIBLE_CONFIG", home.join("ansible.cfg"))
         .env("ANSIBLE_HOST_KEY_CHECKING", "True")
         .env("ANSIBLE_SSH_ARGS", ssh_options(fleet))
         .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
@@ -389,6 +404,8 @@ fn main() {
     // Warm up once each, untimed.
     berth_round(&server, &fleet, &runtime);
     tool_round("parallel-ssh", pssh(&fleet), n);
+    tool_round("pdsh", pdsh(&fleet), n);
+    tool_round("ansible", ansible(&fleet, dir.path()), n);
     let rounds = std::env::var("BERTH_BENCH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())

@@ -287,6 +287,12 @@ async fn serve(
         }
     }
     let _ = stop.send(true);
+    // Scripts running on machines end (SIGTERM, then SIGKILL) and are recorded interrupted.
+    if let Some(operations) = &flusher.operations {
+        operations
+            .shutdown(berth_core::operations::KILL_GRACE + SHUTDOWN_GRACE)
+            .await;
+    }
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, background).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, watcher).await;
     match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {

@@ -257,3 +257,77 @@ fn token_of(server: &Server) -> String {
     .expose()
     .to_owned()
 }
+
+/// Processes on `name` whose command line holds the marker.
+fn remote_processes(lab: &Lab, name: &str) -> String {
+    let machine = lab.machine(name).clone();
+    block_on(async {
+        let session = lab.connect(&machine).await;
+        let (out, _, _) = machines::run(
+            &session,
+            &format!("pgrep -af '{MARKER}' | grep -v pgrep || true"),
+        )
+        .await;
+        out.trim().to_owned()
+    })
+}
+
+#[test]
+fn a_berth_stopped_with_sigterm_ends_the_scripts_and_records_them_interrupted() {
+    let Some(lab) = machines::lab() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let repo = Repo::new(root.path(), "inventory");
+    repo.commit(
+        &[
+            ("links.yaml", &links(&lab, &[("m1", None)])),
+            (
+                "scripts.yaml",
+                "scripts:\n  - name: slow\n    file: slow.sh\n    timeout: 10m\n",
+            ),
+            ("slow.sh", &format!("#!/bin/bash\n{MARKER} &\nwait\n")),
+        ],
+        "a slow script",
+    );
+    let home = fleet_home(&lab, root.path(), &repo);
+    let mut server = Server::start(&home);
+    let client = admin(&server);
+    assert_eq!(
+        call(&client, berth_client::Method::POST, "/api/v1/fleet/sync").0,
+        200
+    );
+    assert_eq!(
+        call(
+            &client,
+            berth_client::Method::POST,
+            "/api/v1/machines/verify"
+        )
+        .0,
+        200
+    );
+    let answer = block_on(client.send(
+        berth_client::Method::POST,
+        "/api/v1/operations",
+        &[("content-type", "application/json")],
+        r#"{"script": "slow", "machines": ["m1"]}"#,
+    ))
+    .unwrap();
+    assert_eq!(answer.status, 201);
+    let id = serde_json::from_slice::<OperationView>(&answer.body)
+        .unwrap()
+        .id
+        .to_string();
+    eventually(Duration::from_secs(60), "the script runs on m1", || {
+        !remote_processes(&lab, "m1").is_empty()
+    });
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(60));
+    assert!(status.success(), "berth serve exited with {status}");
+    // Nothing of the script is left on the machine.
+    assert_eq!(remote_processes(&lab, "m1"), "");
+    let server = Server::start(&home);
+    let view = operation(&admin(&server), &id);
+    assert_eq!(view.status, OperationStatus::Interrupted, "{view:#?}");
+    assert_eq!(view.machines[0].status, MachineRunStatus::Interrupted);
+    assert_eq!(view.machines[0].message, "Berth stopped during the run");
+    clean_up(&lab);
+}

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use super::OutputBuffer;
 
 /// What to run where.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunSpec {
     /// The machine, its key and host key policy, its jump hosts.
     pub target: Target,
@@ -30,6 +30,20 @@ pub struct RunSpec {
     pub grace: Duration,
     /// The most bytes kept of each of stdout and stderr (`fleet.max_output`).
     pub max_output: usize,
+}
+
+/// The variables' values are secrets (secrets.ini): only their names are shown.
+impl std::fmt::Debug for RunSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunSpec")
+            .field("target", &self.target)
+            .field("script_bytes", &self.script.len())
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("timeout", &self.timeout)
+            .field("grace", &self.grace)
+            .field("max_output", &self.max_output)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What happens during a run, as it happens.
@@ -490,6 +504,29 @@ mod tests {
             .iter()
             .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn a_spec_printed_for_debugging_shows_no_secret_value() {
+        let spec = RunSpec {
+            target: Target {
+                host: "127.0.0.1".into(),
+                port: 22,
+                user: "ops".into(),
+                key: berth_ssh::ClientKey::new("/nonexistent"),
+                host_key: berth_ssh::HostKeyPolicy::Pinned("ssh-ed25519 AAAA".into()),
+                jump: Vec::new(),
+            },
+            connect: ConnectOptions::default(),
+            script: Bytes::from_static(b"echo hi"),
+            env: env(&[("TOKEN", "hunter2-secret")]),
+            timeout: Duration::from_secs(1),
+            grace: Duration::from_secs(1),
+            max_output: 10,
+        };
+        let shown = format!("{spec:?}");
+        assert!(shown.contains("TOKEN"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 
     #[test]

@@ -137,9 +137,13 @@ async fn wait_for(
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let view: OperationView = get(client, &format!("/api/v1/operations/{id}")).await;
-        if done(&view) || Instant::now() > deadline {
+        if done(&view) {
             return view;
         }
+        assert!(
+            Instant::now() < deadline,
+            "operation {id} never got there: {view:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -292,7 +296,15 @@ async fn stop_and_timeout_leave_no_process_on_the_machine() {
     })
     .await;
     assert_eq!(running.status, OperationStatus::Running);
-    assert!(!processes(&lab, "m1", "sleep 3137").await.is_empty());
+    // `running` comes with the exec's answer, a moment before bash starts the sleep.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while processes(&lab, "m1", "sleep 3137").await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the script never started its sleep"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let path = format!("/api/v1/operations/{id}/stop");
     let answer = send_json(&admin, "POST", &path, "").await;
     assert_eq!(answer.status, 200, "{}", text(&answer.body));

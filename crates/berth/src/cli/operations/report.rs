@@ -212,7 +212,7 @@ pub fn describe(style: Style, view: &OperationView) -> String {
     let now = OffsetDateTime::now_utc();
     let mut out = String::new();
     let _ = writeln!(out, "{}", style.bold(&format!("Operation {}", view.id)));
-    let commit: String = view.commit.chars().take(12).collect();
+    let commit: String = output::safe(&view.commit.chars().take(12).collect::<String>());
     let mut fields = vec![
         (
             "script",
