@@ -198,7 +198,8 @@ impl Route {
 /// Pages spend the caller's API budget; the login form spends the address's login budget.
 pub(crate) fn ui_table() -> Vec<Route> {
     use crate::ui::{
-        audit, dashboard, fleet, home, login, machine, recordings as recs, templates as tpls, users,
+        audit, dashboard, fleet, home, login, machine, operation, operations as ops,
+        recordings as recs, run, templates as tpls, users,
     };
     vec![
         get("/", "Your workspaces, templates and recordings", home::page).page(),
@@ -271,6 +272,49 @@ pub(crate) fn ui_table() -> Vec<Route> {
             "/admin/fleet/machines/{id}/trust",
             "Trust the host key a machine presents (its fingerprint)",
             machine::trust,
+        )
+        .admin_page(),
+        get(
+            "/admin/operations",
+            "The operations, newest first (filters of GET /api/v1/operations)",
+            ops::page,
+        )
+        .admin_page(),
+        post(
+            "/admin/operations",
+            "Run a script (the run form)",
+            run::start,
+        )
+        .admin_page(),
+        get("/admin/operations/new", "The run form", run::new).admin_page(),
+        get(
+            "/admin/operations/targets",
+            "How many machines, and which, the run form's targets select",
+            run::targets,
+        )
+        .admin_page(),
+        get(
+            "/admin/operations/{id}",
+            "An operation: its machines and their output",
+            operation::page,
+        )
+        .admin_page(),
+        get(
+            "/admin/operations/{id}/live",
+            "An operation page's part, rendered again",
+            operation::live,
+        )
+        .admin_page(),
+        post(
+            "/admin/operations/{id}/stop",
+            "Stop an operation",
+            operation::stop,
+        )
+        .admin_page(),
+        post(
+            "/admin/operations/{id}/rerun",
+            "Run an operation's script again where it did not succeed",
+            operation::rerun,
         )
         .admin_page(),
         get("/admin/users", "Users", users::list).admin_page(),

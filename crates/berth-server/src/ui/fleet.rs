@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use berth_core::FleetEvent;
 use berth_types::api::{MachineQuery, SyncView};
 use berth_types::fleet::{Changes, EnrollmentStatus, HealthStatus, SyncFileError, SyncResult};
+use berth_types::operation::{MachineRunStatus, OperationStatus};
 use futures_util::Stream;
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -189,6 +190,38 @@ impl Badge {
         }
     }
 
+    /// A machine of an operation: `live` (the plain badge) while it connects or runs.
+    pub(super) fn run(status: MachineRunStatus) -> Self {
+        use MachineRunStatus as M;
+        let tone = match status {
+            M::Queued => "idle",
+            M::Connecting | M::Running => "live",
+            M::Succeeded => "ok",
+            M::Cancelled | M::Interrupted => "warn",
+            M::Failed | M::TimedOut | M::Unreachable => "bad",
+        };
+        Self {
+            text: status.as_str(),
+            tone,
+        }
+    }
+
+    /// An operation; its states are named and toned as its machines' are.
+    pub(super) fn operation(status: OperationStatus) -> Self {
+        use OperationStatus as O;
+        let tone = match status {
+            O::Queued => "idle",
+            O::Running => "live",
+            O::Succeeded => "ok",
+            O::Cancelled | O::Interrupted => "warn",
+            O::Failed => "bad",
+        };
+        Self {
+            text: status.as_str(),
+            tone,
+        }
+    }
+
     fn sync(result: SyncResult) -> Self {
         let tone = match result {
             SyncResult::Succeeded | SyncResult::Unchanged => "ok",
@@ -322,12 +355,13 @@ struct FleetLive {
 }
 
 /// A filter's choice.
-struct Choice {
-    value: String,
-    selected: bool,
+pub(super) struct Choice {
+    pub(super) value: String,
+    pub(super) selected: bool,
 }
 
-fn choices(values: impl IntoIterator<Item = String>, current: &str) -> Vec<Choice> {
+/// The distinct `values`, sorted, with `current` among them and selected.
+pub(super) fn choices(values: impl IntoIterator<Item = String>, current: &str) -> Vec<Choice> {
     let mut values: BTreeSet<String> = values.into_iter().collect();
     let current = current.trim();
     if !current.is_empty() {

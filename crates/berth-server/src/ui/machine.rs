@@ -132,7 +132,7 @@ async fn live(state: &AppState, viewer: &Viewer, id: &MachineId) -> Result<Machi
 
 /// The fleet; without one there are no machines to show.
 #[allow(clippy::result_large_err)] // the refusal is the page to answer with
-fn fleet(state: &AppState) -> Result<&Fleet, Response> {
+pub(super) fn fleet(state: &AppState) -> Result<&Fleet, Response> {
     state.fleet.as_ref().ok_or_else(|| {
         error_page(
             StatusCode::NOT_FOUND,

@@ -16,8 +16,11 @@ pub(crate) mod fleet;
 pub(crate) mod home;
 pub(crate) mod login;
 pub(crate) mod machine;
+pub(crate) mod operation;
+pub(crate) mod operations;
 mod paging;
 pub(crate) mod recordings;
+pub(crate) mod run;
 pub(crate) mod security;
 pub(crate) mod templates;
 pub(crate) mod users;
@@ -166,7 +169,7 @@ pub(crate) struct Nav {
     pub(crate) username: String,
     pub(crate) admin: bool,
     pub(crate) csrf: String,
-    /// main.yaml sets `fleet.repository`: the Fleet page is in the menu.
+    /// main.yaml sets `fleet.repository`: the Fleet and Operations pages are in the menu.
     pub(crate) fleet: bool,
 }
 

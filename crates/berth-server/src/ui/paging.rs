@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use berth_types::api::{FilterOp, SortKey, TableFilter, TableQuery, TableResult};
 use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
 
 use super::Viewer;
 use crate::extract::Json;
@@ -77,29 +78,46 @@ pub(crate) fn text(row: &Map<String, Value>, key: &str) -> String {
 /// Filters on `column` (a time) from the form's `from` and `to` days, both inclusive. Empty
 /// fields filter nothing; anything but a date is refused with a message for the page.
 fn date_filters(column: &str, from: &str, to: &str) -> Result<Vec<TableFilter>, String> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
     let mut filters = Vec::new();
     for (value, field, op, next_day) in [
         (from, "from", FilterOp::Gte, false),
         (to, "to", FilterOp::Lt, true),
     ] {
-        if value.is_empty() {
-            continue;
+        if let Some(at) = day_start(value, field, next_day)? {
+            let at = at
+                .format(&time::format_description::well_known::Rfc3339)
+                .map_err(|e| format!("{field}: {e}"))?;
+            filters.push(TableFilter {
+                column: column.to_owned(),
+                op,
+                value: json!(at),
+            });
         }
-        let date = time::Date::parse(value, format)
-            .map_err(|_| format!("{field}: give a date as YYYY-MM-DD"))?;
-        let date = if next_day {
-            date.next_day().unwrap_or(date)
-        } else {
-            date
-        };
-        filters.push(TableFilter {
-            column: column.to_owned(),
-            op,
-            value: json!(format!("{date}T00:00:00Z")),
-        });
     }
     Ok(filters)
+}
+
+/// The start (00:00 UTC) of the day a form's date field names (`YYYY-MM-DD`), or of the day
+/// after it (`next_day`, for the end of an inclusive range). Blank is none; anything but a date
+/// is refused with a message that names `field`.
+pub(super) fn day_start(
+    value: &str,
+    field: &str,
+    next_day: bool,
+) -> Result<Option<OffsetDateTime>, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(value, format)
+        .map_err(|_| format!("{field}: give a date as YYYY-MM-DD"))?;
+    let date = if next_day {
+        date.next_day().unwrap_or(date)
+    } else {
+        date
+    };
+    Ok(Some(date.midnight().assume_utc()))
 }
 
 /// An equality filter on `column` unless `value` is blank.
@@ -114,7 +132,7 @@ fn text_filter(column: &str, value: &str) -> Option<TableFilter> {
 
 /// The query string of the next page: the form's fields and the cursor, percent-encoded.
 /// Empty when there is no next page.
-fn next_page(fields: &[(&str, &str)], cursor: Option<&str>) -> String {
+pub(super) fn next_page(fields: &[(&str, &str)], cursor: Option<&str>) -> String {
     let Some(cursor) = cursor else {
         return String::new();
     };

@@ -18,11 +18,11 @@ use crate::common::machines::{self, Lab, PATIENCE};
 
 /// What links.yaml says of m1 beyond its SSH settings: a type, and a description that tries
 /// to run a script in the admin's browser.
-const HOSTILE: &str = "<script>alert(\"m1\")</script>";
+pub(super) const HOSTILE: &str = "<script>alert(\"m1\")</script>";
 
-struct Fleet {
-    server: TestServer,
-    repo: Repo,
+pub(super) struct Fleet {
+    pub(super) server: TestServer,
+    pub(super) repo: Repo,
     _root: tempfile::TempDir,
 }
 
@@ -35,11 +35,21 @@ fn inventory(lab: &Lab, client_id: Option<&str>) -> String {
     )
 }
 
-/// A server with a fleet of m1, m2 and m3 (not synced yet); alice is a user who may see m1.
+/// A server with a fleet of m1, m2 and m3 (not synced yet) whose known_hosts knows only m1;
+/// alice is a user who may see m1.
 async fn fleet(lab: &Lab) -> Fleet {
+    fleet_with(lab, &[], &["m1"]).await
+}
+
+/// [`fleet`] with more files in the inventory's first commit (scripts) and the host keys of
+/// `known` in known_hosts.
+pub(super) async fn fleet_with(lab: &Lab, files: &[(&str, &str)], known: &[&str]) -> Fleet {
     let root = tempfile::tempdir().unwrap();
     let repo = Repo::new(root.path(), "inventory");
-    repo.commit(&[("links.yaml", &inventory(lab, None))], "three machines");
+    let links = inventory(lab, None);
+    let mut all = vec![("links.yaml", links.as_str())];
+    all.extend_from_slice(files);
+    repo.commit(&all, "three machines");
     let keys = root.path().join("keys");
     install_key(lab, &keys);
     let server = TestServer::builder()
@@ -52,7 +62,7 @@ async fn fleet(lab: &Lab) -> Fleet {
         .await;
     std::fs::write(
         server.home.join("fleet/known_hosts"),
-        known_hosts(lab, &["m1"]),
+        known_hosts(lab, known),
     )
     .unwrap();
     Fleet {
@@ -82,7 +92,7 @@ async fn checked(events: &mut broadcast::Receiver<FleetEvent>, ids: &[&str]) {
 }
 
 /// Syncs as Berth's own schedule would and waits for the first check of every machine.
-async fn synced(f: &Fleet) {
+pub(super) async fn synced(f: &Fleet) {
     let fleet = f.server.fleet();
     let mut events = fleet.subscribe();
     let sync = fleet
@@ -102,14 +112,14 @@ async fn enrollment(server: &TestServer, id: &str) -> EnrollmentStatus {
         .enrollment
 }
 
-async fn get(server: &TestServer, browser: &Browser, path: &str) -> String {
+pub(super) async fn get(server: &TestServer, browser: &Browser, path: &str) -> String {
     let answer = send(server, "GET", path, &browser.cookie, None, &[]).await;
     assert_eq!(answer.status, 200, "{path}: {}", answer.body);
     answer.body
 }
 
 /// Posts a form with the browser's CSRF token and `fields`; answers the status and body.
-async fn post(
+pub(super) async fn post(
     server: &TestServer,
     browser: &Browser,
     path: &str,

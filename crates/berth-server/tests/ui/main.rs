@@ -1,12 +1,13 @@
 //! The admin UI over raw HTTP against a real server: login, sessions, CSRF, permissions,
 //! security headers, and the API's acceptance of the session cookie; the fleet pages against
-//! the SSH test machines (`fleet`).
+//! the SSH test machines (`fleet`), and the operations pages on them (`operations`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod fleet;
+mod operations;
 
 use common::{RawAnswer, TestServer};
 
