@@ -23,8 +23,10 @@ use machines::Lab;
 use machines::inventory::{Repo, install_key, known_hosts, links};
 
 const ADMIN_PASSWORD: &str = "restart-admin-password";
-/// In the script's command line, so the test can find (and end) its processes.
+/// In the script's command line, so the test can find (and end) its processes; one per test,
+/// as they run at once on the same machines.
 const MARKER: &str = "sleep 3139";
+const SIGTERM_MARKER: &str = "sleep 3141";
 
 /// A home whose main.yaml has a fleet on `repo` (timers far apart: the test syncs), the test
 /// key, and m1 and m2 in known_hosts.
@@ -121,12 +123,12 @@ fn events_until(server: &Server, token: &str, id: &str, wanted: impl Fn(&str) ->
 }
 
 /// Ends what the test's script left on the machines (a killed Berth cannot).
-fn clean_up(lab: &Lab) {
+fn clean_up(lab: &Lab, marker: &str) {
     for name in ["m1", "m2"] {
         let machine = lab.machine(name).clone();
         block_on(async {
             let session = lab.connect(&machine).await;
-            machines::run(&session, &format!("pkill -f '{MARKER}' || true")).await;
+            machines::run(&session, &format!("pkill -f '{marker}' || true")).await;
         });
     }
 }
@@ -243,7 +245,7 @@ fn an_operation_killed_with_berth_is_interrupted_keeps_its_output_and_reruns() {
         operation(&client, &rerun_id).status == OperationStatus::Cancelled
     });
     drop(server);
-    clean_up(&lab);
+    clean_up(&lab, MARKER);
 }
 
 fn token_of(server: &Server) -> String {
@@ -259,13 +261,13 @@ fn token_of(server: &Server) -> String {
 }
 
 /// Processes on `name` whose command line holds the marker.
-fn remote_processes(lab: &Lab, name: &str) -> String {
+fn remote_processes(lab: &Lab, name: &str, marker: &str) -> String {
     let machine = lab.machine(name).clone();
     block_on(async {
         let session = lab.connect(&machine).await;
         let (out, _, _) = machines::run(
             &session,
-            &format!("pgrep -af '{MARKER}' | grep -v pgrep || true"),
+            &format!("pgrep -af '{marker}' | grep -v pgrep || true"),
         )
         .await;
         out.trim().to_owned()
@@ -284,7 +286,7 @@ fn a_berth_stopped_with_sigterm_ends_the_scripts_and_records_them_interrupted() 
                 "scripts.yaml",
                 "scripts:\n  - name: slow\n    file: slow.sh\n    timeout: 10m\n",
             ),
-            ("slow.sh", &format!("#!/bin/bash\n{MARKER} &\nwait\n")),
+            ("slow.sh", &format!("#!/bin/bash\n{SIGTERM_MARKER} &\nwait\n")),
         ],
         "a slow script",
     );
@@ -317,17 +319,17 @@ fn a_berth_stopped_with_sigterm_ends_the_scripts_and_records_them_interrupted() 
         .id
         .to_string();
     eventually(Duration::from_secs(60), "the script runs on m1", || {
-        !remote_processes(&lab, "m1").is_empty()
+        !remote_processes(&lab, "m1", SIGTERM_MARKER).is_empty()
     });
     server.signal("TERM");
     let status = server.wait_exit(Duration::from_secs(60));
     assert!(status.success(), "berth serve exited with {status}");
     // Nothing of the script is left on the machine.
-    assert_eq!(remote_processes(&lab, "m1"), "");
+    assert_eq!(remote_processes(&lab, "m1", SIGTERM_MARKER), "");
     let server = Server::start(&home);
     let view = operation(&admin(&server), &id);
     assert_eq!(view.status, OperationStatus::Interrupted, "{view:#?}");
     assert_eq!(view.machines[0].status, MachineRunStatus::Interrupted);
     assert_eq!(view.machines[0].message, "Berth stopped during the run");
-    clean_up(&lab);
+    clean_up(&lab, SIGTERM_MARKER);
 }
