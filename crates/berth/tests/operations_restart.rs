@@ -286,7 +286,10 @@ fn a_berth_stopped_with_sigterm_ends_the_scripts_and_records_them_interrupted() 
                 "scripts.yaml",
                 "scripts:\n  - name: slow\n    file: slow.sh\n    timeout: 10m\n",
             ),
-            ("slow.sh", &format!("#!/bin/bash\n{SIGTERM_MARKER} &\nwait\n")),
+            (
+                "slow.sh",
+                &format!("#!/bin/bash\n{SIGTERM_MARKER} &\nwait\n"),
+            ),
         ],
         "a slow script",
     );
