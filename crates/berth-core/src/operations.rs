@@ -182,36 +182,53 @@ impl Operations {
     /// `interrupted` (their unfinished machines too, with their output so far), with the
     /// events that tell watchers so, and an `operation.end` audit entry each.
     pub async fn start(&self) -> Result<Vec<OperationId>, OperationError> {
-        let store = &self.inner.store;
         let now = self.now();
-        let ids = store.interrupt_unfinished_operations(now).await?;
+        let ids = self
+            .inner
+            .store
+            .interrupt_unfinished_operations(now)
+            .await?;
         for id in &ids {
-            let Some(record) = store.operation(*id).await? else {
-                continue;
-            };
-            self.keep_logged_output(&record).await?;
-            let mut seq = store.last_operation_event(*id).await?;
-            let mut events = Vec::new();
-            for machine in record
-                .machines
-                .iter()
-                .filter(|m| m.status == MachineRunStatus::Interrupted)
-            {
-                seq += 1;
-                events.push(machine_event(seq, now, machine));
+            // Each on its own: one that cannot be settled is logged and does not keep Berth
+            // (or the others) from starting; it is interrupted already.
+            if let Err(e) = self.settle_interrupted(*id, now).await {
+                tracing::error!(operation = %id, error = %e, "cannot record the end of an interrupted operation's events or output");
             }
-            seq += 1;
-            events.push(operation_event(seq, now, *id, record.status));
-            store.append_operation_events(*id, &events).await?;
-            tracing::warn!(operation = %id, script = %record.script, "an operation left running by a previous process is interrupted");
-            AuditEvent::system(AuditAction::OperationEnd, id.to_string())
-                .at(now)
-                .outcome(AuditOutcome::Failure)
-                .details(json!({"status": record.status.as_str(), "script": record.script}))
-                .record_to(&self.inner.audit)
-                .await;
         }
         Ok(ids)
+    }
+
+    async fn settle_interrupted(
+        &self,
+        id: OperationId,
+        now: OffsetDateTime,
+    ) -> Result<(), OperationError> {
+        let store = &self.inner.store;
+        let Some(record) = store.operation(id).await? else {
+            return Ok(());
+        };
+        self.keep_logged_output(&record).await?;
+        let mut seq = store.last_operation_event(id).await?;
+        let mut events = Vec::new();
+        for machine in record
+            .machines
+            .iter()
+            .filter(|m| m.status == MachineRunStatus::Interrupted)
+        {
+            seq += 1;
+            events.push(machine_event(seq, now, machine));
+        }
+        seq += 1;
+        events.push(operation_event(seq, now, id, record.status));
+        store.append_operation_events(id, &events).await?;
+        tracing::warn!(operation = %id, script = %record.script, "an operation left running by a previous process is interrupted");
+        AuditEvent::system(AuditAction::OperationEnd, id.to_string())
+            .at(now)
+            .outcome(AuditOutcome::Failure)
+            .details(json!({"status": record.status.as_str(), "script": record.script}))
+            .record_to(&self.inner.audit)
+            .await;
+        Ok(())
     }
 
     /// An interrupted machine's output is what its kept output events hold (the run never

@@ -592,3 +592,74 @@ async fn concurrency_holds_on_the_machines_and_an_unreachable_machine_fails_alon
     assert!(relay_run.started.is_none());
     assert!(!relay_run.message.is_empty());
 }
+
+#[tokio::test]
+async fn two_live_watchers_see_the_same_events_and_every_change_is_audited() {
+    let Some(lab) = machines::lab() else { return };
+    let files = scripts(&lab);
+    let mut all: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+    all.retain(|(p, _)| *p != "scripts.yaml");
+    let scripts_yaml = format!("{SCRIPTS}  - name: ticks\n    file: ticks.sh\n");
+    all.push(("scripts.yaml", &scripts_yaml));
+    all.push((
+        "ticks.sh",
+        "#!/bin/bash\nfor i in $(seq 1 15); do echo \"tick $i\"; sleep 0.1; done\n",
+    ));
+    let f = fleet_with(&lab, &all).await;
+    let admin = f.server.admin().await;
+    let answer = send_json(&admin, "POST", "/api/v1/fleet/sync", "").await;
+    assert_eq!(answer.status, 200, "{}", text(&answer.body));
+    for id in ["m1", "m2"] {
+        let path = format!("/api/v1/machines/{id}/verify");
+        assert_eq!(send_json(&admin, "POST", &path, "").await.status, 200);
+    }
+    let started = start(&admin, r#"{"script": "ticks", "machines": ["m1", "m2"]}"#).await;
+    let id = started.id.to_string();
+    let other = f.server.admin().await;
+    // Both follow it live, from its start, at once.
+    let (a, b) = tokio::join!(events(&admin, &id, None), events(&other, &id, None));
+    let ids = |events: &[Sse]| events.iter().map(|e| e.id).collect::<Vec<_>>();
+    assert_eq!(ids(&a), ids(&b));
+    let ticks = a
+        .iter()
+        .filter(|e| e.event == "output")
+        .map(|e| e.data["data"].as_str().unwrap().matches("tick ").count())
+        .sum::<usize>();
+    assert_eq!(ticks, 30, "every line of both machines");
+    assert_eq!(a.last().unwrap().data["status"], "succeeded");
+
+    // Start, stop and end are in the audit log.
+    let slow = start(&admin, r#"{"script": "slow", "machines": ["m1"]}"#).await;
+    let slow_id = slow.id.to_string();
+    wait_for(&admin, &slow_id, |v| {
+        v.machines[0].status == MachineRunStatus::Running
+    })
+    .await;
+    let path = format!("/api/v1/operations/{slow_id}/stop");
+    assert_eq!(send_json(&admin, "POST", &path, "").await.status, 200);
+    wait_for(&admin, &slow_id, |v| v.status.is_finished()).await;
+    let query = serde_json::json!({
+        "table": "audit",
+        "columns": ["action", "target", "outcome"],
+        "limit": 500
+    });
+    let answer = send_json(&admin, "POST", "/api/v1/tables/query", &query.to_string()).await;
+    assert_eq!(answer.status, 200, "{}", text(&answer.body));
+    let rows: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    let has = |action: &str, target: &str| {
+        rows["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["action"] == action && r["target"] == target)
+    };
+    for (action, target) in [
+        ("operation.start", &id),
+        ("operation.end", &id),
+        ("operation.start", &slow_id),
+        ("operation.stop", &slow_id),
+        ("operation.end", &slow_id),
+    ] {
+        assert!(has(action, target), "no {action} for {target}: {rows}");
+    }
+}
