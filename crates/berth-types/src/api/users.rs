@@ -40,7 +40,6 @@ pub struct UserBody {
     /// The fleet machines the user may see: ids, or tags as `tag:NAME` (users.yaml
     /// `machines:`); none by default.
     #[serde(default)]
-    #[schemars(length(max = 1000))]
     pub machines: Vec<MachineSelector>,
 }
 
