@@ -6,60 +6,25 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is the failure report
 
 mod common;
+mod fleet;
 #[path = "../../berth-ssh/tests/common/mod.rs"]
 mod machines;
 
 use std::io::{Read, Write};
-use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use berth_client::Client;
-use berth_config::hash_password;
 use berth_types::api::OperationView;
 use berth_types::operation::{MachineRunStatus, OperationStatus};
 use common::{Server, block_on, eventually};
+use fleet::{ADMIN_PASSWORD, fleet_home};
 use machines::Lab;
-use machines::inventory::{Repo, install_key, known_hosts, links};
+use machines::inventory::{Repo, links};
 
-const ADMIN_PASSWORD: &str = "restart-admin-password";
 /// In the script's command line, so the test can find (and end) its processes; one per test,
 /// as they run at once on the same machines.
 const MARKER: &str = "sleep 3139";
 const SIGTERM_MARKER: &str = "sleep 3141";
-
-/// A home whose main.yaml has a fleet on `repo` (timers far apart: the test syncs), the test
-/// key, and m1 and m2 in known_hosts.
-fn fleet_home(lab: &Lab, root: &Path, repo: &Repo) -> PathBuf {
-    let keys = root.join("keys");
-    install_key(lab, &keys);
-    let home = root.join("home");
-    let config = home.join("config");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(home.join("fleet"))
-        .unwrap();
-    std::fs::write(
-        home.join("fleet/known_hosts"),
-        known_hosts(lab, &["m1", "m2"]),
-    )
-    .unwrap();
-    let hash = hash_password(ADMIN_PASSWORD).unwrap();
-    std::fs::write(
-        config.join("main.yaml"),
-        format!(
-            "admin:\n  username: admin\n  password_hash: \"{}\"\nfleet:\n  repository: {}\n  \
-             keys_dir: {}\n  connect_timeout: 20s\n  sync_interval: 1h\n  health_interval: 1h\n",
-            hash.as_str(),
-            repo.file_url(),
-            keys.display()
-        ),
-    )
-    .unwrap();
-    assert!(berth_config::init(&config).unwrap().is_none());
-    home
-}
 
 fn admin(server: &Server) -> Client {
     let client = Client::new(&server.url()).unwrap();
