@@ -5,11 +5,12 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use base64::Engine as _;
-use berth_types::OperationId;
 use berth_types::api::{
-    MachineStatusEvent, OperationList, OperationQuery, OperationStatusEvent, OperationView,
-    OutputEvent, StartOperation,
+    MachineRunView, MachineStatusEvent, OperationList, OperationQuery, OperationStatusEvent,
+    OperationView, OutputDetail, OutputEvent, StartOperation,
 };
+use berth_types::operation::OutputStream;
+use berth_types::{MachineId, OperationId};
 use http::Method;
 use time::format_description::well_known::Rfc3339;
 
@@ -121,10 +122,62 @@ impl Client {
     /// `GET /api/v1/operations/{id}`: every machine with its output, and the machines grouped
     /// by identical output once it finished.
     pub async fn operation(&self, id: OperationId) -> Result<OperationView, ClientError> {
+        self.operation_with(id, OutputDetail::All).await
+    }
+
+    /// `GET /api/v1/operations/{id}?output=...`: with every machine's output (`all`), each
+    /// group's once (`groups`) or none; the server refuses more than `MAX_INLINE_OUTPUT`
+    /// bytes of output (`output_too_large`).
+    pub async fn operation_with(
+        &self,
+        id: OperationId,
+        output: OutputDetail,
+    ) -> Result<OperationView, ClientError> {
+        let output = match output {
+            OutputDetail::All => "all",
+            OutputDetail::Groups => "groups",
+            OutputDetail::None => "none",
+        };
         self.json(
             Method::GET,
-            &format!("/api/v1/operations/{id}"),
+            &format!("/api/v1/operations/{id}?output={output}"),
             None::<&()>,
+        )
+        .await
+    }
+
+    /// `GET /api/v1/operations/{id}/machines/{machine}`: one machine's part with its output.
+    pub async fn machine_run(
+        &self,
+        id: OperationId,
+        machine: &MachineId,
+    ) -> Result<MachineRunView, ClientError> {
+        self.json(
+            Method::GET,
+            &format!(
+                "/api/v1/operations/{id}/machines/{}",
+                encode(machine.as_str())
+            ),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `GET /api/v1/operations/{id}/machines/{machine}/{stream}`: one stream of a machine's
+    /// kept output, the bytes as printed.
+    pub async fn machine_output(
+        &self,
+        id: OperationId,
+        machine: &MachineId,
+        stream: OutputStream,
+    ) -> Result<bytes::Bytes, ClientError> {
+        self.bytes(
+            Method::GET,
+            &format!(
+                "/api/v1/operations/{id}/machines/{}/{}",
+                encode(machine.as_str()),
+                stream.as_str()
+            ),
         )
         .await
     }

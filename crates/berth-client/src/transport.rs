@@ -17,7 +17,8 @@ use serde::de::DeserializeOwned;
 use crate::error::{ApiFailure, ClientError};
 
 /// Answers larger than this are refused.
-const MAX_ANSWER: usize = 16 * 1024 * 1024;
+/// (An operation with `MAX_INLINE_OUTPUT` bytes of output is at most about 60 MiB of JSON.)
+const MAX_ANSWER: usize = 64 * 1024 * 1024;
 /// How long a call may take by default (a workspace start creates a container).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -279,6 +280,11 @@ impl Client {
     /// A call whose answer has no body.
     pub(crate) async fn empty(&self, method: Method, path: &str) -> Result<(), ClientError> {
         self.call(method, path, None::<&()>).await.map(|_| ())
+    }
+
+    /// A call whose answer is bytes, as they are.
+    pub(crate) async fn bytes(&self, method: Method, path: &str) -> Result<Bytes, ClientError> {
+        Ok(self.call(method, path, None::<&()>).await?.body)
     }
 
     /// A call whose answer is text.

@@ -20,7 +20,7 @@ use std::time::Duration;
 use berth_fleet::{RunEvent, RunSpec, run_on_machine};
 use berth_store::{
     MachineRunRecord, MachineRunUpdate, NewOperation, OperationEventKind, OperationEventRecord,
-    OperationRecord, Store, StoreError,
+    OperationRecord, OperationSummary, Store, StoreError,
 };
 use berth_types::api::{
     MAX_OPERATION_MACHINES, MachineStatusEvent, OperationStatusEvent, StartOperation,
@@ -476,6 +476,33 @@ impl Operations {
         }
     }
 
+    /// Operation `id` without its machines' output, with how the output groups, if
+    /// `requester` may see it.
+    pub async fn operation_summary(
+        &self,
+        requester: &Requester,
+        id: OperationId,
+    ) -> Result<OperationSummary, OperationError> {
+        match self.inner.store.operation_summary(id).await? {
+            Some(summary) if requester.may_see(&summary.operation) => Ok(summary),
+            _ => Err(OperationError::NotFound),
+        }
+    }
+
+    /// `machine`'s part of operation `id`, with its kept output, if `requester` may see the
+    /// operation and it ran on the machine.
+    pub async fn machine_run(
+        &self,
+        requester: &Requester,
+        id: OperationId,
+        machine: &MachineId,
+    ) -> Result<MachineRunRecord, OperationError> {
+        match self.inner.store.machine_run(id, machine).await? {
+            Some((owner, run)) if requester.admin || owner == requester.user => Ok(run),
+            _ => Err(OperationError::NotFound),
+        }
+    }
+
     /// Asks the operation to stop: queued machines become `cancelled`, running scripts get
     /// SIGTERM, then SIGKILL after the grace period. Idempotent; a finished operation stays
     /// as it ended. Audited as `operation.stop`.
@@ -483,8 +510,8 @@ impl Operations {
         &self,
         requester: &Requester,
         id: OperationId,
-    ) -> Result<OperationRecord, OperationError> {
-        let record = self.operation(requester, id).await?;
+    ) -> Result<OperationSummary, OperationError> {
+        let summary = self.operation_summary(requester, id).await?;
         let live = crate::workspaces::lock(&self.inner.live).get(&id).cloned();
         if let Some(live) = live {
             let first = !*live.stop.borrow();
@@ -497,12 +524,17 @@ impl Operations {
                     id.to_string(),
                 )
                 .at(self.now())
-                .details(json!({"script": record.script}))
+                .details(json!({"script": summary.operation.script}))
                 .record_to(&self.inner.audit)
                 .await;
             }
         }
-        Ok(self.inner.store.operation(id).await?.unwrap_or(record))
+        Ok(self
+            .inner
+            .store
+            .operation_summary(id)
+            .await?
+            .unwrap_or(summary))
     }
 
     /// Starts the script of a finished operation again on its machines that did not succeed,
@@ -512,7 +544,7 @@ impl Operations {
         requester: &Requester,
         id: OperationId,
     ) -> Result<OperationRecord, OperationError> {
-        let record = self.operation(requester, id).await?;
+        let record = self.operation_summary(requester, id).await?.operation;
         if !record.status.is_finished() {
             return Err(OperationError::Conflict(format!(
                 "operation {id} is still {}: stop it or wait for its end",
@@ -1084,34 +1116,30 @@ fn operation_event(
     }
 }
 
-/// The machines of `record` grouped by identical output and end, as `dshbak -c` groups them:
-/// each group's machines (in the operation's order) and one of their runs.
+/// Machines that printed the same thing and ended the same way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunGroup {
+    /// The machines, in the operation's order.
+    pub machines: Vec<MachineId>,
+    /// The index of the first of them in the operation's machines.
+    pub first: usize,
+}
+
+/// The machines of `summary` grouped by identical output and end, as `dshbak -c` groups
+/// them, in the order of each group's first machine.
 #[must_use]
-pub fn group_outputs(record: &OperationRecord) -> Vec<(Vec<MachineId>, &MachineRunRecord)> {
-    fn outcome(run: &MachineRunRecord) -> (&MachineRunRecord, berth_fleet::operation::Outcome<'_>) {
-        (
-            run,
-            berth_fleet::operation::Outcome {
-                status: run.status,
-                exit_code: run.exit_code,
-                signal: run.signal.as_deref(),
-                stdout: &run.stdout,
-                stderr: &run.stderr,
-            },
-        )
-    }
-    berth_fleet::operation::group_outputs(record.machines.iter().map(outcome))
-        .into_iter()
-        .map(|group| {
-            let first = group.machines[0];
-            (
-                group
-                    .machines
-                    .iter()
-                    .map(|run| run.machine.clone())
-                    .collect(),
+pub fn groups(summary: &OperationSummary) -> Vec<RunGroup> {
+    let mut groups: Vec<RunGroup> = Vec::new();
+    let mut group_of_first: HashMap<usize, usize> = HashMap::new();
+    for (run, &first) in summary.operation.machines.iter().zip(&summary.same_as) {
+        let group = *group_of_first.entry(first).or_insert_with(|| {
+            groups.push(RunGroup {
+                machines: Vec::new(),
                 first,
-            )
-        })
-        .collect()
+            });
+            groups.len() - 1
+        });
+        groups[group].machines.push(run.machine.clone());
+    }
+    groups
 }

@@ -8,13 +8,13 @@
 //!   signal, `timed_out` and `cancelled` after SIGTERM, grace, SIGKILL to every process of the
 //!   script (also the ones that left its process group);
 //! - [`OutputBuffer`]: at most `fleet.max_output` bytes per stream, the first and the last half,
-//!   with a marker line for what was dropped in the middle;
-//! - [`group_outputs`]: machines that ended identically, folded like `dshbak -c`.
+//!   with a marker line for what was dropped in the middle.
+//!
+//! Machines that ended identically are grouped (as `dshbak -c` does) by the store, which
+//! compares their output without loading it.
 
-mod group;
 mod output;
 mod run;
 
-pub use group::{Group, Outcome, group_outputs};
 pub use output::{OutputBuffer, marker};
 pub use run::{EVENTS_AT_END, RunEnd, RunEvent, RunSpec, run_on_machine};

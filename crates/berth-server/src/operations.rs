@@ -9,14 +9,22 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use berth_core::operations::group_outputs;
+use std::collections::HashMap;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use berth_core::operations::groups as operation_groups;
 use berth_core::{OperationError, Operations, Requester, TableQuery};
-use berth_store::{MachineRunRecord, OperationEventKind, OperationEventRecord, OperationRecord};
-use berth_types::OperationId;
-use berth_types::api::{
-    FilterOp, MachineRunView, OperationList, OperationQuery, OperationView, OutputEvent,
-    OutputGroup, StartOperation, TableFilter,
+use berth_store::{
+    MachineRunRecord, OperationEventKind, OperationEventRecord, OperationRecord, OperationSummary,
 };
+use berth_types::api::{
+    FilterOp, MAX_INLINE_OUTPUT, MachineRunView, OperationDetailQuery, OperationList,
+    OperationQuery, OperationView, OutputDetail, OutputEvent, OutputGroup, StartOperation,
+    TableFilter,
+};
+use berth_types::operation::OutputStream;
+use berth_types::{MachineId, OperationId};
 use futures_util::Stream;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
@@ -46,7 +54,7 @@ fn operations_of_one(state: &AppState) -> Result<&Operations, ApiError> {
         .ok_or_else(|| ApiError::not_found("no such operation"))
 }
 
-fn requester(state: &AppState, caller: &Caller) -> Requester {
+pub(crate) fn requester(state: &AppState, caller: &Caller) -> Requester {
     Requester {
         user: caller.username.clone(),
         admin: caller.is_admin(),
@@ -78,19 +86,22 @@ fn text_of(bytes: &[u8]) -> (String, Option<String>) {
     }
 }
 
-fn machine_view(run: &MachineRunRecord, with_output: bool) -> MachineRunView {
-    let (stdout, stdout_base64) = if with_output {
-        let (text, b64) = text_of(&run.stdout);
-        (Some(text), b64)
-    } else {
-        (None, None)
+fn output_bytes(run: &MachineRunRecord) -> u64 {
+    (run.stdout.len() + run.stderr.len()) as u64
+}
+
+/// A machine's part; `output_bytes` is given for a run loaded without its output.
+fn machine_view(run: &MachineRunRecord, output_bytes: u64, with_output: bool) -> MachineRunView {
+    let output = |bytes: &[u8]| {
+        if with_output {
+            let (text, b64) = text_of(bytes);
+            (Some(text), b64)
+        } else {
+            (None, None)
+        }
     };
-    let (stderr, stderr_base64) = if with_output {
-        let (text, b64) = text_of(&run.stderr);
-        (Some(text), b64)
-    } else {
-        (None, None)
-    };
+    let (stdout, stdout_base64) = output(&run.stdout);
+    let (stderr, stderr_base64) = output(&run.stderr);
     MachineRunView {
         machine: run.machine.clone(),
         status: run.status,
@@ -105,24 +116,16 @@ fn machine_view(run: &MachineRunRecord, with_output: bool) -> MachineRunView {
         stderr,
         stderr_base64,
         truncated: run.truncated,
+        output_bytes,
     }
 }
 
-pub(crate) fn operation_view(record: &OperationRecord, with_output: bool) -> OperationView {
-    let groups = if with_output && record.status.is_finished() {
-        group_outputs(record)
-            .into_iter()
-            .map(|(machines, run)| OutputGroup {
-                machines,
-                status: run.status,
-                exit_code: run.exit_code,
-                stdout: String::from_utf8_lossy(&run.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&run.stderr).into_owned(),
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+/// An operation's view; `machines` are the runs to show (with their sizes), in order.
+fn view_of(
+    record: &OperationRecord,
+    machines: Vec<MachineRunView>,
+    groups: Vec<OutputGroup>,
+) -> OperationView {
     OperationView {
         id: record.id,
         script: record.script.clone(),
@@ -134,13 +137,123 @@ pub(crate) fn operation_view(record: &OperationRecord, with_output: bool) -> Ope
         rerun_of: record.rerun_of,
         created: record.created_at,
         finished: record.finished_at,
-        machines: record
-            .machines
-            .iter()
-            .map(|m| machine_view(m, with_output))
-            .collect(),
+        machines,
         groups,
     }
+}
+
+/// An operation as stored, without output (start and rerun answer a new one).
+fn record_view(record: &OperationRecord) -> OperationView {
+    let machines = record
+        .machines
+        .iter()
+        .map(|m| machine_view(m, output_bytes(m), false))
+        .collect();
+    view_of(record, machines, Vec::new())
+}
+
+/// An operation without output, as the list and stop answer it.
+fn summary_view(summary: &OperationSummary) -> OperationView {
+    let machines = summary
+        .operation
+        .machines
+        .iter()
+        .zip(&summary.output_bytes)
+        .map(|(m, bytes)| machine_view(m, *bytes, false))
+        .collect();
+    view_of(&summary.operation, machines, Vec::new())
+}
+
+fn too_large(bytes: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "output_too_large",
+        format!(
+            "this answer would carry {bytes} bytes of output, more than {MAX_INLINE_OUTPUT}: ask \
+             for ?output=groups or ?output=none, and for each machine's output at \
+             /api/v1/operations/{{id}}/machines/{{machine}}"
+        ),
+    )
+    .with_details(json!({"output_bytes": bytes, "limit": MAX_INLINE_OUTPUT}))
+}
+
+/// Operation `id` with as much output as `detail` says (and the groups once it finished).
+pub(crate) async fn detailed_view(
+    operations: &Operations,
+    who: &Requester,
+    id: OperationId,
+    detail: OutputDetail,
+) -> Result<OperationView, ApiError> {
+    let summary = operations
+        .operation_summary(who, id)
+        .await
+        .map_err(operation_error)?;
+    let groups = if summary.operation.status.is_finished() {
+        operation_groups(&summary)
+    } else {
+        Vec::new()
+    };
+    let inline: u64 = match detail {
+        OutputDetail::All => summary.output_bytes.iter().sum::<u64>(),
+        OutputDetail::Groups => groups
+            .iter()
+            .map(|g| summary.output_bytes[g.first])
+            .sum::<u64>(),
+        OutputDetail::None => 0,
+    };
+    if inline > MAX_INLINE_OUTPUT {
+        return Err(too_large(inline));
+    }
+    // The runs with output: every one, or each group's first.
+    let mut loaded: HashMap<usize, MachineRunRecord> = HashMap::new();
+    let wanted: Vec<usize> = match detail {
+        OutputDetail::All => (0..summary.operation.machines.len()).collect(),
+        OutputDetail::Groups => groups.iter().map(|g| g.first).collect(),
+        OutputDetail::None => Vec::new(),
+    };
+    for index in wanted {
+        let machine = &summary.operation.machines[index].machine;
+        match operations.machine_run(who, id, machine).await {
+            Ok(run) => {
+                loaded.insert(index, run);
+            }
+            // Forgotten since (the history is bounded): answer what was read.
+            Err(OperationError::NotFound) => {}
+            Err(e) => return Err(operation_error(e)),
+        }
+    }
+    let machines = summary
+        .operation
+        .machines
+        .iter()
+        .enumerate()
+        .map(|(index, run)| {
+            let bytes = summary.output_bytes[index];
+            match (detail, loaded.get(&index)) {
+                (OutputDetail::All, Some(full)) => machine_view(full, bytes, true),
+                _ => machine_view(run, bytes, false),
+            }
+        })
+        .collect();
+    let groups = groups
+        .into_iter()
+        .map(|group| {
+            let run = &summary.operation.machines[group.first];
+            let full = loaded
+                .get(&group.first)
+                .filter(|_| detail != OutputDetail::None);
+            OutputGroup {
+                machines: group.machines,
+                status: run.status,
+                exit_code: run.exit_code,
+                signal: run.signal.clone(),
+                output_bytes: summary.output_bytes[group.first],
+                stdout: full.map(|r| String::from_utf8_lossy(&r.stdout).into_owned()),
+                stderr: full.map(|r| String::from_utf8_lossy(&r.stderr).into_owned()),
+            }
+        })
+        .collect();
+    Ok(view_of(&summary.operation, machines, groups))
 }
 
 /// `POST /api/v1/operations`.
@@ -155,7 +268,7 @@ pub(crate) async fn start(
         .start_operation(&requester(&state, &caller), &body)
         .await
         .map_err(operation_error)?;
-    Ok((StatusCode::CREATED, Json(operation_view(&record, false))))
+    Ok((StatusCode::CREATED, Json(record_view(&record))))
 }
 
 /// `GET /api/v1/operations`: newest first, through the table-query engine.
@@ -216,8 +329,8 @@ pub(crate) async fn list(
         .filter_map(|row| row.get("id").and_then(|v| v.as_str()))
         .filter_map(|id| id.parse::<OperationId>().ok())
     {
-        match operations.operation(&who, id).await {
-            Ok(record) => views.push(operation_view(&record, false)),
+        match operations.operation_summary(&who, id).await {
+            Ok(summary) => views.push(summary_view(&summary)),
             Err(OperationError::NotFound) => {}
             Err(e) => return Err(operation_error(e)),
         }
@@ -229,18 +342,58 @@ pub(crate) async fn list(
     }))
 }
 
-/// `GET /api/v1/operations/{id}`: with every machine's kept output and the groups.
+/// `GET /api/v1/operations/{id}`: with every machine's kept output and the groups, or less
+/// (`?output=groups|none`).
 pub(crate) async fn get(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     Path(id): Path<OperationId>,
-    Query(NoQuery {}): Query<NoQuery>,
+    Query(query): Query<OperationDetailQuery>,
 ) -> Result<Json<OperationView>, ApiError> {
-    let record = operations_of_one(&state)?
-        .operation(&requester(&state, &caller), id)
+    let operations = operations_of_one(&state)?;
+    let detail = query.output.unwrap_or_default();
+    detailed_view(operations, &requester(&state, &caller), id, detail)
+        .await
+        .map(Json)
+}
+
+/// `GET /api/v1/operations/{id}/machines/{machine}`: one machine's part with its output.
+pub(crate) async fn machine(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path((id, machine)): Path<(OperationId, MachineId)>,
+    Query(NoQuery {}): Query<NoQuery>,
+) -> Result<Json<MachineRunView>, ApiError> {
+    let run = operations_of_one(&state)?
+        .machine_run(&requester(&state, &caller), id, &machine)
         .await
         .map_err(operation_error)?;
-    Ok(Json(operation_view(&record, true)))
+    Ok(Json(machine_view(&run, output_bytes(&run), true)))
+}
+
+/// `GET /api/v1/operations/{id}/machines/{machine}/{stream}`: one stream of a machine's kept
+/// output, as the bytes it printed (`application/octet-stream`).
+pub(crate) async fn machine_stream(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path((id, machine, stream)): Path<(OperationId, MachineId, OutputStream)>,
+    Query(NoQuery {}): Query<NoQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let run = operations_of_one(&state)?
+        .machine_run(&requester(&state, &caller), id, &machine)
+        .await
+        .map_err(operation_error)?;
+    let bytes = match stream {
+        OutputStream::Stdout => run.stdout,
+        OutputStream::Stderr => run.stderr,
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        bytes,
+    ))
 }
 
 /// `POST /api/v1/operations/{id}/stop`.
@@ -250,11 +403,11 @@ pub(crate) async fn stop(
     Path(id): Path<OperationId>,
     Query(NoQuery {}): Query<NoQuery>,
 ) -> Result<Json<OperationView>, ApiError> {
-    let record = operations_of_one(&state)?
+    let summary = operations_of_one(&state)?
         .stop(&requester(&state, &caller), id)
         .await
         .map_err(operation_error)?;
-    Ok(Json(operation_view(&record, false)))
+    Ok(Json(summary_view(&summary)))
 }
 
 /// `POST /api/v1/operations/{id}/rerun`.
@@ -268,7 +421,7 @@ pub(crate) async fn rerun(
         .rerun(&requester(&state, &caller), id)
         .await
         .map_err(operation_error)?;
-    Ok((StatusCode::CREATED, Json(operation_view(&record, false))))
+    Ok((StatusCode::CREATED, Json(record_view(&record))))
 }
 
 /// The SSE form of a stored or live event.
@@ -318,7 +471,7 @@ pub(crate) async fn events(
     let operations = operations_of_one(&state)?.clone();
     // 404 for an operation the caller may not see, before anything is streamed.
     operations
-        .operation(&requester(&state, &caller), id)
+        .operation_summary(&requester(&state, &caller), id)
         .await
         .map_err(operation_error)?;
     let after = match headers.get("last-event-id") {

@@ -11,12 +11,12 @@ use axum::routing::{self, MethodRouter};
 use berth_config::Template;
 use berth_types::api::{
     AddMember, ClientConfig, ConnectAll, ErrorBody, FleetSyncStatus, GridView, LoginRequest,
-    LoginResponse, MachineList, MachineQuery, MachineView, MemberList, MemberView, Monitor,
-    NewGrid, NewTokenRequest, OperationList, OperationQuery, OperationView, PingRequest,
-    PingResponse, RecordingList, RecordingView, SecretsKeyView, SetPanes, StartOperation,
-    StartWorkspace, SyncView, TableQuery, TableResult, TemplateList, TokenResponse, TrustHostKey,
-    UserBody, UserList, UserView, VerifyAll, WebhookAccepted, WorkspaceList, WorkspaceQuery,
-    WorkspaceView,
+    LoginResponse, MachineList, MachineQuery, MachineRunView, MachineView, MemberList, MemberView,
+    Monitor, NewGrid, NewTokenRequest, OperationDetailQuery, OperationList, OperationQuery,
+    OperationView, PingRequest, PingResponse, RecordingList, RecordingView, SecretsKeyView,
+    SetPanes, StartOperation, StartWorkspace, SyncView, TableQuery, TableResult, TemplateList,
+    TokenResponse, TrustHostKey, UserBody, UserList, UserView, VerifyAll, WebhookAccepted,
+    WorkspaceList, WorkspaceQuery, WorkspaceView,
 };
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
@@ -588,7 +588,20 @@ pub(crate) fn table() -> Vec<Route> {
             "An operation with every machine's state, output and the grouped output",
             operations::get,
         )
+        .query::<OperationDetailQuery>()
         .returns::<OperationView>(200),
+        get(
+            "/api/v1/operations/{id}/machines/{machine}",
+            "One machine's part of an operation, with its kept output",
+            operations::machine,
+        )
+        .returns::<MachineRunView>(200),
+        get(
+            "/api/v1/operations/{id}/machines/{machine}/{stream}",
+            "One stream (stdout or stderr) of a machine's kept output, as its bytes",
+            operations::machine_stream,
+        )
+        .text("application/octet-stream"),
         post(
             "/api/v1/operations/{id}/stop",
             "Stop an operation: queued machines cancelled, running scripts ended",

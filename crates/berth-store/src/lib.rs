@@ -60,7 +60,7 @@ pub use machines::{
 pub use members::{Member, MemberRole, MemberStore};
 pub use operations::{
     INTERRUPTED_MESSAGE, MachineRunRecord, MachineRunUpdate, NewOperation, OPERATION_HISTORY,
-    OperationEventKind, OperationEventRecord, OperationRecord, OperationStore,
+    OperationEventKind, OperationEventRecord, OperationRecord, OperationStore, OperationSummary,
 };
 pub use postgres::PostgresStore;
 pub use recordings::{Recording, RecordingId, RecordingStore};

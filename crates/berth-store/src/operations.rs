@@ -114,6 +114,21 @@ pub struct MachineRunRecord {
     pub truncated: bool,
 }
 
+/// An operation without its machines' output: what lists and overviews need, and how the
+/// output would group, so that no caller loads every machine's output to find out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperationSummary {
+    /// The operation; its machines' `stdout` and `stderr` are empty here (their sizes are in
+    /// `output_bytes`; [`OperationStore::machine_run`] has the bytes).
+    pub operation: OperationRecord,
+    /// Per machine, in order: the bytes of output kept, standard output and error together.
+    pub output_bytes: Vec<u64>,
+    /// Per machine, in order: the index of the first machine that printed the same thing
+    /// and ended the same way (status, exit code, signal, stdout and stderr), itself when it
+    /// is the first: the groups of `dshbak -c`, found by the database.
+    pub same_as: Vec<usize>,
+}
+
 /// A machine run's new state, for [`OperationStore::update_machine_run`]: every field
 /// replaces the stored one (the output is [`OperationStore::store_machine_output`]'s).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -267,6 +282,21 @@ pub trait OperationStore: Send + Sync + fmt::Debug {
     /// is still in the history.
     async fn operation(&self, id: OperationId) -> Result<Option<OperationRecord>, StoreError>;
 
+    /// Operation `id` without its machines' output (see [`OperationSummary`]), if it is
+    /// still in the history.
+    async fn operation_summary(
+        &self,
+        id: OperationId,
+    ) -> Result<Option<OperationSummary>, StoreError>;
+
+    /// `machine`'s part of operation `id` with its kept output, and who started the
+    /// operation, if it is in the history and ran on the machine.
+    async fn machine_run(
+        &self,
+        id: OperationId,
+        machine: &MachineId,
+    ) -> Result<Option<(Username, MachineRunRecord)>, StoreError>;
+
     /// At start-up, in one transaction: every machine `queued`, `connecting` or `running` of
     /// a `queued` or `running` operation becomes `interrupted` with the message
     /// [`INTERRUPTED_MESSAGE`] and `finished_at` = `at` (its exit code, start, duration and
@@ -323,6 +353,20 @@ const GET_RUNS: &str = concat!(
     "SELECT ",
     run_columns!(),
     " FROM operation_machines WHERE operation_id = $1 ORDER BY position"
+);
+
+// Positions are 0, 1, ... in the order given, so the first machine's position is its index.
+const GET_RUN_SUMMARIES: &str = "SELECT machine, status, exit_code, signal, message, \
+     started_at, finished_at, duration_ms, truncated, \
+     CAST(length(stdout) + length(stderr) AS BIGINT) AS output_bytes, \
+     CAST(min(position) OVER (PARTITION BY status, exit_code, signal, stdout, stderr) \
+     AS BIGINT) AS same_as \
+     FROM operation_machines WHERE operation_id = $1 ORDER BY position";
+
+const GET_RUN: &str = concat!(
+    "SELECT (SELECT username FROM operations WHERE id = $1) AS username, ",
+    run_columns!(),
+    " FROM operation_machines WHERE operation_id = $1 AND machine = $2"
 );
 
 const SET_STATUS: &str = "UPDATE operations SET status = $2, finished_at = $3 WHERE id = $1";
@@ -482,8 +526,17 @@ fn operation_row(
     })
 }
 
-fn run_row(row: &Row) -> Result<MachineRunRecord, StoreError> {
+/// A machine run from a row of `run_columns!()`, or without `stdout` and `stderr` (left
+/// empty) when `with_output` is false.
+fn run_row(row: &Row, with_output: bool) -> Result<MachineRunRecord, StoreError> {
     let status = row.get_str("status")?;
+    let output = |column: &str| {
+        if with_output {
+            row.get_bytes(column)
+        } else {
+            Ok(Vec::new())
+        }
+    };
     Ok(MachineRunRecord {
         machine: machine_id(row.get_str("machine")?)?,
         status: MachineRunStatus::parse(&status)
@@ -494,8 +547,8 @@ fn run_row(row: &Row) -> Result<MachineRunRecord, StoreError> {
         started_at: row.get_opt_time("started_at")?,
         finished_at: row.get_opt_time("finished_at")?,
         duration_ms: row.get_opt_i64("duration_ms")?,
-        stdout: row.get_bytes("stdout")?,
-        stderr: row.get_bytes("stderr")?,
+        stdout: output("stdout")?,
+        stderr: output("stderr")?,
         truncated: row.get_bool("truncated")?,
     })
 }
@@ -850,9 +903,65 @@ impl OperationStore for SqlStore {
             .fetch_all(GET_RUNS, &[Bind::Uuid(id.as_uuid())])
             .await?
             .iter()
-            .map(run_row)
+            .map(|row| run_row(row, true))
             .collect::<Result<Vec<_>, _>>()?;
         operation_row(&row, machines).map(Some)
+    }
+
+    async fn operation_summary(
+        &self,
+        id: OperationId,
+    ) -> Result<Option<OperationSummary>, StoreError> {
+        let Some(row) = self
+            .fetch_optional(GET_OPERATION, &[Bind::Uuid(id.as_uuid())])
+            .await?
+        else {
+            return Ok(None);
+        };
+        let rows = self
+            .fetch_all(GET_RUN_SUMMARIES, &[Bind::Uuid(id.as_uuid())])
+            .await?;
+        let mut machines = Vec::with_capacity(rows.len());
+        let mut output_bytes = Vec::with_capacity(rows.len());
+        let mut same_as = Vec::with_capacity(rows.len());
+        for (index, run) in rows.iter().enumerate() {
+            machines.push(run_row(run, false)?);
+            let bytes = run.get_i64("output_bytes")?;
+            output_bytes.push(
+                u64::try_from(bytes).map_err(|_| corrupt("output size", &bytes.to_string()))?,
+            );
+            let first = run.get_i64("same_as")?;
+            same_as.push(
+                usize::try_from(first)
+                    .ok()
+                    .filter(|first| *first <= index)
+                    .ok_or_else(|| corrupt("machine position", &first.to_string()))?,
+            );
+        }
+        Ok(Some(OperationSummary {
+            operation: operation_row(&row, machines)?,
+            output_bytes,
+            same_as,
+        }))
+    }
+
+    async fn machine_run(
+        &self,
+        id: OperationId,
+        machine: &MachineId,
+    ) -> Result<Option<(Username, MachineRunRecord)>, StoreError> {
+        self.fetch_optional(
+            GET_RUN,
+            &[Bind::Uuid(id.as_uuid()), Bind::text(machine.as_str())],
+        )
+        .await?
+        .map(|row| {
+            Ok((
+                sql::username(row.get_str("username")?)?,
+                run_row(&row, true)?,
+            ))
+        })
+        .transpose()
     }
 
     async fn interrupt_unfinished_operations(

@@ -34,9 +34,9 @@ pub use lab::{
     UserLimits,
 };
 pub use operations::{
-    MAX_OPERATION_MACHINES, MachineRunView, MachineStatusEvent, OperationList, OperationQuery,
-    OperationSelector, OperationStatusEvent, OperationView, OutputEvent, OutputGroup,
-    StartOperation, Timeout,
+    MAX_INLINE_OUTPUT, MAX_OPERATION_MACHINES, MachineRunView, MachineStatusEvent,
+    OperationDetailQuery, OperationList, OperationQuery, OperationSelector, OperationStatusEvent,
+    OperationView, OutputDetail, OutputEvent, OutputGroup, StartOperation, Timeout,
 };
 pub use tables::{FilterOp, SortKey, TableFilter, TableQuery, TableResult};
 pub use terminals::{

@@ -390,6 +390,25 @@ fn scripts_run_live_on_machines_and_operations_are_shown_stopped_and_rerun() {
     ] {
         assert!(shown.contains(part), "no {part:?} in:\n{shown}");
     }
+    // One machine's output, bytes as printed: stdout and stderr apart.
+    let output = admin.run(&["ops", "show", &differ[..8], "--machine", "m2"]);
+    assert_eq!(output.status.code(), Some(0), "{}", both(&output));
+    assert_eq!(
+        (output.stdout.as_slice(), output.stderr.as_slice()),
+        (&b"no\n"[..], &b""[..])
+    );
+    let part = admin.json(&["ops", "show", &differ[..8], "--machine", "m2"]);
+    assert_eq!(
+        (part["exit_code"].as_i64(), part["output_bytes"].as_u64()),
+        (Some(3), Some(3))
+    );
+    let output = admin.run(&["ops", "show", &differ[..8], "--machine", "m3"]);
+    assert_eq!(output.status.code(), Some(1), "{}", both(&output));
+    assert!(
+        stderr(&output).contains(&format!("operation {differ} did not run on m3")),
+        "{}",
+        both(&output)
+    );
     let output = admin.run(&["ops", "show", "00000000-0000-4000-8000-000000000000"]);
     assert_eq!(output.status.code(), Some(1), "{}", both(&output));
     assert!(

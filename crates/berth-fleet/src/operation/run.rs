@@ -97,18 +97,6 @@ impl RunEnd {
             truncated: false,
         }
     }
-
-    /// The outcome, for [`super::group_outputs`].
-    #[must_use]
-    pub fn outcome(&self) -> super::Outcome<'_> {
-        super::Outcome {
-            status: self.status,
-            exit_code: self.exit_code,
-            signal: self.signal.as_deref(),
-            stdout: &self.stdout,
-            stderr: &self.stderr,
-        }
-    }
 }
 
 /// How long the events still queued at the end may wait for a slow receiver.

@@ -14,7 +14,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use berth_types::OperationId;
-use berth_types::api::OperationView;
+use berth_types::api::{OperationView, OutputDetail};
 use berth_types::operation::{MachineRunStatus, OperationStatus};
 use berth_types::units::HumanDuration;
 
@@ -37,6 +37,10 @@ struct RunPanel {
     stdout: String,
     stderr: String,
     truncated: bool,
+    /// The output was too large to put in the page: links to it instead.
+    omitted: bool,
+    /// Its size, for the links.
+    output_size: String,
 }
 
 /// Machines that printed the same and ended the same way.
@@ -46,6 +50,7 @@ struct GroupPanel {
     ending: String,
     stdout: String,
     stderr: String,
+    omitted: bool,
 }
 
 #[derive(Template)]
@@ -132,6 +137,22 @@ fn tones() -> String {
     pairs.join(" ")
 }
 
+/// `812 B`, `3.4 KiB`, `12.0 MiB`.
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 fn fragment(view: OperationView, csrf: String) -> OperationLive {
     let finished = view.status.is_finished();
     let tally = tally(&view);
@@ -166,6 +187,8 @@ fn fragment(view: OperationView, csrf: String) -> OperationLive {
                 message: m.message,
                 started: when(m.started),
                 duration: duration(m.duration_ms),
+                omitted: m.stdout.is_none() && m.output_bytes > 0,
+                output_size: size(m.output_bytes),
                 stdout: m.stdout.unwrap_or_default(),
                 stderr: m.stderr.unwrap_or_default(),
                 truncated: m.truncated,
@@ -178,8 +201,9 @@ fn fragment(view: OperationView, csrf: String) -> OperationLive {
                 machines: g.machines.iter().map(ToString::to_string).collect(),
                 status: Badge::run(g.status),
                 ending: ending(g.exit_code, None),
-                stdout: g.stdout,
-                stderr: g.stderr,
+                omitted: g.stdout.is_none() && g.output_bytes > 0,
+                stdout: g.stdout.unwrap_or_default(),
+                stderr: g.stderr.unwrap_or_default(),
             })
             .collect(),
         rerunnable,
@@ -191,14 +215,21 @@ async fn view(
     viewer: &Viewer,
     id: OperationId,
 ) -> Result<OperationView, ApiError> {
-    let Json(view) = crate::operations::get(
-        State(state.clone()),
-        viewer.auth(),
-        Path(id),
-        Query(NoQuery {}),
-    )
-    .await?;
-    Ok(view)
+    let operations = state
+        .operations
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("no such operation"))?;
+    let who = crate::operations::requester(state, &viewer.caller);
+    // Every machine's output; when that is too much for a page, each distinct output once;
+    // when even that is, none (the page links to each machine's).
+    let mut last = None;
+    for detail in [OutputDetail::All, OutputDetail::Groups, OutputDetail::None] {
+        match crate::operations::detailed_view(operations, &who, id, detail).await {
+            Err(e) if e.code() == "output_too_large" => last = Some(e),
+            answer => return answer,
+        }
+    }
+    Err(last.unwrap_or_else(|| ApiError::internal("no view of the operation")))
 }
 
 /// `GET /admin/operations/{id}`.

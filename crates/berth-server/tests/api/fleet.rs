@@ -23,6 +23,15 @@ async fn fleet(lab: &Lab) -> Fleet {
 
 /// [`fleet`] with more files in the repository's first commit (scripts).
 pub(crate) async fn fleet_with(lab: &Lab, files: &[(&str, &str)]) -> Fleet {
+    fleet_with_settings(lab, files, &[]).await
+}
+
+/// [`fleet_with`], with more `fleet:` settings of main.yaml.
+pub(crate) async fn fleet_with_settings(
+    lab: &Lab,
+    files: &[(&str, &str)],
+    settings: &[(&'static str, &str)],
+) -> Fleet {
     let root = tempfile::tempdir().unwrap();
     let repo = Repo::new(root.path(), "inventory");
     let links = links(lab, &[("m1", None), ("m2", None), ("m3", None)]);
@@ -37,10 +46,14 @@ pub(crate) async fn fleet_with(lab: &Lab, files: &[(&str, &str)]) -> Fleet {
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
-    let server = TestServer::builder()
+    let mut builder = TestServer::builder()
         .fleet("repository", repo.file_url())
         .fleet("keys_dir", keys.display().to_string())
-        .fleet("connect_timeout", "20s")
+        .fleet("connect_timeout", "20s");
+    for (key, value) in settings {
+        builder = builder.fleet(key, *value);
+    }
+    let server = builder
         .user("alice", "alice-password", &[])
         .machines("alice", &["m1", "tag:far"])
         .user("bob", "bob-password", &[])

@@ -251,6 +251,7 @@ async fn a_script_runs_on_machines_with_live_events_and_grouped_output() {
         (m2.status, m2.exit_code),
         (MachineRunStatus::Failed, Some(3))
     );
+    less_output_is_asked_for(&admin, &id).await;
     // Rerun: only the machine that did not succeed.
     f.server.clock.advance(Duration::from_secs(1));
     let answer = send_json(
@@ -275,6 +276,148 @@ async fn a_script_runs_on_machines_with_live_events_and_grouped_output() {
     assert_eq!(failed.operations[0].id, differ.id);
     let hello: OperationList = get(&admin, "/api/v1/operations?script=hello&machine=m2").await;
     assert_eq!(hello.operations.len(), 1);
+}
+
+/// `differ` (m1 printed `yes`, m2 `no` and exited 3) read with less output, and each machine's.
+async fn less_output_is_asked_for(admin: &berth_client::Client, id: &str) {
+    let groups: OperationView = get(admin, &format!("/api/v1/operations/{id}?output=groups")).await;
+    assert!(
+        groups
+            .machines
+            .iter()
+            .all(|m| m.stdout.is_none() && m.stderr.is_none())
+    );
+    assert_eq!(
+        groups
+            .machines
+            .iter()
+            .map(|m| m.output_bytes)
+            .collect::<Vec<_>>(),
+        [4, 3]
+    );
+    let printed: Vec<_> = groups
+        .groups
+        .iter()
+        .map(|g| (g.machines[0].as_str(), g.stdout.as_deref(), g.exit_code))
+        .collect();
+    assert_eq!(
+        printed,
+        [
+            ("m1", Some("yes\n"), Some(0)),
+            ("m2", Some("no\n"), Some(3))
+        ]
+    );
+    let none: OperationView = get(admin, &format!("/api/v1/operations/{id}?output=none")).await;
+    assert_eq!(none.groups.len(), 2);
+    assert!(
+        none.groups
+            .iter()
+            .all(|g| g.stdout.is_none() && g.output_bytes > 0)
+    );
+    assert!(none.machines.iter().all(|m| m.stdout.is_none()));
+
+    let m2: berth_types::api::MachineRunView =
+        get(admin, &format!("/api/v1/operations/{id}/machines/m2")).await;
+    assert_eq!(
+        (m2.stdout.as_deref(), m2.exit_code),
+        (Some("no\n"), Some(3))
+    );
+    let raw = admin
+        .send(
+            Method::GET,
+            &format!("/api/v1/operations/{id}/machines/m2/stdout"),
+            &[],
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!((raw.status, raw.body.as_ref()), (200, &b"no\n"[..]));
+    assert_eq!(
+        raw.headers.get("content-type").unwrap(),
+        "application/octet-stream"
+    );
+    for (path, status) in [
+        (format!("/api/v1/operations/{id}?output=most"), 400),
+        (format!("/api/v1/operations/{id}?output=none&extra=1"), 400),
+        (format!("/api/v1/operations/{id}/machines/m3"), 404),
+        (format!("/api/v1/operations/{id}/machines/m2/stdin"), 400),
+        (
+            format!("/api/v1/operations/{id}/machines/..%2F/stdout"),
+            400,
+        ),
+    ] {
+        let answer = admin.send(Method::GET, &path, &[], "").await.unwrap();
+        assert_eq!(answer.status, status, "{path}: {}", text(&answer.body));
+    }
+}
+
+#[tokio::test]
+async fn an_answer_with_too_much_output_is_refused_and_each_machine_s_is_there() {
+    let Some(lab) = machines::lab() else { return };
+    let mut files = scripts(&lab);
+    files.retain(|(p, _)| *p != "scripts.yaml");
+    files.push((
+        "scripts.yaml",
+        format!("{SCRIPTS}  - name: big\n    file: big.sh\n"),
+    ));
+    // 5 MiB of the same line on each machine: 10 MiB together, 5 MiB as one group.
+    files.push((
+        "big.sh",
+        "#!/bin/bash\nyes 0123456789abcdef0123456789abcde | head -c 5242880\n".to_owned(),
+    ));
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+    let f = crate::fleet::fleet_with_settings(&lab, &files, &[("max_output", "8m")]).await;
+    let admin = f.server.admin().await;
+    let answer = send_json(&admin, "POST", "/api/v1/fleet/sync", "").await;
+    assert_eq!(answer.status, 200, "{}", text(&answer.body));
+    for id in ["m1", "m2"] {
+        let path = format!("/api/v1/machines/{id}/verify");
+        assert_eq!(send_json(&admin, "POST", &path, "").await.status, 200);
+    }
+    let started = start(&admin, r#"{"script": "big", "machines": ["m1", "m2"]}"#).await;
+    let id = started.id.to_string();
+    loop {
+        let view: OperationView =
+            get(&admin, &format!("/api/v1/operations/{id}?output=none")).await;
+        if view.status.is_finished() {
+            assert_eq!(view.status, OperationStatus::Succeeded, "{view:#?}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let answer = admin
+        .send(Method::GET, &format!("/api/v1/operations/{id}"), &[], "")
+        .await
+        .unwrap();
+    assert_error(&answer, 422, "output_too_large");
+    let groups: OperationView =
+        get(&admin, &format!("/api/v1/operations/{id}?output=groups")).await;
+    assert_eq!(groups.groups.len(), 1);
+    assert_eq!(
+        groups.groups[0].stdout.as_ref().map(String::len),
+        Some(5_242_880)
+    );
+    assert_eq!(groups.groups[0].output_bytes, 5_242_880);
+    let raw = admin
+        .send(
+            Method::GET,
+            &format!("/api/v1/operations/{id}/machines/m2/stdout"),
+            &[],
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(raw.status, 200);
+    assert_eq!(raw.body.len(), 5_242_880);
+    assert!(raw.body.starts_with(b"0123456789abcdef0123456789abcde\n"));
+    // The list carries no output at all.
+    let list = admin
+        .send(Method::GET, "/api/v1/operations", &[], "")
+        .await
+        .unwrap();
+    assert_eq!(list.status, 200);
+    assert!(list.body.len() < 10_000, "{} bytes", list.body.len());
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {
@@ -464,7 +607,10 @@ async fn users_run_only_where_their_selectors_allow_and_see_only_their_operation
     // Bob sees none of it; the admin sees all.
     for path in [
         format!("/api/v1/operations/{id}"),
+        format!("/api/v1/operations/{id}?output=none"),
         format!("/api/v1/operations/{id}/events"),
+        format!("/api/v1/operations/{id}/machines/m1"),
+        format!("/api/v1/operations/{id}/machines/m1/stdout"),
     ] {
         let answer = bob.send(Method::GET, &path, &[], "").await.unwrap();
         assert_error(&answer, 404, "not_found");

@@ -28,6 +28,7 @@ enum Names {
     Member,
     Machine,
     Operation,
+    Stream,
 }
 
 /// What `{param}` of `path` names, by the segment before it; `None` for the static files,
@@ -49,6 +50,9 @@ fn names(path: &str, param: &str) -> Option<Names> {
         ("members", "name") => Names::Member,
         ("machines", "id") => Names::Machine,
         ("operations", "id") => Names::Operation,
+        // An operation's machine, and which of its output streams.
+        ("machines", "machine") => Names::Machine,
+        ("{machine}", "stream") => Names::Stream,
         ("static", "file") => return None,
         _ => panic!(
             "{path}: the probing test does not know what {{{param}}} names; add it to `names` \
@@ -321,6 +325,7 @@ async fn another_users_ids_answer_like_ids_that_do_not_exist() {
         (Names::Machine, "web-1".to_owned()),
         // Nor operations (tests/api/operations.rs shows another user's answering 404).
         (Names::Operation, uuid()),
+        (Names::Stream, "stdout".to_owned()),
     ]
     .into();
     // Made-up values of the same shape.
@@ -334,6 +339,7 @@ async fn another_users_ids_answer_like_ids_that_do_not_exist() {
         (Names::Member, "noone".to_owned()),
         (Names::Machine, "no-such-machine".to_owned()),
         (Names::Operation, uuid()),
+        (Names::Stream, "stdout".to_owned()),
     ]
     .into();
 

@@ -25,6 +25,7 @@ stories!(
     machine_runs_only_move_forward,
     concurrent_writers_cannot_break_the_state_machine_or_the_seqs,
     output_round_trips_any_bytes,
+    summaries_group_output_without_loading_it,
     events_are_numbered_and_paged,
     unfinished_operations_are_interrupted_at_start_up,
     operations_table_filters_and_sorts,
@@ -504,6 +505,102 @@ async fn concurrent_writers_cannot_break_the_state_machine_or_the_seqs(db: &Test
         "one writer's batch"
     );
     assert_eq!(store.last_operation_event(id).await.unwrap(), 3);
+}
+
+async fn summaries_group_output_without_loading_it(db: &TestDb) {
+    let store = &db.store;
+    let machines = ["a", "b", "c", "d", "e", "f"];
+    let id = create(db, "alice", "uptime", &machines, 0).await;
+    let ended = |status, exit_code: Option<i64>, signal: Option<&str>| MachineRunUpdate {
+        exit_code,
+        signal: signal.map(str::to_owned),
+        ..update(status)
+    };
+    // a and c print and end alike; b differs from them only in stderr, d only in its exit
+    // code, e only in its signal; f printed nothing and is still queued.
+    let big = vec![0xffu8; 40_000];
+    for (machine, stdout, stderr, end) in [
+        (
+            "a",
+            &big[..],
+            &b""[..],
+            ended(MachineRunStatus::Succeeded, Some(0), None),
+        ),
+        (
+            "b",
+            &big[..],
+            &b"warn\n"[..],
+            ended(MachineRunStatus::Succeeded, Some(0), None),
+        ),
+        (
+            "c",
+            &big[..],
+            &b""[..],
+            ended(MachineRunStatus::Succeeded, Some(0), None),
+        ),
+        (
+            "d",
+            &big[..],
+            &b""[..],
+            ended(MachineRunStatus::Failed, Some(1), None),
+        ),
+        (
+            "e",
+            &big[..],
+            &b""[..],
+            ended(MachineRunStatus::Failed, None, Some("KILL")),
+        ),
+    ] {
+        let machine = machine_id(machine);
+        store
+            .update_machine_run(id, &machine, &update(MachineRunStatus::Running))
+            .await
+            .unwrap();
+        store
+            .store_machine_output(id, &machine, stdout, stderr, false)
+            .await
+            .unwrap();
+        store.update_machine_run(id, &machine, &end).await.unwrap();
+    }
+    let whole = store.operation(id).await.unwrap().unwrap();
+    let summary = store.operation_summary(id).await.unwrap().unwrap();
+    assert_eq!(summary.same_as, [0, 1, 0, 3, 4, 5]);
+    assert_eq!(
+        summary.output_bytes,
+        [40_000, 40_005, 40_000, 40_000, 40_000, 0]
+    );
+    // Everything but the output is the operation as stored.
+    let mut without_output = whole.clone();
+    for run in &mut without_output.machines {
+        run.stdout.clear();
+        run.stderr.clear();
+    }
+    assert_eq!(summary.operation, without_output);
+
+    // One machine's part comes with its output.
+    let (owner, b) = store
+        .machine_run(id, &machine_id("b"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((owner, &b), (user("alice"), &whole.machines[1]));
+    assert_eq!(b.stderr, b"warn\n");
+    for missing in [
+        store.machine_run(id, &machine_id("z")).await.unwrap(),
+        store
+            .machine_run(OperationId::random(), &machine_id("a"))
+            .await
+            .unwrap(),
+    ] {
+        assert_eq!(missing, None);
+    }
+    assert_eq!(
+        store
+            .operation_summary(OperationId::random())
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 async fn output_round_trips_any_bytes(db: &TestDb) {

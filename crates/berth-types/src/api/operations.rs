@@ -138,6 +138,10 @@ pub struct MachineRunView {
     pub stderr_base64: Option<String>,
     /// Whether output beyond `fleet.max_output` was dropped from the middle.
     pub truncated: bool,
+    /// The bytes of output kept, standard output and error together (also when the output
+    /// itself is left out).
+    #[serde(default)]
+    pub output_bytes: u64,
 }
 
 /// Machines that printed the same thing and ended the same way (as `dshbak -c` groups them).
@@ -149,11 +153,47 @@ pub struct OutputGroup {
     pub status: MachineRunStatus,
     /// Their exit code.
     pub exit_code: Option<i64>,
-    /// Their standard output (as in [`MachineRunView::stdout`]).
-    pub stdout: String,
-    /// Their standard error.
-    pub stderr: String,
+    /// The signal that ended them.
+    #[serde(default)]
+    pub signal: Option<String>,
+    /// The bytes of output each of them kept, standard output and error together.
+    #[serde(default)]
+    pub output_bytes: u64,
+    /// Their standard output (as in [`MachineRunView::stdout`]; invalid UTF-8 replaced);
+    /// absent with `output=none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout: Option<String>,
+    /// Their standard error, as `stdout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<String>,
 }
+
+/// How much of the output `GET /api/v1/operations/{id}` answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputDetail {
+    /// Every machine's output, and the groups with theirs (the default).
+    #[default]
+    All,
+    /// The groups with their output, the machines without: each distinct output once.
+    Groups,
+    /// No output: states, exit codes, sizes and which machines group together.
+    None,
+}
+
+/// `GET /api/v1/operations/{id}`: what to include.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OperationDetailQuery {
+    /// How much output: `all` (default), `groups` or `none`. An answer with more than
+    /// `MAX_INLINE_OUTPUT` bytes of output is refused (422 `output_too_large`): ask for less,
+    /// and for each machine's at `/api/v1/operations/{id}/machines/{machine}`.
+    #[serde(default)]
+    pub output: Option<OutputDetail>,
+}
+
+/// The most output bytes (as kept) one answer of `GET /api/v1/operations/{id}` carries.
+pub const MAX_INLINE_OUTPUT: u64 = 8 * 1024 * 1024;
 
 /// An operation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -185,7 +225,8 @@ pub struct OperationView {
     /// Every machine, in the order given.
     pub machines: Vec<MachineRunView>,
     /// The machines grouped by identical output and end (only in
-    /// `GET /api/v1/operations/{id}`, once it finished).
+    /// `GET /api/v1/operations/{id}`, once it finished; with their output unless
+    /// `output=none`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<OutputGroup>,
 }

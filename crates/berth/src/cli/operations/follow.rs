@@ -285,9 +285,7 @@ pub async fn follow(
         }
     }
     printer.flush(None);
-    session
-        .client
-        .operation(id)
+    super::overview(session, id)
         .await
         .map_err(|e| session.fail(&e))
 }

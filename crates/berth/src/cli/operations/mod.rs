@@ -12,10 +12,12 @@ mod targets;
 
 use std::process::ExitCode;
 
-use berth_client::api::{MachineQuery, OperationQuery, OperationView, StartOperation, Timeout};
+use berth_client::api::{
+    MachineQuery, OperationQuery, OperationView, OutputDetail, StartOperation, Timeout,
+};
 use berth_client::{ClientError, MachineId, OperationId};
 use berth_types::Username;
-use berth_types::operation::OperationStatus;
+use berth_types::operation::{OperationStatus, OutputStream};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -79,7 +81,7 @@ enum OpsCommand {
         after_help = "Examples:\n  berth ops show 6f1c2a3b\n  berth ops show 6f1c2a3b \
         --json | jq -r '.machines[] | select(.status != \"succeeded\") | .machine'"
     )]
-    Show(IdArgs),
+    Show(ShowArgs),
     /// Stop an operation: machines still queued never start, running scripts are ended
     /// (SIGTERM, then SIGKILL).
     #[command(
@@ -133,6 +135,20 @@ struct IdArgs {
     #[arg(value_name = "ID", value_parser = id_prefix)]
     id: String,
     /// Print the API's operation as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct ShowArgs {
+    /// The operation: its id or the start of it (as `berth ops` shows it).
+    #[arg(value_name = "ID", value_parser = id_prefix)]
+    id: String,
+    /// Print only this machine's output, as it printed it: its standard output on stdout,
+    /// its standard error on stderr (bytes as they are, also when they are not UTF-8).
+    #[arg(long, value_name = "MACHINE")]
+    machine: Option<MachineId>,
+    /// Print the API's operation (or, with --machine, the machine's part) as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -211,9 +227,10 @@ pub async fn ops(args: OpsArgs) -> Result<ExitCode, CliError> {
         None => list(&session, &args.list).await,
         Some(OpsCommand::Show(args)) => {
             let id = find(&session, &args.id).await?;
-            let view = session
-                .client
-                .operation(id)
+            if let Some(machine) = &args.machine {
+                return show_machine(&session, id, machine, args.json).await;
+            }
+            let view = overview(&session, id)
                 .await
                 .map_err(|e| not_found(&session, &e, &args.id))?;
             if args.json {
@@ -249,7 +266,7 @@ pub async fn ops(args: OpsArgs) -> Result<ExitCode, CliError> {
             // Known first, so that a 404 of the rerun is about its script or machines.
             let old = session
                 .client
-                .operation(id)
+                .operation_with(id, OutputDetail::None)
                 .await
                 .map_err(|e| not_found(&session, &e, &args.id))?;
             let interrupt = signal(SignalKind::interrupt())?;
@@ -303,6 +320,70 @@ async fn finish(
         print!("{}", report::outcome(style, &view));
     }
     ended(&view)
+}
+
+/// Operation `id` with each group's output once; without output when even that is more than
+/// the server answers at once (the report then says how to get each machine's).
+pub async fn overview(session: &Session, id: OperationId) -> Result<OperationView, ClientError> {
+    match session
+        .client
+        .operation_with(id, OutputDetail::Groups)
+        .await
+    {
+        Err(e) if e.code() == Some("output_too_large") => {
+            session.client.operation_with(id, OutputDetail::None).await
+        }
+        answer => answer,
+    }
+}
+
+/// `berth ops show ID --machine M`: the machine's output as it printed it, or its part as
+/// JSON.
+async fn show_machine(
+    session: &Session,
+    id: OperationId,
+    machine: &MachineId,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    let missing = |e: &ClientError| {
+        if e.status() == Some(404) {
+            CliError::new(format!("operation {id} did not run on {machine}"))
+                .hint(format!("`berth ops show {id}` lists its machines"))
+        } else {
+            session.fail(e)
+        }
+    };
+    if json {
+        let run = session
+            .client
+            .machine_run(id, machine)
+            .await
+            .map_err(|e| missing(&e))?;
+        println!("{}", output::pretty_json(&run)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let stdout = session
+        .client
+        .machine_output(id, machine, OutputStream::Stdout)
+        .await
+        .map_err(|e| missing(&e))?;
+    let stderr = session
+        .client
+        .machine_output(id, machine, OutputStream::Stderr)
+        .await
+        .map_err(|e| missing(&e))?;
+    use std::io::Write as _;
+    let written = std::io::stdout()
+        .lock()
+        .write_all(&stdout)
+        .and_then(|()| std::io::stdout().lock().flush())
+        .and_then(|()| std::io::stderr().lock().write_all(&stderr));
+    match written {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        // A closed pipe (`| head`) is not an error of ours.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(CliError::new(format!("cannot write the output: {e}"))),
+    }
 }
 
 /// The exit status of an operation that finished.

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use berth_client::OperationId;
 use berth_client::api::{MachineRunView, OperationView};
 use berth_types::operation::MachineRunStatus;
 use berth_types::units::HumanDuration;
@@ -14,7 +15,11 @@ use crate::cli::output::{self, Style};
 
 /// The first 8 characters of an id: what the table shows and what the commands accept.
 pub fn short(view: &OperationView) -> String {
-    view.id.to_string().chars().take(8).collect()
+    short_id(view.id)
+}
+
+fn short_id(id: OperationId) -> String {
+    id.to_string().chars().take(8).collect()
 }
 
 /// `0.3 s`, `42.0 s`, `3m20s`.
@@ -90,28 +95,43 @@ pub fn grouped(style: Style, view: &OperationView) -> String {
     };
     if view.groups.is_empty() {
         for m in &view.machines {
+            let printed = match (&m.stdout, &m.stderr) {
+                (None, None) if m.output_bytes > 0 => Printed::Left(m.output_bytes),
+                (stdout, stderr) => Printed::Text(
+                    stdout.as_deref().unwrap_or_default(),
+                    stderr.as_deref().unwrap_or_default(),
+                ),
+            };
             section(
                 &mut out,
                 style,
+                view.id,
                 &[m.machine.as_str()],
-                m.status,
-                ending(m.exit_code, m.signal.as_deref()),
-                m.stdout.as_deref().unwrap_or_default(),
-                m.stderr.as_deref().unwrap_or_default(),
+                (m.status, ending(m.exit_code, m.signal.as_deref())),
+                printed,
                 m.truncated,
             );
         }
     } else {
         for group in &view.groups {
             let ids: Vec<&str> = group.machines.iter().map(|m| m.as_str()).collect();
+            let printed = match (&group.stdout, &group.stderr) {
+                (None, None) if group.output_bytes > 0 => Printed::Left(group.output_bytes),
+                (stdout, stderr) => Printed::Text(
+                    stdout.as_deref().unwrap_or_default(),
+                    stderr.as_deref().unwrap_or_default(),
+                ),
+            };
             section(
                 &mut out,
                 style,
+                view.id,
                 &ids,
-                group.status,
-                ending(group.exit_code, None),
-                &group.stdout,
-                &group.stderr,
+                (
+                    group.status,
+                    ending(group.exit_code, group.signal.as_deref()),
+                ),
+                printed,
                 truncated(&ids),
             );
         }
@@ -119,15 +139,21 @@ pub fn grouped(style: Style, view: &OperationView) -> String {
     out
 }
 
-#[allow(clippy::too_many_arguments)] // one group's parts, as the API gives them
+/// What a section shows of the output.
+enum Printed<'a> {
+    /// Standard output and error.
+    Text(&'a str, &'a str),
+    /// This many bytes, left out of the answer (too much at once).
+    Left(u64),
+}
+
 fn section(
     out: &mut String,
     style: Style,
+    id: OperationId,
     machines: &[&str],
-    status: MachineRunStatus,
-    ending: Option<String>,
-    stdout: &str,
-    stderr: &str,
+    (status, ending): (MachineRunStatus, Option<String>),
+    printed: Printed<'_>,
     truncated: bool,
 ) {
     let how = match ending {
@@ -139,6 +165,22 @@ fn section(
         "{}",
         style.bold(&format!("---- {} ({how}) ----", machines.join(",")))
     );
+    let (stdout, stderr) = match printed {
+        Printed::Text(stdout, stderr) => (stdout, stderr),
+        Printed::Left(bytes) => {
+            let _ = writeln!(
+                out,
+                "{}",
+                style.dim(&format!(
+                    "({bytes} bytes of output, too much to show here: `berth ops show {} \
+                     --machine {}`)",
+                    short_id(id),
+                    machines[0]
+                ))
+            );
+            return;
+        }
+    };
     for line in stdout.lines() {
         let _ = writeln!(out, "{}", output::safe(line));
     }
@@ -294,6 +336,7 @@ mod tests {
             stderr: Some(String::new()),
             stderr_base64: None,
             truncated: id == "m3",
+            output_bytes: out.len() as u64,
         }
     }
 
@@ -321,22 +364,28 @@ mod tests {
                     machines: vec![MachineId::new("m1").unwrap(), MachineId::new("m2").unwrap()],
                     status: MachineRunStatus::Succeeded,
                     exit_code: Some(0),
-                    stdout: "42%\n".into(),
-                    stderr: String::new(),
+                    signal: None,
+                    output_bytes: 4,
+                    stdout: Some("42%\n".into()),
+                    stderr: Some(String::new()),
                 },
                 OutputGroup {
                     machines: vec![MachineId::new("m3").unwrap()],
                     status: MachineRunStatus::Failed,
                     exit_code: Some(1),
-                    stdout: String::new(),
-                    stderr: "df: \x1b[31mno\r\n".into(),
+                    signal: None,
+                    output_bytes: 12,
+                    stdout: Some(String::new()),
+                    stderr: Some("df: \x1b[31mno\r\n".into()),
                 },
                 OutputGroup {
                     machines: vec![MachineId::new("m4").unwrap()],
                     status: MachineRunStatus::Unreachable,
                     exit_code: None,
-                    stdout: String::new(),
-                    stderr: String::new(),
+                    signal: None,
+                    output_bytes: 0,
+                    stdout: None,
+                    stderr: None,
                 },
             ],
         }
@@ -353,6 +402,21 @@ mod tests {
              (output truncated: the middle beyond fleet.max_output was dropped)\n\
              ---- m4 (unreachable) ----\n(no output)\n"
         );
+        // Output left out of the answer (too much at once) says where to find it.
+        let mut large = view();
+        large.groups[0].stdout = None;
+        large.groups[0].stderr = None;
+        large.groups[0].output_bytes = 20_000_000;
+        let text = grouped(plain, &large);
+        let short = short(&large);
+        assert!(
+            text.starts_with(&format!(
+                "---- m1,m2 (succeeded, exit 0) ----\n(20000000 bytes of output, too much to \
+                 show here: `berth ops show {short} --machine m1`)\n---- m3 "
+            )),
+            "{text}"
+        );
+
         let mut running = view();
         running.groups.clear();
         let text = grouped(plain, &running);
