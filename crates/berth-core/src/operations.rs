@@ -489,6 +489,16 @@ impl Operations {
         }
     }
 
+    /// The first machine of each of `summary`'s groups with its kept output (each distinct
+    /// output once), in the operation's order; `summary` is one
+    /// [`Operations::operation_summary`] answered, so the caller may see it.
+    pub async fn group_outputs(
+        &self,
+        summary: &OperationSummary,
+    ) -> Result<Vec<MachineRunRecord>, OperationError> {
+        Ok(self.inner.store.group_outputs(summary.operation.id).await?)
+    }
+
     /// `machine`'s part of operation `id`, with its kept output, if `requester` may see the
     /// operation and it ran on the machine.
     pub async fn machine_run(

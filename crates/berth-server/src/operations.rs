@@ -9,11 +9,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use std::collections::HashMap;
 
 use axum::http::header;
 use axum::response::IntoResponse;
-use berth_core::operations::groups as operation_groups;
+use berth_core::operations::{RunGroup, groups as operation_groups};
 use berth_core::{OperationError, Operations, Requester, TableQuery};
 use berth_store::{
     MachineRunRecord, OperationEventKind, OperationEventRecord, OperationRecord, OperationSummary,
@@ -152,16 +151,20 @@ fn record_view(record: &OperationRecord) -> OperationView {
     view_of(record, machines, Vec::new())
 }
 
-/// An operation without output, as the list and stop answer it.
-fn summary_view(summary: &OperationSummary) -> OperationView {
-    let machines = summary
+/// A summary's machines, without output.
+fn summary_machines(summary: &OperationSummary) -> Vec<MachineRunView> {
+    summary
         .operation
         .machines
         .iter()
         .zip(&summary.output_bytes)
         .map(|(m, bytes)| machine_view(m, *bytes, false))
-        .collect();
-    view_of(&summary.operation, machines, Vec::new())
+        .collect()
+}
+
+/// An operation without output, as the list and stop answer it.
+fn summary_view(summary: &OperationSummary) -> OperationView {
+    view_of(&summary.operation, summary_machines(summary), Vec::new())
 }
 
 fn too_large(bytes: u64) -> ApiError {
@@ -177,12 +180,21 @@ fn too_large(bytes: u64) -> ApiError {
     .with_details(json!({"output_bytes": bytes, "limit": MAX_INLINE_OUTPUT}))
 }
 
-/// Operation `id` with as much output as `detail` says (and the groups once it finished).
+/// How much output an operation's view should carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// This much, or `output_too_large`.
+    Exactly(OutputDetail),
+    /// The most of `all`, `groups` and `none` that fits in `MAX_INLINE_OUTPUT` (for pages).
+    MostThatFits,
+}
+
+/// Operation `id` with as much output as `want` says (and the groups once it finished).
 pub(crate) async fn detailed_view(
     operations: &Operations,
     who: &Requester,
     id: OperationId,
-    detail: OutputDetail,
+    want: Want,
 ) -> Result<OperationView, ApiError> {
     let summary = operations
         .operation_summary(who, id)
@@ -193,67 +205,75 @@ pub(crate) async fn detailed_view(
     } else {
         Vec::new()
     };
-    let inline: u64 = match detail {
+    let inline = |detail| match detail {
         OutputDetail::All => summary.output_bytes.iter().sum::<u64>(),
-        OutputDetail::Groups => groups
-            .iter()
-            .map(|g| summary.output_bytes[g.first])
-            .sum::<u64>(),
+        OutputDetail::Groups => groups.iter().map(|g| summary.output_bytes[g.first]).sum(),
         OutputDetail::None => 0,
     };
-    if inline > MAX_INLINE_OUTPUT {
-        return Err(too_large(inline));
-    }
-    // The runs with output: every one, or each group's first.
-    let mut loaded: HashMap<usize, MachineRunRecord> = HashMap::new();
-    let wanted: Vec<usize> = match detail {
-        OutputDetail::All => (0..summary.operation.machines.len()).collect(),
-        OutputDetail::Groups => groups.iter().map(|g| g.first).collect(),
-        OutputDetail::None => Vec::new(),
-    };
-    for index in wanted {
-        let machine = &summary.operation.machines[index].machine;
-        match operations.machine_run(who, id, machine).await {
-            Ok(run) => {
-                loaded.insert(index, run);
-            }
-            // Forgotten since (the history is bounded): answer what was read.
-            Err(OperationError::NotFound) => {}
-            Err(e) => return Err(operation_error(e)),
+    let detail = match want {
+        Want::Exactly(detail) if inline(detail) > MAX_INLINE_OUTPUT => {
+            return Err(too_large(inline(detail)));
         }
-    }
-    let machines = summary
-        .operation
-        .machines
-        .iter()
-        .enumerate()
-        .map(|(index, run)| {
-            let bytes = summary.output_bytes[index];
-            match (detail, loaded.get(&index)) {
-                (OutputDetail::All, Some(full)) => machine_view(full, bytes, true),
-                _ => machine_view(run, bytes, false),
-            }
-        })
-        .collect();
-    let groups = groups
-        .into_iter()
-        .map(|group| {
-            let run = &summary.operation.machines[group.first];
-            let full = loaded
-                .get(&group.first)
-                .filter(|_| detail != OutputDetail::None);
-            OutputGroup {
-                machines: group.machines,
-                status: run.status,
-                exit_code: run.exit_code,
-                signal: run.signal.clone(),
-                output_bytes: summary.output_bytes[group.first],
-                stdout: full.map(|r| String::from_utf8_lossy(&r.stdout).into_owned()),
-                stderr: full.map(|r| String::from_utf8_lossy(&r.stderr).into_owned()),
-            }
-        })
-        .collect();
-    Ok(view_of(&summary.operation, machines, groups))
+        Want::Exactly(detail) => detail,
+        Want::MostThatFits => [OutputDetail::All, OutputDetail::Groups]
+            .into_iter()
+            .find(|d| inline(*d) <= MAX_INLINE_OUTPUT)
+            .unwrap_or(OutputDetail::None),
+    };
+    let group_view = |group: RunGroup, output: Option<&MachineRunRecord>| {
+        let run = &summary.operation.machines[group.first];
+        OutputGroup {
+            machines: group.machines,
+            status: run.status,
+            exit_code: run.exit_code,
+            signal: run.signal.clone(),
+            output_bytes: summary.output_bytes[group.first],
+            stdout: output.map(|r| String::from_utf8_lossy(&r.stdout).into_owned()),
+            stderr: output.map(|r| String::from_utf8_lossy(&r.stderr).into_owned()),
+        }
+    };
+    let view = match detail {
+        OutputDetail::All => {
+            // One read of every machine with its output.
+            let record = operations
+                .operation(who, id)
+                .await
+                .map_err(operation_error)?;
+            let machines = record
+                .machines
+                .iter()
+                .map(|m| machine_view(m, output_bytes(m), true))
+                .collect();
+            let groups = groups
+                .into_iter()
+                .map(|g| {
+                    let first = record.machines.get(g.first);
+                    group_view(g, first)
+                })
+                .collect();
+            view_of(&record, machines, groups)
+        }
+        OutputDetail::Groups => {
+            let firsts = operations
+                .group_outputs(&summary)
+                .await
+                .map_err(operation_error)?;
+            let groups = groups
+                .into_iter()
+                .map(|g| {
+                    let machine = &summary.operation.machines[g.first].machine;
+                    let first = firsts.iter().find(|r| &r.machine == machine);
+                    group_view(g, first)
+                })
+                .collect();
+            view_of(&summary.operation, summary_machines(&summary), groups)
+        }
+        OutputDetail::None => {
+            let groups = groups.into_iter().map(|g| group_view(g, None)).collect();
+            view_of(&summary.operation, summary_machines(&summary), groups)
+        }
+    };
+    Ok(view)
 }
 
 /// `POST /api/v1/operations`.
@@ -352,9 +372,14 @@ pub(crate) async fn get(
 ) -> Result<Json<OperationView>, ApiError> {
     let operations = operations_of_one(&state)?;
     let detail = query.output.unwrap_or_default();
-    detailed_view(operations, &requester(&state, &caller), id, detail)
-        .await
-        .map(Json)
+    detailed_view(
+        operations,
+        &requester(&state, &caller),
+        id,
+        Want::Exactly(detail),
+    )
+    .await
+    .map(Json)
 }
 
 /// `GET /api/v1/operations/{id}/machines/{machine}`: one machine's part with its output.

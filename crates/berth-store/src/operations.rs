@@ -289,6 +289,11 @@ pub trait OperationStore: Send + Sync + fmt::Debug {
         id: OperationId,
     ) -> Result<Option<OperationSummary>, StoreError>;
 
+    /// The first machine of each group of operation `id` (machines that printed the same
+    /// thing and ended the same way, as [`OperationSummary::same_as`] says) with its kept
+    /// output, in the operation's order: each distinct output once.
+    async fn group_outputs(&self, id: OperationId) -> Result<Vec<MachineRunRecord>, StoreError>;
+
     /// `machine`'s part of operation `id` with its kept output, and who started the
     /// operation, if it is in the history and ran on the machine.
     async fn machine_run(
@@ -362,6 +367,14 @@ const GET_RUN_SUMMARIES: &str = "SELECT machine, status, exit_code, signal, mess
      CAST(min(position) OVER (PARTITION BY status, exit_code, signal, stdout, stderr) \
      AS BIGINT) AS same_as \
      FROM operation_machines WHERE operation_id = $1 ORDER BY position";
+
+const GET_GROUP_FIRSTS: &str = concat!(
+    "SELECT ",
+    run_columns!(),
+    " FROM operation_machines WHERE operation_id = $1 AND position IN \
+     (SELECT min(position) FROM operation_machines WHERE operation_id = $1 \
+     GROUP BY status, exit_code, signal, stdout, stderr) ORDER BY position"
+);
 
 const GET_RUN: &str = concat!(
     "SELECT (SELECT username FROM operations WHERE id = $1) AS username, ",
@@ -943,6 +956,14 @@ impl OperationStore for SqlStore {
             output_bytes,
             same_as,
         }))
+    }
+
+    async fn group_outputs(&self, id: OperationId) -> Result<Vec<MachineRunRecord>, StoreError> {
+        self.fetch_all(GET_GROUP_FIRSTS, &[Bind::Uuid(id.as_uuid())])
+            .await?
+            .iter()
+            .map(|row| run_row(row, true))
+            .collect()
     }
 
     async fn machine_run(

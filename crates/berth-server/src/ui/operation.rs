@@ -14,7 +14,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use berth_types::OperationId;
-use berth_types::api::{OperationView, OutputDetail};
+use berth_types::api::OperationView;
 use berth_types::operation::{MachineRunStatus, OperationStatus};
 use berth_types::units::HumanDuration;
 
@@ -222,14 +222,8 @@ async fn view(
     let who = crate::operations::requester(state, &viewer.caller);
     // Every machine's output; when that is too much for a page, each distinct output once;
     // when even that is, none (the page links to each machine's).
-    let mut last = None;
-    for detail in [OutputDetail::All, OutputDetail::Groups, OutputDetail::None] {
-        match crate::operations::detailed_view(operations, &who, id, detail).await {
-            Err(e) if e.code() == "output_too_large" => last = Some(e),
-            answer => return answer,
-        }
-    }
-    Err(last.unwrap_or_else(|| ApiError::internal("no view of the operation")))
+    crate::operations::detailed_view(operations, &who, id, crate::operations::Want::MostThatFits)
+        .await
 }
 
 /// `GET /admin/operations/{id}`.

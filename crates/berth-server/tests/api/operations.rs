@@ -134,18 +134,32 @@ async fn wait_for(
     id: &str,
     done: impl Fn(&OperationView) -> bool,
 ) -> OperationView {
+    wait_for_at(client, &format!("/api/v1/operations/{id}"), done).await
+}
+
+/// [`wait_for`], reading the operation at `path` (`?output=...`).
+async fn wait_for_at(
+    client: &berth_client::Client,
+    path: &str,
+    done: impl Fn(&OperationView) -> bool,
+) -> OperationView {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let view: OperationView = get(client, &format!("/api/v1/operations/{id}")).await;
+        let view: OperationView = get(client, path).await;
         if done(&view) {
             return view;
         }
         assert!(
             Instant::now() < deadline,
-            "operation {id} never got there: {view:#?}"
+            "{path} never got there: {view:#?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A GET's answer as it came, whatever its status.
+async fn raw_get(client: &berth_client::Client, path: &str) -> berth_client::RawResponse {
+    client.send(Method::GET, path, &[], "").await.unwrap()
 }
 
 /// Processes on `machine` whose command line holds `marker`.
@@ -322,15 +336,11 @@ async fn less_output_is_asked_for(admin: &berth_client::Client, id: &str) {
         (m2.stdout.as_deref(), m2.exit_code),
         (Some("no\n"), Some(3))
     );
-    let raw = admin
-        .send(
-            Method::GET,
-            &format!("/api/v1/operations/{id}/machines/m2/stdout"),
-            &[],
-            "",
-        )
-        .await
-        .unwrap();
+    let raw = raw_get(
+        admin,
+        &format!("/api/v1/operations/{id}/machines/m2/stdout"),
+    )
+    .await;
     assert_eq!((raw.status, raw.body.as_ref()), (200, &b"no\n"[..]));
     assert_eq!(
         raw.headers.get("content-type").unwrap(),
@@ -376,15 +386,9 @@ async fn an_answer_with_too_much_output_is_refused_and_each_machine_s_is_there()
     }
     let started = start(&admin, r#"{"script": "big", "machines": ["m1", "m2"]}"#).await;
     let id = started.id.to_string();
-    loop {
-        let view: OperationView =
-            get(&admin, &format!("/api/v1/operations/{id}?output=none")).await;
-        if view.status.is_finished() {
-            assert_eq!(view.status, OperationStatus::Succeeded, "{view:#?}");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let path = format!("/api/v1/operations/{id}?output=none");
+    let view = wait_for_at(&admin, &path, |v| v.status.is_finished()).await;
+    assert_eq!(view.status, OperationStatus::Succeeded, "{view:#?}");
 
     let answer = admin
         .send(Method::GET, &format!("/api/v1/operations/{id}"), &[], "")
@@ -399,15 +403,11 @@ async fn an_answer_with_too_much_output_is_refused_and_each_machine_s_is_there()
         Some(5_242_880)
     );
     assert_eq!(groups.groups[0].output_bytes, 5_242_880);
-    let raw = admin
-        .send(
-            Method::GET,
-            &format!("/api/v1/operations/{id}/machines/m2/stdout"),
-            &[],
-            "",
-        )
-        .await
-        .unwrap();
+    let raw = raw_get(
+        &admin,
+        &format!("/api/v1/operations/{id}/machines/m2/stdout"),
+    )
+    .await;
     assert_eq!(raw.status, 200);
     assert_eq!(raw.body.len(), 5_242_880);
     assert!(raw.body.starts_with(b"0123456789abcdef0123456789abcde\n"));

@@ -708,3 +708,96 @@ async fn the_history_pages_by_cursor_and_filters_by_day_and_user() {
     assert_eq!(bob("since=2026-01-13").await, 0);
     assert_eq!(bob("user=bob").await, 1);
 }
+
+/// An operation as the store keeps it, finished, whose machines printed `outputs`.
+async fn finished_with(server: &TestServer, outputs: &[(&str, Vec<u8>)]) -> OperationId {
+    use berth_store::MachineRunUpdate;
+    let store = &server.state.store;
+    let at = time::OffsetDateTime::now_utc();
+    let record = store
+        .create_operation(&NewOperation {
+            id: OperationId::random(),
+            script: "hello".into(),
+            commit: "0".repeat(40),
+            user: Username::new("admin").unwrap(),
+            concurrency: 2,
+            timeout_seconds: 60,
+            rerun_of: None,
+            machines: outputs
+                .iter()
+                .map(|(m, _)| MachineId::new(*m).unwrap())
+                .collect(),
+            created_at: at,
+        })
+        .await
+        .unwrap();
+    for (machine, stdout) in outputs {
+        let machine = MachineId::new(*machine).unwrap();
+        let update = |status| MachineRunUpdate {
+            status,
+            exit_code: (status == MachineRunStatus::Succeeded).then_some(0),
+            signal: None,
+            message: String::new(),
+            started_at: Some(at),
+            finished_at: (status == MachineRunStatus::Succeeded).then_some(at),
+            duration_ms: None,
+        };
+        for status in [MachineRunStatus::Running, MachineRunStatus::Succeeded] {
+            store
+                .update_machine_run(record.id, &machine, &update(status))
+                .await
+                .unwrap();
+        }
+        store
+            .store_machine_output(record.id, &machine, stdout, b"", false)
+            .await
+            .unwrap();
+    }
+    store
+        .set_operation_status(record.id, OperationStatus::Succeeded, Some(at))
+        .await
+        .unwrap();
+    record.id
+}
+
+#[tokio::test]
+async fn a_page_with_more_output_than_it_can_hold_shows_less_and_links_the_rest() {
+    let Some(lab) = machines::lab() else { return };
+    let f = ready(&lab).await;
+    let admin = login(&f.server, "admin", &f.server.admin_password, "").await;
+    let mib = |fill: u8| vec![fill; 5 * 1024 * 1024];
+    let omitted = "Too much output for this page";
+
+    // The same 5 MiB twice: each machine's left out, the group's shown once.
+    let same = finished_with(&f.server, &[("m1", mib(b'a')), ("m2", mib(b'a'))]).await;
+    let page = get(&f.server, &admin, &format!("/admin/operations/{same}")).await;
+    for machine in ["m1", "m2"] {
+        assert!(
+            page.contains(&format!(
+                "href=\"/api/v1/operations/{same}/machines/{machine}/stdout\""
+            )),
+            "{machine}"
+        );
+    }
+    assert_eq!(
+        page.matches(omitted).count(),
+        2,
+        "two machines, not the group"
+    );
+    assert!(
+        page.contains(&"a".repeat(5 * 1024 * 1024)),
+        "the group's output"
+    );
+    assert!(page.len() < 6 * 1024 * 1024, "once: {} bytes", page.len());
+
+    // Two different 5 MiB outputs: none of it in the page, every part linked.
+    let differ = finished_with(&f.server, &[("m1", mib(b'a')), ("m2", mib(b'b'))]).await;
+    let page = get(&f.server, &admin, &format!("/admin/operations/{differ}")).await;
+    assert_eq!(
+        page.matches(omitted).count(),
+        4,
+        "two machines and two groups"
+    );
+    assert!(!page.contains(&"a".repeat(100)) && !page.contains(&"b".repeat(100)));
+    assert!(page.len() < 1024 * 1024, "{} bytes", page.len());
+}

@@ -577,6 +577,21 @@ async fn summaries_group_output_without_loading_it(db: &TestDb) {
     }
     assert_eq!(summary.operation, without_output);
 
+    // Each distinct output once, from the first machine that printed it.
+    let firsts = store.group_outputs(id).await.unwrap();
+    let expected: Vec<&MachineRunRecord> = [0, 1, 3, 4, 5]
+        .iter()
+        .map(|i| &whole.machines[*i])
+        .collect();
+    assert_eq!(firsts.iter().collect::<Vec<_>>(), expected);
+    assert!(
+        store
+            .group_outputs(OperationId::random())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
     // One machine's part comes with its output.
     let (owner, b) = store
         .machine_run(id, &machine_id("b"))
