@@ -133,14 +133,9 @@ impl Client {
         id: OperationId,
         output: OutputDetail,
     ) -> Result<OperationView, ClientError> {
-        let output = match output {
-            OutputDetail::All => "all",
-            OutputDetail::Groups => "groups",
-            OutputDetail::None => "none",
-        };
         self.json(
             Method::GET,
-            &format!("/api/v1/operations/{id}?output={output}"),
+            &format!("/api/v1/operations/{id}?output={}", output.as_str()),
             None::<&()>,
         )
         .await

@@ -5,9 +5,11 @@
 //! deserialized, so the rest of Berth never re-checks them.
 #![forbid(unsafe_code)]
 
-pub mod api;
+// First: its `named_enum!` serves the modules below.
 #[macro_use]
 pub mod fleet;
+
+pub mod api;
 pub mod grid;
 mod ids;
 mod image;

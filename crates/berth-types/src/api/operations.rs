@@ -1,6 +1,7 @@
 //! Operations: start a script on machines, follow its output live, find it in the history.
 
 use std::fmt;
+use std::str::FromStr;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -180,6 +181,12 @@ pub enum OutputDetail {
     /// No output: states, exit codes, sizes and which machines group together.
     None,
 }
+
+named_enum!(OutputDetail, "output detail", [
+    All => "all",
+    Groups => "groups",
+    None => "none",
+]);
 
 /// `GET /api/v1/operations/{id}`: what to include.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
