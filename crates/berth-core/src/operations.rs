@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use berth_fleet::{RunEvent, RunSpec, run_on_machine};
 use berth_store::{
-    MachineRunRecord, MachineRunUpdate, NewOperation, OperationEventKind, OperationEventRecord,
-    OperationRecord, OperationSummary, Store, StoreError,
+    KeptOutput, MachineRunRecord, MachineRunUpdate, NewOperation, OperationEventKind,
+    OperationEventRecord, OperationRecord, OperationSummary, Store, StoreError,
 };
 use berth_types::api::{
     MAX_OPERATION_MACHINES, MachineStatusEvent, OperationStatusEvent, StartOperation,
@@ -36,6 +36,9 @@ use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use crate::audit::{Actor, Audit, AuditAction, AuditEvent};
 use crate::fleet::{Fleet, InventoryScript};
 use berth_store::AuditOutcome;
+
+/// How much event data start-up reads at once when it rebuilds interrupted output.
+const LOG_PAGE_BYTES: u64 = 4 << 20;
 
 /// How long a script gets between SIGTERM and SIGKILL, at its timeout or on stop.
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
@@ -179,74 +182,94 @@ impl Operations {
     }
 
     /// At start-up: operations a previous process left queued or running become
-    /// `interrupted` (their unfinished machines too, with their output so far), with the
-    /// events that tell watchers so, and an `operation.end` audit entry each.
+    /// `interrupted` (their unfinished machines too, with the output their events hold),
+    /// with the events that tell watchers so, each in one transaction, and an
+    /// `operation.end` audit entry each. A start-up that dies half-way leaves the rest
+    /// unfinished, for the next one.
     pub async fn start(&self) -> Result<Vec<OperationId>, OperationError> {
         let now = self.now();
-        let ids = self
-            .inner
-            .store
-            .interrupt_unfinished_operations(now)
-            .await?;
-        for id in &ids {
+        let mut interrupted = Vec::new();
+        for id in self.inner.store.unfinished_operations().await? {
             // Each on its own: one that cannot be settled is logged and does not keep Berth
-            // (or the others) from starting; it is interrupted already.
-            if let Err(e) = self.settle_interrupted(*id, now).await {
-                tracing::error!(operation = %id, error = %e, "cannot record the end of an interrupted operation's events or output");
+            // (or the others) from starting.
+            match self.interrupt(id, now).await {
+                Ok(true) => interrupted.push(id),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(operation = %id, error = %e, "cannot interrupt an operation a previous process left unfinished");
+                }
             }
         }
-        Ok(ids)
+        Ok(interrupted)
     }
 
-    async fn settle_interrupted(
+    /// Interrupts operation `id`, left unfinished by a previous process: `false` if it was
+    /// not (any more).
+    async fn interrupt(
         &self,
         id: OperationId,
         now: OffsetDateTime,
-    ) -> Result<(), OperationError> {
+    ) -> Result<bool, OperationError> {
         let store = &self.inner.store;
-        let Some(record) = store.operation(id).await? else {
-            return Ok(());
+        let Some(mut record) = store.operation(id).await? else {
+            return Ok(false);
         };
-        self.keep_logged_output(&record).await?;
+        let outputs = self.logged_output(&record).await?;
         let mut seq = store.last_operation_event(id).await?;
         let mut events = Vec::new();
         for machine in record
             .machines
-            .iter()
-            .filter(|m| m.status == MachineRunStatus::Interrupted)
+            .iter_mut()
+            .filter(|m| !m.status.is_finished())
         {
+            // As the store interrupts it.
+            machine.status = MachineRunStatus::Interrupted;
+            machine.message = berth_store::INTERRUPTED_MESSAGE.to_owned();
+            machine.finished_at = Some(now);
             seq += 1;
             events.push(machine_event(seq, now, machine));
         }
         seq += 1;
-        events.push(operation_event(seq, now, id, record.status));
-        store.append_operation_events(id, &events).await?;
+        events.push(operation_event(seq, now, id, OperationStatus::Interrupted));
+        if !store
+            .interrupt_operation(id, now, &outputs, &events)
+            .await?
+        {
+            return Ok(false);
+        }
         tracing::warn!(operation = %id, script = %record.script, "an operation left running by a previous process is interrupted");
         AuditEvent::system(AuditAction::OperationEnd, id.to_string())
             .at(now)
             .outcome(AuditOutcome::Failure)
-            .details(json!({"status": record.status.as_str(), "script": record.script}))
+            .details(
+                json!({"status": OperationStatus::Interrupted.as_str(), "script": record.script}),
+            )
             .record_to(&self.inner.audit)
             .await;
-        Ok(())
+        Ok(true)
     }
 
-    /// An interrupted machine's output is what its kept output events hold (the run never
-    /// got to store it whole): written to its row, so the operation shows it like any other.
-    async fn keep_logged_output(&self, record: &OperationRecord) -> Result<(), OperationError> {
+    /// The output of each unfinished machine of `record`: what its kept output events hold
+    /// (the run never got to store it whole), so the operation shows it like any other.
+    async fn logged_output(
+        &self,
+        record: &OperationRecord,
+    ) -> Result<Vec<KeptOutput>, OperationError> {
         let store = &self.inner.store;
         let mut output: HashMap<&MachineId, (Vec<u8>, Vec<u8>)> = record
             .machines
             .iter()
-            .filter(|m| m.status == MachineRunStatus::Interrupted)
+            .filter(|m| !m.status.is_finished())
             .map(|m| (&m.machine, (Vec::new(), Vec::new())))
             .collect();
         if output.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut after = 0;
         loop {
-            let events = store.operation_events(record.id, after, 1000).await?;
+            let events = store
+                .operation_events(record.id, after, 1000, LOG_PAGE_BYTES)
+                .await?;
             let Some(last) = events.last() else { break };
             after = last.seq;
             for event in &events {
@@ -261,15 +284,17 @@ impl Operations {
                 }
             }
         }
-        for (machine, (stdout, stderr)) in output {
-            let head = self.inner.settings.max_output - self.inner.settings.max_output / 2;
-            // Only the head is logged as it arrives: a full head means more was printed.
-            let truncated = stdout.len() >= head || stderr.len() >= head;
-            store
-                .store_machine_output(record.id, machine, &stdout, &stderr, truncated)
-                .await?;
-        }
-        Ok(())
+        let head = self.inner.settings.max_output - self.inner.settings.max_output / 2;
+        Ok(output
+            .into_iter()
+            .map(|(machine, (stdout, stderr))| KeptOutput {
+                machine: machine.clone(),
+                // Only the head is logged as it arrives: a full head means more was printed.
+                truncated: stdout.len() >= head || stderr.len() >= head,
+                stdout,
+                stderr,
+            })
+            .collect())
     }
 
     /// Checks `request` for `requester` and starts it: the operation as recorded (`queued`).
@@ -639,14 +664,27 @@ impl Operations {
             .map(|live| live.events.subscribe())
     }
 
-    /// Stored events of an operation after `after`, at most `limit`.
+    /// Stored events of an operation after `after`: at most `limit`, and no more than the
+    /// first whose data reaches `max_bytes` (always one when there is one).
     pub async fn stored_events(
         &self,
         id: OperationId,
         after: i64,
         limit: u32,
+        max_bytes: u64,
     ) -> Result<Vec<OperationEventRecord>, OperationError> {
-        Ok(self.inner.store.operation_events(id, after, limit).await?)
+        Ok(self
+            .inner
+            .store
+            .operation_events(id, after, limit, max_bytes)
+            .await?)
+    }
+
+    /// The seq of the last event of operation `id`, kept or not (as
+    /// [`berth_store::OperationStore::skip_operation_events`] says): a seq a watcher names
+    /// above it is not one of this operation's.
+    pub async fn last_event(&self, id: OperationId) -> Result<i64, OperationError> {
+        Ok(self.inner.store.last_operation_event(id).await?)
     }
 
     async fn run(self, operation: OperationRecord, script: InventoryScript, live: Arc<Live>) {
@@ -1016,6 +1054,15 @@ impl Operations {
             .collect();
         if !kept.is_empty()
             && let Err(e) = self.inner.store.append_operation_events(id, &kept).await
+        {
+            tracing::error!(operation = %id, error = %e, "cannot store an operation's events");
+        }
+        // Events not kept are numbered too: the log's last seq passes them, so events
+        // written after a restart are numbered above every one a watcher may have seen.
+        let last = pending.last().map(|(e, _)| e.seq);
+        if last > kept.last().map(|e| e.seq)
+            && let Some(last) = last
+            && let Err(e) = self.inner.store.skip_operation_events(id, last).await
         {
             tracing::error!(operation = %id, error = %e, "cannot store an operation's events");
         }

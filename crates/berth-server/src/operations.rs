@@ -33,8 +33,10 @@ use crate::error::ApiError;
 use crate::extract::{Json, NoQuery, Path, Query};
 use crate::state::AppState;
 
-/// Stored events read at once while a watcher catches up.
+/// Stored events read at once while a watcher catches up: at most this many, and about
+/// this much output (a watcher far behind holds one such page, not its whole backlog).
 const CATCH_UP: u32 = 500;
+const CATCH_UP_BYTES: u64 = 1 << 20;
 
 fn operations(state: &AppState) -> Result<&Operations, ApiError> {
     state.operations.as_ref().ok_or_else(|| {
@@ -510,6 +512,10 @@ pub(crate) async fn events(
                 ApiError::bad_request("Last-Event-ID must be the id of an event (a number)")
             })?,
     };
+    // An id past the operation's last event (one from before a restart, which numbered its
+    // events on from the last stored, or not this operation's) resumes from the last one
+    // instead of waiting for events it would drop.
+    let after = after.min(operations.last_event(id).await.map_err(operation_error)?);
     // Subscribe before reading the store, so nothing falls between the two.
     let live = operations.subscribe(id);
     let stream = async_stream(operations, id, after, live);
@@ -561,7 +567,11 @@ fn async_stream(
                 return Some((Ok(sse_event(&event)), f));
             }
             if !f.caught_up {
-                match f.operations.stored_events(f.id, f.sent, CATCH_UP).await {
+                match f
+                    .operations
+                    .stored_events(f.id, f.sent, CATCH_UP, CATCH_UP_BYTES)
+                    .await
+                {
                     Ok(events) if !events.is_empty() => {
                         f.backlog.extend(events);
                         continue;
@@ -583,7 +593,11 @@ fn async_stream(
                         f.caught_up = false;
                         continue;
                     }
-                    _ => match f.operations.stored_events(f.id, f.sent, CATCH_UP).await {
+                    _ => match f
+                        .operations
+                        .stored_events(f.id, f.sent, CATCH_UP, CATCH_UP_BYTES)
+                        .await
+                    {
                         Ok(events) if !events.is_empty() => {
                             f.backlog.extend(events);
                             continue;

@@ -59,8 +59,9 @@ pub use machines::{
 };
 pub use members::{Member, MemberRole, MemberStore};
 pub use operations::{
-    INTERRUPTED_MESSAGE, MachineRunRecord, MachineRunUpdate, NewOperation, OPERATION_HISTORY,
-    OperationEventKind, OperationEventRecord, OperationRecord, OperationStore, OperationSummary,
+    INTERRUPTED_MESSAGE, KeptOutput, MachineRunRecord, MachineRunUpdate, NewOperation,
+    OPERATION_HISTORY, OperationEventKind, OperationEventRecord, OperationRecord, OperationStore,
+    OperationSummary,
 };
 pub use postgres::PostgresStore;
 pub use recordings::{Recording, RecordingId, RecordingStore};

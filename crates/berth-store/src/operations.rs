@@ -2,7 +2,8 @@
 //! keeps each operation (`operations`), each machine's part of it with the output kept
 //! (`operation_machines`), and the events a live view replays before it follows the run
 //! (`operation_events`), so the history survives restarts. At start-up,
-//! [`OperationStore::interrupt_unfinished_operations`] ends what a stopped Berth left running.
+//! [`OperationStore::interrupt_operation`] ends what a stopped Berth left running, one
+//! operation per transaction.
 //!
 //! The store keeps the state machine of a machine run ([`MachineRunStatus::may_become`]) and
 //! the order of events (seqs only grow) against concurrent writers: both are checked by
@@ -29,7 +30,7 @@ use crate::{StoreError, sql, timestamp};
 /// (by `created_at`, then id) with their machines and events; unfinished ones always stay.
 pub const OPERATION_HISTORY: u32 = 10_000;
 
-/// The message of a machine run that [`OperationStore::interrupt_unfinished_operations`] ended.
+/// The message of a machine run that [`OperationStore::interrupt_operation`] ended.
 pub const INTERRUPTED_MESSAGE: &str = "Berth stopped during the run";
 
 /// Rows per multi-row statement: far below either backend's limit on bound values.
@@ -265,17 +266,25 @@ pub trait OperationStore: Send + Sync + fmt::Debug {
         events: &[OperationEventRecord],
     ) -> Result<(), StoreError>;
 
-    /// Operation `id`'s events with a seq above `after_seq`, by seq, at most `limit` (none
-    /// for an unknown operation).
+    /// Operation `id`'s events with a seq above `after_seq`, by seq, at most `limit` and no
+    /// more than their first whose data brings the total to `max_bytes` or above (so the
+    /// first is always answered, however big); none for an unknown operation.
     async fn operation_events(
         &self,
         id: OperationId,
         after_seq: i64,
         limit: u32,
+        max_bytes: u64,
     ) -> Result<Vec<OperationEventRecord>, StoreError>;
 
-    /// The seq of operation `id`'s last stored event, 0 before the first: where numbering
-    /// resumes after a restart. [`StoreError::NotFound`] if there is no operation `id`.
+    /// Moves operation `id`'s last seq up to `through` (nothing if it is there already):
+    /// events up to `through` were published without being kept, and none of theirs may be
+    /// numbered again. [`StoreError::NotFound`] if there is no operation `id`.
+    async fn skip_operation_events(&self, id: OperationId, through: i64) -> Result<(), StoreError>;
+
+    /// The seq of operation `id`'s last event, kept or skipped, 0 before the first: where
+    /// numbering resumes after a restart. [`StoreError::NotFound`] if there is no operation
+    /// `id`.
     async fn last_operation_event(&self, id: OperationId) -> Result<i64, StoreError>;
 
     /// Operation `id` with its machines (in the order given) and their kept output, if it
@@ -302,15 +311,37 @@ pub trait OperationStore: Send + Sync + fmt::Debug {
         machine: &MachineId,
     ) -> Result<Option<(Username, MachineRunRecord)>, StoreError>;
 
-    /// At start-up, in one transaction: every machine `queued`, `connecting` or `running` of
-    /// a `queued` or `running` operation becomes `interrupted` with the message
-    /// [`INTERRUPTED_MESSAGE`] and `finished_at` = `at` (its exit code, start, duration and
-    /// output stay; finished machines are left as they are), and each such operation becomes
-    /// `interrupted`, finished `at`. Answers their ids, oldest first.
-    async fn interrupt_unfinished_operations(
+    /// The operations a previous process left `queued` or `running`, oldest first: what
+    /// start-up interrupts with [`OperationStore::interrupt_operation`].
+    async fn unfinished_operations(&self) -> Result<Vec<OperationId>, StoreError>;
+
+    /// At start-up, operation `id` as a previous process left it, in one transaction (all or
+    /// nothing, so a start-up that dies half-way leaves it for the next one): each of
+    /// `outputs` is written to its machine's row; every machine `queued`, `connecting` or
+    /// `running` becomes `interrupted` with the message [`INTERRUPTED_MESSAGE`] and
+    /// `finished_at` = `at` (its exit code, start and duration stay; finished machines are
+    /// left as they are); `events` are appended as
+    /// [`OperationStore::append_operation_events`] appends them; and the operation becomes
+    /// `interrupted`, finished `at`. `false`, with nothing changed, when `id` is not
+    /// unfinished (interrupted already, or finished); [`StoreError::NotFound`] if there is no
+    /// operation `id` or an output names a machine not in it.
+    async fn interrupt_operation(
         &self,
+        id: OperationId,
         at: OffsetDateTime,
-    ) -> Result<Vec<OperationId>, StoreError>;
+        outputs: &[KeptOutput],
+        events: &[OperationEventRecord],
+    ) -> Result<bool, StoreError>;
+}
+
+/// A machine's kept output, as start-up rebuilds it from the events of an interrupted run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeptOutput {
+    pub machine: MachineId,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// More was printed than is kept.
+    pub truncated: bool,
 }
 
 macro_rules! operation_columns {
@@ -395,10 +426,17 @@ const STORE_OUTPUT: &str = "UPDATE operation_machines SET stdout = $3, stderr = 
 /// append committed).
 const ADVANCE_SEQ: &str = "UPDATE operations SET last_seq = $2 WHERE id = $1 AND last_seq < $3";
 
+const SKIP_SEQ: &str = "UPDATE operations SET last_seq = $2 WHERE id = $1 AND last_seq < $2";
+
 const LAST_SEQ: &str = "SELECT last_seq FROM operations WHERE id = $1";
 
-const LIST_EVENTS: &str = "SELECT seq, at, kind, machine, stream, data FROM operation_events \
-     WHERE operation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+// The sum runs over the page only (at most `$3` rows), never over the rest of the log.
+const LIST_EVENTS: &str = "SELECT seq, at, kind, machine, stream, data FROM \
+     (SELECT seq, at, kind, machine, stream, data, \
+     CAST(sum(length(data)) OVER (ORDER BY seq) AS BIGINT) - length(data) AS before \
+     FROM (SELECT seq, at, kind, machine, stream, data FROM operation_events \
+     WHERE operation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3) page) sized \
+     WHERE before < $4 ORDER BY seq";
 
 const UNFINISHED_OPERATIONS: &str = concat!(
     "SELECT id FROM operations WHERE status IN ",
@@ -406,16 +444,13 @@ const UNFINISHED_OPERATIONS: &str = concat!(
     " ORDER BY created_at, id"
 );
 
-const INTERRUPT_RUNS: &str = concat!(
-    "UPDATE operation_machines SET status = 'interrupted', message = $2, finished_at = $1 \
-     WHERE status IN ('queued', 'connecting', 'running') \
-     AND operation_id IN (SELECT id FROM operations WHERE status IN ",
-    unfinished_operation!(),
-    ")"
-);
+const INTERRUPT_RUNS: &str = "UPDATE operation_machines SET status = 'interrupted', \
+     message = $3, finished_at = $2 \
+     WHERE operation_id = $1 AND status IN ('queued', 'connecting', 'running')";
 
-const INTERRUPT_OPERATIONS: &str = concat!(
-    "UPDATE operations SET status = 'interrupted', finished_at = $1 WHERE status IN ",
+const INTERRUPT_OPERATION: &str = concat!(
+    "UPDATE operations SET status = 'interrupted', finished_at = $2 WHERE id = $1 \
+     AND status IN ",
     unfinished_operation!()
 );
 
@@ -639,6 +674,36 @@ async fn check_event_machines(
     Ok(())
 }
 
+/// Appends `events` (checked: `machines` are the ones they name, `first` and `last` their
+/// first and last seq) to operation `id`'s log within `tx`.
+async fn append_events(
+    tx: &mut Tx,
+    id: OperationId,
+    events: &[OperationEventRecord],
+    machines: &[&MachineId],
+    first: i64,
+    last: i64,
+) -> Result<(), StoreError> {
+    let advanced = tx
+        .execute(
+            ADVANCE_SEQ,
+            &[Bind::Uuid(id.as_uuid()), Bind::Int(last), Bind::Int(first)],
+        )
+        .await?;
+    if advanced == 0 {
+        let stored = tx
+            .fetch_optional(LAST_SEQ, &[Bind::Uuid(id.as_uuid())])
+            .await?
+            .ok_or(StoreError::NotFound)?
+            .get_i64("last_seq")?;
+        return Err(StoreError::Conflict(format!(
+            "event seq {first} of operation {id} is not above {stored}, the last stored"
+        )));
+    }
+    check_event_machines(tx, id, machines).await?;
+    insert_events(tx, id, events).await
+}
+
 async fn insert_events(
     tx: &mut Tx,
     id: OperationId,
@@ -853,29 +918,7 @@ impl OperationStore for SqlStore {
             return self.last_operation_event(id).await.map(|_| ());
         };
         let mut tx = self.begin_write().await?;
-        let advanced = tx
-            .execute(
-                ADVANCE_SEQ,
-                &[
-                    Bind::Uuid(id.as_uuid()),
-                    Bind::Int(last.seq),
-                    Bind::Int(first.seq),
-                ],
-            )
-            .await?;
-        if advanced == 0 {
-            let stored = tx
-                .fetch_optional(LAST_SEQ, &[Bind::Uuid(id.as_uuid())])
-                .await?
-                .ok_or(StoreError::NotFound)?
-                .get_i64("last_seq")?;
-            return Err(StoreError::Conflict(format!(
-                "event seq {} of operation {id} is not above {stored}, the last stored",
-                first.seq
-            )));
-        }
-        check_event_machines(&mut tx, id, &machines).await?;
-        insert_events(&mut tx, id, events).await?;
+        append_events(&mut tx, id, events, &machines, first.seq, last.seq).await?;
         tx.commit().await
     }
 
@@ -884,6 +927,7 @@ impl OperationStore for SqlStore {
         id: OperationId,
         after_seq: i64,
         limit: u32,
+        max_bytes: u64,
     ) -> Result<Vec<OperationEventRecord>, StoreError> {
         self.fetch_all(
             LIST_EVENTS,
@@ -891,12 +935,24 @@ impl OperationStore for SqlStore {
                 Bind::Uuid(id.as_uuid()),
                 Bind::Int(after_seq),
                 Bind::Int(i64::from(limit)),
+                Bind::Int(i64::try_from(max_bytes.max(1)).unwrap_or(i64::MAX)),
             ],
         )
         .await?
         .iter()
         .map(event_row)
         .collect()
+    }
+
+    async fn skip_operation_events(&self, id: OperationId, through: i64) -> Result<(), StoreError> {
+        let moved = self
+            .execute(SKIP_SEQ, &[Bind::Uuid(id.as_uuid()), Bind::Int(through)])
+            .await?;
+        if moved == 0 {
+            // Already there, or no such operation.
+            self.last_operation_event(id).await?;
+        }
+        Ok(())
     }
 
     async fn last_operation_event(&self, id: OperationId) -> Result<i64, StoreError> {
@@ -985,25 +1041,68 @@ impl OperationStore for SqlStore {
         .transpose()
     }
 
-    async fn interrupt_unfinished_operations(
-        &self,
-        at: OffsetDateTime,
-    ) -> Result<Vec<OperationId>, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let ids = tx
-            .fetch_all(UNFINISHED_OPERATIONS, &[])
+    async fn unfinished_operations(&self) -> Result<Vec<OperationId>, StoreError> {
+        self.fetch_all(UNFINISHED_OPERATIONS, &[])
             .await?
             .iter()
             .map(|row| row.get_uuid("id").map(OperationId::from))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect()
+    }
+
+    async fn interrupt_operation(
+        &self,
+        id: OperationId,
+        at: OffsetDateTime,
+        outputs: &[KeptOutput],
+        events: &[OperationEventRecord],
+    ) -> Result<bool, StoreError> {
+        let machines = check_events(events)?;
+        let mut tx = self.begin_write().await?;
+        // First, so that a concurrent start-up (two processes on one database) interrupts
+        // it once: the second waits for this row and then finds it interrupted.
+        let interrupted = tx
+            .execute(
+                INTERRUPT_OPERATION,
+                &[Bind::Uuid(id.as_uuid()), Bind::Time(at)],
+            )
+            .await?;
+        if interrupted == 0 {
+            tx.fetch_optional(GET_OPERATION, &[Bind::Uuid(id.as_uuid())])
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            return Ok(false);
+        }
+        for output in outputs {
+            let changed = tx
+                .execute(
+                    STORE_OUTPUT,
+                    &[
+                        Bind::Uuid(id.as_uuid()),
+                        Bind::text(output.machine.as_str()),
+                        Bind::Bytes(output.stdout.clone()),
+                        Bind::Bytes(output.stderr.clone()),
+                        Bind::Bool(output.truncated),
+                    ],
+                )
+                .await?;
+            if changed == 0 {
+                return Err(StoreError::NotFound);
+            }
+        }
         tx.execute(
             INTERRUPT_RUNS,
-            &[Bind::Time(at), Bind::text(INTERRUPTED_MESSAGE)],
+            &[
+                Bind::Uuid(id.as_uuid()),
+                Bind::Time(at),
+                Bind::text(INTERRUPTED_MESSAGE),
+            ],
         )
         .await?;
-        tx.execute(INTERRUPT_OPERATIONS, &[Bind::Time(at)]).await?;
+        if let (Some(first), Some(last)) = (events.first(), events.last()) {
+            append_events(&mut tx, id, events, &machines, first.seq, last.seq).await?;
+        }
         tx.commit().await?;
-        Ok(ids)
+        Ok(true)
     }
 }
 

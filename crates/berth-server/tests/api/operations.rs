@@ -8,6 +8,7 @@ use berth_types::api::{MachineView, OperationList, OperationView};
 use berth_types::fleet::EnrollmentStatus;
 use berth_types::operation::{MachineRunStatus, OperationStatus};
 use http::Method;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::machines::{self, Lab};
 use crate::common::{assert_error, send_json};
@@ -808,4 +809,169 @@ async fn two_live_watchers_see_the_same_events_and_every_change_is_audited() {
     ] {
         assert!(has(action, target), "no {action} for {target}: {rows}");
     }
+}
+
+/// A fleet with `script` (`name`, body) besides the usual ones, synced, m1 and m2 enrolled.
+async fn fleet_with_script(lab: &Lab, name: &str, body: &str) -> Fleet {
+    let files = scripts(lab);
+    let mut all: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+    all.retain(|(p, _)| *p != "scripts.yaml");
+    let scripts_yaml = format!("{SCRIPTS}  - name: {name}\n    file: {name}.sh\n");
+    all.push(("scripts.yaml", &scripts_yaml));
+    let file = format!("{name}.sh");
+    all.push((&file, body));
+    let f = fleet_with(lab, &all).await;
+    let admin = f.server.admin().await;
+    let answer = send_json(&admin, "POST", "/api/v1/fleet/sync", "").await;
+    assert_eq!(answer.status, 200, "{}", text(&answer.body));
+    for id in ["m1", "m2"] {
+        let path = format!("/api/v1/machines/{id}/verify");
+        assert_eq!(send_json(&admin, "POST", &path, "").await.status, 200);
+    }
+    f
+}
+
+/// The next event of `events` and the id it came with; fails after a minute without one.
+async fn next_event(
+    events: &mut berth_client::OperationEvents,
+) -> Option<(u64, berth_client::OperationEvent)> {
+    let event = tokio::time::timeout(Duration::from_secs(60), events.next())
+        .await
+        .expect("no event for a minute")
+        .unwrap()?;
+    Some((events.last_event_id().unwrap(), event))
+}
+
+fn is_output(event: &berth_client::OperationEvent, text: &str) -> bool {
+    matches!(event, berth_client::OperationEvent::Output(o) if o.data.contains(text))
+}
+
+#[tokio::test]
+async fn a_watcher_resumes_mid_run_and_one_with_an_id_from_elsewhere_follows_from_now() {
+    let Some(lab) = machines::lab() else { return };
+    // The run waits on the machine until the test opens its gate, saying so meanwhile.
+    let gate = "/tmp/berth-test-gate-open";
+    let f = fleet_with_script(
+        &lab,
+        "gate",
+        &format!(
+            "#!/bin/bash\nrm -f {gate}\necho before\nuntil [ -e {gate} ]; do echo waiting; sleep 0.2; done\necho after\n"
+        ),
+    )
+    .await;
+    let admin = f.server.admin().await;
+    let started = start(&admin, r#"{"script": "gate", "machines": ["m1"]}"#).await;
+
+    // A first watcher reads up to `before`, then goes away.
+    let mut first = Vec::new();
+    {
+        let mut events = admin.operation_events(started.id);
+        loop {
+            let (id, event) = next_event(&mut events).await.expect("ended early");
+            first.push(id);
+            if is_output(&event, "before") {
+                break;
+            }
+        }
+    }
+    // Another (a browser's EventSource: it keeps no ids of its own) comes with an id this
+    // operation never had: it follows the run from now on, not waiting for an event that
+    // high, which would never come.
+    let login = f
+        .server
+        .client()
+        .login("admin", "admin-password-for-tests")
+        .await
+        .unwrap();
+    let mut stranger = tokio::net::TcpStream::connect(f.server.addr).await.unwrap();
+    let request = format!(
+        "GET /api/v1/operations/{}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Authorization: Bearer {}\r\nAccept: text/event-stream\r\n\
+         Last-Event-ID: 1000000\r\nConnection: close\r\n\r\n",
+        started.id,
+        login.token.expose()
+    );
+    stranger.write_all(request.as_bytes()).await.unwrap();
+    let mut heard = Vec::new();
+    while !String::from_utf8_lossy(&heard).contains("waiting") {
+        let mut buf = [0; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(60), stranger.read(&mut buf))
+            .await
+            .expect("nothing for a minute")
+            .unwrap();
+        assert!(n > 0, "ended early: {}", String::from_utf8_lossy(&heard));
+        heard.extend_from_slice(&buf[..n]);
+    }
+
+    // The first comes back while the run still waits, and reads on from where it was.
+    let mut resumed = admin
+        .operation_events(started.id)
+        .after(*first.last().unwrap());
+    let (id, event) = next_event(&mut resumed).await.expect("ended early");
+    assert!(is_output(&event, "waiting"), "{event:?}");
+    let mut rest = vec![id];
+    let session = lab.connect(lab.machine("m1")).await;
+    machines::run(&session, &format!("touch {gate}")).await;
+    let mut saw_after = false;
+    let mut last = None;
+    while let Some((id, event)) = next_event(&mut resumed).await {
+        saw_after |= is_output(&event, "after");
+        rest.push(id);
+        last = Some(event);
+    }
+    assert!(saw_after, "the output after the gate");
+    assert!(
+        matches!(&last, Some(berth_client::OperationEvent::Operation(e)) if e.status == OperationStatus::Succeeded),
+        "{last:?}"
+    );
+    tokio::time::timeout(Duration::from_secs(60), stranger.read_to_end(&mut heard))
+        .await
+        .expect("the stream did not end with the operation")
+        .unwrap();
+    let heard = String::from_utf8_lossy(&heard);
+    assert!(heard.starts_with("HTTP/1.1 200"), "{heard}");
+    assert!(heard.contains("after"), "{heard}");
+    assert!(heard.contains(r#""status":"succeeded""#), "{heard}");
+
+    // Together, the two halves are the whole log: nothing missed, nothing twice.
+    let whole: Vec<u64> = events(&admin, &started.id.to_string(), None)
+        .await
+        .iter()
+        .map(|e| u64::try_from(e.id).unwrap())
+        .collect();
+    first.extend(rest);
+    assert_eq!(first, whole);
+}
+
+#[tokio::test]
+async fn a_watcher_that_does_not_read_does_not_hold_up_the_run() {
+    let Some(lab) = machines::lab() else { return };
+    // Far more than the live events a watcher may fall behind by, and than the sockets hold.
+    let f = fleet_with_script(
+        &lab,
+        "flood",
+        "#!/bin/bash\nhead -c 60000000 /dev/zero | tr '\\0' x\necho\necho done >&2\n",
+    )
+    .await;
+    let admin = f.server.admin().await;
+    let started = start(&admin, r#"{"script": "flood", "machines": ["m1", "m2"]}"#).await;
+    let id = started.id.to_string();
+    let mut slow = admin.operation_events(started.id);
+    next_event(&mut slow).await.expect("ended early");
+    // It reads nothing more while the run goes on; the run ends all the same.
+    let view = wait_for(&admin, &id, |v| v.status.is_finished()).await;
+    assert_eq!(view.status, OperationStatus::Succeeded, "{view:#?}");
+    assert!(view.machines.iter().all(|m| m.truncated));
+    // Then it catches up (from the store, past what it missed live) to the end.
+    let mut seen = Vec::new();
+    let mut last = None;
+    while let Some((seq, event)) = next_event(&mut slow).await {
+        seen.push(seq);
+        last = Some(event);
+    }
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "ids increase");
+    assert!(
+        matches!(&last, Some(berth_client::OperationEvent::Operation(e)) if e.status == OperationStatus::Succeeded),
+        "{last:?}"
+    );
 }

@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use berth_store::{
-    INTERRUPTED_MESSAGE, MachineRunRecord, MachineRunUpdate, NewOperation, OPERATION_HISTORY,
-    OperationEventKind, OperationEventRecord, OperationRecord, Store, StoreError,
+    INTERRUPTED_MESSAGE, KeptOutput, MachineRunRecord, MachineRunUpdate, NewOperation,
+    OPERATION_HISTORY, OperationEventKind, OperationEventRecord, OperationRecord, Store,
+    StoreError,
 };
 use berth_types::api::MAX_OPERATION_MACHINES;
 use berth_types::operation::{MachineRunStatus, OperationStatus, OutputStream};
@@ -104,6 +105,22 @@ fn state(seq: i64, status: OperationStatus) -> OperationEventRecord {
     }
 }
 
+/// What start-up does with nothing to add: interrupts every unfinished operation.
+async fn interrupt_all(db: &TestDb, when: i64) -> Vec<OperationId> {
+    let store = &db.store;
+    let mut interrupted = Vec::new();
+    for id in store.unfinished_operations().await.unwrap() {
+        if store
+            .interrupt_operation(id, at(when), &[], &[])
+            .await
+            .unwrap()
+        {
+            interrupted.push(id);
+        }
+    }
+    interrupted
+}
+
 fn seqs(events: &[OperationEventRecord]) -> Vec<i64> {
     events.iter().map(|e| e.seq).collect()
 }
@@ -171,7 +188,7 @@ async fn operations_are_created_queued_and_read_back(db: &TestDb) {
     assert_eq!(store.last_operation_event(new.id).await.unwrap(), 0);
     assert!(
         store
-            .operation_events(new.id, 0, 10)
+            .operation_events(new.id, 0, 10, u64::MAX)
             .await
             .unwrap()
             .is_empty()
@@ -498,7 +515,7 @@ async fn concurrent_writers_cannot_break_the_state_machine_or_the_seqs(db: &Test
         }
     }
     assert_eq!(stored.len(), 1, "{stored:?}");
-    let events = store.operation_events(id, 0, 10).await.unwrap();
+    let events = store.operation_events(id, 0, 10, u64::MAX).await.unwrap();
     assert_eq!(seqs(&events), [1, 2, 3]);
     assert!(
         events.iter().all(|e| e.data == [stored[0]; 4]),
@@ -675,7 +692,10 @@ async fn output_round_trips_any_bytes(db: &TestDb) {
         .append_operation_events(id, std::slice::from_ref(&chunk))
         .await
         .unwrap();
-    assert_eq!(store.operation_events(id, 0, 1).await.unwrap(), [chunk]);
+    assert_eq!(
+        store.operation_events(id, 0, 1, u64::MAX).await.unwrap(),
+        [chunk]
+    );
 }
 
 async fn events_are_numbered_and_paged(db: &TestDb) {
@@ -697,11 +717,45 @@ async fn events_are_numbered_and_paged(db: &TestDb) {
         output(5, "web-1", OutputStream::Stdout, b""),
     ];
     store.append_operation_events(id, &first).await.unwrap();
-    assert_eq!(store.operation_events(id, 0, 100).await.unwrap(), first);
-    assert_eq!(store.operation_events(id, 2, 2).await.unwrap(), first[2..4]);
-    assert_eq!(store.operation_events(id, -7, 1).await.unwrap(), first[..1]);
-    assert!(store.operation_events(id, 5, 10).await.unwrap().is_empty());
-    assert!(store.operation_events(id, 0, 0).await.unwrap().is_empty());
+    assert_eq!(
+        store.operation_events(id, 0, 100, u64::MAX).await.unwrap(),
+        first
+    );
+    assert_eq!(
+        store.operation_events(id, 2, 2, u64::MAX).await.unwrap(),
+        first[2..4]
+    );
+    assert_eq!(
+        store.operation_events(id, -7, 1, u64::MAX).await.unwrap(),
+        first[..1]
+    );
+    assert!(
+        store
+            .operation_events(id, 5, 10, u64::MAX)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .operation_events(id, 0, 0, u64::MAX)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Pages by bytes too: up to the event that reaches the budget, and always one.
+    for (max_bytes, expected) in [(0, 3..4), (1, 3..4), (6, 3..4), (7, 3..5), (12, 3..6)] {
+        let page = store.operation_events(id, 2, 100, max_bytes).await.unwrap();
+        assert_eq!(
+            seqs(&page),
+            expected.collect::<Vec<_>>(),
+            "{max_bytes} bytes"
+        );
+    }
+    assert_eq!(
+        seqs(&store.operation_events(id, 2, 1, 12).await.unwrap()),
+        [3]
+    );
     assert_eq!(store.last_operation_event(id).await.unwrap(), 5);
     // No events at all is fine.
     store.append_operation_events(id, &[]).await.unwrap();
@@ -772,7 +826,7 @@ async fn events_are_numbered_and_paged(db: &TestDb) {
     }
     assert_eq!(store.last_operation_event(id).await.unwrap(), 10);
     assert_eq!(
-        seqs(&store.operation_events(id, 0, 100).await.unwrap()),
+        seqs(&store.operation_events(id, 0, 100, u64::MAX).await.unwrap()),
         [1, 2, 3, 4, 5, 7, 10]
     );
 
@@ -789,7 +843,7 @@ async fn events_are_numbered_and_paged(db: &TestDb) {
     }
     assert!(
         store
-            .operation_events(unknown, 0, 10)
+            .operation_events(unknown, 0, 10, u64::MAX)
             .await
             .unwrap()
             .is_empty()
@@ -812,25 +866,55 @@ async fn events_are_numbered_and_paged(db: &TestDb) {
     let mut paged = Vec::new();
     let mut after = 0;
     loop {
-        let page = store.operation_events(other, after, 500).await.unwrap();
+        let page = store
+            .operation_events(other, after, 500, u64::MAX)
+            .await
+            .unwrap();
         let Some(last) = page.last() else { break };
         after = last.seq;
         paged.extend(page);
     }
     assert_eq!(paged, long);
     assert_eq!(store.last_operation_event(other).await.unwrap(), 1207);
+
+    // Events published but not kept still use up their seqs: the next kept one is above.
+    let skipping = create(db, "alice", "uptime", &["web-1"], 6).await;
+    store
+        .append_operation_events(skipping, &[state(1, OperationStatus::Running)])
+        .await
+        .unwrap();
+    store.skip_operation_events(skipping, 9).await.unwrap();
+    store.skip_operation_events(skipping, 4).await.unwrap();
+    assert_eq!(store.last_operation_event(skipping).await.unwrap(), 9);
+    expect_conflict(
+        store
+            .append_operation_events(skipping, &[state(5, OperationStatus::Running)])
+            .await,
+        "is not above 9",
+    );
+    store
+        .append_operation_events(skipping, &[state(10, OperationStatus::Succeeded)])
+        .await
+        .unwrap();
+    assert_eq!(
+        seqs(
+            &store
+                .operation_events(skipping, 0, 10, u64::MAX)
+                .await
+                .unwrap()
+        ),
+        [1, 10]
+    );
+    assert!(matches!(
+        store.skip_operation_events(OperationId::random(), 3).await,
+        Err(StoreError::NotFound)
+    ));
     assert_eq!(store.last_operation_event(id).await.unwrap(), 10);
 }
 
 async fn unfinished_operations_are_interrupted_at_start_up(db: &TestDb) {
     let store = &db.store;
-    assert!(
-        store
-            .interrupt_unfinished_operations(at(0))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.unfinished_operations().await.unwrap().is_empty());
     let running = create(db, "alice", "uptime", &["a", "b", "c", "d", "e"], 0).await;
     let queued = create(db, "bob", "uptime", &["a", "b"], 1).await;
     let finished = create(db, "carol", "uptime", &["a"], -10).await;
@@ -902,14 +986,78 @@ async fn unfinished_operations_are_interrupted_at_start_up(db: &TestDb) {
     let before_running = store.operation(running).await.unwrap().unwrap();
     let before_finished = store.operation(finished).await.unwrap().unwrap();
 
-    let interrupted = store
-        .interrupt_unfinished_operations(at(100))
-        .await
-        .unwrap();
     assert_eq!(
-        interrupted,
+        store.unfinished_operations().await.unwrap(),
         [running, queued],
         "oldest first, finished ones left"
+    );
+    store
+        .append_operation_events(running, &[output(1, "b", OutputStream::Stdout, b"half")])
+        .await
+        .unwrap();
+    let b_output = KeptOutput {
+        machine: machine_id("b"),
+        stdout: b"half\xff and more".to_vec(),
+        stderr: b"warn".to_vec(),
+        truncated: true,
+    };
+    let end = state(2, OperationStatus::Interrupted);
+
+    // All or nothing: an event the log refuses, or an output for a machine not in the
+    // operation, leaves it as it was, unfinished.
+    let stranger = KeptOutput {
+        machine: machine_id("z"),
+        ..b_output.clone()
+    };
+    for (outputs, events) in [
+        (
+            vec![b_output.clone()],
+            vec![state(1, OperationStatus::Interrupted)],
+        ),
+        (vec![b_output.clone(), stranger], vec![end.clone()]),
+        (
+            vec![b_output.clone()],
+            vec![output(2, "z", OutputStream::Stdout, b"x")],
+        ),
+    ] {
+        assert!(
+            store
+                .interrupt_operation(running, at(100), &outputs, &events)
+                .await
+                .is_err(),
+            "{outputs:?} {events:?}"
+        );
+        assert_eq!(
+            store.operation(running).await.unwrap().unwrap(),
+            before_running
+        );
+        assert_eq!(store.last_operation_event(running).await.unwrap(), 1);
+    }
+    assert!(matches!(
+        store
+            .interrupt_operation(OperationId::random(), at(100), &[], &[])
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(
+        store
+            .interrupt_operation(
+                running,
+                at(100),
+                std::slice::from_ref(&b_output),
+                std::slice::from_ref(&end),
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(interrupt_all(db, 100).await, [queued]);
+    assert_eq!(store.unfinished_operations().await.unwrap(), []);
+    assert_eq!(
+        store
+            .operation_events(running, 1, 10, u64::MAX)
+            .await
+            .unwrap(),
+        std::slice::from_ref(&end)
     );
 
     let after = store.operation(running).await.unwrap().unwrap();
@@ -941,12 +1089,22 @@ async fn unfinished_operations_are_interrupted_at_start_up(db: &TestDb) {
             ),
             (&was.started_at, &was.exit_code, &was.duration_ms)
         );
-        assert_eq!(
-            (&machine.stdout, &machine.stderr, machine.truncated),
-            (&was.stdout, &was.stderr, was.truncated)
-        );
+        if name != "b" {
+            assert_eq!(
+                (&machine.stdout, &machine.stderr, machine.truncated),
+                (&was.stdout, &was.stderr, was.truncated)
+            );
+        }
     }
-    assert_eq!(after.machines[1].stdout, b"half\xff");
+    // b's output is the one given.
+    assert_eq!(
+        (
+            &after.machines[1].stdout,
+            &after.machines[1].stderr,
+            after.machines[1].truncated
+        ),
+        (&b_output.stdout, &b_output.stderr, true)
+    );
     let queued_after = store.operation(queued).await.unwrap().unwrap();
     assert_eq!(queued_after.status, OperationStatus::Interrupted);
     assert!(
@@ -969,12 +1127,24 @@ async fn unfinished_operations_are_interrupted_at_start_up(db: &TestDb) {
         "is interrupted",
     );
     assert!(
-        store
-            .interrupt_unfinished_operations(at(200))
+        !store
+            .interrupt_operation(
+                running,
+                at(200),
+                &[],
+                &[state(3, OperationStatus::Interrupted)]
+            )
+            .await
+            .unwrap(),
+        "interrupted once"
+    );
+    assert!(
+        !store
+            .interrupt_operation(finished, at(200), &[], &[])
             .await
             .unwrap()
-            .is_empty()
     );
+    assert_eq!(store.last_operation_event(running).await.unwrap(), 2);
     assert_eq!(store.operation(running).await.unwrap().unwrap(), after);
 }
 
@@ -1372,7 +1542,7 @@ async fn history_is_bounded(db: &TestDb) {
     assert_eq!(store.operation(oldest).await.unwrap(), None);
     assert!(
         store
-            .operation_events(oldest, 0, 10)
+            .operation_events(oldest, 0, 10, u64::MAX)
             .await
             .unwrap()
             .is_empty()
@@ -1385,10 +1555,7 @@ async fn history_is_bounded(db: &TestDb) {
 
     // Once interrupted, the stuck one is history like any other and goes first, with the
     // oldest of the rest.
-    assert_eq!(
-        store.interrupt_unfinished_operations(at(10)).await.unwrap(),
-        [stuck, c]
-    );
+    assert_eq!(interrupt_all(db, 10).await, [stuck, c]);
     create(db, "alice", "uptime", &["web-1"], 20).await;
     assert_eq!(finished_total(db).await, u64::from(bound));
     assert_eq!(store.operation(stuck).await.unwrap(), None);
