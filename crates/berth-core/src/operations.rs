@@ -353,7 +353,7 @@ impl Operations {
                 ids.clone()
             }
             (None, Some(selector)) => {
-                if selector.tags.is_empty() && selector.kind.is_none() {
+                if selector.is_empty() {
                     return Err(OperationError::Invalid(
                         "a selector needs tags or a type".to_owned(),
                     ));
@@ -361,11 +361,7 @@ impl Operations {
                 let chosen: Vec<MachineId> = records
                     .iter()
                     .filter(|r| {
-                        selector.tags.iter().all(|t| r.spec.tags.contains(t))
-                            && selector
-                                .kind
-                                .as_ref()
-                                .is_none_or(|k| r.spec.kind.as_ref() == Some(k))
+                        selector.matches(&r.spec.tags, r.spec.kind.as_deref())
                             && requester.may_run_on(&r.spec.id, &r.spec.tags)
                     })
                     .map(|r| r.spec.id.clone())
@@ -512,6 +508,18 @@ impl Operations {
             Some(summary) if requester.may_see(&summary.operation) => Ok(summary),
             _ => Err(OperationError::NotFound),
         }
+    }
+
+    /// [`Operations::operation_summary`] of each of `ids` that `requester` may see and is
+    /// still in the history, in the order of `ids`: a page of the history, read at once.
+    pub async fn operation_summaries(
+        &self,
+        requester: &Requester,
+        ids: &[OperationId],
+    ) -> Result<Vec<OperationSummary>, OperationError> {
+        let mut summaries = self.inner.store.operation_summaries(ids).await?;
+        summaries.retain(|summary| requester.may_see(&summary.operation));
+        Ok(summaries)
     }
 
     /// The first machine of each of `summary`'s groups with its kept output (each distinct

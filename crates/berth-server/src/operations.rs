@@ -344,19 +344,19 @@ pub(crate) async fn list(
     });
     let page = state.tables.query(&table_query, scope.as_ref()).await?;
     let who = requester(&state, &caller);
-    let mut views = Vec::with_capacity(page.rows.len());
-    for id in page
+    let ids: Vec<OperationId> = page
         .rows
         .iter()
         .filter_map(|row| row.get("id").and_then(|v| v.as_str()))
-        .filter_map(|id| id.parse::<OperationId>().ok())
-    {
-        match operations.operation_summary(&who, id).await {
-            Ok(summary) => views.push(summary_view(&summary)),
-            Err(OperationError::NotFound) => {}
-            Err(e) => return Err(operation_error(e)),
-        }
-    }
+        .filter_map(|id| id.parse().ok())
+        .collect();
+    let views = operations
+        .operation_summaries(&who, &ids)
+        .await
+        .map_err(operation_error)?
+        .iter()
+        .map(summary_view)
+        .collect();
     Ok(Json(OperationList {
         operations: views,
         total: page.total,

@@ -11,7 +11,7 @@
 //! follows from its machines ([`OperationStatus::of`]); the caller says so with
 //! [`OperationStore::set_operation_status`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fmt::Write as _;
 
@@ -298,6 +298,13 @@ pub trait OperationStore: Send + Sync + fmt::Debug {
         id: OperationId,
     ) -> Result<Option<OperationSummary>, StoreError>;
 
+    /// [`OperationStore::operation_summary`] of each of `ids` still in the history, in the
+    /// order of `ids`, in two queries however many they are (a page of the history).
+    async fn operation_summaries(
+        &self,
+        ids: &[OperationId],
+    ) -> Result<Vec<OperationSummary>, StoreError>;
+
     /// The first machine of each group of operation `id` (machines that printed the same
     /// thing and ended the same way, as [`OperationSummary::same_as`] says) with its kept
     /// output, in the operation's order: each distinct output once.
@@ -392,12 +399,19 @@ const GET_RUNS: &str = concat!(
 );
 
 // Positions are 0, 1, ... in the order given, so the first machine's position is its index.
-const GET_RUN_SUMMARIES: &str = "SELECT machine, status, exit_code, signal, message, \
-     started_at, finished_at, duration_ms, truncated, \
+// The operations' ids follow, as placeholders.
+const GET_RUN_SUMMARIES: &str = "SELECT operation_id, machine, status, exit_code, signal, \
+     message, started_at, finished_at, duration_ms, truncated, \
      CAST(length(stdout) + length(stderr) AS BIGINT) AS output_bytes, \
-     CAST(min(position) OVER (PARTITION BY status, exit_code, signal, stdout, stderr) \
-     AS BIGINT) AS same_as \
-     FROM operation_machines WHERE operation_id = $1 ORDER BY position";
+     CAST(min(position) OVER (PARTITION BY operation_id, status, exit_code, signal, stdout, \
+     stderr) AS BIGINT) AS same_as \
+     FROM operation_machines WHERE operation_id IN (";
+
+const GET_OPERATIONS: &str = concat!(
+    "SELECT ",
+    operation_columns!(),
+    " FROM operations WHERE id IN ("
+);
 
 const GET_GROUP_FIRSTS: &str = concat!(
     "SELECT ",
@@ -981,37 +995,65 @@ impl OperationStore for SqlStore {
         &self,
         id: OperationId,
     ) -> Result<Option<OperationSummary>, StoreError> {
-        let Some(row) = self
-            .fetch_optional(GET_OPERATION, &[Bind::Uuid(id.as_uuid())])
-            .await?
-        else {
-            return Ok(None);
-        };
-        let rows = self
-            .fetch_all(GET_RUN_SUMMARIES, &[Bind::Uuid(id.as_uuid())])
-            .await?;
-        let mut machines = Vec::with_capacity(rows.len());
-        let mut output_bytes = Vec::with_capacity(rows.len());
-        let mut same_as = Vec::with_capacity(rows.len());
-        for (index, run) in rows.iter().enumerate() {
-            machines.push(run_row(run, false)?);
-            let bytes = run.get_i64("output_bytes")?;
-            output_bytes.push(
-                u64::try_from(bytes).map_err(|_| corrupt("output size", &bytes.to_string()))?,
-            );
-            let first = run.get_i64("same_as")?;
-            same_as.push(
-                usize::try_from(first)
-                    .ok()
-                    .filter(|first| *first <= index)
-                    .ok_or_else(|| corrupt("machine position", &first.to_string()))?,
-            );
+        Ok(self.operation_summaries(&[id]).await?.pop())
+    }
+
+    async fn operation_summaries(
+        &self,
+        ids: &[OperationId],
+    ) -> Result<Vec<OperationSummary>, StoreError> {
+        let mut summaries = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            let in_chunk = |head: &str| {
+                let mut sql = head.to_owned();
+                let mut binds = Vec::new();
+                push_placeholders(
+                    &mut sql,
+                    &mut binds,
+                    chunk.iter().map(|id| Bind::Uuid(id.as_uuid())).collect(),
+                );
+                sql.push(')');
+                (sql, binds)
+            };
+            let (sql, binds) = in_chunk(GET_OPERATIONS);
+            let operations = self.fetch_all(sql, &binds).await?;
+            let (mut sql, binds) = in_chunk(GET_RUN_SUMMARIES);
+            sql.push_str(" ORDER BY operation_id, position");
+            let mut runs: HashMap<uuid::Uuid, (Vec<MachineRunRecord>, Vec<u64>, Vec<usize>)> =
+                HashMap::new();
+            for run in &self.fetch_all(sql, &binds).await? {
+                let (machines, output_bytes, same_as) =
+                    runs.entry(run.get_uuid("operation_id")?).or_default();
+                let index = machines.len();
+                machines.push(run_row(run, false)?);
+                let bytes = run.get_i64("output_bytes")?;
+                output_bytes.push(
+                    u64::try_from(bytes).map_err(|_| corrupt("output size", &bytes.to_string()))?,
+                );
+                let first = run.get_i64("same_as")?;
+                same_as.push(
+                    usize::try_from(first)
+                        .ok()
+                        .filter(|first| *first <= index)
+                        .ok_or_else(|| corrupt("machine position", &first.to_string()))?,
+                );
+            }
+            let mut found = HashMap::with_capacity(operations.len());
+            for row in &operations {
+                let id = row.get_uuid("id")?;
+                let (machines, output_bytes, same_as) = runs.remove(&id).unwrap_or_default();
+                found.insert(
+                    id,
+                    OperationSummary {
+                        operation: operation_row(row, machines)?,
+                        output_bytes,
+                        same_as,
+                    },
+                );
+            }
+            summaries.extend(chunk.iter().filter_map(|id| found.remove(&id.as_uuid())));
         }
-        Ok(Some(OperationSummary {
-            operation: operation_row(&row, machines)?,
-            output_bytes,
-            same_as,
-        }))
+        Ok(summaries)
     }
 
     async fn group_outputs(&self, id: OperationId) -> Result<Vec<MachineRunRecord>, StoreError> {

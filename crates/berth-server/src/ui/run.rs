@@ -186,7 +186,7 @@ struct TargetCount {
 async fn count(fleet: &Fleet, targets: &Targets) -> Result<TargetCount, ApiError> {
     let records = fleet.machines().await.map_err(ApiError::internal)?;
     let (chosen, unknown): (Vec<_>, Vec<String>) = match targets {
-        Targets::Selector(selector) if selector.tags.is_empty() && selector.kind.is_none() => {
+        Targets::Selector(selector) if selector.is_empty() => {
             return Ok(TargetCount {
                 hint: "Choose at least one tag or a type.",
                 total: 0,
@@ -200,13 +200,7 @@ async fn count(fleet: &Fleet, targets: &Targets) -> Result<TargetCount, ApiError
         Targets::Selector(selector) => (
             records
                 .iter()
-                .filter(|r| {
-                    selector.tags.iter().all(|t| r.spec.tags.contains(t))
-                        && selector
-                            .kind
-                            .as_ref()
-                            .is_none_or(|k| r.spec.kind.as_ref() == Some(k))
-                })
+                .filter(|r| selector.matches(&r.spec.tags, r.spec.kind.as_deref()))
                 .collect(),
             Vec::new(),
         ),

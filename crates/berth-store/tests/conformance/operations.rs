@@ -633,6 +633,40 @@ async fn summaries_group_output_without_loading_it(db: &TestDb) {
             .unwrap(),
         None
     );
+
+    // A page of them at once, in the order asked; groups never span two operations: y
+    // printed what a did in the first, and is a group of its own here.
+    let other = create(db, "bob", "uptime", &["x", "y"], 1).await;
+    for (machine, stdout) in [("x", &b"x"[..]), ("y", &big[..])] {
+        let machine = machine_id(machine);
+        store
+            .update_machine_run(other, &machine, &update(MachineRunStatus::Running))
+            .await
+            .unwrap();
+        store
+            .store_machine_output(other, &machine, stdout, b"", false)
+            .await
+            .unwrap();
+        store
+            .update_machine_run(
+                other,
+                &machine,
+                &ended(MachineRunStatus::Succeeded, Some(0), None),
+            )
+            .await
+            .unwrap();
+    }
+    let other_summary = store.operation_summary(other).await.unwrap().unwrap();
+    assert_eq!(other_summary.same_as, [0, 1]);
+    assert_eq!(other_summary.output_bytes, [1, 40_000]);
+    assert_eq!(
+        store
+            .operation_summaries(&[other, OperationId::random(), id])
+            .await
+            .unwrap(),
+        [other_summary, summary]
+    );
+    assert_eq!(store.operation_summaries(&[]).await.unwrap(), []);
 }
 
 async fn output_round_trips_any_bytes(db: &TestDb) {

@@ -73,6 +73,22 @@ pub struct OperationSelector {
     pub kind: Option<String>,
 }
 
+impl OperationSelector {
+    /// Whether it chooses nothing at all (no tag, no type): refused, not "every machine".
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.tags.is_empty() && self.kind.is_none()
+    }
+
+    /// Whether a machine with `tags` and type `kind` is chosen: it has every tag, and the
+    /// type when one is given.
+    #[must_use]
+    pub fn matches(&self, tags: &[String], kind: Option<&str>) -> bool {
+        self.tags.iter().all(|t| tags.contains(t))
+            && self.kind.as_deref().is_none_or(|k| kind == Some(k))
+    }
+}
+
 /// `POST /api/v1/operations`: run an inventory script on machines, by id or by selector
 /// (exactly one of the two).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -323,6 +339,23 @@ pub struct OutputEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_selector_chooses_machines_with_every_tag_and_its_type() {
+        let tags = |t: &[&str]| t.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>();
+        let selector = |t: &[&str], kind: Option<&str>| OperationSelector {
+            tags: tags(t),
+            kind: kind.map(str::to_owned),
+        };
+        let web_eu = tags(&["web", "eu"]);
+        assert!(selector(&["web"], None).matches(&web_eu, Some("vm")));
+        assert!(selector(&["web", "eu"], Some("vm")).matches(&web_eu, Some("vm")));
+        assert!(!selector(&["web", "us"], None).matches(&web_eu, Some("vm")));
+        assert!(!selector(&["web"], Some("metal")).matches(&web_eu, Some("vm")));
+        assert!(!selector(&[], Some("vm")).matches(&web_eu, None));
+        assert!(selector(&[], None).is_empty());
+        assert!(!selector(&[], Some("vm")).is_empty());
+    }
 
     #[test]
     fn a_timeout_is_a_duration_or_seconds() {
