@@ -34,7 +34,7 @@ use time::OffsetDateTime;
 use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 
 use crate::audit::{Actor, Audit, AuditAction, AuditEvent};
-use crate::fleet::{Fleet, InventoryScript};
+use crate::fleet::{Fleet, Inventory, InventoryScript};
 use berth_store::AuditOutcome;
 
 /// How much event data start-up reads at once when it rebuilds interrupted output.
@@ -416,6 +416,7 @@ impl Operations {
             .timeout
             .map_or(script.script.timeout.as_secs(), |t| t.0.as_secs());
         Ok(Checked {
+            inventory: Arc::clone(&inventory),
             script,
             commit: inventory.commit.clone().unwrap_or_default(),
             targets,
@@ -432,6 +433,7 @@ impl Operations {
         rerun_of: Option<OperationId>,
     ) -> Result<OperationRecord, OperationError> {
         let Checked {
+            inventory,
             script,
             commit,
             targets,
@@ -481,7 +483,7 @@ impl Operations {
         tracing::info!(operation = %record.id, script = %record.script, machines = record.machines.len(), by = %requester.user, "operation started");
         let operations = self.clone();
         let run = record.clone();
-        tokio::spawn(async move { operations.run(run, script, live).await });
+        tokio::spawn(async move { operations.run(run, inventory, script, live).await });
         Ok(record)
     }
 
@@ -695,7 +697,13 @@ impl Operations {
         Ok(self.inner.store.last_operation_event(id).await?)
     }
 
-    async fn run(self, operation: OperationRecord, script: InventoryScript, live: Arc<Live>) {
+    async fn run(
+        self,
+        operation: OperationRecord,
+        inventory: Arc<Inventory>,
+        script: InventoryScript,
+        live: Arc<Live>,
+    ) {
         let id = operation.id;
         let (notes, received) = mpsc::channel(NOTES);
         let writer = {
@@ -704,7 +712,6 @@ impl Operations {
             let machines = operation.machines.clone();
             tokio::spawn(async move { operations.write(id, machines, received, live).await })
         };
-        let inventory = self.inner.fleet.inventory();
         let env: Vec<(String, String)> = inventory
             .secrets
             .env_for(&operation.script)
@@ -1109,6 +1116,9 @@ impl Operations {
 
 /// A start request, checked.
 struct Checked {
+    /// The inventory it was checked against: the run uses the same (its secrets and
+    /// machines), even when a sync replaces it meanwhile.
+    inventory: Arc<Inventory>,
     script: InventoryScript,
     commit: String,
     targets: Vec<MachineId>,
