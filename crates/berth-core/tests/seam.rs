@@ -28,6 +28,8 @@ use serde_json::{Value, json};
 struct MemoryMachines {
     opened: AtomicUsize,
     touched: Arc<Touches>,
+    /// Users who lost their access (as a reload of users.yaml would take it away).
+    denied: std::sync::Mutex<Vec<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +58,15 @@ impl TerminalSource for MemoryMachines {
     ) -> Result<Option<Grant>, OpenError> {
         if *target != web1() {
             return Err(OpenError::NotFound(TargetKind::Machine));
+        }
+        if self
+            .denied
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|d| d == caller.username.as_str())
+        {
+            return Ok(None);
         }
         let role = match caller.username.as_str() {
             "alice" => SessionRole::Owner,
@@ -219,6 +230,68 @@ async fn a_bridge_runs_on_a_source_that_is_not_a_workspace() {
             .await
             .len(),
         2
+    );
+}
+
+#[tokio::test]
+async fn a_recheck_ends_only_the_sessions_of_users_who_lost_their_access() {
+    let s = setup().await;
+    let mut clients = Vec::new();
+    let mut runs = Vec::new();
+    for name in ["alice", "bob"] {
+        let session = s
+            .terminals
+            .attach(AttachRequest::new(web1(), user(name), Role::User))
+            .await
+            .unwrap();
+        let (mut client, sink, stream) = socket();
+        runs.push(tokio::spawn(session.run(sink, stream)));
+        client.next_of("hello").await;
+        clients.push(client);
+    }
+    // Nothing changed: nobody is told.
+    assert_eq!(
+        s.terminals
+            .recheck(TargetKind::Machine, |_| Some(Role::User))
+            .await,
+        0
+    );
+    // Workspace targets have no source here: a recheck of them tells nobody either.
+    assert_eq!(
+        s.terminals
+            .recheck(TargetKind::Workspace, |_| Some(Role::User))
+            .await,
+        0
+    );
+    s.machines.denied.lock().unwrap().push("bob".into());
+    // A user the account lookup does not know is left alone (the account cascade ends them).
+    assert_eq!(s.terminals.recheck(TargetKind::Machine, |_| None).await, 0);
+    assert_eq!(
+        s.terminals
+            .recheck(TargetKind::Machine, |_| Some(Role::User))
+            .await,
+        1
+    );
+    let mut bob = clients.pop().unwrap();
+    let bob_run = runs.pop().unwrap();
+    assert_eq!(bob_run.await.unwrap().end, BridgeEnd::Revoked);
+    let (_, texts, closed) = bob.drain().await;
+    assert!(
+        texts.iter().any(|t| t["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("machine:web-1")),
+        "{texts:?}"
+    );
+    assert_eq!(closed.map(|c| c.0), Some(4403));
+    // alice's session goes on.
+    let mut alice = clients.pop().unwrap();
+    alice.type_text("still here\n").await;
+    alice.read_until("still here").await;
+    alice.send(Message::Close(1000, String::new())).await;
+    assert_eq!(
+        runs.pop().unwrap().await.unwrap().end,
+        BridgeEnd::ClientGone
     );
 }
 

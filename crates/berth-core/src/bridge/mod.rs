@@ -80,7 +80,7 @@ pub fn close_code(err: &OpenError) -> u16 {
     match err {
         OpenError::NotFound(_) => close::NOT_FOUND,
         OpenError::Forbidden(_) => close::FORBIDDEN,
-        OpenError::Unavailable(_) => close::CONFLICT,
+        OpenError::Unavailable { .. } => close::CONFLICT,
         OpenError::Invalid(_) => close::BAD_REQUEST,
         OpenError::Failed(_) => close::INTERNAL,
     }

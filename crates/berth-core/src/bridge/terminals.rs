@@ -180,6 +180,52 @@ impl Terminals {
         self.inner.presence.revoke(target, username, revocation)
     }
 
+    /// Asks the sources again whether each user with an open terminal on a target of `kind`
+    /// may still see it, and ends (4403) the sessions of those who may not: for access that
+    /// follows from the configuration (machine selectors) after a reload. `account` says a
+    /// user's account role now; a user it does not know is left to the account cascade. A
+    /// source that fails to answer leaves the session open. The number of sessions told.
+    pub async fn recheck(
+        &self,
+        kind: TargetKind,
+        account: impl Fn(&Username) -> Option<Role>,
+    ) -> usize {
+        let Some(source) = self.inner.sources.get(&kind) else {
+            return 0;
+        };
+        let mut told = 0;
+        for (target, username) in self.inner.presence.occupants() {
+            if target.kind() != kind {
+                continue;
+            }
+            let Some(role) = account(&username) else {
+                continue;
+            };
+            let caller = Caller {
+                username: username.clone(),
+                role,
+            };
+            let allowed = match source.authorize(&target, &caller).await {
+                Ok(Some(_)) => true,
+                Ok(None) | Err(OpenError::NotFound(_)) => false,
+                Err(err) => {
+                    tracing::warn!(%target, user = %username, error = %err, "cannot recheck a terminal's access; it stays open");
+                    true
+                }
+            };
+            if !allowed {
+                let revocation = Revocation {
+                    code: super::close::FORBIDDEN,
+                    message: format!("you may no longer use the terminal on {target}"),
+                };
+                let ended = self.revoke(Some(&target), &username, &revocation);
+                tracing::info!(%target, user = %username, sessions = ended, "terminal access withdrawn");
+                told += ended;
+            }
+        }
+        told
+    }
+
     /// What `caller` may do on `target`, as its source says: `None` when they may not see it
     /// (or there is no source for its kind). For pages and grids that show what a terminal
     /// would open before it does.

@@ -11,6 +11,7 @@
 
 mod checks;
 mod sync;
+mod terminals;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ use crate::audit::Audit;
 use crate::clock::Clock;
 
 pub use checks::VerifyOutcome;
+pub use terminals::{MachineAccess, MachineTerminals, may_reach, ssh_open_error};
 
 /// The bare mirror's directory in the fleet directory.
 pub const MIRROR_DIR: &str = "inventory.git";

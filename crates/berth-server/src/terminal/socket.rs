@@ -93,7 +93,9 @@ fn caller(authentication: Authentication) -> Result<Caller, (u16, &'static str)>
 fn attach_message(err: &OpenError) -> String {
     match err {
         OpenError::NotFound(_) => err.to_string(),
-        OpenError::Forbidden(m) | OpenError::Unavailable(m) | OpenError::Invalid(m) => m.clone(),
+        OpenError::Forbidden(m)
+        | OpenError::Unavailable { message: m, .. }
+        | OpenError::Invalid(m) => m.clone(),
         other => {
             tracing::warn!(error = %other, "a terminal could not open");
             "the terminal could not open; an administrator can find the cause in Berth's log"
