@@ -707,7 +707,8 @@ pub(crate) fn table() -> Vec<Route> {
         .returns::<GridView>(200),
         post(
             "/api/v1/grids/{id}/connect-all",
-            "A grid's socket URL and the state of each pane",
+            "Open every pane's session at once (held 60 s for the grid's socket); each pane's \
+             state and why one did not open",
             grids::connect_all,
         )
         .returns::<ConnectAll>(200),

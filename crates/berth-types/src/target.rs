@@ -276,9 +276,9 @@ impl fmt::Display for Unavailability {
 }
 
 /// A grid pane's target as the API takes it: a workspace id alone (as before grids had
-/// machines), `{"workspace": ID}` or `{"machine": ID}`. Answers are written in the tagged
-/// forms.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+/// machines), `{"workspace": ID}` or `{"machine": ID}`. Answers write a workspace as its id
+/// alone, a machine as `{"machine": ID}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum PaneTarget {
     /// `{"workspace": ID}`.
@@ -295,6 +295,53 @@ pub enum PaneTarget {
     Id(WorkspaceId),
 }
 
+const PANE_SHAPES: &str = "a pane is a workspace id, {\"workspace\": ID} or {\"machine\": ID}";
+
+/// Read by hand, so that a bad pane says which shape was meant and what is wrong with its id.
+impl<'de> Deserialize<'de> for PaneTarget {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Id(String),
+            Object(std::collections::BTreeMap<String, serde_json::Value>),
+        }
+        let raw = Raw::deserialize(deserializer).map_err(|_| D::Error::custom(PANE_SHAPES))?;
+        match raw {
+            Raw::Id(id) => id
+                .parse::<WorkspaceId>()
+                .map(Self::Id)
+                .map_err(|e| D::Error::custom(format!("{PANE_SHAPES}: {e}"))),
+            Raw::Object(map) => {
+                let mut entries = map.into_iter();
+                let (Some((key, value)), None) = (entries.next(), entries.next()) else {
+                    return Err(D::Error::custom(format!("{PANE_SHAPES}, with one key")));
+                };
+                let Some(text) = value.as_str() else {
+                    return Err(D::Error::custom(format!(
+                        "{PANE_SHAPES}: {key} is not a string"
+                    )));
+                };
+                match key.as_str() {
+                    "workspace" => text
+                        .parse::<WorkspaceId>()
+                        .map(|workspace| Self::Workspace { workspace })
+                        .map_err(|e| D::Error::custom(format!("workspace: {e}"))),
+                    "machine" => MachineId::new(text)
+                        .map(|machine| Self::Machine { machine })
+                        .map_err(|e| D::Error::custom(format!("machine: {e}"))),
+                    other => {
+                        let shown: String = other.chars().take(32).collect();
+                        Err(D::Error::custom(format!("{PANE_SHAPES}, not {shown:?}")))
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl From<PaneTarget> for TerminalTarget {
     fn from(pane: PaneTarget) -> Self {
         match pane {
@@ -306,10 +353,24 @@ impl From<PaneTarget> for TerminalTarget {
     }
 }
 
+impl From<WorkspaceId> for PaneTarget {
+    fn from(id: WorkspaceId) -> Self {
+        Self::Id(id)
+    }
+}
+
+impl From<MachineId> for PaneTarget {
+    fn from(machine: MachineId) -> Self {
+        Self::Machine { machine }
+    }
+}
+
+/// A workspace as its plain id (what clients of grids without machines read), a machine as
+/// `{"machine": ID}`.
 impl From<TerminalTarget> for PaneTarget {
     fn from(target: TerminalTarget) -> Self {
         match target {
-            TerminalTarget::Workspace(workspace) => Self::Workspace { workspace },
+            TerminalTarget::Workspace(workspace) => Self::Id(workspace),
             TerminalTarget::Machine(machine) => Self::Machine { machine },
         }
     }

@@ -35,7 +35,9 @@ pub use session::{
     Bridge, BridgeEnd, Ended, MAX_IN_FLIGHT, MAX_INPUT_FRAME, MAX_OUTPUT_FRAME, OUTPUT_QUEUE_FRAMES,
 };
 pub use stats::BridgeStats;
-pub use terminals::{AttachRequest, GridRequest, TerminalSession, TerminalSettings, Terminals};
+pub use terminals::{
+    AttachRequest, GridRequest, PaneConnect, TerminalSession, TerminalSettings, Terminals,
+};
 
 use berth_terminal::OpenError;
 use berth_types::terminal::ServerMessage;

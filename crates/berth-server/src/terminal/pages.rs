@@ -176,7 +176,9 @@ pub(crate) async fn grid(
     }
     let panes = serde_json::Value::Array(panes).to_string();
     let body = format!(
-        "  <header class=\"berth-bar\"><div id=\"berth-status\"></div></header>\n  \
+        "  <header class=\"berth-bar\"><div id=\"berth-status\"></div>\n    \
+         <label class=\"berth-broadcast\"><input type=\"checkbox\" id=\"berth-broadcast\"> \
+         Type into all panes</label></header>\n  \
          <div id=\"berth-grid\"\n       data-ws-url=\"/api/v1/grids/{id}/ws\"\n       \
          data-layout=\"{}\"\n       data-panes=\"{}\"></div>\n",
         layout_name(grid.layout),
