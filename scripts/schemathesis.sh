@@ -236,6 +236,7 @@ fuzz() {
     --header "Authorization: Bearer $token"
     --exclude-path '/api/v1/workspaces/{id}/terminal'
     --exclude-path '/api/v1/grids/{id}/ws'
+    --exclude-path '/api/v1/machines/{id}/terminal'
     # Below the 600 a minute that api_rate_per_minute allows one caller.
     --rate-limit 480/m
     --request-timeout 30

@@ -3,7 +3,7 @@
 
 import { Backoff } from "./backoff";
 import { Connection, type ConnectionState } from "./connection";
-import { decodeGridMessage, encodeGridInput, encodeGridResize, type PaneState } from "./grid-protocol";
+import { decodeGridMessage, encodeGridBroadcast, encodeGridInput, encodeGridResize, type PaneState } from "./grid-protocol";
 import { clampSize, encodeBinaryInput, encodeInput, finalCloseReason } from "./protocol";
 import type { SocketFactory, Timers } from "./socket";
 
@@ -14,6 +14,8 @@ export interface GridSink {
   /** `pane` is null for an error about the whole grid. */
   error(pane: number | null, message: string): void;
   connection(state: ConnectionState): void;
+  /** The server says broadcast typing is on or off. */
+  broadcast(on: boolean): void;
   warn(message: string): void;
 }
 
@@ -31,6 +33,7 @@ export class GridClient {
   private readonly connection: Connection;
   private readonly panes: ReadonlySet<number>;
   private readonly sizes = new Map<number, { cols: number; rows: number }>();
+  private broadcasting = false;
 
   constructor(private readonly options: GridClientOptions) {
     this.panes = new Set(options.panes);
@@ -70,6 +73,12 @@ export class GridClient {
     this.connection.send(encodeGridResize(pane, next.cols, next.rows));
   }
 
+  /** Broadcast typing on or off (off on every new connection until asked again). */
+  setBroadcast(on: boolean): void {
+    this.broadcasting = on;
+    this.connection.send(encodeGridBroadcast(on));
+  }
+
   reconnectNow(): void {
     this.connection.reconnectNow();
   }
@@ -79,6 +88,8 @@ export class GridClient {
   }
 
   private opened(): void {
+    // The server starts every socket with broadcast typing off: ask again after a reconnect.
+    if (this.broadcasting) this.connection.send(encodeGridBroadcast(true));
     for (const [pane, size] of [...this.sizes.entries()].sort((a, b) => a[0] - b[0])) {
       this.connection.send(encodeGridResize(pane, size.cols, size.rows));
     }
@@ -98,6 +109,10 @@ export class GridClient {
     this.connection.markHealthy();
     if (decoded.ok === "ignored") return;
     const msg = decoded.value;
+    if (msg.type === "broadcast") {
+      this.options.sink.broadcast(msg.data);
+      return;
+    }
     if (msg.pane !== null && !this.panes.has(msg.pane)) {
       this.options.sink.warn(`grid socket: message for pane ${msg.pane}, which this page does not show`);
       return;

@@ -53,6 +53,12 @@ export function encodeGridResize(pane: number, cols: number, rows: number): stri
   return JSON.stringify(message);
 }
 
+/** Broadcast typing on or off: input for one pane then goes to every pane that may type. */
+export function encodeGridBroadcast(on: boolean): string {
+  const message: wire.GridClientMessage = { type: "broadcast", data: on };
+  return JSON.stringify(message);
+}
+
 function isPane(v: unknown): v is number {
   return typeof v === "number" && Number.isInteger(v) && v >= 0 && v < MAX_PANES;
 }
@@ -72,6 +78,10 @@ export function decodeGridMessage(text: string): Decoded<GridServerMessage> {
     if (pane !== null && pane !== undefined && !isPane(pane)) return { ok: false, error: "error.pane is not a pane number" };
     if (typeof data !== "string") return { ok: false, error: "error.data is not a string" };
     return { ok: true, value: { pane: isPane(pane) ? pane : null, type, data: data.slice(0, 4096) } };
+  }
+  if (type === "broadcast") {
+    if (typeof data !== "boolean") return { ok: false, error: "broadcast.data is not true or false" };
+    return { ok: true, value: { type, data } };
   }
   if (!isPane(pane)) return { ok: false, error: `${type.slice(0, 20)}.pane is not a pane number from 0 to ${MAX_PANES - 1}` };
   switch (type) {

@@ -131,6 +131,7 @@ function gridSetup(panes = [0, 1, 2]) {
       paneExit: (pane, code) => calls.push(["exit", pane, code]),
       error: (pane, message) => calls.push(["error", pane, message]),
       connection: (state) => states.push(state),
+      broadcast: (on) => calls.push(["broadcast", on]),
       warn: (message) => calls.push(["warn", message]),
     },
   });
@@ -177,6 +178,29 @@ describe("grid client", () => {
       ["warn", "grid socket: message for pane 3, which this page does not show"],
       ["warn", "grid socket: output.data is not valid base64"],
       ["warn", "grid socket: unexpected binary frame"],
+    ]);
+  });
+
+  it("turns broadcast typing on and off, and on again after a reconnect", () => {
+    const g = gridSetup();
+    g.client.start();
+    g.net.last.serverOpen();
+    g.client.setBroadcast(true);
+    g.net.last.serverJson({ type: "broadcast", data: true });
+    g.net.last.serverJson({ type: "broadcast", data: "yes" });
+    assert.deepEqual(g.net.last.sentJson, [{ type: "broadcast", data: true }]);
+    assert.deepEqual(g.calls, [
+      ["broadcast", true],
+      ["warn", "grid socket: broadcast.data is not true or false"],
+    ]);
+    g.net.last.serverClose(1006);
+    g.timers.advance(500);
+    g.net.last.serverOpen();
+    assert.deepEqual(g.net.last.sentJson, [{ type: "broadcast", data: true }]);
+    g.client.setBroadcast(false);
+    assert.deepEqual(g.net.last.sentJson, [
+      { type: "broadcast", data: true },
+      { type: "broadcast", data: false },
     ]);
   });
 

@@ -4,7 +4,7 @@
 // message exactly, so a change on one side that the other does not follow fails `make test`.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { base64ToBytes, decodeGridMessage, encodeGridInput, encodeGridResize } from "../src/grid-protocol";
+import { base64ToBytes, decodeGridMessage, encodeGridBroadcast, encodeGridInput, encodeGridResize } from "../src/grid-protocol";
 import { decodeServerMessage, encodePing, encodeResize } from "../src/protocol";
 import fixtures from "./fixtures/protocol.json";
 
@@ -74,6 +74,9 @@ describe("protocol fixtures written by berth-types", () => {
           text = encodeGridResize(num(m.pane), cols, rows);
           break;
         }
+        case "broadcast":
+          text = encodeGridBroadcast(m.data === true);
+          break;
         default:
           assert.fail(`web/ has no encoder for grid client message ${m.type}`);
       }

@@ -42,8 +42,8 @@ use berth_types::api::{
 pub use berth_types::api;
 pub use berth_types::template::Template;
 pub use berth_types::{
-    ClientId, GridId, Layout, MachineId, MemberRole, OperationId, RecordingId, SessionRole,
-    WorkspaceId,
+    ClientId, GridId, Layout, MachineId, MemberRole, OperationId, PaneTarget, RecordingId,
+    SessionRole, WorkspaceId,
 };
 pub use error::{ApiFailure, ClientError};
 pub use http::Method;
@@ -427,29 +427,30 @@ impl Client {
             .await
     }
 
-    /// `POST /api/v1/grids`: a grid of `layout` showing `panes`, pane 0 first.
-    pub async fn create_grid(
+    /// `POST /api/v1/grids`: a grid of `layout` showing `panes` (workspace ids, machine ids
+    /// or [`PaneTarget`]s), pane 0 first.
+    pub async fn create_grid<P: Clone + Into<PaneTarget>>(
         &self,
         layout: Layout,
-        panes: &[WorkspaceId],
+        panes: &[P],
     ) -> Result<GridView, ClientError> {
         let body = NewGrid {
             layout,
-            panes: panes.to_vec(),
+            panes: panes.iter().cloned().map(Into::into).collect(),
         };
         self.json(Method::POST, "/api/v1/grids", Some(&body)).await
     }
 
-    /// `PUT /api/v1/grids/{id}/panes`: other workspaces, and a new layout if given.
-    pub async fn set_grid_panes(
+    /// `PUT /api/v1/grids/{id}/panes`: other panes, and a new layout if given.
+    pub async fn set_grid_panes<P: Clone + Into<PaneTarget>>(
         &self,
         id: GridId,
         layout: Option<Layout>,
-        panes: &[WorkspaceId],
+        panes: &[P],
     ) -> Result<GridView, ClientError> {
         let body = SetPanes {
             layout,
-            panes: panes.to_vec(),
+            panes: panes.iter().cloned().map(Into::into).collect(),
         };
         self.json(
             Method::PUT,

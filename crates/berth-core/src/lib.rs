@@ -53,7 +53,9 @@ pub use bridge::{AttachRequest, TerminalSession, Terminals};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::WorkspaceError;
 pub use events::WorkspaceEvent;
-pub use fleet::{Fleet, FleetError, FleetEvent, FleetSettings, FleetStatus};
+pub use fleet::{
+    Fleet, FleetError, FleetEvent, FleetSettings, FleetStatus, MachineAccess, MachineTerminals,
+};
 pub use live_config::LiveConfig;
 pub use operations::{OperationError, Operations, OperationsSettings, Requester};
 pub use plan::{Persistence, Plan, Policy, StartOptions};

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use berth_config::{Config, ConfigErrors};
+use tokio::sync::watch;
 
 /// The configuration currently in force and the directory it was loaded from.
 ///
@@ -14,16 +15,16 @@ use berth_config::{Config, ConfigErrors};
 pub struct LiveConfig {
     dir: PathBuf,
     current: Arc<RwLock<Arc<Config>>>,
+    /// Counts reloads that put a configuration in force, for services that act on a change
+    /// (terminals on machines a user may no longer reach).
+    reloads: Arc<watch::Sender<u64>>,
 }
 
 impl LiveConfig {
     /// Loads and validates the configuration in `dir`.
     pub fn load(dir: &Path) -> Result<Self, ConfigErrors> {
         let config = berth_config::check(dir)?;
-        Ok(Self {
-            dir: dir.to_owned(),
-            current: Arc::new(RwLock::new(Arc::new(config))),
-        })
+        Ok(Self::from_config(dir, config))
     }
 
     /// The configuration directory.
@@ -50,7 +51,15 @@ impl LiveConfig {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         *guard = Arc::clone(&config);
+        drop(guard);
+        self.reloads.send_modify(|n| *n += 1);
         Ok(config)
+    }
+
+    /// Told of every reload that put a configuration in force from now on.
+    #[must_use]
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.reloads.subscribe()
     }
 }
 
@@ -61,6 +70,7 @@ impl LiveConfig {
         Self {
             dir: dir.to_owned(),
             current: Arc::new(RwLock::new(Arc::new(config))),
+            reloads: Arc::new(watch::Sender::new(0)),
         }
     }
 }

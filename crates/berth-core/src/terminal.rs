@@ -9,7 +9,7 @@ use berth_runtime::{ContainerId, Env, ExecSpec};
 use berth_store::WorkspaceState;
 use berth_terminal::{
     Caller, Grant, OpenError, Opened, Pty, SessionRole, TargetKind, TerminalSource, TerminalTarget,
-    TtySize,
+    TtySize, Unavailability,
 };
 use berth_types::WorkspaceId;
 use tokio::io::AsyncWriteExt;
@@ -218,7 +218,7 @@ pub(crate) fn open_error(err: WorkspaceError) -> OpenError {
     match err {
         WorkspaceError::NotFound => OpenError::NotFound(TargetKind::Workspace),
         WorkspaceError::Forbidden(m) => OpenError::Forbidden(m),
-        WorkspaceError::Conflict(m) => OpenError::Unavailable(m),
+        WorkspaceError::Conflict(m) => OpenError::unavailable(Unavailability::NotRunning, m),
         WorkspaceError::InvalidOption(m) => OpenError::Invalid(m),
         other => OpenError::Failed(Box::new(other)),
     }
@@ -264,8 +264,12 @@ impl TerminalSource for WorkspaceTerminals {
             // A template that is gone records, as the default does.
             record: plan.as_ref().is_none_or(|p| p.record),
             shared: plan.as_ref().is_some_and(|p| p.shared),
-            unavailable: (ws.state != WorkspaceState::Running)
-                .then(|| format!("the workspace is {}, not running", ws.state)),
+            unavailable: (ws.state != WorkspaceState::Running).then(|| {
+                (
+                    Unavailability::NotRunning,
+                    format!("the workspace is {}, not running", ws.state),
+                )
+            }),
         }))
     }
 

@@ -268,3 +268,75 @@ async fn a_stalled_grid_client_holds_a_bounded_number_of_bytes() {
     }
     run.abort();
 }
+
+#[tokio::test]
+async fn broadcast_typing_reaches_every_pane_that_may_type_and_no_viewer() {
+    let (a, _) = echo(0);
+    let (b, _) = echo(0);
+    let (c, _) = echo(0);
+    let grid = GridSession::new(
+        vec![
+            pane("alice@one", a, SessionRole::Owner),
+            pane("alice@two", b, SessionRole::Peer),
+            pane("carol@three", c, SessionRole::Viewer),
+            GridPane::failed("w-4", "no such workspace"),
+        ],
+        Duration::from_secs(3600),
+    );
+    let stats = grid.stats();
+    let (mut client, sink, stream) = socket();
+    let run = tokio::spawn(grid.run(sink, stream));
+    read_grid(&mut client, |m, _| m["type"] == "status" && m["pane"] == 3).await;
+
+    // Off by default: input goes to its pane only.
+    client.send(input(0, "only-zero\n")).await;
+    read_grid(&mut client, |_, out| {
+        String::from_utf8_lossy(&out[0]).contains("only-zero")
+    })
+    .await;
+    client
+        .send(Message::Text(
+            json!({"type": "broadcast", "data": true}).to_string(),
+        ))
+        .await;
+    read_grid(&mut client, |m, _| {
+        m["type"] == "broadcast" && m["data"] == true
+    })
+    .await;
+    client.send(input(1, "to-all\n")).await;
+    let (_, out) = read_grid(&mut client, |_, out| {
+        String::from_utf8_lossy(&out[0]).contains("to-all")
+            && String::from_utf8_lossy(&out[1]).contains("to-all")
+    })
+    .await;
+    assert!(!String::from_utf8_lossy(&out[1]).contains("only-zero"));
+    client
+        .send(Message::Text(
+            json!({"type": "broadcast", "data": false}).to_string(),
+        ))
+        .await;
+    read_grid(&mut client, |m, _| {
+        m["type"] == "broadcast" && m["data"] == false
+    })
+    .await;
+    client.send(input(0, "zero-again\n")).await;
+    read_grid(&mut client, |_, out| {
+        String::from_utf8_lossy(&out[0]).contains("zero-again")
+    })
+    .await;
+    client.send(Message::Close(1000, String::new())).await;
+    run.await.unwrap();
+    let bytes = |s: &Option<berth_core::bridge::BridgeStats>| {
+        let s = s.as_ref().unwrap();
+        (s.input_bytes(), s.dropped_input_bytes())
+    };
+    let (zero, one, viewer) = ("only-zero\nto-all\nzero-again\n", "to-all\n", "");
+    assert_eq!(bytes(&stats[0]), (zero.len() as u64, 0));
+    assert_eq!(bytes(&stats[1]), (one.len() as u64, 0));
+    assert_eq!(
+        bytes(&stats[2]),
+        (viewer.len() as u64, 0),
+        "the viewer got nothing"
+    );
+    assert!(stats[3].is_none());
+}

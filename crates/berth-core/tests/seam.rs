@@ -28,6 +28,8 @@ use serde_json::{Value, json};
 struct MemoryMachines {
     opened: AtomicUsize,
     touched: Arc<Touches>,
+    /// Users who lost their access (as a reload of users.yaml would take it away).
+    denied: std::sync::Mutex<Vec<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +58,15 @@ impl TerminalSource for MemoryMachines {
     ) -> Result<Option<Grant>, OpenError> {
         if *target != web1() {
             return Err(OpenError::NotFound(TargetKind::Machine));
+        }
+        if self
+            .denied
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|d| d == caller.username.as_str())
+        {
+            return Ok(None);
         }
         let role = match caller.username.as_str() {
             "alice" => SessionRole::Owner,
@@ -98,6 +109,10 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with(TerminalSettings::default()).await
+}
+
+async fn setup_with(settings: TerminalSettings) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let store = berth_store::open("sqlite::memory:").await.unwrap();
     let machines = Arc::new(MemoryMachines::default());
@@ -106,7 +121,7 @@ async fn setup() -> Setup {
         [source],
         Recordings::new(dir.path().join("recordings"), Arc::clone(&store)),
         Audit::new(Arc::clone(&store)),
-        TerminalSettings::default(),
+        settings,
     );
     Setup {
         terminals,
@@ -223,6 +238,68 @@ async fn a_bridge_runs_on_a_source_that_is_not_a_workspace() {
 }
 
 #[tokio::test]
+async fn a_recheck_ends_only_the_sessions_of_users_who_lost_their_access() {
+    let s = setup().await;
+    let mut clients = Vec::new();
+    let mut runs = Vec::new();
+    for name in ["alice", "bob"] {
+        let session = s
+            .terminals
+            .attach(AttachRequest::new(web1(), user(name), Role::User))
+            .await
+            .unwrap();
+        let (mut client, sink, stream) = socket();
+        runs.push(tokio::spawn(session.run(sink, stream)));
+        client.next_of("hello").await;
+        clients.push(client);
+    }
+    // Nothing changed: nobody is told.
+    assert_eq!(
+        s.terminals
+            .recheck(TargetKind::Machine, |_| Some(Role::User))
+            .await,
+        0
+    );
+    // Workspace targets have no source here: a recheck of them tells nobody either.
+    assert_eq!(
+        s.terminals
+            .recheck(TargetKind::Workspace, |_| Some(Role::User))
+            .await,
+        0
+    );
+    s.machines.denied.lock().unwrap().push("bob".into());
+    // A user the account lookup does not know is left alone (the account cascade ends them).
+    assert_eq!(s.terminals.recheck(TargetKind::Machine, |_| None).await, 0);
+    assert_eq!(
+        s.terminals
+            .recheck(TargetKind::Machine, |_| Some(Role::User))
+            .await,
+        1
+    );
+    let mut bob = clients.pop().unwrap();
+    let bob_run = runs.pop().unwrap();
+    assert_eq!(bob_run.await.unwrap().end, BridgeEnd::Revoked);
+    let (_, texts, closed) = bob.drain().await;
+    assert!(
+        texts.iter().any(|t| t["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("machine:web-1")),
+        "{texts:?}"
+    );
+    assert_eq!(closed.map(|c| c.0), Some(4403));
+    // alice's session goes on.
+    let mut alice = clients.pop().unwrap();
+    alice.type_text("still here\n").await;
+    alice.read_until("still here").await;
+    alice.send(Message::Close(1000, String::new())).await;
+    assert_eq!(
+        runs.pop().unwrap().await.unwrap().end,
+        BridgeEnd::ClientGone
+    );
+}
+
+#[tokio::test]
 async fn unknown_targets_kinds_without_a_source_and_strangers_are_all_not_found() {
     let s = setup().await;
     let gone = TerminalTarget::Machine(MachineId::new("gone").unwrap());
@@ -333,4 +410,119 @@ async fn a_grid_pane_runs_on_the_other_source() {
     client.send(Message::Close(1000, String::new())).await;
     run.await.unwrap();
     assert_eq!(s.machines.opened.load(Ordering::Relaxed), 1);
+}
+
+fn alice_grid() -> GridRequest {
+    GridRequest {
+        user: user("alice"),
+        account: Role::User,
+        ip: None,
+    }
+}
+
+#[tokio::test]
+async fn connect_all_opens_every_pane_and_the_grid_socket_takes_what_it_holds() {
+    let s = setup().await;
+    let gone = TerminalTarget::Machine(MachineId::new("gone").unwrap());
+    let grid = s
+        .terminals
+        .grids()
+        .create_grid(&user("alice"), Layout::Grid2x1, vec![web1(), gone])
+        .unwrap();
+    let report = s
+        .terminals
+        .connect_all(grid.id, alice_grid())
+        .await
+        .unwrap();
+    assert_eq!(report.len(), 2);
+    assert_eq!((report[0].pane, report[0].title.as_str()), (0, "web-1"));
+    assert!(report[0].outcome.is_ok());
+    assert!(matches!(
+        report[1].outcome,
+        Err(OpenError::NotFound(TargetKind::Machine))
+    ));
+    assert_eq!(report[1].title, "");
+    assert_eq!(s.terminals.held(grid.id), 1);
+    assert_eq!(s.machines.opened.load(Ordering::Relaxed), 1);
+    // Another user's grid: not theirs to connect.
+    let bob = GridRequest {
+        user: user("bob"),
+        ..alice_grid()
+    };
+    assert!(s.terminals.connect_all(grid.id, bob).await.is_err());
+    // The socket takes the held session: nothing is opened again.
+    let session = s.terminals.open_grid(grid.id, alice_grid()).await.unwrap();
+    assert_eq!(s.terminals.held(grid.id), 0);
+    assert_eq!(s.machines.opened.load(Ordering::Relaxed), 1);
+    let (mut client, sink, stream) = socket();
+    let run = tokio::spawn(session.run(sink, stream));
+    let input = json!({"pane": 0, "type": "input", "data": BASE64.encode("held pane\n")});
+    client.send(Message::Text(input.to_string())).await;
+    let mut output = Vec::new();
+    while !String::from_utf8_lossy(&output).contains("held pane") {
+        let Some(Message::Text(text)) = client.next().await else {
+            panic!("the grid closed early");
+        };
+        let value: Value = serde_json::from_str(&text).unwrap();
+        if value["type"] == "output" && value["pane"] == 0 {
+            output.extend(BASE64.decode(value["data"].as_str().unwrap()).unwrap());
+        }
+    }
+    client.send(Message::Close(1000, String::new())).await;
+    run.await.unwrap();
+    // A second connect-all replaces the first's sessions (they close).
+    s.terminals
+        .connect_all(grid.id, alice_grid())
+        .await
+        .unwrap();
+    s.terminals
+        .connect_all(grid.id, alice_grid())
+        .await
+        .unwrap();
+    assert_eq!(s.terminals.held(grid.id), 1);
+    assert!(s.terminals.connected(&web1()).len() <= 1);
+}
+
+#[tokio::test]
+async fn sessions_connect_all_held_close_when_no_socket_takes_them() {
+    let s = setup_with(TerminalSettings {
+        connect_hold: std::time::Duration::from_millis(20),
+        ..TerminalSettings::default()
+    })
+    .await;
+    let grid = s
+        .terminals
+        .grids()
+        .create_grid(&user("alice"), Layout::Single, vec![web1()])
+        .unwrap();
+    s.terminals
+        .connect_all(grid.id, alice_grid())
+        .await
+        .unwrap();
+    assert_eq!(s.terminals.connected(&web1()).len(), 1, "held, attached");
+    // Polled, not timed: the hold ends by itself.
+    for _ in 0..500 {
+        if s.terminals.held(grid.id) == 0 && s.terminals.connected(&web1()).is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(s.terminals.held(grid.id), 0);
+    assert!(s.terminals.connected(&web1()).is_empty(), "closed");
+    // Its detach is audited, as for any session that never ran.
+    for _ in 0..500 {
+        if !audit_entries(s.store.as_ref(), "terminal.detach")
+            .await
+            .is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        audit_entries(s.store.as_ref(), "terminal.detach")
+            .await
+            .len(),
+        1
+    );
 }

@@ -7,8 +7,8 @@ use schemars::generate::SchemaSettings;
 use schemars::{Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
-use berth_types::Username;
 use berth_types::template::Template;
+use berth_types::{MachineId, Username};
 
 use crate::guard::{Access, Limit};
 use crate::routes::{Route, Success, error_schema};
@@ -42,6 +42,11 @@ fn path_parameter(path: &str, name: &str, generator: &mut SchemaGenerator) -> Va
     let (schema, description) = match (name, owner) {
         ("id", "recordings") => (uuid(), "The recording id."),
         ("id", "grids" | "g") => (uuid(), "The grid id."),
+        ("id" | "machine", "machines" | "m") => (
+            generator.subschema_for::<MachineId>().to_value(),
+            "The machine id (links.yaml).",
+        ),
+        ("id", "operations") => (uuid(), "The operation id."),
         ("id", _) => (uuid(), "The workspace id."),
         ("client_id", _) => (uuid(), "The client id."),
         ("name", "templates") => (

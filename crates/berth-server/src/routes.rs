@@ -638,6 +638,16 @@ pub(crate) fn table() -> Vec<Route> {
         .query::<terminal::TerminalQuery>()
         .upgrade(),
         get(
+            "/api/v1/machines/{id}/terminal",
+            "A shell on the machine as its inventory user, over SSH (WebSocket upgrade, the \
+             workspace terminal's protocol; enrolled machines your selectors match; Origin \
+             checked before any connection to the machine)",
+            terminal::machine_terminal_socket,
+        )
+        .public()
+        .query::<terminal::TerminalQuery>()
+        .upgrade(),
+        get(
             "/api/v1/workspaces/{id}/members",
             "Members of a shared workspace and who is connected now",
             members::list,
@@ -659,6 +669,12 @@ pub(crate) fn table() -> Vec<Route> {
             "/api/v1/workspaces/{id}/recordings",
             "Recordings of a workspace's terminal sessions, newest first (owner or admin)",
             recordings::list,
+        )
+        .returns::<RecordingList>(200),
+        get(
+            "/api/v1/machines/{id}/recordings",
+            "Recordings of terminal sessions on a machine, newest first (yours; admins: all)",
+            recordings::list_machine,
         )
         .returns::<RecordingList>(200),
         get(
@@ -691,7 +707,8 @@ pub(crate) fn table() -> Vec<Route> {
         .returns::<GridView>(200),
         post(
             "/api/v1/grids/{id}/connect-all",
-            "A grid's socket URL and the state of each pane",
+            "Open every pane's session at once (held 60 s for the grid's socket); each pane's \
+             state and why one did not open",
             grids::connect_all,
         )
         .returns::<ConnectAll>(200),
@@ -703,6 +720,9 @@ pub(crate) fn table() -> Vec<Route> {
         .public()
         .upgrade(),
         get("/w/{id}", "A workspace's terminal page", pages::workspace)
+            .public()
+            .text("text/html"),
+        get("/m/{id}", "A machine's terminal page", pages::machine)
             .public()
             .text("text/html"),
         get("/g/{id}", "A grid's page", pages::grid)

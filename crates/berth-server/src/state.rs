@@ -202,6 +202,7 @@ impl AppState {
         let mut flush = tokio::time::interval(crate::PING_FLUSH_INTERVAL);
         let mut prune = tokio::time::interval(std::time::Duration::from_secs(60));
         let mut retention = tokio::time::interval(RECORDING_RETENTION_INTERVAL);
+        let mut reloads = self.config.subscribe();
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -210,6 +211,10 @@ impl AppState {
                 () = &mut stopping => break,
                 _ = flush.tick() => self.flush().await,
                 _ = retention.tick() => self.expire_recordings().await,
+                Ok(()) = reloads.changed() => {
+                    reloads.mark_unchanged();
+                    self.recheck_terminals().await;
+                }
                 _ = prune.tick() => {
                     self.shared.limits.prune();
                     let security = self.config.current().main.security.clone();
@@ -227,6 +232,25 @@ impl AppState {
                     }
                 }
             }
+        }
+    }
+
+    /// Ends the machine terminals of users whose `machines:` selectors no longer match their
+    /// machine (4403), after the configuration in force changed. [`crate::serve`] runs it at
+    /// every reload.
+    pub async fn recheck_terminals(&self) {
+        let config = self.config.current();
+        let told = self
+            .terminals
+            .recheck(berth_types::TargetKind::Machine, |user| {
+                berth_core::role_of(&config, user)
+            })
+            .await;
+        if told > 0 {
+            tracing::info!(
+                sessions = told,
+                "machine terminals closed: their users' selectors no longer match"
+            );
         }
     }
 

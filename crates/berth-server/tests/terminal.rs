@@ -609,7 +609,7 @@ async fn pages_and_assets() {
     assert_eq!(grid.page_url, format!("/g/{id}"));
     let all = alice.connect_all(id).await.unwrap();
     assert_eq!(all.ws_url, format!("/api/v1/grids/{id}/ws"));
-    assert_eq!(all.panes[0].state, PaneState::Ready);
+    assert_eq!(all.panes[0].state, PaneState::Connected);
     assert_eq!(all.panes[0].title, "alice@base");
     assert_api_error(bob.connect_all(id).await, 404, "not_found");
     assert_api_error(

@@ -16,7 +16,7 @@
 mod pty;
 mod source;
 
-pub use berth_types::{MachineId, SessionRole, TargetKind, TerminalTarget};
+pub use berth_types::{MachineId, SessionRole, TargetKind, TerminalTarget, Unavailability};
 pub use pty::{
     Collected, DEFAULT_TERM, Pty, PtyControl, PtyInput, PtyOutput, TerminalError, TtySize,
 };

@@ -4,7 +4,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use berth_types::{Role, SessionRole, TargetKind, TerminalTarget, Username};
+use berth_types::{Role, SessionRole, TargetKind, TerminalTarget, Unavailability, Username};
 
 use crate::{Pty, TtySize};
 
@@ -35,9 +35,9 @@ pub struct Grant {
     pub record: bool,
     /// Whether every terminal on it joins one shared session (tmux).
     pub shared: bool,
-    /// Why no terminal can open on it now (a stopped workspace), for pages and grids that show
-    /// it before trying; `None` when one can.
-    pub unavailable: Option<String>,
+    /// Why no terminal can open on it now (a stopped workspace, a machine not enrolled), for
+    /// pages and grids that show it before trying; `None` when one can.
+    pub unavailable: Option<(Unavailability, String)>,
 }
 
 /// A session's activity clock: the source is told of input and output (at most once a second),
@@ -56,6 +56,17 @@ pub struct Opened {
     pub activity: Option<Arc<dyn Activity>>,
     /// Dropped when the session ends (a workspace counts its attached terminals with it).
     pub hold: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl OpenError {
+    /// An [`OpenError::Unavailable`].
+    #[must_use]
+    pub fn unavailable(reason: Unavailability, message: impl Into<String>) -> Self {
+        Self::Unavailable {
+            reason,
+            message: message.into(),
+        }
+    }
 }
 
 impl Opened {
@@ -79,9 +90,15 @@ pub enum OpenError {
     /// The caller may see the target but not do this.
     #[error("{0}")]
     Forbidden(String),
-    /// The target has no terminal now (a stopped workspace, an unreachable machine).
-    #[error("{0}")]
-    Unavailable(String),
+    /// The target has no terminal now (a stopped workspace, an unreachable machine): why, in
+    /// a word a grid can show, and for people.
+    #[error("{message}")]
+    Unavailable {
+        /// The kind of reason.
+        reason: Unavailability,
+        /// For people.
+        message: String,
+    },
     /// The request was malformed (a size out of range).
     #[error("{0}")]
     Invalid(String),

@@ -30,6 +30,11 @@ pub enum GridServerMessage {
         /// The exit code, `-1` when the engine could not tell.
         data: i64,
     },
+    /// Broadcast typing was turned on or off (the answer to the client's `broadcast`).
+    Broadcast {
+        /// Whether input for one pane now goes to every pane that may type.
+        data: bool,
+    },
     /// Something went wrong, for people.
     Error {
         /// The pane, or `null` for the whole grid.
@@ -77,6 +82,13 @@ pub enum GridClientMessage {
         pane: usize,
         /// The size.
         data: PaneSize,
+    },
+    /// Broadcast typing on or off, as tmux's synchronize-panes: while on, input for any pane
+    /// goes to every pane whose session may type (viewer panes and closed panes excluded).
+    /// Off when the socket opens. No `pane`.
+    Broadcast {
+        /// On or off.
+        data: bool,
     },
 }
 

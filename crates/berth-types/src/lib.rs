@@ -27,6 +27,8 @@ pub use fleet::{
 };
 pub use ids::{ClientId, GridId, OperationId, RecordingId, UserId, WorkspaceId};
 pub use image::{ImageRef, ImageRefError};
-pub use target::{MachineId, MachineIdError, TargetError, TargetKind, TerminalTarget};
+pub use target::{
+    MachineId, MachineIdError, PaneTarget, TargetError, TargetKind, TerminalTarget, Unavailability,
+};
 pub use terminal::{Layout, MemberRole, SessionRole};
 pub use user::{Role, Username, UsernameError};

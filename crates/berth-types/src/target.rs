@@ -239,6 +239,143 @@ impl From<MachineId> for TerminalTarget {
     }
 }
 
+/// Why a target has no terminal now, for a refused attach and for `connect-all`'s report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Unavailability {
+    /// A workspace that is not running.
+    NotRunning,
+    /// A machine that is not `enrolled`.
+    NotEnrolled,
+    /// A machine that could not be reached (or whose SSH connection failed).
+    Unreachable,
+    /// A machine whose host key is unknown, changed or revoked.
+    HostKey,
+    /// A machine that refused Berth's client key.
+    Auth,
+}
+
+impl Unavailability {
+    /// The name on the wire.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotRunning => "not-running",
+            Self::NotEnrolled => "not-enrolled",
+            Self::Unreachable => "unreachable",
+            Self::HostKey => "host-key",
+            Self::Auth => "auth",
+        }
+    }
+}
+
+impl fmt::Display for Unavailability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A grid pane's target as the API takes it: a workspace id alone (as before grids had
+/// machines), `{"workspace": ID}` or `{"machine": ID}`. Answers write a workspace as its id
+/// alone, a machine as `{"machine": ID}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PaneTarget {
+    /// `{"workspace": ID}`.
+    Workspace {
+        /// The workspace.
+        workspace: WorkspaceId,
+    },
+    /// `{"machine": ID}`.
+    Machine {
+        /// The machine.
+        machine: MachineId,
+    },
+    /// A workspace id alone.
+    Id(WorkspaceId),
+}
+
+const PANE_SHAPES: &str = "a pane is a workspace id, {\"workspace\": ID} or {\"machine\": ID}";
+
+/// Read by hand, so that a bad pane says which shape was meant and what is wrong with its id.
+impl<'de> Deserialize<'de> for PaneTarget {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Id(String),
+            Object(std::collections::BTreeMap<String, serde_json::Value>),
+        }
+        let raw = Raw::deserialize(deserializer).map_err(|_| D::Error::custom(PANE_SHAPES))?;
+        match raw {
+            Raw::Id(id) => id
+                .parse::<WorkspaceId>()
+                .map(Self::Id)
+                .map_err(|e| D::Error::custom(format!("{PANE_SHAPES}: {e}"))),
+            Raw::Object(map) => {
+                let mut entries = map.into_iter();
+                let (Some((key, value)), None) = (entries.next(), entries.next()) else {
+                    return Err(D::Error::custom(format!("{PANE_SHAPES}, with one key")));
+                };
+                let Some(text) = value.as_str() else {
+                    return Err(D::Error::custom(format!(
+                        "{PANE_SHAPES}: {key} is not a string"
+                    )));
+                };
+                match key.as_str() {
+                    "workspace" => text
+                        .parse::<WorkspaceId>()
+                        .map(|workspace| Self::Workspace { workspace })
+                        .map_err(|e| D::Error::custom(format!("workspace: {e}"))),
+                    "machine" => MachineId::new(text)
+                        .map(|machine| Self::Machine { machine })
+                        .map_err(|e| D::Error::custom(format!("machine: {e}"))),
+                    other => {
+                        let shown: String = other.chars().take(32).collect();
+                        Err(D::Error::custom(format!("{PANE_SHAPES}, not {shown:?}")))
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl From<PaneTarget> for TerminalTarget {
+    fn from(pane: PaneTarget) -> Self {
+        match pane {
+            PaneTarget::Workspace { workspace } | PaneTarget::Id(workspace) => {
+                Self::Workspace(workspace)
+            }
+            PaneTarget::Machine { machine } => Self::Machine(machine),
+        }
+    }
+}
+
+impl From<WorkspaceId> for PaneTarget {
+    fn from(id: WorkspaceId) -> Self {
+        Self::Id(id)
+    }
+}
+
+impl From<MachineId> for PaneTarget {
+    fn from(machine: MachineId) -> Self {
+        Self::Machine { machine }
+    }
+}
+
+/// A workspace as its plain id (what clients of grids without machines read), a machine as
+/// `{"machine": ID}`.
+impl From<TerminalTarget> for PaneTarget {
+    fn from(target: TerminalTarget) -> Self {
+        match target {
+            TerminalTarget::Workspace(workspace) => Self::Id(workspace),
+            TerminalTarget::Machine(machine) => Self::Machine { machine },
+        }
+    }
+}
+
 /// `workspace:0b6c…` or `machine:web-1`, for logs and audit targets.
 impl fmt::Display for TerminalTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -301,5 +438,36 @@ mod tests {
         assert!(TerminalTarget::from_parts("cluster", "x").is_err());
         assert!(TerminalTarget::from_parts("workspace", "web-1").is_err());
         assert!(TerminalTarget::from_parts("machine", "Web 1").is_err());
+    }
+
+    #[test]
+    fn pane_targets_take_a_plain_id_or_a_tagged_object() {
+        let id = WorkspaceId::random();
+        let panes: Vec<PaneTarget> = serde_json::from_str(&format!(
+            r#"["{id}", {{"workspace": "{id}"}}, {{"machine": "web-1"}}]"#
+        ))
+        .unwrap();
+        let targets: Vec<TerminalTarget> = panes.into_iter().map(Into::into).collect();
+        let machine = TerminalTarget::Machine(MachineId::new("web-1").unwrap());
+        assert_eq!(
+            targets,
+            [
+                TerminalTarget::Workspace(id),
+                TerminalTarget::Workspace(id),
+                machine.clone()
+            ]
+        );
+        assert_eq!(
+            serde_json::to_string(&PaneTarget::from(machine)).unwrap(),
+            r#"{"machine":"web-1"}"#
+        );
+        for bad in [
+            r#"{"machine": "Web 1"}"#,
+            r#"{"cluster": "x"}"#,
+            "\"nope\"",
+            "7",
+        ] {
+            assert!(serde_json::from_str::<PaneTarget>(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -86,6 +86,7 @@ fn grid_server() -> Vec<GridServerMessage> {
     }
     out.extend([
         GridServerMessage::Exit { pane: 1, data: 2 },
+        GridServerMessage::Broadcast { data: true },
         GridServerMessage::Error {
             pane: Some(2),
             data: "pane 2 is closed".into(),
@@ -108,6 +109,7 @@ fn grid_client() -> Vec<GridClientMessage> {
             pane: 0,
             data: PaneSize { cols: 80, rows: 24 },
         },
+        GridClientMessage::Broadcast { data: true },
     ]
 }
 

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use berth_config::ConfigStore;
 use berth_core::bridge::TerminalSettings;
 use berth_core::{
-    Audit, ConfigPolicy, Fleet, FleetSettings, LiveConfig, Operations, OperationsSettings,
-    Recordings, Terminals, WorkspaceTerminals, Workspaces, WorkspacesSettings,
+    Audit, ConfigPolicy, Fleet, FleetSettings, LiveConfig, MachineTerminals, Operations,
+    OperationsSettings, Recordings, Terminals, WorkspaceTerminals, Workspaces, WorkspacesSettings,
 };
 use berth_runtime::{DockerOptions, DockerRuntime, parse_endpoint};
 use berth_server::{AppState, JwtKey};
@@ -164,16 +164,38 @@ async fn services(
             config.dir().display()
         )
     })?;
-    // The kinds of terminal target this installation serves: workspaces.
-    let sources: [Arc<dyn TerminalSource>; 1] =
-        [Arc::new(WorkspaceTerminals::new(workspaces.clone()))];
+    let clock = workspaces.clock();
+    // The fleet, when main.yaml names an inventory repository: its first sync runs at once,
+    // in the background, so an unreachable git host never delays serving.
+    let fleet_settings = FleetSettings::from_config(&main.fleet, home.root(), clock)
+        .map_err(|e| anyhow::anyhow!("main.yaml fleet.repository: {e}"))?;
+    let fleet = match fleet_settings {
+        Some(settings) => {
+            let fleet = Fleet::new(settings, Arc::clone(&store));
+            fleet
+                .start()
+                .await
+                .context("cannot prepare the fleet (fleet in main.yaml)")?;
+            Some(fleet)
+        }
+        None => None,
+    };
+    // The kinds of terminal target this installation serves: workspaces, and the fleet's
+    // machines when there is a fleet.
+    let mut sources: Vec<Arc<dyn TerminalSource>> =
+        vec![Arc::new(WorkspaceTerminals::new(workspaces.clone()))];
+    if let Some(fleet) = &fleet {
+        sources.push(Arc::new(MachineTerminals::new(
+            fleet.clone(),
+            Arc::new(config.clone()),
+        )));
+    }
     let terminals = Terminals::new(
         sources,
         Recordings::new(home.root().join("recordings"), Arc::clone(&store)),
         Audit::new(Arc::clone(&store)),
         TerminalSettings::default(),
     );
-    let clock = workspaces.clock();
     let state = AppState::new(
         config.clone(),
         Arc::new(config_store),
@@ -183,17 +205,8 @@ async fn services(
         jwt,
         home.root().to_owned(),
     );
-    // The fleet, when main.yaml names an inventory repository: its first sync runs at once,
-    // in the background, so an unreachable git host never delays serving.
-    let fleet_settings = FleetSettings::from_config(&main.fleet, home.root(), clock)
-        .map_err(|e| anyhow::anyhow!("main.yaml fleet.repository: {e}"))?;
-    Ok(match fleet_settings {
-        Some(settings) => {
-            let fleet = Fleet::new(settings, Arc::clone(&store));
-            fleet
-                .start()
-                .await
-                .context("cannot prepare the fleet (fleet in main.yaml)")?;
+    Ok(match fleet {
+        Some(fleet) => {
             // Operations a killed Berth left running end `interrupted` before anything runs.
             let operations = Operations::new(
                 fleet.clone(),

@@ -115,9 +115,20 @@ function main(): void {
         if (state.kind === "open") lastError = null;
         render();
       },
+      broadcast: (on) => {
+        if (broadcastToggle !== null) broadcastToggle.checked = on;
+        root.dataset.broadcast = on ? "on" : "off";
+      },
       warn: (message) => console.warn(message),
     },
   });
+  // Broadcast typing (tmux's synchronize-panes), off by default.
+  const broadcastToggle = document.getElementById("berth-broadcast") as HTMLInputElement | null;
+  root.dataset.broadcast = "off";
+  if (broadcastToggle !== null) {
+    broadcastToggle.checked = false;
+    broadcastToggle.addEventListener("change", () => client.setBroadcast(broadcastToggle.checked));
+  }
 
   for (const view of views.values()) {
     const pane = view.spec.pane;

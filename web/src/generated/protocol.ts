@@ -8,12 +8,14 @@ export type ClientMessage =
 
 export type GridClientMessage =
   | { data: string; pane: number; type: "input" }
-  | { data: PaneSize; pane: number; type: "resize" };
+  | { data: PaneSize; pane: number; type: "resize" }
+  | { data: boolean; type: "broadcast" };
 
 export type GridServerMessage =
   | { data: string; pane: number; type: "output" }
   | { data: PaneStatus; pane: number; type: "status" }
   | { data: number; pane: number; type: "exit" }
+  | { data: boolean; type: "broadcast" }
   | { data: string; pane?: number | null; type: "error" };
 
 export type MachineId = string;

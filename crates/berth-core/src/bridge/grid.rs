@@ -1,5 +1,5 @@
-//! Grids: a layout and up to four panes, each showing a terminal target (a workspace; a
-//! machine once the fleet has them). Kept in memory: a grid is a view, cheap to make again,
+//! Grids: a layout and up to four panes, each showing a terminal target (a workspace or a
+//! fleet machine). Kept in memory: a grid is a view, cheap to make again,
 //! and is gone after a restart.
 
 use std::collections::HashMap;

@@ -35,7 +35,9 @@ pub use session::{
     Bridge, BridgeEnd, Ended, MAX_IN_FLIGHT, MAX_INPUT_FRAME, MAX_OUTPUT_FRAME, OUTPUT_QUEUE_FRAMES,
 };
 pub use stats::BridgeStats;
-pub use terminals::{AttachRequest, GridRequest, TerminalSession, TerminalSettings, Terminals};
+pub use terminals::{
+    AttachRequest, GridRequest, PaneConnect, TerminalSession, TerminalSettings, Terminals,
+};
 
 use berth_terminal::OpenError;
 use berth_types::terminal::ServerMessage;
@@ -80,7 +82,7 @@ pub fn close_code(err: &OpenError) -> u16 {
     match err {
         OpenError::NotFound(_) => close::NOT_FOUND,
         OpenError::Forbidden(_) => close::FORBIDDEN,
-        OpenError::Unavailable(_) => close::CONFLICT,
+        OpenError::Unavailable { .. } => close::CONFLICT,
         OpenError::Invalid(_) => close::BAD_REQUEST,
         OpenError::Failed(_) => close::INTERNAL,
     }

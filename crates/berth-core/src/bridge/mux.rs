@@ -90,6 +90,15 @@ impl GridPane {
         }
     }
 
+    /// Whether broadcast typing reaches it: an open session whose role may type.
+    fn may_type(&self) -> bool {
+        match &self.kind {
+            PaneKind::Session(s) => s.role().may_type(),
+            PaneKind::Bridge(b) => b.role().may_type(),
+            PaneKind::Failed(_) => false,
+        }
+    }
+
     fn stats(&self) -> Option<BridgeStats> {
         match &self.kind {
             PaneKind::Session(s) => Some(s.stats()),
@@ -168,6 +177,7 @@ impl GridSession {
         let mut to_panes = Vec::new();
         let mut tasks: Vec<JoinHandle<()>> = Vec::new();
         let mut first = Vec::new();
+        let typers: Vec<bool> = self.panes.iter().map(GridPane::may_type).collect();
         for (i, pane) in self.panes.into_iter().enumerate() {
             titles.push(pane.title.clone());
             let run = match pane.kind {
@@ -205,7 +215,14 @@ impl GridSession {
         let last_input = AtomicU64::new(0);
         let end = {
             let writer = writer(sink, first, from_rx, ctl_rx, titles, live);
-            let reader = reader(stream, to_panes, ctl_tx.clone(), &last_input, started);
+            let reader = reader(
+                stream,
+                to_panes,
+                typers,
+                ctl_tx.clone(),
+                &last_input,
+                started,
+            );
             tokio::pin!(writer, reader);
             let mut reader_done = false;
             let mut closing = false;
@@ -347,10 +364,12 @@ fn translate(pane: usize, message: Message, title: &str) -> Option<String> {
 }
 
 /// Routes the client's messages to the panes until it goes away (`None`) or sends a frame too
-/// large (`Some(close code)`).
+/// large (`Some(close code)`). While broadcast typing is on, input for any pane goes to every
+/// pane in `typers` (one after the other, in pane order).
 async fn reader<R, E>(
     mut stream: R,
     mut panes: Vec<Option<fmpsc::Sender<Result<Message, Infallible>>>>,
+    typers: Vec<bool>,
     control: mpsc::Sender<Control>,
     last_input: &AtomicU64,
     started: Instant,
@@ -368,6 +387,7 @@ where
             .to_json(),
         ));
     };
+    let mut broadcast = false;
     while let Some(frame) = stream.next().await {
         let text = match frame {
             Ok(Message::Text(text)) => text,
@@ -392,32 +412,65 @@ where
             return Some(close::TOO_BIG);
         }
         let (pane, message) = match parse(&text, panes.len()) {
-            Ok(parsed) => parsed,
+            Ok(Parsed::Pane(pane, message)) => (pane, message),
+            Ok(Parsed::Broadcast(on)) => {
+                broadcast = on;
+                let _ = control.try_send(Control::Text(
+                    GridServerMessage::Broadcast { data: on }.to_json(),
+                ));
+                continue;
+            }
             Err((pane, message)) => {
                 error(pane, message);
                 continue;
             }
         };
-        if matches!(message, Message::Binary(_)) {
+        let input = matches!(message, Message::Binary(_));
+        if input {
             let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             last_input.store(millis, Ordering::Relaxed);
         }
-        let Some(sender) = panes[pane].as_mut() else {
-            error(Some(pane), format!("pane {pane} is closed"));
-            continue;
+        let targets: Vec<usize> = if input && broadcast {
+            (0..panes.len())
+                .filter(|&i| typers[i] && panes[i].is_some())
+                .collect()
+        } else {
+            vec![pane]
         };
-        if sender.send(Ok(message)).await.is_err() {
-            panes[pane] = None;
-            error(Some(pane), format!("pane {pane} is closed"));
+        for pane in targets {
+            let Some(sender) = panes[pane].as_mut() else {
+                error(Some(pane), format!("pane {pane} is closed"));
+                continue;
+            };
+            if sender.send(Ok(message.clone())).await.is_err() {
+                panes[pane] = None;
+                error(Some(pane), format!("pane {pane} is closed"));
+            }
         }
     }
     None
 }
 
-/// A grid message from the client as a pane number and a message for that pane's bridge.
-fn parse(text: &str, panes: usize) -> Result<(usize, Message), (Option<usize>, String)> {
+/// A grid message from the client, parsed.
+#[derive(Debug, PartialEq, Eq)]
+enum Parsed {
+    /// A message for one pane's bridge.
+    Pane(usize, Message),
+    /// Broadcast typing on or off.
+    Broadcast(bool),
+}
+
+/// A grid message from the client as a pane number and a message for that pane's bridge, or
+/// broadcast typing turned on or off.
+fn parse(text: &str, panes: usize) -> Result<Parsed, (Option<usize>, String)> {
     let value: Value =
         serde_json::from_str(text).map_err(|e| (None, format!("grid message is not JSON: {e}")))?;
+    if value.get("type").and_then(Value::as_str) == Some("broadcast") {
+        return match serde_json::from_value::<GridClientMessage>(value) {
+            Ok(GridClientMessage::Broadcast { data }) => Ok(Parsed::Broadcast(data)),
+            _ => Err((None, "broadcast.data must be true or false".into())),
+        };
+    }
     let pane = value
         .get("pane")
         .and_then(Value::as_u64)
@@ -443,19 +496,19 @@ fn parse(text: &str, panes: usize) -> Result<(usize, Message), (Option<usize>, S
             let bytes = BASE64
                 .decode(data)
                 .map_err(|e| fail(format!("input.data is not valid base64: {e}")))?;
-            Ok((pane, Message::Binary(bytes.into())))
+            Ok(Parsed::Pane(pane, Message::Binary(bytes.into())))
         }
         Ok(GridClientMessage::Resize {
             data: PaneSize { cols, rows },
             ..
         }) => {
             protocol::size(u64::from(cols), u64::from(rows)).map_err(fail)?;
-            Ok((
+            Ok(Parsed::Pane(
                 pane,
                 Message::Text(ClientMessage::Resize { cols, rows }.to_json()),
             ))
         }
-        Err(_) => Err(fail(refusal(&value))),
+        Ok(GridClientMessage::Broadcast { .. }) | Err(_) => Err(fail(refusal(&value))),
     }
 }
 
@@ -475,7 +528,7 @@ fn refusal(value: &Value) -> String {
         }
         Some(other) => {
             let shown: String = other.chars().take(32).collect();
-            format!("unknown grid message type {shown:?}: expected input or resize")
+            format!("unknown grid message type {shown:?}: expected input, resize or broadcast")
         }
         None => "grid message has no \"type\"".into(),
     }
@@ -489,17 +542,28 @@ mod tests {
 
     #[test]
     fn grid_messages_parse_into_pane_messages() {
-        let (pane, message) = parse(r#"{"pane":1,"type":"input","data":"aGk="}"#, 2).unwrap();
-        assert_eq!((pane, message), (1, Message::Binary("hi".into())));
-        let (pane, message) = parse(
-            r#"{"pane":0,"type":"resize","data":{"cols":90,"rows":30}}"#,
-            1,
-        )
-        .unwrap();
-        assert_eq!(pane, 0);
         assert_eq!(
-            message,
-            Message::Text(r#"{"type":"resize","cols":90,"rows":30}"#.into())
+            parse(r#"{"pane":1,"type":"input","data":"aGk="}"#, 2).unwrap(),
+            Parsed::Pane(1, Message::Binary("hi".into()))
+        );
+        assert_eq!(
+            parse(
+                r#"{"pane":0,"type":"resize","data":{"cols":90,"rows":30}}"#,
+                1,
+            )
+            .unwrap(),
+            Parsed::Pane(
+                0,
+                Message::Text(r#"{"type":"resize","cols":90,"rows":30}"#.into())
+            )
+        );
+        assert_eq!(
+            parse(r#"{"type":"broadcast","data":true}"#, 4).unwrap(),
+            Parsed::Broadcast(true)
+        );
+        assert_eq!(
+            parse(r#"{"type":"broadcast","data":false}"#, 0).unwrap(),
+            Parsed::Broadcast(false)
         );
     }
 
@@ -543,6 +607,11 @@ mod tests {
                 "unknown grid message type \"exec\"",
             ),
             (r#"{"pane":1}"#, Some(1), "no \"type\""),
+            (
+                r#"{"type":"broadcast","data":"yes"}"#,
+                None,
+                "true or false",
+            ),
         ] {
             let (got_pane, message) = parse(text, 2).unwrap_err();
             assert_eq!(got_pane, pane, "{text}");

@@ -124,6 +124,22 @@ impl Presence {
         told
     }
 
+    /// Every target with an open session and who has one there, each pair once.
+    pub(crate) fn occupants(&self) -> Vec<(TerminalTarget, Username)> {
+        let rooms = lock(&self.rooms);
+        let mut pairs: Vec<(TerminalTarget, Username)> = rooms
+            .iter()
+            .flat_map(|(target, room)| {
+                room.sessions
+                    .values()
+                    .map(|o| (target.clone(), o.who.username.clone()))
+            })
+            .collect();
+        pairs.sort();
+        pairs.dedup();
+        pairs
+    }
+
     /// Who is attached to the target now.
     pub(crate) fn connected(&self, target: &TerminalTarget) -> Vec<Connected> {
         lock(&self.rooms)

@@ -154,6 +154,12 @@ impl Bridge {
         self
     }
 
+    /// What the client may do in it.
+    #[must_use]
+    pub fn role(&self) -> SessionRole {
+        self.role
+    }
+
     /// The session's counters.
     #[must_use]
     pub fn stats(&self) -> BridgeStats {

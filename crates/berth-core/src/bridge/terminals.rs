@@ -37,14 +37,41 @@ use crate::{SessionRole, WorkspaceTerminals, Workspaces};
 pub struct TerminalSettings {
     /// A grid socket with no input for this long is closed (1000, "idle").
     pub grid_idle_timeout: Duration,
+    /// How long the sessions [`Terminals::connect_all`] opened wait for the grid's socket
+    /// before they are closed.
+    pub connect_hold: Duration,
 }
 
 impl Default for TerminalSettings {
     fn default() -> Self {
         Self {
             grid_idle_timeout: Duration::from_secs(3600),
+            connect_hold: Duration::from_secs(60),
         }
     }
+}
+
+/// What [`Terminals::connect_all`] did for one pane.
+#[derive(Debug)]
+pub struct PaneConnect {
+    /// The pane's number.
+    pub pane: usize,
+    /// What it shows.
+    pub target: TerminalTarget,
+    /// Its title (`owner@template`, `user@machine`); empty when the target is not found.
+    pub title: String,
+    /// `Ok` when its session opened (and is held for the grid's socket), or why it did not.
+    pub outcome: Result<(), OpenError>,
+}
+
+/// Sessions `connect_all` opened for a grid, waiting for its socket.
+#[derive(Debug)]
+struct Held {
+    /// Tells this hold from a later one of the same grid.
+    token: u64,
+    user: Username,
+    panes: Vec<TerminalTarget>,
+    sessions: Vec<Option<TerminalSession>>,
 }
 
 /// Terminals on every kind of target, their recordings, who is attached, and grids. Cheap to
@@ -62,6 +89,8 @@ struct Inner {
     presence: Presence,
     grids: Grids,
     settings: TerminalSettings,
+    held: std::sync::Mutex<HashMap<GridId, Held>>,
+    next_hold: std::sync::atomic::AtomicU64,
 }
 
 /// Someone asking for a terminal.
@@ -129,6 +158,8 @@ impl Terminals {
                 presence: Presence::default(),
                 grids: Grids::default(),
                 settings,
+                held: std::sync::Mutex::default(),
+                next_hold: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -178,6 +209,52 @@ impl Terminals {
         revocation: &Revocation,
     ) -> usize {
         self.inner.presence.revoke(target, username, revocation)
+    }
+
+    /// Asks the sources again whether each user with an open terminal on a target of `kind`
+    /// may still see it, and ends (4403) the sessions of those who may not: for access that
+    /// follows from the configuration (machine selectors) after a reload. `account` says a
+    /// user's account role now; a user it does not know is left to the account cascade. A
+    /// source that fails to answer leaves the session open. The number of sessions told.
+    pub async fn recheck(
+        &self,
+        kind: TargetKind,
+        account: impl Fn(&Username) -> Option<Role>,
+    ) -> usize {
+        let Some(source) = self.inner.sources.get(&kind) else {
+            return 0;
+        };
+        let mut told = 0;
+        for (target, username) in self.inner.presence.occupants() {
+            if target.kind() != kind {
+                continue;
+            }
+            let Some(role) = account(&username) else {
+                continue;
+            };
+            let caller = Caller {
+                username: username.clone(),
+                role,
+            };
+            let allowed = match source.authorize(&target, &caller).await {
+                Ok(Some(_)) => true,
+                Ok(None) | Err(OpenError::NotFound(_)) => false,
+                Err(err) => {
+                    tracing::warn!(%target, user = %username, error = %err, "cannot recheck a terminal's access; it stays open");
+                    true
+                }
+            };
+            if !allowed {
+                let revocation = Revocation {
+                    code: super::close::FORBIDDEN,
+                    message: format!("you may no longer use the terminal on {target}"),
+                };
+                let ended = self.revoke(Some(&target), &username, &revocation);
+                tracing::info!(%target, user = %username, sessions = ended, "terminal access withdrawn");
+                told += ended;
+            }
+        }
+        told
     }
 
     /// What `caller` may do on `target`, as its source says: `None` when they may not see it
@@ -301,19 +378,127 @@ impl Terminals {
         })
     }
 
-    /// Opens a grid for `request.user` (its owner, or an admin): every pane's target is
+    /// The grid `id` if `request.user` owns it or is an admin.
+    fn grid_for(&self, id: GridId, request: &GridRequest) -> Result<super::Grid, GridError> {
+        let grid = self.inner.grids.grid(id)?;
+        if grid.owner != request.user && request.account != Role::Admin {
+            return Err(GridError::NotFound);
+        }
+        Ok(grid)
+    }
+
+    /// Opens every pane's session of grid `id` at once, as [`Terminals::attach`] would, and
+    /// holds those that opened for the grid's socket ([`Terminals::open_grid`] by the same
+    /// user) for `connect_hold`; after that they are closed. A second call replaces (and
+    /// closes) what an earlier one held. Says per pane whether it opened, and why not.
+    pub async fn connect_all(
+        &self,
+        id: GridId,
+        request: GridRequest,
+    ) -> Result<Vec<PaneConnect>, GridError> {
+        let grid = self.grid_for(id, &request)?;
+        let attaches = grid.panes.iter().map(|target| {
+            self.attach(AttachRequest {
+                ip: request.ip,
+                ..AttachRequest::new(target.clone(), request.user.clone(), request.account)
+            })
+        });
+        let results = futures_util::future::join_all(attaches).await;
+        let mut report = Vec::with_capacity(results.len());
+        let mut sessions = Vec::with_capacity(results.len());
+        for (pane, (target, result)) in grid.panes.iter().zip(results).enumerate() {
+            let (title, outcome, session) = match result {
+                Ok(session) => (session.title().to_owned(), Ok(()), Some(session)),
+                Err(err @ OpenError::NotFound(_)) => (String::new(), Err(err), None),
+                Err(err) => (target.id_string(), Err(err), None),
+            };
+            report.push(PaneConnect {
+                pane,
+                target: target.clone(),
+                title,
+                outcome,
+            });
+            sessions.push(session);
+        }
+        let token = self
+            .inner
+            .next_hold
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let held = Held {
+            token,
+            user: request.user.clone(),
+            panes: grid.panes.clone(),
+            sessions,
+        };
+        let replaced = crate::workspaces::lock(&self.inner.held).insert(id, held);
+        drop(replaced);
+        let terminals = self.clone();
+        let hold = self.inner.settings.connect_hold;
+        tokio::spawn(async move {
+            tokio::time::sleep(hold).await;
+            let expired = {
+                let mut held = crate::workspaces::lock(&terminals.inner.held);
+                match held.get(&id) {
+                    Some(h) if h.token == token => held.remove(&id),
+                    _ => None,
+                }
+            };
+            if let Some(expired) = expired {
+                let open = expired.sessions.iter().flatten().count();
+                tracing::info!(grid = %id, sessions = open, "sessions opened by connect-all were not attached in time; closed");
+            }
+        });
+        Ok(report)
+    }
+
+    /// How long the sessions `connect_all` opened wait for the grid's socket.
+    #[must_use]
+    pub fn connect_hold(&self) -> Duration {
+        self.inner.settings.connect_hold
+    }
+
+    /// How many sessions `connect_all` holds for grid `id` now.
+    #[must_use]
+    pub fn held(&self, id: GridId) -> usize {
+        crate::workspaces::lock(&self.inner.held)
+            .get(&id)
+            .map_or(0, |h| h.sessions.iter().flatten().count())
+    }
+
+    /// The sessions `connect_all` holds for grid `id` and `user`, when its panes are still
+    /// `panes`.
+    fn take_held(
+        &self,
+        id: GridId,
+        user: &Username,
+        panes: &[TerminalTarget],
+    ) -> Vec<Option<TerminalSession>> {
+        let taken = {
+            let mut held = crate::workspaces::lock(&self.inner.held);
+            match held.get(&id) {
+                Some(h) if h.user == *user && h.panes == panes => held.remove(&id),
+                _ => None,
+            }
+        };
+        taken.map(|h| h.sessions).unwrap_or_default()
+    }
+
+    /// Opens a grid for `request.user` (its owner, or an admin): the sessions
+    /// [`Terminals::connect_all`] holds for them are taken, every other pane's target is
     /// attached as [`Terminals::attach`] would, and a pane that cannot be shows an error.
     pub async fn open_grid(
         &self,
         id: GridId,
         request: GridRequest,
     ) -> Result<GridSession, GridError> {
-        let grid = self.inner.grids.grid(id)?;
-        if grid.owner != request.user && request.account != Role::Admin {
-            return Err(GridError::NotFound);
-        }
+        let grid = self.grid_for(id, &request)?;
+        let mut held = self.take_held(id, &request.user, &grid.panes);
         let mut panes = Vec::with_capacity(grid.panes.len());
-        for target in grid.panes {
+        for (i, target) in grid.panes.into_iter().enumerate() {
+            if let Some(session) = held.get_mut(i).and_then(Option::take) {
+                panes.push(GridPane::session(session));
+                continue;
+            }
             let title = target.id_string();
             let attach = AttachRequest {
                 ip: request.ip,

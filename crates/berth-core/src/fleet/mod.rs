@@ -5,12 +5,14 @@
 //! the result in force in one store transaction, or records the sync as failed and keeps the
 //! inventory that was in force. It checks every machine's enrollment and health over SSH
 //! (concurrency limited by `fleet.max_concurrency`), lets an admin trust a host key, audits
-//! what changes and publishes [`FleetEvent`]s for the dashboard.
+//! what changes and publishes [`FleetEvent`]s for the dashboard. [`MachineTerminals`] is the
+//! terminal source of its machines (an SSH PTY as the machine's inventory user).
 //!
 //! It is a sibling of [`crate::Workspaces`]: same store, same audit, same clock; no HTTP.
 
 mod checks;
 mod sync;
+mod terminals;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -30,6 +32,7 @@ use crate::audit::Audit;
 use crate::clock::Clock;
 
 pub use checks::VerifyOutcome;
+pub use terminals::{MachineAccess, MachineTerminals, may_reach, ssh_open_error};
 
 /// The bare mirror's directory in the fleet directory.
 pub const MIRROR_DIR: &str = "inventory.git";

@@ -24,7 +24,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub(crate) use assets::asset;
 use berth_core::bridge::BridgeStats;
-pub(crate) use socket::{TerminalQuery, grid as grid_socket, terminal as terminal_socket};
+pub(crate) use socket::{
+    TerminalQuery, grid as grid_socket, machine_terminal as machine_terminal_socket,
+    terminal as terminal_socket,
+};
 
 use crate::state::AppState;
 

@@ -1,4 +1,4 @@
-//! The pages the browser terminal's scripts fill: `/w/{id}`, `/g/{id}` and
+//! The pages the browser terminal's scripts fill: `/w/{id}`, `/m/{id}`, `/g/{id}` and
 //! `/recordings/{id}` (element contract in `docs/terminal-protocol.md`). No inline script: the
 //! CSP forbids it. Everything interpolated is HTML-escaped. Without a session the page
 //! redirects to the login page, which brings the user back.
@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use berth_core::RecordingId;
 use berth_core::bridge::{GridId, Layout};
-use berth_types::WorkspaceId;
+use berth_types::{MachineId, TerminalTarget, WorkspaceId};
 
 use crate::auth::{Authentication, Caller, authenticate};
 use crate::extract::PagePath;
@@ -111,6 +111,35 @@ pub(crate) async fn workspace(
     html(StatusCode::OK, page(&title, &body, "terminal.js"))
 }
 
+/// `/m/{id}`: a machine's terminal page, for the users who may reach it (and admins).
+pub(crate) async fn machine(
+    State(state): State<AppState>,
+    PagePath(id): PagePath<MachineId>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let caller = match signed_in(&state, &headers, &uri) {
+        Ok(caller) => caller,
+        Err(redirect) => return *redirect,
+    };
+    let who = berth_terminal::Caller {
+        username: caller.username.clone(),
+        role: caller.role,
+    };
+    let target = TerminalTarget::Machine(id.clone());
+    let Ok(Some(grant)) = state.terminals.grant(&target, &who).await else {
+        return not_found("machine");
+    };
+    let body = format!(
+        "  <header class=\"berth-bar\">\n    <div id=\"berth-status\"></div>\n    \
+         <ul id=\"berth-members\" aria-label=\"Connected\"></ul>\n  </header>\n  \
+         <div id=\"berth-terminal\"\n       data-ws-url=\"/api/v1/machines/{id}/terminal\"\n       \
+         data-title=\"{}\"></div>\n",
+        escape(&grant.title)
+    );
+    html(StatusCode::OK, page(&grant.title, &body, "terminal.js"))
+}
+
 fn layout_name(layout: Layout) -> &'static str {
     match layout {
         Layout::Single => "single",
@@ -147,7 +176,9 @@ pub(crate) async fn grid(
     }
     let panes = serde_json::Value::Array(panes).to_string();
     let body = format!(
-        "  <header class=\"berth-bar\"><div id=\"berth-status\"></div></header>\n  \
+        "  <header class=\"berth-bar\"><div id=\"berth-status\"></div>\n    \
+         <label class=\"berth-broadcast\"><input type=\"checkbox\" id=\"berth-broadcast\"> \
+         Type into all panes</label></header>\n  \
          <div id=\"berth-grid\"\n       data-ws-url=\"/api/v1/grids/{id}/ws\"\n       \
          data-layout=\"{}\"\n       data-panes=\"{}\"></div>\n",
         layout_name(grid.layout),

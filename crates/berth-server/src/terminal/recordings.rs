@@ -1,5 +1,6 @@
-//! `/api/v1/workspaces/{id}/recordings`, `/api/v1/recordings/{id}` and its `cast`: recordings
-//! belong to the workspace's owner; only they and admins see them (`docs/recordings.md`).
+//! `/api/v1/workspaces/{id}/recordings`, `/api/v1/machines/{id}/recordings`,
+//! `/api/v1/recordings/{id}` and its `cast`: recordings belong to the workspace's owner (on a
+//! machine: to the user who opened the session); only they and admins see them (`docs/recordings.md`).
 //! Anyone else gets 404, as for a recording that does not exist.
 
 use axum::body::Body;
@@ -8,8 +9,9 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use berth_core::{Recording, RecordingId};
 use berth_core::{RecordingError, RecordingFile};
+use berth_terminal::OpenError;
 use berth_types::api::{RecordingList, RecordingView};
-use berth_types::{TerminalTarget, WorkspaceId};
+use berth_types::{MachineId, TerminalTarget, WorkspaceId};
 use tokio::io::AsyncReadExt;
 
 use crate::auth::{AuthUser, Caller, ClientIp};
@@ -98,6 +100,43 @@ pub(crate) async fn list(
         .collect();
     if !exists && recordings.is_empty() {
         return Err(not_found());
+    }
+    Ok(Json(RecordingList { recordings }))
+}
+
+/// `GET /api/v1/machines/{id}/recordings`: the sessions on a machine the caller may reach,
+/// theirs (every user's for admins), newest first. A machine they may not reach answers 404,
+/// as one that does not exist; recordings outlive a machine that left the inventory.
+pub(crate) async fn list_machine(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path(id): Path<MachineId>,
+) -> Result<Json<RecordingList>, ApiError> {
+    let admin = caller.is_admin();
+    let target = TerminalTarget::Machine(id);
+    let who = berth_terminal::Caller {
+        username: caller.username.clone(),
+        role: caller.role,
+    };
+    let exists = match state.terminals.grant(&target, &who).await {
+        Ok(Some(_)) => true,
+        Ok(None) if !admin => return Err(ApiError::not_found("no such machine")),
+        Ok(None) | Err(OpenError::NotFound(_)) => false,
+        Err(err) => return Err(ApiError::internal(err)),
+    };
+    let recordings: Vec<RecordingView> = state
+        .terminals
+        .recordings()
+        .recordings_for(&target)
+        .await
+        .map_err(recording_error)?
+        .into_iter()
+        .filter(|r| admin || r.owner == caller.username)
+        .map(view)
+        .collect();
+    // A machine gone from the inventory still lists the caller's own recordings of it.
+    if !exists && recordings.is_empty() {
+        return Err(ApiError::not_found("no such machine"));
     }
     Ok(Json(RecordingList { recordings }))
 }

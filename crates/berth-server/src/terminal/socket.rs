@@ -1,4 +1,5 @@
-//! `GET /api/v1/workspaces/{id}/terminal` and `GET /api/v1/grids/{id}/ws`.
+//! `GET /api/v1/workspaces/{id}/terminal`, `GET /api/v1/machines/{id}/terminal` and
+//! `GET /api/v1/grids/{id}/ws`.
 
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{OptionalFromRequestParts, State};
@@ -8,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use berth_core::SessionRole;
 use berth_core::bridge::{self, AttachRequest, GridError, GridId, GridRequest, Message, close};
 use berth_terminal::{OpenError, TtySize};
-use berth_types::WorkspaceId;
 use berth_types::grid::GridServerMessage;
+use berth_types::{MachineId, TerminalTarget, WorkspaceId};
 use futures_util::SinkExt;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -93,7 +94,9 @@ fn caller(authentication: Authentication) -> Result<Caller, (u16, &'static str)>
 fn attach_message(err: &OpenError) -> String {
     match err {
         OpenError::NotFound(_) => err.to_string(),
-        OpenError::Forbidden(m) | OpenError::Unavailable(m) | OpenError::Invalid(m) => m.clone(),
+        OpenError::Forbidden(m)
+        | OpenError::Unavailable { message: m, .. }
+        | OpenError::Invalid(m) => m.clone(),
         other => {
             tracing::warn!(error = %other, "a terminal could not open");
             "the terminal could not open; an administrator can find the cause in Berth's log"
@@ -102,6 +105,7 @@ fn attach_message(err: &OpenError) -> String {
     }
 }
 
+/// `GET /api/v1/workspaces/{id}/terminal`.
 pub(crate) async fn terminal(
     State(state): State<AppState>,
     Path(id): Path<WorkspaceId>,
@@ -110,11 +114,37 @@ pub(crate) async fn terminal(
     headers: HeaderMap,
     upgrade: Option<Upgrade>,
 ) -> Response {
-    let upgrade = match before_upgrade(&state, &headers, upgrade) {
+    open(state, id.into(), query, ip, &headers, upgrade)
+}
+
+/// `GET /api/v1/machines/{id}/terminal`: the same protocol over an SSH PTY on the machine.
+pub(crate) async fn machine_terminal(
+    State(state): State<AppState>,
+    Path(id): Path<MachineId>,
+    Query(query): Query<TerminalQuery>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    upgrade: Option<Upgrade>,
+) -> Response {
+    open(state, id.into(), query, ip, &headers, upgrade)
+}
+
+/// A terminal socket on `target`: the Origin is checked before anything else (no connection
+/// to a machine is made for a page of another site), then the upgrade, the caller and the
+/// attach.
+fn open(
+    state: AppState,
+    target: TerminalTarget,
+    query: TerminalQuery,
+    ip: std::net::IpAddr,
+    headers: &HeaderMap,
+    upgrade: Option<Upgrade>,
+) -> Response {
+    let upgrade = match before_upgrade(&state, headers, upgrade) {
         Ok(upgrade) => upgrade,
         Err(err) => return err.into_response(),
     };
-    let authentication = authenticate(&state, &state.config.current(), &headers);
+    let authentication = authenticate(&state, &state.config.current(), headers);
     let size = TtySize {
         cols: clamp(query.cols, 80),
         rows: clamp(query.rows, 24),
@@ -130,7 +160,7 @@ pub(crate) async fn terminal(
                 want: query.role,
                 size,
                 ip: Some(ip),
-                ..AttachRequest::new(id, caller.username, caller.role)
+                ..AttachRequest::new(target, caller.username, caller.role)
             };
             match state.terminals.attach(request).await {
                 Err(err) => {

@@ -11,6 +11,7 @@ mod config_files;
 mod fleet;
 mod hostile;
 mod lab;
+mod machine_terminals;
 mod openapi;
 mod operations;
 mod probing;

@@ -48,7 +48,7 @@ fn names(path: &str, param: &str) -> Option<Names> {
         ("users", "name") => Names::User,
         ("templates", "name") => Names::Template,
         ("members", "name") => Names::Member,
-        ("machines", "id") => Names::Machine,
+        ("machines" | "m", "id") => Names::Machine,
         ("operations", "id") => Names::Operation,
         // An operation's machine, and which of its output streams.
         ("machines", "machine") => Names::Machine,
@@ -403,6 +403,9 @@ async fn another_users_ids_answer_like_ids_that_do_not_exist() {
         "DELETE /api/v1/workspaces/{id}/members/{name}",
         "GET /api/v1/recordings/{id}/cast",
         "GET /api/v1/grids/{id}/ws",
+        "GET /api/v1/machines/{id}/terminal",
+        "GET /api/v1/machines/{id}/recordings",
+        "GET /m/{id}",
         "DELETE /api/v1/auth/tokens/{client_id}",
         "GET /api/v1/users/{name}",
         "PUT /api/v1/templates/{name}",

@@ -259,7 +259,21 @@ impl Builder {
             Err(e) => panic!("the test fleet section is invalid: {e}"),
         };
         let jwt = JwtKey::load_or_create(&home.join("jwt.key")).unwrap();
-        let terminals = Terminals::for_workspaces(&workspaces, home.join("recordings"));
+        let mut sources: Vec<Arc<dyn berth_terminal::TerminalSource>> = vec![Arc::new(
+            berth_core::WorkspaceTerminals::new(workspaces.clone()),
+        )];
+        if let Some((fleet, _)) = &fleet {
+            sources.push(Arc::new(berth_core::MachineTerminals::new(
+                fleet.clone(),
+                Arc::new(config.clone()),
+            )));
+        }
+        let terminals = Terminals::new(
+            sources,
+            berth_core::Recordings::new(home.join("recordings"), Arc::clone(&store)),
+            berth_core::Audit::new(Arc::clone(&store)),
+            berth_core::bridge::TerminalSettings::default(),
+        );
         let state = AppState::new(
             config,
             config_store,

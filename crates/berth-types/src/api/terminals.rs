@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::{
-    GridId, Layout, MemberRole, RecordingId, SessionRole, TerminalTarget, Username, WorkspaceId,
+    GridId, Layout, MemberRole, PaneTarget, RecordingId, SessionRole, TerminalTarget,
+    Unavailability, Username, WorkspaceId,
 };
 
 /// `POST /api/v1/workspaces/{id}/members`.
@@ -101,9 +102,10 @@ pub struct RecordingList {
 pub struct NewGrid {
     /// How the panes are arranged.
     pub layout: Layout,
-    /// Workspaces, pane 0 first (at most the layout's panes).
+    /// What each pane shows, pane 0 first (at most the layout's panes): a workspace id,
+    /// `{"workspace": ID}` or `{"machine": ID}`.
     #[serde(default)]
-    pub panes: Vec<WorkspaceId>,
+    pub panes: Vec<PaneTarget>,
 }
 
 /// `PUT /api/v1/grids/{id}/panes`.
@@ -113,8 +115,9 @@ pub struct SetPanes {
     /// A new layout (default: keep it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layout: Option<Layout>,
-    /// Workspaces, pane 0 first.
-    pub panes: Vec<WorkspaceId>,
+    /// What each pane shows, pane 0 first: a workspace id, `{"workspace": ID}` or
+    /// `{"machine": ID}`.
+    pub panes: Vec<PaneTarget>,
 }
 
 /// A grid.
@@ -126,52 +129,91 @@ pub struct GridView {
     pub owner: Username,
     /// How the panes are arranged.
     pub layout: Layout,
-    /// Pane `n` shows `panes[n]`.
-    pub panes: Vec<WorkspaceId>,
+    /// Pane `n` shows `panes[n]`: a workspace's id (as before grids had machines) or
+    /// `{"machine": ID}`.
+    pub panes: Vec<PaneTarget>,
     /// The grid's page.
     pub page_url: String,
 }
 
-/// Whether a pane's workspace can be shown.
+/// What `connect-all` found for a pane: its session is open, or why it is not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum PaneState {
-    /// Running, and the caller may join it.
-    Ready,
-    /// The caller may join it, but it is not running.
+    /// Its session is open and held for the grid's socket.
+    Connected,
+    /// A workspace that is not running.
     NotRunning,
-    /// Gone, or not the caller's to join.
+    /// A machine that is not enrolled.
+    NotEnrolled,
+    /// A machine that could not be reached.
+    Unreachable,
+    /// A machine whose host key is unknown or changed.
+    HostKey,
+    /// A machine that refused Berth's client key.
+    Auth,
+    /// Gone, or not the caller's to open.
     NotFound,
+    /// The terminal failed on the server's side (the cause is in Berth's log).
+    Failed,
+}
+
+impl PaneState {
+    /// The state of a pane whose target is unavailable for `reason`.
+    #[must_use]
+    pub fn unavailable(reason: Unavailability) -> Self {
+        match reason {
+            Unavailability::NotRunning => Self::NotRunning,
+            Unavailability::NotEnrolled => Self::NotEnrolled,
+            Unavailability::Unreachable => Self::Unreachable,
+            Unavailability::HostKey => Self::HostKey,
+            Unavailability::Auth => Self::Auth,
+        }
+    }
 }
 
 impl fmt::Display for PaneState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Self::Ready => "ready",
+            Self::Connected => "connected",
             Self::NotRunning => "not-running",
+            Self::NotEnrolled => "not-enrolled",
+            Self::Unreachable => "unreachable",
+            Self::HostKey => "host-key",
+            Self::Auth => "auth",
             Self::NotFound => "not-found",
+            Self::Failed => "failed",
         })
     }
 }
 
-/// One pane as `connect-all` sees it.
+/// One pane as `connect-all` left it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PaneStatus {
     /// Its number, from 0 at the top left, row by row.
     pub pane: usize,
-    /// The workspace it shows.
-    pub workspace: WorkspaceId,
-    /// Whether it can be shown.
+    /// What it shows.
+    pub target: TerminalTarget,
+    /// The workspace it shows, for a workspace pane (as before grids had machines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<WorkspaceId>,
+    /// Whether its session opened, or why not.
     pub state: PaneState,
-    /// `owner@template`, empty for a pane that is `not-found`.
+    /// `owner@template` or `user@machine`; empty for a pane that is `not-found`.
     pub title: String,
+    /// Why it did not open, for people; empty when it did.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
 }
 
-/// `POST /api/v1/grids/{id}/connect-all`.
+/// `POST /api/v1/grids/{id}/connect-all`: every pane's session was opened at once; those that
+/// opened are held for the grid's socket for [`ConnectAll::held_seconds`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ConnectAll {
     /// The grid's socket, relative to the server.
     pub ws_url: String,
-    /// Every pane with a workspace.
+    /// Every pane.
     pub panes: Vec<PaneStatus>,
+    /// How long the opened sessions wait for the grid's socket before they are closed.
+    pub held_seconds: u64,
 }
