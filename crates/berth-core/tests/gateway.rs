@@ -6,6 +6,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -94,6 +95,7 @@ impl GatewayWorkspaces for FakeWorkspaces {
 #[derive(Debug, Default)]
 struct FakeTerminals {
     opened: Mutex<Vec<WorkspaceId>>,
+    record: AtomicBool,
 }
 
 #[async_trait]
@@ -113,7 +115,7 @@ impl TerminalSource for FakeTerminals {
             owner: caller.username.clone(),
             title: "t".into(),
             label: "a workspace".into(),
-            record: false,
+            record: self.record.load(Ordering::Relaxed),
             shared: true,
             unavailable: None,
         }))
@@ -140,6 +142,7 @@ struct Setup {
     workspaces: Arc<FakeWorkspaces>,
     terminals: Arc<FakeTerminals>,
     store: Arc<dyn berth_store::Store>,
+    recordings: berth_core::Recordings,
     clock: ManualClock,
 }
 
@@ -175,12 +178,13 @@ async fn setup() -> Setup {
     let clock = ManualClock::new();
     let workspaces = Arc::new(FakeWorkspaces::default());
     let terminals = Arc::new(FakeTerminals::default());
+    let recordings = berth_core::Recordings::new(dir.path().join("recordings"), Arc::clone(&store));
     let gateway = SshGateway::new(
         config.clone(),
         workspaces.clone(),
         terminals.clone(),
         Arc::clone(&store),
-        None,
+        Some(recordings.clone()),
         Arc::new(clock.clone()),
     );
     Setup {
@@ -190,6 +194,7 @@ async fn setup() -> Setup {
         workspaces,
         terminals,
         store,
+        recordings,
         clock,
     }
 }
@@ -408,4 +413,74 @@ async fn new_connections_are_rate_limited_per_address() {
     s.gateway.admit(peer("10.0.0.2")).await.unwrap();
     s.clock.advance(std::time::Duration::from_secs(61));
     s.gateway.admit(a).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_recorded_template_records_the_ssh_session_and_audits_the_detach() {
+    use futures_util::StreamExt as _;
+    use tokio::io::AsyncWriteExt as _;
+    let s = setup().await;
+    s.terminals.record.store(true, Ordering::Relaxed);
+    let python = workspace("alice", "python", 10);
+    s.workspaces.running.lock().unwrap().push(python.clone());
+    let authorization = s
+        .gateway
+        .authorize(&login("alice"), &key(FINGERPRINT))
+        .await
+        .unwrap();
+    let Opening::Session(opened) = s
+        .gateway
+        .open(&authorization, &login("alice"), &shell())
+        .await
+        .unwrap()
+    else {
+        panic!("one workspace opens");
+    };
+    let Opened { pty, hold, .. } = opened;
+    let (mut output, mut input, control) = pty.into_parts();
+    control
+        .resize(TtySize {
+            cols: 100,
+            rows: 30,
+        })
+        .await
+        .unwrap();
+    input.write_all(b"hello from ssh").await.unwrap();
+    input.shutdown().await.unwrap();
+    let mut seen = Vec::new();
+    while let Some(chunk) = output.next().await {
+        seen.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(seen, b"hello from ssh");
+    drop(output);
+    drop(hold);
+
+    let target = TerminalTarget::Workspace(python.id);
+    // The recording is finished, and the detach audited, by tasks of their own.
+    let recording = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            let found = s.recordings.recordings_for(&target).await.unwrap();
+            let detached = common::audit_entries(s.store.as_ref(), "terminal.detach").await;
+            if let Some(done) = found.into_iter().find(|r| r.ended_at.is_some())
+                && !detached.is_empty()
+            {
+                break done;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(recording.username.as_str(), "alice");
+    let file = s.recordings.recording(recording.id).await.unwrap();
+    let cast = common::asciicast::parse(&std::fs::read(&file.path).unwrap()).unwrap();
+    assert_eq!(cast.output(), "hello from ssh");
+    assert!(
+        cast.events
+            .iter()
+            .any(|e| e.code == "r" && e.data == "100x30"),
+        "{cast:?}"
+    );
+    let attach = &common::audit_entries(s.store.as_ref(), "terminal.attach").await[0];
+    assert_eq!(attach["details"]["recording"], recording.id.to_string());
 }
