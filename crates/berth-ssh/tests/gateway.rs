@@ -830,3 +830,33 @@ async fn the_host_key_is_made_once_with_mode_0600_and_kept() {
         "{refused}"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_does_not_log_in_in_time_is_disconnected() {
+    let gateway = start(|o| o.login_timeout = Duration::from_secs(1)).await;
+    // A banner and then silence, and no banner at all: both are closed.
+    for said in [&b"SSH-2.0-OpenSSH_9.6\r\n"[..], b""] {
+        let mut stream = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+        stream.write_all(said).await.unwrap();
+        let mut sink = Vec::new();
+        let ended = tokio::time::timeout(PATIENCE, stream.read_to_end(&mut sink)).await;
+        assert!(ended.is_ok(), "the gateway closed the connection");
+        assert!(sink.starts_with(b"SSH-2.0-Berth"));
+    }
+}
+
+#[tokio::test]
+async fn shutting_the_gateway_down_closes_its_sessions() {
+    let mut gateway = start(|_| {}).await;
+    let alice = gateway.key("alice");
+    gateway
+        .backend
+        .add_user("alice", &alice.fingerprint, &["python"]);
+    let held = Held::open(&gateway, &alice, "alice").await;
+    gateway.stop.take().unwrap().send(()).unwrap();
+    assert_eq!(held.exit_code().await, Some(255));
+    assert!(
+        tokio::net::TcpStream::connect(gateway.addr).await.is_err(),
+        "no longer listening"
+    );
+}

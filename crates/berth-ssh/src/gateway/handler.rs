@@ -2,6 +2,7 @@
 //! session channel (the terminal's bytes, resizes, the exit status, the menu).
 
 use std::collections::HashMap;
+use std::future::Future as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,6 +67,14 @@ pub(crate) async fn connection(
         ended: None,
         channels: HashMap::new(),
     };
+    // russh runs the session in a task of its own, which dropping this future would not end:
+    // the stream ends it (EOF) when `kill` is dropped, whenever this future is.
+    let (kill, killed) = oneshot::channel::<()>();
+    let stream = Guarded {
+        inner: stream,
+        kill: killed,
+        killed: false,
+    };
     let started = tokio::time::timeout_at(
         deadline,
         russh::server::run_stream(Arc::clone(&shared.config), stream, handler),
@@ -104,8 +113,67 @@ pub(crate) async fn connection(
             let _ = handle
                 .disconnect(Disconnect::ByApplication, "login timed out".into(), "en".into())
                 .await;
+            drop(kill);
             let _ = tokio::time::timeout(Duration::from_secs(2), running).await;
         }
+    }
+}
+
+/// A connection's stream that reads as ended once its `kill` sender is gone.
+struct Guarded<S> {
+    inner: S,
+    kill: oneshot::Receiver<()>,
+    killed: bool,
+}
+
+impl<S: Unpin> Guarded<S> {
+    fn killed(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        if !self.killed && std::pin::Pin::new(&mut self.kill).poll(cx).is_ready() {
+            self.killed = true;
+        }
+        self.killed
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Guarded<S> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.killed(cx) {
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Guarded<S> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if this.killed(cx) {
+            return std::task::Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
+        }
+        std::pin::Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 

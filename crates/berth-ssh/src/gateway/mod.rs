@@ -213,13 +213,20 @@ impl Gateway {
     }
 
     /// Accepts connections until `shutdown` completes, then closes every connection.
+    /// The listener is closed before the connections are, so nobody gets in meanwhile.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> io::Result<()> {
+        let Self {
+            listener,
+            shared,
+            limits,
+            ..
+        } = self;
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                accepted = self.listener.accept() => {
+                accepted = listener.accept() => {
                     let (stream, peer) = match accepted {
                         Ok(accepted) => accepted,
                         Err(e) => {
@@ -229,18 +236,19 @@ impl Gateway {
                             continue;
                         }
                     };
-                    let slot = match self.limits.enter(peer.ip()) {
+                    let slot = match limits.enter(peer.ip()) {
                         Ok(slot) => slot,
                         Err(over) => {
                             tracing::info!(%peer, ?over, "SSH gateway: connection refused, too many connections");
                             continue;
                         }
                     };
-                    connections.spawn(handler::connection(Arc::clone(&self.shared), stream, peer, slot));
+                    connections.spawn(handler::connection(Arc::clone(&shared), stream, peer, slot));
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }
+        drop(listener);
         connections.shutdown().await;
         Ok(())
     }
