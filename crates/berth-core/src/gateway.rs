@@ -29,8 +29,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use berth_runtime::{ContainerId, ExecSpec};
 use berth_ssh::gateway::{
-    Authorization, GatewayBackend, MenuEntry, OfferedKey, OpenRefused, Opening, Refusal, Revoker,
-    SessionRequest, SshLogin, revocation,
+    Authorization, GatewayBackend, GatewayOptions, MenuEntry, OfferedKey, OpenRefused, Opening,
+    Refusal, Revoker, SessionRequest, SshLogin, revocation,
 };
 use berth_store::{LoginPressure, Store, Workspace, WorkspaceFilter, WorkspaceState};
 use berth_terminal::{
@@ -114,6 +114,27 @@ impl GatewayWorkspaces for Workspaces {
         Ok(Opened::bare(pty))
     }
 }
+
+/// The gateway's options from main.yaml's `ssh:` section; the host key defaults to
+/// `ssh_host_ed25519_key` in `home` (Berth's home directory).
+#[must_use]
+pub fn gateway_options(ssh: &berth_config::Ssh, home: &std::path::Path) -> GatewayOptions {
+    let host_key = ssh
+        .host_key
+        .clone()
+        .unwrap_or_else(|| home.join(DEFAULT_HOST_KEY));
+    GatewayOptions {
+        login_timeout: ssh.login_timeout.get(),
+        max_auth_attempts: ssh.max_auth_attempts,
+        max_connections: ssh.max_connections,
+        max_connections_per_address: ssh.max_connections_per_address,
+        keepalive: ssh.keepalive.get(),
+        ..GatewayOptions::new(host_key)
+    }
+}
+
+/// The host key's file name in Berth's home when `ssh.host_key` names none.
+pub const DEFAULT_HOST_KEY: &str = "ssh_host_ed25519_key";
 
 /// One open session's authorization, to revoke it when its key or user goes.
 #[derive(Debug)]
@@ -680,6 +701,28 @@ mod tests {
             last_failure: Some(OffsetDateTime::UNIX_EPOCH),
             known_address: known,
         }
+    }
+
+    #[test]
+    fn options_come_from_the_ssh_section() {
+        let home = std::path::Path::new("/var/lib/berth");
+        let mut ssh = berth_config::Ssh::default();
+        let options = gateway_options(&ssh, home);
+        assert_eq!(options.host_key, home.join("ssh_host_ed25519_key"));
+        assert_eq!(options.login_timeout, Duration::from_secs(30));
+        assert_eq!(
+            (
+                options.max_auth_attempts,
+                options.max_connections,
+                options.max_connections_per_address
+            ),
+            (6, 256, 16)
+        );
+        ssh.host_key = Some("/etc/berth/key".into());
+        ssh.max_connections_per_address = 2;
+        let options = gateway_options(&ssh, home);
+        assert_eq!(options.host_key, std::path::Path::new("/etc/berth/key"));
+        assert_eq!(options.max_connections_per_address, 2);
     }
 
     #[test]
