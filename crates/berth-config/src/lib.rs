@@ -6,8 +6,8 @@
 //!
 //! | file | type | holds |
 //! |---|---|---|
-//! | `main.yaml` | [`MainConfig`] | listen address, public URL, TLS, admin account, database, logging, runtime defaults, security |
-//! | `users.yaml` | [`UsersFile`] | users: username, id, role, password hash, allowed templates, `access_locked`, client tokens (hashed), metadata |
+//! | `main.yaml` | [`MainConfig`] | listen address, public URL, TLS, admin account, database, logging, runtime defaults, security, recordings, fleet, SSH gateway |
+//! | `users.yaml` | [`UsersFile`] | users: username, id, role, password hash, allowed templates, `access_locked`, client tokens (hashed), SSH public keys, metadata |
 //! | `containers.yaml` | [`ContainersFile`] | templates: image, command, env, volumes, bind mounts, network, limits, shared, persist, idle timeout, TTL, pool |
 //! | `users.d/<username>.yaml` | [`UserOverrides`] | one user's limits and extra templates |
 //!
@@ -64,6 +64,7 @@ mod names;
 mod passwords;
 mod schema;
 mod secret;
+mod ssh_keys;
 mod store;
 mod tokens;
 mod units;
@@ -75,13 +76,15 @@ pub use init::{InitialAdmin, init};
 pub use load::MAX_FILE_BYTES;
 pub use model::{
     Admin, BindMount, ClientToken, Config, ContainersFile, Fleet, Logging, MainConfig, Persist,
-    Recordings, Runtime, Security, Shell, Template, Tls, User, UserOverrides, UsersFile, Volume,
+    Recordings, Runtime, Security, Shell, Ssh, Template, Tls, User, UserOverrides, UsersFile,
+    Volume,
 };
 pub use passwords::{
     MAX_PASSWORD_CHARS, PasswordError, PasswordHash, Verification, hash_password, verify_password,
 };
 pub use schema::json_schema;
 pub use secret::Secret;
+pub use ssh_keys::{MAX_SSH_KEY_CHARS, MAX_SSH_KEYS_PER_USER, SshKey, SshKeyError};
 pub use store::users::NewUser;
 pub use store::{ConfigStore, StoreError, check, clean_stray_temp_files};
 pub use tokens::{IssuedToken, hash_client_token, verify_client_token};

@@ -114,6 +114,7 @@ mod tests {
             client_tokens: tokens,
             metadata: Default::default(),
             machines: Vec::new(),
+            ssh_keys: Vec::new(),
         }
     }
 

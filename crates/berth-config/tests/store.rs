@@ -618,3 +618,49 @@ fn awkward_strings_survive_a_save() {
     assert_eq!(saved.metadata, metadata);
     assert_eq!(on_disk(&dir).user("alice").unwrap().metadata, metadata);
 }
+
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL6ntyLn0+ksLPMTcEM1DytJC+gY1CUqLiExrDS3YTSO alice@laptop";
+const FINGERPRINT: &str = "SHA256:TavkIFzWzFE5zX++FZcybHRnucQV7dtiaMKyOdQeUHU";
+
+#[test]
+fn ssh_keys_are_added_on_one_line_and_removed_by_fingerprint() {
+    let dir = Dir::valid();
+    let store = store(&dir);
+    let key = berth_config::SshKey::parse(KEY).unwrap();
+    store.add_ssh_key("alice", key.clone()).unwrap();
+    let text = dir.read("users.yaml");
+    assert!(
+        text.contains(&format!("\n      - {KEY}\n")),
+        "one line, not folded: {text}"
+    );
+    assert_eq!(
+        on_disk(&dir).user("alice").unwrap().ssh_keys,
+        std::slice::from_ref(&key)
+    );
+
+    let same_key = berth_config::SshKey::parse(&format!("{} other-comment", &KEY[..80])).unwrap();
+    assert!(matches!(
+        store.add_ssh_key("alice", same_key),
+        Err(StoreError::SshKeyExists { fingerprint, .. }) if fingerprint == FINGERPRINT
+    ));
+    assert!(matches!(
+        store.add_ssh_key("nobody", key.clone()),
+        Err(StoreError::NoSuchUser(_))
+    ));
+    assert!(matches!(
+        store.update_user("alice", |u| u.ssh_keys.clear()),
+        Err(StoreError::Unchangeable(_))
+    ));
+    assert!(matches!(
+        store.remove_ssh_key("alice", "SHA256:nope"),
+        Err(StoreError::NoSuchSshKey { .. })
+    ));
+    assert!(matches!(
+        store.remove_ssh_key("bob", FINGERPRINT),
+        Err(StoreError::NoSuchSshKey { .. })
+    ));
+    assert_eq!(store.remove_ssh_key("alice", FINGERPRINT).unwrap(), key);
+    assert!(on_disk(&dir).user("alice").unwrap().ssh_keys.is_empty());
+    assert!(!dir.read("users.yaml").contains("\n    ssh_keys:"));
+}

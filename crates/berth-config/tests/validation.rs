@@ -724,3 +724,96 @@ fn the_fleet_section_is_checked_field_by_field() {
         );
     }
 }
+
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL6ntyLn0+ksLPMTcEM1DytJC+gY1CUqLiExrDS3YTSO alice@laptop";
+
+#[test]
+fn ssh_keys_are_parsed_and_bad_ones_refused_with_their_line() {
+    let dir = Dir::valid();
+    dir.write(
+        "users.yaml",
+        &format!("users:\n  - username: alice\n    id: {ALICE_ID}\n    ssh_keys:\n      - {KEY}\n"),
+    );
+    let config = berth_config::check(dir.path()).unwrap();
+    let alice = config.user("alice").unwrap();
+    assert_eq!(
+        alice.ssh_keys[0].fingerprint(),
+        "SHA256:TavkIFzWzFE5zX++FZcybHRnucQV7dtiaMKyOdQeUHU"
+    );
+
+    dir.write(
+        "users.yaml",
+        &format!(
+            "users:\n  - username: alice\n    id: {ALICE_ID}\n    ssh_keys:\n      - {KEY}\n      - ssh-dss AAAAB3NzaC1kc3MAAACBAP\n      - \"-----BEGIN OPENSSH PRIVATE KEY-----\"\n      - ssh-ed25519 AAAA!!\n  - username: bob\n    id: {BOB_ID}\n    ssh_keys: [{KEY}, \"{KEY} again\"]\n"
+        ),
+    );
+    let errors = dir.errors();
+    assert_error(
+        &errors,
+        &["users.yaml:6", "unsupported key type \"ssh-dss\""],
+    );
+    assert_error(&errors, &["users.yaml:7", "private key"]);
+    assert_error(&errors, &["users.yaml:8", "not an OpenSSH public key"]);
+
+    dir.write(
+        "users.yaml",
+        &format!(
+            "users:\n  - username: bob\n    id: {BOB_ID}\n    ssh_keys:\n      - {KEY}\n      - \"{KEY} again\"\n"
+        ),
+    );
+    assert_eq!(
+        dir.errors(),
+        [
+            "users.yaml:6: users[0].ssh_keys[1]: duplicate SSH key SHA256:TavkIFzWzFE5zX++FZcybHRnucQV7dtiaMKyOdQeUHU (first defined at line 5)"
+        ]
+    );
+}
+
+#[test]
+fn the_ssh_section_has_defaults_and_refuses_bad_values() {
+    let dir = Dir::valid();
+    let ssh = berth_config::check(dir.path()).unwrap().main.ssh;
+    assert_eq!(ssh, berth_config::Ssh::default());
+    assert_eq!(ssh.listen, None, "off by default");
+    assert_eq!(ssh.login_timeout.to_string(), "30s");
+    assert_eq!(ssh.keepalive.to_string(), "30s");
+    assert_eq!(
+        (
+            ssh.max_auth_attempts,
+            ssh.max_connections,
+            ssh.max_connections_per_address
+        ),
+        (6, 256, 16)
+    );
+    dir.write(
+        "main.yaml",
+        "ssh:\n  listen: 127.0.0.1:2222\n  host_key: /etc/berth/ssh_host_key\n  public_address: lab.example.com:2222\n",
+    );
+    let ssh = berth_config::check(dir.path()).unwrap().main.ssh;
+    assert_eq!(ssh.listen.unwrap().port(), 2222);
+    assert_eq!(ssh.public_address.as_deref(), Some("lab.example.com:2222"));
+
+    dir.write(
+        "main.yaml",
+        "ssh:\n  listen: 2222\n  host_key: relative/key\n  public_address: alice@lab\n  login_timeout: 11m\n  max_auth_attempts: 0\n  max_connections: 10\n  max_connections_per_address: 20\n  keepalive: 2h\n",
+    );
+    let errors = dir.errors();
+    assert_error(&errors, &["main.yaml:2", "ssh.listen"]);
+    assert_error(&errors, &["main.yaml:3", "ssh.host_key"]);
+    assert_error(&errors, &["main.yaml:4", "ssh.public_address", "alice@lab"]);
+    assert_error(&errors, &["main.yaml:5", "ssh.login_timeout", "1s to 10m"]);
+    assert_error(
+        &errors,
+        &["main.yaml:6", "ssh.max_auth_attempts", "from 1 to 64"],
+    );
+    assert_error(
+        &errors,
+        &[
+            "main.yaml:8",
+            "ssh.max_connections_per_address",
+            "more than max_connections",
+        ],
+    );
+    assert_error(&errors, &["main.yaml:9", "ssh.keepalive", "1s to 1h"]);
+}

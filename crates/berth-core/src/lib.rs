@@ -22,6 +22,7 @@ mod clock;
 mod error;
 mod events;
 pub mod fleet;
+pub mod gateway;
 mod live_config;
 mod members;
 pub mod operations;

@@ -189,10 +189,11 @@ impl From<berth_config::StoreError> for ApiError {
                 "the configuration files on disk are invalid; fix them first",
             )
             .with_details(config_errors(&errors)),
-            e @ (E::NoSuchUser(_) | E::NoSuchTemplate(_) | E::NoSuchClient { .. }) => {
-                Self::not_found(e.to_string())
-            }
-            e @ (E::UserExists(_) | E::TemplateExists(_)) => {
+            e @ (E::NoSuchUser(_)
+            | E::NoSuchTemplate(_)
+            | E::NoSuchClient { .. }
+            | E::NoSuchSshKey { .. }) => Self::not_found(e.to_string()),
+            e @ (E::UserExists(_) | E::TemplateExists(_) | E::SshKeyExists { .. }) => {
                 Self::conflict("already_exists", e.to_string())
             }
             e @ E::TemplateInUse { .. } => Self::conflict("in_use", e.to_string()),

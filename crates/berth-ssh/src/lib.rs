@@ -1,4 +1,4 @@
-//! Berth's SSH client, on russh with the `ring` crypto backend (no aws-lc C build).
+//! Berth's SSH client and SSH gateway, on russh with the `ring` crypto backend (no aws-lc C build).
 //!
 //! - [`connect`] reaches a [`Target`] over TCP (TCP_NODELAY, SSH keepalives) or through a
 //!   chain of jump hosts (direct-tcpip channels, each hop's host key checked), with a timeout
@@ -16,12 +16,16 @@
 //!   variable every command is started with, [`EXEC_ID_VAR`]).
 //! - [`open_pty`] opens a login shell on a PTY as a [`berth_terminal::Pty`].
 //!
+//! - [`gateway`] is the server side: the SSH gateway into workspaces (`ssh -p PORT
+//!   alice@host`), over a [`gateway::GatewayBackend`] that Berth implements.
+//!
 //! Each connection and each channel is a task that owns it; handles send it commands.
 #![forbid(unsafe_code)]
 
 mod connect;
 mod error;
 mod exec;
+pub mod gateway;
 pub mod host_keys;
 mod pty;
 mod secret;

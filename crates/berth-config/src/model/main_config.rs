@@ -47,6 +47,8 @@ pub struct MainConfig {
     /// Machines and scripts from a git repository (docs/fleet.md); no fleet while
     /// `fleet.repository` is unset.
     pub fleet: Fleet,
+    /// The SSH gateway into workspaces (docs/ssh-gateway.md); off while `ssh.listen` is unset.
+    pub ssh: Ssh,
 }
 
 impl Default for MainConfig {
@@ -62,6 +64,7 @@ impl Default for MainConfig {
             security: Security::default(),
             recordings: Recordings::default(),
             fleet: Fleet::default(),
+            ssh: Ssh::default(),
         }
     }
 }
@@ -136,6 +139,57 @@ impl Default for Fleet {
             trust_on_first_use: false,
             max_concurrency: 32,
             max_output: DiskSize::from_bytes_unchecked(1 << 20),
+        }
+    }
+}
+
+/// The SSH gateway: `ssh -p PORT alice@host` into alice's workspace (docs/ssh-gateway.md).
+/// Read when Berth starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ssh {
+    /// Address and port the gateway listens on. `null` (the default): no gateway.
+    #[schemars(with = "Option<String>", example = "0.0.0.0:2222")]
+    pub listen: Option<SocketAddr>,
+    /// The gateway's host key (an OpenSSH ed25519 private key file, mode 0600), absolute
+    /// path. Generated on first start when missing. Default: `ssh_host_ed25519_key` in
+    /// Berth's home.
+    pub host_key: Option<PathBuf>,
+    /// The host name (and `:port` when it differs from the listen port) users type after
+    /// `ssh`, shown in the UI's `ssh` commands. Default: the host of `public_url`.
+    #[schemars(example = "lab.example.com:2222")]
+    pub public_address: Option<String>,
+    /// How long a client may take from connecting to being logged in (1s to 10m).
+    pub login_timeout: HumanDuration,
+    /// Public keys a client may offer on one connection before it is disconnected (1 to 64).
+    #[serde(deserialize_with = "within::<_, _, 1, 64>")]
+    #[schemars(range(min = 1, max = 64))]
+    pub max_auth_attempts: u32,
+    /// Connections at once, logged in or not (1 to 100000).
+    #[serde(deserialize_with = "within::<_, _, 1, 100000>")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub max_connections: u32,
+    /// Connections at once from one address (an IPv6 address counts as its /64; 1 to
+    /// 100000, at most `max_connections`).
+    #[serde(deserialize_with = "within::<_, _, 1, 100000>")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub max_connections_per_address: u32,
+    /// How often a silent client is asked whether it is still there (1s to 1h); after three
+    /// unanswered asks the connection is closed.
+    pub keepalive: HumanDuration,
+}
+
+impl Default for Ssh {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            host_key: None,
+            public_address: None,
+            login_timeout: HumanDuration::from_secs_unchecked(30),
+            max_auth_attempts: 6,
+            max_connections: 256,
+            max_connections_per_address: 16,
+            keepalive: HumanDuration::from_secs_unchecked(30),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use berth_types::{Role, Username};
 
 pub(crate) use main_config::default_admin_username;
-pub use main_config::{Admin, Fleet, Logging, MainConfig, Recordings, Runtime, Security, Tls};
+pub use main_config::{Admin, Fleet, Logging, MainConfig, Recordings, Runtime, Security, Ssh, Tls};
 pub use overrides::UserOverrides;
 pub use templates::{BindMount, ContainersFile, Persist, Shell, Template, Volume};
 pub use users::{ClientToken, User, UsersFile};

@@ -63,6 +63,11 @@ pub struct User {
     /// default; admins see every machine.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub machines: Vec<berth_types::fleet::MachineSelector>,
+    /// Public keys the user logs in to the SSH gateway with (docs/ssh-gateway.md), one
+    /// OpenSSH line each (`ssh-ed25519 AAAA... alice@laptop`), as in `authorized_keys` but
+    /// without options. At most 64.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssh_keys: Vec<crate::ssh_keys::SshKey>,
 }
 
 /// A client token of a user: one CLI installation.

@@ -96,6 +96,22 @@ pub enum StoreError {
         /// The client id asked for.
         client: berth_types::ClientId,
     },
+    /// The user already has this SSH key.
+    #[error("{username:?} already has the SSH key {fingerprint}")]
+    SshKeyExists {
+        /// The user.
+        username: String,
+        /// The key's fingerprint.
+        fingerprint: String,
+    },
+    /// The user has no SSH key with this fingerprint.
+    #[error("{username:?} has no SSH key {fingerprint:?}")]
+    NoSuchSshKey {
+        /// The user.
+        username: String,
+        /// The fingerprint asked for.
+        fingerprint: String,
+    },
     /// A password could not be hashed.
     #[error(transparent)]
     Password(#[from] PasswordError),

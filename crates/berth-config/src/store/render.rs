@@ -35,7 +35,11 @@ pub(crate) fn leading_comments(text: &str) -> Option<&str> {
 }
 
 fn render<T: Serialize>(file: &str, header: &str, value: &T) -> Result<String, StoreError> {
-    let options = serde_saphyr::ser_options! { compact_list_indent: false };
+    // A long line stays one line (an SSH key is grepped for and pasted whole), never folded.
+    let options = serde_saphyr::ser_options! {
+        compact_list_indent: false,
+        folded_wrap_chars: usize::MAX,
+    };
     let body = serde_saphyr::to_string_with_options(value, options).map_err(|e| {
         StoreError::Invalid(ConfigErrors::single(ConfigError::new(
             file,

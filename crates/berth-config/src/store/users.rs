@@ -7,6 +7,7 @@ use berth_types::{ClientId, Role, UserId, Username};
 use super::{ConfigStore, Scope, StoreError};
 use crate::model::{Config, User, UserOverrides};
 use crate::passwords::PasswordHash;
+use crate::ssh_keys::SshKey;
 use crate::tokens::{IssuedToken, new_token};
 
 /// What a new user is made of; the id is generated.
@@ -67,6 +68,7 @@ impl ConfigStore {
                 client_tokens: Vec::new(),
                 metadata: new.metadata,
                 machines: Vec::new(),
+                ssh_keys: Vec::new(),
             };
             config.users.push(user.clone());
             Ok(user)
@@ -91,6 +93,11 @@ impl ConfigStore {
             let after = user.clone();
             if after.id != before.id {
                 return Err(StoreError::Unchangeable("a user's id never changes"));
+            }
+            if after.ssh_keys != before.ssh_keys {
+                return Err(StoreError::Unchangeable(
+                    "SSH keys are changed with add_ssh_key and remove_ssh_key",
+                ));
             }
             if after.client_tokens != before.client_tokens {
                 return Err(StoreError::Unchangeable(
@@ -212,6 +219,40 @@ impl ConfigStore {
                 });
             }
             Ok(())
+        })
+    }
+
+    /// Adds an SSH public key to `username`'s `ssh_keys` and returns it as saved. The same
+    /// key (by fingerprint, whatever its comment) is refused with [`StoreError::SshKeyExists`],
+    /// a key past the 64th by validation.
+    pub fn add_ssh_key(&self, username: &str, key: SshKey) -> Result<SshKey, StoreError> {
+        self.transaction(Scope::Users, |config| {
+            let user = find(config, username)?;
+            if user.ssh_keys.iter().any(|k| k.same_key(&key)) {
+                return Err(StoreError::SshKeyExists {
+                    username: username.to_owned(),
+                    fingerprint: key.fingerprint().to_owned(),
+                });
+            }
+            user.ssh_keys.push(key.clone());
+            Ok(key)
+        })
+    }
+
+    /// Removes the SSH key of `username` with this fingerprint (`SHA256:...`, as
+    /// [`SshKey::fingerprint`] and `ssh-keygen -l` print it) and returns it.
+    pub fn remove_ssh_key(&self, username: &str, fingerprint: &str) -> Result<SshKey, StoreError> {
+        self.transaction(Scope::Users, |config| {
+            let user = find(config, username)?;
+            let index = user
+                .ssh_keys
+                .iter()
+                .position(|k| k.fingerprint() == fingerprint)
+                .ok_or_else(|| StoreError::NoSuchSshKey {
+                    username: username.to_owned(),
+                    fingerprint: fingerprint.to_owned(),
+                })?;
+            Ok(user.ssh_keys.remove(index))
         })
     }
 }

@@ -77,6 +77,7 @@ pub(crate) fn check_main(main: &MainConfig, at: &At<'_>, errors: &mut Vec<Config
         )));
     }
     check_fleet(&main.fleet, &at.key("fleet"), errors);
+    check_ssh(&main.ssh, &at.key("ssh"), errors);
     let security = &main.security;
     if let Some(hash) = &security.metrics_token_hash
         && let Some(problem) = super::token_hash_problem(hash)
@@ -180,6 +181,67 @@ fn check_fleet(fleet: &crate::model::Fleet, at: &At<'_>, errors: &mut Vec<Config
     }
 }
 
+fn check_ssh(ssh: &crate::model::Ssh, at: &At<'_>, errors: &mut Vec<ConfigError>) {
+    use std::time::Duration;
+    if let Some(path) = &ssh.host_key
+        && let Some(problem) = host_path_problem(path)
+    {
+        errors.push(at.key("host_key").error(problem));
+    }
+    if let Some(address) = &ssh.public_address
+        && let Some(problem) = address_problem(address)
+    {
+        errors.push(at.key("public_address").error(problem));
+    }
+    for (key, value, min, max, range) in [
+        ("login_timeout", ssh.login_timeout, 1, 600, "1s to 10m"),
+        ("keepalive", ssh.keepalive, 1, 3600, "1s to 1h"),
+    ] {
+        let secs = value.get();
+        if secs < Duration::from_secs(min) || secs > Duration::from_secs(max) {
+            errors.push(
+                at.key(key)
+                    .error(format!("expected {range}, found {value}")),
+            );
+        }
+    }
+    if ssh.max_connections_per_address > ssh.max_connections {
+        errors.push(at.key("max_connections_per_address").error(format!(
+            "max_connections_per_address ({}) is more than max_connections ({})",
+            ssh.max_connections_per_address, ssh.max_connections
+        )));
+    }
+}
+
+/// `host` or `host:port`, as typed after `ssh -p PORT user@`.
+fn address_problem(address: &str) -> Option<String> {
+    let bad = || {
+        Some(format!(
+            "expected a host name or address, optionally with :PORT (lab.example.com:2222), found {:?}",
+            crate::yaml::truncate(address)
+        ))
+    };
+    let (host, port) = match address.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') || host.ends_with(']') => (host, Some(port)),
+        _ => (address, None),
+    };
+    if let Some(port) = port
+        && port.parse::<u16>().ok().is_none_or(|p| p == 0)
+    {
+        return bad();
+    }
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let ok = (1..=253).contains(&host.len())
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:_".contains(c))
+        && !host.starts_with(['-', '.']);
+    if ok { None } else { bad() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +259,31 @@ mod tests {
             "berth.example.com",
         ] {
             assert!(url_problem(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn public_addresses() {
+        for ok in [
+            "lab",
+            "lab.example.com:2222",
+            "10.0.0.1",
+            "[::1]:2222",
+            "fe80::1",
+        ] {
+            assert_eq!(address_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            "lab:",
+            "lab:0",
+            "lab:70000",
+            "a b",
+            "alice@lab",
+            "-lab",
+            "lab/x",
+        ] {
+            assert!(address_problem(bad).is_some(), "{bad}");
         }
     }
 

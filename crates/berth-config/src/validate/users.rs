@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::{At, Known, check_references, first_at};
 use crate::error::ConfigError;
 use crate::model::User;
+use crate::ssh_keys::{MAX_SSH_KEYS_PER_USER, SshKey};
 
 pub(crate) fn check_users(
     users: &[User],
@@ -73,6 +74,7 @@ pub(crate) fn check_users(
                 );
             }
         }
+        check_ssh_keys(&user.ssh_keys, &at.key("ssh_keys"), errors);
         for key in user.metadata.keys() {
             if key.trim().is_empty() || key.chars().count() > 64 {
                 errors.push(
@@ -81,6 +83,28 @@ pub(crate) fn check_users(
                         .error("a metadata key has 1 to 64 characters"),
                 );
             }
+        }
+    }
+}
+
+fn check_ssh_keys(keys: &[SshKey], at: &At<'_>, errors: &mut Vec<ConfigError>) {
+    if keys.len() > MAX_SSH_KEYS_PER_USER {
+        errors.push(at.error(format!(
+            "a user has at most {MAX_SSH_KEYS_PER_USER} SSH keys, found {}",
+            keys.len()
+        )));
+    }
+    let mut seen: HashMap<&str, Option<usize>> = HashMap::new();
+    for (i, key) in keys.iter().enumerate() {
+        let at = at.index(i);
+        if let Some(first) = seen.get(key.fingerprint()) {
+            errors.push(at.error(format!(
+                "duplicate SSH key {}{}",
+                key.fingerprint(),
+                first_at(*first)
+            )));
+        } else {
+            seen.insert(key.fingerprint(), at.line);
         }
     }
 }

@@ -97,6 +97,7 @@ mod tests {
             }],
             metadata: Default::default(),
             machines: Vec::new(),
+            ssh_keys: Vec::new(),
         };
         (user, id)
     }
