@@ -30,9 +30,10 @@ use berth_types::api::{
     SetPanes,
 };
 use berth_types::api::{
-    ClientConfig, LoginRequest, LoginResponse, Monitor, NewTokenRequest, PingRequest, PingResponse,
-    Secret, StartWorkspace, TableQuery, TableResult, TemplateList, TokenResponse, UserBody,
-    UserList, UserView, WorkspaceList, WorkspaceQuery, WorkspaceView,
+    ClientConfig, LoginRequest, LoginResponse, Monitor, NewSshKey, NewTokenRequest, PingRequest,
+    PingResponse, Secret, SshKeyList, SshKeyView, StartWorkspace, TableQuery, TableResult,
+    TemplateList, TokenResponse, UserBody, UserList, UserView, WorkspaceList, WorkspaceQuery,
+    WorkspaceView,
 };
 use berth_types::api::{
     FleetSyncStatus, MachineList, MachineQuery, MachineView, SecretsKeyView, SyncView,
@@ -297,6 +298,44 @@ impl Client {
         self.empty(
             Method::DELETE,
             &format!("/api/v1/users/{}/tokens/{client_id}", encode(name)),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/users/{name}/keys` (the user or an admin): their SSH public keys.
+    pub async fn ssh_keys(&self, name: &str) -> Result<Vec<SshKeyView>, ClientError> {
+        let list: SshKeyList = self
+            .json(
+                Method::GET,
+                &format!("/api/v1/users/{}/keys", encode(name)),
+                None::<&()>,
+            )
+            .await?;
+        Ok(list.keys)
+    }
+
+    /// `POST /api/v1/users/{name}/keys` (the user or an admin): adds `key`, a public key
+    /// in OpenSSH format.
+    pub async fn add_ssh_key(&self, name: &str, key: &str) -> Result<SshKeyView, ClientError> {
+        self.json(
+            Method::POST,
+            &format!("/api/v1/users/{}/keys", encode(name)),
+            Some(&NewSshKey {
+                key: key.to_owned(),
+            }),
+        )
+        .await
+    }
+
+    /// `DELETE /api/v1/users/{name}/keys/{fingerprint}` (the user or an admin).
+    pub async fn remove_ssh_key(&self, name: &str, fingerprint: &str) -> Result<(), ClientError> {
+        self.empty(
+            Method::DELETE,
+            &format!(
+                "/api/v1/users/{}/keys/{}",
+                encode(name),
+                encode(fingerprint)
+            ),
         )
         .await
     }

@@ -97,6 +97,10 @@ actions! {
     UserUpdate => "user.update",
     /// A user was deleted, with everything they had.
     UserDelete => "user.delete",
+    /// An SSH public key was added to a user.
+    SshKeyAdd => "user.key.add",
+    /// An SSH public key of a user was removed.
+    SshKeyRemove => "user.key.remove",
     /// A template was added.
     TemplateCreate => "template.create",
     /// A template was changed or renamed.

@@ -506,7 +506,7 @@ impl GatewayBackend for SshGateway {
             .await
             .map_err(|e| OpenRefused(e.to_string()))?
             .ok_or_else(|| OpenRefused("the workspace is gone".into()))?;
-        if let Some(why) = &grant.unavailable {
+        if let Some((_, why)) = &grant.unavailable {
             return Err(OpenRefused(why.clone()));
         }
         let size = request.pty.as_ref().map(|p| p.size);

@@ -26,6 +26,7 @@ mod extract;
 mod fleet;
 mod guard;
 mod host;
+mod keys;
 mod limits;
 mod metrics;
 mod monitor;

@@ -12,11 +12,11 @@ use berth_config::Template;
 use berth_types::api::{
     AddMember, ClientConfig, ConnectAll, ErrorBody, FleetSyncStatus, GridView, LoginRequest,
     LoginResponse, MachineList, MachineQuery, MachineRunView, MachineView, MemberList, MemberView,
-    Monitor, NewGrid, NewTokenRequest, OperationDetailQuery, OperationList, OperationQuery,
-    OperationView, PingRequest, PingResponse, RecordingList, RecordingView, SecretsKeyView,
-    SetPanes, StartOperation, StartWorkspace, SyncView, TableQuery, TableResult, TemplateList,
-    TokenResponse, TrustHostKey, UserBody, UserList, UserView, VerifyAll, WebhookAccepted,
-    WorkspaceList, WorkspaceQuery, WorkspaceView,
+    Monitor, NewGrid, NewSshKey, NewTokenRequest, OperationDetailQuery, OperationList,
+    OperationQuery, OperationView, PingRequest, PingResponse, RecordingList, RecordingView,
+    SecretsKeyView, SetPanes, SshKeyList, SshKeyView, StartOperation, StartWorkspace, SyncView,
+    TableQuery, TableResult, TemplateList, TokenResponse, TrustHostKey, UserBody, UserList,
+    UserView, VerifyAll, WebhookAccepted, WorkspaceList, WorkspaceQuery, WorkspaceView,
 };
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
@@ -25,8 +25,8 @@ use crate::guard::{Access, Limit, RouteInfo, guard, method_not_allowed, not_foun
 use crate::state::AppState;
 use crate::terminal::{asset, grids, members, pages, recordings};
 use crate::{
-    auth, client_config, fleet, metrics, monitor, operations, pings, tables, templates, terminal,
-    ui, users, workspaces,
+    auth, client_config, fleet, keys, metrics, monitor, operations, pings, tables, templates,
+    terminal, ui, users, workspaces,
 };
 
 pub(crate) type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
@@ -209,6 +209,13 @@ pub(crate) fn ui_table() -> Vec<Route> {
             "/workspaces/{id}/delete",
             "Delete a workspace",
             home::delete,
+        )
+        .page(),
+        post("/keys", "Add one of my SSH keys", home::add_key).page(),
+        post(
+            "/keys/{fingerprint}/delete",
+            "Remove one of my SSH keys",
+            home::remove_key,
         )
         .page(),
         get("/login", "The login page", login::form).ui(),
@@ -477,6 +484,24 @@ pub(crate) fn table() -> Vec<Route> {
             auth::tokens::revoke_for_user,
         )
         .admin(),
+        get(
+            "/api/v1/users/{name}/keys",
+            "A user's SSH public keys (the user or an admin)",
+            keys::list,
+        )
+        .returns::<SshKeyList>(200),
+        post(
+            "/api/v1/users/{name}/keys",
+            "Add an SSH public key (the user or an admin)",
+            keys::add,
+        )
+        .body::<NewSshKey>()
+        .returns::<SshKeyView>(201),
+        delete(
+            "/api/v1/users/{name}/keys/{fingerprint}",
+            "Remove an SSH public key by fingerprint (the user or an admin)",
+            keys::remove,
+        ),
         get(
             "/api/v1/templates",
             "Templates of containers.yaml",

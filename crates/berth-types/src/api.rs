@@ -43,7 +43,7 @@ pub use terminals::{
     AddMember, ConnectAll, ConnectedView, GridView, MemberList, MemberView, NewGrid, PaneState,
     PaneStatus, RecordingList, RecordingView, SetPanes,
 };
-pub use users::{ClientTokenView, UserBody, UserList, UserView};
+pub use users::{ClientTokenView, NewSshKey, SshKeyList, SshKeyView, UserBody, UserList, UserView};
 pub use workspaces::{
     StartWorkspace, WorkspaceList, WorkspaceQuery, WorkspaceState, WorkspaceView,
 };

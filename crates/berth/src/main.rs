@@ -133,6 +133,15 @@ enum Command {
         their users.yaml entry match. Every page is fetched."
     )]
     Machines(cli::machines::MachinesArgs),
+    /// Your SSH public keys, for `ssh -p PORT you@berth-host` into your workspaces.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  berth keys add                  # ~/.ssh/id_ed25519.pub\n  \
+        berth keys ls\n  berth keys rm SHA256:…\n\n\
+        The server's SSH gateway (main.yaml `ssh.listen`) lets these keys in as you: \
+        ssh -p 2222 you@host attaches to your workspace, you+TEMPLATE@host to that template's."
+    )]
+    Keys(cli::keys::KeysCommand),
     /// The fleet (admins): sync the inventory, see its syncs, verify machines, trust host keys.
     #[command(
         subcommand,
@@ -212,6 +221,7 @@ fn main() -> ExitCode {
         Command::Persist(args) => cli::execute(cli::recreate::persist(args)),
         Command::Net(args) => cli::execute(cli::recreate::net(args)),
         Command::Machines(args) => cli::execute(cli::machines::run(args)),
+        Command::Keys(command) => cli::execute(cli::keys::run(command)),
         Command::Fleet(command) => cli::execute(cli::fleet::run(command)),
         Command::Run(args) => cli::execute(cli::operations::run(args)),
         Command::Ops(args) => cli::execute(cli::operations::ops(args)),

@@ -1,5 +1,5 @@
 //! `/`: my workspaces, starting one from an allowed template, stopping and deleting; the
-//! workspaces shared with me; my newest recordings.
+//! workspaces shared with me; my newest recordings; my SSH keys for the SSH gateway.
 
 use askama::Template;
 use axum::extract::State;
@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use berth_config::Persist;
 use berth_types::WorkspaceId;
 use berth_types::api::{
-    FilterOp, StartWorkspace, TableFilter, TableQuery, WorkspaceQuery, WorkspaceState,
+    FilterOp, NewSshKey, StartWorkspace, TableFilter, TableQuery, WorkspaceQuery, WorkspaceState,
     WorkspaceView,
 };
 use time::OffsetDateTime;
@@ -105,10 +105,20 @@ struct RecordingRow {
     size: String,
 }
 
+/// One of my SSH public keys.
+struct KeyRow {
+    fingerprint: String,
+    /// The fingerprint as a path segment.
+    path: String,
+    algorithm: String,
+    comment: String,
+}
+
 #[derive(Template)]
 #[template(path = "home.html")]
 struct HomePage {
     nav: Nav,
+    keys: Vec<KeyRow>,
     templates: Vec<Startable>,
     workspaces: Vec<Row>,
     shared: Vec<SharedRow>,
@@ -150,8 +160,25 @@ async fn home(state: AppState, viewer: Viewer, error: String) -> Response {
             tracing::warn!(status = %err.status(), code = err.code(), "could not list recordings for the home page");
             Vec::new()
         });
+    let keys = state
+        .config
+        .current()
+        .user(viewer.caller.username.as_str())
+        .map(|user| {
+            user.ssh_keys
+                .iter()
+                .map(|key| KeyRow {
+                    fingerprint: key.fingerprint().to_owned(),
+                    path: path_segment(key.fingerprint()),
+                    algorithm: key.algorithm(),
+                    comment: key.comment(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let page = HomePage {
         nav: viewer.nav(&state),
+        keys,
         templates: config
             .templates
             .iter()
@@ -248,5 +275,76 @@ pub(crate) async fn delete(
     match crate::workspaces::delete(State(state.clone()), viewer.auth(), ip, Path(id)).await {
         Ok(_) => Redirect::to("/").into_response(),
         Err(e) => home(state, viewer, e.message).await,
+    }
+}
+
+/// `text` percent-encoded for a path segment: a fingerprint holds `:`, `/` and `+`.
+fn path_segment(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+/// `POST /keys`: adds one of my SSH public keys.
+pub(crate) async fn add_key(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    CsrfForm(viewer, form): CsrfForm,
+) -> Response {
+    let body = NewSshKey {
+        key: form.text("key"),
+    };
+    let me = viewer.caller.username.to_string();
+    match crate::keys::add(
+        State(state.clone()),
+        viewer.auth(),
+        ip,
+        Path(me),
+        Json(body),
+    )
+    .await
+    {
+        Ok(_) => Redirect::to("/#keys").into_response(),
+        Err(e) => home(state, viewer, e.message).await,
+    }
+}
+
+/// `POST /keys/{fingerprint}/delete`: removes one of my SSH public keys.
+pub(crate) async fn remove_key(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    PagePath(fingerprint): PagePath<String>,
+    CsrfForm(viewer, _form): CsrfForm,
+) -> Response {
+    let me = viewer.caller.username.to_string();
+    match crate::keys::remove(
+        State(state.clone()),
+        viewer.auth(),
+        ip,
+        Path((me, fingerprint)),
+    )
+    .await
+    {
+        Ok(_) => Redirect::to("/#keys").into_response(),
+        Err(e) => home(state, viewer, e.message).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_segment;
+
+    #[test]
+    fn fingerprints_are_percent_encoded_for_a_path() {
+        assert_eq!(
+            path_segment("SHA256:O8V0/oY+t7C"),
+            "SHA256%3AO8V0%2FoY%2Bt7C"
+        );
     }
 }

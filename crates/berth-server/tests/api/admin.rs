@@ -349,3 +349,126 @@ async fn a_users_fleet_machines_are_set_through_the_api_and_kept_in_users_yaml()
     }
     assert_api_error(admin.user("heidi").await, 404, "not_found");
 }
+
+const ALICE_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFBl1pK0jDORglRkhgVI4ZhPMp5ohgLOim1FXjZWkTYN alice@laptop";
+const ALICE_FINGERPRINT: &str = "SHA256:O8V0FwqbCHaaSx29SKJ9/oYCcjg+t7C+emeUS/dAbg8";
+const OTHER_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA6MecZ69BRl8Sj0lII+tK+jkY7N5RcCcHLl4NCIwTMD";
+
+#[tokio::test]
+async fn users_keep_ssh_keys_they_or_an_admin_add_and_remove() {
+    let server = TestServer::builder()
+        .user("alice", "alice-password", &[])
+        .user("bob", "bob-password", &[])
+        .start()
+        .await;
+    let alice = server.login("alice", "alice-password").await;
+    let bob = server.login("bob", "bob-password").await;
+    let admin = server.admin().await;
+    assert!(alice.ssh_keys("alice").await.unwrap().is_empty());
+
+    let added = alice.add_ssh_key("alice", ALICE_KEY).await.unwrap();
+    assert_eq!(
+        added.fingerprint, ALICE_FINGERPRINT,
+        "as ssh-keygen -lf prints it"
+    );
+    assert_eq!(added.algorithm, "ssh-ed25519");
+    assert_eq!(added.comment, "alice@laptop");
+    assert_eq!(added.key, ALICE_KEY);
+    // Kept in users.yaml, one line per key.
+    let yaml = std::fs::read_to_string(server.config_dir().join("users.yaml")).unwrap();
+    assert!(yaml.lines().any(|l| l.contains(ALICE_KEY)), "{yaml}");
+    // The same key again, with another comment, is one already there.
+    let again = send_json(
+        &alice,
+        "POST",
+        "/api/v1/users/alice/keys",
+        &json!({"key": ALICE_KEY.replace("alice@laptop", "alice@desktop")}).to_string(),
+    )
+    .await;
+    assert_error(&again, 409, "already_exists");
+    // An admin adds one for her; a PUT of the user keeps them.
+    admin.add_ssh_key("alice", OTHER_KEY).await.unwrap();
+    admin.update_user("alice", &user("alice")).await.unwrap();
+    let keys = alice.ssh_keys("alice").await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[1].comment, "");
+
+    // Nobody else sees or changes them, and is told there is no such user.
+    let expected = [
+        bob.ssh_keys("alice").await.unwrap_err(),
+        bob.add_ssh_key("alice", OTHER_KEY).await.unwrap_err(),
+        bob.remove_ssh_key("alice", ALICE_FINGERPRINT)
+            .await
+            .unwrap_err(),
+        bob.ssh_keys("nobody").await.unwrap_err(),
+        admin.ssh_keys("nobody").await.unwrap_err(),
+    ];
+    for err in expected {
+        assert_eq!(err.status(), Some(404), "{err}");
+    }
+
+    // What is not one public key is refused, saying why, and nothing changes.
+    let private = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----";
+    for (body, status) in [
+        (json!({"key": "not a key"}), 422),
+        (json!({"key": ""}), 422),
+        (json!({"key": "ssh-ed25519 AAAA"}), 422),
+        (json!({"key": "ssh-ed25519 !!!notbase64!!! c"}), 422),
+        (json!({"key": private}), 422),
+        (json!({"key": format!("{ALICE_KEY}\n{OTHER_KEY}")}), 422),
+        (
+            json!({"key": format!("ssh-ed25519 {}", "A".repeat(5000))}),
+            422,
+        ),
+        (json!({"key": 7}), 422),
+        (json!({}), 422),
+        (json!({"key": OTHER_KEY, "extra": true}), 422),
+    ] {
+        let answer = send_json(
+            &alice,
+            "POST",
+            "/api/v1/users/alice/keys",
+            &body.to_string(),
+        )
+        .await;
+        assert_eq!(
+            answer.status,
+            status,
+            "{body}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+    }
+    assert_eq!(alice.ssh_keys("alice").await.unwrap(), keys);
+
+    // Removed by fingerprint (percent-encoded in the path); unknown ones are 404.
+    alice
+        .remove_ssh_key("alice", ALICE_FINGERPRINT)
+        .await
+        .unwrap();
+    let gone = alice
+        .remove_ssh_key("alice", ALICE_FINGERPRINT)
+        .await
+        .unwrap_err();
+    assert_eq!(gone.status(), Some(404), "{gone}");
+    let garbage = alice
+        .remove_ssh_key("alice", "not a fingerprint")
+        .await
+        .unwrap_err();
+    assert_eq!(garbage.status(), Some(404), "{garbage}");
+    assert_eq!(alice.ssh_keys("alice").await.unwrap(), keys[1..]);
+
+    // Audited, with the fingerprint.
+    let adds = audit_of(&admin, "user.key.add").await;
+    assert_eq!(adds.len(), 2, "{adds:?}");
+    let removes = audit_of(&admin, "user.key.remove").await;
+    assert_eq!(removes.len(), 1, "{removes:?}");
+    assert_eq!(removes[0]["target"], "alice");
+    assert!(
+        removes[0]["details"]
+            .to_string()
+            .contains(ALICE_FINGERPRINT),
+        "{removes:?}"
+    );
+}

@@ -29,6 +29,7 @@ enum Names {
     Machine,
     Operation,
     Stream,
+    SshKey,
 }
 
 /// What `{param}` of `path` names, by the segment before it; `None` for the static files,
@@ -53,6 +54,7 @@ fn names(path: &str, param: &str) -> Option<Names> {
         // An operation's machine, and which of its output streams.
         ("machines", "machine") => Names::Machine,
         ("{machine}", "stream") => Names::Stream,
+        ("keys", "fingerprint") => Names::SshKey,
         ("static", "file") => return None,
         _ => panic!(
             "{path}: the probing test does not know what {{{param}}} names; add it to `names` \
@@ -88,6 +90,10 @@ fn json_body(method: &str, path: &str) -> Option<&'static str> {
         ("PUT", "/api/v1/grids/{id}/panes") => Some(r#"{"panes": []}"#),
         ("PUT", "/api/v1/users/{name}") => Some(r#"{"username": "alice", "role": "user"}"#),
         ("POST", "/api/v1/users/{name}/token") => Some("{}"),
+        ("POST", "/api/v1/users/{name}/keys") => Some(concat!(
+            r#"{"key": "ssh-ed25519 "#,
+            r#"AAAAC3NzaC1lZDI1NTE5AAAAIA6MecZ69BRl8Sj0lII+tK+jkY7N5RcCcHLl4NCIwTMD"}"#
+        )),
         ("PUT", "/api/v1/templates/{name}") => {
             Some(r#"{"name": "pair", "image": "berth-test/base"}"#)
         }
@@ -311,6 +317,20 @@ async fn another_users_ids_answer_like_ids_that_do_not_exist() {
     let recording =
         common::insert_recording(&server, "alice", "alice", time::OffsetDateTime::now_utc()).await;
     let token = alice.create_token(Some("laptop")).await.unwrap();
+    let key = alice
+        .add_ssh_key(
+            "alice",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFBl1pK0jDORglRkhgVI4ZhPMp5ohgLOim1FXjZWkTYN alice@laptop",
+        )
+        .await
+        .unwrap();
+    // In a path, percent-encoded: a fingerprint may hold `/` and `+`.
+    let encoded = |fingerprint: &str| {
+        fingerprint
+            .replace(':', "%3A")
+            .replace('/', "%2F")
+            .replace('+', "%2B")
+    };
     let uuid = || WorkspaceId::random().to_string();
     let theirs: HashMap<Names, String> = [
         (Names::Workspace, workspace.id.to_string()),
@@ -326,6 +346,7 @@ async fn another_users_ids_answer_like_ids_that_do_not_exist() {
         // Nor operations (tests/api/operations.rs shows another user's answering 404).
         (Names::Operation, uuid()),
         (Names::Stream, "stdout".to_owned()),
+        (Names::SshKey, encoded(&key.fingerprint)),
     ]
     .into();
     // Made-up values of the same shape.
@@ -340,6 +361,10 @@ async fn another_users_ids_answer_like_ids_that_do_not_exist() {
         (Names::Machine, "no-such-machine".to_owned()),
         (Names::Operation, uuid()),
         (Names::Stream, "stdout".to_owned()),
+        (
+            Names::SshKey,
+            encoded("SHA256:bkX/jR0R2HMOhQl/hDMgs2ZRwM2rquM9eJEE0lCYwIE"),
+        ),
     ]
     .into();
 
@@ -414,6 +439,7 @@ async fn another_users_ids_answer_like_ids_that_do_not_exist() {
         "GET /recordings/{id}",
         "POST /workspaces/{id}/stop",
         "GET /admin/users/{name}",
+        "DELETE /api/v1/users/{name}/keys/{fingerprint}",
     ] {
         assert!(
             probed.iter().any(|r| r == must),
@@ -423,4 +449,5 @@ async fn another_users_ids_answer_like_ids_that_do_not_exist() {
     // A's things are all still there.
     alice.workspace(workspace.id).await.unwrap();
     alice.recording(recording.id).await.unwrap();
+    assert_eq!(alice.ssh_keys("alice").await.unwrap(), [key]);
 }

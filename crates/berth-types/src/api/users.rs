@@ -87,3 +87,35 @@ pub struct UserList {
     /// In users.yaml order.
     pub users: Vec<UserView>,
 }
+
+/// `POST /api/v1/users/{name}/keys`: an SSH public key for the SSH gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSshKey {
+    /// The key in OpenSSH format, as a line of `~/.ssh/id_ed25519.pub` or
+    /// `authorized_keys` (`ssh-ed25519 AAAA... comment`): a public key, not a private one.
+    #[schemars(length(min = 1, max = 4096))]
+    pub key: String,
+}
+
+/// An SSH public key of a user (users.yaml `ssh_keys`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SshKeyView {
+    /// As `ssh-keygen -lf` prints it: `SHA256:` and unpadded base64. Names the key in
+    /// `DELETE /api/v1/users/{name}/keys/{fingerprint}` (percent-encoded: it may hold `/`
+    /// and `+`).
+    pub fingerprint: String,
+    /// The key type, as `ssh-ed25519` or `ecdsa-sha2-nistp256`.
+    pub algorithm: String,
+    /// The key's comment (often user@host), empty when it has none.
+    pub comment: String,
+    /// The key in OpenSSH format, as saved.
+    pub key: String,
+}
+
+/// `GET /api/v1/users/{name}/keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SshKeyList {
+    /// In the order they were added.
+    pub keys: Vec<SshKeyView>,
+}

@@ -10,6 +10,7 @@ pub mod completions;
 pub mod errors;
 mod flat_yaml;
 pub mod fleet;
+pub mod keys;
 pub mod local;
 pub mod login;
 pub mod machines;
