@@ -53,7 +53,7 @@ use tokio::net::TcpListener;
 pub use auth::{AdminUser, AuthUser, Caller, Claims, JwtError, JwtKey, KeyError, Via};
 pub use error::ApiError;
 pub use routes::{Endpoint, endpoints, page_routes};
-pub use state::AppState;
+pub use state::{AppState, SshGatewayInfo};
 
 /// How often buffered pings are written to the database.
 pub const PING_FLUSH_INTERVAL: Duration = Duration::from_secs(3);

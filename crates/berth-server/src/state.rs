@@ -53,9 +53,49 @@ pub struct AppState {
     pub fleet: Option<Fleet>,
     /// Script runs on the fleet's machines, with the fleet.
     pub operations: Option<berth_core::Operations>,
+    /// The SSH gateway, when main.yaml sets `ssh.listen`: what the UI tells users.
+    pub ssh_gateway: Option<SshGatewayInfo>,
+    /// Its backend, told of every reload (revoked keys and disabled users).
+    ssh_backend: Option<berth_core::gateway::SshGateway>,
     /// Web sessions as stored.
     pub(crate) web_sessions: WebSessions,
     pub(crate) shared: Arc<Shared>,
+}
+
+/// The SSH gateway as users reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshGatewayInfo {
+    /// What users type after `ssh -p PORT` (`ssh.public_address`, else the host of
+    /// `public_url` or the listen address), without the port.
+    pub host: String,
+    /// The port users connect to.
+    pub port: u16,
+    /// The host key's SHA256 fingerprint.
+    pub fingerprint: String,
+    /// The host key's public half (`ssh-ed25519 AAAA...`), for a known_hosts line.
+    pub public_key: String,
+}
+
+impl SshGatewayInfo {
+    /// `ssh -p PORT USER@HOST`, or without `-p` on port 22.
+    #[must_use]
+    pub fn command(&self, login: &str) -> String {
+        if self.port == 22 {
+            format!("ssh {login}@{}", self.host)
+        } else {
+            format!("ssh -p {} {login}@{}", self.port, self.host)
+        }
+    }
+
+    /// The known_hosts line that lets `ssh` in without asking.
+    #[must_use]
+    pub fn known_hosts(&self) -> String {
+        if self.port == 22 {
+            format!("{} {}", self.host, self.public_key)
+        } else {
+            format!("[{}]:{} {}", self.host, self.port, self.public_key)
+        }
+    }
 }
 
 /// What the server itself keeps in memory.
@@ -108,6 +148,8 @@ impl AppState {
             logins: Logins::new(Arc::clone(&store)),
             tables: Tables::new(Arc::clone(&store)),
             fleet: None,
+            ssh_gateway: None,
+            ssh_backend: None,
             operations: None,
             web_sessions: WebSessions::new(Arc::clone(&store)),
             store,
@@ -136,6 +178,19 @@ impl AppState {
     #[must_use]
     pub fn with_fleet(mut self, fleet: Fleet) -> Self {
         self.fleet = Some(fleet);
+        self
+    }
+
+    /// The same state with the SSH gateway `info` and its `backend` (served by the caller):
+    /// every reload rechecks the backend's sessions.
+    #[must_use]
+    pub fn with_ssh_gateway(
+        mut self,
+        info: SshGatewayInfo,
+        backend: berth_core::gateway::SshGateway,
+    ) -> Self {
+        self.ssh_gateway = Some(info);
+        self.ssh_backend = Some(backend);
         self
     }
 
@@ -236,9 +291,19 @@ impl AppState {
     }
 
     /// Ends the machine terminals of users whose `machines:` selectors no longer match their
-    /// machine (4403), after the configuration in force changed. [`crate::serve`] runs it at
-    /// every reload.
+    /// machine (4403), and the SSH gateway's sessions of users disabled or removed and of
+    /// keys no longer theirs, after the configuration in force changed. [`crate::serve`]
+    /// runs it at every reload.
     pub async fn recheck_terminals(&self) {
+        if let Some(backend) = &self.ssh_backend {
+            let closed = backend.recheck();
+            if closed > 0 {
+                tracing::info!(
+                    sessions = closed,
+                    "SSH gateway sessions closed: their key or account is gone"
+                );
+            }
+        }
         let config = self.config.current();
         let told = self
             .terminals

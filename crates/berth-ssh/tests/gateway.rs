@@ -818,6 +818,15 @@ async fn the_host_key_is_made_once_with_mode_0600_and_kept() {
         text(&keygen.stdout).contains(&gateway.fingerprint),
         "ssh-keygen agrees"
     );
+    // Its public half beside it, as ssh-keygen writes one.
+    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    let keygen = std::process::Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(path.with_extension("pub"))
+        .output()
+        .unwrap();
+    assert!(public.starts_with("ssh-ed25519 "), "{public}");
+    assert!(text(&keygen.stdout).contains(&gateway.fingerprint));
 
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let refused = berth_ssh::gateway::load_or_generate_host_key(&path).unwrap_err();

@@ -9,12 +9,14 @@ use std::sync::Arc;
 
 use berth_config::ConfigStore;
 use berth_core::bridge::TerminalSettings;
+use berth_core::gateway::{SshGateway, gateway_options};
 use berth_core::{
     Audit, ConfigPolicy, Fleet, FleetSettings, LiveConfig, MachineTerminals, Operations,
     OperationsSettings, Recordings, Terminals, WorkspaceTerminals, Workspaces, WorkspacesSettings,
 };
 use berth_runtime::{DockerOptions, DockerRuntime, parse_endpoint};
-use berth_server::{AppState, JwtKey};
+use berth_server::{AppState, JwtKey, SshGatewayInfo};
+use berth_ssh::gateway::Gateway;
 use berth_terminal::TerminalSource;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -241,17 +243,32 @@ async fn serve(
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut hangup = signal(SignalKind::hangup())?;
     let state = services(&home, &config, &database, instance).await?;
-    let flusher = state.clone();
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
-    let public_url = config
-        .current()
-        .main
+    let main = config.current().main.clone();
+    let public_url = main
         .public_url
         .clone()
         .map_or_else(|| format!("http://{local}"), |url| url.to_string());
+    let (state, gateway) = match main.ssh.listen {
+        Some(address) => {
+            let (info, backend, gateway) = ssh_gateway(&home, &config, &state, address).await?;
+            let bound = gateway.local_addr()?;
+            // Before the HTTP server's line, which says Berth is up.
+            eprintln!(
+                "The SSH gateway is listening on {bound} ({}), host key {}; known_hosts line: {}",
+                info.command("USER"),
+                info.fingerprint,
+                info.known_hosts()
+            );
+            tracing::info!(%bound, fingerprint = %info.fingerprint, "SSH gateway listening");
+            (state.with_ssh_gateway(info, backend), Some(gateway))
+        }
+        None => (state, None),
+    };
+    let flusher = state.clone();
     eprintln!(
         "Berth is listening on http://{local} (public URL {public_url}), home {}",
         home.root().display()
@@ -259,6 +276,12 @@ async fn serve(
     tracing::info!(%local, %public_url, home = %home.root().display(), "listening");
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let gateway = gateway.map(|gateway| {
+        let mut stopped = stopped.clone();
+        tokio::spawn(gateway.serve(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }))
+    });
     let background = {
         let workspaces = state.workspaces.clone();
         let mut stopped = stopped.clone();
@@ -307,6 +330,13 @@ async fn serve(
             .await;
     }
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, background).await;
+    if let Some(gateway) = gateway {
+        match tokio::time::timeout(SHUTDOWN_GRACE, gateway).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the SSH gateway failed"),
+            Ok(_) => {}
+            Err(_) => tracing::warn!("SSH gateway sessions still open after the grace period"),
+        }
+    }
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, watcher).await;
     match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
         Ok(result) => {
@@ -323,6 +353,96 @@ async fn serve(
     Ok(())
 }
 
+/// The SSH gateway of main.yaml's `ssh:` section on `address`, over the server's workspaces,
+/// with its host key loaded (or made, in Berth's home, on first start); what users are told.
+async fn ssh_gateway(
+    home: &Home,
+    config: &LiveConfig,
+    state: &AppState,
+    address: SocketAddr,
+) -> anyhow::Result<(SshGatewayInfo, SshGateway, Gateway)> {
+    let main = config.current().main.clone();
+    let backend = SshGateway::new(
+        config.clone(),
+        Arc::new(state.workspaces.clone()),
+        Arc::new(WorkspaceTerminals::new(state.workspaces.clone())),
+        Arc::clone(&state.store),
+        Some(Recordings::new(
+            home.root().join("recordings"),
+            Arc::clone(&state.store),
+        )),
+        state.workspaces.clock(),
+    );
+    let options = gateway_options(&main.ssh, home.root());
+    let host_key = options.host_key.clone();
+    let gateway = Gateway::bind(address, options, Arc::new(backend.clone()))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot start the SSH gateway (ssh.listen {address}, host key {})",
+                host_key.display()
+            )
+        })?;
+    let port = gateway.local_addr()?.port();
+    let (host, port) = public_ssh_address(
+        main.ssh.public_address.as_deref(),
+        main.public_url.as_deref().and_then(url_host),
+        address,
+        port,
+    );
+    let info = SshGatewayInfo {
+        host,
+        port,
+        fingerprint: gateway.fingerprint().to_owned(),
+        public_key: gateway.public_key().to_owned(),
+    };
+    Ok((info, backend, gateway))
+}
+
+/// The host of `http(s)://HOST[:PORT][/...]` (brackets kept off an IPv6 address).
+fn url_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split_once(']')?.0
+    } else {
+        authority.split(':').next()?
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+/// What users type after `ssh`: `ssh.public_address` (`HOST` or `HOST:PORT`), else the host
+/// of `public_url`, else the listen address (`localhost` for an unspecified one); the port
+/// is the one given there, else the listen port.
+fn public_ssh_address(
+    public_address: Option<&str>,
+    public_host: Option<&str>,
+    listen: SocketAddr,
+    port: u16,
+) -> (String, u16) {
+    if let Some(address) = public_address {
+        if let Ok(socket) = address.parse::<SocketAddr>() {
+            return (socket.ip().to_string(), socket.port());
+        }
+        if let Some((host, given)) = address.rsplit_once(':')
+            && !host.contains(':')
+            && let Ok(given) = given.parse::<u16>()
+        {
+            return (host.to_owned(), given);
+        }
+        return (address.trim_matches(['[', ']']).to_owned(), port);
+    }
+    if let Some(host) = public_host {
+        return (host.trim_matches(['[', ']']).to_owned(), port);
+    }
+    if listen.ip().is_unspecified() {
+        ("localhost".to_owned(), port)
+    } else {
+        (listen.ip().to_string(), port)
+    }
+}
+
 /// SIGHUP: swap in the new configuration, or keep the old one and say why.
 fn reload(config: &LiveConfig) {
     match config.reload() {
@@ -337,6 +457,64 @@ fn reload(config: &LiveConfig) {
                 dir = %config.dir().display(),
                 errors = %errors.join("; "),
                 "configuration reload failed; keeping the configuration in force"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{public_ssh_address, url_host};
+
+    #[test]
+    fn the_host_of_a_public_url() {
+        for (url, host) in [
+            ("https://lab.example.com", Some("lab.example.com")),
+            (
+                "https://lab.example.com:8443/berth/",
+                Some("lab.example.com"),
+            ),
+            ("http://[::1]:8080", Some("::1")),
+            ("http://10.1.2.3", Some("10.1.2.3")),
+            ("https://", None),
+        ] {
+            assert_eq!(url_host(url), host, "{url}");
+        }
+    }
+
+    #[test]
+    fn the_address_users_type_follows_what_main_yaml_says() {
+        let any = "0.0.0.0:2222".parse().unwrap();
+        let local = "127.0.0.1:2222".parse().unwrap();
+        for (public, host, listen, expected) in [
+            (
+                Some("lab.example.com:22"),
+                None,
+                any,
+                ("lab.example.com", 22),
+            ),
+            (
+                Some("lab.example.com"),
+                Some("x"),
+                any,
+                ("lab.example.com", 2222),
+            ),
+            (Some("[::1]:2200"), None, any, ("::1", 2200)),
+            (Some("[::1]"), None, any, ("::1", 2222)),
+            (Some("10.0.0.1:2201"), None, any, ("10.0.0.1", 2201)),
+            (
+                None,
+                Some("berth.example.org"),
+                any,
+                ("berth.example.org", 2222),
+            ),
+            (None, None, any, ("localhost", 2222)),
+            (None, None, local, ("127.0.0.1", 2222)),
+        ] {
+            assert_eq!(
+                public_ssh_address(public, host, listen, 2222),
+                (expected.0.to_owned(), expected.1),
+                "{public:?} {host:?} {listen}"
             );
         }
     }

@@ -78,6 +78,9 @@ struct Live {
 #[template(path = "dashboard.html")]
 struct DashboardPage {
     nav: Nav,
+    /// The SSH gateway: `ssh -p PORT USER@HOST`, its host key's fingerprint, its
+    /// known_hosts line.
+    ssh: Option<(String, String, String)>,
     /// The live part, rendered (and escaped) by its own template.
     live: String,
 }
@@ -193,6 +196,10 @@ pub(crate) async fn page(State(state): State<AppState>, viewer: AdminViewer) -> 
     match live(&state, &viewer).await {
         Ok(live) => render(&DashboardPage {
             nav: viewer.0.nav(&state),
+            ssh: state
+                .ssh_gateway
+                .as_ref()
+                .map(|g| (g.command("USER"), g.fingerprint.clone(), g.known_hosts())),
             live: live.render().unwrap_or_default(),
         }),
         Err(response) => response,

@@ -119,6 +119,8 @@ struct KeyRow {
 struct HomePage {
     nav: Nav,
     keys: Vec<KeyRow>,
+    /// The SSH gateway: `ssh -p PORT me@HOST`, `me+TEMPLATE`'s, and its known_hosts line.
+    ssh: Option<(String, String, String)>,
     templates: Vec<Startable>,
     workspaces: Vec<Row>,
     shared: Vec<SharedRow>,
@@ -176,9 +178,18 @@ async fn home(state: AppState, viewer: Viewer, error: String) -> Response {
                 .collect()
         })
         .unwrap_or_default();
+    let me = viewer.caller.username.as_str();
+    let ssh = state.ssh_gateway.as_ref().map(|g| {
+        (
+            g.command(me),
+            g.command(&format!("{me}+TEMPLATE")),
+            g.known_hosts(),
+        )
+    });
     let page = HomePage {
         nav: viewer.nav(&state),
         keys,
+        ssh,
         templates: config
             .templates
             .iter()

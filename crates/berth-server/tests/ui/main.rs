@@ -1284,3 +1284,52 @@ async fn the_user_form_shows_and_keeps_the_users_fleet_machines() {
     assert!(answer.body.contains("tag:TAG"), "{}", answer.body);
     assert_eq!(machines(), ["m1", "tag:lab", "m2"], "nothing saved");
 }
+
+#[tokio::test]
+async fn the_home_page_adds_and_removes_my_ssh_keys() {
+    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFBl1pK0jDORglRkhgVI4ZhPMp5ohgLOim1FXjZWkTYN ann@laptop";
+    const FINGERPRINT: &str = "SHA256:O8V0FwqbCHaaSx29SKJ9/oYCcjg+t7C+emeUS/dAbg8";
+    let server = TestServer::builder()
+        .user("ann", "ann-password-1", &[])
+        .start()
+        .await;
+    let ann = login(&server, "ann", "ann-password-1", "").await;
+    let home = page_of(&server, &ann, "/").await;
+    assert!(
+        home.contains("My SSH keys") && home.contains("No SSH keys."),
+        "{home}"
+    );
+    assert!(
+        home.contains("does not run"),
+        "no gateway on this server: {home}"
+    );
+
+    let form = format!("_csrf={}&key={}", ann.csrf, encode(KEY));
+    let added = send(&server, "POST", "/keys", &ann.cookie, Some(&form), &[]).await;
+    assert_eq!(added.status, 303, "{}", added.body);
+    let home = page_of(&server, &ann, "/").await;
+    assert!(
+        home.contains(FINGERPRINT) && home.contains("ann@laptop"),
+        "{home}"
+    );
+    // Not a key: the page says why, and nothing is added.
+    let form = format!("_csrf={}&key={}", ann.csrf, encode("ssh-rsa nonsense"));
+    let refused = send(&server, "POST", "/keys", &ann.cookie, Some(&form), &[]).await;
+    assert_eq!(refused.status, 200);
+    assert!(
+        refused.body.contains("not an SSH public key"),
+        "{}",
+        refused.body
+    );
+    // Without the session's CSRF token, nothing happens.
+    let form = format!("_csrf=forged&key={}", encode(KEY));
+    let forged = send(&server, "POST", "/keys", &ann.cookie, Some(&form), &[]).await;
+    assert_ne!(forged.status, 303, "{}", forged.body);
+
+    let path = format!("/keys/{}/delete", encode(FINGERPRINT));
+    let form = format!("_csrf={}", ann.csrf);
+    let removed = send(&server, "POST", &path, &ann.cookie, Some(&form), &[]).await;
+    assert_eq!(removed.status, 303, "{}", removed.body);
+    let home = page_of(&server, &ann, "/").await;
+    assert!(home.contains("No SSH keys."), "{home}");
+}

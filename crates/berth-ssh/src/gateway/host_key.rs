@@ -76,5 +76,14 @@ fn generate(path: &Path) -> Result<PrivateKey, String> {
         let _ = std::fs::remove_file(&temp);
         format!("cannot write a new host key: {e}")
     })?;
+    // The public half beside it (`KEY.pub`, as ssh-keygen writes it), for known_hosts lines
+    // and `ssh-keygen -lf`; a failure here costs only the convenience.
+    if let Ok(public) = key.public_key().to_openssh() {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".pub");
+        if let Err(e) = std::fs::write(&name, format!("{public}\n")) {
+            tracing::warn!(path = %Path::new(&name).display(), error = %e, "cannot write the host key's public half");
+        }
+    }
     Ok(key)
 }
