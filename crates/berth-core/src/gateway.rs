@@ -110,8 +110,14 @@ impl GatewayWorkspaces for Workspaces {
         spec.env.insert("BERTH_USER", workspace.owner.as_str());
         spec.env.insert("BERTH_WORKSPACE", workspace.id.to_string());
         let pty = self.runtime().exec(&container, spec).await?;
-        self.touch(workspace.id);
-        Ok(Opened::bare(pty))
+        // Attached and active while it runs, like a terminal: the idle sweep leaves the
+        // workspace alone under `ssh host long-command`.
+        let terminal = self.attach(workspace.id, pty);
+        Ok(Opened {
+            pty: terminal.session,
+            activity: Some(Arc::new(terminal.activity)),
+            hold: Some(Box::new(terminal.attachment)),
+        })
     }
 }
 

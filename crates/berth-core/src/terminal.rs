@@ -182,7 +182,9 @@ impl Workspaces {
         Ok(self.attach(id, session))
     }
 
-    fn attach(&self, id: WorkspaceId, session: Pty) -> Terminal {
+    /// `session`, a process in workspace `id`, as one of its terminals: counted attached
+    /// and touching its activity clock.
+    pub(crate) fn attach(&self, id: WorkspaceId, session: Pty) -> Terminal {
         let attachment = Attachment::new(self, id);
         let activity = Activity {
             info: Arc::clone(&attachment.info),

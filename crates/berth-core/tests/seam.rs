@@ -268,8 +268,6 @@ async fn a_recheck_ends_only_the_sessions_of_users_who_lost_their_access() {
         0
     );
     s.machines.denied.lock().unwrap().push("bob".into());
-    // A user the account lookup does not know is left alone (the account cascade ends them).
-    assert_eq!(s.terminals.recheck(TargetKind::Machine, |_| None).await, 0);
     assert_eq!(
         s.terminals
             .recheck(TargetKind::Machine, |_| Some(Role::User))
@@ -288,15 +286,21 @@ async fn a_recheck_ends_only_the_sessions_of_users_who_lost_their_access() {
         "{texts:?}"
     );
     assert_eq!(closed.map(|c| c.0), Some(4403));
-    // alice's session goes on.
+    // alice's session goes on...
     let mut alice = clients.pop().unwrap();
     alice.type_text("still here\n").await;
     alice.read_until("still here").await;
-    alice.send(Message::Close(1000, String::new())).await;
+    // ...until her account is disabled or removed (the lookup knows her no more): 4401.
     assert_eq!(
-        runs.pop().unwrap().await.unwrap().end,
-        BridgeEnd::ClientGone
+        s.terminals
+            .recheck(TargetKind::Machine, |u| (u.as_str() != "alice")
+                .then_some(Role::User))
+            .await,
+        1
     );
+    assert_eq!(runs.pop().unwrap().await.unwrap().end, BridgeEnd::Revoked);
+    let (_, _, closed) = alice.drain().await;
+    assert_eq!(closed.map(|c| c.0), Some(4401));
 }
 
 #[tokio::test]

@@ -31,6 +31,13 @@ fn owner(state: &AppState, caller: &Caller, name: &str) -> Result<Username, ApiE
     let exists = state.config.current().user(username.as_str()).is_some();
     if exists && (caller.is_admin() || caller.username == username) {
         Ok(username)
+    } else if !exists && caller.username == username {
+        // Logged in, yet not in users.yaml: the main.yaml admin.
+        Err(ApiError::conflict(
+            "no_ssh_keys",
+            "the main.yaml admin has no users.yaml entry, so no SSH keys: give a users.yaml \
+             account (an admin one if need be) the keys to log in over ssh",
+        ))
     } else {
         // Not the name asked for: an answer that echoes it tells nothing, but the probing
         // rule is that refusals echo nothing.

@@ -11,7 +11,7 @@ use berth_core::{
 use berth_store::Store;
 use bytes::Bytes;
 use time::OffsetDateTime;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, broadcast, watch};
 
 use crate::auth::{ClientTokens, JwtKey};
 use crate::host::CpuSample;
@@ -60,6 +60,26 @@ pub struct AppState {
     /// Web sessions as stored.
     pub(crate) web_sessions: WebSessions,
     pub(crate) shared: Arc<Shared>,
+}
+
+/// Waits for the next fleet event and says whether it may change who reaches a machine;
+/// never ends without a fleet.
+async fn fleet_change(events: &mut Option<broadcast::Receiver<berth_core::FleetEvent>>) -> bool {
+    use berth_core::FleetEvent;
+    use tokio::sync::broadcast::error::RecvError;
+    let Some(receiver) = events else {
+        return std::future::pending().await;
+    };
+    match receiver.recv().await {
+        Ok(FleetEvent::Removed(_) | FleetEvent::Sync(_)) | Err(RecvError::Lagged(_)) => true,
+        Ok(FleetEvent::Machine(record)) => {
+            record.enrollment != berth_types::fleet::EnrollmentStatus::Enrolled
+        }
+        Err(RecvError::Closed) => {
+            *events = None;
+            false
+        }
+    }
 }
 
 /// The SSH gateway as users reach it.
@@ -258,6 +278,7 @@ impl AppState {
         let mut prune = tokio::time::interval(std::time::Duration::from_secs(60));
         let mut retention = tokio::time::interval(RECORDING_RETENTION_INTERVAL);
         let mut reloads = self.config.subscribe();
+        let mut fleet_events = self.fleet.as_ref().map(Fleet::subscribe);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -270,6 +291,11 @@ impl AppState {
                     reloads.mark_unchanged();
                     self.recheck_terminals().await;
                 }
+                // A sync that took a machine away or changed its tags, or a machine no
+                // longer enrolled: its terminals are rechecked too.
+                changed = fleet_change(&mut fleet_events) => if changed {
+                    self.recheck_terminals().await;
+                },
                 _ = prune.tick() => {
                     self.shared.limits.prune();
                     let security = self.config.current().main.security.clone();
@@ -290,8 +316,9 @@ impl AppState {
         }
     }
 
-    /// Ends the machine terminals of users whose `machines:` selectors no longer match their
-    /// machine (4403), and the SSH gateway's sessions of users disabled or removed and of
+    /// Ends the terminals their users may no longer use: of users disabled or gone (4401), on
+    /// machines their `machines:` selectors no longer match or workspaces they are no longer
+    /// members of (4403); and the SSH gateway's sessions of users disabled or removed and of
     /// keys no longer theirs, after the configuration in force changed. [`crate::serve`]
     /// runs it at every reload.
     pub async fn recheck_terminals(&self) {
@@ -305,16 +332,17 @@ impl AppState {
             }
         }
         let config = self.config.current();
-        let told = self
-            .terminals
-            .recheck(berth_types::TargetKind::Machine, |user| {
-                berth_core::role_of(&config, user)
-            })
-            .await;
+        let mut told = 0;
+        for kind in berth_types::TargetKind::ALL {
+            told += self
+                .terminals
+                .recheck(kind, |user| berth_core::role_of(&config, user))
+                .await;
+        }
         if told > 0 {
             tracing::info!(
                 sessions = told,
-                "machine terminals closed: their users' selectors no longer match"
+                "terminals closed: their users may no longer use them"
             );
         }
     }

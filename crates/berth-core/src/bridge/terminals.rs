@@ -230,6 +230,15 @@ impl Terminals {
                 continue;
             }
             let Some(role) = account(&username) else {
+                // Disabled, or gone from users.yaml (a hand edit and a reload, which the
+                // users API's own cascade never sees): every terminal of theirs ends.
+                let revocation = Revocation {
+                    code: super::close::UNAUTHENTICATED,
+                    message: "Your account was disabled or removed.".to_owned(),
+                };
+                let ended = self.revoke(Some(&target), &username, &revocation);
+                tracing::info!(%target, user = %username, sessions = ended, "terminal closed: the account is disabled or gone");
+                told += ended;
                 continue;
             };
             let caller = Caller {
@@ -365,6 +374,12 @@ impl Terminals {
                 role,
             },
         );
+        // Opening may take seconds (an SSH connect): a reload's recheck in that time did not
+        // see this session, so it is authorized again now that a recheck would.
+        if !matches!(source.authorize(target, &caller).await, Ok(Some(_))) {
+            tracing::info!(%target, user = %request.user, "access withdrawn while the terminal opened");
+            return Err(OpenError::NotFound(target.kind()));
+        }
         let bridge = bridge
             .with_members(seat.list.clone())
             .with_revocation(seat.revoked.clone());
@@ -493,30 +508,35 @@ impl Terminals {
     ) -> Result<GridSession, GridError> {
         let grid = self.grid_for(id, &request)?;
         let mut held = self.take_held(id, &request.user, &grid.panes);
-        let mut panes = Vec::with_capacity(grid.panes.len());
-        for (i, target) in grid.panes.into_iter().enumerate() {
-            if let Some(session) = held.get_mut(i).and_then(Option::take) {
-                panes.push(GridPane::session(session));
-                continue;
-            }
-            let title = target.id_string();
-            let attach = AttachRequest {
-                ip: request.ip,
-                ..AttachRequest::new(target, request.user.clone(), request.account)
-            };
-            panes.push(match self.attach(attach).await {
-                Ok(session) => GridPane::session(session),
-                Err(OpenError::Failed(err)) => {
-                    tracing::warn!(error = %err, %title, "a grid pane could not open");
-                    GridPane::failed(
-                        title,
-                        "the terminal could not open; an administrator can find the cause in \
-                         Berth's log",
-                    )
+        // Every pane at once: a grid of machines waits for the slowest SSH connect, not for
+        // the sum of them.
+        let opens = grid.panes.into_iter().enumerate().map(|(i, target)| {
+            let already = held.get_mut(i).and_then(Option::take);
+            let request = &request;
+            async move {
+                if let Some(session) = already {
+                    return GridPane::session(session);
                 }
-                Err(err) => GridPane::failed(title, &err.to_string()),
-            });
-        }
+                let title = target.id_string();
+                let attach = AttachRequest {
+                    ip: request.ip,
+                    ..AttachRequest::new(target, request.user.clone(), request.account)
+                };
+                match self.attach(attach).await {
+                    Ok(session) => GridPane::session(session),
+                    Err(OpenError::Failed(err)) => {
+                        tracing::warn!(error = %err, %title, "a grid pane could not open");
+                        GridPane::failed(
+                            title,
+                            "the terminal could not open; an administrator can find the cause \
+                             in Berth's log",
+                        )
+                    }
+                    Err(err) => GridPane::failed(title, &err.to_string()),
+                }
+            }
+        });
+        let panes = futures_util::future::join_all(opens).await;
         Ok(GridSession::new(
             panes,
             self.inner.settings.grid_idle_timeout,

@@ -87,7 +87,9 @@ fn fleet_error(err: FleetError) -> OpenError {
     }
 }
 
-/// An SSH failure as the terminal seam reports it: each says what to do about it.
+/// An SSH failure as the terminal seam reports it: each says what to do about it. The
+/// detail (addresses, jump hosts, the fleet's key file) goes to the log, not to the user:
+/// a machine's user need not learn the fleet's insides.
 #[must_use]
 pub fn ssh_open_error(err: &SshError) -> OpenError {
     let reason = match err {
@@ -100,7 +102,18 @@ pub fn ssh_open_error(err: &SshError) -> OpenError {
         | SshError::HostKeyRevoked { .. }
         | SshError::HostKeys(_) => Unavailability::HostKey,
     };
-    OpenError::unavailable(reason, err.to_string())
+    tracing::warn!(error = %err, "a machine terminal could not open");
+    let message = match reason {
+        Unavailability::HostKey => {
+            "the machine's host key is not the one Berth trusts; an admin checks it on the \
+             fleet page (berth fleet verify, berth fleet trust)"
+        }
+        Unavailability::Auth => {
+            "Berth could not log in to the machine; an admin finds why in Berth's log"
+        }
+        _ => "the machine cannot be reached now; an admin finds why in Berth's log",
+    };
+    OpenError::unavailable(reason, message)
 }
 
 /// Why a machine of this enrollment has no terminal; `None` when it is enrolled.
@@ -232,7 +245,9 @@ mod tests {
             match ssh_open_error(&err) {
                 OpenError::Unavailable { reason, message } => {
                     assert_eq!(reason, want);
-                    assert_eq!(message, err.to_string());
+                    // What to do, without the addresses and keys of the fleet.
+                    assert!(message.contains("admin"), "{message}");
+                    assert!(!message.contains("a:22"), "{message}");
                 }
                 other => panic!("{other:?}"),
             }

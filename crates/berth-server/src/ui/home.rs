@@ -118,6 +118,8 @@ struct KeyRow {
 #[template(path = "home.html")]
 struct HomePage {
     nav: Nav,
+    /// The viewer has a users.yaml entry to keep keys in (the main.yaml admin has none).
+    may_keep_keys: bool,
     keys: Vec<KeyRow>,
     /// The SSH gateway: `ssh -p PORT me@HOST`, `me+TEMPLATE`'s, and its known_hosts line.
     ssh: Option<(String, String, String)>,
@@ -162,10 +164,10 @@ async fn home(state: AppState, viewer: Viewer, error: String) -> Response {
             tracing::warn!(status = %err.status(), code = err.code(), "could not list recordings for the home page");
             Vec::new()
         });
-    let keys = state
-        .config
-        .current()
-        .user(viewer.caller.username.as_str())
+    let config_now = state.config.current();
+    let account = config_now.user(viewer.caller.username.as_str());
+    let may_keep_keys = account.is_some();
+    let keys = account
         .map(|user| {
             user.ssh_keys
                 .iter()
@@ -188,6 +190,7 @@ async fn home(state: AppState, viewer: Viewer, error: String) -> Response {
     });
     let page = HomePage {
         nav: viewer.nav(&state),
+        may_keep_keys,
         keys,
         ssh,
         templates: config

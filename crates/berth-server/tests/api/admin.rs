@@ -408,6 +408,10 @@ async fn users_keep_ssh_keys_they_or_an_admin_add_and_remove() {
     for err in expected {
         assert_eq!(err.status(), Some(404), "{err}");
     }
+    // The main.yaml admin has no users.yaml entry to keep keys in, and is told so.
+    let own = admin.ssh_keys("admin").await.unwrap_err();
+    assert_eq!(own.status(), Some(409), "{own}");
+    assert!(own.to_string().contains("main.yaml admin"), "{own}");
 
     // What is not one public key is refused, saying why, and nothing changes.
     let private = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----";

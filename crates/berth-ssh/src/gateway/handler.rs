@@ -477,11 +477,14 @@ struct SessionContext {
 
 type Writer = russh::ChannelWriteHalf<Msg>;
 
+/// The most columns or rows a client may ask for: the web terminal's bound, so that an SSH
+/// client cannot blow up a tmux session shared with browsers.
+const MAX_DIMENSION: u32 = 1000;
+
 fn tty_size(cols: u32, rows: u32) -> TtySize {
-    let clamp = |n: u32, default: u16| match u16::try_from(n) {
-        Ok(0) => default,
-        Ok(n) => n,
-        Err(_) => u16::MAX,
+    let clamp = |n: u32, default: u16| match n {
+        0 => default,
+        n => u16::try_from(n.min(MAX_DIMENSION)).unwrap_or(default),
     };
     TtySize {
         cols: clamp(cols, TtySize::DEFAULT.cols),
@@ -761,5 +764,30 @@ async fn run_session(
                 Some(_) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::tty_size;
+    use berth_terminal::TtySize;
+
+    #[test]
+    fn a_client_s_window_size_is_bounded_like_the_web_terminal_s() {
+        assert_eq!(
+            tty_size(120, 40),
+            TtySize {
+                cols: 120,
+                rows: 40
+            }
+        );
+        assert_eq!(tty_size(0, 0), TtySize::DEFAULT);
+        assert_eq!(
+            tty_size(65_535, 1_000_000),
+            TtySize {
+                cols: 1000,
+                rows: 1000
+            }
+        );
     }
 }
