@@ -253,7 +253,9 @@ pub(crate) async fn detailed_view(
                     group_view(g, first)
                 })
                 .collect();
-            view_of(&record, machines, groups)
+            // The status from the summary the groups came from: read later, the record may
+            // have finished meanwhile, and a finished view always has its groups.
+            view_of(&summary.operation, machines, groups)
         }
         OutputDetail::Groups => {
             let firsts = operations
