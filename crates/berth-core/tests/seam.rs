@@ -256,21 +256,21 @@ async fn a_recheck_ends_only_the_sessions_of_users_who_lost_their_access() {
     // Nothing changed: nobody is told.
     assert_eq!(
         s.terminals
-            .recheck(TargetKind::Machine, |_| Some(Role::User))
+            .recheck(TargetKind::Machine, |_| Ok(Role::User))
             .await,
         0
     );
     // Workspace targets have no source here: a recheck of them tells nobody either.
     assert_eq!(
         s.terminals
-            .recheck(TargetKind::Workspace, |_| Some(Role::User))
+            .recheck(TargetKind::Workspace, |_| Ok(Role::User))
             .await,
         0
     );
     s.machines.denied.lock().unwrap().push("bob".into());
     assert_eq!(
         s.terminals
-            .recheck(TargetKind::Machine, |_| Some(Role::User))
+            .recheck(TargetKind::Machine, |_| Ok(Role::User))
             .await,
         1
     );
@@ -293,14 +293,25 @@ async fn a_recheck_ends_only_the_sessions_of_users_who_lost_their_access() {
     // ...until her account is disabled or removed (the lookup knows her no more): 4401.
     assert_eq!(
         s.terminals
-            .recheck(TargetKind::Machine, |u| (u.as_str() != "alice")
-                .then_some(Role::User))
+            .recheck(TargetKind::Machine, |u| {
+                if u.as_str() == "alice" {
+                    Err("Your account was disabled.")
+                } else {
+                    Ok(Role::User)
+                }
+            })
             .await,
         1
     );
     assert_eq!(runs.pop().unwrap().await.unwrap().end, BridgeEnd::Revoked);
-    let (_, _, closed) = alice.drain().await;
+    let (_, texts, closed) = alice.drain().await;
     assert_eq!(closed.map(|c| c.0), Some(4401));
+    assert!(
+        texts
+            .iter()
+            .any(|t| t["message"] == "Your account was disabled."),
+        "{texts:?}"
+    );
 }
 
 #[tokio::test]

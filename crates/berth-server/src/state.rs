@@ -316,9 +316,9 @@ impl AppState {
         }
     }
 
-    /// Ends the terminals their users may no longer use: of users disabled or gone (4401), on
-    /// machines their `machines:` selectors no longer match or workspaces they are no longer
-    /// members of (4403); and the SSH gateway's sessions of users disabled or removed and of
+    /// Ends the machine terminals their users may no longer use: of users disabled or gone
+    /// (4401, also after a hand edit of users.yaml), on machines their `machines:` selectors
+    /// no longer match (4403); and the SSH gateway's sessions of users disabled or removed and of
     /// keys no longer theirs, after the configuration in force changed. [`crate::serve`]
     /// runs it at every reload.
     pub async fn recheck_terminals(&self) {
@@ -332,13 +332,22 @@ impl AppState {
             }
         }
         let config = self.config.current();
-        let mut told = 0;
-        for kind in berth_types::TargetKind::ALL {
-            told += self
-                .terminals
-                .recheck(kind, |user| berth_core::role_of(&config, user))
-                .await;
-        }
+        // Machine terminals only: a workspace's access lives in the store (members) and its
+        // account changes are the users API's cascade, which a recheck here would race
+        // (a rename would end as "deleted" instead of reconnecting).
+        let told = self
+            .terminals
+            .recheck(berth_types::TargetKind::Machine, |user| {
+                berth_core::role_of(&config, user).ok_or(
+                    // In the words of the users API's own cascade, which may come first.
+                    if config.user(user.as_str()).is_some() {
+                        "Your account was disabled."
+                    } else {
+                        "Your account was deleted."
+                    },
+                )
+            })
+            .await;
         if told > 0 {
             tracing::info!(
                 sessions = told,

@@ -219,7 +219,7 @@ impl Terminals {
     pub async fn recheck(
         &self,
         kind: TargetKind,
-        account: impl Fn(&Username) -> Option<Role>,
+        account: impl Fn(&Username) -> Result<Role, &'static str>,
     ) -> usize {
         let Some(source) = self.inner.sources.get(&kind) else {
             return 0;
@@ -229,17 +229,21 @@ impl Terminals {
             if target.kind() != kind {
                 continue;
             }
-            let Some(role) = account(&username) else {
-                // Disabled, or gone from users.yaml (a hand edit and a reload, which the
-                // users API's own cascade never sees): every terminal of theirs ends.
-                let revocation = Revocation {
-                    code: super::close::UNAUTHENTICATED,
-                    message: "Your account was disabled or removed.".to_owned(),
-                };
-                let ended = self.revoke(Some(&target), &username, &revocation);
-                tracing::info!(%target, user = %username, sessions = ended, "terminal closed: the account is disabled or gone");
-                told += ended;
-                continue;
+            let role = match account(&username) {
+                Ok(role) => role,
+                Err(why) => {
+                    // Disabled, or gone from users.yaml (a hand edit and a reload, which the
+                    // users API's own cascade never sees): every terminal of theirs ends, with
+                    // the same words as that cascade's.
+                    let revocation = Revocation {
+                        code: super::close::UNAUTHENTICATED,
+                        message: why.to_owned(),
+                    };
+                    let ended = self.revoke(Some(&target), &username, &revocation);
+                    tracing::info!(%target, user = %username, sessions = ended, "terminal closed: the account is disabled or gone");
+                    told += ended;
+                    continue;
+                }
             };
             let caller = Caller {
                 username: username.clone(),
