@@ -146,7 +146,13 @@ impl Session {
                 // Hello, members and pongs are not output.
                 let bytes = match message {
                     Message::Binary(bytes) => bytes,
-                    Message::Close(_) => break,
+                    Message::Close(frame) => {
+                        // The failure report of a refused or ended terminal.
+                        if let Some(frame) = frame {
+                            eprintln!("terminal socket closed: {} {}", frame.code, frame.reason);
+                        }
+                        break;
+                    }
                     _ => continue,
                 };
                 if output_tx.send(bytes.into()).await.is_err() {
