@@ -277,6 +277,15 @@ fn workspace_container(instance: &str) -> String {
     containers[0].to_owned()
 }
 
+/// The 1-minute load average, from /proc/loadavg.
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace()
+        .next()
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
 fn main() {
     let lab = common::machines::lab().expect("the SSH test machines (scripts/test-machines.sh)");
     let server_runtime = tokio::runtime::Builder::new_multi_thread()
@@ -305,6 +314,7 @@ async fn bench(lab: &common::machines::Lab, setup: &Setup) {
         .expose()
         .to_owned();
 
+    let load_before = load_average();
     eprintln!("ssh terminals bench: opening the four terminals");
     let path = format!("/api/v1/machines/{MACHINE}/terminal?cols=80&rows=24");
     let mut berth_machine = Way::new(
@@ -379,6 +389,13 @@ async fn bench(lab: &common::machines::Lab, setup: &Setup) {
             ("a workspace", &mut docker, &mut gateway),
         ],
         machine,
+    );
+    // How busy the machine was: the absolute figures (and the p99s) move with it.
+    println!(
+        "\nLoad average (1 min) of this machine ({} cores) before the run: {load_before}; \
+         after it: {}.",
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+        load_average()
     );
 }
 
