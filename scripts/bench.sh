@@ -14,7 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
 
 # package:bench target, in the order they appear in BENCHMARKS.md.
-all=(berth-core:start berth-server:ping berth-server:terminal berth-fleet:enrollment berth:operations)
+all=(berth-core:start berth-server:ping berth-server:terminal berth-server:ssh_terminals berth-fleet:enrollment berth:operations)
 # How many SSH servers the fleet benchmark verifies.
 FLEET_MACHINES=100
 
@@ -24,6 +24,10 @@ FLEET_MACHINES=100
 run_one() {
   local entry=$1 package=${1%%:*} bench=${1#*:}
   case "$entry" in
+  berth-server:ssh_terminals)
+    # `ssh -tt` and the OpenSSH client against the gateway are baselines and drivers.
+    ensure_packages openssh-client
+    ;;
   berth-fleet:enrollment)
     # pssh is the baseline; 100 more sshds (one container each), removed afterwards.
     ensure_packages pssh openssh-client

@@ -17,8 +17,9 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod shared;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,11 +27,8 @@ use std::time::{Duration, Instant};
 use berth_types::WorkspaceId;
 use berth_types::api::StartWorkspace;
 use common::TestServer;
-use futures_util::{SinkExt, StreamExt};
+use shared::{PROMPT, Session, ms, percentile};
 use tokio::io::AsyncReadExt;
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// The file `cat` prints: `LINE` repeated to exactly 100 MiB.
 const FILE_BYTES: usize = 100 * 1024 * 1024;
@@ -38,176 +36,9 @@ const LINE: &str = "the quick brown fox jumps over the lazy dog 0123456789 ABCDE
 const THROUGHPUT_ROUNDS: usize = 5;
 const ECHO_KEYS: usize = 400;
 const INTERRUPTS: usize = 20;
-/// How long the benchmark waits for an answer before it fails (a failure report only).
-const PATIENCE: Duration = Duration::from_secs(120);
-/// The prompt every measured shell gets; typed as `'@@''@@ '` so that its echo differs.
-const PROMPT: &[u8] = b"@@@@ ";
 const PASSWORD: &str = "bench-password-1";
 
-/// One terminal: what is typed goes to `input`, what it prints arrives on `output`.
-struct Session {
-    input: mpsc::Sender<Vec<u8>>,
-    output: mpsc::Receiver<Vec<u8>>,
-    /// Output read past the last needle, not yet consumed.
-    rest: Vec<u8>,
-}
-
 impl Session {
-    /// Bash on a new local 80x24 PTY, as the controlling terminal of its own session.
-    fn local() -> Self {
-        use rustix::fs::{Mode, OFlags};
-        use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
-        let controller = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
-        grantpt(&controller).unwrap();
-        unlockpt(&controller).unwrap();
-        let name = ptsname(&controller, Vec::new()).unwrap();
-        let terminal = std::path::PathBuf::from(name.to_str().unwrap());
-        let size = rustix::termios::Winsize {
-            ws_row: 24,
-            ws_col: 80,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        rustix::termios::tcsetwinsize(&controller, size).unwrap();
-        let open = || rustix::fs::open(&terminal, OFlags::RDWR, Mode::empty()).unwrap();
-        {
-            let mut command = Command::new("setsid");
-            command
-                .args(["--ctty", "bash", "--norc", "--noprofile", "-i"])
-                .env("TERM", "xterm-256color")
-                .stdin(Stdio::from(open()))
-                .stdout(Stdio::from(open()))
-                .stderr(Stdio::from(open()));
-            let mut bash = command.spawn().unwrap();
-            std::thread::spawn(move || bash.wait());
-        } // the command's copies of the terminal side close here
-        let mut reader = std::fs::File::from(controller);
-        let mut writer = reader.try_clone().unwrap();
-        let (output_tx, output) = mpsc::channel::<Vec<u8>>(64);
-        let (input, mut input_rx) = mpsc::channel::<Vec<u8>>(64);
-        std::thread::spawn(move || {
-            let mut buf = vec![0_u8; 64 * 1024];
-            // EIO once bash and every copy of the terminal side are gone.
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 || output_tx.blocking_send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        std::thread::spawn(move || {
-            while let Some(bytes) = input_rx.blocking_recv() {
-                if writer.write_all(&bytes).is_err() {
-                    break;
-                }
-            }
-            // Dropping the session hangs up: bash exits.
-            let _ = writer.write_all(b"\x04exit\r");
-        });
-        Self {
-            input,
-            output,
-            rest: Vec::new(),
-        }
-    }
-
-    /// A workspace's terminal socket, as the CLI opens it (Bearer token, no Origin).
-    async fn workspace(server: &TestServer, token: &str, id: WorkspaceId) -> Self {
-        let url = format!(
-            "ws://{}/api/v1/workspaces/{id}/terminal?cols=80&rows=24",
-            server.addr
-        );
-        let mut request = url.into_client_request().unwrap();
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        // TCP_NODELAY, as `berth attach` and browsers connect.
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
-            .await
-            .unwrap();
-        let (mut sink, mut stream) = ws.split();
-        let (output_tx, output) = mpsc::channel::<Vec<u8>>(64);
-        let (input, mut input_rx) = mpsc::channel::<Vec<u8>>(64);
-        tokio::spawn(async move {
-            while let Some(Ok(message)) = stream.next().await {
-                // Hello, members and pongs are not output.
-                let bytes = match message {
-                    Message::Binary(bytes) => bytes,
-                    Message::Close(_) => break,
-                    _ => continue,
-                };
-                if output_tx.send(bytes.into()).await.is_err() {
-                    break;
-                }
-            }
-        });
-        tokio::spawn(async move {
-            while let Some(bytes) = input_rx.recv().await {
-                if sink.send(Message::Binary(bytes.into())).await.is_err() {
-                    break;
-                }
-            }
-            let _ = sink.close().await;
-        });
-        Self {
-            input,
-            output,
-            rest: Vec::new(),
-        }
-    }
-
-    async fn type_(&self, bytes: &[u8]) {
-        self.input.send(bytes.to_vec()).await.unwrap();
-    }
-
-    /// The next output: what the last [`Session::until`] read past its needle, or a new chunk.
-    async fn chunk(&mut self) -> Vec<u8> {
-        if !self.rest.is_empty() {
-            return std::mem::take(&mut self.rest);
-        }
-        tokio::time::timeout(PATIENCE, self.output.recv())
-            .await
-            .expect("the terminal went silent")
-            .expect("the terminal closed")
-    }
-
-    /// Reads until `needle` appears; returns the bytes read up to its end. What came after it
-    /// is kept for the next read.
-    async fn until(&mut self, needle: &[u8]) -> usize {
-        let mut window: Vec<u8> = Vec::new();
-        let mut total = 0;
-        loop {
-            let chunk = self.chunk().await;
-            let keep = window.len().min(needle.len() - 1);
-            window.drain(..window.len() - keep);
-            let offset = window.len();
-            window.extend_from_slice(&chunk);
-            if let Some(at) = window.windows(needle.len()).position(|w| w == needle) {
-                let end = at + needle.len();
-                self.rest = window[end..].to_vec();
-                return total + end - offset;
-            }
-            total += chunk.len();
-        }
-    }
-
-    /// Discards output until the terminal has been quiet for 200 ms.
-    async fn settle(&mut self) {
-        self.rest.clear();
-        while let Ok(Some(_)) =
-            tokio::time::timeout(Duration::from_millis(200), self.output.recv()).await
-        {}
-    }
-
-    /// Waits for the shell's first prompt (keys sent before it may be lost), then sets the
-    /// known prompt and waits for that.
-    async fn prepare(&mut self) {
-        self.chunk().await;
-        self.settle().await;
-        self.type_(b"PS1='@@''@@ '\r").await;
-        self.until(PROMPT).await;
-        self.settle().await;
-    }
-
     /// Runs `cat path` and returns the bytes it delivered and how long that took.
     async fn cat(&mut self, path: &str) -> (usize, Duration) {
         let command = format!("cat {path}; echo DONE-$((40+2))\r");
@@ -217,26 +48,6 @@ impl Session {
         let elapsed = start.elapsed();
         self.until(PROMPT).await;
         (bytes, elapsed)
-    }
-
-    /// One key at a time, alternating `x` and backspace so that the line stays short: the time
-    /// from sending each key to the first output after it.
-    async fn echoes(&mut self, keys: usize) -> Vec<Duration> {
-        self.settle().await;
-        let mut samples = Vec::with_capacity(keys);
-        for i in 0..keys {
-            self.rest.clear();
-            while self.output.try_recv().is_ok() {}
-            let key: &[u8] = if i % 2 == 0 { b"x" } else { b"\x7f" };
-            let sent = Instant::now();
-            self.type_(key).await;
-            self.chunk().await;
-            samples.push(sent.elapsed());
-            tokio::time::sleep(Duration::from_millis(3)).await;
-        }
-        self.type_(b"\x15").await; // Ctrl-U: an empty line whatever happened
-        self.settle().await;
-        samples
     }
 
     /// Starts `yes`, lets it run, presses Ctrl-C: the time until the prompt is back and the
@@ -313,6 +124,12 @@ async fn docker_cat(container: &str, path: &str) -> (usize, Duration) {
     (total, start.elapsed())
 }
 
+/// A workspace's terminal socket, as the CLI opens it.
+async fn workspace_session(server: &TestServer, token: &str, id: WorkspaceId) -> Session {
+    let path = format!("/api/v1/workspaces/{id}/terminal?cols=80&rows=24");
+    Session::websocket(server.addr, &path, token).await
+}
+
 fn container_of(id: WorkspaceId) -> String {
     let out = Command::new("docker")
         .args([
@@ -334,21 +151,6 @@ fn write_file(path: &Path) {
         file.write_all(LINE.as_bytes()).unwrap();
     }
     file.flush().unwrap();
-}
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort();
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let index = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples[index]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
 /// Throughput rounds of one path: MB/s (10^6 bytes) of each round.
@@ -387,7 +189,7 @@ async fn start_workspace(server: &TestServer, token: &str, template: &str) -> Wo
         })
         .await
         .unwrap();
-    let mut session = Session::workspace(server, token, view.id).await;
+    let mut session = workspace_session(server, token, view.id).await;
     session.prepare().await;
     // The same file as the local one, made in the workspace's /tmp (a tmpfs).
     let make = format!(
@@ -462,7 +264,7 @@ async fn bench(server: &TestServer) {
     let flood = Flood::start(Session::local()).await;
     let mut local_flood = local.echoes(ECHO_KEYS).await;
     let local_flooded = flood.stop().await;
-    let flood = Flood::start(Session::workspace(server, &token, recorded.id).await).await;
+    let flood = Flood::start(workspace_session(server, &token, recorded.id).await).await;
     let mut berth_flood = recorded.session.echoes(ECHO_KEYS).await;
     let berth_flooded = flood.stop().await;
     assert!(
