@@ -869,3 +869,58 @@ async fn shutting_the_gateway_down_closes_its_sessions() {
         "no longer listening"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_hangs_up_ends_a_command_that_ignores_its_input() {
+    let gateway = start(|_| {}).await;
+    let alice = gateway.key("alice");
+    gateway
+        .backend
+        .add_user("alice", &alice.fingerprint, &["base"]);
+    // A marker no other process has: the test looks for it.
+    let marker = "sleep 31337";
+    let mut command = gateway.ssh(
+        &alice,
+        "alice+base",
+        &[&format!("echo started; exec {marker}")],
+    );
+    command.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut client = command.spawn().unwrap();
+    let mut stdout = client.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    while !text(&seen).contains("started") {
+        let mut buffer = [0u8; 256];
+        let n = tokio::time::timeout(PATIENCE, stdout.read(&mut buffer))
+            .await
+            .expect("the command started")
+            .unwrap();
+        assert!(n > 0, "ssh ended early: {}", text(&seen));
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    // More input than the process's pipe holds, which it never reads...
+    let mut stdin = client.stdin.take().unwrap();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        stdin.write_all(&vec![b'x'; 256 * 1024]),
+    )
+    .await;
+    // ...and the client goes away: the gateway still hears it and hangs the process up.
+    client.kill().await.unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let running = std::process::Command::new("pgrep")
+            .args(["-f", marker])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        if !running {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the command outlived its client"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,7 +1,7 @@
 //! One connection: the russh handler (logins, which requests are allowed) and one task per
 //! session channel (the terminal's bytes, resizes, the exit status, the menu).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use russh::{
 };
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Shared;
 use super::backend::{Authorization, MenuEntry, OfferedKey, Opening, PtyRequest, SessionRequest};
@@ -477,6 +477,11 @@ struct SessionContext {
 
 type Writer = russh::ChannelWriteHalf<Msg>;
 
+/// Chunks of input on their way to a session's process, and the bytes held beyond them
+/// before the client is no longer read until the process takes some.
+const INPUT_CHUNKS: usize = 16;
+const MAX_INPUT_BACKLOG: usize = 1 << 20;
+
 /// The most columns or rows a client may ask for: the web terminal's bound, so that an SSH
 /// client cannot blow up a tmux session shared with browsers.
 const MAX_DIMENSION: u32 = 1000;
@@ -726,9 +731,27 @@ async fn run_session(
         activity,
         last: None,
     };
-    let mut input_open = true;
-    if !pending_input.is_empty() && input.write_all(&pending_input).await.is_err() {
-        input_open = false;
+    // The process's stdin is written by a task of its own: a process that stops reading it
+    // never keeps this loop from hearing the client hang up.
+    let (feed, mut fed) = mpsc::channel::<Vec<u8>>(INPUT_CHUNKS);
+    let feeder = tokio::spawn(async move {
+        while let Some(data) = fed.recv().await {
+            if input.write_all(&data).await.is_err() || input.flush().await.is_err() {
+                return;
+            }
+        }
+        let _ = input.shutdown().await;
+    });
+    let mut feed = Some(feed);
+    // What the process has not taken yet beyond the channel. Past its bound the client is
+    // no longer read (SSH's flow control holds it back, nothing is dropped), so only a
+    // process that ignores more than that of its input keeps a hang-up from being heard.
+    let mut backlog: VecDeque<Vec<u8>> = VecDeque::new();
+    let mut backlog_bytes = 0;
+    let mut eof = false;
+    if !pending_input.is_empty() {
+        backlog_bytes = pending_input.len();
+        backlog.push_back(pending_input);
     }
     loop {
         tokio::select! {
@@ -737,34 +760,61 @@ async fn run_session(
                     Ok(Some(code)) => u32::try_from(code).unwrap_or(255),
                     _ => 255,
                 };
+                feeder.abort();
                 finish(&write, code).await;
                 return;
             }
-            message = read.wait() => match message {
+            permit = room(feed.clone()), if !backlog.is_empty() => match permit {
+                Some(permit) => {
+                    if let Some(data) = backlog.pop_front() {
+                        backlog_bytes -= data.len();
+                        permit.send(data);
+                    }
+                    if backlog.is_empty() && eof {
+                        feed = None;
+                    }
+                }
+                None => {
+                    // The process closed its stdin: what it did not take is dropped.
+                    feed = None;
+                    backlog.clear();
+                    backlog_bytes = 0;
+                }
+            },
+            message = read.wait(), if backlog_bytes < MAX_INPUT_BACKLOG => match message {
                 Some(ChannelMsg::Data { data }) => {
                     ticker.touch();
-                    if input_open && (input.write_all(&data).await.is_err() || input.flush().await.is_err()) {
-                        input_open = false;
+                    if feed.is_some() && !eof {
+                        backlog_bytes += data.len();
+                        backlog.push_back(data.to_vec());
                     }
                 }
                 Some(ChannelMsg::WindowChange { col_width, row_height, .. }) => {
                     let _ = control.resize(tty_size(col_width, row_height)).await;
                 }
                 Some(ChannelMsg::Eof) => {
-                    if input_open {
-                        let _ = input.shutdown().await;
-                        input_open = false;
+                    eof = true;
+                    if backlog.is_empty() {
+                        // The writer shuts the process's stdin once it wrote what it has.
+                        feed = None;
                     }
                 }
                 Some(ChannelMsg::Close) | None => {
                     let _ = control.hang_up().await;
                     pump.abort();
+                    feeder.abort();
                     return;
                 }
                 Some(_) => {}
             }
         }
     }
+}
+
+/// Room for one more chunk of input in `feed`; `None` once there is no feed or its process
+/// took no more.
+async fn room(feed: Option<mpsc::Sender<Vec<u8>>>) -> Option<mpsc::OwnedPermit<Vec<u8>>> {
+    feed?.reserve_owned().await.ok()
 }
 
 #[cfg(test)]
