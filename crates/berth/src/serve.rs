@@ -367,10 +367,8 @@ async fn ssh_gateway(
         Arc::new(state.workspaces.clone()),
         Arc::new(WorkspaceTerminals::new(state.workspaces.clone())),
         Arc::clone(&state.store),
-        Some(Recordings::new(
-            home.root().join("recordings"),
-            Arc::clone(&state.store),
-        )),
+        // The terminals' own: one set of live recordings, which retention leaves alone.
+        Some(state.terminals.recordings().clone()),
         state.workspaces.clock(),
     );
     let options = gateway_options(&main.ssh, home.root());

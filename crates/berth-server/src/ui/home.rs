@@ -173,7 +173,8 @@ async fn home(state: AppState, viewer: Viewer, error: String) -> Response {
                 .iter()
                 .map(|key| KeyRow {
                     fingerprint: key.fingerprint().to_owned(),
-                    path: path_segment(key.fingerprint()),
+                    // A fingerprint holds `:`, `/` and `+`.
+                    path: super::paging::encode(key.fingerprint()),
                     algorithm: key.algorithm(),
                     comment: key.comment(),
                 })
@@ -292,19 +293,6 @@ pub(crate) async fn delete(
     }
 }
 
-/// `text` percent-encoded for a path segment: a fingerprint holds `:`, `/` and `+`.
-fn path_segment(text: &str) -> String {
-    let mut encoded = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            encoded.push(char::from(byte));
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
-}
-
 /// `POST /keys`: adds one of my SSH public keys.
 pub(crate) async fn add_key(
     State(state): State<AppState>,
@@ -347,18 +335,5 @@ pub(crate) async fn remove_key(
     {
         Ok(_) => Redirect::to("/#keys").into_response(),
         Err(e) => home(state, viewer, e.message).await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::path_segment;
-
-    #[test]
-    fn fingerprints_are_percent_encoded_for_a_path() {
-        assert_eq!(
-            path_segment("SHA256:O8V0/oY+t7C"),
-            "SHA256%3AO8V0%2FoY%2Bt7C"
-        );
     }
 }
