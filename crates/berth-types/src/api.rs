@@ -13,17 +13,22 @@
 const PRINTABLE: &str = r"^[^\u0000-\u001f\u007f-\u009f]*$";
 
 mod auth;
+mod clusters;
 mod errors;
+mod events;
 mod fleet;
 mod lab;
 mod operations;
+mod registration;
 mod tables;
 mod terminals;
 mod users;
 mod workspaces;
 
 pub use auth::{LoginRequest, LoginResponse, NewTokenRequest, Secret, TokenResponse};
+pub use clusters::{ClusterList, ClusterQuery, ClusterView, ExtendCluster, NewCluster};
 pub use errors::{ErrorBody, ErrorDetail};
+pub use events::LiveEvent;
 pub use fleet::{
     EnrollmentView, FleetSyncStatus, HealthView, MachineList, MachineQuery, MachineView, ProbeView,
     SecretsKeyView, SyncView, TrustHostKey, VerifyAll, WebhookAccepted,
@@ -37,6 +42,9 @@ pub use operations::{
     MAX_INLINE_OUTPUT, MAX_OPERATION_MACHINES, MachineRunView, MachineStatusEvent,
     OperationDetailQuery, OperationList, OperationQuery, OperationSelector, OperationStatusEvent,
     OperationView, OutputDetail, OutputEvent, OutputGroup, StartOperation, Timeout,
+};
+pub use registration::{
+    InviteCreated, InviteList, InviteView, NewInvite, RegisterRequest, Registered,
 };
 pub use tables::{FilterOp, SortKey, TableFilter, TableQuery, TableResult};
 pub use terminals::{

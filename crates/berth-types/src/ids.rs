@@ -89,6 +89,14 @@ uuid_id!(
     /// An operation: one run of an inventory script on a set of machines.
     OperationId
 );
+uuid_id!(
+    /// An ephemeral Kubernetes cluster.
+    ClusterId
+);
+uuid_id!(
+    /// A one-time registration code made by an admin.
+    InviteId
+);
 
 #[cfg(test)]
 mod tests {

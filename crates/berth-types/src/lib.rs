@@ -10,6 +10,7 @@
 pub mod fleet;
 
 pub mod api;
+pub mod cluster;
 pub mod grid;
 mod ids;
 mod image;
@@ -21,11 +22,12 @@ pub mod terminal;
 pub mod units;
 mod user;
 
+pub use cluster::{ClusterName, ClusterNameError, ClusterState};
 pub use fleet::{
     Changes, EnrollmentStatus, HealthStatus, MachineSelector, MachineSelectorError, SyncChanges,
     SyncFileError, SyncResult, SyncTrigger,
 };
-pub use ids::{ClientId, GridId, OperationId, RecordingId, UserId, WorkspaceId};
+pub use ids::{ClientId, ClusterId, GridId, InviteId, OperationId, RecordingId, UserId, WorkspaceId};
 pub use image::{ImageRef, ImageRefError};
 pub use target::{
     MachineId, MachineIdError, PaneTarget, TargetError, TargetKind, TerminalTarget, Unavailability,

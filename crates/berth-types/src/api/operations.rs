@@ -14,7 +14,7 @@ use crate::{MachineId, OperationId, Username};
 /// The most machines one operation runs on.
 pub const MAX_OPERATION_MACHINES: usize = 10_000;
 
-/// A timeout: a duration as in the config files (`"90s"`, `"5m"`) or a number of seconds.
+/// A timeout (or a TTL): a duration as in the config files (`"90s"`, `"5m"`) or a number of seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(transparent)]
 pub struct Timeout(#[schemars(with = "TimeoutSchema")] pub HumanDuration);
@@ -43,12 +43,12 @@ impl<'de> Deserialize<'de> for Timeout {
             fn visit_u64<E: serde::de::Error>(self, secs: u64) -> Result<Timeout, E> {
                 HumanDuration::from_secs(secs)
                     .map(Timeout)
-                    .ok_or_else(|| E::custom("a timeout is from 1 second to 365 days"))
+                    .ok_or_else(|| E::custom("a duration is from 1 second to 365 days"))
             }
 
             fn visit_i64<E: serde::de::Error>(self, secs: i64) -> Result<Timeout, E> {
                 u64::try_from(secs)
-                    .map_err(|_| E::custom("a timeout is from 1 second to 365 days"))
+                    .map_err(|_| E::custom("a duration is from 1 second to 365 days"))
                     .and_then(|s| self.visit_u64(s))
             }
 
