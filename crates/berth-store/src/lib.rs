@@ -1,11 +1,13 @@
 //! Berth's runtime state in SQL: workspaces and their members, client pings, login attempts,
-//! the audit log, the index of terminal recordings, and the fleet (machines, inventory syncs
-//! and operations: script runs on machines, with their output and events).
+//! the audit log, the index of terminal recordings, the fleet (machines, inventory syncs
+//! and operations: script runs on machines, with their output and events), ephemeral
+//! Kubernetes clusters and the invites of self-service sign-up.
 //! (The configuration, users and templates, lives in YAML files and is not here.)
 //!
 //! Each aggregate has its own small object-safe trait: [`WorkspaceStore`], [`MemberStore`],
 //! [`RecordingStore`], [`ClientStore`], [`LoginStore`], [`WebSessionStore`], [`AuditStore`],
-//! [`MachineStore`], [`FleetSyncStore`], [`OperationStore`] and [`TableStore`]. [`Store`] is
+//! [`MachineStore`], [`FleetSyncStore`], [`OperationStore`], [`ClusterStore`], [`InviteStore`]
+//! and [`TableStore`]. [`Store`] is
 //! all of them plus `backend` and `close`, so services hold an `Arc<dyn Store>` and hand out
 //! the parts (`Arc<dyn WorkspaceStore>`, ...) by upcasting.
 //!
@@ -29,9 +31,11 @@
 
 mod audit;
 mod clients;
+mod clusters;
 mod db;
 mod error;
 mod fleet_syncs;
+mod invites;
 mod logins;
 mod machines;
 mod members;
@@ -50,9 +54,13 @@ use std::sync::Arc;
 
 pub use audit::{AuditOutcome, AuditStore, NewAuditEntry};
 pub use clients::{Client, ClientPing, ClientStore};
+pub use clusters::{
+    ClusterFilter, ClusterRecord, ClusterStore, ClusterTransition, MAX_KUBECONFIG_BYTES,
+};
 pub use db::SqlStore;
 pub use error::{StoreError, redact_location};
 pub use fleet_syncs::{FleetSyncStore, SYNC_HISTORY, SyncOutcome, SyncRecord};
+pub use invites::{InviteRecord, InviteStore, InviteUse};
 pub use logins::{LoginPressure, LoginStore};
 pub use machines::{
     EnrollmentUpdate, HealthUpdate, MachineRecord, MachineSpec, MachineStore, ProbeRecord,

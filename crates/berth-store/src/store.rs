@@ -9,8 +9,8 @@ use async_trait::async_trait;
 
 use crate::db::SqlStore;
 use crate::{
-    AuditStore, ClientStore, FleetSyncStore, LoginStore, MachineStore, MemberStore, OperationStore,
-    RecordingStore, TableStore, WebSessionStore, WorkspaceStore,
+    AuditStore, ClientStore, ClusterStore, FleetSyncStore, InviteStore, LoginStore, MachineStore,
+    MemberStore, OperationStore, RecordingStore, TableStore, WebSessionStore, WorkspaceStore,
 };
 
 /// Berth's runtime state: every per-aggregate store, plus what concerns the database as a
@@ -34,6 +34,8 @@ pub trait Store:
     + MachineStore
     + FleetSyncStore
     + OperationStore
+    + ClusterStore
+    + InviteStore
     + TableStore
 {
     /// `"sqlite"` or `"postgres"`, for logs and metrics.

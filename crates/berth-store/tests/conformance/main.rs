@@ -35,7 +35,9 @@ macro_rules! stories {
 
 mod audit;
 mod clients;
+mod clusters;
 mod fleet_syncs;
+mod invites;
 mod logins;
 mod machines;
 mod members;

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use berth_store::{
-    AuditStore, ClientStore, FleetSyncStore, LoginStore, MachineStore, MemberStore, OperationStore,
-    RecordingStore, Store, TableStore, WebSessionStore, WorkspaceStore,
+    AuditStore, ClientStore, ClusterFilter, ClusterStore, FleetSyncStore, InviteStore, LoginStore,
+    MachineStore, MemberStore, OperationStore, RecordingStore, Store, TableStore, WebSessionStore,
+    WorkspaceStore,
 };
 
 use crate::support::TestDb;
@@ -48,6 +49,16 @@ async fn a_store_upcasts_to_each_of_its_parts(db: &TestDb) {
             .unwrap()
             .is_none()
     );
+    let clusters: Arc<dyn ClusterStore> = store.clone();
+    assert!(
+        clusters
+            .list_clusters(&ClusterFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let invites: Arc<dyn InviteStore> = store.clone();
+    assert!(invites.list_invites().await.unwrap().is_empty());
     let audit: Arc<dyn AuditStore> = store.clone();
     let tables: Arc<dyn TableStore> = store.clone();
     drop((audit, tables));

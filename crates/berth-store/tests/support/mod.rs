@@ -62,6 +62,52 @@ impl TestDb {
     pub async fn execute_raw(&self, sql: &str) -> Result<u64, sqlx::Error> {
         self.database.execute_raw(sql).await
     }
+
+    /// The columns of `table` and their types as the database itself declares them
+    /// (lowercase), in order: what is really stored, whatever the store's queries select.
+    pub async fn raw_columns(&self, table: &str) -> Vec<(String, String)> {
+        match self.database.backend {
+            Backend::Sqlite => {
+                let mut conn = self.database.sqlite_connection().await.unwrap();
+                sqlx::query_as::<_, (String, String)>(
+                    "SELECT name, lower(type) FROM pragma_table_info($1) ORDER BY cid",
+                )
+                .bind(table)
+                .fetch_all(&mut conn)
+                .await
+                .unwrap()
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.location).await.unwrap();
+                sqlx::query_as::<_, (String, String)>(
+                    "SELECT column_name::text, lower(data_type::text) \
+                     FROM information_schema.columns \
+                     WHERE table_schema = current_schema() AND table_name = $1 \
+                     ORDER BY ordinal_position",
+                )
+                .bind(table)
+                .fetch_all(&mut conn)
+                .await
+                .unwrap()
+            }
+        }
+    }
+
+    /// The first column of every row `sql` selects, read as bytes (null as `None`), bypassing
+    /// the store.
+    pub async fn raw_bytes(&self, sql: &str) -> Vec<Option<Vec<u8>>> {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self.database.backend {
+            Backend::Sqlite => {
+                let mut conn = self.database.sqlite_connection().await.unwrap();
+                sqlx::query_scalar(sql).fetch_all(&mut conn).await.unwrap()
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.location).await.unwrap();
+                sqlx::query_scalar(sql).fetch_all(&mut conn).await.unwrap()
+            }
+        }
+    }
 }
 
 impl Database {
