@@ -77,7 +77,7 @@ pub trait FleetSyncStore: Send + Sync + fmt::Debug {
     /// becomes exactly those machines in the same transaction: each spec is upserted, keeping
     /// the enrollment and health of rows that stay; rows not listed are deleted; a row whose
     /// SSH settings changed ([`MachineSpec::ssh_settings_differ`]) gets enrollment `unknown`,
-    /// the message "SSH settings changed in <short commit>; not verified since" and no
+    /// the message `"SSH settings changed in <short commit>; not verified since"` and no
     /// fingerprint or `verified_at`; new rows are enrollment `unknown` ("not verified yet")
     /// and health `unknown`. A row's `commit` and `updated_at` move only when its spec
     /// changes. Then only the newest [`SYNC_HISTORY`] syncs are kept (and the one whose
