@@ -6,8 +6,8 @@
 //!
 //! | file | type | holds |
 //! |---|---|---|
-//! | `main.yaml` | [`MainConfig`] | listen address, public URL, TLS, admin account, database, logging, runtime defaults, security, recordings, fleet, SSH gateway |
-//! | `users.yaml` | [`UsersFile`] | users: username, id, role, password hash, allowed templates, `access_locked`, client tokens (hashed), SSH public keys, metadata |
+//! | `main.yaml` | [`MainConfig`] | listen address, public URL, TLS, admin account, database, logging, runtime defaults, security, recordings, fleet, SSH gateway, clusters, registration |
+//! | `users.yaml` | [`UsersFile`] | users: username, id, role, password hash, allowed templates, `access_locked`, `clusters`, client tokens (hashed), SSH public keys, metadata |
 //! | `containers.yaml` | [`ContainersFile`] | templates: image, command, env, volumes, bind mounts, network, limits, shared, persist, idle timeout, TTL, pool |
 //! | `users.d/<username>.yaml` | [`UserOverrides`] | one user's limits and extra templates |
 //!
@@ -75,8 +75,10 @@ pub use error::{ConfigError, ConfigErrors};
 pub use init::{InitialAdmin, init};
 pub use load::MAX_FILE_BYTES;
 pub use model::{
-    Admin, BindMount, ClientToken, Config, ContainersFile, Fleet, Logging, MainConfig, Persist,
-    Recordings, Runtime, Security, Shell, Ssh, Template, Tls, User, UserOverrides, UsersFile,
+    Admin, BindMount, ClientToken, ClusterNetwork, ClusterProvider, Clusters, Config,
+    ContainersFile, DEFAULT_CLUSTER_IMAGE, Fleet, Logging, MainConfig, Persist, REGISTERED_AT_KEY,
+    REGISTERED_KEY, REGISTERED_SELF, Recordings, Registration, RegistrationDefaults,
+    RegistrationMode, Runtime, Security, Shell, Ssh, Template, Tls, User, UserOverrides, UsersFile,
     Volume,
 };
 pub use passwords::{

@@ -110,6 +110,7 @@ mod tests {
             password_hash: None,
             templates: Vec::new(),
             access_locked: false,
+            clusters: false,
             disabled: false,
             client_tokens: tokens,
             metadata: Default::default(),

@@ -125,6 +125,9 @@ fn the_defaults_document_every_field() {
                 "Logging",
                 "Runtime",
                 "Security",
+                "Clusters",
+                "Registration",
+                "RegistrationDefaults",
             ][..],
         ),
         ("containers.yaml", &["Template", "Volume", "BindMount"][..]),
@@ -234,4 +237,15 @@ fn the_commented_options_of_main_yaml_are_valid_when_uncommented() {
     let config = berth_config::check(dir.path()).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
     assert!(config.main.public_url.is_some() && config.main.tls.is_some());
     assert!(config.main.database.is_some() && config.main.runtime.docker_socket.is_some());
+    assert_eq!(
+        config.main.clusters,
+        berth_config::Clusters::default(),
+        "the clusters block shows the defaults"
+    );
+    assert_eq!(
+        config.main.registration,
+        berth_config::Registration::default(),
+        "the registration block shows the defaults"
+    );
+    assert!(uncommented.contains("\nclusters:\n") && uncommented.contains("\nregistration:\n"));
 }

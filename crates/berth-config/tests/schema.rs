@@ -60,6 +60,26 @@ fn describes_every_file_with_its_definition() {
         defs["MainConfig"]["properties"]["listen"]["default"],
         "127.0.0.1:8080"
     );
+    let consts = |def: &str| -> Vec<String> {
+        defs[def]["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["const"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(consts("RegistrationMode"), ["off", "invite", "open"]);
+    assert_eq!(consts("ClusterNetwork"), ["bridge", "host"]);
+    assert_eq!(consts("ClusterProvider"), ["docker"]);
+    let main = &defs["MainConfig"]["properties"];
+    assert_eq!(main["registration"]["default"]["mode"], "off");
+    assert_eq!(main["clusters"]["default"]["enabled"], false);
+    assert_eq!(
+        defs["Clusters"]["properties"]["max_per_user"]["maximum"],
+        100
+    );
+    assert_eq!(defs["Clusters"]["additionalProperties"], false);
+    assert_eq!(defs["User"]["properties"]["clusters"]["type"], "boolean");
 }
 
 #[test]

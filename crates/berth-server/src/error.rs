@@ -193,9 +193,10 @@ impl From<berth_config::StoreError> for ApiError {
             | E::NoSuchTemplate(_)
             | E::NoSuchClient { .. }
             | E::NoSuchSshKey { .. }) => Self::not_found(e.to_string()),
-            e @ (E::UserExists(_) | E::TemplateExists(_) | E::SshKeyExists { .. }) => {
-                Self::conflict("already_exists", e.to_string())
-            }
+            e @ (E::UserExists(_)
+            | E::AdminName(_)
+            | E::TemplateExists(_)
+            | E::SshKeyExists { .. }) => Self::conflict("already_exists", e.to_string()),
             e @ E::TemplateInUse { .. } => Self::conflict("in_use", e.to_string()),
             e @ E::AccessLocked { .. } => {
                 Self::new(StatusCode::FORBIDDEN, "access_locked", e.to_string())

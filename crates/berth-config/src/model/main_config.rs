@@ -1,5 +1,6 @@
 //! `main.yaml`: how Berth listens, who the admin is, how it logs, what workspaces get by
-//! default and how logins are protected. Every section and field is optional.
+//! default, how logins are protected, clusters and sign-up. Every section and field is
+//! optional.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -49,6 +50,10 @@ pub struct MainConfig {
     pub fleet: Fleet,
     /// The SSH gateway into workspaces (docs/ssh-gateway.md); off while `ssh.listen` is unset.
     pub ssh: Ssh,
+    /// Ephemeral Kubernetes clusters; off unless `clusters.enabled`.
+    pub clusters: super::Clusters,
+    /// Self-service sign-up; off unless `registration.mode` says otherwise.
+    pub registration: super::Registration,
 }
 
 impl Default for MainConfig {
@@ -65,6 +70,8 @@ impl Default for MainConfig {
             recordings: Recordings::default(),
             fleet: Fleet::default(),
             ssh: Ssh::default(),
+            clusters: super::Clusters::default(),
+            registration: super::Registration::default(),
         }
     }
 }

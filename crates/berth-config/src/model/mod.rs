@@ -1,7 +1,9 @@
 //! The typed configuration: one struct per file, and [`Config`] over all of them.
 
+mod clusters;
 mod main_config;
 mod overrides;
+mod registration;
 mod templates;
 mod users;
 
@@ -9,11 +11,13 @@ use std::collections::BTreeMap;
 
 use berth_types::{Role, Username};
 
+pub use clusters::{ClusterNetwork, ClusterProvider, Clusters, DEFAULT_CLUSTER_IMAGE};
 pub(crate) use main_config::default_admin_username;
 pub use main_config::{Admin, Fleet, Logging, MainConfig, Recordings, Runtime, Security, Ssh, Tls};
 pub use overrides::UserOverrides;
+pub use registration::{Registration, RegistrationDefaults, RegistrationMode};
 pub use templates::{BindMount, ContainersFile, Persist, Shell, Template, Volume};
-pub use users::{ClientToken, User, UsersFile};
+pub use users::{ClientToken, REGISTERED_AT_KEY, REGISTERED_KEY, REGISTERED_SELF, User, UsersFile};
 
 /// A whole, validated configuration directory.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -77,5 +81,17 @@ impl Config {
         self.overrides(username)
             .and_then(|o| o.max_workspaces)
             .unwrap_or(self.main.runtime.max_workspaces_per_user)
+    }
+
+    /// Whether `username` may ask for clusters: the admin of main.yaml and users with `role:
+    /// admin` always, other users with `clusters: true`; disabled and unknown users never.
+    /// Whether clusters are enabled at all is `main.clusters.enabled`.
+    #[must_use]
+    pub fn may_use_clusters(&self, username: &str) -> bool {
+        if self.main.admin.username.as_str() == username {
+            return true;
+        }
+        self.user(username)
+            .is_some_and(|u| !u.disabled && (u.role == Role::Admin || u.clusters))
     }
 }

@@ -48,6 +48,10 @@ pub struct User {
     /// Other fields stay editable.
     #[serde(default, skip_serializing_if = "is_false")]
     pub access_locked: bool,
+    /// May ask for Kubernetes clusters (main.yaml `clusters`, when enabled). Admins always
+    /// may.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub clusters: bool,
     /// A disabled user cannot log in, and their client tokens are refused.
     #[serde(default, skip_serializing_if = "is_false")]
     pub disabled: bool,
@@ -68,6 +72,24 @@ pub struct User {
     /// without options. At most 64.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ssh_keys: Vec<crate::ssh_keys::SshKey>,
+}
+
+/// The `metadata` key [`crate::ConfigStore::register_user`] sets to [`REGISTERED_SELF`] on an
+/// account made by self-service sign-up.
+pub const REGISTERED_KEY: &str = "registered";
+
+/// The value of [`REGISTERED_KEY`] on a self-registered account.
+pub const REGISTERED_SELF: &str = "self";
+
+/// The `metadata` key holding when a self-registered account signed up (RFC 3339, UTC).
+pub const REGISTERED_AT_KEY: &str = "registered_at";
+
+impl User {
+    /// Whether this account was made by self-service sign-up rather than by an admin.
+    #[must_use]
+    pub fn is_self_registered(&self) -> bool {
+        self.metadata.get(REGISTERED_KEY).map(String::as_str) == Some(REGISTERED_SELF)
+    }
 }
 
 /// A client token of a user: one CLI installation.

@@ -54,6 +54,9 @@ pub enum StoreError {
     /// The username is taken.
     #[error("a user {0:?} already exists")]
     UserExists(String),
+    /// The name is the admin's of main.yaml, which no user of users.yaml may take.
+    #[error("{0:?} is the admin's name; choose another username")]
+    AdminName(String),
     /// No template has this name.
     #[error("there is no template {0:?}")]
     NoSuchTemplate(String),

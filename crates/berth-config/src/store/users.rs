@@ -5,7 +5,12 @@ use std::collections::BTreeMap;
 use berth_types::{ClientId, Role, UserId, Username};
 
 use super::{ConfigStore, Scope, StoreError};
-use crate::model::{Config, User, UserOverrides};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::model::{
+    Config, REGISTERED_AT_KEY, REGISTERED_KEY, REGISTERED_SELF, User, UserOverrides,
+};
 use crate::passwords::PasswordHash;
 use crate::ssh_keys::SshKey;
 use crate::tokens::{IssuedToken, new_token};
@@ -64,9 +69,64 @@ impl ConfigStore {
                 password_hash: new.password_hash,
                 templates: new.templates,
                 access_locked: new.access_locked,
+                clusters: false,
                 disabled: false,
                 client_tokens: Vec::new(),
                 metadata: new.metadata,
+                machines: Vec::new(),
+                ssh_keys: Vec::new(),
+            };
+            config.users.push(user.clone());
+            Ok(user)
+        })
+    }
+
+    /// Self-service sign-up: adds the account `username` with `password` (by the rules of
+    /// [`crate::hash_password`], the same as for admin-made users), role `user`, a fresh id,
+    /// the given `templates` and `clusters` (the `registration.defaults` of main.yaml, say),
+    /// and the metadata `registered: self` and `registered_at: <RFC 3339 time>` so admins can
+    /// tell such accounts apart. Goes through the same locked, validated, atomic path as
+    /// [`ConfigStore::add_user`].
+    ///
+    /// The password is hashed before the lock is taken (it is slow on purpose): call this
+    /// from `spawn_blocking`. Refused: the admin's name ([`StoreError::AdminName`]), a taken
+    /// name ([`StoreError::UserExists`]), a password the rules refuse
+    /// ([`StoreError::Password`]), unknown templates ([`StoreError::Invalid`]).
+    pub fn register_user(
+        &self,
+        username: &Username,
+        password: &str,
+        templates: &[String],
+        clusters: bool,
+    ) -> Result<User, StoreError> {
+        let password_hash = crate::passwords::hash_password(password)?;
+        let registered_at = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok())
+            .unwrap_or_default();
+        self.transaction(Scope::Users, |config| {
+            if &config.main.admin.username == username {
+                return Err(StoreError::AdminName(username.to_string()));
+            }
+            if config.user(username.as_str()).is_some() {
+                return Err(StoreError::UserExists(username.to_string()));
+            }
+            let metadata = BTreeMap::from([
+                (REGISTERED_KEY.to_owned(), REGISTERED_SELF.to_owned()),
+                (REGISTERED_AT_KEY.to_owned(), registered_at),
+            ]);
+            let user = User {
+                username: username.clone(),
+                id: UserId::random(),
+                role: Role::User,
+                password_hash: Some(password_hash),
+                templates: templates.to_vec(),
+                access_locked: false,
+                clusters,
+                disabled: false,
+                client_tokens: Vec::new(),
+                metadata,
                 machines: Vec::new(),
                 ssh_keys: Vec::new(),
             };

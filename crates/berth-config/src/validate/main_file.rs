@@ -78,6 +78,15 @@ pub(crate) fn check_main(main: &MainConfig, at: &At<'_>, errors: &mut Vec<Config
     }
     check_fleet(&main.fleet, &at.key("fleet"), errors);
     check_ssh(&main.ssh, &at.key("ssh"), errors);
+    check_clusters(&main.clusters, &at.key("clusters"), errors);
+    let invite_ttl = main.registration.invite_ttl;
+    if invite_ttl.get() < std::time::Duration::from_secs(60) {
+        errors.push(
+            at.key("registration")
+                .key("invite_ttl")
+                .error(format!("expected 1m to 365d, found {invite_ttl}")),
+        );
+    }
     let security = &main.security;
     if let Some(hash) = &security.metrics_token_hash
         && let Some(problem) = super::token_hash_problem(hash)
@@ -210,6 +219,38 @@ fn check_ssh(ssh: &crate::model::Ssh, at: &At<'_>, errors: &mut Vec<ConfigError>
             "max_connections_per_address ({}) is more than max_connections ({})",
             ssh.max_connections_per_address, ssh.max_connections
         )));
+    }
+}
+
+fn check_clusters(clusters: &crate::model::Clusters, at: &At<'_>, errors: &mut Vec<ConfigError>) {
+    use std::time::Duration;
+    if let Err(e) = berth_types::ImageRef::parse(&clusters.image) {
+        errors.push(at.key("image").error(format!(
+            "{e}; expected a k3s image reference such as \"rancher/k3s:v1.31.5-k3s1\", found {:?}",
+            crate::yaml::truncate(&clusters.image)
+        )));
+    }
+    let minute = Duration::from_secs(60);
+    for (key, ttl) in [
+        ("default_ttl", clusters.default_ttl),
+        ("max_ttl", clusters.max_ttl),
+    ] {
+        if ttl.get() < minute {
+            errors.push(at.key(key).error(format!("at least 1m, found {ttl}")));
+        }
+    }
+    if clusters.default_ttl > clusters.max_ttl {
+        errors.push(at.key("default_ttl").error(format!(
+            "default_ttl ({}) is longer than max_ttl ({})",
+            clusters.default_ttl, clusters.max_ttl
+        )));
+    }
+    let ready = clusters.ready_timeout;
+    if ready.get() < Duration::from_secs(10) || ready.get() > Duration::from_secs(3600) {
+        errors.push(
+            at.key("ready_timeout")
+                .error(format!("expected 10s to 1h, found {ready}")),
+        );
     }
 }
 

@@ -131,7 +131,18 @@ impl<'a> Checks<'a> {
         let usernames = self.users.map(|l| raw_names(&l.root, "users", "username"));
 
         if let Some((loaded, value)) = main {
-            main_file::check_main(value, &At::root(MAIN, loaded), errors);
+            let at = At::root(MAIN, loaded);
+            main_file::check_main(value, &at, errors);
+            let known = Known {
+                templates: templates.as_ref(),
+                hints: self.hints,
+            };
+            check_references(
+                &value.registration.defaults.templates,
+                &at.key("registration").key("defaults").key("templates"),
+                known,
+                errors,
+            );
         }
         if let Some(loaded) = self.containers
             && let Some(value) = &loaded.value

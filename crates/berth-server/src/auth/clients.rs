@@ -88,6 +88,7 @@ mod tests {
             password_hash: None,
             templates: Vec::new(),
             access_locked: false,
+            clusters: false,
             disabled,
             client_tokens: vec![ClientToken {
                 id,
