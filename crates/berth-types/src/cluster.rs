@@ -7,7 +7,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 /// Where a cluster is in its life: `provisioning → running → deleting → deleted`, or
 /// `failed` with a reason from any state before `deleted`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ClusterState {
     /// Recorded; the provider is creating it or waiting for its API to be ready.
@@ -200,10 +202,7 @@ mod tests {
         assert_eq!(ClusterName::new("x-"), Err(ClusterNameError::BadEnd));
         assert_eq!(ClusterName::new("a_b"), Err(ClusterNameError::BadChar('_')));
         assert_eq!(ClusterName::new("aB"), Err(ClusterNameError::BadChar('B')));
-        assert_eq!(
-            ClusterName::new("a\u{0}"),
-            Err(ClusterNameError::BadChar('\u{0}'))
-        );
+        assert_eq!(ClusterName::new("a\u{0}"), Err(ClusterNameError::BadChar('\u{0}')));
         assert_eq!(
             ClusterName::new("a".repeat(41)),
             Err(ClusterNameError::TooLong { len: 41 })

@@ -27,9 +27,7 @@ pub use fleet::{
     Changes, EnrollmentStatus, HealthStatus, MachineSelector, MachineSelectorError, SyncChanges,
     SyncFileError, SyncResult, SyncTrigger,
 };
-pub use ids::{
-    ClientId, ClusterId, GridId, InviteId, OperationId, RecordingId, UserId, WorkspaceId,
-};
+pub use ids::{ClientId, ClusterId, GridId, InviteId, OperationId, RecordingId, UserId, WorkspaceId};
 pub use image::{ImageRef, ImageRefError};
 pub use target::{
     MachineId, MachineIdError, PaneTarget, TargetError, TargetKind, TerminalTarget, Unavailability,
