@@ -54,3 +54,81 @@ engine_answers() {
 require_engine() {
 	engine_answers || die "the test Docker Engine is not running at $BERTH_DOCKER_HOST; run: scripts/docker-engine.sh start"
 }
+
+# apt_mirror SUITE prints the first Debian mirror of the machine's apt sources: a deb822 stanza
+# or a one-line `deb` entry whose suite is SUITE itself (not -security or -updates, which
+# debootstrap cannot use).
+apt_mirror() {
+	local suite="$1" f
+	# apt's own order: sources.list, then sources.list.d/ alphabetically.
+	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*; do
+		[ -f "$f" ] || continue
+		case "$f" in
+		*.sources) mirror_deb822 "$suite" "$f" ;;
+		*.list) mirror_one_line "$suite" "$f" ;;
+		esac
+	done
+}
+
+mirror_deb822() {
+	awk -v suite="$1" '
+		function flush() {
+			if (types ~ /(^| )deb( |$)/ && (" " suites " ") ~ (" " suite " ") && uris != "") {
+				split(uris, u, " "); print u[1]; found = 1; exit
+			}
+			types = suites = uris = ""
+		}
+		/^[[:space:]]*$/ { flush(); next }
+		/^[[:space:]]*#/ { next }
+		tolower($1) == "types:"  { $1 = ""; types = $0 }
+		tolower($1) == "suites:" { $1 = ""; suites = $0 }
+		tolower($1) == "uris:"   { $1 = ""; uris = $0 }
+		END { if (!found) flush() }
+	' "$2"
+}
+
+mirror_one_line() {
+	awk -v suite="$1" '
+		$1 == "deb" {
+			i = 2
+			if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
+			if ($(i + 1) == suite) { print $i; exit }
+		}
+	' "$2"
+}
+
+# debootstrap_tarball SUITE INCLUDE TARBALL debootstraps a minimal Debian SUITE with the
+# comma-separated packages INCLUDE from the machine's mirror (BERTH_TEST_MIRROR overrides it)
+# and writes the root file system as the tarball TARBALL (under $BERTH_TEST_CACHE), ready for
+# `docker import`.
+debootstrap_tarball() {
+	local suite="$1" include="$2" tarball="$3" mirror root start
+	mirror="${BERTH_TEST_MIRROR:-$(apt_mirror "$suite" | head -n 1)}"
+	[ -n "$mirror" ] ||
+		die "no Debian $suite mirror found in /etc/apt/sources.list{,.d/*.sources,.d/*.list}; set BERTH_TEST_MIRROR"
+	ensure_packages debootstrap debian-archive-keyring
+	mkdir -p "$BERTH_TEST_CACHE"
+	root="$(mktemp -d "$BERTH_TEST_CACHE/rootfs.XXXXXX")"
+	# shellcheck disable=SC2064 # expand now: $root is local
+	trap "rm -rf '$root' '$tarball.partial'" EXIT
+	log "debootstrap $suite from $mirror (minbase + $include)"
+	start=$SECONDS
+	debootstrap --variant=minbase --include="$include" "$suite" "$root" "$mirror" \
+		>"$BERTH_TEST_CACHE/debootstrap.log" 2>&1 ||
+		die "debootstrap failed; see $BERTH_TEST_CACHE/debootstrap.log (tail: $(tail -n 3 "$BERTH_TEST_CACHE/debootstrap.log" | tr '\n' ' '))"
+	# Downloaded packages and apt lists are dead weight in the image.
+	rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+	tar -C "$root" --numeric-owner --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' \
+		-cf "$tarball.partial" .
+	mv "$tarball.partial" "$tarball"
+	rm -rf "$root"
+	trap - EXIT
+	log "built $tarball in $((SECONDS - start))s"
+}
+
+# ensure_kubectl makes sure a kubectl is on PATH for the cluster tests: the one the machine has,
+# or else Debian's kubernetes-client. (A machine whose kubectl comes from another package, such
+# as the Google Cloud CLI, keeps it: kubernetes-client would collide with its /usr/bin/kubectl.)
+ensure_kubectl() {
+	command -v kubectl >/dev/null 2>&1 || ensure_packages kubernetes-client
+}

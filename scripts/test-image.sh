@@ -25,72 +25,6 @@ PACKAGES_HASH="$(printf %s "$INCLUDE" | sha256sum | cut -c1-12)"
 TARBALL="$BERTH_TEST_CACHE/base-$SUITE-$PACKAGES_HASH.tar"
 LABEL=berth.test.packages
 
-# The first Debian mirror of the machine's apt sources: a deb822 stanza or a one-line `deb`
-# entry whose suite is $SUITE itself (not -security or -updates, which debootstrap cannot use).
-apt_mirror() {
-	local f
-	# apt's own order: sources.list, then sources.list.d/ alphabetically.
-	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*; do
-		[ -f "$f" ] || continue
-		case "$f" in
-		*.sources) mirror_deb822 "$f" ;;
-		*.list) mirror_one_line "$f" ;;
-		esac
-	done
-}
-
-mirror_deb822() {
-	awk -v suite="$SUITE" '
-		function flush() {
-			if (types ~ /(^| )deb( |$)/ && (" " suites " ") ~ (" " suite " ") && uris != "") {
-				split(uris, u, " "); print u[1]; found = 1; exit
-			}
-			types = suites = uris = ""
-		}
-		/^[[:space:]]*$/ { flush(); next }
-		/^[[:space:]]*#/ { next }
-		tolower($1) == "types:"  { $1 = ""; types = $0 }
-		tolower($1) == "suites:" { $1 = ""; suites = $0 }
-		tolower($1) == "uris:"   { $1 = ""; uris = $0 }
-		END { if (!found) flush() }
-	' "$1"
-}
-
-mirror_one_line() {
-	awk -v suite="$SUITE" '
-		$1 == "deb" {
-			i = 2
-			if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
-			if ($(i + 1) == suite) { print $i; exit }
-		}
-	' "$1"
-}
-
-build_tarball() {
-	local mirror root start
-	mirror="${BERTH_TEST_MIRROR:-$(apt_mirror | head -n 1)}"
-	[ -n "$mirror" ] ||
-		die "no Debian $SUITE mirror found in /etc/apt/sources.list{,.d/*.sources,.d/*.list}; set BERTH_TEST_MIRROR"
-	ensure_packages debootstrap debian-archive-keyring
-	mkdir -p "$BERTH_TEST_CACHE"
-	root="$(mktemp -d "$BERTH_TEST_CACHE/rootfs.XXXXXX")"
-	# shellcheck disable=SC2064 # expand now: $root is local
-	trap "rm -rf '$root' '$TARBALL.partial'" EXIT
-	log "debootstrap $SUITE from $mirror (minbase + $INCLUDE)"
-	start=$SECONDS
-	debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$root" "$mirror" \
-		>"$BERTH_TEST_CACHE/debootstrap.log" 2>&1 ||
-		die "debootstrap failed; see $BERTH_TEST_CACHE/debootstrap.log (tail: $(tail -n 3 "$BERTH_TEST_CACHE/debootstrap.log" | tr '\n' ' '))"
-	# Downloaded packages and apt lists are dead weight in the image.
-	rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-	tar -C "$root" --numeric-owner --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' \
-		-cf "$TARBALL.partial" .
-	mv "$TARBALL.partial" "$TARBALL"
-	rm -rf "$root"
-	trap - EXIT
-	log "built $TARBALL in $((SECONDS - start))s"
-}
-
 require_root
 require_engine
 # The label of the image the engine has now: empty when it has none or no image at all.
@@ -100,7 +34,7 @@ if [ -n "$old_id" ]; then
 	[ "$have" = "$PACKAGES_HASH" ] && exit 0
 	log "$IMAGE was built from another package list (label ${have:-none}, now $PACKAGES_HASH): replacing it"
 fi
-[ -s "$TARBALL" ] || build_tarball
+[ -s "$TARBALL" ] || debootstrap_tarball "$SUITE" "$INCLUDE" "$TARBALL"
 log "importing $TARBALL as $IMAGE"
 docker_cli import --change 'CMD ["/bin/bash"]' --change "LABEL $LABEL=$PACKAGES_HASH" \
 	- "$IMAGE" <"$TARBALL" >/dev/null ||

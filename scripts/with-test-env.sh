@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Runs a command with Berth's test services up, then stops the ones this run started:
-#   - a private Docker Engine (scripts/docker-engine.sh) with the test image berth-test/base,
+#   - a private Docker Engine (scripts/docker-engine.sh) with the test image berth-test/base
+#     and the stand-in k3s image berth-test/k3s-standin (scripts/cluster-image.sh),
 #   - a throwaway PostgreSQL on a loopback port (scripts/postgres.sh),
 #   - the SSH test machines (scripts/test-machines.sh), once the test image is loaded.
 # Services that were already running are reused and left running.
 # Usage: scripts/with-test-env.sh COMMAND [ARGS...]
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
 
 started=()
 cleanup() {
@@ -31,6 +34,9 @@ for service in docker-engine.sh postgres.sh; do
   eval "$("$here/$service" env)"
 done
 "$here/test-image.sh"
+"$here/cluster-image.sh"
+# The cluster tests check kubeconfigs with the real kubectl.
+ensure_kubectl
 if ! "$here/test-machines.sh" status >/dev/null 2>&1; then
   started+=("test-machines.sh")
   "$here/test-machines.sh" start

@@ -132,6 +132,15 @@ impl DockerRuntime {
         &self.socket
     }
 
+    /// The negotiated engine client, for sibling crates (the clusters' `docker` provider) whose
+    /// containers are not workspaces: they do not go through [`ContainerRuntime`] and get none
+    /// of the workspace hardening (a k3s server needs a privileged container).
+    ///
+    /// [`ContainerRuntime`]: crate::ContainerRuntime
+    pub fn engine(&self) -> &Docker {
+        &self.docker
+    }
+
     /// Runs one API call within the configured timeout (plus `grace`), mapping its error.
     async fn call_with<T>(
         &self,
