@@ -32,7 +32,7 @@ use spec::{
 };
 
 /// The image run when main.yaml sets no `clusters.image`.
-pub const DEFAULT_K3S_IMAGE: &str = "rancher/k3s:v1.33.1-k3s1";
+pub const DEFAULT_K3S_IMAGE: &str = "rancher/k3s:v1.34.1-k3s1";
 /// Where k3s writes its admin kubeconfig inside the container.
 const K3S_KUBECONFIG: &str = "/etc/rancher/k3s/k3s.yaml";
 /// The label remembering the address the API was published on.
