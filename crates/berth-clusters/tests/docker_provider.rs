@@ -193,6 +193,13 @@ async fn until_failed(provider: &DockerProvider, id: ClusterId) -> String {
 
 /// Runs the real kubectl (`BERTH_TEST_KUBECTL` or the one on PATH); returns its stdout.
 async fn kubectl(args: &[&str]) -> String {
+    let (ok, stdout, stderr) = kubectl_outcome(args).await;
+    assert!(ok, "kubectl {args:?} failed: {stderr}");
+    stdout
+}
+
+/// Runs kubectl; returns whether it succeeded, its stdout and its stderr.
+async fn kubectl_outcome(args: &[&str]) -> (bool, String, String) {
     let program = std::env::var("BERTH_TEST_KUBECTL").unwrap_or_else(|_| "kubectl".to_owned());
     let run = tokio::process::Command::new(&program)
         .args(args)
@@ -204,12 +211,11 @@ async fn kubectl(args: &[&str]) -> String {
         .unwrap_or_else(|e| {
             panic!("cannot run {program} ({e}); scripts/with-test-env.sh installs it")
         });
-    assert!(
+    (
         output.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// create → provisioning → ready → kubeconfig → the real kubectl reads /readyz and the version.
@@ -250,7 +256,7 @@ async fn create_ready_and_kubectl(
 
     let kubeconfig = provider.kubeconfig(spec.id).await.unwrap();
     assert_eq!(format!("{kubeconfig:?}"), "<kubeconfig>");
-    let text = kubeconfig.expose();
+    let text = kubeconfig.expose().to_owned();
     assert!(
         text.contains(&format!("server: {}", provisioned.api_url)),
         "{text}"
@@ -268,6 +274,28 @@ async fn create_ready_and_kubectl(
     assert_eq!(context.trim(), "berth-dev");
     let readyz = kubectl(&["--kubeconfig", file, "get", "--raw", "/readyz"]).await;
     assert_eq!(readyz.trim(), "ok");
+    // Without the client certificate the API refuses, as the readiness check relies on: a
+    // token it does not know instead (with no credentials at all kubectl would prompt).
+    let anonymous = dir.path().join("anonymous");
+    let mut without_user = String::new();
+    for line in text.lines() {
+        if let Some((indent, _)) = line.split_once("client-certificate-data") {
+            without_user.push_str(&format!("{indent}token: not-a-token\n"));
+        } else if !line.contains("client-key-data") {
+            without_user.push_str(line);
+            without_user.push('\n');
+        }
+    }
+    std::fs::write(&anonymous, without_user).unwrap();
+    let (ok, _, stderr) = kubectl_outcome(&[
+        "--kubeconfig",
+        anonymous.to_str().unwrap(),
+        "get",
+        "--raw",
+        "/readyz",
+    ])
+    .await;
+    assert!(!ok && stderr.contains("Unauthorized"), "{stderr}");
     let version = kubectl(&["--kubeconfig", file, "version", "-o", "json"]).await;
     let version: serde_json::Value = serde_json::from_str(&version).unwrap();
     provider.delete(spec.id).await.unwrap();
