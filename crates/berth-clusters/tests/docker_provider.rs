@@ -20,6 +20,7 @@ use berth_runtime::{DockerOptions, DockerRuntime};
 use berth_types::{ClusterId, ClusterName, Username};
 use bollard::Docker;
 use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
+use futures_util::StreamExt;
 
 const STANDIN: &str = "berth-test/k3s-standin";
 const STANDIN_VERSION: &str = "v1.31.0+berth-standin";
@@ -552,4 +553,59 @@ async fn an_unreachable_engine_says_so() {
         matches!(err, ProviderError::EngineUnreachable { .. }),
         "{err:?}"
     );
+}
+
+#[tokio::test]
+async fn readiness_is_verified_with_the_clusters_own_ca() {
+    let scope = Scope::new("verify").await;
+    let provider = scope.provider(&[]);
+    let (a, b) = (spec("a"), spec("b"));
+    provider.create(&a).await.unwrap();
+    provider.create(&b).await.unwrap();
+    until_ready(&provider, a.id, PATIENCE).await;
+    until_ready(&provider, b.id, PATIENCE).await;
+
+    // B's container now holds A's kubeconfig: A's CA, which did not sign B's server.
+    let container = |id: ClusterId| {
+        let scope = &scope;
+        async move {
+            scope
+                .containers_with("berth.cluster", &id.to_string())
+                .await[0]
+                .clone()
+        }
+    };
+    let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::new()
+        .path("/etc/rancher/k3s/k3s.yaml")
+        .build();
+    let mut tar = Vec::new();
+    let mut stream = scope
+        .docker
+        .download_from_container(&container(a.id).await, Some(options));
+    while let Some(chunk) = stream.next().await {
+        tar.extend_from_slice(&chunk.unwrap());
+    }
+    let options = bollard::query_parameters::UploadToContainerOptionsBuilder::new()
+        .path("/etc/rancher/k3s")
+        .build();
+    scope
+        .docker
+        .upload_to_container(
+            &container(b.id).await,
+            Some(options),
+            bollard::body_full(tar.into()),
+        )
+        .await
+        .unwrap();
+
+    match provider.status(b.id).await.unwrap() {
+        ProviderStatus::Provisioning { detail } => {
+            assert!(detail.contains("invalid peer certificate"), "{detail}");
+        }
+        other => panic!("a server another CA signed passed as {other:?}"),
+    }
+    assert!(matches!(
+        provider.status(a.id).await.unwrap(),
+        ProviderStatus::Ready { .. }
+    ));
 }
