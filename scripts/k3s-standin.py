@@ -18,6 +18,7 @@ import http.server
 import ipaddress
 import json
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -195,6 +196,8 @@ class Server(http.server.ThreadingHTTPServer):
 
 
 def main():
+    # As PID 1 nothing ends it on SIGTERM by default; k3s stops on it, and so does `docker stop`.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if os.environ.get("STANDIN_FAIL") == "1":
         say("STANDIN_FAIL=1: exiting as a k3s server that cannot start would")
         sys.exit(1)

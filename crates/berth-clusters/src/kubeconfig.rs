@@ -50,12 +50,13 @@ pub(crate) fn credentials(text: &str) -> Result<Credentials, String> {
 
 /// The one entry of the list `key` (k3s writes one cluster and one user).
 fn only<'a>(root: &'a berth_yaml::Node, key: &str) -> Result<&'a berth_yaml::Node, String> {
-    let list = root
-        .get(key)
-        .ok_or_else(|| format!("k3s.yaml: no {key}"))?;
+    let list = root.get(key).ok_or_else(|| format!("k3s.yaml: no {key}"))?;
     match list.items() {
         [one] => Ok(one),
-        items => Err(format!("k3s.yaml: expected one entry in {key}, found {}", items.len())),
+        items => Err(format!(
+            "k3s.yaml: expected one entry in {key}, found {}",
+            items.len()
+        )),
     }
 }
 
@@ -200,7 +201,10 @@ mod tests {
     fn malformed_kubeconfigs_say_what_is_wrong() {
         let cases = [
             ("kind: Config\n", "no clusters"),
-            ("clusters: []\nusers: []\n", "expected one entry in clusters, found 0"),
+            (
+                "clusters: []\nusers: []\n",
+                "expected one entry in clusters, found 0",
+            ),
             ("{", "k3s.yaml"),
             (
                 "clusters:\n- cluster:\n    certificate-authority-data: '%%%'\n  name: default\nusers:\n- name: default\n  user:\n    client-certificate-data: QQ==\n    client-key-data: QQ==\n",

@@ -51,7 +51,9 @@ pub struct ProviderCluster {
 pub struct Kubeconfig(String);
 
 impl Kubeconfig {
-    pub(crate) fn new(text: String) -> Self {
+    /// Wraps kubeconfig text (a provider's, or a fake's in tests above the trait).
+    #[must_use]
+    pub fn new(text: String) -> Self {
         Self(text)
     }
 

@@ -32,7 +32,7 @@ use spec::{
 };
 
 /// The image run when main.yaml sets no `clusters.image`.
-pub const DEFAULT_K3S_IMAGE: &str = "rancher/k3s:v1.33.1-k3s1";
+pub const DEFAULT_K3S_IMAGE: &str = "rancher/k3s:v1.34.1-k3s1";
 /// Where k3s writes its admin kubeconfig inside the container.
 const K3S_KUBECONFIG: &str = "/etc/rancher/k3s/k3s.yaml";
 /// The label remembering the address the API was published on.
@@ -73,6 +73,10 @@ pub struct DockerClusterSettings {
     pub api_address: IpAddr,
     /// Bridge (default) or host network.
     pub network: ClusterNetwork,
+    /// Whether the server container is privileged: `true` (the default) for k3s, which runs
+    /// containerd, cgroups and iptables inside. `false` only for the stand-in image in tests,
+    /// on engines that cannot grant every capability (a Docker Engine inside a container).
+    pub privileged: bool,
     /// Extra environment for the server container (`NAME=value`): k3s's own `K3S_*` variables,
     /// or the stand-in's `STANDIN_*` in tests.
     pub env: Vec<String>,
@@ -89,6 +93,7 @@ impl DockerClusterSettings {
             memory: 0,
             api_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             network: ClusterNetwork::Bridge,
+            privileged: true,
             env: Vec::new(),
         }
     }
@@ -169,6 +174,50 @@ impl DockerProvider {
                 status: Some(404), ..
             }) => Ok(None),
             other => other.map(Some),
+        }
+    }
+
+    /// The container that holds `name` after a create was refused because the name is
+    /// taken: another create of the same cluster, whose container the engine may show only a
+    /// moment later. A container of that name for another cluster is an error.
+    async fn taken(
+        &self,
+        spec: &ClusterSpec,
+        name: &str,
+    ) -> Result<ContainerInspectResponse, ProviderError> {
+        let deadline = tokio::time::Instant::now() + CALL_TIMEOUT;
+        loop {
+            match self
+                .call(
+                    "inspect container",
+                    self.docker.inspect_container(name, None),
+                )
+                .await
+            {
+                Ok(container) => {
+                    let owner = container
+                        .config
+                        .as_ref()
+                        .and_then(|c| c.labels.as_ref()?.get(CLUSTER_LABEL).cloned());
+                    if owner.as_deref() == Some(spec.id.to_string().as_str()) {
+                        return Ok(container);
+                    }
+                    return Err(ProviderError::Engine {
+                        operation: "create container",
+                        status: Some(409),
+                        message: format!(
+                            "the name {name} is taken by a container that is not cluster {}",
+                            spec.id
+                        ),
+                    });
+                }
+                Err(ProviderError::Engine {
+                    status: Some(404), ..
+                }) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -407,11 +456,7 @@ impl ClusterProvider for DockerProvider {
                     // The name is the id's: another create made it meanwhile; reuse that one.
                     Err(ProviderError::Engine {
                         status: Some(409), ..
-                    }) => Some(
-                        self.find(spec.id)
-                            .await?
-                            .ok_or(ProviderError::NotFound { id: spec.id })?,
-                    ),
+                    }) => Some(self.taken(spec, &name).await?),
                     Err(ProviderError::Engine {
                         status: Some(404), ..
                     }) => {

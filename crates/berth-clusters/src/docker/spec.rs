@@ -87,7 +87,7 @@ pub(crate) fn create_body(
         (MANAGED_LABEL.to_owned(), MANAGED_VALUE.to_owned()),
     ]);
     let mut host_config = HostConfig {
-        privileged: Some(true),
+        privileged: Some(settings.privileged),
         tmpfs: Some(HashMap::from([
             ("/run".to_owned(), String::new()),
             ("/var/run".to_owned(), String::new()),
@@ -163,6 +163,7 @@ mod tests {
             memory: 2 << 30,
             api_address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
             network,
+            privileged: true,
             env: vec!["K3S_X=1".to_owned()],
         }
     }
@@ -218,9 +219,11 @@ mod tests {
         s.api_address = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
         s.cpus = None;
         s.memory = 0;
+        s.privileged = false;
         let body = create_body(&s, &spec(), Some(40123));
         let host = body.host_config.unwrap();
         assert_eq!(host.network_mode.as_deref(), Some("host"));
+        assert_eq!(host.privileged, Some(false));
         assert_eq!(host.port_bindings, None);
         assert_eq!((host.memory, host.nano_cpus), (None, None));
         assert_eq!(
