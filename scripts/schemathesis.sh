@@ -8,8 +8,8 @@
 # Run by scripts/test-suites.sh inside scripts/with-test-env.sh (it needs DOCKER_HOST: the
 # server starts workspaces on the test engine, network none). The server keeps its default
 # rate limits, lockout and CSRF rules; schemathesis paces itself below the API budget instead.
-# The two WebSocket routes are not fuzzed: schemathesis does not speak WebSocket, and the
-# terminal and grid sockets have tests of their own (crates/berth-server/tests/terminal.rs).
+# The WebSocket routes are not fuzzed: schemathesis does not speak WebSocket, and the
+# terminal, grid and event sockets have tests of their own (crates/berth-server/tests/).
 #
 # The admin's server runs a fleet (an inventory repository of the SSH test machine m1, see
 # with_fleet), so the fleet routes are fuzzed against real syncs and real SSH checks.
@@ -237,6 +237,7 @@ fuzz() {
     --exclude-path '/api/v1/workspaces/{id}/terminal'
     --exclude-path '/api/v1/grids/{id}/ws'
     --exclude-path '/api/v1/machines/{id}/terminal'
+    --exclude-path '/api/v1/events'
     # Below the 600 a minute that api_rate_per_minute allows one caller.
     --rate-limit 480/m
     --request-timeout 30

@@ -202,6 +202,69 @@ impl AccountResources for RecordingResources {
     }
 }
 
+/// Clusters follow a rename (their rows; the provider's labels keep the old name, which
+/// nothing reads back); a deletion removes them from the provider and deletes their rows.
+#[derive(Debug, Clone)]
+pub struct ClusterResources(pub crate::Clusters);
+
+#[async_trait]
+impl AccountResources for ClusterResources {
+    fn kind(&self) -> &'static str {
+        "clusters"
+    }
+
+    async fn rename(
+        &self,
+        from: &Username,
+        to: &Username,
+    ) -> Result<Map<String, Value>, AccountError> {
+        let moved = self
+            .0
+            .rename_owner(from, to)
+            .await
+            .map_err(|err| AccountError::failed(self.kind(), err))?;
+        Ok(details(json!({ "clusters_moved": moved })))
+    }
+
+    async fn remove(&self, owner: &Username, _: &str) -> Result<Map<String, Value>, AccountError> {
+        let removed = self
+            .0
+            .remove_owner(owner)
+            .await
+            .map_err(|err| AccountError::failed(self.kind(), err))?;
+        Ok(details(json!({ "clusters_deleted": removed.len() })))
+    }
+}
+
+/// Invites an account made, or was made by, name it: they follow a rename and stay (as
+/// history) when the account goes.
+#[derive(Debug, Clone)]
+pub struct InviteResources(pub Arc<dyn Store>);
+
+#[async_trait]
+impl AccountResources for InviteResources {
+    fn kind(&self) -> &'static str {
+        "invites"
+    }
+
+    async fn rename(
+        &self,
+        from: &Username,
+        to: &Username,
+    ) -> Result<Map<String, Value>, AccountError> {
+        let moved = self
+            .0
+            .rename_invites(from, to)
+            .await
+            .map_err(|err| AccountError::failed(self.kind(), err))?;
+        Ok(details(json!({ "invites_moved": moved })))
+    }
+
+    async fn remove(&self, _: &Username, _: &str) -> Result<Map<String, Value>, AccountError> {
+        Ok(Map::new())
+    }
+}
+
 /// The account service. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Accounts {
@@ -220,18 +283,25 @@ impl Accounts {
         }
     }
 
-    /// The resources Berth has today: workspaces (with their volumes), memberships and
-    /// recordings.
+    /// The resources Berth has today: workspaces (with their volumes), memberships,
+    /// recordings, invites, and clusters when the installation runs them.
     #[must_use]
-    pub fn standard(workspaces: &Workspaces, terminals: &Terminals) -> Self {
-        Self::new(
-            vec![
-                Arc::new(WorkspaceResources(workspaces.clone())),
-                Arc::new(MembershipResources(Arc::clone(workspaces.store()))),
-                Arc::new(RecordingResources(terminals.recordings().clone())),
-            ],
-            terminals.clone(),
-        )
+    pub fn standard(
+        workspaces: &Workspaces,
+        terminals: &Terminals,
+        clusters: Option<&crate::Clusters>,
+    ) -> Self {
+        let mut resources: Vec<Arc<dyn AccountResources>> = vec![
+            Arc::new(WorkspaceResources(workspaces.clone())),
+            Arc::new(MembershipResources(Arc::clone(workspaces.store()))),
+            Arc::new(RecordingResources(terminals.recordings().clone())),
+            Arc::new(InviteResources(Arc::clone(workspaces.store()))),
+        ];
+        if let Some(clusters) = clusters {
+            // Before the account's other resources: the provider is what may fail.
+            resources.insert(1, Arc::new(ClusterResources(clusters.clone())));
+        }
+        Self::new(resources, terminals.clone())
     }
 
     /// Refuses a rename of `from` that a kind of resource cannot follow.

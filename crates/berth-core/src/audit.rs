@@ -147,6 +147,26 @@ actions! {
     OperationStop => "operation.stop",
     /// An operation ended (succeeded, failed, cancelled, or interrupted by a restart).
     OperationEnd => "operation.end",
+    /// A cluster was asked for.
+    ClusterCreate => "cluster.create",
+    /// A cluster's API answered and its kubeconfig was stored.
+    ClusterRunning => "cluster.running",
+    /// A cluster failed (the provider's reason in the details).
+    ClusterFail => "cluster.fail",
+    /// A cluster's TTL was extended.
+    ClusterExtend => "cluster.extend",
+    /// Someone downloaded a cluster's kubeconfig (never its content).
+    ClusterKubeconfig => "cluster.kubeconfig",
+    /// Someone deleted a cluster.
+    ClusterDelete => "cluster.delete",
+    /// A cluster reached its TTL and was deleted.
+    ClusterExpire => "cluster.expire",
+    /// An account signed itself up (main.yaml `registration`).
+    UserRegister => "user.register",
+    /// An admin made an invite code.
+    InviteCreate => "invite.create",
+    /// An admin withdrew an invite code.
+    InviteDelete => "invite.delete",
 }
 
 impl fmt::Display for AuditAction {

@@ -12,6 +12,9 @@
 //! the protocol loop over any `Sink`/`Stream` with bounded buffers, presence, grids, the audit
 //! of attaches and detaches, and [`Recordings`] of sessions as asciicast v2 files.
 //!
+//! [`Clusters`] runs ephemeral Kubernetes clusters through a provider (`berth-clusters`):
+//! provisioning, readiness, sealed kubeconfigs, TTLs and their reaper, reconciliation.
+//!
 //! [`Store`]: berth_store::Store
 #![forbid(unsafe_code)]
 
@@ -19,6 +22,7 @@ mod accounts;
 mod audit;
 pub mod bridge;
 mod clock;
+pub mod clusters;
 mod error;
 mod events;
 pub mod fleet;
@@ -38,8 +42,8 @@ mod watch;
 mod workspaces;
 
 pub use accounts::{
-    AccountError, AccountResources, Accounts, MembershipResources, RecordingResources,
-    WorkspaceResources,
+    AccountError, AccountResources, Accounts, ClusterResources, InviteResources,
+    MembershipResources, RecordingResources, WorkspaceResources,
 };
 pub use audit::{ANONYMOUS_ACTOR, Actor, Audit, AuditAction, AuditEvent, SYSTEM_ACTOR};
 /// The records the services hand out, defined with their stores: callers above the core (the
@@ -48,10 +52,15 @@ pub use berth_store::{
     AuditOutcome, Client, ClientPing, LoginPressure, Member, MemberRole, Recording, RecordingId,
     StoreError, TableQuery, TableResult, WebSession, Workspace, WorkspaceFilter, WorkspaceState,
 };
-pub use berth_store::{MachineRecord, MachineSpec, SyncRecord, TableScope};
+pub use berth_store::{
+    ClusterFilter, ClusterRecord, InviteRecord, InviteUse, MachineRecord, MachineSpec, SyncRecord,
+    TableScope,
+};
+pub use berth_clusters::{Kubeconfig, KubeconfigKey};
 pub use berth_types::SessionRole;
 pub use bridge::{AttachRequest, TerminalSession, Terminals};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use clusters::{ClusterError, ClusterEvent, ClusterReconcile, Clusters, ClustersSettings};
 pub use error::WorkspaceError;
 pub use events::WorkspaceEvent;
 pub use fleet::{
@@ -68,6 +77,6 @@ pub use recordings::{
     Expired, MAX_RECORDING_BYTES, RECORDER_QUEUE, Recorder, RecordingError, RecordingFile,
     RecordingStart, Recordings, Retention, Utf8Stream,
 };
-pub use records::{Clients, Logins, Tables, WebSessions};
+pub use records::{Clients, Invites, Logins, Tables, WebSessions, invite_hash};
 pub use terminal::{Activity, Terminal, WorkspaceTerminals};
 pub use workspaces::{Liveness, OwnerRemoval, Workspaces, WorkspacesSettings};

@@ -1,5 +1,5 @@
 //! The runtime records that are not a workspace's: client pings, login attempts, web
-//! sessions, and the table queries over every table. Small services over the store, so the
+//! sessions, invites, and the table queries over every table. Small services over the store, so the
 //! server reaches the database only through the core, and rules about these records (how a
 //! lockout counts, what a user may list) have one home.
 
@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use berth_store::{
-    Client, ClientPing, LoginPressure, Store, StoreError, TableQuery, TableResult, TableScope,
-    WebSession,
+    Client, ClientPing, InviteRecord, InviteUse, LoginPressure, Store, StoreError, TableQuery,
+    TableResult, TableScope, WebSession,
 };
 use berth_types::Username;
 use time::OffsetDateTime;
@@ -140,5 +140,80 @@ impl Tables {
         scope: Option<&TableScope>,
     ) -> Result<TableResult, StoreError> {
         self.store.query_table(query, scope).await
+    }
+}
+
+/// One-time registration codes (main.yaml `registration.mode: invite`). Only a SHA-256 of a
+/// code is stored; the code itself is shown once, to the admin who made it.
+#[derive(Debug, Clone)]
+pub struct Invites {
+    store: Arc<dyn Store>,
+}
+
+/// The stored form of an invite code: SHA-256 in lowercase hex.
+#[must_use]
+pub fn invite_hash(code: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(code.trim().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Invites {
+    /// Invites in `store`.
+    #[must_use]
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// Records a new invite for `code`, made by `by`, valid until `expires_at`.
+    pub async fn create(
+        &self,
+        code: &str,
+        by: &Username,
+        note: &str,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<InviteRecord, StoreError> {
+        let invite = InviteRecord {
+            id: berth_types::InviteId::random(),
+            code_hash: invite_hash(code),
+            created_by: by.clone(),
+            note: note.to_owned(),
+            created_at: now,
+            expires_at,
+            used_by: None,
+            used_at: None,
+        };
+        self.store.insert_invite(&invite).await?;
+        Ok(invite)
+    }
+
+    /// Every invite, newest first.
+    pub async fn list(&self) -> Result<Vec<InviteRecord>, StoreError> {
+        self.store.list_invites().await
+    }
+
+    /// Uses `code` for the new account `username`: exactly one caller wins a code.
+    pub async fn redeem(
+        &self,
+        code: &str,
+        username: &Username,
+        now: OffsetDateTime,
+    ) -> Result<InviteUse, StoreError> {
+        self.store
+            .use_invite(&invite_hash(code), username, now)
+            .await
+    }
+
+    /// Gives back an invite whose account could not be made after all.
+    pub async fn release(&self, id: berth_types::InviteId) -> Result<(), StoreError> {
+        self.store.release_invite(id).await
+    }
+
+    /// Withdraws an invite.
+    pub async fn delete(&self, id: berth_types::InviteId) -> Result<(), StoreError> {
+        self.store.delete_invite(id).await
     }
 }

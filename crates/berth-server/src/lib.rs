@@ -21,7 +21,9 @@
 
 mod auth;
 mod client_config;
+mod clusters;
 mod error;
+mod events;
 mod extract;
 mod fleet;
 mod guard;
@@ -34,6 +36,7 @@ mod openapi;
 mod operations;
 mod origin;
 mod pings;
+mod registration;
 mod routes;
 mod state;
 mod tables;

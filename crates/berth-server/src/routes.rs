@@ -10,6 +10,10 @@ use axum::response::IntoResponse;
 use axum::routing::{self, MethodRouter};
 use berth_config::Template;
 use berth_types::api::{
+    ClusterList, ClusterQuery, ClusterView, ExtendCluster, InviteCreated, InviteList, NewCluster,
+    NewInvite, RegisterRequest, Registered,
+};
+use berth_types::api::{
     AddMember, ClientConfig, ConnectAll, ErrorBody, FleetSyncStatus, GridView, LoginRequest,
     LoginResponse, MachineList, MachineQuery, MachineRunView, MachineView, MemberList, MemberView,
     Monitor, NewGrid, NewSshKey, NewTokenRequest, OperationDetailQuery, OperationList,
@@ -25,7 +29,7 @@ use crate::guard::{Access, Limit, RouteInfo, guard, method_not_allowed, not_foun
 use crate::state::AppState;
 use crate::terminal::{asset, grids, members, pages, recordings};
 use crate::{
-    auth, client_config, fleet, keys, metrics, monitor, operations, pings, tables, templates,
+    auth, client_config, clusters, events, fleet, keys, metrics, monitor, operations, pings, registration, tables, templates,
     terminal, ui, users, workspaces,
 };
 
@@ -198,8 +202,8 @@ impl Route {
 /// Pages spend the caller's API budget; the login form spends the address's login budget.
 pub(crate) fn ui_table() -> Vec<Route> {
     use crate::ui::{
-        audit, dashboard, fleet, home, login, machine, operation, operations as ops,
-        recordings as recs, run, templates as tpls, users,
+        audit, clusters, dashboard, fleet, home, login, machine, operation, operations as ops,
+        recordings as recs, register, run, templates as tpls, users,
     };
     vec![
         get("/", "Your workspaces, templates and recordings", home::page).page(),
@@ -218,6 +222,24 @@ pub(crate) fn ui_table() -> Vec<Route> {
             home::remove_key,
         )
         .page(),
+        get("/clusters", "My clusters, live", clusters::page).page(),
+        post("/clusters", "Ask for a cluster", clusters::create).page(),
+        post(
+            "/clusters/{id}/extend",
+            "Add time to a cluster",
+            clusters::extend,
+        )
+        .page(),
+        post(
+            "/clusters/{id}/delete",
+            "Delete a cluster",
+            clusters::delete,
+        )
+        .page(),
+        get("/register", "The sign-up page", register::form).ui(),
+        post("/register", "Sign up", register::submit)
+            .ui()
+            .limit(Limit::Login),
         get("/login", "The login page", login::form).ui(),
         post("/login", "Log in", login::submit)
             .ui()
@@ -451,6 +473,77 @@ pub(crate) fn table() -> Vec<Route> {
             workspaces::start,
         )
         .returns::<WorkspaceView>(200),
+        post(
+            "/api/v1/clusters",
+            "Ask for an ephemeral Kubernetes cluster (201 at once, in provisioning)",
+            clusters::create,
+        )
+        .body::<NewCluster>()
+        .returns::<ClusterView>(201),
+        get(
+            "/api/v1/clusters",
+            "Your clusters that are not deleted (admins: everyone's, filtered)",
+            clusters::list,
+        )
+        .query::<ClusterQuery>()
+        .returns::<ClusterList>(200),
+        get("/api/v1/clusters/{id}", "One cluster", clusters::get).returns::<ClusterView>(200),
+        delete(
+            "/api/v1/clusters/{id}",
+            "Delete a cluster (204 once it is deleting)",
+            clusters::delete,
+        ),
+        post(
+            "/api/v1/clusters/{id}/extend",
+            "Add time to a cluster's TTL, up to clusters.max_ttl from its creation",
+            clusters::extend,
+        )
+        .body::<ExtendCluster>()
+        .returns::<ClusterView>(200),
+        get(
+            "/api/v1/clusters/{id}/kubeconfig",
+            "A running cluster's kubeconfig (owner or admin; audited)",
+            clusters::kubeconfig,
+        )
+        .text("application/yaml"),
+        get(
+            "/api/v1/events",
+            "Your workspace and cluster changes as they happen (WebSocket upgrade; cookie or \
+             Bearer; Origin checked): a snapshot, then each change",
+            events::events,
+        )
+        .public()
+        .upgrade(),
+        post(
+            "/api/v1/auth/register",
+            "Sign up (main.yaml registration: 403 registration_disabled while it is off)",
+            registration::register,
+        )
+        .public()
+        .limit(Limit::Login)
+        .body::<RegisterRequest>()
+        .returns::<Registered>(201),
+        post(
+            "/api/v1/invites",
+            "Make a one-time sign-up code (shown once)",
+            registration::create_invite,
+        )
+        .admin()
+        .body::<NewInvite>()
+        .returns::<InviteCreated>(201),
+        get(
+            "/api/v1/invites",
+            "Invite codes, newest first (never the codes)",
+            registration::list_invites,
+        )
+        .admin()
+        .returns::<InviteList>(200),
+        delete(
+            "/api/v1/invites/{id}",
+            "Withdraw an invite code",
+            registration::delete_invite,
+        )
+        .admin(),
         get("/api/v1/users", "Users of users.yaml", users::list)
             .admin()
             .returns::<UserList>(200),

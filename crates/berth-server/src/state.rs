@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use berth_config::ConfigStore;
 use berth_core::{
-    Accounts, Audit, Clients, Fleet, LiveConfig, Logins, Retention, Tables, Terminals, WebSessions,
-    Workspaces,
+    Accounts, Audit, Clients, Clusters, Fleet, Invites, LiveConfig, Logins, Retention, Tables,
+    Terminals, WebSessions, Workspaces,
 };
 use berth_store::Store;
 use bytes::Bytes;
@@ -53,6 +53,10 @@ pub struct AppState {
     pub fleet: Option<Fleet>,
     /// Script runs on the fleet's machines, with the fleet.
     pub operations: Option<berth_core::Operations>,
+    /// Ephemeral Kubernetes clusters, when main.yaml sets `clusters.enabled`.
+    pub clusters: Option<Clusters>,
+    /// Invite codes for self-service sign-up.
+    pub invites: Invites,
     /// The SSH gateway, when main.yaml sets `ssh.listen`: what the UI tells users.
     pub ssh_gateway: Option<SshGatewayInfo>,
     /// Its backend, told of every reload (revoked keys and disabled users).
@@ -163,7 +167,9 @@ impl AppState {
             config,
             config_store,
             audit: Audit::new(Arc::clone(&store)),
-            accounts: Accounts::standard(&workspaces, &terminals),
+            accounts: Accounts::standard(&workspaces, &terminals, None),
+            invites: Invites::new(Arc::clone(&store)),
+            clusters: None,
             clients: Clients::new(Arc::clone(&store)),
             logins: Logins::new(Arc::clone(&store)),
             tables: Tables::new(Arc::clone(&store)),
@@ -192,6 +198,15 @@ impl AppState {
                 sessions: crate::auth::session::Sessions::with_clock(jwt.clone(), clock),
             }),
         }
+    }
+
+    /// The same state with the cluster service `clusters` (reconciled by the caller); account
+    /// renames and deletions then reach clusters too.
+    #[must_use]
+    pub fn with_clusters(mut self, clusters: Clusters) -> Self {
+        self.accounts = Accounts::standard(&self.workspaces, &self.terminals, Some(&clusters));
+        self.clusters = Some(clusters);
+        self
     }
 
     /// The same state with the fleet `fleet` (started by the caller).

@@ -44,7 +44,7 @@ fn store_state(state: WorkspaceState) -> berth_core::WorkspaceState {
     }
 }
 
-fn view(state: &AppState, w: Workspace) -> WorkspaceView {
+pub(crate) fn view(state: &AppState, w: Workspace) -> WorkspaceView {
     let alive_reason = (w.state == berth_core::WorkspaceState::Running)
         .then(|| state.workspaces.liveness(&w, state.workspaces.now()).reason);
     WorkspaceView {

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use berth_config::ConfigStore;
 use berth_core::bridge::TerminalSettings;
 use berth_core::gateway::{SshGateway, gateway_options};
+use berth_clusters::{ClusterNetwork, DockerClusterSettings, DockerProvider};
+use berth_core::{Clusters, ClustersSettings, KubeconfigKey};
 use berth_core::{
     Audit, ConfigPolicy, Fleet, FleetSettings, LiveConfig, MachineTerminals, Operations,
     OperationsSettings, Recordings, Terminals, WorkspaceTerminals, Workspaces, WorkspacesSettings,
@@ -139,12 +141,23 @@ async fn services(
         database = store.backend(),
         "connected"
     );
+    let instance = instance.unwrap_or(main.runtime.instance.clone());
+    // Clusters run beside workspaces on the same engine, with their containers' own rules.
+    let cluster_provider = main
+        .clusters
+        .enabled
+        .then(|| {
+            DockerProvider::new(
+                runtime.engine().clone(),
+                docker_cluster_settings(&main.clusters, &instance),
+            )
+        });
     let workspaces = Workspaces::new(
         Arc::new(runtime),
         Arc::clone(&store),
         Arc::new(ConfigPolicy::new(config.clone())),
         WorkspacesSettings {
-            instance: instance.unwrap_or(main.runtime.instance),
+            instance: instance.clone(),
             ..WorkspacesSettings::default()
         },
     );
@@ -169,7 +182,7 @@ async fn services(
     let clock = workspaces.clock();
     // The fleet, when main.yaml names an inventory repository: its first sync runs at once,
     // in the background, so an unreachable git host never delays serving.
-    let fleet_settings = FleetSettings::from_config(&main.fleet, home.root(), clock)
+    let fleet_settings = FleetSettings::from_config(&main.fleet, home.root(), Arc::clone(&clock))
         .map_err(|e| anyhow::anyhow!("main.yaml fleet.repository: {e}"))?;
     let fleet = match fleet_settings {
         Some(settings) => {
@@ -207,6 +220,10 @@ async fn services(
         jwt,
         home.root().to_owned(),
     );
+    let state = match clusters(home, &main.clusters, cluster_provider, &store, &clock).await? {
+        Some(clusters) => state.with_clusters(clusters),
+        None => state,
+    };
     Ok(match fleet {
         Some(fleet) => {
             // Operations a killed Berth left running end `interrupted` before anything runs.
@@ -229,6 +246,69 @@ async fn services(
         }
         None => state,
     })
+}
+
+/// The `docker` cluster provider's settings from main.yaml's `clusters` section.
+fn docker_cluster_settings(config: &berth_config::Clusters, instance: &str) -> DockerClusterSettings {
+    DockerClusterSettings {
+        image: config.image.clone(),
+        instance: instance.to_owned(),
+        cpus: config.cpus,
+        memory: config.memory.bytes(),
+        api_address: config.api_address,
+        network: match config.network {
+            berth_config::ClusterNetwork::Bridge => ClusterNetwork::Bridge,
+            berth_config::ClusterNetwork::Host => ClusterNetwork::Host,
+        },
+        env: config.env.clone(),
+    }
+}
+
+/// The cluster service when main.yaml enables it, reconciled with what the engine holds (before
+/// serving, so no request sees a cluster a killed Berth left unsettled).
+async fn clusters(
+    home: &Home,
+    config: &berth_config::Clusters,
+    provider: Option<DockerProvider>,
+    store: &Arc<dyn berth_store::Store>,
+    clock: &Arc<dyn berth_core::Clock>,
+) -> anyhow::Result<Option<Clusters>> {
+    let Some(provider) = provider else {
+        return Ok(None);
+    };
+    let key_path = home.root().join("keys").join("clusters.key");
+    let key = KubeconfigKey::load_or_create(&key_path).with_context(|| {
+        format!(
+            "cannot load the key that encrypts kubeconfigs, {}",
+            key_path.display()
+        )
+    })?;
+    let clusters = Clusters::new(
+        Arc::new(provider),
+        Arc::clone(store),
+        key,
+        ClustersSettings {
+            default_ttl: config.default_ttl.get(),
+            max_ttl: config.max_ttl.get(),
+            max_per_user: config.max_per_user,
+            ready_timeout: config.ready_timeout.get(),
+            clock: Arc::clone(clock),
+            ..ClustersSettings::default()
+        },
+    );
+    let report = clusters
+        .reconcile()
+        .await
+        .context("cannot reconcile clusters with the Docker Engine")?;
+    tracing::info!(
+        provider = clusters.provider(),
+        image = %config.image,
+        removed = report.removed.len(),
+        failed = report.failed.len(),
+        resumed = report.resumed.len(),
+        "clusters enabled"
+    );
+    Ok(Some(clusters))
 }
 
 async fn serve(
@@ -293,6 +373,17 @@ async fn serve(
                 .await;
         })
     };
+    // Expired clusters are deleted while Berth runs.
+    let reaper = state.clusters.clone().map(|clusters| {
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            clusters
+                .run_reaper(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
+                .await;
+        })
+    });
     // Containers killed or removed behind Berth's back stop their workspaces while it runs.
     let watcher = {
         let workspaces = state.workspaces.clone();
@@ -338,6 +429,9 @@ async fn serve(
         }
     }
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, watcher).await;
+    if let Some(reaper) = reaper {
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, reaper).await;
+    }
     match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
         Ok(result) => {
             result.context("the HTTP server task failed")??;

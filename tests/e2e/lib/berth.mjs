@@ -27,16 +27,19 @@ export function berthBinary() {
  * Berth starts once to write its default configuration and the admin, stops, gets the fleet
  * section (read at start-up only) and starts again; `beforeFleet(home)` runs in between, for
  * files such as `fleet/known_hosts`. */
-export async function startBerth({ fleet, beforeFleet } = {}) {
+export async function startBerth({ fleet, beforeFleet, sections } = {}) {
   if (!process.env.DOCKER_HOST) throw new Error(`DOCKER_HOST is not set: ${HOW_TO}`);
   const home = mkdtempSync(join(tmpdir(), 'berth-e2e-'));
   const instance = `e2e-${randomBytes(4).toString('hex')}`;
   let server = await serve(home, instance);
   const password = server.password;
-  if (fleet) {
+  if (fleet || sections) {
     await server.stop();
     const main = join(home, 'config/main.yaml');
-    writeFileSync(main, withFleet(readFileSync(main, 'utf8'), fleet));
+    let text = readFileSync(main, 'utf8');
+    if (fleet) text = withFleet(text, fleet);
+    for (const [name, values] of Object.entries(sections ?? {})) text = withSection(text, name, values);
+    writeFileSync(main, text);
     if (beforeFleet) await beforeFleet(home);
     server = await serve(home, instance);
   }
@@ -109,6 +112,15 @@ export function withFleet(text, fleet) {
     }
   }
   return lines.join('\n');
+}
+
+/** main.yaml `text` with a top-level section `name` of `values` (JSON, which YAML 1.2 reads)
+ * appended; the default file has the section commented out only. `sections` of startBerth
+ * (`{ clusters: {...}, registration: {...} }`) come through here. */
+export function withSection(text, name, values) {
+  assert.ok(!text.split('\n').includes(`${name}:`), `main.yaml has no ${name} section yet`);
+  const body = Object.entries(values).map(([key, value]) => `  ${key}: ${JSON.stringify(value)}`);
+  return `${text.trimEnd()}\n${name}:\n${body.join('\n')}\n`;
 }
 
 function removeContainers(instance) {

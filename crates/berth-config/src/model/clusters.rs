@@ -1,5 +1,5 @@
-//! main.yaml `clusters`: ephemeral Kubernetes clusters users ask for, with a time to live
-//!. Read when Berth starts.
+//! main.yaml `clusters`: ephemeral Kubernetes clusters users ask for, with a time to live.
+//! Read when Berth starts.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -53,6 +53,16 @@ pub struct Clusters {
     pub network: ClusterNetwork,
     /// How long a cluster may take to answer `/readyz` before it turns `failed` (10s to 1h).
     pub ready_timeout: HumanDuration,
+    /// Run each cluster's container privileged, as k3s needs (the price described under
+    /// `enabled`). Turn it off only for an image that needs no privileges, such as the
+    /// stand-in image Berth's tests use on engines that cannot start privileged containers.
+    pub privileged: bool,
+    /// Extra environment of every cluster's server container, `NAME=value` (at most 64):
+    /// k3s's own `K3S_*` variables, or a proxy (`HTTPS_PROXY=...`) for pulling workload
+    /// images. Never a secret: main.yaml is readable by admins.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub env: Vec<String>,
 }
 
 impl Default for Clusters {
@@ -69,6 +79,8 @@ impl Default for Clusters {
             api_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             network: ClusterNetwork::Bridge,
             ready_timeout: HumanDuration::from_secs_unchecked(300),
+            privileged: true,
+            env: Vec::new(),
         }
     }
 }

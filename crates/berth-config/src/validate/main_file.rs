@@ -252,6 +252,28 @@ fn check_clusters(clusters: &crate::model::Clusters, at: &At<'_>, errors: &mut V
                 .error(format!("expected 10s to 1h, found {ready}")),
         );
     }
+    if clusters.env.len() > 64 {
+        errors.push(at.key("env").error(format!(
+            "at most 64 variables, found {}",
+            clusters.env.len()
+        )));
+    }
+    for (i, entry) in clusters.env.iter().enumerate() {
+        let name = entry.split_once('=').map(|(name, _)| name);
+        let good_name = name.is_some_and(|n| {
+            n.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+        if !good_name || entry.chars().any(char::is_control) || entry.len() > 4096 {
+            errors.push(at.key("env").index(i).error(format!(
+                "expected NAME=value (NAME of letters, digits and _, no control characters, at \
+                 most 4096 bytes), found {:?}",
+                crate::yaml::truncate(entry)
+            )));
+        }
+    }
 }
 
 /// `host` or `host:port`, as typed after `ssh -p PORT user@`.

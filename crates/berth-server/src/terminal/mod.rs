@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub(crate) use assets::asset;
 use berth_core::bridge::BridgeStats;
 pub(crate) use socket::{
-    TerminalQuery, grid as grid_socket, machine_terminal as machine_terminal_socket,
+    TerminalQuery, Upgrade, before_upgrade, grid as grid_socket, machine_terminal as machine_terminal_socket,
     terminal as terminal_socket,
 };
 

@@ -57,7 +57,7 @@ impl OptionalFromRequestParts<AppState> for Upgrade {
 
 /// The checks before upgrading: the Origin (a plain 403: a page of another site gets nothing),
 /// then that this is an upgrade at all.
-fn before_upgrade(
+pub(crate) fn before_upgrade(
     state: &AppState,
     headers: &HeaderMap,
     upgrade: Option<Upgrade>,

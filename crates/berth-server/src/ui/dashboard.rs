@@ -83,6 +83,11 @@ struct DashboardPage {
     ssh: Option<(String, String, String)>,
     /// The live part, rendered (and escaped) by its own template.
     live: String,
+    /// Every cluster that is not deleted, kept live by `static/live.js` over
+    /// `/api/v1/events`; `None` while main.yaml does not enable clusters.
+    clusters: Option<Vec<super::clusters::ClusterRow>>,
+    /// The row `static/live.js` copies for a cluster it learns of.
+    blank_row: Vec<super::clusters::ClusterRow>,
 }
 
 async fn live(state: &AppState, viewer: &AdminViewer) -> Result<Live, Response> {
@@ -193,8 +198,24 @@ fn fragment(state: &AppState, monitor: &Monitor, machines: &[MachineRecord], csr
 
 /// `GET /admin/dashboard`.
 pub(crate) async fn page(State(state): State<AppState>, viewer: AdminViewer) -> Response {
+    let clusters = if state.clusters.is_some() {
+        match crate::clusters::list(
+            State(state.clone()),
+            viewer.0.auth(),
+            Query(berth_types::api::ClusterQuery::default()),
+        )
+        .await
+        {
+            Ok(Json(list)) => Some(list.clusters.iter().map(super::clusters::row).collect()),
+            Err(e) => return api_error_page(&e),
+        }
+    } else {
+        None
+    };
     match live(&state, &viewer).await {
         Ok(live) => render(&DashboardPage {
+            clusters,
+            blank_row: vec![super::clusters::blank()],
             nav: viewer.0.nav(&state),
             ssh: state
                 .ssh_gateway

@@ -26,6 +26,10 @@ struct LoginPage {
     error: String,
     username: String,
     next: String,
+    /// A sign-up just made this account: say so above the form.
+    registered: String,
+    /// Whether main.yaml `registration` lets visitors sign up (a link to `/register`).
+    sign_up: bool,
 }
 
 /// Where to go after login: a path on this site only (`/w/…`), never `//host` or a URL, so the
@@ -47,8 +51,22 @@ fn safe_next(next: Option<&str>) -> String {
 
 /// A login page with a fresh pre-session token.
 fn page(state: &AppState, status: StatusCode, error: &str, username: &str, next: &str) -> Response {
+    page_for(state, status, error, username, next, "")
+}
+
+fn page_for(
+    state: &AppState,
+    status: StatusCode,
+    error: &str,
+    username: &str,
+    next: &str,
+    registered: &str,
+) -> Response {
     let token = random_token();
-    let https = https(&state.config.current());
+    let config = state.config.current();
+    let https = https(&config);
+    let sign_up = config.main.registration.mode != berth_config::RegistrationMode::Off;
+    drop(config);
     let mut response = (
         status,
         render(&LoginPage {
@@ -56,6 +74,8 @@ fn page(state: &AppState, status: StatusCode, error: &str, username: &str, next:
             error: error.to_owned(),
             username: username.to_owned(),
             next: next.to_owned(),
+            registered: registered.to_owned(),
+            sign_up,
         }),
     )
         .into_response();
@@ -80,12 +100,21 @@ pub(crate) async fn form(
     if current_session(&state, &headers).is_some() {
         return Redirect::to(&next).into_response();
     }
-    page(&state, StatusCode::OK, "", "", &next)
+    // Only a valid username is echoed back.
+    let registered = query
+        .registered
+        .as_deref()
+        .and_then(|name| berth_types::Username::new(name).ok())
+        .map(|name| name.to_string())
+        .unwrap_or_default();
+    page_for(&state, StatusCode::OK, "", &registered, &next, &registered)
 }
 
 #[derive(Debug, serde::Deserialize)]
 pub(crate) struct NextQuery {
     next: Option<String>,
+    /// Set by `/register` after a sign-up.
+    registered: Option<String>,
 }
 
 /// `POST /login`.

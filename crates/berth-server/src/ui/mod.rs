@@ -11,6 +11,7 @@
 //! change are exactly the API's.
 
 pub(crate) mod audit;
+pub(crate) mod clusters;
 pub(crate) mod dashboard;
 pub(crate) mod fleet;
 pub(crate) mod home;
@@ -20,6 +21,7 @@ pub(crate) mod operation;
 pub(crate) mod operations;
 mod paging;
 pub(crate) mod recordings;
+pub(crate) mod register;
 pub(crate) mod run;
 pub(crate) mod security;
 pub(crate) mod templates;
@@ -144,6 +146,7 @@ pub(crate) async fn asset(crate::extract::Path(file): crate::extract::Path<Strin
     let (body, kind): (&'static [u8], &str) = match file.as_str() {
         "berth.css" => (include_bytes!("../../static/berth.css"), "text/css"),
         "ui.js" => (include_bytes!("../../static/ui.js"), "text/javascript"),
+        "live.js" => (include_bytes!("../../static/live.js"), "text/javascript"),
         "htmx.min.js" => (
             include_bytes!("../../static/htmx-2.0.4.min.js"),
             "text/javascript",
@@ -171,6 +174,8 @@ pub(crate) struct Nav {
     pub(crate) csrf: String,
     /// main.yaml sets `fleet.repository`: the Fleet and Operations pages are in the menu.
     pub(crate) fleet: bool,
+    /// main.yaml enables clusters: the Clusters page is in the menu.
+    pub(crate) clusters: bool,
 }
 
 /// A logged-in browser: the session cookie names a session in force and an account that is
@@ -189,6 +194,7 @@ impl Viewer {
             admin: self.caller.is_admin(),
             csrf: self.session.csrf.clone(),
             fleet: state.fleet.is_some(),
+            clusters: state.clusters.is_some(),
         }
     }
 

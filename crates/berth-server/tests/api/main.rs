@@ -7,6 +7,7 @@ mod common;
 
 mod admin;
 mod auth;
+mod clusters;
 mod config_files;
 mod fleet;
 mod hostile;
@@ -15,4 +16,5 @@ mod machine_terminals;
 mod openapi;
 mod operations;
 mod probing;
+mod registration;
 mod workspaces;

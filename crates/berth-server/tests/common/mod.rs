@@ -28,6 +28,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 pub const IMAGE: &str = "berth-test/base";
+/// The stand-in for a k3s image (`scripts/cluster-image.sh`).
+pub const CLUSTER_IMAGE: &str = "berth-test/k3s-standin";
 
 const HOW_TO_START: &str = "start the test Docker Engine and load the test image: \
     `scripts/docker-engine.sh start && eval \"$(scripts/docker-engine.sh env)\" && scripts/test-image.sh` \
@@ -40,6 +42,8 @@ struct NewTestUser {
     templates: Vec<&'static str>,
     role: Role,
     machines: Vec<&'static str>,
+    /// users.yaml `clusters: true`.
+    clusters: bool,
 }
 
 /// What the server is started with.
@@ -48,6 +52,8 @@ pub struct Builder {
     runtime: Vec<(&'static str, String)>,
     recordings: Vec<(&'static str, String)>,
     fleet: Vec<(&'static str, String)>,
+    clusters: Vec<(&'static str, String)>,
+    registration: Vec<(&'static str, String)>,
     templates: Vec<String>,
     users: Vec<NewTestUser>,
 }
@@ -121,6 +127,33 @@ impl Builder {
             templates: templates.to_vec(),
             role: Role::User,
             machines: Vec::new(),
+            clusters: false,
+        });
+        self
+    }
+
+    /// A `clusters:` key of main.yaml, as YAML. Any key enables clusters, on the test engine
+    /// with host networking, the stand-in k3s image and short timings unless given.
+    pub fn clusters(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.clusters.push((key, value.into()));
+        self
+    }
+
+    /// A `registration:` key of main.yaml, as YAML (`("mode", "open")`).
+    pub fn registration(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.registration.push((key, value.into()));
+        self
+    }
+
+    /// A user with a password who may ask for clusters (users.yaml `clusters: true`).
+    pub fn cluster_user(mut self, name: &'static str, password: &'static str) -> Self {
+        self.users.push(NewTestUser {
+            name,
+            password,
+            templates: Vec::new(),
+            role: Role::User,
+            machines: Vec::new(),
+            clusters: true,
         });
         self
     }
@@ -133,6 +166,7 @@ impl Builder {
             templates: Vec::new(),
             role: Role::Admin,
             machines: Vec::new(),
+            clusters: false,
         });
         self
     }
@@ -183,6 +217,32 @@ impl Builder {
         for (key, value) in &self.fleet {
             let _ = writeln!(main, "  {key}: {value}");
         }
+        if !self.clusters.is_empty() {
+            main.push_str("clusters:\n");
+            let defaults = [
+                ("enabled", "true"),
+                ("network", "host"),
+                ("image", CLUSTER_IMAGE),
+                ("api_address", "127.0.0.1"),
+                ("memory", "256m"),
+                ("cpus", "1"),
+                ("ready_timeout", "2m"),
+            ];
+            for (key, value) in defaults {
+                if !self.clusters.iter().any(|(k, _)| *k == key) {
+                    let _ = writeln!(main, "  {key}: {value}");
+                }
+            }
+        }
+        for (key, value) in &self.clusters {
+            let _ = writeln!(main, "  {key}: {value}");
+        }
+        if !self.registration.is_empty() {
+            main.push_str("registration:\n");
+        }
+        for (key, value) in &self.registration {
+            let _ = writeln!(main, "  {key}: {value}");
+        }
         std::fs::write(config_dir.join("main.yaml"), main).unwrap();
         std::fs::write(
             config_dir.join("containers.yaml"),
@@ -199,6 +259,9 @@ impl Builder {
                 new.templates = user.templates.iter().map(|t| (*t).to_owned()).collect();
                 new.role = user.role;
                 store.add_user(new).unwrap();
+                if user.clusters {
+                    store.update_user(user.name, |u| u.clusters = true).unwrap();
+                }
                 if !user.machines.is_empty() {
                     let selectors = user
                         .machines
@@ -287,6 +350,47 @@ impl Builder {
             Some((fleet, operations)) => state.with_fleet(fleet).with_operations(operations),
             None => state,
         };
+        let main_config = state.config.current().main.clone();
+        let state = if main_config.clusters.enabled {
+            let c = &main_config.clusters;
+            let engine = DockerRuntime::connect_env(DockerOptions::default())
+                .await
+                .unwrap()
+                .engine()
+                .clone();
+            let provider = berth_clusters::DockerProvider::new(
+                engine,
+                berth_clusters::DockerClusterSettings {
+                    image: c.image.to_string(),
+                    instance: instance.clone(),
+                    cpus: c.cpus,
+                    memory: c.memory.bytes(),
+                    api_address: c.api_address,
+                    network: berth_clusters::ClusterNetwork::Host,
+                    env: c.env.clone(),
+                },
+            );
+            let key = berth_core::KubeconfigKey::load_or_create(&home.join("keys/clusters.key"))
+                .unwrap();
+            let clusters = berth_core::Clusters::new(
+                Arc::new(provider),
+                Arc::clone(&state.store),
+                key,
+                berth_core::ClustersSettings {
+                    default_ttl: c.default_ttl.get(),
+                    max_ttl: c.max_ttl.get(),
+                    max_per_user: c.max_per_user,
+                    ready_timeout: c.ready_timeout.get(),
+                    poll_interval: Duration::from_millis(200),
+                    clock: Arc::new(clock.clone()),
+                    ..berth_core::ClustersSettings::default()
+                },
+            );
+            clusters.reconcile().await.unwrap();
+            state.with_clusters(clusters)
+        } else {
+            state
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, mut stopped) = watch::channel(false);
@@ -330,6 +434,8 @@ impl TestServer {
             runtime: Vec::new(),
             recordings: Vec::new(),
             fleet: Vec::new(),
+            clusters: Vec::new(),
+            registration: Vec::new(),
             templates: Vec::new(),
             users: Vec::new(),
         }
