@@ -29,7 +29,7 @@ fn clusters_are_off_by_default_with_the_documented_limits() {
     assert!(!c.enabled);
     assert_eq!(c.provider, ClusterProvider::Docker);
     assert_eq!(c.image, DEFAULT_CLUSTER_IMAGE);
-    assert_eq!(c.image, "rancher/k3s:v1.31.5-k3s1");
+    assert_eq!(c.image, "rancher/k3s:v1.34.1-k3s1");
     assert_eq!(c.default_ttl.to_string(), "2h");
     assert_eq!(c.max_ttl.to_string(), "1d");
     assert_eq!(c.max_per_user, 1);

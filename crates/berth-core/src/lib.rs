@@ -46,6 +46,7 @@ pub use accounts::{
     MembershipResources, RecordingResources, WorkspaceResources,
 };
 pub use audit::{ANONYMOUS_ACTOR, Actor, Audit, AuditAction, AuditEvent, SYSTEM_ACTOR};
+pub use berth_clusters::{Kubeconfig, KubeconfigKey};
 /// The records the services hand out, defined with their stores: callers above the core (the
 /// server) name them through here and never depend on the store crate.
 pub use berth_store::{
@@ -56,7 +57,6 @@ pub use berth_store::{
     ClusterFilter, ClusterRecord, InviteRecord, InviteUse, MachineRecord, MachineSpec, SyncRecord,
     TableScope,
 };
-pub use berth_clusters::{Kubeconfig, KubeconfigKey};
 pub use berth_types::SessionRole;
 pub use bridge::{AttachRequest, TerminalSession, Terminals};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -10,10 +10,6 @@ use axum::response::IntoResponse;
 use axum::routing::{self, MethodRouter};
 use berth_config::Template;
 use berth_types::api::{
-    ClusterList, ClusterQuery, ClusterView, ExtendCluster, InviteCreated, InviteList, NewCluster,
-    NewInvite, RegisterRequest, Registered,
-};
-use berth_types::api::{
     AddMember, ClientConfig, ConnectAll, ErrorBody, FleetSyncStatus, GridView, LoginRequest,
     LoginResponse, MachineList, MachineQuery, MachineRunView, MachineView, MemberList, MemberView,
     Monitor, NewGrid, NewSshKey, NewTokenRequest, OperationDetailQuery, OperationList,
@@ -22,6 +18,10 @@ use berth_types::api::{
     TableQuery, TableResult, TemplateList, TokenResponse, TrustHostKey, UserBody, UserList,
     UserView, VerifyAll, WebhookAccepted, WorkspaceList, WorkspaceQuery, WorkspaceView,
 };
+use berth_types::api::{
+    ClusterList, ClusterQuery, ClusterView, ExtendCluster, InviteCreated, InviteList, NewCluster,
+    NewInvite, RegisterRequest, Registered,
+};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use crate::extract::MAX_JSON_BODY;
@@ -29,8 +29,8 @@ use crate::guard::{Access, Limit, RouteInfo, guard, method_not_allowed, not_foun
 use crate::state::AppState;
 use crate::terminal::{asset, grids, members, pages, recordings};
 use crate::{
-    auth, client_config, clusters, events, fleet, keys, metrics, monitor, operations, pings, registration, tables, templates,
-    terminal, ui, users, workspaces,
+    auth, client_config, clusters, events, fleet, keys, metrics, monitor, operations, pings,
+    registration, tables, templates, terminal, ui, users, workspaces,
 };
 
 pub(crate) type SchemaFn = fn(&mut SchemaGenerator) -> Schema;

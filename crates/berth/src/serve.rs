@@ -7,15 +7,15 @@ use std::time::Duration;
 use anyhow::Context;
 use std::sync::Arc;
 
+use berth_clusters::{ClusterNetwork, DockerClusterSettings, DockerProvider};
 use berth_config::ConfigStore;
 use berth_core::bridge::TerminalSettings;
 use berth_core::gateway::{SshGateway, gateway_options};
-use berth_clusters::{ClusterNetwork, DockerClusterSettings, DockerProvider};
-use berth_core::{Clusters, ClustersSettings, KubeconfigKey};
 use berth_core::{
     Audit, ConfigPolicy, Fleet, FleetSettings, LiveConfig, MachineTerminals, Operations,
     OperationsSettings, Recordings, Terminals, WorkspaceTerminals, Workspaces, WorkspacesSettings,
 };
+use berth_core::{Clusters, ClustersSettings, KubeconfigKey};
 use berth_runtime::{DockerOptions, DockerRuntime, parse_endpoint};
 use berth_server::{AppState, JwtKey, SshGatewayInfo};
 use berth_ssh::gateway::Gateway;
@@ -143,15 +143,12 @@ async fn services(
     );
     let instance = instance.unwrap_or(main.runtime.instance.clone());
     // Clusters run beside workspaces on the same engine, with their containers' own rules.
-    let cluster_provider = main
-        .clusters
-        .enabled
-        .then(|| {
-            DockerProvider::new(
-                runtime.engine().clone(),
-                docker_cluster_settings(&main.clusters, &instance),
-            )
-        });
+    let cluster_provider = main.clusters.enabled.then(|| {
+        DockerProvider::new(
+            runtime.engine().clone(),
+            docker_cluster_settings(&main.clusters, &instance),
+        )
+    });
     let workspaces = Workspaces::new(
         Arc::new(runtime),
         Arc::clone(&store),
@@ -249,7 +246,10 @@ async fn services(
 }
 
 /// The `docker` cluster provider's settings from main.yaml's `clusters` section.
-fn docker_cluster_settings(config: &berth_config::Clusters, instance: &str) -> DockerClusterSettings {
+fn docker_cluster_settings(
+    config: &berth_config::Clusters,
+    instance: &str,
+) -> DockerClusterSettings {
     DockerClusterSettings {
         image: config.image.clone(),
         instance: instance.to_owned(),
@@ -260,6 +260,7 @@ fn docker_cluster_settings(config: &berth_config::Clusters, instance: &str) -> D
             berth_config::ClusterNetwork::Bridge => ClusterNetwork::Bridge,
             berth_config::ClusterNetwork::Host => ClusterNetwork::Host,
         },
+        privileged: config.privileged,
         env: config.env.clone(),
     }
 }
@@ -557,6 +558,14 @@ fn reload(config: &LiveConfig) {
 #[cfg(test)]
 mod tests {
     use super::{public_ssh_address, url_host};
+
+    #[test]
+    fn main_yaml_and_the_provider_name_the_same_default_k3s_image() {
+        assert_eq!(
+            berth_config::DEFAULT_CLUSTER_IMAGE,
+            berth_clusters::DEFAULT_K3S_IMAGE
+        );
+    }
 
     #[test]
     fn the_host_of_a_public_url() {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::units::{HumanDuration, Memory, cpus, within};
 
 /// The k3s image a cluster runs when main.yaml names none.
-pub const DEFAULT_CLUSTER_IMAGE: &str = "rancher/k3s:v1.31.5-k3s1";
+pub const DEFAULT_CLUSTER_IMAGE: &str = "rancher/k3s:v1.34.1-k3s1";
 
 /// Ephemeral Kubernetes clusters: who may have how many, for how long, and how big.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -24,7 +24,7 @@ pub struct Clusters {
     /// already uses). A virtual cluster on a host Kubernetes is the next provider; not yet.
     pub provider: ClusterProvider,
     /// The k3s image of a cluster's container (a `rancher/k3s` tag, or a mirror of it).
-    #[schemars(example = "rancher/k3s:v1.31.5-k3s1")]
+    #[schemars(example = "rancher/k3s:v1.34.1-k3s1")]
     pub image: String,
     /// Time to live of a cluster whose request names none (1m and up, at most `max_ttl`).
     pub default_ttl: HumanDuration,

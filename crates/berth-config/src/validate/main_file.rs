@@ -226,7 +226,7 @@ fn check_clusters(clusters: &crate::model::Clusters, at: &At<'_>, errors: &mut V
     use std::time::Duration;
     if let Err(e) = berth_types::ImageRef::parse(&clusters.image) {
         errors.push(at.key("image").error(format!(
-            "{e}; expected a k3s image reference such as \"rancher/k3s:v1.31.5-k3s1\", found {:?}",
+            "{e}; expected a k3s image reference such as \"rancher/k3s:v1.34.1-k3s1\", found {:?}",
             crate::yaml::truncate(&clusters.image)
         )));
     }

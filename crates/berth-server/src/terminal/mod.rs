@@ -25,8 +25,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub(crate) use assets::asset;
 use berth_core::bridge::BridgeStats;
 pub(crate) use socket::{
-    TerminalQuery, Upgrade, before_upgrade, grid as grid_socket, machine_terminal as machine_terminal_socket,
-    terminal as terminal_socket,
+    TerminalQuery, Upgrade, before_upgrade, grid as grid_socket,
+    machine_terminal as machine_terminal_socket, terminal as terminal_socket,
 };
 
 use crate::state::AppState;

@@ -30,6 +30,8 @@ enum Names {
     Operation,
     Stream,
     SshKey,
+    Cluster,
+    Invite,
 }
 
 /// What `{param}` of `path` names, by the segment before it; `None` for the static files,
@@ -55,6 +57,8 @@ fn names(path: &str, param: &str) -> Option<Names> {
         ("machines", "machine") => Names::Machine,
         ("{machine}", "stream") => Names::Stream,
         ("keys", "fingerprint") => Names::SshKey,
+        ("clusters", "id") => Names::Cluster,
+        ("invites", "id") => Names::Invite,
         ("static", "file") => return None,
         _ => panic!(
             "{path}: the probing test does not know what {{{param}}} names; add it to `names` \
@@ -94,6 +98,7 @@ fn json_body(method: &str, path: &str) -> Option<&'static str> {
             r#"{"key": "ssh-ed25519 "#,
             r#"AAAAC3NzaC1lZDI1NTE5AAAAIA6MecZ69BRl8Sj0lII+tK+jkY7N5RcCcHLl4NCIwTMD"}"#
         )),
+        ("POST", "/api/v1/clusters/{id}/extend") => Some(r#"{"ttl": "1h"}"#),
         ("PUT", "/api/v1/templates/{name}") => {
             Some(r#"{"name": "pair", "image": "berth-test/base"}"#)
         }
@@ -294,6 +299,9 @@ async fn another_users_ids_answer_like_ids_that_do_not_exist() {
         .user("alice", "alice-password", &["pair"])
         .user("bob", "bob-password", &["pair"])
         .user("carol", "carol-password", &[])
+        .clusters("max_per_user", "1")
+        .allow_clusters("alice")
+        .allow_clusters("bob")
         .start()
         .await;
     // User A has one of everything a path can name.
@@ -317,6 +325,13 @@ async fn another_users_ids_answer_like_ids_that_do_not_exist() {
     let recording =
         common::insert_recording(&server, "alice", "alice", time::OffsetDateTime::now_utc()).await;
     let token = alice.create_token(Some("laptop")).await.unwrap();
+    let cluster =
+        common::send_json(&alice, "POST", "/api/v1/clusters", r#"{"name": "mine"}"#).await;
+    assert_eq!(cluster.status, 201, "{:?}", cluster.body);
+    let cluster = cluster.json().unwrap()["id"].as_str().unwrap().to_owned();
+    let admin = server.admin().await;
+    let invite = common::send_json(&admin, "POST", "/api/v1/invites", "{}").await;
+    let invite = invite.json().unwrap()["id"].as_str().unwrap().to_owned();
     let key = alice
         .add_ssh_key(
             "alice",
@@ -347,6 +362,8 @@ async fn another_users_ids_answer_like_ids_that_do_not_exist() {
         (Names::Operation, uuid()),
         (Names::Stream, "stdout".to_owned()),
         (Names::SshKey, encoded(&key.fingerprint)),
+        (Names::Cluster, cluster.clone()),
+        (Names::Invite, invite.clone()),
     ]
     .into();
     // Made-up values of the same shape.
@@ -365,6 +382,8 @@ async fn another_users_ids_answer_like_ids_that_do_not_exist() {
             Names::SshKey,
             encoded("SHA256:bkX/jR0R2HMOhQl/hDMgs2ZRwM2rquM9eJEE0lCYwIE"),
         ),
+        (Names::Cluster, uuid()),
+        (Names::Invite, uuid()),
     ]
     .into();
 
@@ -440,6 +459,11 @@ async fn another_users_ids_answer_like_ids_that_do_not_exist() {
         "POST /workspaces/{id}/stop",
         "GET /admin/users/{name}",
         "DELETE /api/v1/users/{name}/keys/{fingerprint}",
+        "GET /api/v1/clusters/{id}/kubeconfig",
+        "POST /api/v1/clusters/{id}/extend",
+        "DELETE /api/v1/clusters/{id}",
+        "POST /clusters/{id}/delete",
+        "DELETE /api/v1/invites/{id}",
     ] {
         assert!(
             probed.iter().any(|r| r == must),
@@ -450,4 +474,7 @@ async fn another_users_ids_answer_like_ids_that_do_not_exist() {
     alice.workspace(workspace.id).await.unwrap();
     alice.recording(recording.id).await.unwrap();
     assert_eq!(alice.ssh_keys("alice").await.unwrap(), [key]);
+    let mine = common::send_json(&alice, "GET", &format!("/api/v1/clusters/{cluster}"), "").await;
+    assert_eq!(mine.status, 200);
+    assert_ne!(mine.json().unwrap()["state"], "deleting");
 }

@@ -158,6 +158,17 @@ impl Builder {
         self
     }
 
+    /// Lets the user `name`, added before, ask for clusters (users.yaml `clusters: true`).
+    pub fn allow_clusters(mut self, name: &str) -> Self {
+        let user = self
+            .users
+            .iter_mut()
+            .find(|u| u.name == name)
+            .expect("allow_clusters names a user added before");
+        user.clusters = true;
+        self
+    }
+
     /// A users.yaml user with `role: admin`.
     pub fn admin_user(mut self, name: &'static str, password: &'static str) -> Self {
         self.users.push(NewTestUser {
@@ -227,6 +238,8 @@ impl Builder {
                 ("memory", "256m"),
                 ("cpus", "1"),
                 ("ready_timeout", "2m"),
+                // The test engine cannot start privileged containers; the stand-in needs none.
+                ("privileged", "false"),
             ];
             for (key, value) in defaults {
                 if !self.clusters.iter().any(|(k, _)| *k == key) {
@@ -367,11 +380,12 @@ impl Builder {
                     memory: c.memory.bytes(),
                     api_address: c.api_address,
                     network: berth_clusters::ClusterNetwork::Host,
+                    privileged: c.privileged,
                     env: c.env.clone(),
                 },
             );
-            let key = berth_core::KubeconfigKey::load_or_create(&home.join("keys/clusters.key"))
-                .unwrap();
+            let key =
+                berth_core::KubeconfigKey::load_or_create(&home.join("keys/clusters.key")).unwrap();
             let clusters = berth_core::Clusters::new(
                 Arc::new(provider),
                 Arc::clone(&state.store),
