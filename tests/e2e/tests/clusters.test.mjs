@@ -29,9 +29,10 @@ test('sign up, ask for a cluster, see it run live, download its kubeconfig, dele
       registration: { mode: 'open', defaults: { templates: [], clusters: true } },
     },
   });
-  const browser = await launchBrowser();
   const dir = mkdtempSync(join(tmpdir(), 'berth-e2e-kube-'));
+  let browser;
   try {
+    browser = await launchBrowser();
     const context = await browser.newContext({ acceptDownloads: true });
     const page = await context.newPage();
     page.on('dialog', (dialog) => dialog.accept());
@@ -91,7 +92,7 @@ test('sign up, ask for a cluster, see it run live, download its kubeconfig, dele
     await Promise.all([page.waitForURL(/\/login$/), page.click('form.logout button')]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
-    await browser.close();
+    if (browser) await browser.close();
     await berth.stop();
   }
 });
