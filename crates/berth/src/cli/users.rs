@@ -45,7 +45,8 @@ pub enum UsersCommand {
 pub struct InviteArgs {
     #[command(subcommand)]
     command: Option<InviteCommand>,
-    /// How long the code may be used (`2h`, `7d`); default 7 days.
+    /// How long the code may be used (`2h`, `7d`); default the server's
+    /// registration.invite_ttl (7 days unless changed).
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     expires: Option<Timeout>,
     /// A note for admins (`course 2026-A`), up to 200 characters.
