@@ -21,7 +21,7 @@ use std::time::Duration;
 use berth_client::api::{RegisterRequest, Secret};
 use berth_config::{ConfigStore, NewUser, hash_password};
 use berth_types::Username;
-use common::{CliHome, Server, block_on, both, eventually, require_engine};
+use common::{CliHome, Pty, Server, block_on, both, eventually, require_engine, wait_child};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -289,6 +289,23 @@ fn a_cluster_is_waited_for_used_extended_and_removed_from_the_cli() {
         NOT_FOUND,
         "you have no cluster named dev",
     );
+
+    // At a terminal, --wait shows a spinner instead of lines (the first look at the cluster
+    // comes a second after it was asked for: the spinner shows after 300 ms).
+    let mut command = alice.berth();
+    command.args(["cluster", "create", "tty", "--wait", "--timeout", "3m"]);
+    let (mut child, mut pty) = Pty::spawn(command);
+    pty.wait_for(
+        "cluster tty: provisioning\u{2026}",
+        None,
+        Duration::from_secs(60),
+    );
+    let status = wait_child(&mut child, Duration::from_secs(200));
+    let seen = pty.seen();
+    assert!(status.success(), "{seen}");
+    assert!(seen.contains("\r\x1b[2K"), "{seen:?}");
+    assert!(seen.contains("Cluster tty is running"), "{seen}");
+    alice.ok(&["cluster", "rm", "tty"]);
 }
 
 #[test]
