@@ -21,6 +21,7 @@ use berth_types::units::HumanDuration;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use tokio::signal::unix::{SignalKind, signal};
 
 use super::Session;
 use super::errors::CliError;
@@ -392,9 +393,20 @@ async fn create(session: &Session, args: &CreateArgs) -> Result<ExitCode, CliErr
     }
     let deadline = tokio::time::Instant::now() + args.timeout.0.get();
     let poll = || session.client.cluster(created.id);
-    let running = wait_running(created.clone(), poll, POLL, deadline, Report::new())
-        .await
-        .map_err(|failure| failure.into_cli(session, &created.name, args.timeout))?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let interrupt = async move {
+        sigint.recv().await;
+    };
+    let running = wait_running(
+        created.clone(),
+        poll,
+        POLL,
+        deadline,
+        interrupt,
+        Report::new(),
+    )
+    .await
+    .map_err(|failure| failure.into_cli(session, &created.name, args.timeout))?;
     eprintln!(
         "Cluster {} is running{}. Its kubeconfig: berth cluster kubeconfig {} -o {}.kubeconfig",
         running.name,
@@ -509,18 +521,21 @@ impl WaitFailure {
 }
 
 /// Polls the cluster every `interval` (with `poll`) until it runs, showing each change in
-/// `report`: the cluster running, or why not.
+/// `report`, and leaves when `interrupt` (SIGINT) ends: the cluster running, or why not.
 async fn wait_running<F, Fut>(
     first: ClusterView,
     mut poll: F,
     interval: Duration,
     deadline: tokio::time::Instant,
+    interrupt: impl std::future::Future<Output = ()>,
     mut report: Report,
 ) -> Result<ClusterView, WaitFailure>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<ClusterView, ClientError>>,
 {
+    // One future for the whole wait: a Ctrl-C while a poll is on its way counts too.
+    tokio::pin!(interrupt);
     let mut cluster = first;
     let result = loop {
         report.show(&cluster);
@@ -535,11 +550,16 @@ where
         if tokio::time::Instant::now() >= deadline {
             break Err(WaitFailure::TimedOut(cluster.state));
         }
+        let next = (tokio::time::Instant::now() + interval).min(deadline);
         tokio::select! {
-            () = tokio::time::sleep_until((tokio::time::Instant::now() + interval).min(deadline)) => {}
-            _ = tokio::signal::ctrl_c() => break Err(WaitFailure::Interrupted),
+            () = tokio::time::sleep_until(next) => {}
+            () = &mut interrupt => break Err(WaitFailure::Interrupted),
         }
-        cluster = match poll().await {
+        let polled = tokio::select! {
+            polled = poll() => polled,
+            () = &mut interrupt => break Err(WaitFailure::Interrupted),
+        };
+        cluster = match polled {
             Ok(cluster) => cluster,
             Err(err) => break Err(WaitFailure::Poll(err)),
         };
@@ -741,6 +761,10 @@ mod tests {
         );
     }
 
+    fn pending() -> std::future::Pending<()> {
+        std::future::pending()
+    }
+
     fn quiet() -> Report {
         Report {
             spinner: None,
@@ -761,7 +785,7 @@ mod tests {
             let next = states.pop().unwrap();
             async move { Ok::<_, ClientError>(next) }
         };
-        let running = wait_running(first.clone(), poll, Duration::ZERO, far, quiet())
+        let running = wait_running(first.clone(), poll, Duration::ZERO, far, pending(), quiet())
             .await
             .unwrap();
         assert_eq!(running.state, ClusterState::Running);
@@ -769,9 +793,16 @@ mod tests {
         let failed = || async {
             Ok::<_, ClientError>(cluster("dev", ClusterState::Failed, "no such image"))
         };
-        let err = wait_running(first.clone(), failed, Duration::ZERO, far, quiet())
-            .await
-            .unwrap_err();
+        let err = wait_running(
+            first.clone(),
+            failed,
+            Duration::ZERO,
+            far,
+            pending(),
+            quiet(),
+        )
+        .await
+        .unwrap_err();
         assert!(
             matches!(&err, WaitFailure::Failed(r) if r == "no such image"),
             "{err:?}"
@@ -780,7 +811,7 @@ mod tests {
         let gone = || async {
             Ok::<_, ClientError>(cluster("dev", ClusterState::Deleted, "deleted by admin"))
         };
-        let err = wait_running(first.clone(), gone, Duration::ZERO, far, quiet())
+        let err = wait_running(first.clone(), gone, Duration::ZERO, far, pending(), quiet())
             .await
             .unwrap_err();
         assert!(
@@ -793,13 +824,29 @@ mod tests {
         let never = || -> std::future::Ready<Result<ClusterView, ClientError>> {
             panic!("polled after the deadline")
         };
-        let err = wait_running(first.clone(), never, Duration::ZERO, past, quiet())
-            .await
-            .unwrap_err();
+        let err = wait_running(
+            first.clone(),
+            never,
+            Duration::ZERO,
+            past,
+            pending(),
+            quiet(),
+        )
+        .await
+        .unwrap_err();
         assert!(
             matches!(err, WaitFailure::TimedOut(ClusterState::Provisioning)),
             "{err:?}"
         );
+
+        // Ctrl-C while it waits: left at once, the cluster as it was.
+        let provisioning =
+            || async { Ok::<_, ClientError>(cluster("dev", ClusterState::Provisioning, "")) };
+        let hour = Duration::from_secs(3600);
+        let err = wait_running(first.clone(), provisioning, hour, far, async {}, quiet())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WaitFailure::Interrupted), "{err:?}");
 
         let broken = || async {
             Err::<ClusterView, _>(ClientError::Timeout {
@@ -807,7 +854,7 @@ mod tests {
                 seconds: 120,
             })
         };
-        let err = wait_running(first, broken, Duration::ZERO, far, quiet())
+        let err = wait_running(first, broken, Duration::ZERO, far, pending(), quiet())
             .await
             .unwrap_err();
         assert!(matches!(err, WaitFailure::Poll(_)), "{err:?}");
