@@ -374,12 +374,11 @@ async fn create(session: &Session, args: &CreateArgs) -> Result<ExitCode, CliErr
         }
         _ => fail(session, &e),
     })?;
-    let now = OffsetDateTime::now_utc();
     eprintln!(
         "Cluster {} is {}; it lives {} (until {}).",
         created.name,
         created.state,
-        time_left(created.expires_at, now),
+        time_left(created.expires_at, created.created_at),
         stamp(created.expires_at)
     );
     // The id first, so that a script has it even if the wait fails.
@@ -448,11 +447,13 @@ impl Report {
             return;
         }
         self.last = Some(now);
-        let reason = if cluster.state_reason.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", output::safe(&cluster.state_reason))
-        };
+        // A reason that only repeats the state says nothing more.
+        let reason =
+            if cluster.state_reason.is_empty() || cluster.state_reason == cluster.state.as_str() {
+                String::new()
+            } else {
+                format!(" ({})", output::safe(&cluster.state_reason))
+            };
         let line = format!("cluster {}: {}{reason}", cluster.name, cluster.state);
         if self.terminal {
             if let Some(spinner) = self.spinner.take() {

@@ -134,11 +134,10 @@ async fn invite(session: &Session, args: &InviteArgs) -> Result<ExitCode, CliErr
         println!("{}", output::pretty_json(&created)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let now = OffsetDateTime::now_utc();
     eprintln!(
         "Invite {} admits one account for {} (until {}). The code is shown this once.",
         created.invite.id,
-        time_left(created.invite.expires_at, now),
+        time_left(created.invite.expires_at, created.invite.created_at),
         stamp(created.invite.expires_at)
     );
     println!("code: {}", output::safe(created.code.expose()));
