@@ -197,10 +197,15 @@ fn a_cluster_is_waited_for_used_extended_and_removed_from_the_cli() {
 
     // The kubeconfig: a 0600 file the real kubectl uses; never replaced without --force.
     let kube = tempfile::tempdir().unwrap();
-    let file = kube.path().join("dev.kubeconfig");
+    // As the README has it: into ~/.kube, which need not exist yet.
+    let file = kube.path().join(".kube/dev.yaml");
     let path = file.to_str().unwrap();
     alice.ok(&["cluster", "kubeconfig", "dev", "-o", path]);
     assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(kube.path().join(".kube")).unwrap().mode() & 0o777,
+        0o700
+    );
     let readyz = Command::new("kubectl")
         .args(["--kubeconfig", path, "get", "--raw", "/readyz"])
         .output()

@@ -9,7 +9,7 @@
 
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write as _};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -628,12 +628,22 @@ async fn kubeconfig(session: &Session, args: &KubeconfigArgs) -> Result<ExitCode
 
 /// Writes a kubeconfig to `path`, readable by its owner alone from its first byte: a new file
 /// is created with mode 0600 (refused if one exists, a symlink too), `force` replaces one
-/// through a 0600 temporary file renamed over it.
+/// through a 0600 temporary file renamed over it. Missing directories (`~/.kube`) are made,
+/// mode 0700.
 fn write_kubeconfig(path: &Path, bytes: &[u8], force: bool) -> Result<(), CliError> {
     if force {
         return write_private(path, bytes);
     }
     let shown = paths::display(path);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| CliError::new(format!("cannot create the directory of {shown}: {e}")))?;
+    }
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -878,12 +888,17 @@ mod tests {
         std::os::unix::fs::symlink(dir.path().join("elsewhere"), &link).unwrap();
         assert!(write_kubeconfig(&link, b"x", false).is_err());
         assert!(!dir.path().join("elsewhere").exists());
-        let missing = dir.path().join("no/such/dir/k");
-        assert!(
-            write_kubeconfig(&missing, b"x", false)
-                .unwrap_err()
-                .message()
-                .starts_with("cannot create")
+        // ~/.kube/dev.yaml without ~/.kube: made, for its owner alone.
+        let kube = dir.path().join("home/.kube");
+        write_kubeconfig(&kube.join("dev.yaml"), b"x", false).unwrap();
+        assert_eq!(std::fs::metadata(&kube).unwrap().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(kube.join("dev.yaml")).unwrap().mode() & 0o777,
+            0o600
         );
+        // A file where a directory should be.
+        let under_file = dir.path().join("dev.kubeconfig/k");
+        let err = write_kubeconfig(&under_file, b"x", false).unwrap_err();
+        assert!(err.message().starts_with("cannot create"), "{err}");
     }
 }
