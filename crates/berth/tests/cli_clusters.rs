@@ -44,8 +44,8 @@ fn cluster_image() -> (String, bool) {
 
 /// A server home with clusters on (host network, API on loopback, one live cluster per user,
 /// TTLs up to 4h), sign-up by invite (new accounts may ask for clusters), and three users:
-/// alice and bob may ask for clusters, carol may not.
-fn cluster_home(root: &Path) -> PathBuf {
+/// alice and bob may ask for clusters, carol may not. `env` is the clusters' `clusters.env`.
+fn cluster_home(root: &Path, env: &[&str]) -> PathBuf {
     // The temporary directory itself: its unique name is the server's `berth.instance`, so
     // servers of tests running at once never reconcile away each other's clusters.
     let home = root.to_path_buf();
@@ -59,11 +59,12 @@ fn cluster_home(root: &Path) -> PathBuf {
             "admin:\n  username: admin\n  password_hash: \"{}\"\n\
              clusters:\n  enabled: true\n  image: {}\n  network: host\n  \
              api_address: 127.0.0.1\n  default_ttl: 1h\n  max_ttl: 4h\n  max_per_user: 1\n  \
-             cpus: 1\n  memory: 512m\n  ready_timeout: 3m\n  privileged: {}\n\
+             cpus: 1\n  memory: 512m\n  ready_timeout: 3m\n  privileged: {}\n  env: [{}]\n\
              registration:\n  mode: invite\n  defaults:\n    clusters: true\n",
             admin_hash.as_str(),
             image,
-            privileged
+            privileged,
+            env.join(", ")
         ),
     )
     .unwrap();
@@ -113,7 +114,7 @@ fn clusters(cli: &CliHome) -> Vec<serde_json::Value> {
 fn a_cluster_is_waited_for_used_extended_and_removed_from_the_cli() {
     require_engine();
     let root = tempfile::tempdir().unwrap();
-    let home = cluster_home(root.path());
+    let home = cluster_home(root.path(), &[]);
     let server = Server::start(&home);
     let alice = logged_in(&server, ALICE, PASSWORD);
 
@@ -322,7 +323,7 @@ fn a_cluster_is_waited_for_used_extended_and_removed_from_the_cli() {
 fn an_invite_made_at_the_cli_admits_one_sign_up() {
     require_engine();
     let root = tempfile::tempdir().unwrap();
-    let home = cluster_home(root.path());
+    let home = cluster_home(root.path(), &[]);
     let server = Server::start(&home);
     let admin = logged_in(&server, "admin", ADMIN_PASSWORD);
 
@@ -472,4 +473,42 @@ fn a_server_without_clusters_or_sign_up_says_so() {
         let help = admin.ok(args);
         assert!(help.contains("Examples:"), "{args:?}:\n{help}");
     }
+}
+
+#[test]
+fn a_cluster_that_fails_is_reported_with_its_reason() {
+    require_engine();
+    let root = tempfile::tempdir().unwrap();
+    // The stand-in exits at once, as a k3s server that cannot start would.
+    let home = cluster_home(root.path(), &["STANDIN_FAIL=1"]);
+    let server = Server::start(&home);
+    let alice = logged_in(&server, ALICE, PASSWORD);
+    let failed = alice.run(&["cluster", "create", "broken", "--wait", "--timeout", "3m"]);
+    refused(&failed, 1, "berth: cluster broken failed: ");
+    refused(&failed, 1, "remove it with `berth cluster rm broken`");
+    assert!(
+        String::from_utf8_lossy(&failed.stdout)
+            .trim()
+            .parse::<berth_client::ClusterId>()
+            .is_ok(),
+        "the id is printed before the wait: {}",
+        both(&failed)
+    );
+    let listed = clusters(&alice);
+    assert_eq!(listed[0]["state"], "failed", "{listed:?}");
+    let reason = listed[0]["state_reason"].as_str().unwrap().to_owned();
+    assert!(!reason.is_empty());
+    let table = alice.ok(&["cluster", "ls"]);
+    assert!(
+        // The reason as the server gave it, its line breaks shown as spaces.
+        table.contains("broken  failed  -") && table.contains(&reason.replace('\n', " ")),
+        "{table}"
+    );
+    // No kubeconfig of a cluster that does not run: the server's words and where to look.
+    refused(
+        &alice.run(&["cluster", "kubeconfig", "broken"]),
+        1,
+        "`berth cluster ls` shows its state",
+    );
+    alice.ok(&["cluster", "rm", "broken"]);
 }
