@@ -20,8 +20,10 @@
 //! status, code, message and details ([`ApiFailure`]).
 #![forbid(unsafe_code)]
 
+mod clusters;
 mod error;
 mod operations;
+mod registration;
 pub mod sse;
 mod transport;
 
@@ -43,8 +45,8 @@ use berth_types::api::{
 pub use berth_types::api;
 pub use berth_types::template::Template;
 pub use berth_types::{
-    ClientId, GridId, Layout, MachineId, MemberRole, OperationId, PaneTarget, RecordingId,
-    SessionRole, WorkspaceId,
+    ClientId, ClusterId, ClusterName, ClusterState, GridId, InviteId, Layout, MachineId,
+    MemberRole, OperationId, PaneTarget, RecordingId, SessionRole, WorkspaceId,
 };
 pub use error::{ApiFailure, ClientError};
 pub use http::Method;

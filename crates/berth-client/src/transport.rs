@@ -295,6 +295,41 @@ impl Client {
             reason: e.to_string(),
         })
     }
+
+    /// `GET path` whose success is text of `content_type` (an error answer is still JSON).
+    pub(crate) async fn typed_text(
+        &self,
+        path: &str,
+        content_type: &str,
+    ) -> Result<String, ClientError> {
+        // The error answers are JSON whatever the success is, so both are acceptable.
+        let accept = format!("{content_type}, application/json;q=0.5");
+        let response = self
+            .send(Method::GET, path, &[("accept", &accept)], Bytes::new())
+            .await?;
+        if !(200..300).contains(&response.status) {
+            return Err(failure_of(&response));
+        }
+        let given = response
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !given
+            .split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case(content_type))
+        {
+            return Err(ClientError::Decode {
+                status: response.status,
+                reason: format!("expected {content_type}, got {given:?}"),
+            });
+        }
+        String::from_utf8(response.body.to_vec()).map_err(|e| ClientError::Decode {
+            status: response.status,
+            reason: e.to_string(),
+        })
+    }
 }
 
 /// A response body read as it arrives, from [`Client::open_stream`].

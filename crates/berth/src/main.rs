@@ -175,6 +175,27 @@ enum Command {
         An operation is named by its id or the start of it, as the table shows it."
     )]
     Ops(cli::operations::OpsArgs),
+    /// Throwaway Kubernetes clusters with a TTL: ask for one, list, extend, get its
+    /// kubeconfig, delete.
+    #[command(
+        subcommand,
+        visible_alias = "clusters",
+        after_help = "Examples:\n  berth cluster create dev --ttl 2h --wait\n  berth cluster ls\n  \
+        berth cluster kubeconfig dev -o dev.kubeconfig\n  kubectl --kubeconfig dev.kubeconfig get \
+        nodes\n  berth cluster extend dev --ttl 1h\n  berth cluster rm dev\n\n\
+        The server deletes a cluster when its time is up. Exit status: 0 done, 1 failed (a cluster \
+        that failed while --wait waited too), 2 bad arguments, 4 no cluster of that name."
+    )]
+    Cluster(cli::clusters::ClusterCommand),
+    /// The server's accounts (admins): invite people to sign up.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  berth users invite --expires 2d --note \"course 2026-A\"\n  \
+        berth users invites\n  berth users invite rm 8b1c2a3b\n\n\
+        Invites admit sign-ups while main.yaml `registration.mode` is `invite`. Exit status: 0 \
+        done, 1 failed, 2 bad arguments, 4 no invite with that id."
+    )]
+    Users(cli::users::UsersCommand),
     /// Print a shell completion script.
     #[command(after_help = "Examples:\n  berth completions bash > \
         /etc/bash_completion.d/berth\n  berth completions zsh > \"${fpath[1]}/_berth\"\n  \
@@ -225,6 +246,8 @@ fn main() -> ExitCode {
         Command::Fleet(command) => cli::execute(cli::fleet::run(command)),
         Command::Run(args) => cli::execute(cli::operations::run(args)),
         Command::Ops(args) => cli::execute(cli::operations::ops(args)),
+        Command::Cluster(command) => cli::execute(cli::clusters::run(command)),
+        Command::Users(command) => cli::execute(cli::users::run(command)),
         Command::Completions(args) => cli::completions::run(&args, &mut Cli::command()),
         Command::Agent(args) => agent::run(args),
     }

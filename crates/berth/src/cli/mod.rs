@@ -1,11 +1,13 @@
 //! The `berth` CLI: log in, list, start, stop, attach to workspaces on a Berth server or on the
 //! local Docker Engine, keep a cached copy of the server's configuration for the user, see
-//! and tend the server's fleet of machines, and run inventory scripts on them.
+//! and tend the server's fleet of machines, run inventory scripts on them, ask for throwaway
+//! Kubernetes clusters, and (admins) invite people to sign up.
 //!
 //! One module per command group; this one holds what they share: running a command on a Tokio
 //! runtime, and the [`Session`] of a logged-in user (settings, API client, cached config).
 
 pub mod attach;
+pub mod clusters;
 pub mod completions;
 pub mod errors;
 mod flat_yaml;
@@ -22,6 +24,7 @@ pub mod recreate;
 pub mod server_config;
 pub mod settings;
 pub mod sharing;
+pub mod users;
 pub mod workspaces;
 
 use std::future::Future;
