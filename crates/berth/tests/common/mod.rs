@@ -20,15 +20,19 @@ pub fn berth() -> Command {
     command
 }
 
-/// A `berth.instance` label of its own for each test home, so parallel servers on one engine
-/// never reconcile away each other's containers.
+/// A `berth.instance` label of its own for each test home (the same for every start on that
+/// home), so parallel servers on one engine never reconcile away each other's containers: the
+/// home's name and a hash of its whole path, since two homes may share a name (`…/home`).
 pub fn instance_for(home: &Path) -> String {
+    use std::hash::{Hash, Hasher};
     let name = home
         .file_name()
         .map(|n| n.to_string_lossy().to_lowercase())
         .unwrap_or_default();
     let clean: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    format!("test-{clean}")
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    home.hash(&mut hasher);
+    format!("test-{clean}-{:08x}", hasher.finish() as u32)
 }
 
 /// A `berth serve` process; killed on drop if still running, and then every container and
