@@ -1,5 +1,6 @@
-# The two commands of the README, and the benchmarks. The scripts install what they need.
-.PHONY: run test bench
+# The two commands of the README, the benchmarks and the Debian package. The scripts install
+# what they need.
+.PHONY: run test bench deb
 
 run: ## Build and start Berth with its home in ./.berth-home
 	scripts/run.sh
@@ -9,3 +10,6 @@ test: ## fmt, clippy and every test against a private Docker Engine and PostgreS
 
 bench: ## Benchmarks against baselines in the same run; figures go to BENCHMARKS.md
 	scripts/bench.sh
+
+deb: ## Debian package target/debian/berth_VERSION_ARCH.deb from a release build (docs/install.md)
+	scripts/deb.sh
