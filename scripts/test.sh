@@ -16,7 +16,8 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # Tools the tests call: asciinema replays recordings to check their format; the fleet mirrors
 # its inventory with git (over OpenSSH for ssh:// repositories) and opens secrets.ini with age.
-ensure_packages asciinema git openssh-client age
+# The package test builds the .deb (dpkg-dev, binutils' strip) and runs lintian on it.
+ensure_packages asciinema git openssh-client age dpkg-dev binutils lintian
 
 step "web: type check, unit tests, and web/dist up to date"
 scripts/web-build.sh --check
