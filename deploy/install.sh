@@ -100,9 +100,15 @@ if [ ! -d "$HOME_DIR" ]; then
 	install -d -o berth -g berth -m 0700 "$HOME_DIR"
 	did "created $HOME_DIR (berth:berth, mode 0700)"
 else
-	if [ "$(stat -c %U:%G "$HOME_DIR")" != berth:berth ]; then
-		chown berth:berth "$HOME_DIR"
-		did "gave $HOME_DIR to berth:berth"
+	owner="$(stat -c %U:%G "$HOME_DIR")"
+	if [ "$owner" = root:root ]; then
+		# The home of the unit of before, which ran Berth as root: all of it goes to berth, or
+		# the server could not open its own database. Recursive only here: in a directory only
+		# root could write to, nobody can have planted a hard link for this chown to hand over.
+		chown -R berth:berth "$HOME_DIR"
+		did "gave $HOME_DIR and everything in it to berth:berth"
+	elif [ "$owner" != berth:berth ]; then
+		die "$HOME_DIR belongs to $owner: if it is Berth's home, give it to berth (chown -R berth:berth $HOME_DIR) and run install.sh again"
 	fi
 	if [ "$(stat -c %a "$HOME_DIR")" != 700 ]; then
 		chmod 0700 "$HOME_DIR"

@@ -77,7 +77,7 @@ work="$(mktemp -d "$out/.build.XXXXXX")"
 trap "rm -rf '$work'" EXIT
 root="$work/root"
 install -d "$root/DEBIAN" "$root/usr/bin" "$root/lib/systemd/system" "$root/usr/share/doc/berth" \
-	"$root/usr/share/man/man1"
+	"$root/usr/share/man/man1" "$root/usr/share/lintian/overrides"
 
 # The binary without its symbols, as dh_strip leaves it (a debug build shrinks by two thirds).
 strip --strip-unneeded --remove-section=.comment --remove-section=.note \
@@ -100,6 +100,8 @@ gzip -9n <README.md >"$doc/README.md.gz"
 install -m 0644 docs/install.md docs/cli.md "$doc/"
 gzip -9n <deploy/debian/berth.1 >"$root/usr/share/man/man1/berth.1.gz"
 chmod 0644 "$doc"/* "$root/usr/share/man/man1/berth.1.gz"
+
+install -m 0644 deploy/debian/lintian-overrides "$root/usr/share/lintian/overrides/berth"
 
 for script in postinst prerm postrm; do
 	install -m 0755 "deploy/debian/$script" "$root/DEBIAN/$script"

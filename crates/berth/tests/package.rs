@@ -308,10 +308,13 @@ fn debian_package_is_lintian_clean_installs_serves_as_berth_and_purges() {
     assert!(lint.status.success(), "lintian: {}", both(&lint));
 
     let container = Container::start(&[(&deb, "/tmp/berth.deb")], &instance("deb"));
+    // A home left by the unit of before, which ran Berth as root: postinst hands it to berth.
+    container.ok("mkdir -p /var/lib/berth/logs && echo old >/var/lib/berth/logs/berth.log.1");
     // The image has what Depends names (libc6, libgcc-s1, adduser): dpkg alone installs it.
     let installed = container.ok("dpkg -i /tmp/berth.deb");
     assert!(
-        installed.contains("systemd is not running, so the service was not started")
+        installed.contains("giving /var/lib/berth and everything in it to the user berth")
+            && installed.contains("systemd is not running, so the service was not started")
             && installed.contains("runuser -u berth -- /usr/bin/berth serve --home /var/lib/berth"),
         "{installed}"
     );
@@ -460,6 +463,23 @@ fn install_script_is_idempotent_serves_as_berth_and_uninstall_purges() {
         "{repaired}"
     );
     assert_eq!(home_state(&container), "berth:berth 700");
+    // A root-owned home (the root-run unit of before) is handed over with everything in it…
+    container.ok("touch /var/lib/berth/old.log && chown -R root:root /var/lib/berth");
+    let handed = container.ok(&format!("{install} --no-start"));
+    assert!(
+        handed.contains("gave /var/lib/berth and everything in it to berth:berth"),
+        "{handed}"
+    );
+    let foreign = container.ok("find /var/lib/berth ! -user berth");
+    assert_eq!(foreign.trim(), "", "files in the home not owned by berth");
+    // …but one of another user is not taken from them.
+    container.ok("chown nobody /var/lib/berth");
+    let other = container.fails(&format!("{install} --no-start"));
+    assert!(
+        other.contains("/var/lib/berth belongs to nobody:berth"),
+        "{other}"
+    );
+    container.ok("chown berth /var/lib/berth && rm /var/lib/berth/old.log");
 
     // Without --no-start and without systemd it says how to start the server by hand.
     let no_systemd = container.ok(install);
