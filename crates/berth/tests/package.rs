@@ -379,17 +379,25 @@ fn debian_package_is_lintian_clean_installs_serves_as_berth_and_purges() {
     container.ok("test -s /var/lib/berth/berth.db && test -f /var/lib/berth/config/main.yaml");
     assert_eq!(home_state(&container), "berth:berth 700");
 
-    // Remove: the program and the units go, the data and the user stay.
+    // Remove: the program and the units go, the data and the user stay; the unit is masked
+    // (disabled so that nothing can start it), and a reinstall enables it again.
+    let masked = "test \"$(readlink /etc/systemd/system/berth.service)\" = /dev/null";
     container.ok("dpkg -r berth");
     container.fails("test -e /usr/bin/berth");
     container.fails("test -e /lib/systemd/system/berth.service");
-    container.fails("test -e /etc/systemd/system/multi-user.target.wants/berth.service");
+    container.ok(masked);
     container.ok("test -s /var/lib/berth/berth.db && getent passwd berth");
     assert_eq!(home_state(&container), "berth:berth 700");
+    container.ok("dpkg -i /tmp/berth.deb");
+    container.fails(masked);
+    container.ok("test -L /etc/systemd/system/multi-user.target.wants/berth.service");
+    container.ok("dpkg -r berth");
 
-    // Purge: the data and the user go too.
+    // Purge: the data and the user go too, and every trace of the unit.
     container.ok("dpkg -P berth");
     assert_user_gone(&container);
+    container.fails("test -L /etc/systemd/system/berth.service");
+    container.fails("test -L /etc/systemd/system/multi-user.target.wants/berth.service");
 }
 
 #[test]
