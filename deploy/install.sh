@@ -101,14 +101,16 @@ if [ ! -d "$HOME_DIR" ]; then
 	did "created $HOME_DIR (berth:berth, mode 0700)"
 else
 	owner="$(stat -c %U:%G "$HOME_DIR")"
-	if [ "$owner" = root:root ]; then
-		# The home of the unit of before, which ran Berth as root: all of it goes to berth, or
-		# the server could not open its own database. Recursive only here: in a directory only
-		# root could write to, nobody can have planted a hard link for this chown to hand over.
+	mode="$(stat -c %a "$HOME_DIR")"
+	if [ "$owner" = root:root ] && [ $((0$mode & 077)) -eq 0 ]; then
+		# The home of the unit of before, which ran Berth as root (mode 0700): all of it goes to
+		# berth, or the server could not open its own database. Recursive only here: in a
+		# directory only root could enter, nobody can have planted a hard link for this chown
+		# to hand over.
 		chown -R berth:berth "$HOME_DIR"
 		did "gave $HOME_DIR and everything in it to berth:berth"
 	elif [ "$owner" != berth:berth ]; then
-		die "$HOME_DIR belongs to $owner: if it is Berth's home, give it to berth (chown -R berth:berth $HOME_DIR) and run install.sh again"
+		die "$HOME_DIR belongs to $owner (mode $mode): if it is Berth's home, check its contents, give them to berth (chown -R berth:berth $HOME_DIR) and run install.sh again"
 	fi
 	if [ "$(stat -c %a "$HOME_DIR")" != 700 ]; then
 		chmod 0700 "$HOME_DIR"

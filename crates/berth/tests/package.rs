@@ -309,7 +309,10 @@ fn debian_package_is_lintian_clean_installs_serves_as_berth_and_purges() {
 
     let container = Container::start(&[(&deb, "/tmp/berth.deb")], &instance("deb"));
     // A home left by the unit of before, which ran Berth as root: postinst hands it to berth.
-    container.ok("mkdir -p /var/lib/berth/logs && echo old >/var/lib/berth/logs/berth.log.1");
+    container.ok(
+        "mkdir -p -m 0700 /var/lib/berth && mkdir /var/lib/berth/logs && \
+         echo old >/var/lib/berth/logs/berth.log.1",
+    );
     // The image has what Depends names (libc6, libgcc-s1, adduser): dpkg alone installs it.
     let installed = container.ok("dpkg -i /tmp/berth.deb");
     assert!(
@@ -480,14 +483,18 @@ fn install_script_is_idempotent_serves_as_berth_and_uninstall_purges() {
     );
     let foreign = container.ok("find /var/lib/berth ! -user berth");
     assert_eq!(foreign.trim(), "", "files in the home not owned by berth");
-    // …but one of another user is not taken from them.
+    // …but one of another user, or one others could enter, is not taken over.
     container.ok("chown nobody /var/lib/berth");
     let other = container.fails(&format!("{install} --no-start"));
     assert!(
         other.contains("/var/lib/berth belongs to nobody:berth"),
         "{other}"
     );
-    container.ok("chown berth /var/lib/berth && rm /var/lib/berth/old.log");
+    container.ok("chown root:root /var/lib/berth && chmod 0755 /var/lib/berth");
+    let open = container.fails(&format!("{install} --no-start"));
+    assert!(open.contains("belongs to root:root (mode 755)"), "{open}");
+    container.ok("chown berth:berth /var/lib/berth && chmod 0700 /var/lib/berth");
+    container.ok("rm /var/lib/berth/old.log");
 
     // Without --no-start and without systemd it says how to start the server by hand.
     let no_systemd = container.ok(install);
