@@ -46,7 +46,6 @@ impl Container {
         let mut command = Command::new("docker");
         command
             .args(["run", "-d", "--network", "none"])
-            .args(["--label", &format!("berth.instance={instance}")])
             .arg("-v")
             .arg(format!("{}:/var/run/docker.sock", docker_socket()));
         for (host, inside) in mounts {
