@@ -2,7 +2,8 @@
 # The Helm chart (deploy/helm/berth) lints, renders and is valid Kubernetes: run by `make test`
 # before the cargo steps, so a broken chart fails fast.
 #
-#   1. `helm lint --strict` with the default values and with each file of the chart's ci/.
+#   1. `helm lint --strict` with the default values, with each file of the chart's ci/ and
+#      with the values examples of docs/kubernetes.md.
 #   2. `helm template` with the same values; every rendered object is validated by
 #      kubernetes-validate in strict mode (an unknown field is an error) against the oldest
 #      Kubernetes the chart claims (Chart.yaml's kubeVersion) and the newest the validator
@@ -94,13 +95,14 @@ if [ ! -f "$installed" ]; then
   exec 9>&-
 fi
 
+passed=0
+failed=0
 work=$(mktemp -d "${TMPDIR:-/tmp}/berth-helm-check-XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# Kept when something failed, for the rendered manifests the messages name.
+trap 'if [ "$failed" -eq 0 ]; then rm -rf "$work"; else log "kept for a look: $work"; fi' EXIT
 # Helm keeps no state of this check in the caller's home.
 export HELM_CACHE_HOME="$work/helm/cache" HELM_CONFIG_HOME="$work/helm/config" HELM_DATA_HOME="$work/helm/data"
 
-passed=0
-failed=0
 ok() {
   printf '  ok: %s\n' "$*"
   passed=$((passed + 1))
@@ -110,9 +112,21 @@ fail() {
   failed=$((failed + 1))
 }
 
-# The value sets: the defaults, then each file of ci/.
+# The value sets: the defaults, each file of ci/, and the values examples of docs/kubernetes.md
+# (its yaml blocks), so the page cannot drift from the chart.
 cases=(default)
 for file in "$chart"/ci/*.yaml; do
+  cases+=("$file")
+done
+"$venv/bin/python" - docs/kubernetes.md "$work" <<'EOF'
+import re, sys, textwrap
+blocks = re.findall(r"^( *)```yaml\n(.*?)^ *```", open(sys.argv[1]).read(), re.M | re.S)
+if not blocks:
+    sys.exit(f"{sys.argv[1]} has no yaml block of values")
+for n, (indent, text) in enumerate(blocks, 1):
+    open(f"{sys.argv[2]}/docs-kubernetes-md-example-{n}.yaml", "w").write(textwrap.dedent(text))
+EOF
+for file in "$work"/docs-kubernetes-md-example-*.yaml; do
   cases+=("$file")
 done
 values_args() { [ "$1" = default ] || printf '%s\n' -f "$1"; }
