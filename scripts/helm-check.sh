@@ -202,6 +202,9 @@ pod_sc = spec["securityContext"]
 env = {e["name"]: e for e in berth.get("env", [])}
 if mode == "dind":
     expect(init["dind"].get("restartPolicy") == "Always", "dind is a native sidecar")
+    args = init["dind"].get("args", [])
+    expect(args[:1] == ["dockerd"] and not any("tcp://" in a for a in args),
+           "dind runs dockerd on its unix socket only (no TCP listener)")
     expect(env["DOCKER_HOST"]["value"] == "unix:///var/run/dind/docker.sock", "DOCKER_HOST is dind's socket")
 if mode == "hostSocket":
     paths = [v for v in spec["volumes"] if "hostPath" in v]
