@@ -23,7 +23,7 @@ use clap::{CommandFactory, Parser, Subcommand};
     about,
     long_about = None,
     propagate_version = true,
-    after_help = "Examples:\n  berth login http://berth.lab:8080 --username alice\n  berth ls\n  \
+    after_help = "Examples:\n  berth login https://berth.lab --username alice\n  berth ls\n  \
                   berth start python --attach\n  berth stop python\n  berth start --local python\n\n\
                   `berth help COMMAND` shows a command's options and examples; docs/cli.md has the \
                   whole guide."
@@ -51,9 +51,10 @@ enum Command {
     Config(cli::server_config::ConfigCommand),
     /// Log in to a Berth server and store a token for this machine.
     #[command(
-        after_help = "Examples:\n  berth login http://berth.lab:8080 --username alice\n  \
+        after_help = "Examples:\n  berth login https://berth.lab --username alice\n  \
         echo \"$PASSWORD\" | berth login berth.lab:8080 --username alice --password-stdin\n  \
-        berth login http://berth.lab:8080 --token 0b6c… --client-id 6f1c…\n\n\
+        berth login https://berth.lab --token 0b6c… --client-id 6f1c…\n  \
+        berth login https://berth.lab --ca ca.pem --username alice   # a private CA\n\n\
         A password login mints a client token labelled with this machine's name and stores it \
         (not the password) in $XDG_CONFIG_HOME/berth/config.yaml (~/.config/berth/config.yaml), \
         mode 0600. Logging in again replaces the token and repairs a damaged file."
