@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use berth_client::api::{PingRequest, UserBody, WorkspaceQuery};
 use berth_client::{Client, Template};
-use common::{CliHome, Server, berth, block_on, both, eventually, require_engine};
+use common::{CliHome, Pty, Server, berth, block_on, both, eventually, require_engine, wait_child};
 
 const ALICE: &str = "correct horse battery";
 
@@ -110,7 +110,8 @@ fn gateway_fingerprint(server: &Server) -> String {
 }
 
 /// Writes keep coming while the backup runs: users made and removed (users.yaml and the audit
-/// log), pings from a client (the clients table). Stops when told, or after 10,000 rounds.
+/// log), pings from a client (the clients table). Stops when told, or after 50 rounds: the
+/// default `security.ping_rate_per_minute` is 60.
 struct Load {
     stop: Arc<AtomicBool>,
     rounds: Arc<AtomicUsize>,
@@ -131,21 +132,19 @@ impl Load {
             let (stop, rounds) = (stop.clone(), rounds.clone());
             move || {
                 block_on(async {
-                    for round in 0..10_000 {
+                    for round in 0..50 {
                         if stop.load(Ordering::SeqCst) {
                             break;
                         }
                         let name = format!("load{round}");
                         admin.create_user(&user_body(&name)).await.unwrap();
-                        for n in 0..5 {
-                            let ping = PingRequest {
-                                client_id,
-                                hostname: "loadgen".into(),
-                                version: format!("0.{round}.{n}"),
-                                local_workspaces: Vec::new(),
-                            };
-                            pinger.ping(&ping).await.unwrap();
-                        }
+                        let ping = PingRequest {
+                            client_id,
+                            hostname: "loadgen".into(),
+                            version: format!("0.0.{round}"),
+                            local_workspaces: Vec::new(),
+                        };
+                        pinger.ping(&ping).await.unwrap();
                         admin.delete_user(&name).await.unwrap();
                         rounds.fetch_add(1, Ordering::SeqCst);
                     }
@@ -226,6 +225,16 @@ fn a_running_server_is_backed_up_under_load_and_restored_elsewhere() {
         b"web-1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK\n",
     );
 
+    // A terminal stays open through the backup: its recording is being written.
+    let mut command = alice.berth();
+    command.args(["attach", &workspace]);
+    let (mut live, mut pty) = Pty::spawn(command);
+    pty.wait_for(
+        "live-42",
+        Some(b"echo live-$((6*7))\r"),
+        Duration::from_secs(60),
+    );
+
     // The backup, while the load writes.
     let (bob, _) = logged_in(&server, "bob", "battery horse staple");
     let load = Load::start(&server, admin.clone(), &bob);
@@ -239,11 +248,13 @@ fn a_running_server_is_backed_up_under_load_and_restored_elsewhere() {
     // have failed one).
     load.stop();
     assert!(backed_up.status.success(), "{}", both(&backed_up));
+    pty.type_text(b"echo after-the-backup\rexit 0\r");
+    assert!(wait_child(&mut live, Duration::from_secs(30)).success());
     let said = stderr(&backed_up);
     for line in [
         "database: a consistent snapshot",
         "config: 3 files",
-        "recordings: 1 file,",
+        "recordings: 2 files,",
         "Wrote ",
     ] {
         assert!(said.contains(line), "{line:?} in:\n{said}");
@@ -273,6 +284,22 @@ fn a_running_server_is_backed_up_under_load_and_restored_elsewhere() {
         assert_eq!(mode(&after), 0o600, "{key} is private");
     }
     assert_eq!(mode(&restored.join("berth.db")), 0o600);
+    // The finished recording is whole; the live one as long as it was when copied: the start
+    // of what the file holds now.
+    let casts = std::fs::read_dir(home.path().join("recordings").join(&workspace)).unwrap();
+    let mut live_seen = false;
+    for cast in casts {
+        let name = cast.unwrap().file_name();
+        let relative = Path::new("recordings").join(&workspace).join(&name);
+        let now = std::fs::read(home.path().join(&relative)).unwrap();
+        let copied = std::fs::read(restored.join(&relative)).unwrap();
+        assert!(
+            !copied.is_empty() && now.starts_with(&copied),
+            "{relative:?}"
+        );
+        live_seen |= copied.len() < now.len();
+    }
+    assert!(live_seen, "the live recording went on after the backup");
     assert!(
         !restored.join("fleet/inventory.git").exists() && restored.join("logs").is_dir(),
         "the mirror is left out; logs/ is made"
@@ -396,6 +423,8 @@ fn a_home_is_restored_as_it_was_and_a_second_restore_into_it_is_refused() {
             .ends_with("\"cut-mid-line")
     );
     assert_eq!(mode(&target), 0o700);
+    assert_eq!(mode(&target.join("config")), mode(&home.join("config")));
+    assert_eq!(mode(&target.join("recordings/w1/r1.cast")), 0o600);
     // The database is a Berth database.
     block_on(async {
         let store = berth_store::SqliteStore::open_read_only(&target.join("berth.db"))
