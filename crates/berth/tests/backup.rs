@@ -339,8 +339,8 @@ fn a_running_server_is_backed_up_under_load_and_restored_elsewhere() {
     alice_there.login(&copy, "alice", ALICE);
 }
 
-/// A home made without a server: the default configuration, a migrated database with one
-/// workspace row, a login-token key and a recording.
+/// A home made without a server: the default configuration, a migrated database, the
+/// login-token and kubeconfig keys, and recordings.
 fn small_home(dir: &Path) -> PathBuf {
     let home = dir.join("home");
     berth_config::init(&home.join("config")).unwrap();
@@ -351,6 +351,10 @@ fn small_home(dir: &Path) -> PathBuf {
         store.close().await;
     });
     write_private(&home.join("jwt.key"), b"0123456789abcdef0123456789abcdef");
+    write_private(
+        &home.join("keys/clusters.key"),
+        b"fedcba9876543210fedcba9876543210",
+    );
     write_private(
         &home.join("recordings/w1/r1.cast"),
         b"{\"version\": 2, \"width\": 80, \"height\": 24}\n[0.1, \"o\", \"cut-mid-line",
@@ -378,6 +382,7 @@ fn a_home_is_restored_as_it_was_and_a_second_restore_into_it_is_refused() {
         "config/users.yaml",
         "config/containers.yaml",
         "jwt.key",
+        "keys/clusters.key",
         "recordings/w1/r1.cast",
         LONG_RECORDING,
     ] {
@@ -425,6 +430,7 @@ fn a_home_is_restored_as_it_was_and_a_second_restore_into_it_is_refused() {
     assert_eq!(mode(&target), 0o700);
     assert_eq!(mode(&target.join("config")), mode(&home.join("config")));
     assert_eq!(mode(&target.join("recordings/w1/r1.cast")), 0o600);
+    assert_eq!(mode(&target.join("keys/clusters.key")), 0o600);
     // The database is a Berth database.
     block_on(async {
         let store = berth_store::SqliteStore::open_read_only(&target.join("berth.db"))
@@ -463,6 +469,9 @@ fn a_backup_refuses_a_wrong_home_or_target_and_replaces_only_when_forced() {
     let home = small_home(dir.path());
     let output = backup(&home, &dir.path().join("no/such/dir/b.tar"), &[]);
     assert_refused(&output, "does not exist");
+    // sysfs takes no new files, not even from root.
+    let output = backup(&home, Path::new("/sys/berth.tar"), &[]);
+    assert_refused(&output, "cannot write /sys/berth.tar.tmp");
     let output = backup(&home, &home.join("recordings/b.tar"), &[]);
     assert_refused(&output, "which the archive holds");
 
