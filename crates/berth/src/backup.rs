@@ -336,31 +336,7 @@ fn run_backup(args: BackupArgs) -> anyhow::Result<()> {
         eprintln!("  warning: main.yaml sets {path}, outside the home: not in the archive");
     }
 
-    let manifest = Manifest {
-        format: FORMAT.to_owned(),
-        format_version: FORMAT_VERSION,
-        berth_version: env!("CARGO_PKG_VERSION").to_owned(),
-        created_at: started
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-        host: rustix::system::uname()
-            .nodename()
-            .to_string_lossy()
-            .into_owned(),
-        home: std::path::absolute(home.root())
-            .unwrap_or_else(|_| home.root().to_owned())
-            .display()
-            .to_string(),
-        instance: settings.instance.clone(),
-        database,
-        contents: contents(&settings.database),
-        left_out: vec![
-            "logs/: the server's own logs".to_owned(),
-            "fleet/inventory.git: the inventory mirror, fetched again by the next sync".to_owned(),
-            "containers and Docker volumes: they live in the Docker Engine (docs/backup.md)"
-                .to_owned(),
-        ],
-    };
+    let manifest = Manifest::new(&home, &settings, database, started);
     let json = serde_json::to_vec_pretty(&manifest)?;
     archive.bytes(MANIFEST, &json)?;
 
@@ -410,6 +386,42 @@ fn run_backup(args: BackupArgs) -> anyhow::Result<()> {
         size(data)
     );
     Ok(())
+}
+
+impl Manifest {
+    fn new(
+        home: &Home,
+        settings: &Settings,
+        database: DatabaseInfo,
+        started: time::OffsetDateTime,
+    ) -> Self {
+        Self {
+            format: FORMAT.to_owned(),
+            format_version: FORMAT_VERSION,
+            berth_version: env!("CARGO_PKG_VERSION").to_owned(),
+            created_at: started
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            host: rustix::system::uname()
+                .nodename()
+                .to_string_lossy()
+                .into_owned(),
+            home: std::path::absolute(home.root())
+                .unwrap_or_else(|_| home.root().to_owned())
+                .display()
+                .to_string(),
+            instance: settings.instance.clone(),
+            database,
+            contents: contents(&settings.database),
+            left_out: vec![
+                "logs/: the server's own logs".to_owned(),
+                "fleet/inventory.git: the inventory mirror, fetched again by the next sync"
+                    .to_owned(),
+                "containers and Docker volumes: they live in the Docker Engine (docs/backup.md)"
+                    .to_owned(),
+            ],
+        }
+    }
 }
 
 fn contents(database: &Database) -> Vec<String> {
