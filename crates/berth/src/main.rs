@@ -3,6 +3,7 @@
 //! lives in its own module; this file only parses arguments and dispatches.
 
 mod agent;
+mod backup;
 mod cli;
 mod config_cmd;
 mod home;
@@ -46,6 +47,23 @@ enum Command {
                             shut down gracefully within 5 s."
     )]
     Serve(serve::ServeArgs),
+    /// Write one archive of a home (configuration, database snapshot, keys, recordings),
+    /// while the server runs.
+    #[command(
+        after_help = "Examples:\n  berth backup /backups/berth-$(date +%F).tar --home \
+        /var/lib/berth\n  sudo -u berth berth backup /backups/berth.tar --force\n\n\
+        The archive (a plain tar file, mode 0600: it holds every key of the home) is written as \
+        FILE.tmp and renamed when complete. With PostgreSQL the database is not in it: use \
+        pg_dump. docs/backup.md has the whole story."
+    )]
+    Backup(backup::BackupArgs),
+    /// Restore an archive of `berth backup` into a new or empty home.
+    #[command(after_help = "Examples:\n  berth restore /backups/berth.tar --home \
+        /var/lib/berth\n  berth serve --home /var/lib/berth\n\n\
+        A non-empty home, an archive without a valid manifest (or of a newer format) and \
+        entries a backup never holds (absolute paths, .., links, devices, oversized files) are \
+        refused, and nothing is left behind.")]
+    Restore(backup::RestoreArgs),
     /// Check the server's configuration or print its schema; fetch or show yours.
     #[command(subcommand)]
     Config(cli::server_config::ConfigCommand),
@@ -231,6 +249,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Backup(args) => backup::backup(args),
+        Command::Restore(args) => backup::restore(args),
         Command::Config(command) => cli::execute(cli::server_config::run(command)),
         Command::Login(args) => cli::execute(cli::login::run(args)),
         Command::Ls(args) => cli::execute(cli::workspaces::ls(args)),
