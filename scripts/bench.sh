@@ -14,7 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
 
 # package:bench target, in the order they appear in BENCHMARKS.md.
-all=(berth-core:start berth-server:ping berth-server:terminal berth-server:ssh_terminals berth-fleet:enrollment berth:operations)
+all=(berth-core:start berth-server:ping berth-server:terminal berth-server:ssh_terminals berth-fleet:enrollment berth:operations berth:startup)
 # How many SSH servers the fleet benchmark verifies.
 FLEET_MACHINES=100
 
@@ -41,6 +41,10 @@ run_one() {
     trap 'scripts/test-machines.sh stop-bench' EXIT
     scripts/test-machines.sh start-bench "$FLEET_MACHINES"
     eval "$(scripts/test-machines.sh env-bench)"
+    ;;
+  berth:startup)
+    # The development build is the baseline.
+    cargo build --locked -q -p berth
     ;;
   esac
   cargo bench --locked -q -p "$package" --bench "$bench"

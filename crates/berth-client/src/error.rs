@@ -57,6 +57,14 @@ pub enum ClientError {
         /// What failed.
         reason: String,
     },
+    /// TLS cannot be set up: a CA file that holds no certificate, no trusted roots at all.
+    /// (A server whose certificate fails verification is a [`ClientError::Transport`] that
+    /// says so.)
+    #[error("TLS: {reason}")]
+    Tls {
+        /// What is wrong.
+        reason: String,
+    },
     /// The server did not answer in time.
     #[error("{url}: no answer within {seconds} s")]
     Timeout {

@@ -14,9 +14,9 @@
 //! # }
 //! ```
 //!
-//! Plain `http://` only for now: the client carries no TLS stack, so an `https://` URL is
-//! refused (put the CLI and the server on one host or a trusted network, or wait for TLS
-//! support). Every failure is a [`ClientError`]; an error answer of the server keeps its
+//! `http://` and `https://` servers: HTTPS verifies the server against the system's roots and,
+//! with [`Client::with_ca`], a CA of the caller's (rustls, ring). Every failure is a
+//! [`ClientError`]; an error answer of the server keeps its
 //! status, code, message and details ([`ApiFailure`]).
 #![forbid(unsafe_code)]
 
@@ -25,6 +25,7 @@ mod error;
 mod operations;
 mod registration;
 pub mod sse;
+mod tls;
 mod transport;
 
 use berth_types::api::{
@@ -51,6 +52,9 @@ pub use berth_types::{
 pub use error::{ApiFailure, ClientError};
 pub use http::Method;
 pub use operations::{OperationEvent, OperationEvents, output_bytes};
+/// The TLS types the client's callers name (CA certificates, client configurations).
+pub use rustls;
+pub use tls::read_ca;
 pub use transport::{Client, RawResponse};
 
 /// `s` with everything but unreserved characters percent-encoded, for a path segment or a

@@ -355,7 +355,7 @@ impl OperationEvents {
         let retryable = match &error {
             ClientError::Transport { .. } | ClientError::Timeout { .. } => true,
             ClientError::Api(failure) => matches!(failure.status, 502..=504),
-            ClientError::Url { .. } | ClientError::Decode { .. } => false,
+            ClientError::Url { .. } | ClientError::Tls { .. } | ClientError::Decode { .. } => false,
         };
         if !retryable || self.failures >= self.retries {
             return Err(error);

@@ -1,4 +1,5 @@
-//! The HTTP side: one pooled hyper client, JSON in and out, error answers decoded.
+//! The HTTP side: one pooled hyper client over TCP or TLS, JSON in and out, error answers
+//! decoded.
 
 use std::fmt;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as Hyper;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -26,7 +28,10 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 #[derive(Clone)]
 pub struct Client {
     base: String,
-    http: Hyper<HttpConnector, Full<Bytes>>,
+    http: Hyper<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// How an `https://` server is verified (also for the CLI's WebSockets); `None` for an
+    /// `http://` one.
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     token: Option<HeaderValue>,
     timeout: Duration,
 }
@@ -63,35 +68,59 @@ impl RawResponse {
 }
 
 impl Client {
-    /// A client of the server at `base_url` (`http://host:port`, optionally with a path
-    /// prefix when Berth is behind a proxy).
+    /// A client of the server at `base_url` (`http://host:port` or `https://host:port`,
+    /// optionally with a path prefix when Berth is behind a proxy). An `https://` server is
+    /// verified against the system's roots.
     pub fn new(base_url: &str) -> Result<Self, ClientError> {
+        Self::with_ca(base_url, &[])
+    }
+
+    /// [`Client::new`], trusting the CA certificates `ca` as well as the system's (a private
+    /// CA, or the server's self-signed certificate; see [`crate::read_ca`]).
+    pub fn with_ca(
+        base_url: &str,
+        ca: &[rustls::pki_types::CertificateDer<'static>],
+    ) -> Result<Self, ClientError> {
         let bad = |reason: &str| ClientError::Url {
             url: base_url.to_owned(),
             reason: reason.to_owned(),
         };
         let uri: Uri = base_url.parse().map_err(|_| bad("not a URL"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(bad(
-                    "https is not supported by this client yet; use http:// on a trusted network",
-                ));
-            }
-            _ => return Err(bad("use an http:// URL")),
-        }
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err(bad("use an http:// or https:// URL")),
+        };
         if uri.authority().is_none() {
             return Err(bad("the URL has no host"));
         }
         if uri.query().is_some() {
             return Err(bad("the URL may not have a query"));
         }
+        let tls = if https {
+            Some(crate::tls::client_config(ca)?)
+        } else {
+            None
+        };
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        // Plain http:// servers get a TLS configuration that trusts nothing: it is never used.
+        let config = match &tls {
+            Some(config) => std::sync::Arc::clone(config),
+            None => crate::tls::with_roots(rustls::RootCertStore::empty())?,
+        };
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*config).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
         let http = Hyper::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
-            .build_http();
+            .build(connector);
         Ok(Self {
             base: base_url.trim_end_matches('/').to_owned(),
             http,
+            tls,
             token: None,
             timeout: DEFAULT_TIMEOUT,
         })
@@ -127,6 +156,13 @@ impl Client {
     #[must_use]
     pub fn base_url(&self) -> &str {
         &self.base
+    }
+
+    /// How an `https://` server is verified, for connections the client does not make itself
+    /// (the CLI's WebSockets); `None` for an `http://` server.
+    #[must_use]
+    pub fn tls_config(&self) -> Option<std::sync::Arc<rustls::ClientConfig>> {
+        self.tls.clone()
     }
 
     /// Sends a request as given (plus the client's token, unless `headers` has an
@@ -401,7 +437,8 @@ fn transport(url: &str, reason: String) -> ClientError {
     }
 }
 
-/// An error and its causes, on one line.
+/// An error and its causes, on one line; a certificate the client does not trust says so
+/// first, in words a user can act on.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -410,7 +447,16 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    text
+    // rustls's error reaches here inside an io::Error, whose `source` skips it: its text
+    // (`invalid peer certificate: …`) is what is left to recognize it by.
+    if text.contains("invalid peer certificate") {
+        format!(
+            "the server's TLS certificate is not trusted: it must be signed by a CA of the \
+             system's or of --ca FILE, and name the host in the URL ({text})"
+        )
+    } else {
+        text
+    }
 }
 
 #[cfg(test)]
@@ -418,17 +464,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_plain_http_urls_are_accepted() {
+    fn only_http_and_https_urls_are_accepted() {
         assert!(Client::new("http://127.0.0.1:8080").is_ok());
+        assert!(
+            Client::new("http://127.0.0.1:8080")
+                .unwrap()
+                .tls_config()
+                .is_none()
+        );
+        assert!(
+            Client::new("https://127.0.0.1:8443")
+                .unwrap()
+                .tls_config()
+                .is_some()
+        );
         assert_eq!(Client::new("http://h:1/").unwrap().base_url(), "http://h:1");
-        for bad in [
-            "https://h",
-            "ftp://h",
-            "h:80",
-            "",
-            "http://h/?q=1",
-            "not a url",
-        ] {
+        for bad in ["ftp://h", "h:80", "", "http://h/?q=1", "not a url"] {
             assert!(
                 matches!(Client::new(bad), Err(ClientError::Url { .. })),
                 "{bad}"

@@ -51,9 +51,7 @@ pub enum ClusterError {
     #[error("you already have a cluster named {0}")]
     NameTaken(ClusterName),
     /// The owner is at `clusters.max_per_user`.
-    #[error(
-        "you already have {max} live cluster(s), the most allowed (clusters.max_per_user); delete one first"
-    )]
+    #[error("{}", quota_message(*max))]
     Quota {
         /// The limit.
         max: u32,
@@ -79,6 +77,20 @@ pub enum ClusterError {
     /// The sealed kubeconfig could not be opened (wrong key file, tampered row).
     #[error("the kubeconfig cannot be decrypted: {0}")]
     Seal(String),
+}
+
+/// The reason of a cluster the reaper deleted.
+const TTL_REACHED: &str = "ttl reached";
+
+fn quota_message(max: u32) -> String {
+    if max == 0 {
+        "nobody may have a cluster here (clusters.max_per_user is 0)".to_owned()
+    } else {
+        format!(
+            "you already have {max} live cluster(s), the most allowed \
+             (clusters.max_per_user); delete one first"
+        )
+    }
 }
 
 /// Limits and timings; main.yaml's `clusters` section, tests shorten the timings.
@@ -399,8 +411,16 @@ impl Clusters {
                 // Deleted (or reaped) while it was coming up: whatever the provider made
                 // after the deletion's own removal goes now.
                 tracing::info!(cluster = %id, error = %err, "cluster left provisioning before it came up");
-                if let Err(err) = self.inner.provider.delete(id).await {
-                    tracing::warn!(cluster = %id, error = %err, "cannot remove a cluster deleted while provisioning");
+                // This task holds the cluster: it finishes the deletion that came meanwhile.
+                match self.inner.store.cluster(id).await {
+                    Ok(current) if current.state == ClusterState::Deleting => {
+                        self.tear_down(id).await;
+                    }
+                    _ => {
+                        if let Err(err) = self.inner.provider.delete(id).await {
+                            tracing::warn!(cluster = %id, error = %err, "cannot remove a cluster deleted while provisioning");
+                        }
+                    }
                 }
             }
         }
@@ -424,6 +444,9 @@ impl Clusters {
             match self.inner.store.cluster(record.id).await {
                 Ok(current) if current.state != ClusterState::Provisioning => {
                     return Err(format!("left provisioning ({})", current.state));
+                }
+                Err(StoreError::NotFound) => {
+                    return Err("its record was removed (its owner's account went)".to_owned());
                 }
                 _ => {}
             }
@@ -462,7 +485,7 @@ impl Clusters {
         ip: Option<IpAddr>,
     ) -> Result<ClusterRecord, ClusterError> {
         let current = self.get(id).await?;
-        let action = if matches!(actor, Actor::System) {
+        let action = if matches!(actor, Actor::System) && reason == TTL_REACHED {
             AuditAction::ClusterExpire
         } else {
             AuditAction::ClusterDelete
@@ -508,8 +531,12 @@ impl Clusters {
     }
 
     fn spawn_deletion(&self, id: ClusterId) {
+        let Some(busy) = self.claim(id) else {
+            return;
+        };
         let clusters = self.clone();
         tokio::spawn(async move {
+            let _busy = busy;
             clusters.tear_down(id).await;
         });
     }
@@ -637,14 +664,27 @@ impl Clusters {
         Ok(kubeconfig)
     }
 
-    /// One reaper pass: deletes expired clusters and retries deletions left `deleting`.
+    /// One reaper pass: deletes expired clusters (failed ones too, which frees their names),
+    /// retries deletions left `deleting`, removes what failed clusters still hold, and fails
+    /// running clusters whose server stopped or vanished. How many expired.
     pub async fn reap(&self) -> Result<usize, ClusterError> {
         let now = self.now();
-        let expired = self.inner.store.expired_clusters(now).await?;
+        let mut expired = self.inner.store.expired_clusters(now).await?;
+        let failed = self
+            .inner
+            .store
+            .list_clusters(&ClusterFilter {
+                owner: None,
+                states: vec![ClusterState::Failed],
+            })
+            .await?;
+        let (failed_expired, failed_kept): (Vec<_>, Vec<_>) =
+            failed.into_iter().partition(|c| c.expires_at <= now);
+        expired.extend(failed_expired);
         let count = expired.len();
         for cluster in expired {
             if let Err(err) = self
-                .delete(cluster.id, Actor::System, "ttl reached", None)
+                .delete(cluster.id, Actor::System, TTL_REACHED, None)
                 .await
             {
                 tracing::warn!(cluster = %cluster.id, error = %err, "cannot delete an expired cluster");
@@ -659,15 +699,73 @@ impl Clusters {
             })
             .await?;
         for cluster in stuck {
-            if let Some(busy) = self.claim(cluster.id) {
-                let clusters = self.clone();
-                tokio::spawn(async move {
-                    let _busy = busy;
-                    clusters.tear_down(cluster.id).await;
-                });
+            self.spawn_deletion(cluster.id);
+        }
+        // A failed cluster holds nothing: what a failed removal left goes now.
+        if !failed_kept.is_empty() {
+            match self.inner.provider.list().await {
+                Ok(held) => {
+                    let held: HashSet<ClusterId> = held.iter().map(|c| c.id).collect();
+                    for cluster in failed_kept.iter().filter(|c| held.contains(&c.id)) {
+                        if let Err(err) = self.inner.provider.delete(cluster.id).await {
+                            tracing::warn!(cluster = %cluster.id, error = %err, "cannot remove a failed cluster's resources");
+                        }
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "cannot list the provider's clusters"),
             }
         }
+        let running = self
+            .inner
+            .store
+            .list_clusters(&ClusterFilter {
+                owner: None,
+                states: vec![ClusterState::Running],
+            })
+            .await?;
+        for cluster in running {
+            self.check_running(&cluster).await;
+        }
         Ok(count)
+    }
+
+    /// Fails a running cluster whose server exited or whose resources are gone (a restarted
+    /// engine, a `docker rm`); a server that answers slowly stays running.
+    async fn check_running(&self, cluster: &ClusterRecord) {
+        if lock(&self.inner.busy).contains(&cluster.id) {
+            return;
+        }
+        let reason = match self.inner.provider.status(cluster.id).await {
+            Ok(ProviderStatus::Failed { reason }) => format!("its server stopped: {reason}"),
+            Ok(ProviderStatus::Missing) => "its resources are gone".to_owned(),
+            Ok(_) => return,
+            Err(err) => {
+                tracing::debug!(cluster = %cluster.id, error = %err, "cannot check a running cluster");
+                return;
+            }
+        };
+        let to = ClusterTransition {
+            state: ClusterState::Failed,
+            reason: reason.clone(),
+            at: self.now(),
+            api_url: None,
+        };
+        if let Ok(updated) = self
+            .inner
+            .store
+            .transition_cluster(cluster.id, &[ClusterState::Running], &to)
+            .await
+        {
+            AuditEvent::system(AuditAction::ClusterFail, cluster.id.to_string())
+                .details(json!({"name": cluster.name, "reason": reason}))
+                .at(to.at)
+                .record_to(&self.inner.audit)
+                .await;
+            self.publish(&updated);
+            if let Err(err) = self.inner.provider.delete(cluster.id).await {
+                tracing::warn!(cluster = %cluster.id, error = %err, "cannot remove a stopped cluster's resources; the reaper retries");
+            }
+        }
     }
 
     /// Settles the store with what the provider holds, before serving: provider resources
@@ -783,6 +881,30 @@ impl Clusters {
             });
         }
         Ok(ids)
+    }
+
+    /// Deletes every live cluster of `owner` (their account was disabled), as Berth; how many.
+    pub async fn delete_owned(
+        &self,
+        owner: &Username,
+        reason: &str,
+    ) -> Result<usize, ClusterError> {
+        let live = self
+            .inner
+            .store
+            .list_clusters(&ClusterFilter {
+                owner: Some(owner.clone()),
+                states: vec![
+                    ClusterState::Provisioning,
+                    ClusterState::Running,
+                    ClusterState::Failed,
+                ],
+            })
+            .await?;
+        for cluster in &live {
+            self.delete(cluster.id, Actor::System, reason, None).await?;
+        }
+        Ok(live.len())
     }
 
     /// `from` was renamed `to`: their clusters follow.

@@ -207,6 +207,17 @@ impl Invites {
             .await
     }
 
+    /// Whether `code` would be accepted now (unused, not expired), without spending it.
+    pub async fn usable(&self, code: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let hash = invite_hash(code);
+        Ok(self
+            .store
+            .list_invites()
+            .await?
+            .iter()
+            .any(|i| i.code_hash == hash && i.used_at.is_none() && i.expires_at > now))
+    }
+
     /// Gives back an invite whose account could not be made after all.
     pub async fn release(&self, id: berth_types::InviteId) -> Result<(), StoreError> {
         self.store.release_invite(id).await

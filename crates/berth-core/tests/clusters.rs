@@ -31,6 +31,8 @@ struct FakeProvider {
     fail_create: Mutex<HashSet<String>>,
     never_ready: bool,
     deletes: Mutex<Vec<ClusterId>>,
+    /// Clusters whose server exited (a restarted engine).
+    stopped: Mutex<HashSet<ClusterId>>,
 }
 
 fn error(message: &str) -> ProviderError {
@@ -63,6 +65,11 @@ impl ClusterProvider for FakeProvider {
     }
 
     async fn status(&self, id: ClusterId) -> Result<ProviderStatus, ProviderError> {
+        if self.stopped.lock().unwrap().contains(&id) {
+            return Ok(ProviderStatus::Failed {
+                reason: "exited with code 137".to_owned(),
+            });
+        }
         let mut held = self.held.lock().unwrap();
         let Some((_, polls)) = held.get_mut(&id) else {
             return Ok(ProviderStatus::Missing);
@@ -575,5 +582,80 @@ async fn a_removed_account_takes_its_clusters_with_it() {
     assert_eq!(
         left.iter().map(|c| c.id).collect::<Vec<_>>(),
         vec![other.id]
+    );
+}
+
+#[tokio::test]
+async fn the_reaper_fails_a_running_cluster_whose_server_stopped_and_deletes_expired_failed_ones() {
+    let h = harness(FakeProvider::default(), 3).await;
+    let alice = user("alice");
+    let dead = h
+        .clusters
+        .create(&alice, name("dead"), Some(Duration::from_secs(600)), None)
+        .await
+        .unwrap();
+    let alive = h
+        .clusters
+        .create(&alice, name("alive"), Some(Duration::from_secs(3600)), None)
+        .await
+        .unwrap();
+    until(&h, dead.id, ClusterState::Running).await;
+    until(&h, alive.id, ClusterState::Running).await;
+    h.provider.stopped.lock().unwrap().insert(dead.id);
+    h.clusters.reap().await.unwrap();
+    let failed = h.clusters.get(dead.id).await.unwrap();
+    assert_eq!(failed.state, ClusterState::Failed, "{failed:?}");
+    assert!(
+        failed.state_reason.contains("exited with code 137"),
+        "{failed:?}"
+    );
+    assert!(h.provider.deletes.lock().unwrap().contains(&dead.id));
+    assert_eq!(
+        h.clusters.get(alive.id).await.unwrap().state,
+        ClusterState::Running
+    );
+    // Its name stays taken until it expires; then the reaper deletes it and frees the name.
+    let err = h
+        .clusters
+        .create(&alice, name("dead"), None, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClusterError::NameTaken(_)), "{err:?}");
+    h.clock.advance(Duration::from_secs(601));
+    assert_eq!(h.clusters.reap().await.unwrap(), 1);
+    until(&h, dead.id, ClusterState::Deleted).await;
+    h.clusters
+        .create(&alice, name("dead"), None, None)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_disabled_account_loses_its_clusters() {
+    let h = harness(FakeProvider::default(), 2).await;
+    let alice = user("alice");
+    let one = h
+        .clusters
+        .create(&alice, name("one"), None, None)
+        .await
+        .unwrap();
+    until(&h, one.id, ClusterState::Running).await;
+    let other = h
+        .clusters
+        .create(&user("bob"), name("two"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        h.clusters
+            .delete_owned(&alice, "its owner's account was disabled")
+            .await
+            .unwrap(),
+        1
+    );
+    let gone = until(&h, one.id, ClusterState::Deleted).await;
+    assert_eq!(gone.state_reason, "its owner's account was disabled");
+    assert_ne!(
+        h.clusters.get(other.id).await.unwrap().state,
+        ClusterState::Deleted
     );
 }

@@ -23,6 +23,21 @@ use crate::terminal::{Upgrade, before_upgrade};
 
 /// How long a send may take before a client that does not read is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a quiet socket checks that its caller's account is still what it was.
+const RECHECK: Duration = Duration::from_secs(15);
+
+/// Whether `caller` is still who they were when the socket opened, as the configuration in
+/// force says: the account exists, is not disabled, and has the same role. (A role change
+/// would change what the socket may show.)
+fn still_valid(state: &AppState, caller: &Caller) -> bool {
+    let config = state.config.current();
+    if config.main.admin.username == caller.username {
+        return caller.role == berth_types::Role::Admin;
+    }
+    config
+        .user(caller.username.as_str())
+        .is_some_and(|user| !user.disabled && user.role == caller.role)
+}
 
 /// `GET /api/v1/events`.
 pub(crate) async fn events(
@@ -135,8 +150,11 @@ async fn follow(state: AppState, caller: Caller, mut socket: WebSocket) {
     if !send(&mut socket, &first).await {
         return;
     }
+    let mut recheck = tokio::time::interval(RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let event = tokio::select! {
+            _ = recheck.tick() => None,
             incoming = socket.next() => match incoming {
                 // Nothing is read but the close (pings are answered by axum).
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return,
@@ -177,6 +195,15 @@ async fn follow(state: AppState, caller: Caller, mut socket: WebSocket) {
                 }
             },
         };
+        if !still_valid(&state, &caller) {
+            let _ = socket
+                .send(Message::Close(Some(CloseFrame {
+                    code: close::UNAUTHENTICATED,
+                    reason: "your account changed; log in again".into(),
+                })))
+                .await;
+            return;
+        }
         if let Some(event) = event
             && !send(&mut socket, &event).await
         {

@@ -42,6 +42,7 @@ mod state;
 mod tables;
 mod templates;
 mod terminal;
+mod tls;
 mod ui;
 mod users;
 mod workspaces;
@@ -57,6 +58,7 @@ pub use auth::{AdminUser, AuthUser, Caller, Claims, JwtError, JwtKey, KeyError, 
 pub use error::ApiError;
 pub use routes::{Endpoint, endpoints, page_routes};
 pub use state::{AppState, SshGatewayInfo};
+pub use tls::{TlsCertificate, TlsError, TlsListener, serve_redirect};
 
 /// How often buffered pings are written to the database.
 pub const PING_FLUSH_INTERVAL: Duration = Duration::from_secs(3);
@@ -82,10 +84,6 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    state.load_sessions().await;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let housekeeping = tokio::spawn(state.clone().housekeeping(stopped));
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     // Terminal keystrokes and echoes are tiny writes: without TCP_NODELAY, Nagle's algorithm
     // holds one behind the peer's delayed ACK (about 40 ms on Linux).
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -93,6 +91,37 @@ pub async fn serve(
             tracing::debug!(error = %err, "cannot set TCP_NODELAY");
         }
     });
+    serve_on(listener, state, shutdown).await
+}
+
+/// [`serve`] over HTTPS: TLS connections on `listener` with `certificate`, which
+/// [`TlsCertificate::reload`] renews without dropping open connections.
+pub async fn serve_tls(
+    listener: TcpListener,
+    certificate: &TlsCertificate,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = TlsListener::new(listener, certificate)?;
+    // `tap_io` gives the listener axum's `ConnectInfo<SocketAddr>`; TCP_NODELAY is set
+    // before the handshake.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
+    serve_on(listener, state, shutdown).await
+}
+
+async fn serve_on<L>(
+    listener: L,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    for<'a> SocketAddr: axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
+{
+    state.load_sessions().await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let housekeeping = tokio::spawn(state.clone().housekeeping(stopped));
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

@@ -22,6 +22,49 @@ use crate::error::ApiError;
 use crate::extract::{Json, NoQuery, Path, Query};
 use crate::state::AppState;
 
+/// Names nobody may sign up as, whatever the configuration: the audit log's actor of failed
+/// logins, and names people read as Berth's or the system's.
+const RESERVED_NAMES: [&str; 7] = [
+    "anonymous",
+    "admin",
+    "administrator",
+    "root",
+    "berth",
+    "system",
+    "nobody",
+];
+
+/// Whether the audit log holds actions of an account named `name` (a former one).
+async fn has_history(state: &AppState, name: &berth_types::Username) -> bool {
+    let query: berth_core::TableQuery = match serde_json::from_value(json!({
+        "table": "audit",
+        "filters": [{"column": "actor", "op": "eq", "value": name}],
+        "limit": 1,
+    })) {
+        Ok(query) => query,
+        Err(_) => return true,
+    };
+    // Unsure is taken: a failed query refuses the name rather than risk it.
+    state
+        .tables
+        .query(&query, None)
+        .await
+        .map_or(true, |result| !result.rows.is_empty())
+}
+
+fn valid_code(code: &Secret) -> bool {
+    let code = code.expose();
+    !code.is_empty() && code.len() <= 256 && !code.chars().any(char::is_control)
+}
+
+fn invite_invalid() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "invite_invalid",
+        "that invite code is not valid",
+    )
+}
+
 /// Why a sign-up was refused, for the API and the `/register` page alike.
 pub(crate) fn disabled() -> ApiError {
     ApiError::new(
@@ -40,11 +83,27 @@ pub(crate) async fn register_account(
     let config = state.config.current();
     let registration = config.main.registration.clone();
     let admin = config.main.admin.username.clone();
-    let taken = body.username == admin || config.user(body.username.as_str()).is_some();
+    let exists = body.username == admin || config.user(body.username.as_str()).is_some();
     drop(config);
     if registration.mode == RegistrationMode::Off {
+        AuditEvent::new(
+            berth_core::Actor::Anonymous,
+            AuditAction::UserRegister,
+            body.username.as_str(),
+        )
+        .from_ip(ip)
+        .details(json!({ "refused": "registration off" }))
+        .outcome(AuditOutcome::Denied)
+        .record_to(&state.audit)
+        .await;
         return Err(disabled());
     }
+    // A name is taken when an account has it, when it is one Berth or people read as someone
+    // else's (`anonymous` is the audit log's actor of failed logins), or when the audit log
+    // still holds a former account's actions under it: the newcomer would read them.
+    let taken = exists
+        || RESERVED_NAMES.contains(&body.username.as_str())
+        || has_history(state, &body.username).await;
     let refused = |error: ApiError, why: &str| {
         let audit = AuditEvent::new(
             berth_core::Actor::Anonymous,
@@ -56,12 +115,16 @@ pub(crate) async fn register_account(
         .outcome(AuditOutcome::Denied);
         (error, audit)
     };
+    let name_taken = || {
+        refused(
+            ApiError::conflict("username_taken", "that username is taken: choose another"),
+            "username taken",
+        )
+    };
     let result = async {
-        if taken {
-            return Err(refused(
-                ApiError::conflict("username_taken", "that username is taken: choose another"),
-                "username taken",
-            ));
+        // With invites, nobody without a valid code learns which names are taken.
+        if taken && registration.mode != RegistrationMode::Invite {
+            return Err(name_taken());
         }
         // The password rules are checked before an invite is spent, so a bad password never
         // burns a code (the store checks them again when it hashes).
@@ -91,6 +154,21 @@ pub(crate) async fn register_account(
                         "no invite",
                     ));
                 };
+                if !valid_code(code) {
+                    return Err(refused(invite_invalid(), "invite_invalid"));
+                }
+                if taken {
+                    // Only a code that would have been accepted learns that the name is taken.
+                    let usable = state
+                        .invites
+                        .usable(code.expose(), state.workspaces.now())
+                        .await
+                        .map_err(|e| refused(ApiError::from(e), "internal"))?;
+                    return Err(match usable {
+                        true => name_taken(),
+                        false => refused(invite_invalid(), "invite_invalid"),
+                    });
+                }
                 Some(redeem(state, code, &body.username).await.map_err(|e| {
                     let why = e.code;
                     refused(e, why)
@@ -117,6 +195,10 @@ pub(crate) async fn register_account(
                     && let Err(release) = state.invites.release(invite.id).await
                 {
                     tracing::error!(error = %release, invite = %invite.id, "cannot give back the invite of a failed sign-up");
+                }
+                // A sign-up of the same name that won a race: the name is taken.
+                if err.code == "already_exists" {
+                    return Err(name_taken());
                 }
                 Err(refused(err, "refused by the configuration"))
             }
@@ -157,22 +239,14 @@ async fn redeem(
     code: &Secret,
     username: &Username,
 ) -> Result<InviteRecord, ApiError> {
-    let code = code.expose();
-    if code.is_empty() || code.len() > 256 || code.chars().any(char::is_control) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "invite_invalid",
-            "that invite code is not valid",
-        ));
+    if !valid_code(code) {
+        return Err(invite_invalid());
     }
+    let code = code.expose();
     let now = state.workspaces.now();
     match state.invites.redeem(code, username, now).await? {
         InviteUse::Accepted(invite) => Ok(invite),
-        InviteUse::Unknown => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "invite_invalid",
-            "that invite code is not valid",
-        )),
+        InviteUse::Unknown => Err(invite_invalid()),
         InviteUse::AlreadyUsed => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "invite_used",

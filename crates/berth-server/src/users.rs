@@ -202,6 +202,22 @@ pub(crate) async fn update(
         state
             .accounts
             .account_closed(&username, "Your account was disabled.");
+        // Their clusters' kubeconfigs are cluster-admin on a privileged container: they end
+        // with the account, not with their TTL.
+        if let Some(clusters) = &state.clusters {
+            match clusters
+                .delete_owned(&after.username, "its owner's account was disabled")
+                .await
+            {
+                Ok(0) => {}
+                Ok(deleted) => {
+                    tracing::info!(user = %after.username, deleted, "deleted the clusters of a disabled account")
+                }
+                Err(err) => {
+                    tracing::error!(user = %after.username, error = %err, "cannot delete the clusters of a disabled account")
+                }
+            }
+        }
     } else if after.username != username || before.as_ref().is_some_and(|b| b.role != after.role) {
         // Renamed, or made an admin or no longer one: attach again as who they are now.
         state.accounts.account_changed(&username);

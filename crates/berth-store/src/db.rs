@@ -60,6 +60,14 @@ impl SqlStore {
         }
     }
 
+    /// The SQLite pool, or `None` on PostgreSQL.
+    pub(crate) fn sqlite_pool(&self) -> Option<&SqlitePool> {
+        match &self.pool {
+            Pool::Sqlite(pool) => Some(pool),
+            Pool::Postgres(_) => None,
+        }
+    }
+
     pub(crate) async fn close_pool(&self) {
         match &self.pool {
             Pool::Sqlite(pool) => pool.close().await,

@@ -35,6 +35,18 @@ pub enum StoreError {
     /// Any other database failure (connection lost, disk full, ...).
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+    /// This backend cannot do it (a snapshot of PostgreSQL: that is `pg_dump`'s job).
+    #[error("not supported: {0}")]
+    Unsupported(String),
+    /// A file beside the database (a snapshot's target) could not be made or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -7,15 +7,17 @@
 //! Each aggregate has its own small object-safe trait: [`WorkspaceStore`], [`MemberStore`],
 //! [`RecordingStore`], [`ClientStore`], [`LoginStore`], [`WebSessionStore`], [`AuditStore`],
 //! [`MachineStore`], [`FleetSyncStore`], [`OperationStore`], [`ClusterStore`], [`InviteStore`]
-//! and [`TableStore`]. [`Store`] is
-//! all of them plus `backend` and `close`, so services hold an `Arc<dyn Store>` and hand out
-//! the parts (`Arc<dyn WorkspaceStore>`, ...) by upcasting.
+//! and [`TableStore`]. [`Store`] is all of them plus what concerns the database as a whole
+//! (`backend`, `close`, and `snapshot_to`: a consistent copy of a live SQLite database, for
+//! backups), so services hold an `Arc<dyn Store>` and hand out the parts
+//! (`Arc<dyn WorkspaceStore>`, ...) by upcasting.
 //!
 //! One type implements them all, [`SqlStore`], over either of two backends that pass the same
 //! conformance stories:
 //!
 //! - SQLite ([`SqliteStore::open`]), the default: one file in `$BERTH_HOME`, WAL, fsync on
-//!   every commit;
+//!   every commit; [`SqliteStore::open_read_only`] reads a live one from another process
+//!   without migrating it (`berth backup`);
 //! - PostgreSQL ([`PostgresStore::connect`]), for larger deployments.
 //!
 //! Each method is written once over the same query text; the execution layer (`db.rs`) is
@@ -43,6 +45,7 @@ mod operations;
 mod postgres;
 mod recordings;
 mod sessions;
+mod snapshot;
 mod sql;
 mod sqlite;
 mod store;
@@ -74,6 +77,7 @@ pub use operations::{
 pub use postgres::PostgresStore;
 pub use recordings::{Recording, RecordingId, RecordingStore};
 pub use sessions::{WebSession, WebSessionStore};
+pub use snapshot::Snapshot;
 pub use sqlite::SqliteStore;
 pub use store::Store;
 pub use tables::{FilterOp, SortKey, TableFilter, TableQuery, TableResult, TableScope, TableStore};

@@ -55,6 +55,42 @@ impl SqliteStore {
         Self::connect(SqliteConnectOptions::new().filename(path), false).await
     }
 
+    /// Opens the existing database file at `path` read-only and without applying migrations,
+    /// to read a database another process (a running server) writes, whichever Berth made
+    /// it: `berth backup` takes its [`crate::Store::snapshot_to`] this way. Writes through this
+    /// store fail. A missing file, or one without Berth's migrations table, is refused with
+    /// [`StoreError::InvalidLocation`].
+    pub async fn open_read_only(path: &Path) -> Result<SqlStore, StoreError> {
+        let location = path.to_string_lossy();
+        if !path.is_file() {
+            return Err(refuse(&location, "no such file"));
+        }
+        // No journal_mode: setting it needs a write; a WAL database stays WAL and is read
+        // through its -wal and -shm like by any other reader.
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        let migrated: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_one(&pool)
+        .await
+        .map_err(|e| refuse(&location, &format!("cannot read it as SQLite: {e}")))?;
+        if migrated == 0 {
+            pool.close().await;
+            return Err(refuse(
+                &location,
+                "not a Berth database (no migrations table)",
+            ));
+        }
+        Ok(SqlStore::sqlite(pool))
+    }
+
     async fn connect(
         options: SqliteConnectOptions,
         in_memory: bool,

@@ -5,12 +5,15 @@
 //! A new kind of state adds its own trait (with its migration on both backends and its
 //! conformance story) and one more supertrait here, never more methods on an existing one.
 
+use std::path::Path;
+
 use async_trait::async_trait;
 
 use crate::db::SqlStore;
 use crate::{
     AuditStore, ClientStore, ClusterStore, FleetSyncStore, InviteStore, LoginStore, MachineStore,
-    MemberStore, OperationStore, RecordingStore, TableStore, WebSessionStore, WorkspaceStore,
+    MemberStore, OperationStore, RecordingStore, Snapshot, StoreError, TableStore, WebSessionStore,
+    WorkspaceStore,
 };
 
 /// Berth's runtime state: every per-aggregate store, plus what concerns the database as a
@@ -43,6 +46,13 @@ pub trait Store:
 
     /// Closes the connections; later calls fail.
     async fn close(&self);
+
+    /// Writes a consistent copy of the whole database to `target`, a new file (mode 0600; an
+    /// existing one is an error), while other connections, of this process or another, go on
+    /// writing: the copy holds exactly the transactions committed when it began. SQLite only
+    /// (`VACUUM INTO`); PostgreSQL answers [`StoreError::Unsupported`] (use `pg_dump`). A
+    /// failed snapshot leaves no file behind.
+    async fn snapshot_to(&self, target: &Path) -> Result<Snapshot, StoreError>;
 }
 
 #[async_trait]
@@ -53,5 +63,9 @@ impl Store for SqlStore {
 
     async fn close(&self) {
         self.close_pool().await;
+    }
+
+    async fn snapshot_to(&self, target: &Path) -> Result<Snapshot, StoreError> {
+        self.snapshot(target).await
     }
 }

@@ -3,6 +3,7 @@
 //! lives in its own module; this file only parses arguments and dispatches.
 
 mod agent;
+mod backup;
 mod cli;
 mod config_cmd;
 mod home;
@@ -23,7 +24,7 @@ use clap::{CommandFactory, Parser, Subcommand};
     about,
     long_about = None,
     propagate_version = true,
-    after_help = "Examples:\n  berth login http://berth.lab:8080 --username alice\n  berth ls\n  \
+    after_help = "Examples:\n  berth login https://berth.lab --username alice\n  berth ls\n  \
                   berth start python --attach\n  berth stop python\n  berth start --local python\n\n\
                   `berth help COMMAND` shows a command's options and examples; docs/cli.md has the \
                   whole guide."
@@ -46,14 +47,32 @@ enum Command {
                             shut down gracefully within 5 s."
     )]
     Serve(serve::ServeArgs),
+    /// Write one archive of a home (configuration, database snapshot, keys, recordings),
+    /// while the server runs.
+    #[command(
+        after_help = "Examples:\n  berth backup /backups/berth-$(date +%F).tar --home \
+        /var/lib/berth\n  sudo -u berth berth backup /backups/berth.tar --force\n\n\
+        The archive (a plain tar file, mode 0600: it holds every key of the home) is written as \
+        FILE.tmp and renamed when complete. With PostgreSQL the database is not in it: use \
+        pg_dump. docs/backup.md has the whole story."
+    )]
+    Backup(backup::BackupArgs),
+    /// Restore an archive of `berth backup` into a new or empty home.
+    #[command(after_help = "Examples:\n  berth restore /backups/berth.tar --home \
+        /var/lib/berth\n  berth serve --home /var/lib/berth\n\n\
+        A non-empty home, an archive without a valid manifest (or of a newer format) and \
+        entries a backup never holds (absolute paths, .., links, devices, oversized files) are \
+        refused, and nothing is left behind.")]
+    Restore(backup::RestoreArgs),
     /// Check the server's configuration or print its schema; fetch or show yours.
     #[command(subcommand)]
     Config(cli::server_config::ConfigCommand),
     /// Log in to a Berth server and store a token for this machine.
     #[command(
-        after_help = "Examples:\n  berth login http://berth.lab:8080 --username alice\n  \
+        after_help = "Examples:\n  berth login https://berth.lab --username alice\n  \
         echo \"$PASSWORD\" | berth login berth.lab:8080 --username alice --password-stdin\n  \
-        berth login http://berth.lab:8080 --token 0b6c… --client-id 6f1c…\n\n\
+        berth login https://berth.lab --token 0b6c… --client-id 6f1c…\n  \
+        berth login https://berth.lab --ca ca.pem --username alice   # a private CA\n\n\
         A password login mints a client token labelled with this machine's name and stores it \
         (not the password) in $XDG_CONFIG_HOME/berth/config.yaml (~/.config/berth/config.yaml), \
         mode 0600. Logging in again replaces the token and repairs a damaged file."
@@ -230,6 +249,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Backup(args) => backup::backup(args),
+        Command::Restore(args) => backup::restore(args),
         Command::Config(command) => cli::execute(cli::server_config::run(command)),
         Command::Login(args) => cli::execute(cli::login::run(args)),
         Command::Ls(args) => cli::execute(cli::workspaces::ls(args)),

@@ -17,7 +17,7 @@ use berth_core::{
 };
 use berth_core::{Clusters, ClustersSettings, KubeconfigKey};
 use berth_runtime::{DockerOptions, DockerRuntime, parse_endpoint};
-use berth_server::{AppState, JwtKey, SshGatewayInfo};
+use berth_server::{AppState, JwtKey, SshGatewayInfo, TlsCertificate};
 use berth_ssh::gateway::Gateway;
 use berth_terminal::TerminalSource;
 use tokio::net::TcpListener;
@@ -72,14 +72,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let main = config.current().main.clone();
-    if main.tls.is_some() {
-        // Refused rather than ignored: serving plain HTTP where the admin asked for TLS would
-        // send passwords in the clear.
-        anyhow::bail!(
-            "main.yaml sets `tls`, but this build of Berth does not terminate TLS: remove the \
-             section and put a TLS-terminating reverse proxy in front (docs/install.md)"
-        );
-    }
     logging::init(&LogSettings {
         file: home.logs().join("berth.log"),
         max_bytes: main.logging.max_size_mb.saturating_mul(1024 * 1024),
@@ -143,12 +135,33 @@ async fn services(
     );
     let instance = instance.unwrap_or(main.runtime.instance.clone());
     // Clusters run beside workspaces on the same engine, with their containers' own rules.
-    let cluster_provider = main.clusters.enabled.then(|| {
-        DockerProvider::new(
-            runtime.engine().clone(),
-            docker_cluster_settings(&main.clusters, &instance),
-        )
-    });
+    let cluster_provider = DockerProvider::new(
+        runtime.engine().clone(),
+        docker_cluster_settings(&main.clusters, &instance),
+    );
+    let cluster_provider = if main.clusters.enabled {
+        Some(cluster_provider)
+    } else {
+        // Turning clusters off makes none and starts no privileged container; it does not
+        // remove those made while they were on, so say they are there.
+        use berth_clusters::ClusterProvider as _;
+        match cluster_provider.list().await {
+            Ok(left) if !left.is_empty() => {
+                eprintln!(
+                    "warning: clusters are off (main.yaml clusters.enabled), yet the Docker \
+                     Engine runs {} cluster container(s) of this installation; see docs/clusters.md",
+                    left.len()
+                );
+                tracing::warn!(
+                    containers = left.len(),
+                    "cluster containers left while clusters are off"
+                );
+            }
+            Ok(_) => {}
+            Err(err) => tracing::debug!(error = %err, "cannot list cluster containers"),
+        }
+        None
+    };
     let workspaces = Workspaces::new(
         Arc::new(runtime),
         Arc::clone(&store),
@@ -323,16 +336,37 @@ async fn serve(
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut hangup = signal(SignalKind::hangup())?;
+    // The certificate first: a bad one stops Berth before anything else starts.
+    let main = config.current().main.clone();
+    let certificate = match &main.tls {
+        Some(tls) => Some(
+            TlsCertificate::load(&tls.cert, &tls.key)
+                .with_context(|| "cannot serve HTTPS (main.yaml tls)".to_owned())?,
+        ),
+        None => None,
+    };
     let state = services(&home, &config, &database, instance).await?;
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
-    let main = config.current().main.clone();
+    let scheme = if certificate.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let public_url = main
         .public_url
         .clone()
-        .map_or_else(|| format!("http://{local}"), |url| url.to_string());
+        .map_or_else(|| format!("{scheme}://{local}"), |url| url.to_string());
+    let redirect = match main.tls.as_ref().and_then(|tls| tls.redirect_http) {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} (tls.redirect_http)"))?,
+        ),
+        None => None,
+    };
     let (state, gateway) = match main.ssh.listen {
         Some(address) => {
             let (info, backend, gateway) = ssh_gateway(&home, &config, &state, address).await?;
@@ -350,8 +384,14 @@ async fn serve(
         None => (state, None),
     };
     let flusher = state.clone();
+    if let Some(redirect) = &redirect {
+        eprintln!(
+            "Plain HTTP on {} redirects to https (tls.redirect_http)",
+            redirect.local_addr()?
+        );
+    }
     eprintln!(
-        "Berth is listening on http://{local} (public URL {public_url}), home {}",
+        "Berth is listening on {scheme}://{local} (public URL {public_url}), home {}",
         home.root().display()
     );
     tracing::info!(%local, %public_url, home = %home.root().display(), "listening");
@@ -397,10 +437,31 @@ async fn serve(
                 .await;
         })
     };
-    let mut server = tokio::spawn(berth_server::serve(listener, state, async move {
+    let redirect = redirect.map(|redirect| {
+        let mut stopped = stopped.clone();
+        let base = main.public_url.clone();
+        tokio::spawn(berth_server::serve_redirect(
+            redirect,
+            base,
+            local.port(),
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            },
+        ))
+    });
+    let until_stopped = async move {
         let mut stopped = stopped;
         let _ = stopped.wait_for(|stop| *stop).await;
-    }));
+    };
+    let mut server = match &certificate {
+        Some(certificate) => {
+            let certificate = certificate.clone();
+            tokio::spawn(async move {
+                berth_server::serve_tls(listener, &certificate, state, until_stopped).await
+            })
+        }
+        None => tokio::spawn(berth_server::serve(listener, state, until_stopped)),
+    };
 
     loop {
         tokio::select! {
@@ -411,7 +472,15 @@ async fn serve(
             }
             _ = terminate.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
             _ = interrupt.recv() => { tracing::info!("SIGINT: shutting down"); break; }
-            _ = hangup.recv() => reload(&config),
+            _ = hangup.recv() => {
+                reload(&config);
+                if let Some(certificate) = &certificate {
+                    match certificate.reload() {
+                        Ok(()) => tracing::info!(cert = %certificate.cert_path().display(), "TLS certificate reloaded"),
+                        Err(err) => tracing::error!(error = %err, "TLS certificate reload failed; keeping the certificate in force"),
+                    }
+                }
+            }
         }
     }
     let _ = stop.send(true);
@@ -430,6 +499,9 @@ async fn serve(
         }
     }
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, watcher).await;
+    if let Some(redirect) = redirect {
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, redirect).await;
+    }
     if let Some(reaper) = reaper {
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, reaper).await;
     }

@@ -404,13 +404,18 @@ fn the_printed_password_logs_in_and_login_tokens_outlive_a_restart() {
 }
 
 #[test]
-fn a_tls_section_is_refused_rather_than_ignored() {
+fn a_tls_section_with_unusable_files_stops_berth_with_the_file_named() {
     let home = tempfile::tempdir().unwrap();
     let config = home.path().join("config");
     fs::create_dir_all(&config).unwrap();
+    let cert = home.path().join("cert.pem");
+    fs::write(&cert, "not a certificate").unwrap();
     fs::write(
         config.join("main.yaml"),
-        "# test\ntls: {cert: /etc/c.pem, key: /etc/k.pem}\n",
+        format!(
+            "# test\ntls: {{cert: {}, key: /nonexistent/k.pem}}\n",
+            cert.display()
+        ),
     )
     .unwrap();
     let output = common::berth()
@@ -421,7 +426,12 @@ fn a_tls_section_is_refused_rather_than_ignored() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("does not terminate TLS"), "{stderr}");
+    assert!(stderr.contains("cannot serve HTTPS"), "{stderr}");
+    assert!(stderr.contains("cert.pem"), "{stderr}");
+    assert!(
+        !stderr.contains("Berth is listening"),
+        "never serves plain HTTP instead: {stderr}"
+    );
 }
 
 #[test]

@@ -25,9 +25,10 @@ pub struct MainConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(example = "https://berth.example.com")]
     pub public_url: Option<String>,
-    /// Reserved for serving HTTPS with this certificate and key. This build does not
-    /// terminate TLS and refuses to start when it is set: put Berth behind a TLS-terminating
-    /// reverse proxy and set `public_url` to its `https://` address.
+    /// Serve HTTPS on `listen` with this certificate and key (PEM files); reloaded on SIGHUP
+    /// without dropping connections. Cookies are then `Secure` with the `__Host-` prefix and
+    /// HSTS is sent. Without it Berth serves plain HTTP (for this machine, or behind a
+    /// TLS-terminating proxy whose `https://` address is `public_url`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<Tls>,
     /// The built-in administrator account.
@@ -233,6 +234,12 @@ pub struct Tls {
     /// The private key (PEM), absolute path. Keep it readable by Berth's user only.
     #[schemars(example = "/etc/berth/tls/key.pem")]
     pub key: PathBuf,
+    /// Also listen for plain HTTP on this address and answer every request with a 308 to the
+    /// same path over https (`public_url` when set, else the request's host with the HTTPS
+    /// port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>", example = "0.0.0.0:80")]
+    pub redirect_http: Option<std::net::SocketAddr>,
 }
 
 /// The administrator account of `main.yaml`. Users with `role: admin` in `users.yaml` are

@@ -232,13 +232,15 @@ pub(crate) fn authenticate(
     caller.map_or(Authentication::Rejected, Authentication::Caller)
 }
 
-/// Whether Berth is served over HTTPS, as main.yaml's `public_url` says.
+/// Whether Berth is served over HTTPS: it terminates TLS itself (main.yaml `tls`), or
+/// `public_url` is an `https://` address (a TLS-terminating proxy in front).
 pub(crate) fn https(config: &Config) -> bool {
-    config
-        .main
-        .public_url
-        .as_deref()
-        .is_some_and(|u| u.starts_with("https://"))
+    config.main.tls.is_some()
+        || config
+            .main
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
 }
 
 /// The caller of the request's session cookie: anonymous without one, rejected when it names

@@ -85,14 +85,21 @@ async fn clusters_page(state: AppState, viewer: Viewer, error: String) -> Respon
     } else {
         Vec::new()
     };
-    let (default_ttl, max_ttl, max_per_user) = {
-        let config = state.config.current();
-        let c = &config.main.clusters;
-        (
-            c.default_ttl.to_string(),
-            c.max_ttl.to_string(),
-            c.max_per_user,
-        )
+    // The limits in force (read at start-up), not those of a main.yaml edited since.
+    let (default_ttl, max_ttl, max_per_user) = match &state.clusters {
+        Some(clusters) => {
+            let settings = clusters.settings();
+            let human = |d: std::time::Duration| {
+                berth_types::units::HumanDuration::from_secs(d.as_secs())
+                    .map_or_else(|| format!("{}s", d.as_secs()), |h| h.to_string())
+            };
+            (
+                human(settings.default_ttl),
+                human(settings.max_ttl),
+                settings.max_per_user,
+            )
+        }
+        None => (String::new(), String::new(), 0),
     };
     let page = ClustersPage {
         nav: viewer.nav(&state),

@@ -426,3 +426,53 @@ async fn the_events_socket_checks_the_origin_and_the_caller() {
     let answer = send_json(&alice, "GET", "/api/v1/events", "").await;
     assert_error(&answer, 400, "websocket_required");
 }
+
+#[tokio::test]
+async fn disabling_an_account_deletes_its_clusters_and_closes_its_event_socket() {
+    let server = TestServer::builder()
+        .clusters("max_per_user", "1")
+        .cluster_user("alice", "alice-password")
+        .start()
+        .await;
+    let alice_token = token(&server, "alice", "alice-password").await;
+    let alice = server.login("alice", "alice-password").await;
+    let admin = server.admin().await;
+    let mut live = events(&server, &alice_token).await;
+    let mut watching = events(
+        &server,
+        &token(&server, "admin", &server.admin_password).await,
+    )
+    .await;
+    assert_eq!(next_event(&mut live).await["type"], "snapshot");
+    assert_eq!(next_event(&mut watching).await["type"], "snapshot");
+    let created = send_json(&alice, "POST", "/api/v1/clusters", r#"{"name":"mine"}"#).await;
+    let id = created.json().unwrap()["id"].as_str().unwrap().to_owned();
+    until_state(&mut watching, &id, "running").await;
+
+    let disabled = send_json(
+        &admin,
+        "PUT",
+        "/api/v1/users/alice",
+        r#"{"username": "alice", "role": "user", "disabled": true}"#,
+    )
+    .await;
+    assert_eq!(disabled.status, 200, "{:?}", disabled.body);
+    until_state(&mut watching, &id, "deleted").await;
+    let view = send_json(&admin, "GET", &format!("/api/v1/clusters/{id}"), "").await;
+    assert_eq!(
+        view.json().unwrap()["state_reason"],
+        "its owner's account was disabled"
+    );
+    // Alice's socket closes with 4401 rather than go on showing her clusters.
+    let close = loop {
+        let message = tokio::time::timeout(PATIENCE, live.next())
+            .await
+            .expect("the socket closes")
+            .expect("a close frame")
+            .unwrap();
+        if let Message::Close(frame) = message {
+            break frame;
+        }
+    };
+    assert_eq!(close.map(|f| u16::from(f.code)), Some(4401));
+}

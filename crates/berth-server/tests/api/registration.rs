@@ -86,7 +86,36 @@ async fn open_registration_makes_a_user_with_the_defaults_and_nothing_more() {
     assert!(users_yaml.contains("carol"), "{users_yaml}");
 
     // Names nobody may take, and the password rules of admin-made users.
-    for name in ["carol", "taken", "admin"] {
+    // A former account's name: its actions are in the audit log.
+    let admin = server.admin().await;
+    let former = send_json(
+        &admin,
+        "POST",
+        "/api/v1/users",
+        &json!({"username": "gone", "password": "gone-password", "role": "user"}).to_string(),
+    )
+    .await;
+    assert_eq!(former.status, 201, "{:?}", former.body);
+    server
+        .login("gone", "gone-password")
+        .await
+        .config()
+        .await
+        .unwrap();
+    let _ = send_json(
+        &server.login("gone", "gone-password").await,
+        "POST",
+        "/api/v1/auth/tokens",
+        "{}",
+    )
+    .await;
+    assert_eq!(
+        send_json(&admin, "DELETE", "/api/v1/users/gone", "")
+            .await
+            .status,
+        204
+    );
+    for name in ["carol", "taken", "admin", "anonymous", "root", "gone"] {
         let answer = register(&server, json!({"username": name, "password": "whatever"})).await;
         assert_error(&answer, 409, "username_taken");
     }
@@ -187,6 +216,13 @@ async fn invite_codes_admit_one_account_each_until_they_expire() {
     )
     .await;
     assert_error(&answer, 403, "invite_used");
+    // Without a usable code nobody learns which names are taken.
+    let answer = register(
+        &server,
+        json!({"username": "alice", "password": "pw", "invite": "made-up"}),
+    )
+    .await;
+    assert_error(&answer, 403, "invite_invalid");
     // A taken name does not spend a fresh code either.
     let fresh = invite(&server, json!({})).await;
     let fresh_code = fresh["code"].as_str().unwrap();

@@ -54,7 +54,15 @@ impl CliError {
     pub fn from_client(err: &ClientError, server: &str) -> Self {
         match err {
             ClientError::Url { url, reason } => Self::new(format!("cannot use {url:?}: {reason}"))
-                .hint("give the server as http://HOST:PORT"),
+                .hint("give the server as https://HOST:PORT (or http:// on this machine)"),
+            ClientError::Tls { reason } => Self::new(format!("cannot set up TLS: {reason}"))
+                .hint("name the server's CA with `berth login SERVER --ca FILE`"),
+            ClientError::Transport { reason, .. } if reason.contains("TLS certificate") => {
+                Self::new(format!("cannot trust {server}: {reason}")).hint(
+                    "if the server uses a private CA or a self-signed certificate, log in with \
+                     `berth login SERVER --ca FILE` (the CA's certificate, PEM)",
+                )
+            }
             ClientError::Transport { reason, .. } => {
                 let why = transport_reason(reason);
                 Self::new(format!("cannot reach {server} ({why})"))

@@ -14,8 +14,17 @@ use super::{paths, prompt, server_config};
 
 #[derive(Debug, clap::Args)]
 pub struct LoginArgs {
-    /// The server, e.g. `http://berth.lab:8080` (`http://` is assumed when left out).
+    /// The server, e.g. `https://berth.lab` (`https://` is assumed when left out, `http://`
+    /// for this machine).
     server: String,
+    /// Trust this CA certificate (PEM) for the server besides the system's roots: a private CA
+    /// or the server's self-signed certificate. Kept in config.yaml for later commands.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
+    /// Allow plain http:// to a server that is not this machine (the password and token cross
+    /// the network in clear). Kept in config.yaml.
+    #[arg(long)]
+    insecure_http: bool,
     /// Your username; asked for on the terminal when neither it nor --token is given.
     #[arg(long, short = 'u', conflicts_with = "token")]
     username: Option<String>,
@@ -29,16 +38,6 @@ pub struct LoginArgs {
     /// The client id given with --token; the agent's pings need it.
     #[arg(long, requires = "token", value_name = "UUID")]
     client_id: Option<ClientId>,
-}
-
-/// `host:port` → `http://host:port`; no trailing slash.
-fn normalize(server: &str) -> String {
-    let server = server.trim().trim_end_matches('/');
-    if server.contains("://") {
-        server.to_owned()
-    } else {
-        format!("http://{server}")
-    }
 }
 
 pub async fn run(args: LoginArgs) -> Result<ExitCode, CliError> {
@@ -61,12 +60,20 @@ pub async fn run(args: LoginArgs) -> Result<ExitCode, CliError> {
             (kept.unwrap_or_else(ClientId::random), None)
         }
     };
-    let server = normalize(&args.server);
-    let client = Client::new(&server).map_err(|e| CliError::from_client(&e, &server))?;
-    let login = match args.token {
+    let server = super::transport::normalize(&args.server);
+    let ca = match &args.ca {
+        Some(path) => Some(std::path::absolute(path).map_err(|e| {
+            CliError::new(format!("cannot use the CA file {}: {e}", path.display()))
+        })?),
+        None => None,
+    };
+    let client = super::transport::client_for(&server, ca.as_deref(), args.insecure_http)?;
+    let mut login = match args.token {
         Some(token) => with_token(&client, &server, token, args.client_id).await?,
         None => with_password(&client, &server, args.username, args.password_stdin).await?,
     };
+    login.ca = ca;
+    login.insecure_http = args.insecure_http;
     let username = login.username.clone().unwrap_or_default();
     let authed = client.clone().with_token(login.token.expose());
     let replaced = previous
@@ -141,6 +148,8 @@ async fn with_token(
         token: Secret::new(token),
         token_client_id: client_id,
         token_expires_at: None,
+        ca: None,
+        insecure_http: false,
     })
 }
 
@@ -174,6 +183,8 @@ async fn with_password(
                 token: minted.token,
                 token_client_id: Some(minted.client_id),
                 token_expires_at: None,
+                ca: None,
+                insecure_http: false,
             }),
             // The main.yaml admin is not a users.yaml user: keep the 24 h login token.
             Err(e) if e.code() == Some("no_client_tokens") => Ok(Login {
@@ -182,6 +193,8 @@ async fn with_password(
                 token: jwt.token,
                 token_client_id: None,
                 token_expires_at: Some(jwt.expires_at),
+                ca: None,
+                insecure_http: false,
             }),
             Err(e) => Err(CliError::from_client(&e, server)),
         }
@@ -201,12 +214,13 @@ fn login_failure(err: &ClientError, server: &str) -> CliError {
 
 #[cfg(test)]
 mod tests {
-    use super::normalize;
+    use super::super::transport::normalize;
 
     #[test]
-    fn servers_default_to_http() {
+    fn servers_default_to_https_except_on_this_machine() {
         assert_eq!(normalize("127.0.0.1:8080"), "http://127.0.0.1:8080");
         assert_eq!(normalize("http://h:1/"), "http://h:1");
         assert_eq!(normalize(" https://h "), "https://h");
+        assert_eq!(normalize("h:8443"), "https://h:8443");
     }
 }

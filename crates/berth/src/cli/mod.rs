@@ -24,6 +24,7 @@ pub mod recreate;
 pub mod server_config;
 pub mod settings;
 pub mod sharing;
+pub mod transport;
 pub mod users;
 pub mod workspaces;
 
@@ -92,9 +93,7 @@ impl Session {
                     .hint(format!("run `berth login {}`", login.server)),
             );
         }
-        let client = Client::new(&login.server)
-            .map_err(|e| CliError::from_client(&e, &login.server))?
-            .with_token(login.token.expose());
+        let client = login.client()?.with_token(login.token.expose());
         Ok(Self {
             client_id: settings.client_id,
             login,

@@ -62,6 +62,19 @@ pub struct Login {
     pub token_client_id: Option<ClientId>,
     /// When a login token (JWT) expires; `None` for client tokens.
     pub token_expires_at: Option<OffsetDateTime>,
+    /// A CA certificate file trusted for this server besides the system's roots
+    /// (`berth login --ca FILE`), kept as an absolute path.
+    pub ca: Option<std::path::PathBuf>,
+    /// Plain http to a server that is not this machine was allowed (`--insecure-http`).
+    pub insecure_http: bool,
+}
+
+impl Login {
+    /// An API client of this login's server, as the login said to reach it (without the
+    /// token).
+    pub fn client(&self) -> Result<berth_client::Client, CliError> {
+        super::transport::client_for(&self.server, self.ca.as_deref(), self.insecure_http)
+    }
 }
 
 /// The file as written: plain strings, in this order.
@@ -78,6 +91,10 @@ struct Repr<'a> {
     token_client_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     token_expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ca: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    insecure_http: bool,
 }
 
 /// Why the file cannot be used.
@@ -195,6 +212,21 @@ impl Settings {
                 })
             })
             .transpose()?;
+        let ca = take("ca").map(|v| std::path::PathBuf::from(v.text));
+        let insecure_http = match take("insecure_http") {
+            None => false,
+            Some(v) => match v.text.trim() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err((
+                        SETTINGS,
+                        Some(v.line),
+                        "insecure_http is true or false".into(),
+                    ));
+                }
+            },
+        };
         let login = match (server, token) {
             (None, None) => None,
             (Some(server), Some(token)) => Some(Login {
@@ -203,6 +235,8 @@ impl Settings {
                 token: Secret::new(token.text),
                 token_client_id,
                 token_expires_at,
+                ca,
+                insecure_http,
             }),
             (Some(v), None) | (None, Some(v)) => {
                 return Err((
@@ -243,6 +277,8 @@ impl Settings {
             token_expires_at: login
                 .and_then(|l| l.token_expires_at)
                 .and_then(|t| t.format(&Rfc3339).ok()),
+            ca: login.and_then(|l| l.ca.as_ref().map(|p| p.display().to_string())),
+            insecure_http: login.is_some_and(|l| l.insecure_http),
         };
         let body = serde_saphyr::to_string(&repr)
             .map_err(|e| CliError::new(format!("cannot write the settings: {e}")))?;
@@ -319,6 +355,8 @@ mod tests {
                 token: Secret::new("0b6c2c1e-1111-4222-8333-444455556666"),
                 token_client_id: Some(ClientId::random()),
                 token_expires_at: None,
+                ca: Some("/etc/berth/ca.pem".into()),
+                insecure_http: false,
             }),
         }
     }

@@ -95,7 +95,10 @@ impl Server {
                 }
             };
             banner.push(line.clone());
-            if let Some(rest) = line.strip_prefix("Berth is listening on http://") {
+            if let Some(rest) = line
+                .strip_prefix("Berth is listening on http://")
+                .or_else(|| line.strip_prefix("Berth is listening on https://"))
+            {
                 let addr = rest
                     .split_whitespace()
                     .next()

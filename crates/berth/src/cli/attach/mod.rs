@@ -128,8 +128,14 @@ pub async fn remote(session: &Session, workspace: &WorkspaceView) -> Result<Exit
         }));
     }
     let size = terminal::size();
-    let (incoming, outgoing) =
-        socket::connect(session.server(), &session.login.token, workspace.id, size).await?;
+    let (incoming, outgoing) = socket::connect(
+        session.server(),
+        &session.login.token,
+        session.client.tls_config(),
+        workspace.id,
+        size,
+    )
+    .await?;
     let title = format!("{} ({})", short(workspace.id), workspace.template);
     let outcome = pump(incoming, outgoing, &title, false, true).await?;
     finish(outcome, session.server(), &short(workspace.id))

@@ -2,8 +2,8 @@
 //! `docs/terminal-protocol.md` describes it: binary frames are terminal bytes both ways, text
 //! frames are JSON control messages ([`ServerMessage`] and [`ClientMessage`] of `berth-types`).
 //!
-//! Plain `ws://` only, like the API client: the build carries no TLS stack (an `https://`
-//! server is refused at login), which keeps the CLI small and quick to build.
+//! `ws://` to an `http://` server, `wss://` to an `https://` one, verified with the API
+//! client's TLS configuration (the system's roots and the login's `--ca`).
 
 use berth_client::api::{ErrorBody, Secret};
 use berth_terminal::TtySize;
@@ -13,6 +13,7 @@ use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
@@ -20,12 +21,66 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::{Closed, Event, Incoming, Outgoing};
 use crate::cli::errors::CliError;
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Socket = WebSocketStream<Transport>;
+
+/// The connection under the socket: TCP, or TLS over TCP.
+#[derive(Debug)]
+pub enum Transport {
+    /// `ws://`.
+    Plain(TcpStream),
+    /// `wss://`.
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl tokio::io::AsyncRead for Transport {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(tcp) => std::pin::Pin::new(tcp).poll_read(cx, buf),
+            Self::Tls(tls) => std::pin::Pin::new(tls.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Transport {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(tcp) => std::pin::Pin::new(tcp).poll_write(cx, buf),
+            Self::Tls(tls) => std::pin::Pin::new(tls.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(tcp) => std::pin::Pin::new(tcp).poll_flush(cx),
+            Self::Tls(tls) => std::pin::Pin::new(tls.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(tcp) => std::pin::Pin::new(tcp).poll_shutdown(cx),
+            Self::Tls(tls) => std::pin::Pin::new(tls.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
 
 /// Text frames larger than this are ignored, as the protocol's clients do.
 const MAX_TEXT: usize = 256 * 1024;
@@ -34,17 +89,16 @@ const MAX_ERROR_CHARS: usize = 4096;
 /// Frames and messages larger than this end the session.
 const MAX_FRAME: usize = 16 * 1024 * 1024;
 
-/// The terminal URL of workspace `id` on `server` (`http://host:port[/prefix]`).
+/// The terminal URL of workspace `id` on `server` (`http(s)://host:port[/prefix]`).
 pub fn terminal_url(server: &str, id: WorkspaceId, size: TtySize) -> Result<String, CliError> {
     let base = server.trim_end_matches('/');
     let ws = if let Some(rest) = base.strip_prefix("http://") {
         format!("ws://{rest}")
-    } else if base.starts_with("https://") {
-        return Err(CliError::new("TLS is not supported by this build of berth")
-            .hint("use an http:// server URL on a trusted network"));
+    } else if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
     } else {
         return Err(CliError::new(format!(
-            "cannot use {server:?}: not an http:// URL"
+            "cannot use {server:?}: not an http:// or https:// URL"
         )));
     };
     Ok(format!(
@@ -53,10 +107,55 @@ pub fn terminal_url(server: &str, id: WorkspaceId, size: TtySize) -> Result<Stri
     ))
 }
 
-/// Opens the terminal of workspace `id`.
+/// Connects TCP (and TLS for `wss://`) to the host of `request`.
+async fn transport(
+    request: &tokio_tungstenite::tungstenite::handshake::client::Request,
+    tls: Option<std::sync::Arc<berth_client::rustls::ClientConfig>>,
+    server: &str,
+) -> Result<Transport, CliError> {
+    let uri = request.uri();
+    let secure = uri.scheme_str() == Some("wss");
+    let host = uri
+        .host()
+        .ok_or_else(|| CliError::new(format!("cannot use {server:?}: no host")))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+    let unreachable = |e: std::io::Error| {
+        CliError::new(format!("cannot reach {server} ({e})"))
+            .hint("is `berth serve` running there, and is the address right?")
+    };
+    let tcp = TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(unreachable)?;
+    // Keystrokes are tiny writes: never hold one back for Nagle's algorithm.
+    let _ = tcp.set_nodelay(true);
+    if !secure {
+        return Ok(Transport::Plain(tcp));
+    }
+    let config = tls.ok_or_else(|| CliError::new("no TLS configuration for an https:// server"))?;
+    let name = berth_client::rustls::pki_types::ServerName::try_from(host.clone())
+        .map_err(|e| CliError::new(format!("cannot use {host:?} as a TLS server name: {e}")))?;
+    let stream = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| {
+            let why = std::error::Error::source(&e)
+                .and_then(|s| s.downcast_ref::<berth_client::rustls::Error>())
+                .map_or_else(|| e.to_string(), |r| r.to_string());
+            CliError::new(format!("cannot trust {server}: the TLS handshake failed ({why})"))
+                .hint("if the server uses a private CA or a self-signed certificate, log in with `berth login SERVER --ca FILE`")
+        })?;
+    Ok(Transport::Tls(Box::new(stream)))
+}
+
+/// Opens the terminal of workspace `id`, over TLS with `tls` for an `https://` server.
 pub async fn connect(
     server: &str,
     token: &Secret,
+    tls: Option<std::sync::Arc<berth_client::rustls::ClientConfig>>,
     id: WorkspaceId,
     size: TtySize,
 ) -> Result<(SocketIn, SocketOut), CliError> {
@@ -72,7 +171,8 @@ pub async fn connect(
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME))
         .max_frame_size(Some(MAX_FRAME));
-    let (socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
+    let stream = transport(&request, tls, server).await?;
+    let (socket, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
         .await
         .map_err(|e| refused(&e, server))?;
     let (sink, stream) = socket.split();
@@ -283,8 +383,13 @@ mod tests {
                 .unwrap()
                 .starts_with("ws://h/berth/api/v1/")
         );
-        let err = terminal_url("https://h", id, size).unwrap_err();
-        assert!(err.message().contains("TLS is not supported"), "{err}");
+        assert!(
+            terminal_url("https://h:8443", id, size)
+                .unwrap()
+                .starts_with("wss://h:8443/api/v1/")
+        );
+        let err = terminal_url("ftp://h", id, size).unwrap_err();
+        assert!(err.message().contains("not an http"), "{err}");
     }
 
     #[test]
