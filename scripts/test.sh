@@ -18,6 +18,8 @@ step() { printf '\n==> %s\n' "$*"; }
 # its inventory with git (over OpenSSH for ssh:// repositories) and opens secrets.ini with age.
 ensure_packages asciinema git openssh-client age
 
+step "docs: links, YAML examples, commands"
+scripts/doc-check.sh
 step "helm: lint, template, validate"
 scripts/helm-check.sh
 step "web: type check, unit tests, and web/dist up to date"
