@@ -42,7 +42,8 @@
 #    and the positional arguments must fit the help's Arguments (not too many, none required
 #    missing). Values are not parsed, so placeholders (NAME, ID, `…`, SHA256:…) are fine;
 #    `[...]` around words is the docs' notation for "optional" and is dropped. Commands are
-#    found after `|`, `&&`, `||`, `;`, inside `$(...)`, after `sudo`, `exec` and `VAR=value`;
+#    found after `|`, `&&`, `||`, `;`, inside `$(...)`, after `sudo` and `runuser` (and their
+#    options), `exec`, `env` and `VAR=value`;
 #    redirections and comments are dropped. `make run` and `make test` of the README are not
 #    run here (CI runs `make test` itself).
 #
@@ -405,7 +406,7 @@ def parse_help(text):
     return {"commands": commands, "options": options, "args": args}
 
 
-SHELL_WORDS = {"sudo", "exec", "time", "env", "nohup", "command"}
+SHELL_WORDS = {"sudo", "runuser", "exec", "time", "env", "nohup", "command"}
 
 
 def commands_in(text):
@@ -444,7 +445,14 @@ def berth_args(words):
             continue
         out.append(w)
     while out and (out[0] in SHELL_WORDS or re.fullmatch(r"[A-Za-z_]\w*=.*", out[0])):
-        out.pop(0)
+        if out.pop(0) in ("sudo", "runuser"):
+            # Their own options: `sudo -u berth -E berth …`, `runuser -u berth -- berth …`.
+            while out and out[0].startswith("-"):
+                option = out.pop(0)
+                if option == "--":
+                    break
+                if option in ("-u", "-g", "-C", "-D", "-h", "-p", "-U", "-r", "-t", "-s") and out:
+                    out.pop(0)
     if not out or out[0] != "berth":
         return []
     args = []
@@ -471,7 +479,7 @@ def check_command(file, n, args, shown):
         if a.startswith("--"):
             name, eq, _ = a.partition("=")
             if name not in h["options"]:
-                fail(file, n, f"`{shown}`: berth {' '.join(path)} has no option {name}")
+                fail(file, n, f"`{shown}`: {' '.join(['berth', *path])} has no option {name}")
                 return
             if h["options"][name] and not eq:
                 i += 1
@@ -479,7 +487,7 @@ def check_command(file, n, args, shown):
         if a.startswith("-") and len(a) > 1 and not re.fullmatch(r"-\d+", a):
             for k, c in enumerate(a[1:]):
                 if "-" + c not in h["options"]:
-                    fail(file, n, f"`{shown}`: berth {' '.join(path)} has no option -{c}")
+                    fail(file, n, f"`{shown}`: {' '.join(['berth', *path])} has no option -{c}")
                     return
                 if h["options"]["-" + c]:
                     if k == len(a) - 2:
@@ -494,15 +502,15 @@ def check_command(file, n, args, shown):
                 return
             continue
         if h["commands"] and not h["args"]:
-            fail(file, n, f"`{shown}`: berth {' '.join(path)} has no subcommand {a!r}")
+            fail(file, n, f"`{shown}`: {' '.join(['berth', *path])} has no subcommand {a!r}")
             return
         positionals += 1
     spec = h["args"]
     if not any(var for _, var in spec) and positionals > len(spec):
-        fail(file, n, f"`{shown}`: berth {' '.join(path)} takes at most {len(spec)} argument(s), {positionals} given")
+        fail(file, n, f"`{shown}`: {' '.join(['berth', *path])} takes at most {len(spec)} argument(s), {positionals} given")
     required = sum(1 for req, _ in spec if req)
     if positionals < required and not h["commands"]:
-        fail(file, n, f"`{shown}`: berth {' '.join(path)} needs {required} argument(s), {positionals} given")
+        fail(file, n, f"`{shown}`: {' '.join(['berth', *path])} needs {required} argument(s), {positionals} given")
 
 
 def check_commands():
