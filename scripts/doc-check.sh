@@ -10,7 +10,7 @@
 #    repeats). External links are not fetched (the tests run offline): an http(s) link must
 #    only parse as a URL with a host; other schemes but mailto: are refused.
 #
-# 2. YAML examples. Every ```yaml block of docs/*.md and README.md is sorted by its top-level
+# 2. YAML examples. Every ```yaml block of the same files is sorted by its top-level
 #    keys (read from `berth config schema`):
 #      - only `users:`                                 users.yaml
 #      - only `templates:`                             containers.yaml
@@ -100,7 +100,7 @@ ENV["NO_COLOR"] = "1"
 
 LINK_FILES = sorted({ROOT / "README.md", ROOT / "CONTRIBUTING.md", *ROOT.glob("docs/*.md")})
 LINK_FILES = [p for p in LINK_FILES if p.exists()]
-YAML_FILES = [ROOT / "README.md", *sorted(ROOT.glob("docs/*.md"))]
+YAML_FILES = LINK_FILES
 COMMAND_FILES = LINK_FILES
 
 
@@ -280,6 +280,8 @@ def top_keys(body):
 
 def classify(keys):
     ks = set(keys)
+    if "apiVersion" in ks:
+        return None, "Kubernetes"  # before main.yaml: a kubeconfig has `clusters:` too
     if ks == {"users"}:
         return "users.yaml"
     if ks == {"templates"}:
@@ -288,8 +290,6 @@ def classify(keys):
         return "users.d/alice.yaml"
     if ks & MAIN_KEYS or ks == {"{}"}:
         return "main.yaml"
-    if "apiVersion" in ks:
-        return None, "Kubernetes"
     for names, what in NOT_BERTH:
         if ks and ks <= names:
             return None, what
