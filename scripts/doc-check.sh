@@ -418,7 +418,7 @@ def commands_in(text):
         if not m:
             break
         found += commands_in(m.group(1))
-        text = text[: m.start()] + "SUBST" + text[m.end():]
+        text = text[: m.start()] + "…" + text[m.end():]
     lexer = shlex.shlex(text, posix=True, punctuation_chars=";&|<>()")
     lexer.whitespace_split = True
     lexer.commenters = "#"
