@@ -47,6 +47,10 @@
 #    redirections and comments are dropped. `make run` and `make test` of the README are not
 #    run here (CI runs `make test` itself).
 #
+# Before the repository, the check runs on a fixture of its own (FIXTURE below: one right and
+# one wrong case of each rule) and fails (status 2) unless it reports exactly the wrong ones,
+# so a check that quietly stopped finding problems fails the build as well.
+#
 # The berth binary: $BERTH_BIN when set, else `cargo build -p berth` (a no-op once built).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -98,10 +102,18 @@ def rel(path):
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_") and k != "DOCKER_HOST"}
 ENV["NO_COLOR"] = "1"
 
-LINK_FILES = sorted({ROOT / "README.md", ROOT / "CONTRIBUTING.md", *ROOT.glob("docs/*.md")})
-LINK_FILES = [p for p in LINK_FILES if p.exists()]
-YAML_FILES = LINK_FILES
-COMMAND_FILES = LINK_FILES
+LINK_FILES = YAML_FILES = COMMAND_FILES = []
+
+
+def use_root(root):
+    """Checks the tree at `root` from now on, with nothing found yet."""
+    global ROOT, LINK_FILES, YAML_FILES, COMMAND_FILES
+    ROOT = root.resolve()
+    files = sorted({ROOT / "README.md", ROOT / "CONTRIBUTING.md", *ROOT.glob("docs/*.md")})
+    LINK_FILES = YAML_FILES = COMMAND_FILES = [p for p in files if p.exists()]
+    failures.clear()
+    counts.update(links=0, yaml=0, commands=0)
+    _anchors.clear()
 
 
 # ---------------------------------------------------------------- Markdown structure
@@ -541,9 +553,127 @@ def check_commands():
                 fail(rel(path), start, "a shell line that never ends (an unclosed quote?)")
 
 
-check_links()
-check_yaml()
-check_commands()
+# ---------------------------------------------------------------- the check's own test
+
+# A small tree with one right and one wrong case of everything the check looks at: each wrong
+# one must be reported (at its line), and nothing else. `make test` runs it before the real
+# check, so a check that stopped finding problems fails the build too.
+FIXTURE = {
+    "README.md": """# Fixture
+
+[good](docs/a.md) [good anchor](docs/a.md#the-cli-berth-ls) [bad](docs/missing.md)
+[bad anchor](docs/a.md#nowhere) [web](https://example.com/x) [bad web](http://)
+`[not a link](nowhere.md)`
+""",
+    "docs/a.md": """# A
+
+## The CLI: `berth ls`
+
+[up](../README.md#fixture) [here](#a)
+
+```yaml
+logging:
+  files_kept: 3
+```
+
+```yaml
+logging:
+  files_kept: 0
+```
+
+<!-- doc-check: invalid -->
+```yaml
+logging:
+  files_kep: 3
+```
+
+<!-- doc-check: invalid -->
+```yaml
+logging:
+  level: info
+```
+
+```yaml
+users:
+  - username: bob
+    id: 0b6f3c1e-2f7a-4d8e-9c1b-5a4d3e2f1a0b
+    templates: [base, nosuch]
+```
+
+```yaml
+machines: []
+```
+
+```yaml
+listen: 127.0.0.1:8080
+lissen: 127.0.0.1:8080
+```
+
+```yaml
+what: ever
+```
+
+```sh
+berth ls --json                       # fine
+echo x | berth cluster create dev --ttl 2h --wait && berth cluster ls
+age -r "$(berth fleet secrets-key)" -o x y
+sudo -u berth berth config check --home /var/lib/berth
+berth ls --jsn
+berth cluster creat dev
+berth share WORKSPACE USER EXTRA
+berth login
+berth cluster kubeconfig dev \\
+  -o FILE --forse
+berth fleet secrets-keys > x
+```
+""",
+}
+EXPECTED = [
+    "README.md:3: broken link 'docs/missing.md'",
+    "README.md:4: broken anchor 'docs/a.md#nowhere'",
+    "README.md:4: malformed URL 'http://'",
+    "docs/a.md:13: this main.yaml example is refused",
+    "docs/a.md:25: marked invalid, but berth config check accepts it",
+    "docs/a.md:30: this users.yaml example is refused",
+    "docs/a.md:41: this main.yaml example is refused",
+    "docs/a.md:46: a YAML block that is no Berth file",
+    "docs/a.md:54: berth ls has no option --jsn",
+    "docs/a.md:55: berth cluster has no subcommand 'creat'",
+    "docs/a.md:56: berth share takes at most 2 argument(s), 3 given",
+    "docs/a.md:57: berth login needs 1 argument(s), 0 given",
+    "docs/a.md:58: berth cluster kubeconfig has no option --forse",
+    "docs/a.md:60: berth fleet has no subcommand 'secrets-keys'",
+]
+
+
+def self_test():
+    with tempfile.TemporaryDirectory(prefix="berth-doc-check-test-") as tmp:
+        for name, text in FIXTURE.items():
+            Path(tmp, name).parent.mkdir(parents=True, exist_ok=True)
+            Path(tmp, name).write_text(text)
+        use_root(Path(tmp))
+        run_checks()
+        found = list(failures)
+    missed = [e for e in EXPECTED if not any(f.startswith(e.split(": ", 1)[0] + ":") and e.split(": ", 1)[1] in f for f in found)]
+    extra = [f for f in found if not any(f.startswith(e.split(": ", 1)[0] + ":") and e.split(": ", 1)[1] in f for e in EXPECTED)]
+    for e in missed:
+        print(f"doc-check self-test: not reported: {e}", file=sys.stderr)
+    for f in extra:
+        print(f"doc-check self-test: reported but right: {f}", file=sys.stderr)
+    return not missed and not extra
+
+
+def run_checks():
+    check_links()
+    check_yaml()
+    check_commands()
+
+
+if not self_test():
+    print("doc-check: its self-test failed: the check itself is broken", file=sys.stderr)
+    sys.exit(2)
+use_root(Path.cwd())
+run_checks()
 for f in failures:
     print(f, file=sys.stderr)
 if failures:
@@ -551,5 +681,5 @@ if failures:
           f"{counts['commands']} berth commands checked)", file=sys.stderr)
     sys.exit(1)
 print(f"doc-check: {counts['links']} links, {counts['yaml']} YAML examples and {counts['commands']} berth commands "
-      f"in {len(LINK_FILES)} files are right")
+      f"in {len(LINK_FILES)} files are right (and its self-test finds the {len(EXPECTED)} broken ones of its fixture)")
 PYTHON
