@@ -19,6 +19,8 @@ step() { printf '\n==> %s\n' "$*"; }
 # The package test builds the .deb (dpkg-dev, binutils' strip) and runs lintian on it.
 ensure_packages asciinema git openssh-client age dpkg-dev binutils lintian
 
+step "docs: links, YAML examples, commands"
+scripts/doc-check.sh
 step "helm: lint, template, validate"
 scripts/helm-check.sh
 step "web: type check, unit tests, and web/dist up to date"
