@@ -1,5 +1,5 @@
 # The two commands of the README, and the benchmarks. The scripts install what they need.
-.PHONY: run test bench
+.PHONY: run test bench coverage
 
 run: ## Build and start Berth with its home in ./.berth-home
 	scripts/run.sh
@@ -9,3 +9,6 @@ test: ## fmt, clippy and every test against a private Docker Engine and PostgreS
 
 bench: ## Benchmarks against baselines in the same run; figures go to BENCHMARKS.md
 	scripts/bench.sh
+
+coverage: ## Every Rust test under cargo llvm-cov; per-crate lines % in target/coverage/summary.txt
+	scripts/coverage.sh
