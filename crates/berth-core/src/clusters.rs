@@ -732,9 +732,8 @@ impl Clusters {
     /// Fails a running cluster whose server exited or whose resources are gone (a restarted
     /// engine, a `docker rm`); a server that answers slowly stays running.
     async fn check_running(&self, cluster: &ClusterRecord) {
-        if lock(&self.inner.busy).contains(&cluster.id) {
-            return;
-        }
+        // No busy check: a provisioning task still finishing holds the cluster, and the
+        // transition below only moves a row that is running.
         let reason = match self.inner.provider.status(cluster.id).await {
             Ok(ProviderStatus::Failed { reason }) => format!("its server stopped: {reason}"),
             Ok(ProviderStatus::Missing) => "its resources are gone".to_owned(),
