@@ -1,11 +1,6 @@
-<<<<<<< HEAD
-# The two commands of the README, the benchmarks and the Debian package. The scripts install
-# what they need.
-.PHONY: run test bench deb
-=======
-# The two commands of the README, and the benchmarks. The scripts install what they need.
-.PHONY: run test bench coverage
->>>>>>> coverage
+# The two commands of the README, the benchmarks, the Debian package and the coverage report.
+# The scripts install what they need.
+.PHONY: run test bench deb coverage
 
 run: ## Build and start Berth with its home in ./.berth-home
 	scripts/run.sh
@@ -16,10 +11,8 @@ test: ## fmt, clippy and every test against a private Docker Engine and PostgreS
 bench: ## Benchmarks against baselines in the same run; figures go to BENCHMARKS.md
 	scripts/bench.sh
 
-<<<<<<< HEAD
 deb: ## Debian package target/debian/berth_VERSION_ARCH.deb from a release build (docs/install.md)
 	scripts/deb.sh
-=======
+
 coverage: ## Every Rust test under cargo llvm-cov; per-crate lines % in target/coverage/summary.txt
 	scripts/coverage.sh
->>>>>>> coverage
