@@ -531,12 +531,20 @@ impl Clusters {
     }
 
     fn spawn_deletion(&self, id: ClusterId) {
-        let Some(busy) = self.claim(id) else {
-            return;
-        };
         let clusters = self.clone();
         tokio::spawn(async move {
-            let _busy = busy;
+            // A task may still hold the cluster: a provisioning that just finished lets go
+            // at once, another deletion when it is done. Wait while the row wants deleting.
+            let _busy = loop {
+                if let Some(busy) = clusters.claim(id) {
+                    break busy;
+                }
+                match clusters.inner.store.cluster(id).await {
+                    Ok(current) if current.state == ClusterState::Deleting => {}
+                    _ => return,
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
             clusters.tear_down(id).await;
         });
     }
