@@ -102,6 +102,10 @@ pub async fn serve_tls(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    state
+        .shared
+        .serving_tls
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let listener = TlsListener::new(listener, certificate)?;
     // `tap_io` gives the listener axum's `ConnectInfo<SocketAddr>`; TCP_NODELAY is set
     // before the handshake.

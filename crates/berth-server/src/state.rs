@@ -146,6 +146,8 @@ pub(crate) struct Shared {
     pub(crate) live: crate::terminal::Live,
     /// Web sessions of the admin UI, served from memory and written behind to the store.
     pub(crate) sessions: crate::auth::session::Sessions,
+    /// Set by `serve_tls`: this process terminates TLS (cookies `__Host-`/`Secure`, HSTS).
+    pub(crate) serving_tls: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
@@ -196,6 +198,7 @@ impl AppState {
                 openapi: OnceLock::new(),
                 live: crate::terminal::Live::default(),
                 sessions: crate::auth::session::Sessions::with_clock(jwt.clone(), clock),
+                serving_tls: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }

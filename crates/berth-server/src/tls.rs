@@ -20,6 +20,9 @@ use tokio_rustls::server::TlsStream;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshaken connections waiting for the HTTP server to take them.
 const READY_QUEUE: usize = 64;
+/// Handshakes at once: past this, accepting waits, so stalled handshakes cannot use up the
+/// process's file descriptors.
+const MAX_HANDSHAKES: usize = 512;
 
 /// Why a certificate or key cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -164,7 +167,11 @@ async fn accept_loop(
     config: watch::Receiver<Arc<ServerConfig>>,
     queue: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
         let (stream, peer) = match tcp.accept().await {
             Ok(accepted) => accepted,
             Err(err) => {
@@ -181,7 +188,9 @@ async fn accept_loop(
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&config.borrow()));
         let queue = queue.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+            drop(slot);
+            match handshake {
                 Ok(Ok(tls)) => {
                     let _ = queue.send((tls, peer)).await;
                 }
@@ -220,6 +229,8 @@ pub async fn serve_redirect(
 ) -> std::io::Result<()> {
     use axum::http::{HeaderMap, StatusCode, Uri, header};
     use axum::response::IntoResponse;
+    // A public_url that is not https would send clients round in circles.
+    let https_base = https_base.filter(|base| base.starts_with("https://"));
     let redirect = move |headers: HeaderMap, uri: Uri| {
         let base = https_base.clone();
         async move {
@@ -238,10 +249,9 @@ pub async fn serve_redirect(
                         return (StatusCode::BAD_REQUEST, "a Host header is needed")
                             .into_response();
                     };
+                    // `host()` keeps an IPv6 address's brackets.
                     if https_port == 443 {
                         format!("https://{}", host.host())
-                    } else if host.host().contains(':') {
-                        format!("https://[{}]:{https_port}", host.host())
                     } else {
                         format!("https://{}:{https_port}", host.host())
                     }
@@ -268,6 +278,56 @@ pub async fn serve_redirect(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `Location` the redirect listener answers `host` with.
+    async fn location(base: Option<&str>, host: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_redirect(
+            listener,
+            base.map(str::to_owned),
+            8443,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET /w/x?y=1 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer).await.unwrap();
+        let _ = stop.send(());
+        let _ = server.await;
+        assert!(answer.starts_with("HTTP/1.1 308"), "{answer}");
+        answer
+            .lines()
+            .find_map(|l| l.strip_prefix("location: "))
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn plain_http_is_sent_to_the_same_path_over_https() {
+        assert_eq!(
+            location(None, "lab.example:80").await,
+            "https://lab.example:8443/w/x?y=1"
+        );
+        assert_eq!(
+            location(None, "[2001:db8::1]:80").await,
+            "https://[2001:db8::1]:8443/w/x?y=1"
+        );
+        assert_eq!(
+            location(Some("https://berth.example/"), "other").await,
+            "https://berth.example/w/x?y=1"
+        );
+        // A public_url that is not https would loop: the request's host is used instead.
+        assert_eq!(
+            location(Some("http://berth.example"), "lab.example").await,
+            "https://lab.example:8443/w/x?y=1"
+        );
+    }
 
     #[test]
     fn bad_files_are_refused_with_the_file_named() {

@@ -232,10 +232,14 @@ pub(crate) fn authenticate(
     caller.map_or(Authentication::Rejected, Authentication::Caller)
 }
 
-/// Whether Berth is served over HTTPS: it terminates TLS itself (main.yaml `tls`), or
+/// Whether Berth is served over HTTPS: it terminates TLS itself (it was started with main.yaml
+/// `tls`: a reload that adds or removes the section changes nothing until a restart), or
 /// `public_url` is an `https://` address (a TLS-terminating proxy in front).
-pub(crate) fn https(config: &Config) -> bool {
-    config.main.tls.is_some()
+pub(crate) fn https(state: &AppState, config: &Config) -> bool {
+    state
+        .shared
+        .serving_tls
+        .load(std::sync::atomic::Ordering::Relaxed)
         || config
             .main
             .public_url
@@ -246,7 +250,7 @@ pub(crate) fn https(config: &Config) -> bool {
 /// The caller of the request's session cookie: anonymous without one, rejected when it names
 /// no session in force (expired, logged out, unknown) or an account changed since login.
 fn session_caller(state: &AppState, config: &Config, headers: &HeaderMap) -> Authentication {
-    let name = session::cookie_name(session::SESSION_COOKIE, https(config));
+    let name = session::cookie_name(session::SESSION_COOKIE, https(state, config));
     let Some(id) = session::read_cookie(headers, &name) else {
         return Authentication::Anonymous;
     };

@@ -64,7 +64,7 @@ fn page_for(
 ) -> Response {
     let token = random_token();
     let config = state.config.current();
-    let https = https(&config);
+    let https = https(state, &config);
     let sign_up = config.main.registration.mode != berth_config::RegistrationMode::Off;
     drop(config);
     let mut response = (
@@ -125,7 +125,7 @@ pub(crate) async fn submit(
     form: Form,
 ) -> Response {
     let config = state.config.current();
-    let https = https(&config);
+    let https = https(&state, &config);
     let cookie = session::read_cookie(&headers, &session::cookie_name(LOGIN_COOKIE, https));
     let sent = form.get("_csrf").unwrap_or_default();
     if !cookie.is_some_and(|c| !c.is_empty() && same_secret(c, sent)) {
@@ -197,7 +197,7 @@ pub(crate) async fn logout(
         .sessions
         .end(&state.web_sessions, &viewer.session_id)
         .await;
-    let https = https(&state.config.current());
+    let https = https(&state, &state.config.current());
     let mut response = Redirect::to("/login").into_response();
     if let Ok(value) = HeaderValue::from_str(&set_cookie(SESSION_COOKIE, "", https, Some(0))) {
         response.headers_mut().append(header::SET_COOKIE, value);

@@ -222,7 +222,7 @@ impl Viewer {
 /// The session of a request, if it is in force: (id, session, caller).
 pub(crate) fn current_session(state: &AppState, headers: &axum::http::HeaderMap) -> Option<Viewer> {
     let config = state.config.current();
-    let name = session::cookie_name(session::SESSION_COOKIE, crate::auth::https(&config));
+    let name = session::cookie_name(session::SESSION_COOKIE, crate::auth::https(state, &config));
     let id = session::read_cookie(headers, &name)?;
     let security = &config.main.security;
     let found =

@@ -37,7 +37,7 @@ fn page(
 ) -> Response {
     let config = state.config.current();
     let mode = config.main.registration.mode;
-    let https = https(&config);
+    let https = https(state, &config);
     drop(config);
     if mode == RegistrationMode::Off {
         return error_page(
@@ -96,7 +96,7 @@ pub(crate) async fn submit(
     headers: HeaderMap,
     form: Form,
 ) -> Response {
-    let https = https(&state.config.current());
+    let https = https(&state, &state.config.current());
     let cookie = session::read_cookie(&headers, &session::cookie_name(LOGIN_COOKIE, https));
     let sent = form.get("_csrf").unwrap_or_default();
     if !cookie.is_some_and(|c| !c.is_empty() && same_secret(c, sent)) {

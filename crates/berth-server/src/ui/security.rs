@@ -29,7 +29,7 @@ pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
 
 pub(crate) async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let config = state.config.current();
-    let https = crate::auth::https(&config);
+    let https = crate::auth::https(&state, &config);
     // Who is asking, once for every handler, the guard and the UI alike.
     let peer = req
         .extensions()
@@ -93,7 +93,8 @@ fn check(state: &AppState, req: &Request) -> Result<(), ApiError> {
     }
     if is_api && !bearer {
         let config = state.config.current();
-        let name = session::cookie_name(session::SESSION_COOKIE, crate::auth::https(&config));
+        let name =
+            session::cookie_name(session::SESSION_COOKIE, crate::auth::https(state, &config));
         if let Some(id) = session::read_cookie(headers, &name) {
             let security = &config.main.security;
             let expected = state

@@ -378,8 +378,20 @@ fn write_file<R: io::Read>(
         .inner
         .into_inner()
         .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error()))?;
-    // No set-id bits: the archive's word alone is not enough for those.
-    file.set_permissions(fs::Permissions::from_mode(header.mode & 0o777))
+    // No set-id bits: the archive's word alone is not enough for those. Secrets (the keys,
+    // the database) are the owner's alone whatever the archive says.
+    let secret = path.components().any(|c| {
+        matches!(
+            c.as_os_str().to_str(),
+            Some("keys" | "jwt.key" | "ssh_host_ed25519_key" | "berth.db")
+        )
+    }) || path.to_string_lossy().contains("fleet/keys");
+    let mode = if secret {
+        header.mode & 0o700
+    } else {
+        header.mode & 0o777
+    };
+    file.set_permissions(fs::Permissions::from_mode(mode))
         .with_context(|| format!("cannot set the mode of {}", path.display()))?;
     let _ = file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(header.mtime));
     file.sync_all()
