@@ -56,10 +56,11 @@ pub fn client_for(
             "refusing plain http to {server}: your password and token would cross the network \
              in clear"
         ))
-        .hint(
-            "use the server's https:// address (with --ca FILE for a private CA), or log in \
-             with --insecure-http on a network you trust",
-        ));
+        .hint(format!(
+            "use the server's https:// address (with --ca FILE for a private CA), or, on a \
+             network you trust, `berth login {server} --insecure-http --username NAME` (or \
+             `--token TOKEN` for a token an admin gave you)"
+        )));
     }
     let certs = match ca {
         None => Vec::new(),
