@@ -144,18 +144,7 @@ def blocks(path):
 
 def prose_lines(path):
     """(line number, text) outside fenced code, with inline code spans blanked."""
-    inside = None
-    for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
-        m = FENCE.match(line)
-        if m:
-            if inside is None:
-                inside = m.group(2)[0] * len(m.group(2))
-                continue
-            if line.strip().startswith(inside):
-                inside = None
-                continue
-        if inside is not None:
-            continue
+    for n, line in prose_lines_raw(path):
         yield n, re.sub(r"(`+)(.+?)\1", lambda s: " " * len(s.group(0)), line)
 
 
@@ -190,7 +179,7 @@ def anchors(path):
 
 
 def prose_lines_raw(path):
-    """Like prose_lines, but inline code kept (headings use it)."""
+    """(line number, text) outside fenced code, inline code kept (headings use it)."""
     inside = None
     for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
         m = FENCE.match(line)

@@ -43,6 +43,8 @@ pub struct ProviderCluster {
     pub owner: Option<Username>,
     /// The provider's handle (a container name for the `docker` provider).
     pub container: String,
+    /// Whether its server runs now (a stopped one is still held: `create` starts it again).
+    pub running: bool,
 }
 
 /// A kubeconfig: the cluster's address, CA and admin credentials. Its `Debug` prints

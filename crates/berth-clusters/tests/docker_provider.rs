@@ -437,14 +437,9 @@ async fn list_shows_only_this_installation() {
     let (a, b) = (spec("a"), spec("b"));
     ours.provider(&[]).create(&a).await.unwrap();
     theirs.provider(&[]).create(&b).await.unwrap();
-    let listed: Vec<ClusterId> = ours
-        .provider(&[])
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
+    let held = ours.provider(&[]).list().await.unwrap();
+    assert!(held.iter().all(|c| c.running), "a created server runs");
+    let listed: Vec<ClusterId> = held.into_iter().map(|c| c.id).collect();
     assert_eq!(listed, [a.id]);
     let listed: Vec<ClusterId> = theirs
         .provider(&[])

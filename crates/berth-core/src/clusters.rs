@@ -709,20 +709,6 @@ impl Clusters {
         for cluster in stuck {
             self.spawn_deletion(cluster.id);
         }
-        // A failed cluster holds nothing: what a failed removal left goes now.
-        if !failed_kept.is_empty() {
-            match self.inner.provider.list().await {
-                Ok(held) => {
-                    let held: HashSet<ClusterId> = held.iter().map(|c| c.id).collect();
-                    for cluster in failed_kept.iter().filter(|c| held.contains(&c.id)) {
-                        if let Err(err) = self.inner.provider.delete(cluster.id).await {
-                            tracing::warn!(cluster = %cluster.id, error = %err, "cannot remove a failed cluster's resources");
-                        }
-                    }
-                }
-                Err(err) => tracing::warn!(error = %err, "cannot list the provider's clusters"),
-            }
-        }
         let running = self
             .inner
             .store
@@ -731,26 +717,48 @@ impl Clusters {
                 states: vec![ClusterState::Running],
             })
             .await?;
+        if failed_kept.is_empty() && running.is_empty() {
+            return Ok(count);
+        }
+        // One listing of what the provider holds serves both checks below.
+        let held: HashMap<ClusterId, bool> = match self.inner.provider.list().await {
+            Ok(held) => held.into_iter().map(|c| (c.id, c.running)).collect(),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot list the provider's clusters");
+                return Ok(count);
+            }
+        };
+        // A failed cluster holds nothing: what a failed removal left goes now.
+        for cluster in failed_kept.iter().filter(|c| held.contains_key(&c.id)) {
+            if let Err(err) = self.inner.provider.delete(cluster.id).await {
+                tracing::warn!(cluster = %cluster.id, error = %err, "cannot remove a failed cluster's resources");
+            }
+        }
+        // A running cluster whose server exited (a restarted engine, the OOM killer) or whose
+        // resources vanished (`docker rm`) fails; only those are asked why.
         for cluster in running {
-            self.check_running(&cluster).await;
+            match held.get(&cluster.id) {
+                Some(true) => {}
+                Some(false) => {
+                    let reason = match self.inner.provider.status(cluster.id).await {
+                        Ok(ProviderStatus::Failed { reason }) => reason,
+                        Ok(_) | Err(_) => "it is not running".to_owned(),
+                    };
+                    self.fail_running(&cluster, format!("its server stopped: {reason}"))
+                        .await;
+                }
+                None => {
+                    self.fail_running(&cluster, "its resources are gone".to_owned())
+                        .await;
+                }
+            }
         }
         Ok(count)
     }
 
-    /// Fails a running cluster whose server exited or whose resources are gone (a restarted
-    /// engine, a `docker rm`); a server that answers slowly stays running.
-    async fn check_running(&self, cluster: &ClusterRecord) {
-        // No busy check: a provisioning task still finishing holds the cluster, and the
-        // transition below only moves a row that is running.
-        let reason = match self.inner.provider.status(cluster.id).await {
-            Ok(ProviderStatus::Failed { reason }) => format!("its server stopped: {reason}"),
-            Ok(ProviderStatus::Missing) => "its resources are gone".to_owned(),
-            Ok(_) => return,
-            Err(err) => {
-                tracing::debug!(cluster = %cluster.id, error = %err, "cannot check a running cluster");
-                return;
-            }
-        };
+    /// Turns a running cluster `failed` with `reason` and removes what it holds; whether it
+    /// was still running.
+    async fn fail_running(&self, cluster: &ClusterRecord, reason: String) -> bool {
         let to = ClusterTransition {
             state: ClusterState::Failed,
             reason: reason.clone(),
@@ -772,7 +780,9 @@ impl Clusters {
             if let Err(err) = self.inner.provider.delete(cluster.id).await {
                 tracing::warn!(cluster = %cluster.id, error = %err, "cannot remove a stopped cluster's resources; the reaper retries");
             }
+            return true;
         }
+        false
     }
 
     /// Settles the store with what the provider holds, before serving: provider resources
@@ -810,30 +820,14 @@ impl Clusters {
                     report.resumed.push(row.id);
                     self.spawn_deletion(row.id);
                 }
-                // A provisioning row is brought up whether or not its container was made
-                // before Berth died: the provider's create is idempotent.
                 ClusterState::Running if !held_ids.contains(&row.id) => {
-                    let to = ClusterTransition {
-                        state: ClusterState::Failed,
-                        reason: "its resources were gone when Berth started".to_owned(),
-                        at: self.now(),
-                        api_url: None,
-                    };
-                    if let Ok(updated) = self
-                        .inner
-                        .store
-                        .transition_cluster(row.id, &[row.state], &to)
-                        .await
-                    {
-                        AuditEvent::system(AuditAction::ClusterFail, row.id.to_string())
-                            .details(json!({"name": row.name, "reason": to.reason}))
-                            .at(to.at)
-                            .record_to(&self.inner.audit)
-                            .await;
-                        self.publish(&updated);
+                    let gone = "its resources were gone when Berth started".to_owned();
+                    if self.fail_running(row, gone).await {
                         report.failed.push(row.id);
                     }
                 }
+                // A provisioning row is brought up whether or not its container was made
+                // before Berth died: the provider's create is idempotent.
                 ClusterState::Provisioning => {
                     report.resumed.push(row.id);
                     self.spawn_provisioning((*row).clone());

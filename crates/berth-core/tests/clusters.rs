@@ -107,6 +107,7 @@ impl ClusterProvider for FakeProvider {
                 id: *id,
                 owner: Some(owner.clone()),
                 container: format!("fake-{id}"),
+                running: !self.stopped.lock().unwrap().contains(id),
             })
             .collect())
     }

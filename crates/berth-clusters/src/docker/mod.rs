@@ -14,7 +14,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use berth_types::{ClusterId, Username};
 use bollard::Docker;
-use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum};
+use bollard::models::{
+    ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummaryStateEnum,
+};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder,
     ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -622,6 +624,7 @@ impl ClusterProvider for DockerProvider {
                     .get(OWNER_LABEL)
                     .and_then(|o| Username::new(o.as_str()).ok()),
                 container: name,
+                running: container.state == Some(ContainerSummaryStateEnum::RUNNING),
             });
         }
         Ok(out)

@@ -67,7 +67,7 @@ fn page_for(
     let https = https(state, &config);
     let sign_up = config.main.registration.mode != berth_config::RegistrationMode::Off;
     drop(config);
-    let mut response = (
+    let response = (
         status,
         render(&LoginPage {
             token: token.clone(),
@@ -79,15 +79,28 @@ fn page_for(
         }),
     )
         .into_response();
+    with_form_token(response, &token, https)
+}
+
+/// `response` with the pre-session token `token` in its short-lived cookie: what the login
+/// and sign-up forms repeat in `_csrf` (double submit).
+pub(super) fn with_form_token(mut response: Response, token: &str, https: bool) -> Response {
     if let Ok(cookie) = HeaderValue::from_str(&set_cookie(
         LOGIN_COOKIE,
-        &token,
+        token,
         https,
         Some(LOGIN_FORM_TTL.as_secs()),
     )) {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     response
+}
+
+/// Whether the form's `_csrf` repeats the pre-session cookie the form page set.
+pub(super) fn form_token_matches(headers: &HeaderMap, form: &Form, https: bool) -> bool {
+    let cookie = session::read_cookie(headers, &session::cookie_name(LOGIN_COOKIE, https));
+    let sent = form.get("_csrf").unwrap_or_default();
+    cookie.is_some_and(|c| !c.is_empty() && same_secret(c, sent))
 }
 
 /// `GET /login[?next=/path]`.
@@ -126,9 +139,7 @@ pub(crate) async fn submit(
 ) -> Response {
     let config = state.config.current();
     let https = https(&state, &config);
-    let cookie = session::read_cookie(&headers, &session::cookie_name(LOGIN_COOKIE, https));
-    let sent = form.get("_csrf").unwrap_or_default();
-    if !cookie.is_some_and(|c| !c.is_empty() && same_secret(c, sent)) {
+    if !form_token_matches(&headers, &form, https) {
         return error_page(
             StatusCode::FORBIDDEN,
             "The login form expired or did not come from this site. Open /login again.",

@@ -10,10 +10,9 @@ use berth_config::RegistrationMode;
 use berth_types::Username;
 use berth_types::api::{RegisterRequest, Secret};
 
+use super::login::{form_token_matches, with_form_token};
 use super::{Form, current_session, error_page, render};
-use crate::auth::session::{
-    self, LOGIN_COOKIE, LOGIN_FORM_TTL, random_token, same_secret, set_cookie,
-};
+use crate::auth::session::{LOGIN_COOKIE, random_token, set_cookie};
 use crate::auth::{ClientIp, https};
 use crate::state::AppState;
 
@@ -46,7 +45,7 @@ fn page(
         );
     }
     let token = random_token();
-    let mut response = (
+    let response = (
         status,
         render(&RegisterPage {
             token: token.clone(),
@@ -57,15 +56,7 @@ fn page(
         }),
     )
         .into_response();
-    if let Ok(cookie) = HeaderValue::from_str(&set_cookie(
-        LOGIN_COOKIE,
-        &token,
-        https,
-        Some(LOGIN_FORM_TTL.as_secs()),
-    )) {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
-    }
-    response
+    with_form_token(response, &token, https)
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -97,9 +88,7 @@ pub(crate) async fn submit(
     form: Form,
 ) -> Response {
     let https = https(&state, &state.config.current());
-    let cookie = session::read_cookie(&headers, &session::cookie_name(LOGIN_COOKIE, https));
-    let sent = form.get("_csrf").unwrap_or_default();
-    if !cookie.is_some_and(|c| !c.is_empty() && same_secret(c, sent)) {
+    if !form_token_matches(&headers, &form, https) {
         return error_page(
             StatusCode::FORBIDDEN,
             "The sign-up form expired or did not come from this site. Open /register again.",
